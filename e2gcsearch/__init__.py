@@ -1,0 +1,34 @@
+"""e2gcsearch: find the group size (E2GC) or number of groups (FgGC) of a CNN that trades accuracy
+against measured energy per frame on your hardware.
+
+The public API is small; everything else lives in the submodules.
+
+Example:
+    >>> from e2gcsearch import ArchConfig, create_model, network_cost
+    >>> cfg = ArchConfig("resnext50", groups=32)
+    >>> network_cost(cfg).params
+    24957096
+"""
+
+from __future__ import annotations
+
+from .config import ArchConfig
+from .cost import LayerCost, NetworkCost, network_cost
+from .errors import ConfigError, DataError, UnknownNameError, UserError
+from .models import create_model, list_models
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArchConfig",
+    "ConfigError",
+    "DataError",
+    "LayerCost",
+    "NetworkCost",
+    "UnknownNameError",
+    "UserError",
+    "__version__",
+    "create_model",
+    "list_models",
+    "network_cost",
+]

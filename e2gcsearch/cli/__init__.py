@@ -1,0 +1,57 @@
+"""The ``e2gcsearch`` command: parses arguments and calls the library, nothing else.
+
+Each subcommand lives in its own module with ``register(subparsers)``; it sets ``func`` to a
+function ``(args) -> int | None`` that does the work.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from .. import __version__
+from ..errors import UserError
+from ._common import HelpFormatter, Parser
+
+# Subcommand modules, in the order `e2gcsearch --help` lists them.
+COMMANDS = ("table", "cost")
+
+DESCRIPTION = """\
+Search the group size (E2GC) or number of groups (FgGC) of MobileNet-V1 and ResNeXt-50 against
+measured energy per frame and proxy accuracy.
+
+examples:
+  e2gcsearch table                                  # the paper's Tables III/IV (params, MACs)
+  e2gcsearch cost mobilenet_v1 --group-size 4 --per-layer
+"""
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="e2gcsearch", description=DESCRIPTION, formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"e2gcsearch {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name in COMMANDS:
+        importlib.import_module(f"{__name__}.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        sys.stderr.write(f"e2gcsearch {args.command}: error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write(f"e2gcsearch {args.command}: interrupted\n")
+        return 130
+    except BrokenPipeError:  # e.g. `e2gcsearch table | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

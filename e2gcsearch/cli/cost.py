@@ -1,0 +1,54 @@
+"""``e2gcsearch cost``: params, MACs, activations and arithmetic intensity of one network."""
+
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+
+from ..cost import network_cost
+from ..tables import fixed, human_count, render, to_json
+from ._common import HelpFormatter, add_format_arg, add_model_args, arch_config, emit
+
+EXAMPLES = """\
+examples:
+  e2gcsearch cost mobilenet_v1 --group-size 1               # stock MobileNet-V1: 4.21 M params, 568.74 M MACs
+  e2gcsearch cost resnext50 --groups 32 --per-layer         # every conv/linear layer of stock ResNeXt-50
+  e2gcsearch cost mobilenet_v1 -G 8 --width 0.5 --resolution 112 --format json
+
+counting: MACs and params of conv + linear layers only (FC bias included, BN reported apart);
+activations = input + output elements of each layer; AI = MACs / (params + activations).
+"""
+
+LAYER_COLUMNS = ["name", "kind", "in_channels", "out_channels", "kernel", "stride", "groups",
+                 "group_size", "out_h", "out_w", "macs", "params", "activations", "ai"]
+FORMATTERS = {"params": human_count, "macs": human_count, "activations": human_count,
+              "bn_params": human_count, "ai": fixed(2)}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "cost", help="params, MACs, activations and AI of one network (per layer on request)",
+        description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
+    add_model_args(parser)
+    parser.add_argument("--per-layer", action="store_true", help="also list every conv and linear layer")
+    add_format_arg(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    cost = network_cost(arch_config(args), resolution=args.resolution)
+    summary = pd.DataFrame([cost.summary()])
+    layers = pd.DataFrame([layer.to_dict() for layer in cost.layers], columns=LAYER_COLUMNS)
+    if args.format == "json":
+        document = {"summary": cost.summary(), "config": cost.config.to_dict()}
+        if args.per_layer:
+            document["layers"] = layers.to_dict(orient="records")
+        emit(to_json(document))
+    elif args.format == "csv":
+        emit(render(layers if args.per_layer else summary, "csv"))
+    else:
+        emit(render(summary, args.format, FORMATTERS))
+        if args.per_layer:
+            emit("")
+            emit(render(layers, args.format, FORMATTERS))

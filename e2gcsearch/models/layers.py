@@ -1,0 +1,107 @@
+"""The one grouped-conv factory every model uses, and the rules that turn a grouping and a width
+multiplier into channel counts.
+
+Channel-rounding rule (width multiplier):
+    * ``width == 1.0`` keeps the paper's channel counts exactly; a G or g that does not divide a
+      grouped layer's channels is then an error (the paper's networks are reproduced, never altered).
+    * ``width != 1.0`` scales every channel count c to ``c * width`` rounded to the nearest multiple
+      of a divisor d (at least d, and bumped up by d if rounding lost more than 10 %). d is 8 for
+      ordinary layers, and ``lcm(8, G)`` (E2GC) or ``lcm(8, g)`` (FgGC) for the channels of a grouped
+      3x3 conv, so every grouped layer stays divisible by construction.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+from ..config import ArchConfig
+from ..errors import ConfigError
+
+CHANNEL_DIVISOR = 8
+
+
+def make_divisible(value: float, divisor: int, min_ratio: float = 0.9) -> int:
+    """Round ``value`` to the nearest multiple of ``divisor`` (at least ``divisor``) without losing
+    more than ``1 - min_ratio`` of it."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    if rounded < min_ratio * value:
+        rounded += divisor
+    return rounded
+
+
+def grouped_divisor(cfg: ArchConfig) -> int:
+    """The multiple that channels of a grouped conv are rounded to when ``width != 1``."""
+    return math.lcm(CHANNEL_DIVISOR, cfg.grouping_value)
+
+
+def scale_channels(channels: int, width: float, divisor: int = CHANNEL_DIVISOR) -> int:
+    """Stock channel count → channel count at ``width`` (identity at width 1.0)."""
+    if width == 1.0:
+        return channels
+    return make_divisible(channels * width, divisor)
+
+
+def num_groups(channels: int, cfg: ArchConfig, layer: str = "a grouped layer") -> int:
+    """Number of groups of a grouped conv with ``channels`` input channels under ``cfg``.
+
+    E2GC: ``channels // group_size`` (group size 1 → depthwise); FgGC: ``groups``. Raises
+    :class:`ConfigError` with a fix when the grouping does not divide the channels.
+    """
+    if cfg.group_size is not None:
+        size = cfg.group_size
+        if size > channels or channels % size:
+            raise ConfigError(
+                f"group size G={size} does not divide the {channels} channels of {layer} "
+                f"({cfg.arch}, width {cfg.width:g}); use a G that divides {channels} "
+                f"(e.g. a power of two <= {_largest_pow2_divisor(channels)}) or a width other than 1.0 "
+                "so channels are rounded to a multiple of G"
+            )
+        return channels // size
+    groups = cfg.groups
+    assert groups is not None  # guaranteed by ArchConfig
+    if groups > channels or channels % groups:
+        raise ConfigError(
+            f"groups g={groups} does not divide the {channels} channels of {layer} "
+            f"({cfg.arch}, width {cfg.width:g}); use a g that divides {channels} "
+            f"(e.g. a power of two <= {_largest_pow2_divisor(channels)}) or a width other than 1.0 "
+            "so channels are rounded to a multiple of g"
+        )
+    return groups
+
+
+def _largest_pow2_divisor(channels: int) -> int:
+    return channels & -channels
+
+
+def create_conv2d(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int,
+    stride: int = 1,
+    groups: int = 1,
+) -> nn.Conv2d:
+    """Every conv of every model: bias-free, 'same' padding for odd kernels, any grouping."""
+    return nn.Conv2d(
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=stride,
+        padding=kernel_size // 2,
+        groups=groups,
+        bias=False,
+    )
+
+
+def init_weights(model: nn.Module) -> None:
+    """He init for convs (fan-out), unit BN, small normal for the classifier (as torchvision)."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, 0.0, 0.01)
+            nn.init.zeros_(module.bias)

@@ -1,0 +1,96 @@
+"""MobileNet-V1 (Howard et al. 2017) with a configurable grouped 3x3 conv in every module.
+
+Stem: 3x3 conv 3→32, stride 2. Then 13 modules "3x3 conv m→m (grouped) + 1x1 conv m→n", each
+followed by BN + ReLU; global average pool; FC 1024→classes. Only the 3x3 conv of each module is
+grouped: groups = m / G (E2GC) or g (FgGC). G = 1 is the stock depthwise-separable network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from ..config import ArchConfig
+from .layers import CHANNEL_DIVISOR, create_conv2d, grouped_divisor, init_weights, num_groups, scale_channels
+
+STEM_CHANNELS = 32
+# (n = output channels of the 1x1 conv, stride of the grouped 3x3 conv) of the 13 modules.
+MODULES: tuple[tuple[int, int], ...] = (
+    (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
+    (512, 1), (512, 1), (512, 1), (512, 1), (512, 1),
+    (1024, 2), (1024, 1),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModuleSpec:
+    """One row of the stage table: grouped 3x3 conv m→m (stride, groups), then 1x1 conv m→n."""
+
+    in_channels: int
+    out_channels: int
+    stride: int
+    groups: int
+
+
+@dataclasses.dataclass(frozen=True)
+class MobileNetV1Plan:
+    stem_channels: int
+    modules: tuple[ModuleSpec, ...]
+    num_classes: int
+
+
+def plan(cfg: ArchConfig) -> MobileNetV1Plan:
+    """Channel counts and groups of every module for ``cfg`` (validates divisibility)."""
+    divisor = grouped_divisor(cfg)
+    # Every module output feeds the next grouped conv, so it uses the grouped divisor; so does the stem.
+    stem = scale_channels(STEM_CHANNELS, cfg.width, divisor)
+    specs = []
+    in_channels = stem
+    for index, (out_stock, stride) in enumerate(MODULES):
+        is_last = index == len(MODULES) - 1
+        out_channels = scale_channels(out_stock, cfg.width, CHANNEL_DIVISOR if is_last else divisor)
+        groups = num_groups(in_channels, cfg, layer=f"features.{index}.conv_grouped")
+        specs.append(ModuleSpec(in_channels, out_channels, stride, groups))
+        in_channels = out_channels
+    return MobileNetV1Plan(stem, tuple(specs), cfg.num_classes)
+
+
+class GroupedModule(nn.Module):
+    """3x3 grouped conv + BN + ReLU, then 1x1 conv + BN + ReLU."""
+
+    def __init__(self, spec: ModuleSpec) -> None:
+        super().__init__()
+        m, n = spec.in_channels, spec.out_channels
+        self.conv_grouped = create_conv2d(m, m, 3, stride=spec.stride, groups=spec.groups)
+        self.bn_grouped = nn.BatchNorm2d(m)
+        self.conv_pointwise = create_conv2d(m, n, 1)
+        self.bn_pointwise = nn.BatchNorm2d(n)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn_grouped(self.conv_grouped(x)))  # (B, m, H/s, W/s)
+        return self.relu(self.bn_pointwise(self.conv_pointwise(x)))  # (B, n, H/s, W/s)
+
+
+class MobileNetV1(nn.Module):
+    def __init__(self, net: MobileNetV1Plan) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            create_conv2d(3, net.stem_channels, 3, stride=2),
+            nn.BatchNorm2d(net.stem_channels),
+            nn.ReLU(inplace=True),
+        )
+        self.features = nn.Sequential(*(GroupedModule(spec) for spec in net.modules))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(net.modules[-1].out_channels, net.num_classes)
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(self.stem(x))  # (B, 1024·w, H/32, W/32)
+        return self.classifier(torch.flatten(self.pool(x), 1))  # (B, classes)
+
+
+def build(cfg: ArchConfig) -> MobileNetV1:
+    return MobileNetV1(plan(cfg))

@@ -1,0 +1,109 @@
+"""ResNeXt-50 32x4d (Xie et al. 2017) in torchvision's layout, with a configurable grouped 3x3 conv.
+
+Bottleneck: 1x1 conv cin→m, 3x3 conv m→m grouped (carries the stride), 1x1 conv m→4·planes;
+m = 128/256/512/1024 in the four stages of 3/4/6/3 blocks. FgGC g = 32 is the stock network (same
+module names and parameter shapes as ``torchvision.models.resnext50_32x4d``). Stem and FC untouched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from ..config import ArchConfig
+from .layers import create_conv2d, grouped_divisor, init_weights, num_groups, scale_channels
+
+STEM_CHANNELS = 64
+EXPANSION = 4
+# (planes, blocks, stride of the first block); the grouped width is m = 2·planes for 32x4d.
+STAGES: tuple[tuple[int, int, int], ...] = ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2))
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockSpec:
+    """One bottleneck: 1x1 in→mid, 3x3 mid→mid (stride, groups), 1x1 mid→out, projection if needed."""
+
+    in_channels: int
+    mid_channels: int
+    out_channels: int
+    stride: int
+    groups: int
+
+    @property
+    def has_projection(self) -> bool:
+        return self.stride != 1 or self.in_channels != self.out_channels
+
+
+@dataclasses.dataclass(frozen=True)
+class ResNeXtPlan:
+    stem_channels: int
+    stages: tuple[tuple[BlockSpec, ...], ...]
+    num_classes: int
+
+
+def plan(cfg: ArchConfig) -> ResNeXtPlan:
+    """Channel counts and groups of every block for ``cfg`` (validates divisibility)."""
+    stem = scale_channels(STEM_CHANNELS, cfg.width)
+    stages = []
+    in_channels = stem
+    for stage_index, (planes, blocks, first_stride) in enumerate(STAGES):
+        mid = scale_channels(planes * 2, cfg.width, grouped_divisor(cfg))
+        out = scale_channels(planes * EXPANSION, cfg.width)
+        groups = num_groups(mid, cfg, layer=f"layer{stage_index + 1}.*.conv2")
+        stage = []
+        for block_index in range(blocks):
+            stride = first_stride if block_index == 0 else 1
+            stage.append(BlockSpec(in_channels, mid, out, stride, groups))
+            in_channels = out
+        stages.append(tuple(stage))
+    return ResNeXtPlan(stem, tuple(stages), cfg.num_classes)
+
+
+class Bottleneck(nn.Module):
+    def __init__(self, spec: BlockSpec) -> None:
+        super().__init__()
+        self.conv1 = create_conv2d(spec.in_channels, spec.mid_channels, 1)
+        self.bn1 = nn.BatchNorm2d(spec.mid_channels)
+        self.conv2 = create_conv2d(spec.mid_channels, spec.mid_channels, 3, stride=spec.stride, groups=spec.groups)
+        self.bn2 = nn.BatchNorm2d(spec.mid_channels)
+        self.conv3 = create_conv2d(spec.mid_channels, spec.out_channels, 1)
+        self.bn3 = nn.BatchNorm2d(spec.out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if spec.has_projection:
+            self.downsample = nn.Sequential(
+                create_conv2d(spec.in_channels, spec.out_channels, 1, stride=spec.stride),
+                nn.BatchNorm2d(spec.out_channels),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)  # (B, out, H/s, W/s)
+        out = self.relu(self.bn1(self.conv1(x)))  # (B, mid, H, W)
+        out = self.relu(self.bn2(self.conv2(out)))  # (B, mid, H/s, W/s)
+        out = self.bn3(self.conv3(out))  # (B, out, H/s, W/s)
+        return self.relu(out + identity)
+
+
+class ResNeXt(nn.Module):
+    def __init__(self, net: ResNeXtPlan) -> None:
+        super().__init__()
+        self.conv1 = create_conv2d(3, net.stem_channels, 7, stride=2)
+        self.bn1 = nn.BatchNorm2d(net.stem_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        for index, stage in enumerate(net.stages, start=1):
+            self.add_module(f"layer{index}", nn.Sequential(*(Bottleneck(spec) for spec in stage)))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(net.stages[-1][-1].out_channels, net.num_classes)
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (B, 64·w, H/4, W/4)
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))  # (B, 2048·w, H/32, W/32)
+        return self.fc(torch.flatten(self.avgpool(x), 1))  # (B, classes)
+
+
+def build(cfg: ArchConfig) -> ResNeXt:
+    return ResNeXt(plan(cfg))
