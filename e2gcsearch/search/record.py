@@ -1,0 +1,105 @@
+"""What a finished trial stores, and how it is read back.
+
+Every trial of an e2gcsearch study keeps, in its Optuna user attrs, everything a later reader needs
+(``front``, ``export``, ``validate``, ``model fit``) without re-running anything. This module is the
+one place that writes and reads those keys.
+
+User attrs of a trial:
+    arch_config        ArchConfig as a dict (rebuilds the exact network)
+    params, macs       raw integer counts (cost model conventions) at the search resolution
+    resolution         input size the costs, EPF and training used
+    epf                {"<B>": {"epf_mj", "epf_std_mj", "cv", "latency_ms", "throughput_ips", "status"}}
+    energy_backend     meter that produced every EPF figure ("estimate", "rapl", "nvml")
+    energy_is_estimate True when the figures are time x power-model estimates, not measurements
+    latency_ms         latency per batch at the reference batch size
+    fingerprint        device fingerprint of the profiler
+    top1, top5         proxy top-1 / top-5 in percent (None when training was skipped)
+    loss_curve         proxy training loss per epoch
+    train_status       "ok", "non-finite loss", or "skipped (infeasible)"
+    data               dataset + subset description
+    wall_s             {"cost", "profile", "train"} seconds per phase
+    infeasible         True when a constraint is violated
+    violations         human-readable violated constraints, e.g. ["params<=5e6 (got 1.2e7)"]
+    baseline           the paper baseline this trial reproduces ("MobileNet-V1 G=1"), or absent
+    fail_reason        why a FAIL trial failed (exception type and message)
+    full               results of full training written back by ``validate``
+
+User attrs of the study (written once by ``run``):
+    objectives         [{"name": "epf@16", "metric": "epf", "batch_size": 16,
+                         "direction": "minimize", "unit": "mJ/frame"},
+                        {"name": "top1", "metric": "top1", "batch_size": None,
+                         "direction": "maximize", "unit": "%"}]
+                       (the same names are set with ``study.set_metric_names``)
+    space              the search space description (must match to resume)
+    e2gcsearch_version version that created the study
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ..config import ArchConfig
+
+ARCH_CONFIG = "arch_config"
+FAIL_REASON = "fail_reason"
+BASELINE = "baseline"
+FULL = "full"
+OBJECTIVES = "objectives"
+SPACE = "space"
+
+
+@dataclasses.dataclass
+class TrialRecord:
+    """A trial's stored results, typed. Missing values are ``None``."""
+
+    number: int
+    state: str
+    arch: ArchConfig
+    values: tuple[float, ...] | None
+    params: int | None = None
+    macs: int | None = None
+    resolution: int | None = None
+    epf: dict[int, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    energy_backend: str | None = None
+    energy_is_estimate: bool | None = None
+    latency_ms: float | None = None
+    fingerprint: dict[str, Any] = dataclasses.field(default_factory=dict)
+    top1: float | None = None
+    top5: float | None = None
+    loss_curve: list[float] = dataclasses.field(default_factory=list)
+    train_status: str | None = None
+    data: dict[str, Any] = dataclasses.field(default_factory=dict)
+    wall_s: dict[str, float] = dataclasses.field(default_factory=dict)
+    infeasible: bool = False
+    violations: list[str] = dataclasses.field(default_factory=list)
+    baseline: str | None = None
+    fail_reason: str | None = None
+    full: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_trial(cls, trial: Any) -> "TrialRecord":
+        """Read a :class:`optuna.trial.FrozenTrial` of an e2gcsearch study."""
+        attrs = dict(trial.user_attrs)
+        arch = ArchConfig.from_dict(attrs.pop(ARCH_CONFIG))
+        epf = {int(batch): dict(figures) for batch, figures in attrs.pop("epf", {}).items()}
+        known = {f.name for f in dataclasses.fields(cls)}
+        extra = {key: value for key, value in attrs.items() if key in known}
+        values = tuple(trial.values) if trial.values is not None else None
+        return cls(number=trial.number, state=trial.state.name, arch=arch, values=values, epf=epf, **extra)
+
+    def epf_mj(self, batch_size: int) -> float | None:
+        figures = self.epf.get(batch_size)
+        return None if not figures or figures.get("status", "ok") != "ok" else figures.get("epf_mj")
+
+
+def user_attrs(**fields: Any) -> dict[str, Any]:
+    """Attrs ready for ``trial.set_user_attr`` (ArchConfig → dict, batch sizes → string keys)."""
+    out = {}
+    for key, value in fields.items():
+        if isinstance(value, ArchConfig):
+            value = value.to_dict()
+        if key == "epf":
+            value = {str(batch): figures for batch, figures in value.items()}
+        out[key] = value
+    return out
