@@ -7,7 +7,7 @@ Example:
     >>> from e2gcsearch import ArchConfig, create_model, network_cost
     >>> cfg = ArchConfig("resnext50", groups=32)
     >>> network_cost(cfg).params
-    24957096
+    24960680
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ Example:
     >>> from e2gcsearch import ArchConfig, network_cost
     >>> cost = network_cost(ArchConfig("mobilenet_v1", group_size=1), resolution=224)
     >>> cost.params, cost.macs
-    (4231976, 568740352)
+    (4210088, 568740352)
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ human formats (table, markdown) apply per-column formatters such as ``4.20 M``.
 Example:
     >>> import pandas as pd
     >>> print(render(pd.DataFrame([{"params": 4231976}]), "table", {"params": human_count}))
-      params
+    params
     4.23 M
 """
 
@@ -74,10 +74,11 @@ def _humanize(frame: pd.DataFrame, formatters: Mapping[str, Formatter] | None,
     return shown.rename(columns=dict(headers or {}))
 
 
-def markdown(frame: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table (numbers right-aligned)."""
+def markdown(frame: pd.DataFrame, numeric: list[bool] | None = None) -> str:
+    """A GitHub-flavoured Markdown table (numeric columns right-aligned)."""
     columns = [str(c) for c in frame.columns]
-    numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns]
+    if numeric is None:
+        numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns]
     lines = ["| " + " | ".join(columns) + " |",
              "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
     for row in frame.itertuples(index=False):
@@ -98,7 +99,7 @@ def render(
         return to_json(frame.to_dict(orient="records"))
     shown = _humanize(frame, formatters, headers)
     if fmt == "markdown":
-        return markdown(shown)
+        return markdown(shown, [pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns])
     if fmt == "table":
         return shown.to_string(index=False)
     raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
