@@ -42,6 +42,25 @@ def int_list(text: str) -> tuple[int, ...]:
     return values
 
 
+def float_list(text: str) -> tuple[float, ...]:
+    """'0.25,0.5' → (0.25, 0.5)."""
+    try:
+        values = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of numbers like 0.25,0.5, got {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive numbers like 0.25,0.5, got {text!r}")
+    return values
+
+
+def name_list(text: str) -> tuple[str, ...]:
+    """'mobilenet_v1,resnext50' → ('mobilenet_v1', 'resnext50')."""
+    values = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of names, got {text!r}")
+    return values
+
+
 def add_format_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, default="table",
                         help="output format: human table, CSV/JSON with raw values, or Markdown")
