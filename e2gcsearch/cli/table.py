@@ -1,18 +1,25 @@
-"""``e2gcsearch table``: the paper's Tables III and IV (params and MACs of every E2GC/FgGC row)."""
+"""``e2gcsearch table``: the paper's Tables III and IV (params and MACs of every E2GC/FgGC row),
+optionally with measured EPF per batch size (``--measure``)."""
 
 from __future__ import annotations
 
 import argparse
 
+import pandas as pd
+
 from .. import paper
+from ..profile import epf_columns, profile_many
 from ..tables import fixed, human_count, render
-from ._common import HelpFormatter, add_format_arg, emit, positive_int
+from ._common import HelpFormatter, add_format_arg, emit, note, positive_int
+from .profile import add_profile_args, backend_lines, profile_config
 
 EXAMPLES = """\
 examples:
   e2gcsearch table                       # 22 rows at 224x224, 1000 classes
   e2gcsearch table --format csv          # raw integer counts: arch,module,value,params,macs,...
   e2gcsearch table --resolution 112 --width 0.5
+  e2gcsearch table --measure --resolution 64 --width 0.25 --batch-sizes 1,4,16 --threads 1
+                                         # + EPF columns (mJ/frame) per batch size, naming the backend
 """
 
 # Human-readable rendering of the columns (CSV/JSON keep raw integers).
@@ -28,6 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resolution", type=int, default=224, help="input height and width in pixels")
     parser.add_argument("--width", type=float, default=1.0, help="width multiplier")
     parser.add_argument("--classes", type=positive_int, default=1000, help="number of output classes")
+    parser.add_argument("--measure", action="store_true",
+                        help="also profile every row and add EPF columns (mJ/frame) per batch size at this "
+                             "resolution and width; on a CPU keep it small, e.g. --resolution 64 --width 0.25")
+    add_profile_args(parser, title="energy measurement (with --measure)")
     add_format_arg(parser)
     parser.set_defaults(func=run)
 
@@ -38,6 +49,21 @@ def table_frame(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> None:
     frame = table_frame(args)
+    formatters, headers = dict(FORMATTERS), dict(HEADERS)
+    if args.measure:
+        configs = paper.table_configs(width=args.width, num_classes=args.classes)
+        results = profile_many(configs, profile_config(args), progress=note)
+        frame = pd.concat([frame, pd.DataFrame(epf_columns(results))], axis=1)
+        backend = results[0].backend
+        for batch_size in args.batch_sizes:
+            formatters[f"epf_mj_b{batch_size}"] = fixed(3)
+            headers[f"epf_mj_b{batch_size}"] = f"EPF B={batch_size} (mJ/frame, {backend})"
+        headers["epf_backend"] = "backend"
+        backend_line, *skipped = backend_lines(results[0])
+        for line in skipped if args.format in ("table", "markdown") else [backend_line, *skipped]:
+            note(line)
+        if args.format in ("table", "markdown"):
+            emit(f"EPF at {args.resolution}x{args.resolution} px, width {args.width:g}; {backend_line}")
     if args.format in ("table", "markdown"):
         frame = frame.drop(columns=["width", "resolution"])
-    emit(render(frame, args.format, FORMATTERS, HEADERS))
+    emit(render(frame, args.format, formatters, headers))

@@ -1,0 +1,110 @@
+"""``e2gcsearch profile``: energy per frame (EPF), latency and CV of one network per batch size."""
+
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+
+from ..energy import BACKENDS
+from ..profile import ProfileConfig, ProfileResult, profile_model
+from ..tables import fixed, render, to_json
+from ._common import HelpFormatter, add_format_arg, add_model_args, arch_config, emit, int_list, note, positive_int
+
+EXAMPLES = """\
+examples:
+  e2gcsearch profile mobilenet_v1 --group-size 4 --width 0.25 --resolution 64
+  e2gcsearch profile mobilenet_v1 -G 1 --resolution 112 --batch-sizes 16 --threads 1 --format csv
+  e2gcsearch profile resnext50 --groups 32 --device cuda --backend nvml --format json
+  E2GCSEARCH_CPU_POWER_W=35 e2gcsearch profile mobilenet_v1 -G 8 --width 0.5 --resolution 64
+
+EPF = energy of one forward + backward pass of a batch / batch size, in mJ per frame (train mode,
+no optimizer step). Backends (auto tries them in this order): nvml (NVIDIA energy counter or sampled
+power), rapl (Linux powercap, CPU package + DRAM), estimate (measured time x a TDP power model:
+7.5 W per busy core on a CPU; override with --cpu-power-w or E2GCSEARCH_CPU_POWER_W). Estimates are
+labelled "estimate" everywhere. Default window: 5 s on a GPU, 0.25 s on a CPU. Measurements are
+cached in $E2GCSEARCH_CACHE_DIR/profiles (default ~/.cache/e2gcsearch/profiles); --no-cache measures
+afresh.
+"""
+
+FORMATTERS = {"epf_mj": fixed(3), "epf_std_mj": fixed(3), "cv": lambda v: fixed(1)(None if v is None else 100 * v),
+              "latency_ms": fixed(2), "throughput_ips": fixed(1), "idle_power_w": fixed(2),
+              "epf_idle_subtracted_mj": fixed(3)}
+HUMAN_COLUMNS = ["batch_size", "status", "epf_mj", "epf_std_mj", "cv", "latency_ms", "throughput_ips",
+                 "idle_power_w", "epf_idle_subtracted_mj", "iterations", "repeats", "cached", "backend"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "profile", help="EPF (mJ/frame), latency and CV of one network per batch size, naming the backend",
+        description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
+    add_model_args(parser)
+    add_profile_args(parser)
+    add_format_arg(parser)
+    parser.set_defaults(func=run)
+
+
+def add_profile_args(parser: argparse.ArgumentParser, title: str = "energy measurement") -> None:
+    """Flags shared by ``profile`` and ``table --measure``."""
+    group = parser.add_argument_group(title)
+    group.add_argument("--batch-sizes", type=int_list, default=(1, 4, 16), metavar="B,B,...",
+                       help="batch sizes to profile")
+    group.add_argument("--backend", choices=("auto",) + BACKENDS, default="auto",
+                       help="energy meter; auto tries nvml, rapl, estimate and says why it skipped any")
+    group.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    group.add_argument("--repeats", type=positive_int, default=5, help="measured windows per batch size")
+    group.add_argument("--min-window-s", type=float, default=None, metavar="S",
+                       help="minimum window length in seconds (default: 5 on a GPU, 0.25 on a CPU)")
+    group.add_argument("--warmup", type=int, default=3, help="warm-up steps per batch size")
+    group.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
+                       help="precision of weights and input")
+    group.add_argument("--channels-last", action="store_true", help="NHWC memory format")
+    group.add_argument("--threads", type=positive_int, default=None,
+                       help="torch intra-op threads (default: torch's; 1 is steadier on a shared CPU)")
+    group.add_argument("--cpu-power-w", type=float, default=None, metavar="W",
+                       help="estimate backend: assumed power in watts (else E2GCSEARCH_CPU_POWER_W, "
+                            "else 7.5 W per thread)")
+    group.add_argument("--no-cache", action="store_true", help="measure afresh; neither read nor write the cache")
+    group.add_argument("--cache-dir", default=None, help="cache directory (default: see below)")
+
+
+def profile_config(args: argparse.Namespace) -> ProfileConfig:
+    """The ProfileConfig the flags describe (raises ConfigError with a fix)."""
+    return ProfileConfig(
+        batch_sizes=args.batch_sizes, resolution=args.resolution, device=args.device, backend=args.backend,
+        dtype=args.dtype, channels_last=args.channels_last, repeats=args.repeats,
+        min_window_s=args.min_window_s, warmup=args.warmup, cache_dir=args.cache_dir,
+        use_cache=not args.no_cache, power_w=args.cpu_power_w, threads=args.threads)
+
+
+def backend_lines(result: ProfileResult) -> list[str]:
+    """``backend: …`` (saying "estimate" when it is one) and why other backends were skipped."""
+    kind = ("an estimate from measured time, not a measured energy" if result.is_estimate
+            else "measured by a hardware counter")
+    lines = [f"backend: {result.backend_label} -- {kind}"]
+    if result.backend_notes:
+        lines.append("skipped: " + "; ".join(result.backend_notes))
+    return lines
+
+
+def run(args: argparse.Namespace) -> None:
+    result = profile_model(arch_config(args), profile_config(args), progress=note)
+    backend_line, *skipped = backend_lines(result)
+    for line in ([] if args.format in ("table", "markdown") else [backend_line]) + skipped:
+        note(line)
+    if args.format == "json":
+        emit(to_json(result.to_dict()))
+        return
+    frame = pd.DataFrame(result.rows())
+    if args.format == "csv":
+        emit(render(frame, "csv"))
+        return
+    fp = result.fingerprint
+    headers = {"batch_size": "B", "epf_mj": f"EPF (mJ/frame, {result.backend})", "epf_std_mj": "std (mJ/frame)",
+               "cv": "CV (%)", "latency_ms": "latency (ms/batch)", "throughput_ips": "throughput (img/s)",
+               "idle_power_w": "idle (W)", "epf_idle_subtracted_mj": f"EPF-idle (mJ/frame, {result.backend})",
+               "iterations": "steps/window", "repeats": "windows"}
+    emit(f"{result.arch.label()} at {result.resolution}x{result.resolution} px, {fp['dtype']} {fp['memory_format']}, "
+         f"{fp['device']} ({fp['device_model']}, threads: {fp['threads']}, torch {fp['torch']})")
+    emit(backend_line)
+    emit(render(frame[HUMAN_COLUMNS], args.format, FORMATTERS, headers))

@@ -1,0 +1,393 @@
+"""EPF profiler: energy per frame of one training step, per batch size, on top of an energy meter.
+
+EPF (the E2GC paper's figure) = energy of one forward + one backward pass of a batch / batch size B,
+in millijoules. The protocol, per batch size B:
+
+1. build the network from its :class:`~e2gcsearch.config.ArchConfig` in train mode, on the device,
+   in the dtype and memory format asked; synthetic input ``(B, 3, R, R)`` and random labels;
+   one step = ``zero_grad`` + forward + cross-entropy + backward (no optimizer step);
+2. warm up (``warmup`` steps; on a GPU also at least 1 s so clocks and power settle) and time the
+   warm-up steps to calibrate: ``iterations = ceil(min_window_s / step time)``, so every measured
+   window lasts at least ``min_window_s``;
+3. ``repeats`` windows of ``iterations`` steps each; EPF of a window = its energy / (iterations x B);
+   report mean, standard deviation and CV over the windows, latency per batch, throughput, and —
+   when the backend can measure it — idle power (read once while sleeping, before the first batch)
+   and the idle-subtracted EPF.
+
+Window length defaults: **5 s on a GPU** (NVML's energy counter refreshes every 20-100 ms, so 5 s keeps
+the edge error near 2 %, and GPU power needs a few hundred ms to ramp), **0.25 s on a CPU**. On a
+CPU the meter is RAPL (a counter updated about every millisecond) or the estimate (time from
+``perf_counter``, nanosecond resolution), so a short window loses no precision to the counter; what
+remains is scheduler noise, which the repeats average. 0.25 s keeps a search trial cheap: a
+width-0.25 MobileNet at 64 px, B in (1, 4, 16), 3 repeats profiles in about 3 s on 2 cores.
+
+An out-of-memory batch size is reported with status ``"out of memory"`` and the others still run.
+Results are cached on disk (see :mod:`e2gcsearch.profile_cache`).
+
+Example:
+    >>> from e2gcsearch import ArchConfig
+    >>> cfg = ArchConfig("mobilenet_v1", group_size=4, width=0.25, num_classes=10)
+    >>> result = profile_model(cfg, ProfileConfig(batch_sizes=(4,), resolution=64, backend="estimate",
+    ...                                           repeats=2, min_window_s=0.05, use_cache=False))
+    >>> result.backend, result.is_estimate, result.batches[4].status
+    ('estimate', True, 'ok')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import profile_cache
+from .config import ArchConfig
+from .energy import Meter, create_meter, parse_device
+from .errors import ConfigError, UserError
+from .models import check_resolution, create_model, validate_config
+from .profile_cache import BatchProfile, ProfileCache, device_fingerprint
+
+CPU_MIN_WINDOW_S = 0.25  # see the module docstring
+GPU_MIN_WINDOW_S = 5.0
+GPU_WARMUP_S = 1.0
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+Progress = Callable[[str], None]
+
+
+class ProfileError(UserError, ValueError):
+    """A figure was asked for a batch size that was not profiled or did not fit in memory."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ProfileConfig:
+    """How to profile (see the module docstring for the protocol).
+
+    Args:
+        batch_sizes: batch sizes B to profile (the paper's 1, 4, 16).
+        resolution: input height and width in pixels.
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
+        backend: energy backend, ``auto``, ``nvml``, ``rapl`` or ``estimate``.
+        dtype: ``float32``, ``float16`` or ``bfloat16`` (weights and input).
+        channels_last: NHWC memory format for weights and input.
+        repeats: measured windows per batch size.
+        min_window_s: minimum window length; ``None`` = 5 s on a GPU, 0.25 s on a CPU.
+        warmup: warm-up steps per batch size (timed, to calibrate the iteration count).
+        cache_dir: cache directory; ``None`` = ``$E2GCSEARCH_CACHE_DIR/profiles`` or
+            ``~/.cache/e2gcsearch/profiles``.
+        use_cache: reuse and store measurements (``False`` measures afresh and stores nothing).
+        power_w: the estimate backend's power in watts (overrides its TDP model).
+        threads: torch intra-op threads while profiling (``None`` = leave torch's setting). On a
+            CPU shared with other jobs, 1 avoids OpenMP threads waiting for a preempted sibling.
+    """
+
+    batch_sizes: tuple[int, ...] = (1, 4, 16)
+    resolution: int = 224
+    device: str = "auto"
+    backend: str = "auto"
+    dtype: str = "float32"
+    channels_last: bool = False
+    repeats: int = 5
+    min_window_s: float | None = None
+    warmup: int = 3
+    cache_dir: str | None = None
+    use_cache: bool = True
+    power_w: float | None = None
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        sizes = tuple(self.batch_sizes)
+        if not sizes or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in sizes):
+            raise ConfigError(f"batch sizes must be positive integers like (1, 4, 16), got {self.batch_sizes!r}")
+        object.__setattr__(self, "batch_sizes", tuple(sorted(set(sizes))))
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
+        if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 1:
+            raise ConfigError(f"repeats must be a positive integer (e.g. 5), got {self.repeats!r}")
+        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
+            raise ConfigError(f"warmup must be a non-negative number of steps (e.g. 3), got {self.warmup!r}")
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
+                                         or self.threads < 1):
+            raise ConfigError(f"threads must be a positive integer (e.g. 1), got {self.threads!r}")
+        if self.min_window_s is not None and not (self.min_window_s > 0 and math.isfinite(self.min_window_s)):
+            raise ConfigError(f"min_window_s must be a duration in seconds > 0 (e.g. 0.25), got {self.min_window_s!r}")
+
+    def window_s(self, device: str) -> float:
+        """The minimum window length on ``device`` (the default depends on CPU/GPU)."""
+        if self.min_window_s is not None:
+            return float(self.min_window_s)
+        return GPU_MIN_WINDOW_S if device.startswith("cuda") else CPU_MIN_WINDOW_S
+
+
+@dataclasses.dataclass
+class ProfileResult:
+    """EPF and timing per batch size for one network on one device, with the meter that made them."""
+
+    arch: ArchConfig
+    backend: str
+    is_estimate: bool
+    fingerprint: dict[str, Any]
+    batches: dict[int, BatchProfile]
+    backend_notes: list[str] = dataclasses.field(default_factory=list)
+    backend_label: str = ""
+    resolution: int = 224
+    device: str = "cpu"
+    protocol: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def epf_mj(self, batch_size: int) -> float:
+        """Mean EPF in mJ/frame at ``batch_size``.
+
+        Raises:
+            ProfileError: the batch size was not profiled, or ran out of memory.
+        """
+        batch = self.batches.get(batch_size)
+        if batch is None:
+            raise ProfileError(f"batch size {batch_size} was not profiled; profiled: "
+                               f"{', '.join(map(str, sorted(self.batches)))}")
+        if batch.status != "ok" or batch.epf_mj is None:
+            raise ProfileError(f"batch size {batch_size} has no EPF: {batch.status}; use a smaller batch size")
+        return batch.epf_mj
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready document (schema ``e2gcsearch.profile/1``)."""
+        return {
+            "schema": "e2gcsearch.profile/1",
+            "arch": self.arch.to_dict(),
+            "label": self.arch.label(),
+            "resolution": self.resolution,
+            "device": self.device,
+            "backend": self.backend,
+            "backend_label": self.backend_label,
+            "is_estimate": self.is_estimate,
+            "energy_unit": "mJ/frame",
+            "backend_notes": list(self.backend_notes),
+            "fingerprint": dict(self.fingerprint),
+            "protocol": dict(self.protocol),
+            "batches": [self.batches[b].to_dict() for b in sorted(self.batches)],
+        }
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One flat dict per batch size, each naming the network and the backend (for CSV/tables)."""
+        head = {"arch": self.arch.arch, "module": self.arch.module, "value": self.arch.grouping_value,
+                "width": self.arch.width, "resolution": self.resolution}
+        tail = {"backend": self.backend, "is_estimate": self.is_estimate}
+        return [{**head, **self.batches[b].to_dict(), **tail} for b in sorted(self.batches)]
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → ``cuda`` when torch sees a GPU, else ``cpu``; checks that CUDA exists when asked."""
+    text = str(device).strip().lower()
+    if text == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    kind, index = parse_device(text)
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} asked, but torch sees no CUDA GPU; use --device cpu or auto")
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r} does not exist: torch sees {torch.cuda.device_count()} GPU(s)")
+        return f"cuda:{index}"
+    return "cpu"
+
+
+def _build_model(arch: ArchConfig, device: str, config: ProfileConfig) -> nn.Module:
+    model = create_model(arch).to(device=device, dtype=DTYPES[config.dtype])
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model.train()
+
+
+def _train_step(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+    """One forward + backward pass (no optimizer step); fresh gradients every time."""
+    model.zero_grad(set_to_none=True)
+    logits = model(inputs)  # (B, classes)
+    F.cross_entropy(logits.float(), targets).backward()
+
+
+def _synthetic_batch(arch: ArchConfig, batch_size: int, device: str, config: ProfileConfig):
+    generator = torch.Generator().manual_seed(batch_size)
+    inputs = torch.randn(batch_size, 3, config.resolution, config.resolution, generator=generator)
+    inputs = inputs.to(device=device, dtype=DTYPES[config.dtype])
+    if config.channels_last:
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    targets = torch.randint(0, arch.num_classes, (batch_size,), generator=generator).to(device)
+    return inputs, targets
+
+
+def _synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def _warm_up(step: Callable[[], None], device: str, config: ProfileConfig) -> float:
+    """Run the warm-up steps; return the calibrated seconds per step (median after the first)."""
+    times_s: list[float] = []
+    started = time.perf_counter()
+    while len(times_s) < max(1, config.warmup) or (
+            device.startswith("cuda") and time.perf_counter() - started < GPU_WARMUP_S):
+        tic = time.perf_counter()
+        step()
+        _synchronize(device)
+        times_s.append(time.perf_counter() - tic)
+    steady = sorted(times_s[1:] or times_s)
+    return max(steady[len(steady) // 2], 1e-6)
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def _untrainable(exc: ValueError, batch_size: int, config: ProfileConfig) -> ConfigError | None:
+    """The user-facing error for a batch that BatchNorm cannot train (B=1 on a 1x1 final map)."""
+    if "expected more than 1 value per channel" not in str(exc).lower():
+        return None
+    return ConfigError(
+        f"batch size {batch_size} cannot be trained at resolution {config.resolution}: the last "
+        "BatchNorm sees one value per channel; use --resolution 64 or larger, or batch sizes >= 2")
+
+
+def _measure_batch(model: nn.Module, meter: Meter, arch: ArchConfig, batch_size: int, device: str,
+                   config: ProfileConfig, idle_power_w: float | None) -> BatchProfile:
+    """Warm up, calibrate and measure one batch size (the protocol of the module docstring)."""
+    wall_start = time.perf_counter()
+    window_s = config.window_s(device)
+    try:
+        inputs, targets = _synthetic_batch(arch, batch_size, device, config)
+        step = lambda: _train_step(model, inputs, targets)  # noqa: E731
+        try:
+            step_s = _warm_up(step, device, config)
+        except ValueError as exc:
+            error = _untrainable(exc, batch_size, config)
+            if error is None:
+                raise
+            raise error from None
+        iterations = max(1, math.ceil(window_s / step_s))
+        measurements = []
+        for _ in range(config.repeats):
+            meter.begin_window("epf")
+            try:
+                for _ in range(iterations):
+                    step()
+            finally:
+                measurement = meter.end_window("epf")
+            measurements.append(measurement)
+    except (RuntimeError, MemoryError) as exc:
+        if not (isinstance(exc, MemoryError) or _is_out_of_memory(exc)):
+            raise
+        inputs = targets = None
+        model.zero_grad(set_to_none=True)
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+        return BatchProfile.failed(batch_size, "out of memory", config.repeats, window_s,
+                                   time.perf_counter() - wall_start)
+    return BatchProfile.from_measurements(batch_size, measurements, iterations, window_s, idle_power_w,
+                                          wall_s=time.perf_counter() - wall_start)
+
+
+def _usable(entry: dict[str, Any] | None, config: ProfileConfig, window_s: float) -> BatchProfile | None:
+    """A cached entry, if it is at least as precise as asked."""
+    if not entry:
+        return None
+    try:
+        cached = BatchProfile.from_dict(entry)
+    except (TypeError, ValueError):
+        return None
+    if cached.status != "ok" or cached.repeats < config.repeats or cached.window_s + 1e-9 < window_s:
+        return None
+    return dataclasses.replace(cached, cached=True)
+
+
+def profile_model(arch: ArchConfig, config: ProfileConfig | None = None, progress: Progress | None = None) -> ProfileResult:
+    """Profile ``arch`` per batch size (see the module docstring for the protocol).
+
+    Args:
+        arch: the network.
+        config: how to profile; defaults to :class:`ProfileConfig()`.
+        progress: called with one status line per batch size (the CLI prints them on stderr).
+
+    Raises:
+        ConfigError: bad configuration (grouping, resolution, device, dtype).
+        UnknownNameError / MeterUnavailableError: the backend is unknown or cannot measure here.
+    """
+    config = config or ProfileConfig()
+    check_resolution(arch.arch, config.resolution)
+    validate_config(arch)
+    device = resolve_device(config.device)
+    previous_threads = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    try:
+        return _profile(arch, config, device, progress or (lambda line: None))
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _profile(arch: ArchConfig, config: ProfileConfig, device: str, progress: Progress) -> ProfileResult:
+    options = {} if config.power_w is None else {"power_w": config.power_w}
+    with create_meter(config.backend, device, **options) as meter:
+        fingerprint = device_fingerprint(device, config.dtype, config.channels_last, meter)
+        cache = ProfileCache(config.cache_dir) if config.use_cache else None
+        window_s = config.window_s(device)
+        batches: dict[int, BatchProfile] = {}
+        model: nn.Module | None = None
+        idle_power_w: float | None = None
+        for batch_size in config.batch_sizes:
+            key = profile_cache.cache_key(arch, batch_size, config.resolution, fingerprint)
+            batch = _usable(cache.load(key), config, window_s) if cache else None
+            if batch is None:
+                if model is None:  # only when something must be measured
+                    idle_power_w = meter.idle_power_w()
+                    model = _build_model(arch, device, config)
+                batch = _measure_batch(model, meter, arch, batch_size, device, config, idle_power_w)
+                if cache and batch.status == "ok":
+                    cache.store(key, batch.to_dict())
+            batches[batch_size] = batch
+            progress(_progress_line(arch, batch, meter))
+        return ProfileResult(
+            arch=arch, backend=meter.name, is_estimate=meter.is_estimate, fingerprint=fingerprint,
+            batches=batches, backend_notes=[f"{name}: {reason}" for name, reason in meter.unavailable],
+            backend_label=meter.label, resolution=config.resolution, device=device,
+            protocol={"repeats": config.repeats, "min_window_s": window_s, "warmup": config.warmup,
+                      "step": "zero_grad + forward + cross-entropy + backward, train mode, no optimizer step"},
+        )
+
+
+def _progress_line(arch: ArchConfig, batch: BatchProfile, meter: Meter) -> str:
+    if batch.status != "ok":
+        return f"{arch.label()} B={batch.batch_size}: {batch.status}"
+    source = "cached" if batch.cached else f"{batch.iterations} steps x {batch.repeats} windows"
+    return (f"{arch.label()} B={batch.batch_size}: EPF {batch.epf_mj:.3f} mJ/frame ({meter.name}), "
+            f"CV {100 * batch.cv:.1f} %, {batch.latency_ms:.1f} ms/batch [{source}]")
+
+
+def profile_many(configs: list[ArchConfig], config: ProfileConfig,
+                 progress: Progress | None = None) -> list[ProfileResult]:
+    """:func:`profile_model` for each network, in order."""
+    return [profile_model(arch, config, progress) for arch in configs]
+
+
+def epf_columns(results: list[ProfileResult]) -> list[dict[str, Any]]:
+    """Per result, ``epf_mj_b<B>`` for every batch size plus the backend — columns for a table."""
+    rows = []
+    for result in results:
+        row: dict[str, Any] = {f"epf_mj_b{b}": result.batches[b].epf_mj for b in sorted(result.batches)}
+        row["epf_backend"] = result.backend
+        rows.append(row)
+    return rows
+
+
+__all__ = [
+    "BatchProfile",
+    "ProfileConfig",
+    "ProfileError",
+    "ProfileResult",
+    "epf_columns",
+    "profile_many",
+    "profile_model",
+    "resolve_device",
+]
