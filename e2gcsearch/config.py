@@ -24,8 +24,9 @@ FGGC = "FgGC"  # fixed number of groups g in every grouped 3x3 conv
 class ArchConfig:
     """One network of the E2GC/FgGC design space.
 
-    Exactly one of ``group_size`` (E2GC: every grouped 3x3 conv has ``group_size`` channels per group)
-    and ``groups`` (FgGC: every grouped 3x3 conv has ``groups`` groups) is set.
+    Exactly one of ``group_size`` (E2GC: every grouped 3x3 conv has ``group_size`` channels per group),
+    ``groups`` (FgGC: every grouped 3x3 conv has ``groups`` groups) and ``stage_group_sizes`` (stage-wise
+    E2GC: one group size per network stage) is set.
 
     Args:
         arch: registered architecture name (see :func:`e2gcsearch.list_models`).
@@ -34,6 +35,9 @@ class ArchConfig:
         width: width multiplier applied to every channel count (1.0 = the paper's network; see
             :func:`e2gcsearch.models.layers.scale_channels` for the rounding rule).
         num_classes: outputs of the classifier.
+        stage_group_sizes: stage-wise E2GC: the group size G of every grouped 3x3 conv of stage i is
+            ``stage_group_sizes[i]``; one value per stage (the stages are defined in
+            :mod:`e2gcsearch.models.stages`). Lists are accepted and stored as tuples.
     """
 
     arch: str
@@ -41,12 +45,15 @@ class ArchConfig:
     groups: int | None = None
     width: float = 1.0
     num_classes: int = 1000
+    stage_group_sizes: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
-        if (self.group_size is None) == (self.groups is None):
+        if self.stage_group_sizes is not None:
+            object.__setattr__(self, "stage_group_sizes", _positive_ints(self.stage_group_sizes))
+        if sum(value is not None for value in (self.group_size, self.groups, self.stage_group_sizes)) != 1:
             raise ConfigError(
                 "give exactly one of group_size (E2GC, e.g. --group-size 4) "
-                "or groups (FgGC, e.g. --groups 32)"
+                "or groups (FgGC, e.g. --groups 32) or stage_group_sizes (E2GC with one G per stage)"
             )
         for name in ("group_size", "groups"):
             value = getattr(self, name)
@@ -60,29 +67,46 @@ class ArchConfig:
 
     @property
     def module(self) -> str:
-        """``"E2GC"`` when the group size is fixed, ``"FgGC"`` when the number of groups is."""
-        return E2GC if self.group_size is not None else FGGC
+        """``"E2GC"`` when the group size is fixed (per network or per stage), ``"FgGC"`` when the
+        number of groups is."""
+        return FGGC if self.groups is not None else E2GC
 
     @property
-    def grouping_value(self) -> int:
-        """G for E2GC, g for FgGC."""
+    def is_stagewise(self) -> bool:
+        """True when every stage has its own group size (``stage_group_sizes``)."""
+        return self.stage_group_sizes is not None
+
+    @property
+    def grouping_value(self) -> int | str:
+        """G for E2GC, g for FgGC; stage-wise E2GC gives the stage values joined by '-', e.g. ``"1-2-4-4-8-8"``."""
+        if self.stage_group_sizes is not None:
+            return "-".join(str(size) for size in self.stage_group_sizes)
         return self.group_size if self.group_size is not None else self.groups  # type: ignore[return-value]
 
     def label(self) -> str:
-        """A short human label, e.g. ``mobilenet_v1 E2GC G=4 w=0.50``."""
+        """A short human label, e.g. ``mobilenet_v1 E2GC G=4 w=0.50`` or ``... E2GC G=1-2-4-4-8-8 w=0.50``."""
         symbol = "G" if self.module == E2GC else "g"
         return f"{self.arch} {self.module} {symbol}={self.grouping_value} w={self.width:.2f}"
 
     def replace(self, **changes: Any) -> "ArchConfig":
-        """A copy with some fields changed; switching family clears the other field."""
-        if "group_size" in changes and changes["group_size"] is not None:
-            changes.setdefault("groups", None)
-        if "groups" in changes and changes["groups"] is not None:
-            changes.setdefault("group_size", None)
+        """A copy with some fields changed; switching family clears the other fields."""
+        families = ("group_size", "groups", "stage_group_sizes")
+        for family in families:
+            if changes.get(family) is not None:
+                for other in families:
+                    if other != family:
+                        changes.setdefault(other, None)
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Fields as a dict; ``stage_group_sizes`` appears only when set (as a list), so the JSON of
+        a uniform config (and every cache key made from it) is what it always was."""
+        data = dataclasses.asdict(self)
+        if self.stage_group_sizes is None:
+            del data["stage_group_sizes"]
+        else:
+            data["stage_group_sizes"] = list(self.stage_group_sizes)
+        return data
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys), usable as a cache key."""
@@ -107,3 +131,14 @@ class ArchConfig:
         if not isinstance(data, dict):
             raise ConfigError("an ArchConfig JSON document must be an object")
         return cls.from_dict(data)
+
+
+def _positive_ints(values: Any) -> tuple[int, ...]:
+    """``stage_group_sizes`` as a tuple of positive ints (a list from JSON is accepted)."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ConfigError(f"stage_group_sizes must be a list of positive integers like [1, 2, 4, 4, 8, 8], got {values!r}")
+    values = tuple(values)
+    if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+        raise ConfigError(f"stage_group_sizes must be a non-empty list of positive integers like [1, 2, 4, 4, 8, 8], "
+                          f"got {list(values)!r}")
+    return values

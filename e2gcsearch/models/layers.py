@@ -7,7 +7,8 @@ Channel-rounding rule (width multiplier):
     * ``width != 1.0`` scales every channel count c to ``c * width`` rounded to the nearest multiple
       of a divisor d (at least d, and bumped up by d if rounding lost more than 10 %). d is 8 for
       ordinary layers, and ``lcm(8, G)`` (E2GC) or ``lcm(8, g)`` (FgGC) for the channels of a grouped
-      3x3 conv, so every grouped layer stays divisible by construction.
+      3x3 conv, so every grouped layer stays divisible by construction. Stage-wise E2GC
+      (``stage_group_sizes``) uses ``lcm(8, G_i)`` for the channels of stage i's grouped convs.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import math
 
 from torch import nn
 
-from ..config import ArchConfig
+from ..config import E2GC, ArchConfig
 from ..errors import ConfigError
 
 CHANNEL_DIVISOR = 8
@@ -31,9 +32,22 @@ def make_divisible(value: float, divisor: int, min_ratio: float = 0.9) -> int:
     return rounded
 
 
-def grouped_divisor(cfg: ArchConfig) -> int:
-    """The multiple that channels of a grouped conv are rounded to when ``width != 1``."""
-    return math.lcm(CHANNEL_DIVISOR, cfg.grouping_value)
+def grouping_at(cfg: ArchConfig, stage: int | None = None) -> tuple[str, int]:
+    """``("E2GC", G)`` or ``("FgGC", g)`` that applies to the grouped convs of ``stage``.
+
+    Uniform configs ignore ``stage``; a stage-wise config needs it (stages: :mod:`.stages`).
+    """
+    if cfg.stage_group_sizes is None:
+        return cfg.module, int(cfg.grouping_value)
+    if stage is None or not 0 <= stage < len(cfg.stage_group_sizes):
+        raise ConfigError(f"{cfg.label()} has {len(cfg.stage_group_sizes)} stage group sizes; "
+                          f"stage {stage} is not one of them (check the arch's stage table)")
+    return E2GC, cfg.stage_group_sizes[stage]
+
+
+def grouped_divisor(cfg: ArchConfig, stage: int | None = None) -> int:
+    """The multiple that channels of a grouped conv (of ``stage``) are rounded to when ``width != 1``."""
+    return math.lcm(CHANNEL_DIVISOR, grouping_at(cfg, stage)[1])
 
 
 def scale_channels(channels: int, width: float, divisor: int = CHANNEL_DIVISOR) -> int:
@@ -43,14 +57,16 @@ def scale_channels(channels: int, width: float, divisor: int = CHANNEL_DIVISOR) 
     return make_divisible(channels * width, divisor)
 
 
-def num_groups(channels: int, cfg: ArchConfig, layer: str = "a grouped layer") -> int:
+def num_groups(channels: int, cfg: ArchConfig, layer: str = "a grouped layer", stage: int | None = None) -> int:
     """Number of groups of a grouped conv with ``channels`` input channels under ``cfg``.
 
-    E2GC: ``channels // group_size`` (group size 1 → depthwise); FgGC: ``groups``. Raises
-    :class:`ConfigError` with a fix when the grouping does not divide the channels.
+    E2GC: ``channels // group_size`` (group size 1 → depthwise); FgGC: ``groups``; stage-wise E2GC:
+    ``channels // stage_group_sizes[stage]``. Raises :class:`ConfigError` with a fix when the
+    grouping does not divide the channels.
     """
-    if cfg.group_size is not None:
-        size = cfg.group_size
+    module, value = grouping_at(cfg, stage)
+    if module == E2GC:
+        size = value
         if size > channels or channels % size:
             raise ConfigError(
                 f"group size G={size} does not divide the {channels} channels of {layer} "
@@ -59,8 +75,7 @@ def num_groups(channels: int, cfg: ArchConfig, layer: str = "a grouped layer") -
                 "so channels are rounded to a multiple of G"
             )
         return channels // size
-    groups = cfg.groups
-    assert groups is not None  # guaranteed by ArchConfig
+    groups = value
     if groups > channels or channels % groups:
         raise ConfigError(
             f"groups g={groups} does not divide the {channels} channels of {layer} "

@@ -2,7 +2,8 @@
 
 Stem: 3x3 conv 3→32, stride 2. Then 13 modules "3x3 conv m→m (grouped) + 1x1 conv m→n", each
 followed by BN + ReLU; global average pool; FC 1024→classes. Only the 3x3 conv of each module is
-grouped: groups = m / G (E2GC) or g (FgGC). G = 1 is the stock depthwise-separable network.
+grouped: groups = m / G (E2GC) or g (FgGC). G = 1 is the stock depthwise-separable network. Stage-wise E2GC gives each stage (modules with
+the same m, see :mod:`.stages`) its own G.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from torch import nn
 
 from ..config import ArchConfig
 from .layers import CHANNEL_DIVISOR, create_conv2d, grouped_divisor, init_weights, num_groups, scale_channels
+from .stages import check_stage_count, stage_of_channels
 
 STEM_CHANNELS = 32
 # (n = output channels of the 1x1 conv, stride of the grouped 3x3 conv) of the 13 modules.
@@ -43,17 +45,20 @@ class MobileNetV1Plan:
 
 def plan(cfg: ArchConfig) -> MobileNetV1Plan:
     """Channel counts and groups of every module for ``cfg`` (validates divisibility)."""
-    divisor = grouped_divisor(cfg)
-    # Every module output feeds the next grouped conv, so it uses the grouped divisor; so does the stem.
-    stem = scale_channels(STEM_CHANNELS, cfg.width, divisor)
+    check_stage_count(cfg)
+    # Every module output feeds the next grouped conv, so it uses the grouped divisor of that conv's
+    # stage; so does the stem.
+    stem = scale_channels(STEM_CHANNELS, cfg.width, grouped_divisor(cfg, stage_of_channels("mobilenet_v1", STEM_CHANNELS)))
     specs = []
-    in_channels = stem
+    in_channels, in_stock = stem, STEM_CHANNELS
     for index, (out_stock, stride) in enumerate(MODULES):
         is_last = index == len(MODULES) - 1
-        out_channels = scale_channels(out_stock, cfg.width, CHANNEL_DIVISOR if is_last else divisor)
-        groups = num_groups(in_channels, cfg, layer=f"features.{index}.conv_grouped")
+        divisor = CHANNEL_DIVISOR if is_last else grouped_divisor(cfg, stage_of_channels("mobilenet_v1", out_stock))
+        out_channels = scale_channels(out_stock, cfg.width, divisor)
+        groups = num_groups(in_channels, cfg, layer=f"features.{index}.conv_grouped",
+                            stage=stage_of_channels("mobilenet_v1", in_stock))
         specs.append(ModuleSpec(in_channels, out_channels, stride, groups))
-        in_channels = out_channels
+        in_channels, in_stock = out_channels, out_stock
     return MobileNetV1Plan(stem, tuple(specs), cfg.num_classes)
 
 

@@ -3,6 +3,7 @@
 Bottleneck: 1x1 conv cin→m, 3x3 conv m→m grouped (carries the stride), 1x1 conv m→4·planes;
 m = 128/256/512/1024 in the four stages of 3/4/6/3 blocks. FgGC g = 32 is the stock network (same
 module names and parameter shapes as ``torchvision.models.resnext50_32x4d``). Stem and FC untouched.
+Stage-wise E2GC gives each of the four stages its own G (see :mod:`.stages`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from torch import nn
 
 from ..config import ArchConfig
 from .layers import create_conv2d, grouped_divisor, init_weights, num_groups, scale_channels
+from .stages import check_stage_count
 
 STEM_CHANNELS = 64
 EXPANSION = 4
@@ -45,13 +47,14 @@ class ResNeXtPlan:
 
 def plan(cfg: ArchConfig) -> ResNeXtPlan:
     """Channel counts and groups of every block for ``cfg`` (validates divisibility)."""
+    check_stage_count(cfg)
     stem = scale_channels(STEM_CHANNELS, cfg.width)
     stages = []
     in_channels = stem
     for stage_index, (planes, blocks, first_stride) in enumerate(STAGES):
-        mid = scale_channels(planes * 2, cfg.width, grouped_divisor(cfg))
+        mid = scale_channels(planes * 2, cfg.width, grouped_divisor(cfg, stage_index))
         out = scale_channels(planes * EXPANSION, cfg.width)
-        groups = num_groups(mid, cfg, layer=f"layer{stage_index + 1}.*.conv2")
+        groups = num_groups(mid, cfg, layer=f"layer{stage_index + 1}.*.conv2", stage=stage_index)
         stage = []
         for block_index in range(blocks):
             stride = first_stride if block_index == 0 else 1

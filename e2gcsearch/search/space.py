@@ -7,6 +7,11 @@ point, so every Optuna sampler (TPE, NSGA-II/III, GP, random, grid) handles it u
     grouping  "G=4" (E2GC, group size 4) or "g=32" (FgGC, 32 groups)
     width     e.g. 0.5
 
+:class:`StagewiseSearchSpace` (``--space stagewise``) replaces ``grouping`` by one categorical group
+size per network stage, ``G_stage0`` … ``G_stage{k-1}`` (stages: :mod:`e2gcsearch.models.stages`;
+6 for MobileNet-V1, 4 for ResNeXt-50), since the optimum-group-size model (E2GC Eq. 2) says the best
+G can differ by stage.
+
 Default width set: 0.25, 0.5, 0.75 — the default run must finish within ten minutes on a 2-core
 CPU; width 1.0 is added by ``--widths`` or a study spec (see studies/food101.toml).
 
@@ -27,14 +32,16 @@ from typing import Any
 from ..config import E2GC, FGGC, ArchConfig
 from ..errors import ConfigError
 from ..models import get_entry, validate_config
+from ..models.stages import num_stages
 from ..paper import GROUP_SIZES, GROUPS
 
 DEFAULT_WIDTHS: tuple[float, ...] = (0.25, 0.5, 0.75)
 
 
 def grouping_label(cfg: ArchConfig) -> str:
-    """``G=4`` for E2GC, ``g=32`` for FgGC (the value of the ``grouping`` parameter)."""
-    return f"G={cfg.group_size}" if cfg.module == E2GC else f"g={cfg.groups}"
+    """``G=4`` for E2GC, ``g=32`` for FgGC (the value of the ``grouping`` parameter); stage-wise E2GC
+    gives ``G=1-2-4-4-8-8``."""
+    return f"G={cfg.grouping_value}" if cfg.module == E2GC else f"g={cfg.groups}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,3 +122,117 @@ class SearchSpace:
     def describe(self) -> dict[str, Any]:
         """JSON-ready description stored on the study; resuming requires the same one."""
         return {"archs": list(self.archs), "groupings": list(self.groupings), "widths": list(self.widths)}
+
+
+def stage_param(stage: int) -> str:
+    """Name of the trial parameter holding the group size of ``stage`` (``G_stage0``, …)."""
+    return f"G_stage{stage}"
+
+
+@dataclasses.dataclass(frozen=True)
+class StagewiseSearchSpace:
+    """Architecture, width and one E2GC group size per stage (``--space stagewise``).
+
+    A point is ``ArchConfig(arch, stage_group_sizes=(G_0, …, G_{k-1}), width=w)``. A uniform E2GC
+    config is the point whose stages all share its G, so the paper's G=1 baseline belongs here too.
+
+    Example:
+        >>> space = StagewiseSearchSpace(group_sizes=(1, 2, 4), widths=(0.5,))
+        >>> space.size
+        729
+        >>> space.to_config({"arch": "mobilenet_v1", "width": 0.5, "G_stage0": 1, "G_stage1": 2, "G_stage2": 2,
+        ...                  "G_stage3": 4, "G_stage4": 4, "G_stage5": 4}, num_classes=10).label()
+        'mobilenet_v1 E2GC G=1-2-2-4-4-4 w=0.50'
+    """
+
+    archs: tuple[str, ...] = ("mobilenet_v1",)
+    group_sizes: tuple[int, ...] = GROUP_SIZES
+    widths: tuple[float, ...] = DEFAULT_WIDTHS
+
+    def __post_init__(self) -> None:
+        for arch in self.archs:
+            get_entry(arch)
+            num_stages(arch)  # an arch without a stage table cannot be searched stage-wise
+        if not self.archs:
+            raise ConfigError("the stage-wise space needs at least one architecture, e.g. --arch mobilenet_v1")
+        if not self.group_sizes or any(isinstance(g, bool) or not isinstance(g, int) or g < 1 for g in self.group_sizes):
+            raise ConfigError(f"group sizes must be positive integers like 1,2,4,8, got {self.group_sizes}")
+        if any(w <= 0 for w in self.widths) or not self.widths:
+            raise ConfigError(f"widths must be positive numbers, got {self.widths}; e.g. --widths 0.25,0.5,1.0")
+        object.__setattr__(self, "group_sizes", tuple(int(g) for g in self.group_sizes))
+        object.__setattr__(self, "widths", tuple(float(w) for w in self.widths))
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        return (E2GC,)
+
+    @property
+    def size(self) -> int:
+        return sum(len(self.group_sizes) ** num_stages(arch) for arch in self.archs) * len(self.widths)
+
+    def choices(self) -> dict[str, list[Any]]:
+        """Parameter name → candidate values; the stage parameters run to the deepest arch's stage count
+        (an arch with fewer stages ignores the extra ones)."""
+        stages = max(num_stages(arch) for arch in self.archs)
+        out: dict[str, list[Any]] = {"arch": list(self.archs), "width": list(self.widths)}
+        out.update({stage_param(i): list(self.group_sizes) for i in range(stages)})
+        return out
+
+    def sample(self, trial: Any, num_classes: int) -> ArchConfig:
+        """Draw one point from ``trial`` (any Optuna trial, including ``FixedTrial``)."""
+        params: dict[str, Any] = {
+            "arch": trial.suggest_categorical("arch", list(self.archs)),
+            "width": trial.suggest_categorical("width", list(self.widths)),
+        }
+        for stage in range(num_stages(params["arch"])):
+            params[stage_param(stage)] = trial.suggest_categorical(stage_param(stage), list(self.group_sizes))
+        return self.to_config(params, num_classes)
+
+    @staticmethod
+    def to_config(params: dict[str, Any], num_classes: int) -> ArchConfig:
+        sizes = tuple(int(params[stage_param(i)]) for i in range(num_stages(params["arch"])))
+        return ArchConfig(params["arch"], stage_group_sizes=sizes, width=float(params["width"]), num_classes=num_classes)
+
+    @staticmethod
+    def params_of(cfg: ArchConfig) -> dict[str, Any]:
+        """The trial parameters that sample ``cfg`` (a uniform E2GC config gives its G to every stage)."""
+        if cfg.module != E2GC:
+            raise ConfigError(f"{cfg.label()} is FgGC; the stage-wise space holds E2GC configs only")
+        sizes = cfg.stage_group_sizes or (cfg.group_size,) * num_stages(cfg.arch)
+        return {"arch": cfg.arch, "width": cfg.width, **{stage_param(i): size for i, size in enumerate(sizes)}}
+
+    def contains(self, cfg: ArchConfig) -> bool:
+        if cfg.module != E2GC or cfg.arch not in self.archs or cfg.width not in self.widths:
+            return False
+        params = self.params_of(cfg)
+        return len(params) == 2 + num_stages(cfg.arch) and all(
+            params[stage_param(i)] in self.group_sizes for i in range(num_stages(cfg.arch)))
+
+    def points(self, num_classes: int) -> list[ArchConfig]:
+        """Every point of the space (grows as ``len(group_sizes) ** stages``: use with small sets)."""
+        return [ArchConfig(arch, stage_group_sizes=sizes, width=width, num_classes=num_classes)
+                for arch in self.archs for width in self.widths
+                for sizes in itertools.product(self.group_sizes, repeat=num_stages(arch))]
+
+    def impossible(self, num_classes: int) -> list[tuple[ArchConfig, str]]:
+        """One representative per (arch, width, stage, G) that cannot be built, with the reason.
+
+        Whether a stage's G fits depends on that stage alone, so every point with that stage value
+        fails the same way; the representative has G=1 (always buildable) in the other stages.
+        """
+        bad = []
+        for arch, width in itertools.product(self.archs, self.widths):
+            stages = num_stages(arch)
+            for stage, size in itertools.product(range(stages), self.group_sizes):
+                sizes = tuple(size if i == stage else 1 for i in range(stages))
+                cfg = ArchConfig(arch, stage_group_sizes=sizes, width=width, num_classes=num_classes)
+                try:
+                    validate_config(cfg)
+                except ConfigError as exc:
+                    bad.append((cfg, str(exc)))
+        return bad
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready description stored on the study; resuming requires the same one."""
+        return {"kind": "stagewise", "archs": list(self.archs), "group_sizes": list(self.group_sizes),
+                "widths": list(self.widths), "stages": {arch: num_stages(arch) for arch in self.archs}}

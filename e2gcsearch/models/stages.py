@@ -1,0 +1,87 @@
+"""The network stages of each architecture: the one place that says which grouped 3x3 convs share a
+stage, for stage-wise E2GC (``ArchConfig.stage_group_sizes``: one group size G per stage).
+
+A stage is the set of grouped 3x3 convs with the same stock input channel count m; within a stage the
+spatial size h x w is the same too (apart from the stride-2 conv that opens it), which is what the
+optimum-group-size model (E2GC Eq. 2) says the best G depends on.
+
+* **MobileNet-V1**: the 13 modules grouped by the input channels m of their grouped 3x3 conv,
+  m = 32, 64, 128, 256, 512, 1024 → 6 stages of 1, 1, 2, 2, 6 and 1 modules
+  (``features.0`` | ``features.1`` | ``features.2-3`` | ``features.4-5`` | ``features.6-11`` | ``features.12``).
+* **ResNeXt-50**: its 4 stages ``layer1`` … ``layer4``, grouped width m = 128, 256, 512, 1024.
+
+Example:
+    >>> num_stages("mobilenet_v1"), num_stages("resnext50")
+    (6, 4)
+    >>> layer_stage("mobilenet_v1", "features.7.conv_grouped"), layer_stage("resnext50", "layer3.2.conv2")
+    (4, 2)
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..config import ArchConfig
+from ..errors import ConfigError, UnknownNameError
+
+# Stock input channels m of the grouped 3x3 conv of each stage (before any width multiplier).
+STAGE_CHANNELS: dict[str, tuple[int, ...]] = {
+    "mobilenet_v1": (32, 64, 128, 256, 512, 1024),
+    "resnext50": (128, 256, 512, 1024),
+}
+_MOBILENET_LAYER = re.compile(r"^features\.(\d+)\.")
+_RESNEXT_LAYER = re.compile(r"^layer(\d+)\.")
+
+
+def stage_channels(arch: str) -> tuple[int, ...]:
+    """Stock grouped-conv input channels m of each stage of ``arch``."""
+    try:
+        return STAGE_CHANNELS[arch]
+    except KeyError:
+        raise UnknownNameError(f"{arch!r} has no stage table; stage-wise group sizes work for: "
+                               f"{', '.join(sorted(STAGE_CHANNELS))}") from None
+
+
+def num_stages(arch: str) -> int:
+    """How many values ``stage_group_sizes`` takes for ``arch``."""
+    return len(stage_channels(arch))
+
+
+def stage_of_channels(arch: str, stock_channels: int) -> int:
+    """Stage index of a grouped conv whose stock input channel count is ``stock_channels``."""
+    channels = stage_channels(arch)
+    if stock_channels not in channels:
+        raise ValueError(f"{arch} has no stage with {stock_channels} grouped channels; stages have {channels}")
+    return channels.index(stock_channels)
+
+
+def layer_stage(arch: str, layer_name: str) -> int | None:
+    """Stage index of a layer named as in the model (``features.7.conv_grouped``, ``layer3.2.conv2``);
+    ``None`` for layers outside the stages (stem, classifier)."""
+    if arch == "mobilenet_v1":
+        match = _MOBILENET_LAYER.match(layer_name)
+        if not match:
+            return None
+        from .mobilenet_v1 import MODULES, STEM_CHANNELS  # stages.py is imported by the model modules
+
+        index = int(match.group(1))
+        stock_in = STEM_CHANNELS if index == 0 else MODULES[index - 1][0]
+        return stage_of_channels(arch, stock_in)
+    if arch == "resnext50":
+        match = _RESNEXT_LAYER.match(layer_name)
+        return int(match.group(1)) - 1 if match else None
+    stage_channels(arch)  # raises for an arch without a stage table
+    return None
+
+
+def check_stage_count(cfg: ArchConfig) -> None:
+    """Reject a stage-wise config whose number of group sizes is not the arch's number of stages."""
+    if cfg.stage_group_sizes is None:
+        return
+    channels = stage_channels(cfg.arch)
+    if len(cfg.stage_group_sizes) != len(channels):
+        raise ConfigError(
+            f"{cfg.arch} has {len(channels)} stages (grouped-conv input channels "
+            f"{', '.join(map(str, channels))}); give {len(channels)} stage group sizes, "
+            f"got {len(cfg.stage_group_sizes)} ({'-'.join(map(str, cfg.stage_group_sizes))})"
+        )
