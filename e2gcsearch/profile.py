@@ -19,7 +19,8 @@ the edge error near 2 %, and GPU power needs a few hundred ms to ramp), **0.25 s
 CPU the meter is RAPL (a counter updated about every millisecond) or the estimate (time from
 ``perf_counter``, nanosecond resolution), so a short window loses no precision to the counter; what
 remains is scheduler noise, which the repeats average. 0.25 s keeps a search trial cheap: a
-width-0.25 MobileNet at 64 px, B in (1, 4, 16), 3 repeats profiles in about 3 s on 2 cores.
+width-0.25 MobileNet at 64 px, B in (1, 4, 16), 3 repeats profiles in about 3 s on one core
+(the default: ``threads=1``, see :class:`ProfileConfig`).
 
 An out-of-memory batch size is reported with status ``"out of memory"`` and the others still run.
 Results are cached on disk (see :mod:`e2gcsearch.profile_cache`).
@@ -27,8 +28,9 @@ Results are cached on disk (see :mod:`e2gcsearch.profile_cache`).
 Example:
     >>> from e2gcsearch import ArchConfig
     >>> cfg = ArchConfig("mobilenet_v1", group_size=4, width=0.25, num_classes=10)
-    >>> result = profile_model(cfg, ProfileConfig(batch_sizes=(4,), resolution=64, backend="estimate",
-    ...                                           repeats=2, min_window_s=0.05, use_cache=False))
+    >>> config = ProfileConfig(batch_sizes=(4,), resolution=64, backend="estimate", repeats=2,
+    ...                        min_window_s=0.05, threads=1, use_cache=False)
+    >>> result = profile_model(cfg, config)
     >>> result.backend, result.is_estimate, result.batches[4].status
     ('estimate', True, 'ok')
 """
@@ -80,8 +82,11 @@ class ProfileConfig:
             ``~/.cache/e2gcsearch/profiles``.
         use_cache: reuse and store measurements (``False`` measures afresh and stores nothing).
         power_w: the estimate backend's power in watts (overrides its TDP model).
-        threads: torch intra-op threads while profiling (``None`` = leave torch's setting). On a
-            CPU shared with other jobs, 1 avoids OpenMP threads waiting for a preempted sibling.
+        threads: torch intra-op threads while profiling; ``None`` leaves torch's setting. The
+            default, 1, makes CPU figures those of one busy core: they do not depend on OpenMP
+            scaling, and on a CPU shared with other jobs no thread waits at a barrier for a
+            preempted sibling (with 2 threads on this project's loaded 2-core machine a step took
+            10-50x longer and the CV rose above 30 %). GPU work barely uses these threads.
     """
 
     batch_sizes: tuple[int, ...] = (1, 4, 16)
@@ -96,7 +101,7 @@ class ProfileConfig:
     cache_dir: str | None = None
     use_cache: bool = True
     power_w: float | None = None
-    threads: int | None = None
+    threads: int | None = 1
 
     def __post_init__(self) -> None:
         sizes = tuple(self.batch_sizes)
@@ -302,7 +307,8 @@ def _usable(entry: dict[str, Any] | None, config: ProfileConfig, window_s: float
     return dataclasses.replace(cached, cached=True)
 
 
-def profile_model(arch: ArchConfig, config: ProfileConfig | None = None, progress: Progress | None = None) -> ProfileResult:
+def profile_model(arch: ArchConfig, config: ProfileConfig | None = None,
+                  progress: Progress | None = None) -> ProfileResult:
     """Profile ``arch`` per batch size (see the module docstring for the protocol).
 
     Args:
@@ -338,13 +344,13 @@ def _profile(arch: ArchConfig, config: ProfileConfig, device: str, progress: Pro
         idle_power_w: float | None = None
         for batch_size in config.batch_sizes:
             key = profile_cache.cache_key(arch, batch_size, config.resolution, fingerprint)
-            batch = _usable(cache.load(key), config, window_s) if cache else None
+            batch = _usable(cache.load(key), config, window_s) if cache is not None else None
             if batch is None:
                 if model is None:  # only when something must be measured
                     idle_power_w = meter.idle_power_w()
                     model = _build_model(arch, device, config)
                 batch = _measure_batch(model, meter, arch, batch_size, device, config, idle_power_w)
-                if cache and batch.status == "ok":
+                if cache is not None and batch.status == "ok":
                     cache.store(key, batch.to_dict())
             batches[batch_size] = batch
             progress(_progress_line(arch, batch, meter))

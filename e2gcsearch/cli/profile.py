@@ -14,7 +14,8 @@ from ._common import HelpFormatter, add_format_arg, add_model_args, arch_config,
 EXAMPLES = """\
 examples:
   e2gcsearch profile mobilenet_v1 --group-size 4 --width 0.25 --resolution 64
-  e2gcsearch profile mobilenet_v1 -G 1 --resolution 112 --batch-sizes 16 --threads 1 --format csv
+  e2gcsearch profile mobilenet_v1 -G 1 --resolution 112 --batch-sizes 16 --format csv
+  e2gcsearch profile mobilenet_v1 -G 1 --resolution 112 --threads 0   # all cores (torch's default)
   e2gcsearch profile resnext50 --groups 32 --device cuda --backend nvml --format json
   E2GCSEARCH_CPU_POWER_W=35 e2gcsearch profile mobilenet_v1 -G 8 --width 0.5 --resolution 64
 
@@ -22,9 +23,9 @@ EPF = energy of one forward + backward pass of a batch / batch size, in mJ per f
 no optimizer step). Backends (auto tries them in this order): nvml (NVIDIA energy counter or sampled
 power), rapl (Linux powercap, CPU package + DRAM), estimate (measured time x a TDP power model:
 7.5 W per busy core on a CPU; override with --cpu-power-w or E2GCSEARCH_CPU_POWER_W). Estimates are
-labelled "estimate" everywhere. Default window: 5 s on a GPU, 0.25 s on a CPU. Measurements are
-cached in $E2GCSEARCH_CACHE_DIR/profiles (default ~/.cache/e2gcsearch/profiles); --no-cache measures
-afresh.
+labelled "estimate" everywhere. Defaults: windows of at least 5 s on a GPU and 0.25 s on a CPU, one
+torch thread. Measurements are cached in $E2GCSEARCH_CACHE_DIR/profiles (default
+~/.cache/e2gcsearch/profiles); --no-cache measures afresh.
 """
 
 FORMATTERS = {"epf_mj": fixed(3), "epf_std_mj": fixed(3), "cv": lambda v: fixed(1)(None if v is None else 100 * v),
@@ -47,25 +48,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def add_profile_args(parser: argparse.ArgumentParser, title: str = "energy measurement") -> None:
     """Flags shared by ``profile`` and ``table --measure``."""
     group = parser.add_argument_group(title)
-    group.add_argument("--batch-sizes", type=int_list, default=(1, 4, 16), metavar="B,B,...",
+    group.add_argument("--batch-sizes", type=int_list, default="1,4,16", metavar="B,B,...",
                        help="batch sizes to profile")
     group.add_argument("--backend", choices=("auto",) + BACKENDS, default="auto",
                        help="energy meter; auto tries nvml, rapl, estimate and says why it skipped any")
     group.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     group.add_argument("--repeats", type=positive_int, default=5, help="measured windows per batch size")
     group.add_argument("--min-window-s", type=float, default=None, metavar="S",
-                       help="minimum window length in seconds (default: 5 on a GPU, 0.25 on a CPU)")
+                       help="minimum window length in seconds; None = 5 on a GPU, 0.25 on a CPU")
     group.add_argument("--warmup", type=int, default=3, help="warm-up steps per batch size")
     group.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
                        help="precision of weights and input")
     group.add_argument("--channels-last", action="store_true", help="NHWC memory format")
-    group.add_argument("--threads", type=positive_int, default=None,
-                       help="torch intra-op threads (default: torch's; 1 is steadier on a shared CPU)")
+    group.add_argument("--threads", type=_threads, default=1,
+                       help="torch intra-op threads; 0 = torch's default (all cores). 1 measures one busy "
+                            "core: steady on a shared CPU and independent of OpenMP scaling")
     group.add_argument("--cpu-power-w", type=float, default=None, metavar="W",
-                       help="estimate backend: assumed power in watts (else E2GCSEARCH_CPU_POWER_W, "
-                            "else 7.5 W per thread)")
+                       help="estimate backend: assumed power in watts; None = E2GCSEARCH_CPU_POWER_W if set, "
+                            "else 7.5 W per thread")
     group.add_argument("--no-cache", action="store_true", help="measure afresh; neither read nor write the cache")
-    group.add_argument("--cache-dir", default=None, help="cache directory (default: see below)")
+    group.add_argument("--cache-dir", default=None,
+                       help="cache directory; None = $E2GCSEARCH_CACHE_DIR/profiles or ~/.cache/e2gcsearch/profiles")
+
+
+def _threads(text: str) -> int | None:
+    """``--threads``: a positive count, or 0 for torch's default (``None``)."""
+    return None if text.strip() == "0" else positive_int(text)
 
 
 def profile_config(args: argparse.Namespace) -> ProfileConfig:

@@ -18,7 +18,7 @@ examples:
   e2gcsearch table                       # 22 rows at 224x224, 1000 classes
   e2gcsearch table --format csv          # raw integer counts: arch,module,value,params,macs,...
   e2gcsearch table --resolution 112 --width 0.5
-  e2gcsearch table --measure --resolution 64 --width 0.25 --batch-sizes 1,4,16 --threads 1
+  e2gcsearch table --measure --resolution 64 --width 0.25 --batch-sizes 1,4,16
                                          # + EPF columns (mJ/frame) per batch size, naming the backend
 """
 

@@ -60,8 +60,11 @@ class MeterUnavailableError(UserError, RuntimeError):
         return str(self.args[0]) if self.args else ""
 
 
-class MeterError(RuntimeError):
-    """A counter misbehaved during a window (went backwards, stopped, vanished)."""
+class MeterError(UserError, RuntimeError):
+    """A counter misbehaved during a window (went backwards, stopped, vanished); says what to use instead."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class Meter:

@@ -55,7 +55,8 @@ def load_nvml(module: Any = None) -> Any:
 def _init_reason(nvml: Any, exc: Any) -> str:
     code = getattr(exc, "value", None)
     reasons = {
-        "NVML_ERROR_LIBRARY_NOT_FOUND": "the NVML library (libnvidia-ml.so) was not found, so there is no NVIDIA driver",
+        "NVML_ERROR_LIBRARY_NOT_FOUND":
+            "the NVML library (libnvidia-ml.so) was not found, so there is no NVIDIA driver",
         "NVML_ERROR_DRIVER_NOT_LOADED": "the NVIDIA driver is not loaded (no NVIDIA GPU, or its kernel module failed)",
         "NVML_ERROR_NO_PERMISSION": "NVML refused access to the GPU (permission denied)",
         "NVML_ERROR_LIB_RM_VERSION_MISMATCH": "the NVML library and the NVIDIA kernel driver versions differ (reboot)",
@@ -141,14 +142,14 @@ def integrate_power_j(samples: list[tuple[float, float]], start_s: float, end_s:
             return samples[0][1]
         if t >= samples[-1][0]:
             return samples[-1][1]
-        for (t0, p0), (t1, p1) in zip(samples, samples[1:]):
+        for (t0, p0), (t1, p1) in zip(samples, samples[1:], strict=False):
             if t0 <= t <= t1:
                 return p0 if t1 == t0 else p0 + (p1 - p0) * (t - t0) / (t1 - t0)
         return samples[-1][1]
 
     points = [(start_s, power_at(start_s))] + [s for s in samples if start_s < s[0] < end_s]
     points.append((end_s, power_at(end_s)))
-    return sum((t1 - t0) * (p0 + p1) / 2 for (t0, p0), (t1, p1) in zip(points, points[1:]))
+    return sum((t1 - t0) * (p0 + p1) / 2 for (t0, p0), (t1, p1) in zip(points, points[1:], strict=False))
 
 
 class PowerSampler:

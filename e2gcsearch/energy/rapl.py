@@ -138,7 +138,7 @@ class RaplMeter(Meter):
 
     def _end(self, state: list[int], start_s: float, end_s: float) -> float:
         total_uj = 0
-        for zone, start_uj in zip(self.zones, state):
+        for zone, start_uj in zip(self.zones, state, strict=True):
             try:
                 end_uj = zone.read_uj()
             except OSError as exc:
