@@ -1,0 +1,44 @@
+"""``e2gcsearch studies``: the studies in a storage, with their objectives and trial counts."""
+
+from __future__ import annotations
+
+import argparse
+
+import optuna
+
+from ..search.storage import DEFAULT_STORAGE, DEFAULT_STUDY, open_study, studies_frame
+from ..tables import render
+from ._common import HelpFormatter, add_format_arg, emit
+
+EXAMPLES = """\
+examples:
+  e2gcsearch studies                                     # studies in sqlite:///studies/e2gcsearch.db
+  e2gcsearch studies --storage studies/e2gcsearch.log    # a journal file written by 'run --workers N'
+  e2gcsearch studies --format csv
+"""
+
+
+def add_study_args(parser: argparse.ArgumentParser) -> None:
+    """--study NAME and --storage URL, with the defaults every command shares."""
+    parser.add_argument("--study", default=DEFAULT_STUDY, help="study name (shared by run/front/export/validate)")
+    parser.add_argument("--storage", default=DEFAULT_STORAGE,
+                        help="Optuna RDB URL (sqlite:///…, postgresql://…) or journal file (.log/.jsonl)")
+
+
+def load_study(args: argparse.Namespace) -> optuna.Study:
+    """The study named by --study in --storage (one-line errors for unknown names or storages)."""
+    return open_study(args.storage, args.study)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "studies", help="list the studies in a storage with trial counts and objectives",
+        description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
+    parser.add_argument("--storage", default=DEFAULT_STORAGE,
+                        help="Optuna RDB URL (sqlite:///…, postgresql://…) or journal file (.log/.jsonl)")
+    add_format_arg(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    emit(render(studies_frame(args.storage), args.format))

@@ -1,0 +1,397 @@
+"""Take a chosen network away: a standalone PyTorch builder (``.py``), its ArchConfig (``.json``), or
+the built model as TorchScript (``.pt``), ``torch.export`` (``.pt2``) or ONNX (``.onnx``).
+
+The ``.py`` file imports only torch. It holds the stage table of the network (one row per
+MobileNet-V1 module or ResNeXt bottleneck, straight from :func:`e2gcsearch.models.mobilenet_v1.plan`
+/ :func:`e2gcsearch.models.resnext.plan`) and a ``build_model`` function whose module names, and so
+state-dict keys, are those of e2gcsearch's own models: weights trained by e2gcsearch load directly.
+
+Example:
+    >>> export_trial(study, 7, "model.py")                   # doctest: +SKIP
+    >>> import model; net = model.build_model()              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import textwrap
+import warnings
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import optuna
+import torch
+from torch import nn
+
+from . import __version__
+from .config import ArchConfig
+from .errors import ConfigError, DataError
+from .models import create_model, get_entry
+from .report import ARCH_LABELS, get_trial, grouping_label, study_objectives
+from .search.record import TrialRecord
+from .tables import human_count
+
+SUFFIXES = {".py": "standalone PyTorch model builder", ".json": "ArchConfig JSON",
+            ".pt": "TorchScript (traced)", ".pt2": "torch.export program", ".onnx": "ONNX graph"}
+CHECKPOINT_KEYS = ("model", "state_dict", "model_state_dict")  # where checkpoints keep the weights
+
+_HEADER = '''\
+"""$title
+
+$summary
+
+Usage (needs only torch):
+
+    from $module import build_model
+    model = build_model()                    # freshly initialised, as e2gcsearch initialises it
+    model = build_model(weights="$weights")  # a state dict or an e2gcsearch training checkpoint
+
+Module names and state-dict keys equal those of e2gcsearch's own $family, so its weights load as is.
+Exported by e2gcsearch $version.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+ARCH_CONFIG = $arch_config  # e2gcsearch.ArchConfig.from_dict(ARCH_CONFIG) rebuilds it in e2gcsearch
+NUM_CLASSES = $num_classes
+STEM_CHANNELS = $stem_channels
+'''
+
+_MOBILENET = '''
+# One row per module (features.N): 3x3 conv in->in with `groups` groups and `stride`, then 1x1 conv
+# in->out, each followed by BN + ReLU. Channels per group = in / groups ($grouping).
+MODULES = (
+    # in, out, stride, groups
+$table
+)
+
+
+class GroupedModule(nn.Module):
+    """3x3 grouped conv + BN + ReLU, then 1x1 conv + BN + ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, groups: int) -> None:
+        super().__init__()
+        self.conv_grouped = conv(in_channels, in_channels, 3, stride=stride, groups=groups)
+        self.bn_grouped = nn.BatchNorm2d(in_channels)
+        self.conv_pointwise = conv(in_channels, out_channels, 1)
+        self.bn_pointwise = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn_grouped(self.conv_grouped(x)))  # (B, in, H/stride, W/stride)
+        return self.relu(self.bn_pointwise(self.conv_pointwise(x)))  # (B, out, H/stride, W/stride)
+
+
+class MobileNetV1(nn.Module):
+    """Stem 3x3 conv (stride 2) -> the modules of MODULES -> global average pool -> linear classifier."""
+
+    def __init__(self, num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(conv(3, STEM_CHANNELS, 3, stride=2), nn.BatchNorm2d(STEM_CHANNELS),
+                                  nn.ReLU(inplace=True))
+        self.features = nn.Sequential(*(GroupedModule(*row) for row in MODULES))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(MODULES[-1][1], num_classes)
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(self.stem(x))  # (B, MODULES[-1][1], H/32, W/32)
+        return self.classifier(torch.flatten(self.pool(x), 1))  # (B, num_classes)
+
+
+NETWORK = MobileNetV1
+'''
+
+_RESNEXT = '''
+EXPANSION = 4
+# One row per bottleneck (layerS.N): 1x1 conv in->mid, 3x3 conv mid->mid with `groups` groups and
+# `stride`, 1x1 conv mid->out; a 1x1 projection (downsample) when stride != 1 or in != out.
+# Channels per group = mid / groups ($grouping).
+STAGES = (
+$table
+)
+
+
+class Bottleneck(nn.Module):
+    def __init__(self, in_channels: int, mid_channels: int, out_channels: int, stride: int, groups: int) -> None:
+        super().__init__()
+        self.conv1 = conv(in_channels, mid_channels, 1)
+        self.bn1 = nn.BatchNorm2d(mid_channels)
+        self.conv2 = conv(mid_channels, mid_channels, 3, stride=stride, groups=groups)
+        self.bn2 = nn.BatchNorm2d(mid_channels)
+        self.conv3 = conv(mid_channels, out_channels, 1)
+        self.bn3 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or in_channels != out_channels:
+            self.downsample = nn.Sequential(conv(in_channels, out_channels, 1, stride=stride),
+                                            nn.BatchNorm2d(out_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)  # (B, out, H/stride, W/stride)
+        out = self.relu(self.bn1(self.conv1(x)))  # (B, mid, H, W)
+        out = self.relu(self.bn2(self.conv2(out)))  # (B, mid, H/stride, W/stride)
+        return self.relu(self.bn3(self.conv3(out)) + identity)
+
+
+class ResNeXt(nn.Module):
+    """torchvision's ResNeXt layout: 7x7 stem + max pool, four stages of STAGES, pool, linear."""
+
+    def __init__(self, num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        self.conv1 = conv(3, STEM_CHANNELS, 7, stride=2)
+        self.bn1 = nn.BatchNorm2d(STEM_CHANNELS)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        for index, stage in enumerate(STAGES, start=1):
+            self.add_module(f"layer{index}", nn.Sequential(*(Bottleneck(*row) for row in stage)))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(STAGES[-1][-1][2], num_classes)
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (B, STEM_CHANNELS, H/4, W/4)
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))  # (B, out of the last stage, H/32, W/32)
+        return self.fc(torch.flatten(self.avgpool(x), 1))  # (B, num_classes)
+
+
+NETWORK = ResNeXt
+'''
+
+_FOOTER = '''
+
+def conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+    """Every conv of the network: bias-free, 'same' padding, any number of groups."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2,
+                     groups=groups, bias=False)
+
+
+def init_weights(model: nn.Module) -> None:
+    """He init for convs (fan-out), unit BN, small normal for the classifier (as torchvision)."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, 0.0, 0.01)
+            nn.init.zeros_(module.bias)
+
+
+def load_state_dict(path: str) -> dict[str, torch.Tensor]:
+    """Weights from ``path``: a plain state dict, or a checkpoint keeping it under "model"/"state_dict"."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in $checkpoint_keys:
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    return {name.removeprefix("module."): value for name, value in state.items()}
+
+
+def build_model(num_classes: int = NUM_CLASSES, weights: str | None = None) -> nn.Module:
+    """The network of this file; ``weights`` loads a state dict or checkpoint (strict key match)."""
+    model = NETWORK(num_classes)
+    if weights is not None:
+        model.load_state_dict(load_state_dict(weights))
+    return model
+
+
+if __name__ == "__main__":
+    net = build_model().eval()
+    print(f"{sum(p.numel() for p in net.parameters()):,} parameters;",
+          "output", tuple(net(torch.zeros(1, 3, 224, 224)).shape))
+'''
+
+
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from ``path`` (a state dict, a checkpoint holding one, or a folder with ``last.pt``)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "last.pt"
+    if not path.is_file():
+        raise DataError(f"no weights at {path}; pass --weights with a checkpoint file (e.g. .../trial-7/last.pt)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - pickle/zip errors vary
+        raise DataError(f"cannot read weights from {path} ({type(exc).__name__}); pass a file written by torch.save") from None
+    for key in CHECKPOINT_KEYS:
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise DataError(f"{path} holds no state dict (tensors by name); pass a checkpoint of this network")
+    return {name.removeprefix("module."): value for name, value in state.items()}
+
+
+def _load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise ConfigError(f"the weights in {source} do not fit this trial's network ({first}); "
+                          "pass the checkpoint of this trial (e.g. studies/checkpoints/<study>/trial-<n>)") from None
+
+
+def _stage_table(arch: ArchConfig) -> tuple[str, int]:
+    plan = get_entry(arch.arch).plan(arch)
+    if arch.arch == "mobilenet_v1":
+        rows = [f"    ({m.in_channels}, {m.out_channels}, {m.stride}, {m.groups}),  # features.{i}, "
+                f"{m.in_channels // m.groups} channels per group" for i, m in enumerate(plan.modules)]
+        return "\n".join(rows), plan.stem_channels
+    lines = []
+    for s, stage in enumerate(plan.stages, start=1):
+        lines.append(f"    (  # layer{s}: in, mid, out, stride, groups")
+        lines += [f"        ({b.in_channels}, {b.mid_channels}, {b.out_channels}, {b.stride}, {b.groups}),"
+                  f"  # layer{s}.{i}, {b.mid_channels // b.groups} channels per group" for i, b in enumerate(stage)]
+        lines.append("    ),")
+    return "\n".join(lines), plan.stem_channels
+
+
+def _fingerprint(record: TrialRecord) -> str:
+    keys = ("device", "cpu", "gpu", "torch", "dtype", "layout", "threads")
+    items = [f"{k} {record.fingerprint[k]}" for k in keys if record.fingerprint.get(k) not in (None, "")]
+    return ", ".join(items) or "an unrecorded device"
+
+
+def describe_trial(record: TrialRecord, objectives: list, study: str = "") -> list[str]:
+    """Sentences about a trial's measured figures (the exported docstring; plain text)."""
+    lines = [f"Trial {record.number} of study '{study}'." if study else f"Trial {record.number}."]
+    if record.values is not None:
+        parts = [f"{o.header(record.energy_backend)} = {v:.4g}" for o, v in zip(objectives, record.values)]
+        lines.append("Objectives: " + "; ".join(parts) + ".")
+    if record.params is not None:
+        where = f" at {record.resolution}x{record.resolution}" if record.resolution else ""
+        lines.append(f"Params {human_count(record.params)} ({record.params:,}), MACs {human_count(record.macs)} "
+                     f"({record.macs:,}){where}; conv + linear layers only, BN excluded.")
+    if record.epf:
+        figures = ", ".join(f"B={b}: {record.epf_mj(b):.4g} mJ" if record.epf_mj(b) is not None else f"B={b}: -"
+                            for b in sorted(record.epf))
+        kind = "an estimate (measured time x power model, not a meter reading)" if record.energy_is_estimate \
+            else f"measured with the '{record.energy_backend}' energy meter"
+        lines.append(f"EPF, energy of one forward + backward pass of a batch divided by the batch size B: "
+                     f"{figures}; {kind}, on {_fingerprint(record)}.")
+    if record.top1 is not None:
+        data = ", ".join(f"{k}={v}" for k, v in record.data.items() if v not in (None, "")) or "unrecorded data"
+        lines.append(f"Proxy accuracy (short training): top-1 {record.top1:.2f} %"
+                     + (f", top-5 {record.top5:.2f} %" if record.top5 is not None else "") + f" on {data}.")
+    if record.full.get("top1") is not None:
+        lines.append(f"Full training ({record.full.get('epochs')} epochs, e2gcsearch validate): "
+                     f"top-1 {record.full['top1']:.2f} %.")
+    return lines
+
+
+def python_source(arch: ArchConfig, summary: list[str] | None = None, module: str = "model",
+                  weights: str = "model.pth") -> str:
+    """The text of a standalone builder module for ``arch`` (see the module docstring)."""
+    table, stem = _stage_table(arch)
+    grouping = f"{'stage-wise ' if arch.is_stagewise else ''}{arch.module}, {grouping_label(arch)}"
+    family = ARCH_LABELS.get(arch.arch, arch.arch)
+    text = "\n\n".join(textwrap.fill(line, 100, break_on_hyphens=False) for line in (summary or []))
+    fields = {
+        "title": f"{family}, {grouping}, width {arch.width:g}, {arch.num_classes} classes.",
+        "summary": _docstring_safe(text or "Exported from an ArchConfig (no measurements attached)."),
+        "module": module, "weights": weights, "family": family, "version": __version__,
+        "arch_config": repr(arch.to_dict()), "num_classes": arch.num_classes, "stem_channels": stem,
+        "table": table, "grouping": grouping, "checkpoint_keys": repr(CHECKPOINT_KEYS),
+    }
+    body = _MOBILENET if arch.arch == "mobilenet_v1" else _RESNEXT
+    return Template(_HEADER + body + _FOOTER).substitute(fields)
+
+
+def _docstring_safe(text: str) -> str:
+    return text.replace("\\", "/").replace('"""', "'''")
+
+
+def check_writable(path: str | Path) -> Path:
+    """``path`` if its folder exists and its suffix is one we export to, else a one-line error."""
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        kinds = ", ".join(f"{s} ({d})" for s, d in SUFFIXES.items())
+        raise ConfigError(f"cannot export to {path.name!r}: give --out a file ending in one of {kinds}")
+    if not path.parent.is_dir():
+        raise DataError(f"cannot write {path}: folder {path.parent} does not exist; create it or choose another --out")
+    return path
+
+
+def _write_text(path: Path, text: str) -> None:
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        raise DataError(f"cannot write {path} ({exc.strerror or exc}); choose a writable --out path") from None
+
+
+def verify_python(path: Path, arch: ArchConfig) -> None:
+    """Import the written builder and check its state-dict keys and shapes against e2gcsearch's model."""
+    spec = importlib.util.spec_from_file_location(f"_e2gcsearch_export_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    with torch.device("meta"):
+        exported, ours = module.build_model(), create_model(arch)
+    shapes = {k: tuple(v.shape) for k, v in exported.state_dict().items()}
+    if shapes != {k: tuple(v.shape) for k, v in ours.state_dict().items()}:
+        raise RuntimeError(f"internal error: the builder written to {path} does not match {arch.label()}")
+
+
+def export_model(arch: ArchConfig, out: str | Path, record: TrialRecord | None = None, objectives: list | None = None,
+                 study: str = "", weights: str | Path | None = None) -> list[Path]:
+    """Write ``arch`` to ``out`` in the format its suffix names; returns the files written.
+
+    ``weights`` (a checkpoint) is checked against the network and, for ``.py``, saved next to it
+    as ``<out>.pth`` (a plain state dict); for ``.pt``/``.pt2``/``.onnx`` it is baked into the model.
+    """
+    out = check_writable(out)
+    suffix = out.suffix.lower()
+    if suffix == ".json" and weights is not None:
+        raise ConfigError("--weights does not apply to a .json export (it holds only the ArchConfig); drop it "
+                          "or export to .py")
+    state = load_weights(weights) if weights is not None else None
+    if suffix == ".json":
+        _write_text(out, json.dumps(arch.to_dict(), indent=2, sort_keys=True) + "\n")
+        return [out]
+    model = create_model(arch).eval()
+    if state is not None:
+        _load_into(model, state, str(weights))
+    if suffix == ".py":
+        summary = describe_trial(record, objectives or [], study) if record is not None else []
+        weights_file = out.with_suffix(".pth")
+        _write_text(out, python_source(arch, summary, out.stem, weights_file.name))
+        verify_python(out, arch)
+        if state is None:
+            return [out]
+        torch.save(model.state_dict(), weights_file)
+        return [out, weights_file]
+    resolution = record.resolution if record is not None and record.resolution else 224
+    _export_compiled(model, out, resolution)
+    return [out]
+
+
+def _export_compiled(model: nn.Module, out: Path, resolution: int) -> None:
+    example = (torch.randn(1, 3, resolution, resolution),)
+    suffix = out.suffix.lower()
+    if suffix == ".pt":
+        with warnings.catch_warnings():  # TorchScript is deprecated upstream in favour of torch.export
+            warnings.simplefilter("ignore", FutureWarning)
+            torch.jit.save(torch.jit.trace(model, example), str(out))
+    elif suffix == ".pt2":
+        torch.export.save(torch.export.export(model, example), str(out))
+    else:
+        if importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxscript") is None:
+            raise ConfigError("ONNX export needs the optional packages onnx and onnxscript: pip install onnx onnxscript "
+                              "(or export to .pt2 / .pt, which need only torch)")
+        torch.onnx.export(model, example, str(out), input_names=["images"], output_names=["logits"], dynamo=True)
+
+
+def export_trial(study: optuna.Study, number: int, out: str | Path, weights: str | Path | None = None) -> list[Path]:
+    """Export trial ``number`` of ``study`` (must be COMPLETE) to ``out``; returns the files written."""
+    check_writable(out)
+    record = TrialRecord.from_trial(get_trial(study, number))
+    return export_model(record.arch, out, record, study_objectives(study), study.study_name, weights)
+
+
+__all__ = ["describe_trial", "export_model", "export_trial", "load_weights", "python_source"]

@@ -1,0 +1,241 @@
+"""Draw the frames of :mod:`e2gcsearch.report`: the accuracy-vs-energy front and the hypervolume history.
+
+This module only draws. Everything it shows comes from the DataFrame it is given (rows, and the
+objectives, backend and counts in ``frame.attrs``); it never opens a study.
+
+``.png``, ``.pdf`` and ``.svg`` are drawn with matplotlib; ``.html`` with plotly (interactive, hover
+shows each trial's configuration; needs ``pip install plotly``).
+
+Example:
+    >>> from e2gcsearch.report import front_frame
+    >>> save_front_plot(front_frame(study, include_dominated=True), "front.png")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import ConfigError, DataError
+from .report import ARCH_LABELS, ENERGY_METRICS, Objective, frame_objectives, plot_axes
+
+STATIC_SUFFIXES = (".png", ".pdf", ".svg")
+SUFFIXES = (*STATIC_SUFFIXES, ".html")
+# Colour-blind-safe (Okabe-Ito) colours and distinct markers per grouping rule.
+STYLE = {"E2GC": {"color": "#0072B2", "marker": "o", "label": "E2GC (constant group size G)"},
+         "FgGC": {"color": "#D55E00", "marker": "s", "label": "FgGC (fixed number of groups g)"}}
+INFEASIBLE_COLOR = "#7f7f7f"
+
+
+def _check_path(path: str | Path) -> Path:
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise ConfigError(f"cannot draw {path.name!r}: give a file ending in {', '.join(SUFFIXES)}")
+    if not path.parent.exists():
+        raise DataError(f"cannot write {path}: folder {path.parent} does not exist; create it or choose another path")
+    return path
+
+
+def _save(figure, path: Path) -> Path:
+    try:
+        figure.savefig(path, dpi=200, bbox_inches="tight")
+    except OSError as exc:
+        raise DataError(f"cannot write {path} ({exc.strerror or exc}); choose a writable path") from None
+    return path
+
+
+def _point_label(row: pd.Series) -> str:
+    return f"{row['grouping']}, w={row['width']:g}"
+
+
+def _backend_note(backend: str | None) -> str:
+    if backend == "estimate":
+        return "EPF backend: estimate (measured time x power model, not a meter reading)"
+    return f"EPF backend: {backend}" if backend else "EPF: not measured"
+
+
+def _step_kind(x: Objective) -> str:
+    # Attainment line: between two front points the best reachable y is that of the point with the
+    # better x, so the step holds its value to the right when x is minimised, to the left otherwise.
+    return "steps-post" if x.direction == "minimize" else "steps-pre"
+
+
+def _front_groups(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    feasible = frame["feasible"].astype(bool)
+    dominated = frame["dominated"].astype(bool)
+    return frame[feasible & ~dominated], frame[feasible & dominated], frame[~feasible]
+
+
+def save_front_plot(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Scatter every trial of ``frame`` (accuracy vs energy), with the front as a step line."""
+    path = _check_path(path)
+    if frame.empty:
+        raise DataError("nothing to plot: the study has no completed trials yet; run 'e2gcsearch run' first")
+    if path.suffix.lower() == ".html":
+        return _front_html(frame, path)
+    from matplotlib.figure import Figure
+
+    x, y = plot_axes(frame)
+    backend = frame.attrs.get("backend")
+    front, dominated, infeasible = _front_groups(frame)
+    figure = Figure(figsize=(8.4, 4.6), layout="constrained")
+    ax = figure.add_subplot()
+    for module, style in STYLE.items():
+        ax.scatter(dominated.loc[dominated["module"] == module, x.name],
+                   dominated.loc[dominated["module"] == module, y.name],
+                   s=26, color=style["color"], marker=style["marker"], alpha=0.35, linewidths=0)
+        ax.scatter(front.loc[front["module"] == module, x.name], front.loc[front["module"] == module, y.name],
+                   s=46, color=style["color"], marker=style["marker"], edgecolors="black", linewidths=0.8,
+                   label=style["label"], zorder=3)
+    if len(dominated):
+        ax.scatter([], [], s=26, color="#9a9a9a", alpha=0.45, linewidths=0, label="dominated (faded colour)")
+    if len(infeasible):
+        ax.scatter(infeasible[x.name], infeasible[y.name], s=24, color=INFEASIBLE_COLOR, marker="x",
+                   linewidths=0.9, alpha=0.7, label="infeasible (violates a constraint)")
+    ordered = front.sort_values(x.name)
+    if len(frame.attrs.get("objectives", [])) == 2 and len(ordered):
+        ax.plot(ordered[x.name], ordered[y.name], drawstyle=_step_kind(x), color="black", linewidth=1.1,
+                zorder=2, label=f"Pareto front ({len(ordered)} trials)")
+    # Labels go on the side no trial reaches (the direction that would dominate the point).
+    horizontal = "right" if x.direction == "minimize" else "left"
+    vertical = "bottom" if y.direction == "maximize" else "top"
+    offset = (-4 if horizontal == "right" else 4, 4 if vertical == "bottom" else -4)
+    for _, row in ordered.iterrows():
+        ax.annotate(_point_label(row), (row[x.name], row[y.name]), xytext=offset, textcoords="offset points",
+                    ha=horizontal, va=vertical, fontsize=6.5, color="#333333")
+    _mark_baselines(ax, frame, x, y, offset, horizontal, vertical)
+    _style_axes(ax, frame, x, y)
+    ax.margins(x=0.12, y=0.08)  # room for the labels of the outermost points
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7.5, frameon=False, borderaxespad=0.0,
+              title=f"{frame.attrs.get('completed', len(frame))} completed trials, {frame.attrs.get('feasible', '?')} feasible",
+              title_fontsize=7.5)
+    figure.suptitle(f"Study '{frame.attrs.get('study', '')}': {_axis_label(y)} vs {_axis_label(x)}", fontsize=10.5)
+    ax.set_title(_backend_note(backend), fontsize=8, color="#444444")
+    return _save(figure, path)
+
+
+def _axis_label(objective: Objective) -> str:
+    label = objective.header()
+    return label.replace("top-1 (%, proxy)", "proxy top-1 accuracy (%)").replace("top-5 (%, proxy)", "proxy top-5 accuracy (%)")
+
+
+def _style_axes(ax, frame: pd.DataFrame, x: Objective, y: Objective) -> None:
+    values = frame[x.name].to_numpy(dtype=float)
+    if x.metric in ENERGY_METRICS and values.min() > 0 and values.max() / values.min() > 20:
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    backend = frame.attrs.get("backend")
+    ax.set_xlabel(x.header(backend) + (", log scale" if ax.get_xscale() == "log" else ""), fontsize=9)
+    ax.set_ylabel(_axis_label(y), fontsize=9)
+    ax.grid(True, which="major", alpha=0.3, linewidth=0.6)
+    ax.tick_params(labelsize=8)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+
+
+def _mark_baselines(ax, frame: pd.DataFrame, x: Objective, y: Objective, offset: tuple[int, int],
+                    horizontal: str, vertical: str) -> None:
+    """Stars on the trials that reproduce a paper baseline (one legend entry per baseline network)."""
+    baselines = frame[frame["baseline"].notna()]
+    for name, rows in baselines.groupby("baseline", sort=True):
+        ax.scatter(rows[x.name], rows[y.name], s=120, marker="*", color="#E69F00", edgecolors="black",
+                   linewidths=0.6, zorder=4, label=f"paper baseline: {name}")
+        for _, row in rows.iterrows():
+            if row["dominated"] or not row["feasible"]:  # front members are labelled already
+                ax.annotate(f"w={row['width']:g}", (row[x.name], row[y.name]), xytext=offset,
+                            textcoords="offset points", ha=horizontal, va=vertical, fontsize=6.5, color="#7a5200")
+
+
+def save_hypervolume_plot(history: pd.DataFrame, path: str | Path) -> Path:
+    """Hypervolume vs trial number (a step line; dots where a trial improved the front)."""
+    path = _check_path(path)
+    if history.empty:
+        raise DataError("nothing to plot: the study has no completed trials yet; run 'e2gcsearch run' first")
+    reference = history.attrs.get("reference", {})
+    units = history.attrs.get("units", {})
+    note = ("reference point: " + ", ".join(f"{k} = {v:.3g} {units.get(k, '')}".rstrip() for k, v in reference.items())
+            if reference else "no feasible trial yet")
+    if path.suffix.lower() == ".html":
+        return _hypervolume_html(history, path, note)
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.4, 3.6), layout="constrained")
+    ax = figure.add_subplot()
+    ax.plot(history["trial"], history["hypervolume"], drawstyle="steps-post", color="#0072B2", linewidth=1.4)
+    improved = history[history["improved"].astype(bool)]
+    ax.scatter(improved["trial"], improved["hypervolume"], s=18, color="#0072B2", zorder=3,
+               label="trial that moved the front")
+    ax.set_xlabel("trial number", fontsize=9)
+    ax.set_ylabel("hypervolume (fraction of reference box)", fontsize=9)
+    ax.set_ylim(0, max(1e-9, float(history["hypervolume"].max())) * 1.08)
+    ax.grid(True, alpha=0.3, linewidth=0.6)
+    ax.tick_params(labelsize=8)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.legend(loc="lower right", fontsize=7.5)
+    figure.suptitle(f"Study '{history.attrs.get('study', '')}': hypervolume of the feasible front", fontsize=10.5)
+    ax.set_title(f"objectives normalised to [best, worst + 10 % of range]; {note}", fontsize=7.5, color="#444444")
+    return _save(figure, path)
+
+
+def _plotly():
+    try:
+        import plotly.graph_objects as go
+    except ImportError:
+        raise ConfigError("interactive .html plots need plotly: pip install plotly (or plot to a .png)") from None
+    return go
+
+
+def _front_html(frame: pd.DataFrame, path: Path) -> Path:
+    go = _plotly()
+    x, y = plot_axes(frame)
+    backend = frame.attrs.get("backend")
+    front, dominated, infeasible = _front_groups(frame)
+    figure = go.Figure()
+    hover = "trial %{customdata[0]}<br>%{customdata[1]} %{customdata[2]} w=%{customdata[3]}<br>params %{customdata[4]:,}<br>MACs %{customdata[5]:,}<extra></extra>"
+
+    def add(rows: pd.DataFrame, name: str, marker: dict, show: bool = True) -> None:
+        data = np.stack([rows["trial"], [ARCH_LABELS.get(a, a) for a in rows["arch"]], rows["grouping"],
+                         rows["width"], rows["params"], rows["macs"]], axis=1) if len(rows) else None
+        figure.add_trace(go.Scatter(x=rows[x.name], y=rows[y.name], mode="markers", name=name, marker=marker,
+                                    customdata=data, hovertemplate=hover, showlegend=show))
+
+    for module, style in STYLE.items():
+        symbol = "circle" if style["marker"] == "o" else "square"
+        add(front[front["module"] == module], style["label"],
+            {"color": style["color"], "symbol": symbol, "size": 9, "line": {"color": "black", "width": 1}})
+        add(dominated[dominated["module"] == module], f"{module}, dominated",
+            {"color": style["color"], "symbol": symbol, "size": 7, "opacity": 0.35})
+    add(infeasible, "infeasible", {"color": INFEASIBLE_COLOR, "symbol": "x", "size": 7})
+    ordered = front.sort_values(x.name)
+    shape = "hv" if x.direction == "minimize" else "vh"
+    figure.add_trace(go.Scatter(x=ordered[x.name], y=ordered[y.name], mode="lines", line={"shape": shape, "color": "black"},
+                                name="Pareto front", hoverinfo="skip"))
+    for _, row in frame[frame["baseline"].notna()].iterrows():
+        figure.add_annotation(x=row[x.name], y=row[y.name], text=f"{row['baseline']} (w={row['width']:g}), paper baseline",
+                              showarrow=True, arrowhead=2, ax=-60, ay=-30, font={"size": 10})
+    figure.update_layout(title=f"Study '{frame.attrs.get('study', '')}': {_axis_label(y)} vs {_axis_label(x)}<br>"
+                               f"<sup>{_backend_note(backend)}</sup>",
+                         xaxis_title=x.header(backend), yaxis_title=_axis_label(y), template="simple_white")
+    figure.write_html(path, include_plotlyjs=True)
+    return path
+
+
+def _hypervolume_html(history: pd.DataFrame, path: Path, note: str) -> Path:
+    go = _plotly()
+    figure = go.Figure(go.Scatter(x=history["trial"], y=history["hypervolume"], mode="lines+markers",
+                                  line={"shape": "hv"}, name="hypervolume"))
+    figure.update_layout(title=f"Study '{history.attrs.get('study', '')}': hypervolume<br><sup>{note}</sup>",
+                         xaxis_title="trial number", yaxis_title="hypervolume (fraction of reference box)",
+                         template="simple_white")
+    figure.write_html(path, include_plotlyjs=True)
+    return path
+
+
+__all__ = ["save_front_plot", "save_hypervolume_plot"]
