@@ -110,7 +110,13 @@ def create_conv2d(
 
 
 def init_weights(model: nn.Module) -> None:
-    """He init for convs (fan-out), unit BN, small normal for the classifier (as torchvision)."""
+    """He init for convs (fan-out), unit BN, small normal for the classifier (as torchvision).
+
+    A model built on the ``meta`` device (the cost model's shape pass) has no values to set; skipping
+    it saves most of the time of :func:`e2gcsearch.network_cost`.
+    """
+    if any(p.is_meta for p in model.parameters()):
+        return
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")

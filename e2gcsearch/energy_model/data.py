@@ -1,0 +1,185 @@
+"""Measured EPF of several configurations on one device: the data the energy model is fitted to.
+
+Three sources give the same :class:`EpfDataset`:
+
+* a profiling sweep run here (:func:`run_sweep`, ``e2gcsearch model fit --sweep``),
+* a sweep JSON file written earlier (:func:`load_sweep`, ``--from-profile FILE``; the format is below),
+* the trials of a search study (:func:`dataset_from_study`, ``--study NAME --storage URL``).
+
+Sweep file (``kind: e2gcsearch.epf-sweep``, version 1)::
+
+    {"kind": "e2gcsearch.epf-sweep", "version": 1,
+     "backend": "estimate", "is_estimate": true, "fingerprint": {...device fingerprint...},
+     "measurements": [{"arch_config": {...ArchConfig...}, "resolution": 64,
+                       "epf": {"16": {"epf_mj": 1.23, "epf_std_mj": 0.01, "status": "ok"}, ...}}, ...]}
+
+Energy is in mJ per frame, from the backend named in the file; ``is_estimate`` marks figures made
+of measured time x a power model (no energy counter).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..config import ArchConfig
+from ..errors import ConfigError, DataError
+from ..paper import GROUP_SIZES, GROUPS
+
+SWEEP_KIND = "e2gcsearch.epf-sweep"
+SWEEP_VERSION = 1
+Progress = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class EpfMeasurement:
+    """EPF of one configuration at one resolution, per batch size (mJ/frame; ``None`` = not usable)."""
+
+    config: ArchConfig
+    resolution: int
+    epf_mj: dict[int, float]
+    epf_std_mj: dict[int, float] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        epf = {str(b): {"epf_mj": v, "epf_std_mj": self.epf_std_mj.get(b), "status": "ok"}
+               for b, v in sorted(self.epf_mj.items())}
+        return {"arch_config": self.config.to_dict(), "label": self.config.label(),
+                "resolution": self.resolution, "epf": epf}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EpfMeasurement":
+        epf, std = {}, {}
+        for batch, figures in dict(data.get("epf", {})).items():
+            if figures.get("status", "ok") == "ok" and figures.get("epf_mj") is not None:
+                epf[int(batch)] = float(figures["epf_mj"])
+                if figures.get("epf_std_mj") is not None:
+                    std[int(batch)] = float(figures["epf_std_mj"])
+        return cls(ArchConfig.from_dict(data["arch_config"]), int(data["resolution"]), epf, std)
+
+
+@dataclasses.dataclass
+class EpfDataset:
+    """Measurements from one device and one energy backend."""
+
+    backend: str
+    is_estimate: bool
+    fingerprint: dict[str, Any]
+    measurements: list[EpfMeasurement]
+    source: str = ""
+
+    @property
+    def batch_sizes(self) -> list[int]:
+        return sorted({b for m in self.measurements for b in m.epf_mj})
+
+    def points(self, batch_size: int) -> list[EpfMeasurement]:
+        """Measurements that have EPF at ``batch_size`` (the last one wins for a repeated config)."""
+        latest = {(m.config, m.resolution): m for m in self.measurements if batch_size in m.epf_mj}
+        return list(latest.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": SWEEP_KIND, "version": SWEEP_VERSION, "backend": self.backend,
+                "is_estimate": self.is_estimate, "energy_unit": "mJ/frame", "fingerprint": self.fingerprint,
+                "source": self.source, "measurements": [m.to_dict() for m in self.measurements]}
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        try:
+            path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        except OSError as exc:
+            raise DataError(f"cannot write the sweep to {path} ({exc.strerror or exc}); choose a writable path") from None
+        return path
+
+
+def load_sweep(path: str | Path) -> EpfDataset:
+    """Read a sweep file (format in the module docstring)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"no sweep file at {path}; write one with 'e2gcsearch model fit --sweep --save-sweep {path}'") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"cannot read the sweep file {path}: {exc}") from None
+    if not isinstance(data, dict) or data.get("kind") != SWEEP_KIND:
+        raise DataError(f"{path} is not an EPF sweep (expected \"kind\": \"{SWEEP_KIND}\"); "
+                        "a device profile is read with --profile, not --from-profile")
+    try:
+        measurements = [EpfMeasurement.from_dict(item) for item in data.get("measurements", [])]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"{path} has a malformed measurement ({exc}); regenerate it with 'e2gcsearch model fit --sweep'") from None
+    return EpfDataset(str(data.get("backend", "unknown")), bool(data.get("is_estimate", False)),
+                      dict(data.get("fingerprint") or {}), measurements, source=f"sweep file {path}")
+
+
+def default_sweep_configs(arch: str = "mobilenet_v1", widths: Sequence[float] = (0.25, 0.5),
+                          num_classes: int = 10, group_sizes: Sequence[int] = GROUP_SIZES,
+                          groups: Sequence[int] = GROUPS) -> list[ArchConfig]:
+    """The paper's design points (E2GC G and FgGC g) at each width: 11 configs per width by default."""
+    configs = []
+    for width in widths:
+        configs += [ArchConfig(arch, group_size=size, width=width, num_classes=num_classes) for size in group_sizes]
+        configs += [ArchConfig(arch, groups=count, width=width, num_classes=num_classes) for count in groups]
+    return configs
+
+
+def run_sweep(configs: Sequence[ArchConfig], profile_config: Any, progress: Progress | None = None) -> EpfDataset:
+    """Profile every configuration (see :mod:`e2gcsearch.profile`) and collect the EPF per batch size.
+
+    Args:
+        configs: the networks to measure (unbuildable ones are skipped with a note).
+        profile_config: a :class:`e2gcsearch.profile.ProfileConfig`.
+        progress: called with one status line per measurement.
+    """
+    from ..models import validate_config
+    from ..profile import profile_model
+
+    say = progress or (lambda line: None)
+    measurements, backend, is_estimate, fingerprint = [], "unknown", False, {}
+    for index, cfg in enumerate(configs, start=1):
+        try:
+            validate_config(cfg)
+        except ConfigError as exc:
+            say(f"[{index}/{len(configs)}] skipped {cfg.label()}: {exc}")
+            continue
+        result = profile_model(cfg, profile_config, progress=lambda line, i=index: say(f"[{i}/{len(configs)}] {line}"))
+        backend, is_estimate, fingerprint = result.backend, result.is_estimate, result.fingerprint
+        epf = {b: batch.epf_mj for b, batch in result.batches.items() if batch.status == "ok" and batch.epf_mj}
+        std = {b: batch.epf_std_mj for b, batch in result.batches.items() if batch.epf_std_mj is not None}
+        measurements.append(EpfMeasurement(cfg, result.resolution, epf, std))
+    return EpfDataset(backend, is_estimate, fingerprint, measurements,
+                      source=f"sweep of {len(measurements)} configurations")
+
+
+def _fingerprint_key(fingerprint: dict[str, Any]) -> str:
+    return json.dumps(fingerprint, sort_keys=True)
+
+
+def dataset_from_study(storage_url: str, study_name: str, progress: Progress | None = None) -> EpfDataset:
+    """The EPF of a study's complete trials (one device: the most common fingerprint is kept)."""
+    from ..search.record import TrialRecord
+    from ..search.storage import open_study
+
+    study = open_study(storage_url, study_name)
+    records = []
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state.name != "COMPLETE" or "arch_config" not in trial.user_attrs:
+            continue
+        record = TrialRecord.from_trial(trial)
+        if record.resolution and any(record.epf_mj(b) for b in record.epf):
+            records.append(record)
+    if not records:
+        raise DataError(f"study {study_name!r} has no complete trial with measured EPF; run the search first "
+                        "(e2gcsearch run) or fit a sweep (e2gcsearch model fit --sweep)")
+    counts = collections.Counter(_fingerprint_key(r.fingerprint) for r in records)
+    kept_key, _ = counts.most_common(1)[0]
+    kept = [r for r in records if _fingerprint_key(r.fingerprint) == kept_key]
+    if len(kept) < len(records) and progress:
+        progress(f"note: kept the {len(kept)} trials measured on the most common device; "
+                 f"{len(records) - len(kept)} from other devices or settings were left out")
+    measurements = [EpfMeasurement(r.arch, int(r.resolution), {b: v for b in r.epf if (v := r.epf_mj(b))},
+                                   {b: f["epf_std_mj"] for b, f in r.epf.items() if f.get("epf_std_mj") is not None})
+                    for r in kept]
+    return EpfDataset(kept[0].energy_backend or "unknown", bool(kept[0].energy_is_estimate),
+                      dict(kept[0].fingerprint), measurements, source=f"study {study_name!r}")
