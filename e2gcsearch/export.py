@@ -19,7 +19,6 @@ import textwrap
 import warnings
 from pathlib import Path
 from string import Template
-from typing import Any
 
 import optuna
 import torch
@@ -219,7 +218,8 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - pickle/zip errors vary
-        raise DataError(f"cannot read weights from {path} ({type(exc).__name__}); pass a file written by torch.save") from None
+        raise DataError(f"cannot read weights from {path} ({type(exc).__name__}); "
+                        "pass a file written by torch.save") from None
     for key in CHECKPOINT_KEYS:
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -382,8 +382,8 @@ def _export_compiled(model: nn.Module, out: Path, resolution: int) -> None:
         torch.export.save(torch.export.export(model, example), str(out))
     else:
         if importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxscript") is None:
-            raise ConfigError("ONNX export needs the optional packages onnx and onnxscript: pip install onnx onnxscript "
-                              "(or export to .pt2 / .pt, which need only torch)")
+            raise ConfigError("ONNX export needs the optional packages onnx and onnxscript: "
+                              "pip install onnx onnxscript (or export to .pt2 / .pt, which need only torch)")
         torch.onnx.export(model, example, str(out), input_names=["images"], output_names=["logits"], dynamo=True)
 
 

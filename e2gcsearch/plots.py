@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, DataError
-from .report import ARCH_LABELS, ENERGY_METRICS, Objective, frame_objectives, plot_axes
+from .report import ARCH_LABELS, ENERGY_METRICS, Objective, plot_axes
 
 STATIC_SUFFIXES = (".png", ".pdf", ".svg")
 SUFFIXES = (*STATIC_SUFFIXES, ".html")
@@ -109,7 +109,8 @@ def save_front_plot(frame: pd.DataFrame, path: str | Path) -> Path:
     _style_axes(ax, frame, x, y)
     ax.margins(x=0.12, y=0.08)  # room for the labels of the outermost points
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7.5, frameon=False, borderaxespad=0.0,
-              title=f"{frame.attrs.get('completed', len(frame))} completed trials, {frame.attrs.get('feasible', '?')} feasible",
+              title=f"{frame.attrs.get('completed', len(frame))} completed trials, "
+                    f"{frame.attrs.get('feasible', '?')} feasible",
               title_fontsize=7.5)
     figure.suptitle(f"Study '{frame.attrs.get('study', '')}': {_axis_label(y)} vs {_axis_label(x)}", fontsize=10.5)
     ax.set_title(_backend_note(backend), fontsize=8, color="#444444")
@@ -118,7 +119,9 @@ def save_front_plot(frame: pd.DataFrame, path: str | Path) -> Path:
 
 def _axis_label(objective: Objective) -> str:
     label = objective.header()
-    return label.replace("top-1 (%, proxy)", "proxy top-1 accuracy (%)").replace("top-5 (%, proxy)", "proxy top-5 accuracy (%)")
+    for rank in ("1", "5"):
+        label = label.replace(f"top-{rank} (%, proxy)", f"proxy top-{rank} accuracy (%)")
+    return label
 
 
 def _style_axes(ax, frame: pd.DataFrame, x: Objective, y: Objective) -> None:
@@ -198,7 +201,8 @@ def _front_html(frame: pd.DataFrame, path: Path) -> Path:
     backend = frame.attrs.get("backend")
     front, dominated, infeasible = _front_groups(frame)
     figure = go.Figure()
-    hover = "trial %{customdata[0]}<br>%{customdata[1]} %{customdata[2]} w=%{customdata[3]}<br>params %{customdata[4]:,}<br>MACs %{customdata[5]:,}<extra></extra>"
+    hover = ("trial %{customdata[0]}<br>%{customdata[1]} %{customdata[2]} w=%{customdata[3]}<br>"
+             "params %{customdata[4]:,}<br>MACs %{customdata[5]:,}<extra></extra>")
 
     def add(rows: pd.DataFrame, name: str, marker: dict, show: bool = True) -> None:
         data = np.stack([rows["trial"], [ARCH_LABELS.get(a, a) for a in rows["arch"]], rows["grouping"],
@@ -215,11 +219,11 @@ def _front_html(frame: pd.DataFrame, path: Path) -> Path:
     add(infeasible, "infeasible", {"color": INFEASIBLE_COLOR, "symbol": "x", "size": 7})
     ordered = front.sort_values(x.name)
     shape = "hv" if x.direction == "minimize" else "vh"
-    figure.add_trace(go.Scatter(x=ordered[x.name], y=ordered[y.name], mode="lines", line={"shape": shape, "color": "black"},
-                                name="Pareto front", hoverinfo="skip"))
+    figure.add_trace(go.Scatter(x=ordered[x.name], y=ordered[y.name], mode="lines", name="Pareto front",
+                                line={"shape": shape, "color": "black"}, hoverinfo="skip"))
     for _, row in frame[frame["baseline"].notna()].iterrows():
-        figure.add_annotation(x=row[x.name], y=row[y.name], text=f"{row['baseline']} (w={row['width']:g}), paper baseline",
-                              showarrow=True, arrowhead=2, ax=-60, ay=-30, font={"size": 10})
+        figure.add_annotation(x=row[x.name], y=row[y.name], showarrow=True, arrowhead=2, ax=-60, ay=-30,
+                              text=f"{row['baseline']} (w={row['width']:g}), paper baseline", font={"size": 10})
     figure.update_layout(title=f"Study '{frame.attrs.get('study', '')}': {_axis_label(y)} vs {_axis_label(x)}<br>"
                                f"<sup>{_backend_note(backend)}</sup>",
                          xaxis_title=x.header(backend), yaxis_title=_axis_label(y), template="simple_white")

@@ -30,7 +30,7 @@ from optuna.trial import TrialState
 from .config import ArchConfig
 from .errors import ConfigError, DataError, UnknownNameError
 from .models import get_entry
-from .search.record import FAIL_REASON, OBJECTIVES, TrialRecord
+from .search.record import ARCH_CONFIG, FAIL_REASON, OBJECTIVES, TrialRecord
 from .tables import fixed, human_count, render, to_json
 
 ENERGY_METRICS = ("epf",)
@@ -158,7 +158,8 @@ def front_frame(study: optuna.Study, include_dominated: bool = False) -> pd.Data
     Columns: trial, arch, module, value (G or g), grouping ("G=4"/"g=32"), width, one column per
     objective (named as the objective), params, macs, ``epf_mj@B`` per measured batch size,
     backend, resolution, feasible, violations, baseline, dominated. Rows are sorted front first,
-    then dominated, then infeasible trials, each by the first objective (best first), then trial number. ``frame.attrs`` holds ``study``,
+    then dominated, then infeasible trials, each by the first objective (best first), then trial
+    number. ``frame.attrs`` holds ``study``,
     ``objectives`` (list of dicts), ``backend`` (the single energy backend, or "mixed"),
     ``completed`` and ``feasible`` counts.
     """
@@ -166,6 +167,10 @@ def front_frame(study: optuna.Study, include_dominated: bool = False) -> pd.Data
     every = study.get_trials(deepcopy=False)
     trials = [t for t in every if t.state == TrialState.COMPLETE
               and t.values is not None and all(math.isfinite(v) for v in t.values)]
+    foreign = [t.number for t in trials if ARCH_CONFIG not in t.user_attrs]
+    if foreign:
+        raise ConfigError(f"trial {foreign[0]} of study {study.study_name!r} records no architecture, so the study "
+                          "was not made by 'e2gcsearch run'; pick one that was (see 'e2gcsearch studies')")
     frame = pd.DataFrame([_row(t, objectives) for t in trials])
     if frame.empty:
         frame = pd.DataFrame(columns=["trial", "arch", "module", "value", "grouping", "width",
@@ -178,8 +183,8 @@ def front_frame(study: optuna.Study, include_dominated: bool = False) -> pd.Data
         frame["dominated"] = ~on_front
         first = objectives[0]
         frame["_group"] = np.where(on_front, 0, np.where(feasible, 1, 2))  # front, dominated, infeasible
-        frame = frame.sort_values(["_group", first.name, "trial"], ascending=[True, first.direction == "minimize", True],
-                                  ignore_index=True).drop(columns="_group")
+        frame = frame.sort_values(["_group", first.name, "trial"], ignore_index=True,
+                                  ascending=[True, first.direction == "minimize", True]).drop(columns="_group")
         if not include_dominated:
             frame = frame[~frame["dominated"]].reset_index(drop=True)
     backends = sorted({b for b in frame["backend"] if isinstance(b, str)})

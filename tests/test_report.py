@@ -125,7 +125,8 @@ def test_hypervolume_history_grows_with_feasible_trials_only(study):
 
 def test_render_front_names_units_and_backend(study):
     table = render_front(front_frame(study, include_dominated=True), "table")
-    assert "EPF@16 (mJ/frame, estimate)" in table and "top-1 (%, proxy)" in table and "EPF@1 (mJ/frame, estimate)" in table
+    for header in ("EPF@16 (mJ/frame, estimate)", "top-1 (%, proxy)", "EPF@1 (mJ/frame, estimate)"):
+        assert header in table
     assert "infeasible (top1>=100 (got 99))" in table and "dominated" in table and "paper baseline" in table
     csv = pd.read_csv(io.StringIO(render_front(front_frame(study), "csv")))
     assert csv["trial"].tolist() == [0, 1, 2] and csv["epf@16"].tolist() == [1.0, 2.0, 2.0]
@@ -196,6 +197,13 @@ def test_front_on_an_all_infeasible_study_points_to_all(tmp_path, capsys):
     assert main(["front", "--storage", url, "--study", "s"]) == 2
     assert "front --all" in capsys.readouterr().err
     assert main(["front", "--storage", url, "--study", "s", "--all"]) == 0
+
+
+def test_a_study_not_made_by_run_is_named_as_such(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'foreign.db'}"
+    optuna.create_study(storage=url, study_name="other").add_trial(create_trial(value=1.0))
+    assert main(["front", "--storage", url, "--study", "other"]) == 2
+    assert "not made by 'e2gcsearch run'" in capsys.readouterr().err
 
 
 def test_studies_command_and_journal_storage(tmp_path, capsys):

@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
     add_study_args(parser)
     parser.add_argument("--trial", type=int, required=True, metavar="N", help="trial number (see 'e2gcsearch front')")
-    parser.add_argument("--out", required=True, metavar="FILE", help="FILE.py, FILE.json, FILE.pt, FILE.pt2 or FILE.onnx")
+    parser.add_argument("--out", required=True, metavar="FILE",
+                        help="FILE.py, FILE.json, FILE.pt, FILE.pt2 or FILE.onnx")
     parser.add_argument("--weights", metavar="CKPT",
                         help="checkpoint (or its folder) whose weights to include, e.g. from 'e2gcsearch validate'")
     parser.set_defaults(func=run)

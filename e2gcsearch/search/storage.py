@@ -80,7 +80,8 @@ def get_storage(url: str | BaseStorage, create: bool = False) -> BaseStorage:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise DataError(f"cannot create the folder of {path} ({exc.strerror}); pass a writable --storage path") from None
+            raise DataError(f"cannot create the folder of {path} ({exc.strerror}); "
+                            "pass a writable --storage path") from None
     if is_journal(url):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
         return JournalStorage(JournalFileBackend(url))
