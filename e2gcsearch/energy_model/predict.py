@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 import pandas as pd
 
-from ..config import E2GC, ArchConfig
+from ..config import ArchConfig
 from ..cost import network_cost
 from ..errors import ConfigError, DataError
 from ..models import validate_config
