@@ -16,19 +16,27 @@ from .config import ArchConfig
 from .cost import LayerCost, NetworkCost, network_cost
 from .errors import ConfigError, DataError, UnknownNameError, UserError
 from .models import create_model, list_models
+from .data import DataConfig, LoadedData, load_data
+from .train import TrainConfig, TrainResult, train_model
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ArchConfig",
     "ConfigError",
+    "DataConfig",
     "DataError",
     "LayerCost",
+    "LoadedData",
     "NetworkCost",
+    "TrainConfig",
+    "TrainResult",
     "UnknownNameError",
     "UserError",
     "__version__",
     "create_model",
     "list_models",
+    "load_data",
     "network_cost",
+    "train_model",
 ]

@@ -1,0 +1,80 @@
+"""One training loop, two budgets: a short proxy training that the search runs per trial, and full
+training (longer, checkpointed every epoch, resumable, DistributedDataParallel under ``torchrun``).
+
+The optimiser follows the E2GC paper: SGD with Nesterov momentum 0.9 and weight decay 4e-5. The
+proxy uses a short linear warm-up then cosine decay; full training uses a step schedule (x0.1 at 1/3
+and 2/3 of the epochs). Images stay on the device as uint8 tensors; each batch is gathered, normalised
+and augmented there (:mod:`e2gcsearch.data.augment`), so there are no loader workers.
+
+Every run is seeded: the model initialisation, the epoch order and the augmentation draw from
+generators derived from ``(seed, epoch, rank)``, never from the global RNG (which is left untouched),
+so a resumed run repeats exactly the steps of an uninterrupted one.
+
+Example:
+    >>> from e2gcsearch import ArchConfig
+    >>> from e2gcsearch.data import DataConfig, load_data
+    >>> data = load_data(DataConfig(name="digits", resolution=32), progress=False)
+    >>> arch = ArchConfig("mobilenet_v1", group_size=8, width=0.25, num_classes=data.num_classes)
+    >>> result = train_model(arch, data, TrainConfig(epochs=3, progress=False))
+    >>> result.ok, result.top1 > 50
+    (True, True)
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import torch
+
+from ..config import ArchConfig
+from ..data import LoadedData
+from ..errors import ConfigError
+from . import checkpoint
+from .config import SCHEDULES, TrainConfig, TrainResult, learning_rate
+from .loop import Trainer
+from .runtime import build_model, check_inputs, distributed, process_rank, resolve_device, thread_limit
+
+EpochCallback = Callable[[int, dict], Any]
+
+
+def train_model(arch: ArchConfig, data: LoadedData, config: TrainConfig | None = None,
+                on_epoch_end: EpochCallback | None = None) -> TrainResult:
+    """Train ``arch`` on ``data`` and report validation accuracy, loss curve and throughput.
+
+    Args:
+        arch: the network; ``arch.num_classes`` must equal ``data.num_classes``.
+        data: from :func:`e2gcsearch.data.load_data`.
+        config: budget and optimiser settings (default :class:`TrainConfig`).
+        on_epoch_end: called as ``on_epoch_end(epochs_done, {"loss", "top1", "top5", "lr"})`` after
+            every epoch; a true return value stops the run with status ``"stopped"`` (e.g. pruning).
+
+    Returns:
+        A :class:`TrainResult`; ``status`` is ``"non-finite loss"`` when the loss became NaN or inf.
+    """
+    started = time.perf_counter()
+    config = config or TrainConfig()
+    check_inputs(arch, data)
+    device_type = "cuda" if config.device.startswith("cuda") or (
+        config.device == "auto" and torch.cuda.is_available()) else "cpu"
+    with thread_limit(config.threads), distributed(device_type) as dist:
+        device = resolve_device(config.device, dist.local_rank)
+        identity = checkpoint.run_identity(arch, data, config)
+        folder = config.checkpoint_dir or (str(checkpoint.default_checkpoint_dir(arch, identity)) if config.full else None)
+        if config.resume and folder is None:
+            raise ConfigError("resume needs a checkpoint folder: pass --full or --checkpoint-dir DIR")
+        trainer = Trainer(build_model(arch, config.seed), data, config, device, dist, label=arch.label())
+        result = trainer.run(identity, folder, on_epoch_end)
+    result.wall_s = time.perf_counter() - started  # model build and data transfer included
+    return result
+
+
+__all__ = [
+    "SCHEDULES",
+    "TrainConfig",
+    "TrainResult",
+    "build_model",
+    "learning_rate",
+    "process_rank",
+    "train_model",
+]

@@ -1,0 +1,138 @@
+"""Training settings (:class:`TrainConfig`), what a run reports (:class:`TrainResult`), and the
+learning-rate schedules."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from ..data.augment import AUGMENTATIONS
+from ..errors import ConfigError
+
+SCHEDULES = ("cosine", "step")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How to train: optimiser, schedule, budget, device and checkpointing.
+
+    ``batch_size`` is per process (the global batch under ``torchrun`` is ``batch_size * world``).
+    ``schedule="cosine"``: linear warm-up over ``warmup_epochs`` then cosine decay to 0 (the proxy);
+    ``schedule="step"``: warm-up then x ``step_gamma`` at each of ``step_milestones`` (fractions of
+    ``epochs``), the step schedule used for full training. ``amp`` only takes effect on CUDA.
+    ``full`` checkpoints every epoch (to ``checkpoint_dir``, default under the cache home);
+    ``resume`` continues from that checkpoint. ``threads`` sets torch's intra-op threads for the run
+    and restores the previous value afterwards. ``augment`` is ``rrc`` (random-resized crop + flip),
+    ``crop_flip``, ``none``, or ``auto``: ``none`` for the embedded digits (a mirrored digit is another
+    symbol, and an 8x8 scan has no detail to crop) and ``rrc`` for photos.
+    """
+
+    epochs: int = 5
+    batch_size: int = 32
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 4e-5
+    schedule: str = "cosine"
+    warmup_epochs: float = 0.5
+    label_smoothing: float = 0.0
+    channels_last: bool = False
+    amp: bool = True
+    seed: int = 0
+    device: str = "auto"
+    full: bool = False
+    checkpoint_dir: str | None = None
+    resume: bool = False
+    progress: bool = True
+    threads: int | None = None
+    augment: str = "auto"
+    step_milestones: tuple[float, ...] = (1 / 3, 2 / 3)
+    step_gamma: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"lr must be a positive number (e.g. 0.05), got {self.lr!r}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        if self.augment != "auto" and self.augment not in AUGMENTATIONS:
+            raise ConfigError(f"unknown augmentation {self.augment!r}; choose one of {', '.join(AUGMENTATIONS)}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing must lie in [0, 1) (e.g. 0.1), got {self.label_smoothing!r}")
+        if self.warmup_epochs < 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
+            raise ConfigError("warmup_epochs and weight_decay must be >= 0 and momentum in [0, 1)")
+        if self.threads is not None and (isinstance(self.threads, bool) or self.threads < 1):
+            raise ConfigError(f"threads must be a positive integer or None, got {self.threads!r}")
+        if self.device != "auto" and not self.device.startswith(("cpu", "cuda")):
+            raise ConfigError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")
+        object.__setattr__(self, "step_milestones", tuple(float(m) for m in self.step_milestones))
+
+    @classmethod
+    def full_training(cls, epochs: int = 30, **changes: Any) -> "TrainConfig":
+        """The full-training preset: step schedule, checkpoint every epoch."""
+        changes.setdefault("schedule", "step")
+        return cls(epochs=epochs, full=True, **changes)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["step_milestones"] = list(self.step_milestones)
+        return data
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What one training run produced. ``top1``/``top5`` are validation accuracies in percent
+    (``top5`` is ``None`` with fewer than 5 classes); ``images_per_s`` counts training images over the
+    time spent in training steps (all processes together)."""
+
+    status: str
+    top1: float
+    top5: float | None
+    loss_curve: list[float]
+    val_curve: list[float]
+    wall_s: float
+    images_per_s: float
+    epochs_run: int
+    train_size: int
+    val_size: int
+    device: str = "cpu"
+    world_size: int = 1
+    rank: int = 0
+    start_epoch: int = 0
+    checkpoint: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the run finished every epoch with a finite loss."""
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def augmentation_for(config: TrainConfig, dataset: str) -> str:
+    """The augmentation ``config`` asks for on ``dataset`` (resolves ``auto``)."""
+    if config.augment != "auto":
+        return config.augment
+    return "none" if dataset == "digits" else "rrc"
+
+
+def learning_rate(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """The learning rate of optimiser step ``step`` (0-based, counted over the whole run)."""
+    total = config.epochs * steps_per_epoch
+    warmup = min(round(config.warmup_epochs * steps_per_epoch), total - 1)
+    if step < warmup:  # linear warm-up to the base rate
+        return config.lr * (step + 1) / warmup
+    if config.schedule == "cosine":
+        progress = (step - warmup) / max(1, total - warmup)
+        return config.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+    epoch = step // steps_per_epoch
+    passed = sum(epoch >= max(1, round(m * config.epochs)) for m in config.step_milestones)
+    return config.lr * config.step_gamma ** passed

@@ -1,0 +1,133 @@
+"""The trainer (e2gcsearch.train) and the ``e2gcsearch train`` command."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from e2gcsearch import ArchConfig
+from e2gcsearch.cli import main
+from e2gcsearch.data import DataConfig, load_data
+from e2gcsearch.errors import ConfigError
+from e2gcsearch.train import TrainConfig, learning_rate, train_model
+
+TINY = ArchConfig("mobilenet_v1", group_size=8, width=0.25, num_classes=10)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """The embedded set at 32 px: 100 training and 30 validation images per class."""
+    return load_data(DataConfig(name="digits", train_per_class=100, val_per_class=30, resolution=32), progress=False)
+
+
+@pytest.fixture(scope="module")
+def small_digits():
+    return load_data(DataConfig(name="digits", classes=4, train_per_class=16, val_per_class=4, resolution=32),
+                     progress=False)
+
+
+def test_schedules_warm_up_then_decay() -> None:
+    cosine = TrainConfig(epochs=4, lr=0.1, warmup_epochs=1)
+    rates = [learning_rate(cosine, step, 10) for step in range(40)]
+    assert rates[0] == pytest.approx(0.01) and rates[9] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:])) and rates[-1] < 0.001
+    step = TrainConfig.full_training(epochs=9, lr=0.1, warmup_epochs=0)
+    assert step.full and step.schedule == "step"
+    by_epoch = [learning_rate(step, epoch * 10, 10) for epoch in range(9)]
+    assert by_epoch == pytest.approx([0.1] * 3 + [0.01] * 3 + [0.001] * 3)
+
+
+def test_bad_train_config_is_refused() -> None:
+    with pytest.raises(ConfigError, match="schedule"):
+        TrainConfig(schedule="linear")
+    with pytest.raises(ConfigError, match="epochs"):
+        TrainConfig(epochs=0)
+
+
+def test_class_count_mismatch_names_the_fix(small_digits) -> None:
+    with pytest.raises(ConfigError, match=r"num_classes=1000|replace\(num_classes=4\)"):
+        train_model(TINY.replace(num_classes=1000), small_digits, TrainConfig(epochs=1, progress=False))
+
+
+def test_proxy_training_beats_chance_clearly(digits) -> None:
+    rng_before, threads_before = torch.get_rng_state(), torch.get_num_threads()
+    result = train_model(TINY, digits, TrainConfig(epochs=4, progress=False, threads=1))
+    assert result.ok and result.status == "ok"
+    assert result.top1 > 50.0, result.val_curve  # chance is 10 %
+    assert result.top5 is not None and result.top5 >= result.top1
+    assert len(result.loss_curve) == len(result.val_curve) == result.epochs_run == 4
+    assert result.loss_curve[-1] < result.loss_curve[0]
+    assert (result.train_size, result.val_size) == (1000, 300)
+    assert result.images_per_s > 0 and result.wall_s > 0
+    assert json.loads(json.dumps(result.to_dict()))["top1"] == result.top1
+    # no global state leaks: the global RNG and the thread setting are as before
+    assert torch.equal(torch.get_rng_state(), rng_before) and torch.get_num_threads() == threads_before
+
+
+def test_non_finite_loss_stops_the_run(small_digits) -> None:
+    arch = TINY.replace(num_classes=4)
+    result = train_model(arch, small_digits, TrainConfig(epochs=3, lr=1e30, warmup_epochs=0, progress=False,
+                                                                threads=1))
+    assert result.status == "non-finite loss" and not result.ok
+    assert math.isnan(result.top1) and result.top5 is None
+    assert math.isnan(result.loss_curve[-1]) and len(result.val_curve) == result.epochs_run - 1
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=True)["model"]
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(small_digits, tmp_path: Path) -> None:
+    arch = TINY.replace(num_classes=4)
+    settings = dict(epochs=3, batch_size=16, progress=False, threads=1)
+    whole = train_model(arch, small_digits, TrainConfig(checkpoint_dir=str(tmp_path / "a"), **settings))
+    stopped = train_model(arch, small_digits, TrainConfig(checkpoint_dir=str(tmp_path / "b"), **settings),
+                          on_epoch_end=lambda done, metrics: done == 2)
+    assert stopped.status == "stopped" and stopped.epochs_run == 2
+    with pytest.raises(ConfigError, match="--resume"):  # never overwrite a checkpoint silently
+        train_model(arch, small_digits, TrainConfig(checkpoint_dir=str(tmp_path / "b"), **settings))
+    with pytest.raises(ConfigError, match="different run"):
+        train_model(arch, small_digits, TrainConfig(checkpoint_dir=str(tmp_path / "b"), resume=True,
+                                                    **{**settings, "epochs": 4}))
+    resumed = train_model(arch, small_digits, TrainConfig(checkpoint_dir=str(tmp_path / "b"), resume=True, **settings))
+    assert resumed.ok and resumed.start_epoch == 2 and resumed.epochs_run == 3
+    assert resumed.loss_curve == whole.loss_curve and resumed.top1 == whole.top1
+    final_whole, final_resumed = _weights(tmp_path / "a" / "last.pt"), _weights(tmp_path / "b" / "last.pt")
+    assert final_whole.keys() == final_resumed.keys()
+    assert all(torch.equal(final_whole[k], final_resumed[k]) for k in final_whole)
+
+
+def test_cli_trains_on_the_embedded_set_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("E2GCSEARCH_DATA", str(tmp_path / "no-food-here"))
+    code = main(["train", "mobilenet_v1", "-G", "8", "--width", "0.25", "--classes", "3", "--train-per-class", "12",
+                 "--val-per-class", "4", "--resolution", "32", "--epochs", "1", "--threads", "1", "--format", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["data"]["dataset"] == "digits" and document["arch"]["num_classes"] == 3
+    assert (document["result"]["train_size"], document["result"]["val_size"]) == (36, 12)
+    assert "using the embedded 'digits' set" in err and "--data food101" in err
+
+
+@pytest.mark.skipif(os.environ.get("E2GCSEARCH_SKIP_TORCHRUN") == "1", reason="E2GCSEARCH_SKIP_TORCHRUN=1")
+def test_torchrun_two_processes_gloo(tmp_path: Path) -> None:
+    """A 2-process DistributedDataParallel run (gloo on CPU) with a checkpoint, through the CLI."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "e2gcsearch", "train", "mobilenet_v1", "-G", "8", "--width", "0.25", "--data", "digits",
+               "--classes", "4", "--train-per-class", "16", "--val-per-class", "4", "--resolution", "32",
+               "--epochs", "2", "--batch-size", "8", "--threads", "1", "--full", "--checkpoint-dir",
+               str(tmp_path / "ckpt"), "--format", "json", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    document = json.loads(done.stdout[done.stdout.index("{"):])  # rank 0 alone prints
+    assert document["result"]["world_size"] == 2 and document["result"]["status"] == "ok"
+    assert document["result"]["epochs_run"] == 2 and (tmp_path / "ckpt" / "last.pt").is_file()
