@@ -144,7 +144,7 @@ def test_profile_command_table_labels_every_energy_figure(capsys):
     assert main(["profile", *TINY_FLAGS, "--batch-sizes", "2", "--backend", "estimate", "--cpu-power-w", "12"]) == 0
     out = capsys.readouterr().out
     assert "backend: estimate (time x 12 W, set by the caller) -- an estimate" in out
-    assert "EPF (mJ/frame, estimate)" in out and "latency (ms/batch)" in out
+    assert "EPF mJ/frame (estimate)" in out and "latency ms/batch" in out
 
 
 def test_profile_command_csv_rows_name_the_backend(capsys):

@@ -32,7 +32,7 @@ FORMATTERS = {"epf_mj": fixed(3), "epf_std_mj": fixed(3), "cv": lambda v: fixed(
               "latency_ms": fixed(2), "throughput_ips": fixed(1), "idle_power_w": fixed(2),
               "epf_idle_subtracted_mj": fixed(3)}
 HUMAN_COLUMNS = ["batch_size", "status", "epf_mj", "epf_std_mj", "cv", "latency_ms", "throughput_ips",
-                 "idle_power_w", "epf_idle_subtracted_mj", "iterations", "repeats", "cached", "backend"]
+                 "idle_power_w", "epf_idle_subtracted_mj", "steps", "cached"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -108,10 +108,10 @@ def run(args: argparse.Namespace) -> None:
         emit(render(frame, "csv"))
         return
     fp = result.fingerprint
-    headers = {"batch_size": "B", "epf_mj": f"EPF (mJ/frame, {result.backend})", "epf_std_mj": "std (mJ/frame)",
-               "cv": "CV (%)", "latency_ms": "latency (ms/batch)", "throughput_ips": "throughput (img/s)",
-               "idle_power_w": "idle (W)", "epf_idle_subtracted_mj": f"EPF-idle (mJ/frame, {result.backend})",
-               "iterations": "steps/window", "repeats": "windows"}
+    frame["steps"] = [f"{row.iterations} x {row.repeats}" for row in frame.itertuples()]
+    headers = {"batch_size": "B", "epf_mj": f"EPF mJ/frame ({result.backend})", "epf_std_mj": "std mJ/frame",
+               "cv": "CV %", "latency_ms": "latency ms/batch", "throughput_ips": "img/s", "idle_power_w": "idle W",
+               "epf_idle_subtracted_mj": f"EPF-idle mJ/frame ({result.backend})", "steps": "steps x windows"}
     emit(f"{result.arch.label()} at {result.resolution}x{result.resolution} px, {fp['dtype']} {fp['memory_format']}, "
          f"{fp['device']} ({fp['device_model']}, threads: {fp['threads']}, torch {fp['torch']})")
     emit(backend_line)
