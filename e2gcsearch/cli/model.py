@@ -15,6 +15,7 @@ from ..energy_model import (DeviceProfile, config_predictions, dataset_from_stud
 from ..energy_model.fit import MIN_CONFIGS, MODEL_FORM
 from ..errors import ConfigError
 from ..models import get_entry
+from ..search.storage import DEFAULT_STORAGE
 from ..tables import fixed, human_count, render, to_json
 from ._common import HelpFormatter, add_format_arg, emit, float_list, note, positive_int
 from .profile import add_profile_args, profile_config
@@ -64,11 +65,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--sweep", action="store_true", help="profile a sweep of configurations now (the default)")
     source.add_argument("--from-profile", metavar="FILE", help="a sweep file written by --save-sweep")
     source.add_argument("--study", metavar="NAME", help="the complete trials of this search study")
-    fit.add_argument("--storage", default=None, help="study storage URL (default: the search's default storage)")
+    fit.add_argument("--storage", default=DEFAULT_STORAGE, help="study storage URL (with --study)")
     fit.add_argument("--out", default="device-profile.json", help="where to save the fitted device profile (JSON)")
     sweep = fit.add_argument_group("sweep")
     sweep.add_argument("--arch", default="mobilenet_v1", help="architecture of the sweep")
-    sweep.add_argument("--widths", type=float_list, default=(0.25, 0.5), metavar="W,…", help="widths of the sweep")
+    sweep.add_argument("--widths", type=float_list, default="0.25,0.5", metavar="W,…", help="widths of the sweep")
     sweep.add_argument("--resolution", type=int, default=64, help="input height and width in pixels")
     sweep.add_argument("--classes", type=positive_int, default=10, help="classifier outputs of the swept networks")
     sweep.add_argument("--save-sweep", metavar="FILE", help="also save the measurements (refit with --from-profile)")
@@ -112,9 +113,7 @@ def _dataset(args: argparse.Namespace):
     if args.from_profile:
         return load_sweep(args.from_profile)
     if args.study:
-        from ..search.storage import DEFAULT_STORAGE
-
-        return dataset_from_study(args.storage or DEFAULT_STORAGE, args.study, progress=note)
+        return dataset_from_study(args.storage, args.study, progress=note)
     configs = default_sweep_configs(args.arch, args.widths, args.classes)
     note(f"sweep: {len(configs)} networks ({args.arch}, widths {', '.join(f'{w:g}' for w in args.widths)}, "
          f"{args.resolution}x{args.resolution} px)")
