@@ -203,7 +203,7 @@ def build_model(num_classes: int = NUM_CLASSES, weights: str | None = None) -> n
 
 if __name__ == "__main__":
     net = build_model().eval()
-    print(f"{sum(p.numel() for p in net.parameters()):,} parameters;",
+    print(f"{sum(p.numel() for p in net.parameters()):,} parameters (BN included);",
           "output", tuple(net(torch.zeros(1, 3, 224, 224)).shape))
 '''
 
@@ -254,9 +254,18 @@ def _stage_table(arch: ArchConfig) -> tuple[str, int]:
 
 
 def _fingerprint(record: TrialRecord) -> str:
-    keys = ("device", "cpu", "gpu", "torch", "dtype", "layout", "threads")
-    items = [f"{k} {record.fingerprint[k]}" for k in keys if record.fingerprint.get(k) not in (None, "")]
+    keys = ("device_model", "device", "driver", "torch", "dtype", "memory_format", "threads", "meter")
+    items = [f"{k.replace('_', ' ')} {record.fingerprint[k]}" for k in keys if record.fingerprint.get(k) not in (None, "")]
     return ", ".join(items) or "an unrecorded device"
+
+
+def _data_summary(data: dict) -> str:
+    """'digits, 4 classes, 80 train / 40 val images at 32 px (seed 0)' from a stored data description."""
+    if not data:
+        return "unrecorded data"
+    classes = data.get("num_classes") or len(data.get("classes") or []) or "?"
+    return (f"{data.get('dataset', '?')}, {classes} classes, {data.get('train_size', '?')} train / "
+            f"{data.get('val_size', '?')} val images at {data.get('resolution', '?')} px (seed {data.get('seed', '?')})")
 
 
 def describe_trial(record: TrialRecord, objectives: list, study: str = "") -> list[str]:
@@ -277,9 +286,9 @@ def describe_trial(record: TrialRecord, objectives: list, study: str = "") -> li
         lines.append(f"EPF, energy of one forward + backward pass of a batch divided by the batch size B: "
                      f"{figures}; {kind}, on {_fingerprint(record)}.")
     if record.top1 is not None:
-        data = ", ".join(f"{k}={v}" for k, v in record.data.items() if v not in (None, "")) or "unrecorded data"
         lines.append(f"Proxy accuracy (short training): top-1 {record.top1:.2f} %"
-                     + (f", top-5 {record.top5:.2f} %" if record.top5 is not None else "") + f" on {data}.")
+                     + (f", top-5 {record.top5:.2f} %" if record.top5 is not None else "")
+                     + f" on {_data_summary(record.data)}.")
     if record.full.get("top1") is not None:
         lines.append(f"Full training ({record.full.get('epochs')} epochs, e2gcsearch validate): "
                      f"top-1 {record.full['top1']:.2f} %.")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -100,8 +101,8 @@ def get_trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
 
 def baseline_label(record: TrialRecord) -> str | None:
     """The paper baseline a trial reproduces (stored by the search, or recognised from its grouping)."""
-    if record.baseline:
-        return record.baseline
+    if record.baseline:  # e.g. "mobilenet_v1 G=1 (paper baseline)"; the notes and legend say "paper baseline"
+        return re.sub(r"\s*\(paper baseline\)", "", record.baseline)
     stock = get_entry(record.arch.arch).baseline
     if (stock.group_size, stock.groups) == (record.arch.group_size, record.arch.groups):
         symbol = "G" if stock.group_size is not None else "g"

@@ -119,7 +119,7 @@ def study(tmp_path) -> optuna.Study:
     config = CONFIGS["mobilenet"]
     attrs = user_attrs(arch_config=config, params=123456, macs=7654321, resolution=RESOLUTION,
                        epf={1: {"epf_mj": 3.5, "status": "ok"}, 16: {"epf_mj": 1.25, "status": "ok"}},
-                       energy_backend="rapl", energy_is_estimate=False, fingerprint={"cpu": "Test CPU 9000"},
+                       energy_backend="rapl", energy_is_estimate=False, fingerprint={"device_model": "Test CPU 9000"},
                        top1=61.5, top5=90.0, data={"dataset": "digits", "resolution": RESOLUTION})
     study.add_trial(create_trial(values=[1.25, 61.5], user_attrs=attrs))
     study.add_trial(create_trial(state=TrialState.FAIL, user_attrs=user_attrs(arch_config=config,
