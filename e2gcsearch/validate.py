@@ -1,0 +1,356 @@
+"""Did the proxy lie? Fully train the front's members, re-profile them, and compare rankings.
+
+For each chosen trial (the front's members by proxy top-1, or trials named by number) this trains
+the trial's network with the trainer's full mode (step schedule, a checkpoint every epoch under
+``<studies dir>/checkpoints/<study>/trial-<n>``, resumed when interrupted), measures its EPF again,
+and stores ``{"top1", "top5", "epochs", "epf", "backend", ...}`` under the trial's ``full`` user attr.
+Kendall's tau between the proxy and the full top-1 of the validated trials says how far the proxy's
+ranking can be trusted.
+
+Example:
+    >>> report = validate_study(study, ValidateSettings(top=3, epochs=30))   # doctest: +SKIP
+    >>> print(report.sentence)                                               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import optuna
+import pandas as pd
+import sqlalchemy
+from optuna.storages import RDBStorage
+
+from .data import DataConfig, LoadedData, load_data
+from .errors import ConfigError
+from .profile import ProfileConfig, profile_model
+from .report import front_frame, get_trial, grouping_label, require_trials, study_objectives
+from .search.record import FULL, TrialRecord
+from .search.storage import studies_dir
+from .tables import fixed, render, to_json
+from .train import TrainConfig, train_model
+
+DATA_FIELDS = ("name", "root", "classes", "train_per_class", "val_per_class", "resolution", "seed", "download")
+Say = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidateSettings:
+    """What to validate and how.
+
+    Args:
+        top: validate the ``top`` front members with the best proxy top-1 (``None`` = all of them).
+        trials: trial numbers to validate instead of the front.
+        epochs: full-training epochs.
+        data: DataConfig fields that override the dataset description stored on each trial.
+        train: TrainConfig fields (batch_size, lr, seed, device, ...) on top of the full-training preset.
+        profile: how to re-measure EPF (resolution is taken from the data); ``None`` skips profiling.
+        retrain: discard an existing checkpoint or stored result and train again from scratch.
+        checkpoint_root: folder of the ``trial-<n>`` checkpoint folders.
+    """
+
+    top: int | None = None
+    trials: tuple[int, ...] | None = None
+    epochs: int = 30
+    data: dict[str, Any] = dataclasses.field(default_factory=dict)
+    train: dict[str, Any] = dataclasses.field(default_factory=dict)
+    profile: ProfileConfig | None = dataclasses.field(default_factory=ProfileConfig)
+    retrain: bool = False
+    checkpoint_root: str | None = None
+
+
+@dataclasses.dataclass
+class ValidationReport:
+    """Proxy vs full top-1 per validated trial (``frame``) and the rank agreement between them."""
+
+    frame: pd.DataFrame
+    tau: float
+    pairs: int
+    concordant: int
+    sentence: str
+
+
+def checkpoint_root(storage: str, study_name: str) -> Path:
+    """``<folder of the storage>/checkpoints/<study>``: where validate keeps full-training checkpoints."""
+    return studies_dir(storage) / "checkpoints" / study_name
+
+
+def kendall_tau(x: Sequence[float], y: Sequence[float]) -> tuple[float, int, int]:
+    """Kendall's tau-b between two rankings, with the number of pairs and of concordant pairs.
+
+    Pairs tied in both lists count in neither the numerator nor the denominator; ``nan`` when fewer
+    than two untied pairs exist.
+    """
+    concordant = discordant = tied_x = tied_y = 0
+    for i in range(len(x)):
+        for j in range(i + 1, len(x)):
+            dx, dy = _sign(x[i] - x[j]), _sign(y[i] - y[j])
+            if dx == 0 and dy == 0:
+                continue
+            if dx == 0:
+                tied_x += 1
+            elif dy == 0:
+                tied_y += 1
+            elif dx == dy:
+                concordant += 1
+            else:
+                discordant += 1
+    denominator = math.sqrt((concordant + discordant + tied_x) * (concordant + discordant + tied_y))
+    pairs = len(x) * (len(x) - 1) // 2
+    return ((concordant - discordant) / denominator if denominator else math.nan), pairs, concordant
+
+
+def _sign(value: float) -> int:
+    return (value > 0) - (value < 0)
+
+
+def agreement_sentence(tau: float, trials: int, concordant: int, pairs: int) -> str:
+    """What ``tau`` over ``trials`` validated trials means for trusting the proxy, in plain words."""
+    if trials < 2 or math.isnan(tau):
+        return "Kendall's tau needs two or more validated trials with different accuracies; validate more trials."
+    head = f"Kendall's tau = {tau:+.2f} over {trials} trials ({concordant} of {pairs} pairs ordered alike): "
+    if tau >= 0.7:
+        verdict = "the proxy ranks these networks almost as full training does, so picking by proxy top-1 is safe."
+    elif tau >= 0.3:
+        verdict = ("the proxy gets most pairs right but not all; use it to shortlist, then validate the "
+                   "shortlist before choosing.")
+    elif tau > -0.3:
+        verdict = ("the proxy ranking is close to unrelated to the full-training ranking; do not pick by proxy "
+                   "top-1 alone: lengthen the proxy (more epochs or images) or validate more trials.")
+    else:
+        verdict = ("the proxy ranks these networks largely in reverse; its accuracy objective is misleading here, "
+                   "so rethink the proxy budget before trusting the front's accuracy axis.")
+    caveat = (f" With only {trials} trials tau says little (one swapped pair moves it by "
+              f"{2 / max(pairs, 1):.2f}); validate 4 or more for a usable answer." if trials < 4 else "")
+    return head + verdict + caveat
+
+
+def select_trials(study: optuna.Study, top: int | None = None,
+                  numbers: Sequence[int] | None = None) -> list[optuna.trial.FrozenTrial]:
+    """The named trials (each must be COMPLETE), else the front's members by proxy top-1, best first."""
+    if numbers:
+        return [get_trial(study, number) for number in dict.fromkeys(numbers)]
+    front = require_trials(front_frame(study))
+    trials = [get_trial(study, int(number)) for number in front["trial"]]
+    def best_proxy_first(trial: optuna.trial.FrozenTrial) -> tuple[float, int]:
+        top1 = trial.user_attrs.get("top1")
+        return (-top1 if top1 is not None else math.inf), trial.number
+
+    trials.sort(key=best_proxy_first)
+    return trials[:top] if top else trials
+
+
+def data_config_for(record: TrialRecord, overrides: dict[str, Any]) -> DataConfig:
+    """The DataConfig of a trial's stored dataset description, with ``overrides`` applied."""
+    stored = record.data or {}
+    fields: dict[str, Any] = {
+        "name": stored.get("dataset"), "root": stored.get("root"),
+        "classes": tuple(stored["classes"]) if stored.get("classes") else None,
+        "train_per_class": _uniform(stored.get("train_per_class")),
+        "val_per_class": _uniform(stored.get("val_per_class")),
+        "resolution": stored.get("resolution") or record.resolution or 64, "seed": stored.get("seed", 0),
+    }
+    fields.update({key: value for key, value in overrides.items() if value is not None})
+    return DataConfig(**{key: value for key, value in fields.items() if key in DATA_FIELDS})
+
+
+def _uniform(counts: Any) -> int | None:
+    """Images per class from a stored ``{class: count}`` (``None`` = all, when counts differ)."""
+    if isinstance(counts, int):
+        return counts
+    if isinstance(counts, dict) and counts and len(set(counts.values())) == 1:
+        return int(next(iter(counts.values())))
+    return None
+
+
+def full_result(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """The stored full-training result of ``trial`` (``{}`` when it was never validated)."""
+    return trial.user_attrs.get(FULL) or study.user_attrs.get(f"{FULL}:trial-{trial.number}") or {}
+
+
+def store_full_result(study: optuna.Study, trial: optuna.trial.FrozenTrial, value: dict[str, Any]) -> None:
+    """Write ``value`` as the ``full`` user attr of the finished ``trial``.
+
+    Optuna's API refuses to change finished trials, yet validation results belong on them. For RDB
+    storages the attribute row is written directly, JSON-encoded exactly as Optuna does; a journal
+    file cannot be edited that way, so there the result goes to the study attr ``full:trial-<n>``
+    (which :func:`full_result` reads too).
+    """
+    backend = getattr(study._storage, "_backend", study._storage)  # Optuna wraps RDBStorage in a cache
+    if not isinstance(backend, RDBStorage):
+        study.set_user_attr(f"{FULL}:trial-{trial.number}", value)
+        return
+    table = sqlalchemy.Table("trial_user_attributes", sqlalchemy.MetaData(), autoload_with=backend.engine)
+    match = (table.c.trial_id == trial._trial_id) & (table.c.key == FULL)
+    with backend.engine.begin() as connection:
+        if not connection.execute(table.update().where(match).values(value_json=json.dumps(value))).rowcount:
+            connection.execute(table.insert().values(trial_id=trial._trial_id, key=FULL, value_json=json.dumps(value)))
+
+
+def reload(study: optuna.Study) -> optuna.Study:
+    """A fresh view of ``study`` (Optuna caches finished trials, so direct writes need a reload)."""
+    backend = getattr(study._storage, "_backend", study._storage)
+    return optuna.load_study(study_name=study.study_name, storage=backend)
+
+
+def _stderr(text: str) -> None:
+    sys.stderr.write(text + "\n")
+
+
+def _full_result(record: TrialRecord, data: LoadedData, settings: ValidateSettings, folder: Path,
+                 say: Say) -> dict[str, Any]:
+    arch = record.arch
+    if arch.num_classes != data.num_classes:
+        say(f"trial {record.number}: {data.num_classes} classes in the data, {arch.num_classes} in the search; "
+            "training with the data's")
+        arch = arch.replace(num_classes=data.num_classes)
+    if settings.retrain and (folder / "last.pt").exists():
+        (folder / "last.pt").unlink()
+    config = TrainConfig.full_training(settings.epochs, checkpoint_dir=str(folder), resume=True, **settings.train)
+    say(f"trial {record.number}: full training of {arch.label()} for {settings.epochs} epochs "
+        f"(checkpoints in {folder})")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="no checkpoint at", category=RuntimeWarning)
+        try:
+            trained = train_model(arch, data, config)
+        except ConfigError as exc:  # e.g. a checkpoint left by a run with other settings
+            reason = re.sub(r";[^;]*--checkpoint-dir[^;]*", "", str(exc))  # validate picks the folder itself
+            raise ConfigError(f"trial {record.number}: {reason}; rerun validate with the settings it was started "
+                              "with, or pass --retrain to start its full training over") from None
+    described = data.description()
+    full: dict[str, Any] = {
+        "top1": trained.top1 if trained.ok else None, "top5": trained.top5, "epochs": settings.epochs,
+        "status": trained.status, "checkpoint": trained.checkpoint, "train_s": round(trained.wall_s, 2),
+        "data": {key: described[key] for key in ("dataset", "classes", "resolution", "seed", "train_size", "val_size")
+                 if key in described},
+    }
+    if settings.profile is not None:
+        sizes = tuple(sorted(record.epf)) or settings.profile.batch_sizes
+        measured = profile_model(arch, dataclasses.replace(settings.profile, resolution=data.resolution,
+                                                           batch_sizes=sizes))
+        full["epf"] = {str(b): {"epf_mj": p.epf_mj, "epf_std_mj": p.epf_std_mj, "latency_ms": p.latency_ms,
+                                "status": p.status} for b, p in sorted(measured.batches.items())}
+        full.update(backend=measured.backend, is_estimate=measured.is_estimate, resolution=data.resolution)
+    return full
+
+
+def validate_trials(study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial], settings: ValidateSettings,
+                    checkpoints: Path, say: Say = _stderr) -> None:
+    """Fully train and re-profile ``trials``, storing each result under the trial's ``full`` attr."""
+    loaded: dict[DataConfig, LoadedData] = {}
+    for trial in trials:
+        record = TrialRecord.from_trial(trial)
+        record.full = full_result(study, trial)
+        done = record.full.get("epochs") == settings.epochs and record.full.get("top1") is not None
+        if done and not settings.retrain:
+            say(f"trial {record.number}: already validated with {settings.epochs} epochs "
+                f"(top-1 {record.full['top1']:.2f} %); pass --retrain to train again")
+            continue
+        data_config = data_config_for(record, settings.data)
+        if data_config not in loaded:
+            loaded[data_config] = load_data(data_config)
+        full = _full_result(record, loaded[data_config], settings, checkpoints / f"trial-{record.number}", say)
+        store_full_result(study, trial, full)
+        top1 = "failed: " + full["status"] if full["top1"] is None else f"{full['top1']:.2f} %"
+        say(f"trial {record.number}: full top-1 {top1} (proxy {_percent(record.top1)})")
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} %"
+
+
+def validation_frame(study: optuna.Study, numbers: Sequence[int]) -> pd.DataFrame:
+    """Proxy vs full figures of the trials ``numbers`` (re-read from the study), best proxy first."""
+    objectives = study_objectives(study)
+    batch = next((o.batch_size for o in objectives if o.metric == "epf" and o.batch_size), None)
+    rows = []
+    for number in numbers:
+        trial = get_trial(study, number)
+        record = TrialRecord.from_trial(trial)
+        record.full = full_result(study, trial)
+        reference = batch or (max(record.epf) if record.epf else None)
+        full_epf = (record.full.get("epf") or {}).get(str(reference), {})
+        rows.append({
+            "trial": record.number, "arch": record.arch.arch, "module": record.arch.module,
+            "grouping": grouping_label(record.arch),
+            "width": record.arch.width, "proxy_top1": record.top1, "full_top1": record.full.get("top1"),
+            "full_top5": record.full.get("top5"), "full_epochs": record.full.get("epochs"),
+            "batch_size": reference, "search_epf_mj": record.epf_mj(reference) if reference else None,
+            "search_backend": record.energy_backend,
+            "full_epf_mj": full_epf.get("epf_mj") if full_epf.get("status", "ok") == "ok" else None,
+            "full_backend": record.full.get("backend"),
+        })
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    frame["proxy_rank"] = frame["proxy_top1"].rank(ascending=False, method="min")
+    frame["full_rank"] = frame["full_top1"].rank(ascending=False, method="min")
+    return frame.sort_values(["proxy_rank", "trial"], ignore_index=True)
+
+
+def rank_agreement(frame: pd.DataFrame) -> ValidationReport:
+    """Kendall's tau between proxy and full top-1 over the rows that have both."""
+    both = frame.dropna(subset=["proxy_top1", "full_top1"]) if len(frame) else frame
+    tau, pairs, concordant = kendall_tau(list(both.get("proxy_top1", [])), list(both.get("full_top1", [])))
+    return ValidationReport(frame, tau, pairs, concordant, agreement_sentence(tau, len(both), concordant, pairs))
+
+
+def render_validation(report: ValidationReport, fmt: str) -> str:
+    """The proxy-vs-full table followed by the tau sentence (JSON: one document with both)."""
+    frame = report.frame
+    if fmt == "json":
+        return to_json({"rows": frame.to_dict(orient="records"), "kendall_tau": report.tau, "pairs": report.pairs,
+                        "concordant": report.concordant, "meaning": report.sentence})
+    if fmt == "csv":
+        return render(frame, "csv")
+    batch = next((int(b) for b in frame.get("batch_size", []) if b == b and b is not None), None)
+    backends = {"search": _one(frame.get("search_backend")), "full": _one(frame.get("full_backend"))}
+    headers = {"grouping": "G/g", "proxy_top1": "proxy top-1 (%)", "full_top1": "full top-1 (%)",
+               "proxy_rank": "proxy rank", "full_rank": "full rank", "full_epochs": "epochs",
+               "search_epf_mj": f"EPF@{batch} search (mJ/frame, {backends['search']})",
+               "full_epf_mj": f"EPF@{batch} now (mJ/frame, {backends['full']})"}
+    columns = [c for c in ("trial", "arch", "module", "grouping", "width", "proxy_top1", "full_top1", "proxy_rank",
+                           "full_rank", "full_epochs", "search_epf_mj", "full_epf_mj") if c in frame]
+    formatters = {"width": fixed(2), "proxy_top1": fixed(2), "full_top1": fixed(2), "proxy_rank": fixed(0),
+                  "full_rank": fixed(0), "full_epochs": fixed(0), "search_epf_mj": fixed(3), "full_epf_mj": fixed(3)}
+    return render(frame[columns], fmt, formatters, headers) + "\n\n" + report.sentence
+
+
+def _one(values: Any) -> str:
+    found = sorted({v for v in (values if values is not None else []) if isinstance(v, str)})
+    return found[0] if len(found) == 1 else ("mixed" if found else "unmeasured")
+
+
+def validate_study(study: optuna.Study, settings: ValidateSettings, checkpoints: Path | None = None,
+                   say: Say = _stderr) -> ValidationReport:
+    """Select, fully train, re-profile and store; then compare proxy and full rankings."""
+    trials = select_trials(study, settings.top, settings.trials)
+    root = Path(settings.checkpoint_root or checkpoints or Path("studies") / "checkpoints" / study.study_name)
+    say(f"validating {len(trials)} trial(s) of study {study.study_name!r}: {', '.join(str(t.number) for t in trials)}")
+    validate_trials(study, trials, settings, root, say)
+    return rank_agreement(validation_frame(reload(study), [t.number for t in trials]))
+
+
+__all__ = [
+    "ValidateSettings",
+    "ValidationReport",
+    "agreement_sentence",
+    "checkpoint_root",
+    "data_config_for",
+    "full_result",
+    "kendall_tau",
+    "rank_agreement",
+    "render_validation",
+    "select_trials",
+    "store_full_result",
+    "validate_study",
+    "validate_trials",
+    "validation_frame",
+]
