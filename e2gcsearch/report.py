@@ -236,6 +236,7 @@ def hypervolume(points: np.ndarray, reference: np.ndarray) -> float:
     points = points[(points < reference).all(axis=1)]
     if len(points) == 0:
         return 0.0
+    points = points[non_dominated(points)]  # dominated points add no volume; fewer slices below
     if points.shape[1] == 1:
         return float(reference[0] - points[:, 0].min())
     if points.shape[1] == 2:  # sweep along x, keep the best y so far
@@ -274,10 +275,14 @@ def hypervolume_history(study: optuna.Study) -> pd.DataFrame:
     span = np.where(high > low, high - low, np.maximum(np.abs(high), 1.0))
     reference = high + HV_MARGIN * span
     normalised = (losses - low) / (reference - low)
-    values, current = [], 0.0
+    values, current, front = [], 0.0, np.zeros((0, len(objectives)))
     for index in range(len(frame)):
-        if feasible[index]:
-            current = hypervolume(normalised[: index + 1][feasible[: index + 1]], np.ones(len(objectives)))
+        point = normalised[index]
+        dominated = bool(len(front)) and bool(((front <= point).all(axis=1) & (front < point).any(axis=1)).any())
+        if feasible[index] and not dominated:  # only a new non-dominated point can change the volume
+            front = np.vstack([front, point])
+            front = front[non_dominated(front)]
+            current = hypervolume(front, np.ones(len(objectives)))
         values.append(current)
     history["hypervolume"] = values
     history["improved"] = history["hypervolume"].diff().fillna(history["hypervolume"]) > 1e-12
