@@ -52,6 +52,8 @@ class ValidateSettings:
         data: DataConfig fields that override the dataset description stored on each trial.
         train: TrainConfig fields (batch_size, lr, seed, device, ...) on top of the full-training preset.
         profile: how to re-measure EPF (resolution is taken from the data); ``None`` skips profiling.
+        search_batch_sizes: measure the batch sizes the search measured for each trial (else
+            ``profile.batch_sizes``).
         retrain: discard an existing checkpoint or stored result and train again from scratch.
         checkpoint_root: folder of the ``trial-<n>`` checkpoint folders.
     """
@@ -62,6 +64,7 @@ class ValidateSettings:
     data: dict[str, Any] = dataclasses.field(default_factory=dict)
     train: dict[str, Any] = dataclasses.field(default_factory=dict)
     profile: ProfileConfig | None = dataclasses.field(default_factory=ProfileConfig)
+    search_batch_sizes: bool = True
     retrain: bool = False
     checkpoint_root: str | None = None
 
@@ -232,7 +235,7 @@ def _full_result(record: TrialRecord, data: LoadedData, settings: ValidateSettin
                  if key in described},
     }
     if settings.profile is not None:
-        sizes = tuple(sorted(record.epf)) or settings.profile.batch_sizes
+        sizes = (settings.search_batch_sizes and tuple(sorted(record.epf))) or settings.profile.batch_sizes
         measured = profile_model(arch, dataclasses.replace(settings.profile, resolution=data.resolution,
                                                            batch_sizes=sizes))
         full["epf"] = {str(b): {"epf_mj": p.epf_mj, "epf_std_mj": p.epf_std_mj, "latency_ms": p.latency_ms,
