@@ -158,6 +158,9 @@ def run_predict(args: argparse.Namespace) -> None:
         note(warning)
     width, classes, resolution = _defaults(args, profile)
     fit = profile.fit_for(args.batch_size)
+    fitted_archs = sorted({m.config.arch for m in profile.measurements})
+    if fitted_archs and args.arch not in fitted_archs:
+        note(f"note: the profile was fitted on {', '.join(fitted_archs)} only; its predictions for {args.arch} extrapolate")
     if args.group_size or args.groups:
         cfg = ArchConfig(args.arch, group_size=args.group_size, groups=args.groups, width=width, num_classes=classes)
     else:

@@ -254,6 +254,19 @@ def fit_energy_model(terms: Sequence[ConfigTerms], epf_mj: Sequence[float], batc
     return dataclasses.replace(fit, **figures)
 
 
+def fit_and_predict(train: Sequence[ConfigTerms], train_epf: Sequence[float], test: Sequence[ConfigTerms]) -> np.ndarray:
+    """EPF of ``test`` predicted by the model fitted to ``train`` (no checks, no goodness of fit).
+
+    Unlike :func:`fit_energy_model` this never refuses a fit whose κ is 0 (the work term then drops
+    out and the group terms and e0 still predict), so a held-out evaluation always gets a number.
+    """
+    epf = np.asarray(train_epf, dtype=float)
+    active = _active_columns(_design(train, np.ones(len(train))))
+    beta, coef = _best_beta(train, epf, active, work_grid(train))
+    works = np.array([t.work(beta) for t in test])
+    return _design(test, works) @ coef
+
+
 def leave_one_out_predictions(terms: Sequence[ConfigTerms], epf: np.ndarray, active: list[int],
                               grid: np.ndarray) -> np.ndarray:
     """EPF of each point predicted by a fit to all the others (``grid`` = :func:`work_grid` of ``terms``)."""
@@ -263,5 +276,5 @@ def leave_one_out_predictions(terms: Sequence[ConfigTerms], epf: np.ndarray, act
         rest = [terms[i] for i in keep]
         rest_active = [col for col in active if col < 2 or np.ptp(_design(rest, np.ones(len(rest)))[:, col]) > 0]
         beta, coef = _best_beta(rest, epf[keep], rest_active, grid[keep])
-        out[index] = _to_fit(beta, coef, rest_active, 0).predict_mj(terms[index])
+        out[index] = float((_design([terms[index]], np.array([terms[index].work(beta)])) @ coef)[0])
     return out
