@@ -11,6 +11,11 @@ lowest (least-disturbed) reference reading of the run. The sweep runs ``--passes
 shuffled order and averages the ratios. The raw readings (lowest per network) are fitted too, for
 comparison.
 
+``--clock cpu`` is the cross-check for a machine whose other jobs leave no quiet moment: the same
+training step (zero_grad + forward + cross-entropy + backward, one thread), timed by the *process
+CPU time* (which time-slicing by other processes does not inflate) x the estimate backend's power
+model. It is not a product backend; it only shows what the model does with less disturbed data.
+
 Printed per batch size: β, γ, γ_dw, R², MAPE, leave-one-out MAPE and Spearman ρ, and the Spearman ρ /
 MAPE on a held-out width (fit on the other widths, predict all 11 networks of the held-out one), then
 the G the model favours next to the measured best.
@@ -27,11 +32,17 @@ import sys
 import time
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from scipy import stats
 
+from e2gcsearch import create_model
+from e2gcsearch.energy.estimate import cpu_tdp_model_w
+
 from e2gcsearch.energy_model import (EpfDataset, EpfMeasurement, config_predictions, config_terms,
-                                     default_sweep_configs, favoured_group_size, fit_device_profile,
-                                     fit_energy_model, load_sweep, run_sweep, stage_group_sizes)
+                                     current_fingerprint, default_sweep_configs, favoured_group_size,
+                                     fit_device_profile, load_sweep, run_sweep, stage_group_sizes)
+from e2gcsearch.energy_model.fit import fit_and_predict
 from e2gcsearch.profile import ProfileConfig
 
 
@@ -44,6 +55,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--backend", default="auto")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall: the profiler (side by side with G=1); cpu: process CPU time x power model")
     parser.add_argument("--from-sweep", help="skip profiling; fit these sweep files (comma-separated)")
     parser.add_argument("--sweep-out", default="energy_model_sweep.json", help="where the sweep is saved")
     parser.add_argument("--profile-out", default="energy_model_profile.json", help="where the device profile is saved")
@@ -98,14 +111,49 @@ def sweep(args: argparse.Namespace) -> tuple[EpfDataset, EpfDataset]:
             EpfDataset(probe.backend, probe.is_estimate, probe.fingerprint, lowest, source=f"{note}, lowest reading"))
 
 
+def _cpu_epf_mj(cfg, batch: int, resolution: int, power_w: float, min_cpu_s: float = 0.2, repeats: int = 3) -> float:
+    """EPF from process CPU time of the training step (lowest of ``repeats`` windows) x ``power_w``."""
+    model = create_model(cfg).train()
+    inputs, targets = torch.randn(batch, 3, resolution, resolution), torch.randint(0, cfg.num_classes, (batch,))
+
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        F.cross_entropy(model(inputs), targets).backward()
+
+    step()
+    start = time.process_time()
+    step()
+    iterations = max(1, int(np.ceil(min_cpu_s / max(time.process_time() - start, 1e-6))))
+    windows = []
+    for _ in range(repeats):
+        start = time.process_time()
+        for _ in range(iterations):
+            step()
+        windows.append(time.process_time() - start)
+    return 1000.0 * power_w * min(windows) / (iterations * batch)
+
+
+def cpu_sweep(args: argparse.Namespace) -> EpfDataset:
+    torch.set_num_threads(args.threads)
+    widths = tuple(float(w) for w in args.widths.split(","))
+    batches = tuple(int(b) for b in args.batch_sizes.split(","))
+    power_w = cpu_tdp_model_w(args.threads)
+    measurements = []
+    for cfg in default_sweep_configs("mobilenet_v1", widths=widths, num_classes=10):
+        epf = {b: _cpu_epf_mj(cfg, b, args.resolution, power_w) for b in batches}
+        print(f"cpu clock: {cfg.label()}: " + ", ".join(f"B={b}: {v:.1f} mJ" for b, v in epf.items()), file=sys.stderr)
+        measurements.append(EpfMeasurement(cfg, args.resolution, epf))
+    return EpfDataset("estimate-cpu-time", True, current_fingerprint("cpu"), measurements,
+                      source=f"benchmarks/energy_model_fit.py --clock cpu (process CPU time x {power_w:g} W)")
+
+
 def held_out_width(dataset: EpfDataset, batch: int, width: float) -> tuple[float, float]:
     """Fit without ``width``; Spearman ρ and MAPE of the predictions for that width's networks."""
     points = dataset.points(batch)
     train = [p for p in points if p.config.width != width]
     test = [p for p in points if p.config.width == width]
-    fit = fit_energy_model([config_terms(p.config, p.resolution) for p in train],
-                           [p.epf_mj[batch] for p in train], batch, leave_one_out=False)
-    predicted = np.array([fit.predict_mj(config_terms(p.config, p.resolution)) for p in test])
+    predicted = fit_and_predict([config_terms(p.config, p.resolution) for p in train], [p.epf_mj[batch] for p in train],
+                                [config_terms(p.config, p.resolution) for p in test])
     measured = np.array([p.epf_mj[batch] for p in test])
     return float(stats.spearmanr(predicted, measured).statistic), float(np.mean(np.abs(predicted - measured) / measured))
 
@@ -141,6 +189,9 @@ def main() -> None:
     args = parse_args()
     if args.from_sweep:
         datasets = [load_sweep(path) for path in args.from_sweep.split(",")]
+    elif args.clock == "cpu":
+        datasets = [cpu_sweep(args)]
+        print(f"sweep saved to {datasets[0].save(args.sweep_out)}", file=sys.stderr)
     else:
         datasets = list(sweep(args))
         print(f"sweeps saved to {datasets[0].save(args.sweep_out)} and "
