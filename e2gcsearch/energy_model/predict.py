@@ -191,23 +191,10 @@ def warm_start_configs(profile: DeviceProfile, space: Any, num_classes: int, k: 
 
 
 def enqueue_warm_start(study: Any, space: Any, configs: Sequence[ArchConfig], note: str = "energy model") -> list[str]:
-    """Queue ``configs`` on an Optuna study unless a trial with the same parameters is already complete,
-    running or waiting (so resuming queues none twice); returns the labels queued."""
-    from optuna.trial import TrialState
+    """Queue ``configs`` on an Optuna study once (resuming queues none twice); returns the labels queued."""
+    from ..search.queue import enqueue_once
 
-    # A waiting (enqueued) trial has no params yet: Optuna keeps them in system_attrs["fixed_params"].
-    taken = {tuple(sorted((t.params or t.system_attrs.get("fixed_params", {})).items())) for t in study.get_trials(
-        deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING))}
-    queued = []
-    for cfg in configs:
-        params = space.params_of(cfg)
-        key = tuple(sorted(params.items()))
-        if key in taken:
-            continue
-        study.enqueue_trial(params, user_attrs={WARM_START_ATTR: note})
-        taken.add(key)
-        queued.append(cfg.label())
-    return queued
+    return [cfg.label() for cfg in enqueue_once(study, space, [(cfg, {WARM_START_ATTR: note}) for cfg in configs])]
 
 
 def calibration_configs(space: Any, num_classes: int) -> list[ArchConfig]:

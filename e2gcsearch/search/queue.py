@@ -1,0 +1,34 @@
+"""Queueing chosen points on a study exactly once (paper baselines, energy-model warm starts)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from optuna.trial import TrialState
+
+from ..config import ArchConfig
+
+
+def _params(trial: Any) -> dict[str, Any]:
+    # A queued trial that has not run yet keeps its parameters in system_attrs["fixed_params"].
+    return trial.params or trial.system_attrs.get("fixed_params", {})
+
+
+def enqueue_once(study: Any, space: Any, items: Iterable[tuple[ArchConfig, dict[str, Any]]]) -> list[ArchConfig]:
+    """Queue each ``(config, user_attrs)`` unless a trial with the same parameters is already
+    complete, running or waiting, so a resumed study never runs a queued point twice.
+
+    Returns the configurations actually queued.
+    """
+    taken = {tuple(sorted(_params(t).items())) for t in study.get_trials(
+        deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING))}
+    queued = []
+    for cfg, attrs in items:
+        params = space.params_of(cfg)
+        key = tuple(sorted(params.items()))
+        if key in taken:
+            continue
+        study.enqueue_trial(params, user_attrs=attrs)
+        taken.add(key)
+        queued.append(cfg)
+    return queued

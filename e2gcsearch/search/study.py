@@ -1,0 +1,146 @@
+"""Creating or resuming a study: storage, sampler, compatibility checks and the paper baselines.
+
+Optuna does the searching; this module only wires e2gcsearch's choices into it:
+
+* storage: any Optuna RDB URL (SQLite by default, PostgreSQL/MySQL for several machines) with
+  Optuna's heartbeat, so trials of a killed worker are failed and retried once; or a journal file
+  (``.log``/``.jsonl``) for several processes on one machine;
+* samplers: ``tpe`` (Optuna's multi-objective default), ``nsga2``, ``nsga3``, ``gp``, ``random``
+  and ``grid`` (the whole space);
+* resuming: the stored objectives, space and dataset must equal the requested ones — a mismatch is
+  an error, never a silent mix of incomparable trials.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+
+from .. import __version__
+from ..errors import ConfigError, UnknownNameError
+from ..models import get_entry
+from . import record
+from .objectives import Objective
+from .queue import enqueue_once
+from .space import SearchSpace, grouping_label
+from .storage import get_storage, redact, storage_file
+
+SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random", "grid")
+HEARTBEAT_S = 30  # a RUNNING trial whose process stopped beating for 2 x this is failed and retried
+HEARTBEAT_ENV = "E2GCSEARCH_HEARTBEAT_S"
+
+
+def open_search_storage(url: str, heartbeat_s: int | None = None) -> BaseStorage:
+    """The storage ``run`` writes to: created if missing; RDB storages get Optuna's heartbeat.
+
+    The heartbeat period is ``heartbeat_s``, else ``$E2GCSEARCH_HEARTBEAT_S``, else 30 s.
+    """
+    heartbeat_s = heartbeat_s or int(os.environ.get(HEARTBEAT_ENV) or HEARTBEAT_S)
+    storage = get_storage(url, create=True)
+    if isinstance(storage, RDBStorage):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = RDBStorage(
+                storage.url,
+                heartbeat_interval=heartbeat_s,
+                grace_period=2 * heartbeat_s,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+            )
+    return storage
+
+
+def check_storage_for_workers(url: str, workers: int) -> None:
+    if workers > 1 and str(url).startswith("sqlite"):
+        path = storage_file(url)
+        suggestion = path.with_suffix(".log") if path else "studies/e2gcsearch.log"
+        raise ConfigError(
+            f"--workers {workers} needs a storage that several processes can share safely; SQLite locks up "
+            f"under concurrent writers. Use a journal file (--storage {suggestion}) or a PostgreSQL URL")
+
+
+def create_sampler(name: str, seed: int | None, space: SearchSpace, trials: int | None) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler called ``name``; population-based samplers get a population that fits the budget."""
+    population = max(4, min(50, (trials or 50) // 3))
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(3, (trials or 30) // 3)))
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
+    if name == "nsga3":
+        return optuna.samplers.NSGAIIISampler(seed=seed, population_size=population)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=min(10, max(3, (trials or 30) // 3)))
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "grid":
+        return optuna.samplers.GridSampler(space.choices(), seed=seed)
+    raise UnknownNameError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
+
+
+def study_attrs(objectives: tuple[Objective, ...], space: SearchSpace, data: dict[str, Any]) -> dict[str, Any]:
+    """What identifies a study's trials as comparable (checked on every resume)."""
+    return {
+        record.OBJECTIVES: [o.to_dict() for o in objectives],
+        record.SPACE: space.describe(),
+        "data": data,
+    }
+
+
+def _mismatch(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    return [key for key, value in wanted.items() if key in stored and stored[key] != value]
+
+
+def open_or_create_study(storage: BaseStorage, study_name: str, objectives: tuple[Objective, ...],
+                         space: SearchSpace, data: dict[str, Any], sampler: optuna.samplers.BaseSampler,
+                         storage_url: str = "") -> optuna.Study:
+    """Create the study, or resume it after checking it was made for the same search."""
+    directions = [o.direction for o in objectives]
+    wanted = study_attrs(objectives, space, data)
+    exists = study_name in optuna.study.get_all_study_names(storage=storage)
+    study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler,
+                                directions=directions, load_if_exists=True)
+    if not exists:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([o.name for o in objectives])
+        for key, value in wanted.items():
+            study.set_user_attr(key, value)
+        study.set_user_attr("e2gcsearch_version", __version__)
+        return study
+    stored = study.user_attrs
+    if record.OBJECTIVES not in stored:
+        raise ConfigError(f"study {study_name!r} in {redact(storage_url)} was not made by 'e2gcsearch run'; "
+                          "choose another name with --study NAME")
+    differs = _mismatch(stored, wanted)
+    if [d.name.lower() for d in study.directions] != directions:
+        differs.insert(0, record.OBJECTIVES)
+    if differs:
+        details = "; ".join(f"{key}: stored {_short(stored.get(key))}, asked {_short(wanted[key])}" for key in dict.fromkeys(differs))
+        raise ConfigError(
+            f"study {study_name!r} was created for a different search ({details}); rerun with the same "
+            "options to resume it, or start a new study with --study NEW_NAME")
+    return study
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list) and value and isinstance(value[0], dict) and "name" in value[0]:
+        return ",".join(item["name"] for item in value)
+    return str(value)
+
+
+def enqueue_baselines(study: optuna.Study, space: SearchSpace, num_classes: int) -> list[str]:
+    """Queue the paper's baselines (MobileNet-V1 G=1, ResNeXt-50 g=32) once; returns what was queued.
+
+    A baseline is queued at the width of the space closest to 1.0, and not again on resume.
+    """
+    width = min(space.widths, key=lambda w: abs(w - 1.0))
+    items = []
+    for arch in space.archs:
+        baseline = get_entry(arch).baseline.replace(width=width, num_classes=num_classes)
+        if space.contains(baseline):
+            items.append((baseline, {record.BASELINE: f"{arch} {grouping_label(baseline)} (paper baseline)"}))
+    return [f"{cfg.arch} {grouping_label(cfg)} (paper baseline) at width {width:g}"
+            for cfg in enqueue_once(study, space, items)]

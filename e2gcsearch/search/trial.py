@@ -1,0 +1,154 @@
+"""One trial of the search: cost → EPF (cached) → proxy training, recorded on the Optuna trial.
+
+The phases run cheapest first. When params, MACs or EPF already violate a constraint, training is
+skipped and the trial is recorded as infeasible (its top-1 objective is reported as 0 %, and the
+Pareto front never shows it). Any exception marks the trial FAIL with its reason in the user attr
+``fail_reason``; the study goes on with the next trial.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from ..cost import network_cost
+from ..data import LoadedData
+from ..models import validate_config
+from ..profile import ProfileConfig, profile_model
+from ..tables import human_count
+from ..train import TrainConfig, train_model
+from . import record
+from .objectives import Constraint, Metric, Objective
+from .space import SearchSpace
+
+INFEASIBLE_TOP1 = 0.0  # reported for trials whose training a violated constraint skipped
+
+
+class TrialFailed(RuntimeError):
+    """A trial that cannot produce its objectives (e.g. the proxy training diverged)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialSettings:
+    """Everything a trial needs besides the data (picklable, so worker processes get a copy)."""
+
+    objectives: tuple[Objective, ...]
+    constraints: tuple[Constraint, ...]
+    space: SearchSpace
+    profile: ProfileConfig
+    train: TrainConfig
+
+    @property
+    def batch_sizes(self) -> tuple[int, ...]:
+        wanted = {m.batch_size for m in self.metrics() if m.batch_size}
+        return tuple(sorted(set(self.profile.batch_sizes) | wanted))
+
+    def metrics(self) -> list[Metric]:
+        return list(self.objectives) + [c.metric for c in self.constraints]
+
+    @property
+    def needs_training(self) -> bool:
+        return any(m.metric == "top1" for m in self.metrics())
+
+
+def metric_value(metric: Metric, results: dict[str, Any]) -> float | None:
+    """The value of ``metric`` among what the trial has measured so far (None if not yet known)."""
+    if metric.metric in ("params", "macs", "top1"):
+        value = results.get(metric.metric)
+        return None if value is None else float(value)
+    figures = results.get("epf", {}).get(metric.batch_size)
+    if not figures:
+        return None
+    if figures.get("status", "ok") != "ok":
+        raise TrialFailed(f"batch size {metric.batch_size} could not be profiled ({figures['status']}); "
+                          f"drop {metric.name} or use a smaller batch size")
+    return float(figures["epf_mj"] if metric.metric == "epf" else figures["latency_ms"])
+
+
+class TrialRunner:
+    """The objective function handed to ``study.optimize``."""
+
+    def __init__(self, settings: TrialSettings, data: LoadedData) -> None:
+        self.settings = settings
+        self.data = data
+
+    def __call__(self, trial: Any) -> list[float]:
+        try:
+            return self._run(trial)
+        except BaseException as exc:  # also KeyboardInterrupt: the trial is failed, then Ctrl-C goes on
+            reason = "interrupted by the user" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+            trial.set_user_attr(record.FAIL_REASON, reason[:2000])
+            raise
+
+    def _run(self, trial: Any) -> list[float]:
+        settings, wall = self.settings, {}
+        arch = settings.space.sample(trial, self.data.num_classes)
+        resolution = settings.profile.resolution
+        _set(trial, arch_config=arch, resolution=resolution, data=self.data.description())
+        validate_config(arch)  # an impossible point fails here, before any work
+
+        start = time.perf_counter()
+        cost = network_cost(arch, resolution)
+        results: dict[str, Any] = {"params": cost.params, "macs": cost.macs}
+        wall["cost"] = time.perf_counter() - start
+        _set(trial, params=cost.params, macs=cost.macs)
+        # EPF is measured even when params/MACs already violate a constraint: it is cheap (cached),
+        # the objectives need it, and it tells the user what the infeasible point would have cost.
+        start = time.perf_counter()
+        profile = profile_model(arch, dataclasses.replace(settings.profile, batch_sizes=settings.batch_sizes))
+        wall["profile"] = time.perf_counter() - start
+        results["epf"] = {batch: _epf_figures(result) for batch, result in profile.batches.items()}
+        _set(trial, epf=results["epf"], energy_backend=profile.backend, energy_is_estimate=profile.is_estimate,
+             fingerprint=profile.fingerprint, latency_ms=_reference_latency(results["epf"], settings))
+        violations = self._violations(results)
+
+        if violations:
+            results["top1"] = INFEASIBLE_TOP1
+            _set(trial, infeasible=True, violations=violations, train_status="skipped (infeasible)")
+        elif settings.needs_training:
+            start = time.perf_counter()
+            trained = train_model(arch, self.data, settings.train)
+            wall["train"] = time.perf_counter() - start
+            _set(trial, top1=trained.top1, top5=trained.top5, loss_curve=list(trained.loss_curve),
+                 train_status=trained.status)
+            if not trained.ok:
+                raise TrialFailed(f"proxy training stopped: {trained.status}")
+            results["top1"] = trained.top1
+        _set(trial, wall_s=wall, infeasible=bool(violations))
+        for constraint in settings.constraints:
+            value = metric_value(constraint.metric, results)
+            trial.set_constraint(constraint.text, constraint.violation(value) if value is not None else 1.0)
+        return [self._objective_value(o, results) for o in settings.objectives]
+
+    def _violations(self, results: dict[str, Any]) -> list[str]:
+        out = []
+        for constraint in self.settings.constraints:
+            value = metric_value(constraint.metric, results)
+            if value is not None and constraint.violation(value) > 0:
+                shown = human_count(value) if constraint.metric.metric in ("params", "macs") else f"{value:.4g}"
+                out.append(f"{constraint.text} (got {shown})")
+        return out
+
+    def _objective_value(self, objective: Objective, results: dict[str, Any]) -> float:
+        value = metric_value(objective, results)
+        if value is None:  # e.g. EPF when an earlier constraint already made the trial infeasible
+            raise TrialFailed(f"objective {objective.name} was not measured")
+        return value
+
+
+def _set(trial: Any, **fields: Any) -> None:
+    for key, value in record.user_attrs(**fields).items():
+        trial.set_user_attr(key, value)
+
+
+def _epf_figures(batch: Any) -> dict[str, Any]:
+    return {"epf_mj": batch.epf_mj, "epf_std_mj": batch.epf_std_mj, "cv": batch.cv,
+            "latency_ms": batch.latency_ms, "throughput_ips": batch.throughput_ips, "status": batch.status}
+
+
+def _reference_latency(epf: dict[int, dict[str, Any]], settings: TrialSettings) -> float | None:
+    """Latency per batch at the objectives' batch size (else the largest profiled one)."""
+    batch = next((m.batch_size for m in settings.metrics() if m.batch_size), max(epf, default=None))
+    figures = epf.get(batch) if batch else None
+    return figures.get("latency_ms") if figures and figures.get("status", "ok") == "ok" else None
