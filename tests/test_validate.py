@@ -10,6 +10,7 @@ import pytest
 from optuna.trial import TrialState, create_trial
 
 from e2gcsearch import ArchConfig, network_cost
+from e2gcsearch.cli import main
 from e2gcsearch.data import DataConfig, load_data
 from e2gcsearch.errors import ConfigError
 from e2gcsearch.profile import ProfileConfig
@@ -136,3 +137,13 @@ def test_full_results_are_stored_on_journal_studies_too(tmp_path):
     reopened = open_study(str(tmp_path / "search.log"), "j")
     assert full_result(reopened, reopened.trials[0]) == {"top1": 12.5, "epochs": 2}
 
+
+def test_validate_command(url, tmp_path, capsys):
+    argv = ["validate", "--storage", url, "--trials", "0", "--epochs", "1", "--batch-size", "8", "--device", "cpu",
+            "--no-profile"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "proxy top-1 (%)" in out and "full top-1 (%)" in out and "Kendall's tau" in out
+    assert (tmp_path / "studies" / "checkpoints" / "e2gcsearch" / "trial-0" / "last.pt").exists()
+    assert main(["validate", "--storage", url, "--trials", "9"]) == 2
+    assert "no trial 9" in capsys.readouterr().err
