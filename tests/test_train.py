@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import json
 import math
 import os
@@ -31,6 +33,11 @@ def digits():
 def small_digits():
     return load_data(DataConfig(name="digits", classes=4, train_per_class=16, val_per_class=4, resolution=32),
                      progress=False)
+
+
+@pytest.mark.parametrize("name", ["e2gcsearch.train", "e2gcsearch.data", "e2gcsearch.data.augment"])
+def test_docstring_examples(name: str) -> None:
+    assert doctest.testmod(importlib.import_module(name), optionflags=doctest.NORMALIZE_WHITESPACE).failed == 0
 
 
 def test_schedules_warm_up_then_decay() -> None:

@@ -13,11 +13,12 @@ so a resumed run repeats exactly the steps of an uninterrupted one.
 Example:
     >>> from e2gcsearch import ArchConfig
     >>> from e2gcsearch.data import DataConfig, load_data
-    >>> data = load_data(DataConfig(name="digits", resolution=32), progress=False)
+    >>> data = load_data(DataConfig(name="digits", classes=3, train_per_class=60, val_per_class=20,
+    ...                             resolution=32), progress=False)
     >>> arch = ArchConfig("mobilenet_v1", group_size=8, width=0.25, num_classes=data.num_classes)
-    >>> result = train_model(arch, data, TrainConfig(epochs=3, progress=False))
-    >>> result.ok, result.top1 > 50
-    (True, True)
+    >>> result = train_model(arch, data, TrainConfig(epochs=4, batch_size=16, threads=1, progress=False))
+    >>> result.ok, result.top1 > 50, (result.train_size, result.val_size)
+    (True, True, (180, 60))
 """
 
 from __future__ import annotations
