@@ -56,7 +56,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-ARCH_CONFIG = $arch_config  # e2gcsearch.ArchConfig.from_dict(ARCH_CONFIG) rebuilds it in e2gcsearch
+# The network as an e2gcsearch ArchConfig: e2gcsearch.ArchConfig.from_dict(ARCH_CONFIG) rebuilds it there.
+ARCH_CONFIG = $arch_config
 NUM_CLASSES = $num_classes
 STEM_CHANNELS = $stem_channels
 '''
