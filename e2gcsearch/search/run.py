@@ -138,6 +138,7 @@ def _run_workers(config: SearchConfig, study: optuna.Study) -> None:
 def prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData]:
     """Load the data, open or resume the study and queue the baselines (no trial runs yet)."""
     check_storage_for_workers(config.storage, config.workers)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours to print
     data = load_data(config.data, progress=config.progress)
     space = config.settings.space
     for cfg, reason in space.impossible(data.num_classes):
