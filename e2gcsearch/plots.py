@@ -29,7 +29,8 @@ STYLE = {"E2GC": {"color": "#0072B2", "marker": "o", "label": "E2GC (constant gr
 INFEASIBLE_COLOR = "#7f7f7f"
 
 
-def _check_path(path: str | Path) -> Path:
+def check_plot_path(path: str | Path) -> Path:
+    """A plot file name with a known suffix in an existing folder (else one-line errors)."""
     path = Path(path)
     if path.suffix.lower() not in SUFFIXES:
         raise ConfigError(f"cannot draw {path.name!r}: give a file ending in {', '.join(SUFFIXES)}")
@@ -70,7 +71,7 @@ def _front_groups(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.D
 
 def save_front_plot(frame: pd.DataFrame, path: str | Path) -> Path:
     """Scatter every trial of ``frame`` (accuracy vs energy), with the front as a step line."""
-    path = _check_path(path)
+    path = check_plot_path(path)
     if frame.empty:
         raise DataError("nothing to plot: the study has no completed trials yet; run 'e2gcsearch run' first")
     if path.suffix.lower() == ".html":
@@ -157,7 +158,7 @@ def _mark_baselines(ax, frame: pd.DataFrame, x: Objective, y: Objective, offset:
 
 def save_hypervolume_plot(history: pd.DataFrame, path: str | Path) -> Path:
     """Hypervolume vs trial number (a step line; dots where a trial improved the front)."""
-    path = _check_path(path)
+    path = check_plot_path(path)
     if history.empty:
         raise DataError("nothing to plot: the study has no completed trials yet; run 'e2gcsearch run' first")
     reference = history.attrs.get("reference", {})

@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError, DataError
+from .errors import DataError
+from .plots import check_plot_path
 
-STATIC_SUFFIXES = (".png", ".pdf", ".svg")
-SUFFIXES = (*STATIC_SUFFIXES, ".html")
 # Okabe-Ito colours (colour-blind safe), one marker and line style per series so it reads in grey too.
 SERIES = (
     ("macs_norm", r"MACs $M_c$", "#0072B2", "o", "-"),
@@ -38,15 +37,6 @@ def _ratio_label(value: float, _position: object = None) -> str:
     if value >= 1:
         return f"{value:g}"
     return f"1/{1 / value:g}"
-
-
-def _check_path(path: str | Path) -> Path:
-    path = Path(path)
-    if path.suffix.lower() not in SUFFIXES:
-        raise ConfigError(f"cannot draw {path.name!r}: give a file ending in {', '.join(SUFFIXES)}")
-    if not path.parent.exists():
-        raise DataError(f"cannot write {path}: folder {path.parent} does not exist; create it or choose another path")
-    return path
 
 
 def fig3_figure(frame: pd.DataFrame, model_note: str | None = None):
@@ -119,7 +109,7 @@ def save_fig3(frame: pd.DataFrame, path: str | Path, model_note: str | None = No
     """Draw Fig. 3 to ``path`` (.png, .pdf, .svg or .html) and return the path."""
     from matplotlib import pyplot as plt
 
-    path = _check_path(path)
+    path = check_plot_path(path)
     fig = fig3_figure(frame, model_note)
     try:
         if path.suffix.lower() == ".html":
