@@ -84,6 +84,8 @@ def save_front_plot(frame: pd.DataFrame, path: str | Path) -> Path:
     figure = Figure(figsize=(8.4, 4.6), layout="constrained")
     ax = figure.add_subplot()
     for module, style in STYLE.items():
+        if not (frame["module"] == module).any():
+            continue  # no legend entry for a rule the study never tried
         ax.scatter(dominated.loc[dominated["module"] == module, x.name],
                    dominated.loc[dominated["module"] == module, y.name],
                    s=26, color=style["color"], marker=style["marker"], alpha=0.35, linewidths=0)

@@ -102,7 +102,9 @@ def get_trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
 def baseline_label(record: TrialRecord) -> str | None:
     """The paper baseline a trial reproduces (stored by the search, or recognised from its grouping)."""
     if record.baseline:  # e.g. "mobilenet_v1 G=1 (paper baseline)"; the notes and legend say "paper baseline"
-        return re.sub(r"\s*\(paper baseline\)", "", record.baseline)
+        label = re.sub(r"\s*\(paper baseline\)", "", record.baseline)
+        arch, _, rest = label.partition(" ")
+        return f"{ARCH_LABELS.get(arch, arch)} {rest}".strip()
     stock = get_entry(record.arch.arch).baseline
     if (stock.group_size, stock.groups) == (record.arch.group_size, record.arch.groups):
         symbol = "G" if stock.group_size is not None else "g"

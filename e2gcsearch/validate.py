@@ -119,6 +119,9 @@ def agreement_sentence(tau: float, trials: int, concordant: int, pairs: int) -> 
     if trials < 2 or math.isnan(tau):
         return "Kendall's tau needs two or more validated trials with different accuracies; validate more trials."
     head = f"Kendall's tau = {tau:+.2f} over {trials} trials ({concordant} of {pairs} pairs ordered alike): "
+    if trials < 4:
+        return head + (f"with so few trials tau says little (one swapped pair moves it by {2 / max(pairs, 1):.2f}), "
+                       "so it neither confirms nor refutes the proxy; validate 4 or more trials (e.g. --top 5).")
     if tau >= 0.7:
         verdict = "the proxy ranks these networks almost as full training does, so picking by proxy top-1 is safe."
     elif tau >= 0.3:
@@ -130,9 +133,7 @@ def agreement_sentence(tau: float, trials: int, concordant: int, pairs: int) -> 
     else:
         verdict = ("the proxy ranks these networks largely in reverse; its accuracy objective is misleading here, "
                    "so rethink the proxy budget before trusting the front's accuracy axis.")
-    caveat = (f" With only {trials} trials tau says little (one swapped pair moves it by "
-              f"{2 / max(pairs, 1):.2f}); validate 4 or more for a usable answer." if trials < 4 else "")
-    return head + verdict + caveat
+    return head + verdict
 
 
 def select_trials(study: optuna.Study, top: int | None = None,

@@ -51,7 +51,7 @@ def test_agreement_sentence_says_what_tau_means():
     assert "safe" in agreement_sentence(0.9, 6, 14, 15)
     assert "unrelated" in agreement_sentence(0.0, 6, 7, 15)
     assert "reverse" in agreement_sentence(-0.8, 6, 1, 15)
-    assert "says little" in agreement_sentence(1.0, 3, 3, 3)
+    assert "says little" in agreement_sentence(1.0, 3, 3, 3) and "safe" not in agreement_sentence(1.0, 3, 3, 3)
     assert "says little" not in agreement_sentence(1.0, 4, 6, 6)
     assert "two or more" in agreement_sentence(math.nan, 1, 0, 0)
 
