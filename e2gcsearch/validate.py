@@ -15,7 +15,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import re
 import sys
@@ -25,8 +24,6 @@ from typing import Any, Callable, Sequence
 
 import optuna
 import pandas as pd
-import sqlalchemy
-from optuna.storages import RDBStorage
 
 from .data import DataConfig, LoadedData, load_data
 from .errors import ConfigError
@@ -176,32 +173,26 @@ def _uniform(counts: Any) -> int | None:
 
 def full_result(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     """The stored full-training result of ``trial`` (``{}`` when it was never validated)."""
-    return trial.user_attrs.get(FULL) or study.user_attrs.get(f"{FULL}:trial-{trial.number}") or {}
+    return study.user_attrs.get(full_key(trial.number)) or {}
+
+
+def full_key(number: int) -> str:
+    """Study attr holding the full-training result of trial ``number``."""
+    return f"{FULL}:trial-{number}"
 
 
 def store_full_result(study: optuna.Study, trial: optuna.trial.FrozenTrial, value: dict[str, Any]) -> None:
-    """Write ``value`` as the ``full`` user attr of the finished ``trial``.
+    """Record ``value`` as the full-training result of the finished ``trial``.
 
-    Optuna's API refuses to change finished trials, yet validation results belong on them. For RDB
-    storages the attribute row is written directly, JSON-encoded exactly as Optuna does; a journal
-    file cannot be edited that way, so there the result goes to the study attr ``full:trial-<n>``
-    (which :func:`full_result` reads too).
+    Optuna keeps finished trials immutable, so the result is a study attr ``full:trial-<n>`` written
+    through Optuna's public API: the same on every storage (SQLite, PostgreSQL, journal files).
     """
-    backend = getattr(study._storage, "_backend", study._storage)  # Optuna wraps RDBStorage in a cache
-    if not isinstance(backend, RDBStorage):
-        study.set_user_attr(f"{FULL}:trial-{trial.number}", value)
-        return
-    table = sqlalchemy.Table("trial_user_attributes", sqlalchemy.MetaData(), autoload_with=backend.engine)
-    match = (table.c.trial_id == trial._trial_id) & (table.c.key == FULL)
-    with backend.engine.begin() as connection:
-        if not connection.execute(table.update().where(match).values(value_json=json.dumps(value))).rowcount:
-            connection.execute(table.insert().values(trial_id=trial._trial_id, key=FULL, value_json=json.dumps(value)))
+    study.set_user_attr(full_key(trial.number), value)
 
 
 def reload(study: optuna.Study) -> optuna.Study:
-    """A fresh view of ``study`` (Optuna caches finished trials, so direct writes need a reload)."""
-    backend = getattr(study._storage, "_backend", study._storage)
-    return optuna.load_study(study_name=study.study_name, storage=backend)
+    """A fresh view of ``study`` (attrs written by another handle become visible)."""
+    return optuna.load_study(study_name=study.study_name, storage=study._storage)
 
 
 def _stderr(text: str) -> None:
@@ -251,11 +242,11 @@ def validate_trials(study: optuna.Study, trials: Sequence[optuna.trial.FrozenTri
     loaded: dict[DataConfig, LoadedData] = {}
     for trial in trials:
         record = TrialRecord.from_trial(trial)
-        record.full = full_result(study, trial)
-        done = record.full.get("epochs") == settings.epochs and record.full.get("top1") is not None
+        full = full_result(study, trial)
+        done = full.get("epochs") == settings.epochs and full.get("top1") is not None
         if done and not settings.retrain:
             say(f"trial {record.number}: already validated with {settings.epochs} epochs "
-                f"(top-1 {record.full['top1']:.2f} %); pass --retrain to train again")
+                f"(top-1 {full['top1']:.2f} %); pass --retrain to train again")
             continue
         data_config = data_config_for(record, settings.data)
         if data_config not in loaded:
@@ -278,18 +269,18 @@ def validation_frame(study: optuna.Study, numbers: Sequence[int]) -> pd.DataFram
     for number in numbers:
         trial = get_trial(study, number)
         record = TrialRecord.from_trial(trial)
-        record.full = full_result(study, trial)
+        full = full_result(study, trial)
         reference = batch or (max(record.epf) if record.epf else None)
-        full_epf = (record.full.get("epf") or {}).get(str(reference), {})
+        full_epf = (full.get("epf") or {}).get(str(reference), {})
         rows.append({
             "trial": record.number, "arch": record.arch.arch, "module": record.arch.module,
             "grouping": grouping_label(record.arch),
-            "width": record.arch.width, "proxy_top1": record.top1, "full_top1": record.full.get("top1"),
-            "full_top5": record.full.get("top5"), "full_epochs": record.full.get("epochs"),
+            "width": record.arch.width, "proxy_top1": record.top1, "full_top1": full.get("top1"),
+            "full_top5": full.get("top5"), "full_epochs": full.get("epochs"),
             "batch_size": reference, "search_epf_mj": record.epf_mj(reference) if reference else None,
             "search_backend": record.energy_backend,
             "full_epf_mj": full_epf.get("epf_mj") if full_epf.get("status", "ok") == "ok" else None,
-            "full_backend": record.full.get("backend"),
+            "full_backend": full.get("backend"),
         })
     frame = pd.DataFrame(rows)
     if frame.empty:

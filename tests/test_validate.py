@@ -108,16 +108,15 @@ def test_validate_trains_profiles_and_stores_results_on_the_trials(url, tmp_path
     study = open_study(url, "e2gcsearch")
     for number in (3, 1):  # the two best proxy top-1 on the front
         trial = study.trials[number]
-        full = trial.user_attrs["full"]
+        full = full_result(study, trial)
         assert full["epochs"] == 1 and 0 <= full["top1"] <= 100 and full["status"] == "ok"
         assert full["backend"] == "estimate" and full["epf"]["4"]["epf_mj"] > 0
         assert (tmp_path / "ckpt" / f"trial-{number}" / "last.pt").exists()
-        assert TrialRecord.from_trial(trial).full == full
-    assert "full" not in study.trials[0].user_attrs and "full" not in study.trials[2].user_attrs
+    assert full_result(study, study.trials[0]) == {} == full_result(study, study.trials[2])
     frame = report.frame
     assert frame["trial"].tolist() == [3, 1] and frame["proxy_top1"].tolist() == [70.0, 55.0]
-    assert frame["full_top1"].tolist() == [study.trials[3].user_attrs["full"]["top1"],
-                                           study.trials[1].user_attrs["full"]["top1"]]
+    assert frame["full_top1"].tolist() == [full_result(study, study.trials[3])["top1"],
+                                           full_result(study, study.trials[1])["top1"]]
     expected = kendall_tau(frame["proxy_top1"].tolist(), frame["full_top1"].tolist())[0]
     assert report.tau == expected or (math.isnan(report.tau) and math.isnan(expected))
     assert "Kendall's tau" in report.sentence

@@ -22,7 +22,6 @@ User attrs of a trial:
     violations         human-readable violated constraints, e.g. ["params<=5e6 (got 1.2e7)"]
     baseline           the paper baseline this trial reproduces ("MobileNet-V1 G=1"), or absent
     fail_reason        why a FAIL trial failed (exception type and message)
-    full               results of full training written back by ``validate``
 
 User attrs of the study (written once by ``run``):
     objectives         [{"name": "epf@16", "metric": "epf", "batch_size": 16,
@@ -32,6 +31,8 @@ User attrs of the study (written once by ``run``):
                        (the same names are set with ``study.set_metric_names``)
     space              the search space description (must match to resume)
     e2gcsearch_version version that created the study
+    full:trial-<n>     full-training result of trial n written by ``validate`` (finished trials are
+                       immutable in Optuna, so it lives on the study; see validate.full_result)
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from ..config import ArchConfig
 ARCH_CONFIG = "arch_config"
 FAIL_REASON = "fail_reason"
 BASELINE = "baseline"
-FULL = "full"
+FULL = "full"  # prefix of the study attrs holding validate's results
 OBJECTIVES = "objectives"
 SPACE = "space"
 
@@ -75,7 +76,6 @@ class TrialRecord:
     violations: list[str] = dataclasses.field(default_factory=list)
     baseline: str | None = None
     fail_reason: str | None = None
-    full: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_trial(cls, trial: Any) -> "TrialRecord":
