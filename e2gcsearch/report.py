@@ -31,7 +31,7 @@ from optuna.trial import TrialState
 from .config import ArchConfig
 from .errors import ConfigError, DataError, UnknownNameError
 from .models import get_entry
-from .search.record import ARCH_CONFIG, FAIL_REASON, OBJECTIVES, TrialRecord
+from .search.record import ARCH_CONFIG, DUPLICATE_OF, FAIL_REASON, OBJECTIVES, TrialRecord
 from .tables import fixed, human_count, render, to_json
 
 ENERGY_METRICS = ("epf",)
@@ -164,11 +164,12 @@ def front_frame(study: optuna.Study, include_dominated: bool = False) -> pd.Data
     then dominated, then infeasible trials, each by the first objective (best first), then trial
     number. ``frame.attrs`` holds ``study``,
     ``objectives`` (list of dicts), ``backend`` (the single energy backend, or "mixed"),
-    ``completed`` and ``feasible`` counts.
+    ``completed`` and ``feasible`` counts. Trials that repeat an earlier point are left out.
     """
     objectives = study_objectives(study)
     every = study.get_trials(deepcopy=False)
-    trials = [t for t in every if t.state == TrialState.COMPLETE
+    # A repeat of an already measured point (see search.trial) adds no row of its own.
+    trials = [t for t in every if t.state == TrialState.COMPLETE and DUPLICATE_OF not in t.user_attrs
               and t.values is not None and all(math.isfinite(v) for v in t.values)]
     foreign = [t.number for t in trials if ARCH_CONFIG not in t.user_attrs]
     if foreign:

@@ -77,6 +77,18 @@ def test_resume_adds_trials_without_duplicate_baselines(tmp_path):
     assert sum(record.BASELINE in t.user_attrs for t in study.trials) == 1
 
 
+def test_a_repeated_point_reuses_the_earlier_results(tmp_path):
+    one_point = SearchSpace(modules=("E2GC",), group_sizes=(1,), widths=(0.25,))
+    study = run_search(tiny_config(tmp_path, trials=2, settings={"space": one_point}))
+    first, again = study.trials
+    assert again.user_attrs[record.DUPLICATE_OF] == first.number
+    assert again.values == first.values and record.BASELINE not in again.user_attrs
+    assert again.user_attrs["wall_s"] == first.user_attrs["wall_s"]
+
+    from e2gcsearch.report import front_frame
+    assert front_frame(study, include_dominated=True)["trial"].tolist() == [first.number]
+
+
 def test_resume_with_other_objectives_is_an_error(tmp_path):
     run_search(tiny_config(tmp_path, trials=1))
     other = tiny_config(tmp_path, settings={"objectives": parse_objectives("params,top1")})

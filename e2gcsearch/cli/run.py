@@ -19,7 +19,7 @@ from ..search.trial import TrialSettings
 from ._common import HelpFormatter, add_format_arg, emit, float_list, int_list, name_list, note, positive_int
 from ._options import add_data_args, add_profile_args, add_train_args, data_config, profile_config, train_config
 
-DEFAULT_TRIALS = 12
+DEFAULT_TRIALS = 16
 
 EXAMPLES = f"""\
 examples:

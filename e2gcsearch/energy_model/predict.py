@@ -21,12 +21,13 @@ from ..errors import ConfigError, DataError
 from ..models import validate_config
 from ..models.stages import layer_stage, num_stages
 from ..paper import GROUP_SIZES, GROUPS
+from ..search.record import WARM_START
 from .device_profile import DeviceProfile
 from .equations import optimal_groups, power_of_two_divisors, table2
 from .fit import EnergyFit
 
 Progress = Callable[[str], None]
-WARM_START_ATTR = "warm_start"
+WARM_START_ATTR = WARM_START  # the user attr marking an energy-model seed
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,6 +22,8 @@ User attrs of a trial:
     violations         human-readable violated constraints, e.g. ["params<=5e6 (got 1.2e7)"]
     baseline           the paper baseline this trial reproduces ("MobileNet-V1 G=1"), or absent
     fail_reason        why a FAIL trial failed (exception type and message)
+    duplicate_of       number of the earlier trial with the same parameters whose results this
+                       trial repeats (a sampler may propose a point of a discrete space again)
 
 User attrs of the study (written once by ``run``):
     objectives         [{"name": "epf@16", "metric": "epf", "batch_size": 16,
@@ -44,7 +46,9 @@ from ..config import ArchConfig
 
 ARCH_CONFIG = "arch_config"
 FAIL_REASON = "fail_reason"
+DUPLICATE_OF = "duplicate_of"
 BASELINE = "baseline"
+WARM_START = "warm_start"  # set on points queued by the energy model
 FULL = "full"  # prefix of the study attrs holding validate's results
 OBJECTIVES = "objectives"
 SPACE = "space"

@@ -69,6 +69,8 @@ def trial_line(study: optuna.Study, trial: FrozenTrial, objectives: list[dict[st
         suffix = f" ({backend})" if objective["metric"] in ("epf", "latency") else ""
         parts.append(f"{objective['name']}={shown} {unit}{suffix}".rstrip())
     status = "  INFEASIBLE: " + "; ".join(attrs.get("violations", [])) if attrs.get("infeasible") else ""
+    if record.DUPLICATE_OF in attrs:
+        status += f"  (repeats trial {attrs[record.DUPLICATE_OF]}; not measured again)"
     front = len(study.best_trials)
     return f"{head}  {'  '.join(parts)}  front: {front}{status}"
 

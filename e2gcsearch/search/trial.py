@@ -12,6 +12,8 @@ import dataclasses
 import time
 from typing import Any
 
+from optuna.trial import TrialState
+
 from ..cost import network_cost
 from ..data import LoadedData
 from ..models import validate_config
@@ -84,6 +86,9 @@ class TrialRunner:
     def _run(self, trial: Any) -> list[float]:
         settings, wall = self.settings, {}
         arch = settings.space.sample(trial, self.data.num_classes)
+        twin = _measured_twin(trial)
+        if twin is not None:
+            return _repeat(trial, twin)
         resolution = settings.profile.resolution
         _set(trial, arch_config=arch, resolution=resolution, data=self.data.description())
         validate_config(arch)  # an impossible point fails here, before any work
@@ -135,6 +140,32 @@ class TrialRunner:
         if value is None:  # e.g. EPF when an earlier constraint already made the trial infeasible
             raise TrialFailed(f"objective {objective.name} was not measured")
         return value
+
+
+def _measured_twin(trial: Any) -> Any:
+    """An earlier complete trial with the same parameters, if any.
+
+    Samplers of a discrete space propose a point again now and then; measuring it again would spend
+    the budget on a result the study already has (EPF is cached and training is seeded).
+    """
+    study = getattr(trial, "study", None)
+    if study is None:  # e.g. optuna.trial.FixedTrial
+        return None
+    for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if other.params == trial.params and other.number != trial.number and record.DUPLICATE_OF not in other.user_attrs:
+            return other
+    return None
+
+
+def _repeat(trial: Any, twin: Any) -> list[float]:
+    """Give ``trial`` the results of ``twin`` and mark it as a repeat."""
+    for key, value in twin.user_attrs.items():
+        if key not in (record.BASELINE, record.WARM_START):  # how the twin was queued is its own story
+            trial.set_user_attr(key, value)
+    trial.set_user_attr(record.DUPLICATE_OF, twin.number)
+    for key, value in twin.constraints.items():
+        trial.set_constraint(key, value)
+    return list(twin.values)
 
 
 def _set(trial: Any, **fields: Any) -> None:
