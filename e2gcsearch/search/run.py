@@ -71,7 +71,7 @@ def trial_line(study: optuna.Study, trial: FrozenTrial, objectives: list[dict[st
     status = "  INFEASIBLE: " + "; ".join(attrs.get("violations", [])) if attrs.get("infeasible") else ""
     if record.DUPLICATE_OF in attrs:
         status += f"  (repeats trial {attrs[record.DUPLICATE_OF]}; not measured again)"
-    front = len(study.best_trials)
+    front = sum(record.DUPLICATE_OF not in t.user_attrs for t in study.best_trials)
     return f"{head}  {'  '.join(parts)}  front: {front}{status}"
 
 
