@@ -141,11 +141,11 @@ def prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData]:
     """Load the data, open or resume the study and queue the baselines (no trial runs yet)."""
     check_storage_for_workers(config.storage, config.workers)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours to print
+    storage = open_search_storage(config.storage)  # a bad URL is reported before any data is read
     data = load_data(config.data, progress=config.progress)
     space = config.settings.space
     for cfg, reason in space.impossible(data.num_classes):
         _say(f"note: {cfg.label()} cannot be built and will fail at once if sampled: {reason}")
-    storage = open_search_storage(config.storage)
     sampler = create_sampler(config.sampler, config.seed, space, config.trials)
     study = open_or_create_study(storage, config.study_name, config.settings.objectives, space,
                                  _data_key(data), sampler, config.storage)
