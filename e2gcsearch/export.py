@@ -29,7 +29,7 @@ from .config import ArchConfig
 from .errors import ConfigError, DataError
 from .models import create_model, get_entry
 from .report import ARCH_LABELS, get_trial, grouping_label, study_objectives
-from .search.record import TrialRecord
+from .search.record import TrialRecord, full_result
 from .tables import human_count
 
 SUFFIXES = {".py": "standalone PyTorch model builder", ".json": "ArchConfig JSON",
@@ -269,7 +269,7 @@ def _data_summary(data: dict) -> str:
             f"{data.get('val_size', '?')} val images at {data.get('resolution', '?')} px (seed {data.get('seed', '?')})")
 
 
-def describe_trial(record: TrialRecord, objectives: list, study: str = "") -> list[str]:
+def describe_trial(record: TrialRecord, objectives: list, study: str = "", full: dict | None = None) -> list[str]:
     """Sentences about a trial's measured figures (the exported docstring; plain text)."""
     lines = [f"Trial {record.number} of study '{study}'." if study else f"Trial {record.number}."]
     if record.values is not None:
@@ -290,9 +290,9 @@ def describe_trial(record: TrialRecord, objectives: list, study: str = "") -> li
         lines.append(f"Proxy accuracy (short training): top-1 {record.top1:.2f} %"
                      + (f", top-5 {record.top5:.2f} %" if record.top5 is not None else "")
                      + f" on {_data_summary(record.data)}.")
-    if record.full.get("top1") is not None:
-        lines.append(f"Full training ({record.full.get('epochs')} epochs, e2gcsearch validate): "
-                     f"top-1 {record.full['top1']:.2f} %.")
+    if (full or {}).get("top1") is not None:
+        lines.append(f"Full training ({full.get('epochs')} epochs, e2gcsearch validate): "
+                     f"top-1 {full['top1']:.2f} %.")
     return lines
 
 
@@ -349,7 +349,7 @@ def verify_python(path: Path, arch: ArchConfig) -> None:
 
 
 def export_model(arch: ArchConfig, out: str | Path, record: TrialRecord | None = None, objectives: list | None = None,
-                 study: str = "", weights: str | Path | None = None) -> list[Path]:
+                 study: str = "", weights: str | Path | None = None, full: dict | None = None) -> list[Path]:
     """Write ``arch`` to ``out`` in the format its suffix names; returns the files written.
 
     ``weights`` (a checkpoint) is checked against the network and, for ``.py``, saved next to it
@@ -368,7 +368,7 @@ def export_model(arch: ArchConfig, out: str | Path, record: TrialRecord | None =
     if state is not None:
         _load_into(model, state, str(weights))
     if suffix == ".py":
-        summary = describe_trial(record, objectives or [], study) if record is not None else []
+        summary = describe_trial(record, objectives or [], study, full) if record is not None else []
         weights_file = out.with_suffix(".pth")
         _write_text(out, python_source(arch, summary, out.stem, weights_file.name))
         verify_python(out, arch)
@@ -401,7 +401,8 @@ def export_trial(study: optuna.Study, number: int, out: str | Path, weights: str
     """Export trial ``number`` of ``study`` (must be COMPLETE) to ``out``; returns the files written."""
     check_writable(out)
     record = TrialRecord.from_trial(get_trial(study, number))
-    return export_model(record.arch, out, record, study_objectives(study), study.study_name, weights)
+    return export_model(record.arch, out, record, study_objectives(study), study.study_name, weights,
+                        full_result(study, number))
 
 
 __all__ = ["describe_trial", "export_model", "export_trial", "load_weights", "python_source"]

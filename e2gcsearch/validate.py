@@ -29,7 +29,8 @@ from .data import DataConfig, LoadedData, load_data
 from .errors import ConfigError
 from .profile import ProfileConfig, profile_model
 from .report import front_frame, get_trial, grouping_label, require_trials, study_objectives
-from .search.record import FULL, TrialRecord
+from .search.record import TrialRecord, full_key
+from .search.record import full_result as record_full_result
 from .search.storage import studies_dir
 from .tables import fixed, render, to_json
 from .train import TrainConfig, train_model
@@ -173,12 +174,7 @@ def _uniform(counts: Any) -> int | None:
 
 def full_result(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     """The stored full-training result of ``trial`` (``{}`` when it was never validated)."""
-    return study.user_attrs.get(full_key(trial.number)) or {}
-
-
-def full_key(number: int) -> str:
-    """Study attr holding the full-training result of trial ``number``."""
-    return f"{FULL}:trial-{number}"
+    return record_full_result(study, trial.number)
 
 
 def store_full_result(study: optuna.Study, trial: optuna.trial.FrozenTrial, value: dict[str, Any]) -> None:

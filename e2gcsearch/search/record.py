@@ -97,6 +97,16 @@ class TrialRecord:
         return None if not figures or figures.get("status", "ok") != "ok" else figures.get("epf_mj")
 
 
+def full_key(number: int) -> str:
+    """Study attr holding the full-training result of trial ``number`` (written by ``validate``)."""
+    return f"{FULL}:trial-{number}"
+
+
+def full_result(study: Any, number: int) -> dict[str, Any]:
+    """The stored full-training result of trial ``number`` (``{}`` when it was never validated)."""
+    return study.user_attrs.get(full_key(number)) or {}
+
+
 def user_attrs(**fields: Any) -> dict[str, Any]:
     """Attrs ready for ``trial.set_user_attr`` (ArchConfig → dict, batch sizes → string keys)."""
     out = {}
