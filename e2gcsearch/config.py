@@ -83,10 +83,15 @@ class ArchConfig:
             return "-".join(str(size) for size in self.stage_group_sizes)
         return self.group_size if self.group_size is not None else self.groups  # type: ignore[return-value]
 
+    @property
+    def grouping(self) -> str:
+        """``G=4`` (E2GC), ``g=32`` (FgGC) or ``G=1-2-4-4-8-8`` (stage-wise E2GC)."""
+        symbol = "G" if self.module == E2GC else "g"
+        return f"{symbol}={self.grouping_value}"
+
     def label(self) -> str:
         """A short human label, e.g. ``mobilenet_v1 E2GC G=4 w=0.50`` or ``... E2GC G=1-2-4-4-8-8 w=0.50``."""
-        symbol = "G" if self.module == E2GC else "g"
-        return f"{self.arch} {self.module} {symbol}={self.grouping_value} w={self.width:.2f}"
+        return f"{self.arch} {self.module} {self.grouping} w={self.width:.2f}"
 
     def replace(self, **changes: Any) -> "ArchConfig":
         """A copy with some fields changed; switching family clears the other fields."""

@@ -28,7 +28,7 @@ from . import __version__
 from .config import ArchConfig
 from .errors import ConfigError, DataError
 from .models import create_model, get_entry
-from .report import ARCH_LABELS, get_trial, grouping_label, study_objectives
+from .report import ARCH_LABELS, get_trial, study_objectives
 from .search.record import TrialRecord, full_result
 from .tables import human_count
 
@@ -300,7 +300,7 @@ def python_source(arch: ArchConfig, summary: list[str] | None = None, module: st
                   weights: str = "model.pth") -> str:
     """The text of a standalone builder module for ``arch`` (see the module docstring)."""
     table, stem = _stage_table(arch)
-    grouping = f"{'stage-wise ' if arch.is_stagewise else ''}{arch.module}, {grouping_label(arch)}"
+    grouping = f"{'stage-wise ' if arch.is_stagewise else ''}{arch.module}, {arch.grouping}"
     family = ARCH_LABELS.get(arch.arch, arch.arch)
     text = "\n\n".join(textwrap.fill(line, 100, break_on_hyphens=False) for line in (summary or []))
     fields = {

@@ -28,7 +28,6 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from .config import ArchConfig
 from .errors import ConfigError, DataError, UnknownNameError
 from .models import get_entry
 from .search.record import ARCH_CONFIG, DUPLICATE_OF, FAIL_REASON, OBJECTIVES, TrialRecord
@@ -74,11 +73,6 @@ def study_objectives(study: optuna.Study) -> list[Objective]:
                 for o, d in zip(stored, directions)]
     names = study.metric_names or [f"value{i}" for i in range(len(directions))]
     return [Objective(name=n, direction=d, metric=n) for n, d in zip(names, directions)]
-
-
-def grouping_label(arch: ArchConfig) -> str:
-    """``G=4`` (E2GC), ``g=32`` (FgGC) or ``G=1-2-4-4-8-8`` (stage-wise E2GC)."""
-    return f"{'g' if arch.groups is not None else 'G'}={arch.grouping_value}"
 
 
 def get_trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
@@ -140,7 +134,7 @@ def _row(trial: optuna.trial.FrozenTrial, objectives: list[Objective]) -> dict[s
     arch = record.arch
     row: dict[str, Any] = {
         "trial": trial.number, "arch": arch.arch, "module": arch.module, "value": arch.grouping_value,
-        "grouping": grouping_label(arch), "width": arch.width,
+        "grouping": arch.grouping, "width": arch.width,
     }
     row.update({o.name: float(v) for o, v in zip(objectives, trial.values)})
     row.setdefault("params", record.params)
@@ -344,7 +338,6 @@ __all__ = [
     "baseline_label",
     "front_frame",
     "get_trial",
-    "grouping_label",
     "hypervolume",
     "hypervolume_history",
     "is_feasible",

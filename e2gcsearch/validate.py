@@ -28,7 +28,7 @@ import pandas as pd
 from .data import DataConfig, LoadedData, load_data
 from .errors import ConfigError
 from .profile import ProfileConfig, profile_model
-from .report import front_frame, get_trial, grouping_label, require_trials, study_objectives
+from .report import front_frame, get_trial, require_trials, study_objectives
 from .search.record import TrialRecord, full_key
 from .search.record import full_result as record_full_result
 from .search.storage import studies_dir
@@ -270,7 +270,7 @@ def validation_frame(study: optuna.Study, numbers: Sequence[int]) -> pd.DataFram
         full_epf = (full.get("epf") or {}).get(str(reference), {})
         rows.append({
             "trial": record.number, "arch": record.arch.arch, "module": record.arch.module,
-            "grouping": grouping_label(record.arch),
+            "grouping": record.arch.grouping,
             "width": record.arch.width, "proxy_top1": record.top1, "full_top1": full.get("top1"),
             "full_top5": full.get("top5"), "full_epochs": full.get("epochs"),
             "batch_size": reference, "search_epf_mj": record.epf_mj(reference) if reference else None,

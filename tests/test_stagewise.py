@@ -95,6 +95,6 @@ def test_stagewise_space_reports_impossible_stage_values_once():
 def test_uniform_space_is_unchanged_and_labels_stagewise_configs():
     cfg = ArchConfig("mobilenet_v1", stage_group_sizes=(1, 2, 4, 4, 8, 8), width=0.5, num_classes=10)
     assert not SearchSpace().contains(cfg)
-    assert space_module.grouping_label(cfg) == "G=1-2-4-4-8-8"
+    assert cfg.grouping == "G=1-2-4-4-8-8" and cfg.label() == "mobilenet_v1 E2GC G=1-2-4-4-8-8 w=0.50"
     assert doctest.testmod(space_module).failed == 0
     assert doctest.testmod(stages).failed == 0

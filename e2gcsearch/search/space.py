@@ -38,12 +38,6 @@ from ..paper import GROUP_SIZES, GROUPS
 DEFAULT_WIDTHS: tuple[float, ...] = (0.25, 0.5, 0.75)
 
 
-def grouping_label(cfg: ArchConfig) -> str:
-    """``G=4`` for E2GC, ``g=32`` for FgGC (the value of the ``grouping`` parameter); stage-wise E2GC
-    gives ``G=1-2-4-4-8-8``."""
-    return f"G={cfg.grouping_value}" if cfg.module == E2GC else f"g={cfg.groups}"
-
-
 @dataclasses.dataclass(frozen=True)
 class SearchSpace:
     """Which architectures, families, G/g values and widths a search may sample."""
@@ -97,7 +91,7 @@ class SearchSpace:
     @staticmethod
     def params_of(cfg: ArchConfig) -> dict[str, Any]:
         """The trial parameters that sample ``cfg`` (for ``study.enqueue_trial``)."""
-        return {"arch": cfg.arch, "grouping": grouping_label(cfg), "width": cfg.width}
+        return {"arch": cfg.arch, "grouping": cfg.grouping, "width": cfg.width}
 
     def contains(self, cfg: ArchConfig) -> bool:
         params = self.params_of(cfg)

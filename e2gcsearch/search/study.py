@@ -26,7 +26,7 @@ from ..models import get_entry
 from . import record
 from .objectives import Objective
 from .queue import enqueue_once
-from .space import SearchSpace, grouping_label
+from .space import SearchSpace
 from .storage import get_storage, redact, storage_file
 
 SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random", "grid")
@@ -141,6 +141,6 @@ def enqueue_baselines(study: optuna.Study, space: SearchSpace, num_classes: int)
     for arch in space.archs:
         baseline = get_entry(arch).baseline.replace(width=width, num_classes=num_classes)
         if space.contains(baseline):
-            items.append((baseline, {record.BASELINE: f"{arch} {grouping_label(baseline)} (paper baseline)"}))
-    return [f"{cfg.arch} {grouping_label(cfg)} (paper baseline) at width {width:g}"
+            items.append((baseline, {record.BASELINE: f"{arch} {baseline.grouping} (paper baseline)"}))
+    return [f"{cfg.arch} {cfg.grouping} (paper baseline) at width {width:g}"
             for cfg in enqueue_once(study, space, items)]
