@@ -21,8 +21,12 @@ Search the group size (E2GC) or number of groups (FgGC) of MobileNet-V1 and ResN
 measured energy per frame and proxy accuracy.
 
 examples:
+  e2gcsearch run --objective epf,top1               # search; resumable, ends with the Pareto front
+  e2gcsearch front --plot front.png                 # inspect the front
+  e2gcsearch export --trial 7 --out model.py        # take a point away as a torch-only builder
+  e2gcsearch validate --top 3                       # full training: did the proxy rank them right?
   e2gcsearch table                                  # the paper's Tables III/IV (params, MACs)
-  e2gcsearch cost mobilenet_v1 --group-size 4 --per-layer
+  e2gcsearch profile mobilenet_v1 --group-size 4 --width 0.25 --resolution 64
 """
 
 
