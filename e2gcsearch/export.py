@@ -24,10 +24,9 @@ import optuna
 import torch
 from torch import nn
 
-from . import __version__
+from . import __version__, export_template
 from .config import ArchConfig
 from .errors import ConfigError, DataError
-from . import export_template
 from .models import create_model, get_entry
 from .report import ARCH_LABELS, get_trial, study_objectives
 from .search.record import TrialRecord, full_result
