@@ -43,7 +43,7 @@ from e2gcsearch.energy_model import (EpfDataset, EpfMeasurement, config_predicti
                                      current_fingerprint, default_sweep_configs, favoured_group_size,
                                      fit_device_profile, load_sweep, run_sweep, stage_group_sizes)
 from e2gcsearch.energy_model.fit import fit_and_predict
-from e2gcsearch.profile import ProfileConfig
+from e2gcsearch.profiling import ProfileConfig
 
 
 def parse_args() -> argparse.Namespace:

@@ -22,7 +22,7 @@ import os
 import time
 
 from e2gcsearch import ArchConfig
-from e2gcsearch.profile import ProfileConfig, ProfileResult, profile_model
+from e2gcsearch.profiling import ProfileConfig, ProfileResult, profile_model
 
 CONFIGS: tuple[tuple[ArchConfig, int], ...] = (
     (ArchConfig("mobilenet_v1", group_size=1, width=0.25), 64),

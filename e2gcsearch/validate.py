@@ -27,12 +27,12 @@ import pandas as pd
 
 from .data import DataConfig, LoadedData, load_data
 from .errors import ConfigError
-from .profile import ProfileConfig, profile_model
+from .profiling import ProfileConfig, profile_model
 from .report import front_frame, get_trial, require_trials, study_objectives
 from .search.record import TrialRecord, full_key
 from .search.record import full_result as record_full_result
 from .search.storage import studies_dir
-from .tables import fixed, render, to_json
+from .report.tables import fixed, render, to_json
 from .train import TrainConfig, train_model
 
 DATA_FIELDS = ("name", "root", "classes", "train_per_class", "val_per_class", "resolution", "seed", "download")

@@ -13,7 +13,7 @@ import torch
 from e2gcsearch.cli import main
 from e2gcsearch.data import DataConfig, augment_batch, channel_stats, load_data, normalize_batch, resolve_dataset
 from e2gcsearch.data.cache import SkippedImageWarning
-from e2gcsearch.errors import DataError, UnknownNameError
+from e2gcsearch.errors import DataError
 
 Image = pytest.importorskip("PIL.Image")
 

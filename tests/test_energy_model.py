@@ -218,7 +218,7 @@ def test_stagewise_warm_start_seeds_the_per_stage_optimum(profile):
 
 
 def test_calibration_runs_once_then_reuses_the_profile(tmp_path):
-    from e2gcsearch.profile import ProfileConfig
+    from e2gcsearch.profiling import ProfileConfig
 
     space = SearchSpace(widths=(0.25,))
     config = ProfileConfig(batch_sizes=(2,), resolution=32, device="cpu", backend="estimate", repeats=2,

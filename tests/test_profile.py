@@ -14,12 +14,12 @@ import sys
 import pytest
 import torch
 
-import e2gcsearch.profile as profile_module
+import e2gcsearch.profiling as profile_module
 from e2gcsearch import ArchConfig
 from e2gcsearch.cli import main
 from e2gcsearch.errors import ConfigError
-from e2gcsearch.profile import ProfileConfig, ProfileError, profile_model
-from e2gcsearch.profile_cache import ProfileCache, default_cache_dir
+from e2gcsearch.profiling import ProfileConfig, ProfileError, profile_model
+from e2gcsearch.profiling import ProfileCache, default_cache_dir
 
 TINY = ArchConfig("mobilenet_v1", group_size=4, width=0.25, num_classes=10)
 FAST = dict(resolution=64, repeats=2, min_window_s=0.03, warmup=1, threads=1, device="cpu")

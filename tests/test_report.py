@@ -19,7 +19,7 @@ from optuna.trial import TrialState, create_trial
 from e2gcsearch import ArchConfig
 from e2gcsearch.cli import main
 from e2gcsearch.errors import ConfigError, DataError, UnknownNameError
-from e2gcsearch.plots import save_front_plot, save_hypervolume_plot
+from e2gcsearch.report.plots import save_front_plot, save_hypervolume_plot
 from e2gcsearch.report import front_frame, hypervolume, hypervolume_history, non_dominated, render_front
 from e2gcsearch.search.record import user_attrs
 from e2gcsearch.search.storage import open_study, studies_frame
@@ -141,7 +141,7 @@ def test_plots_are_written_from_the_frames(study, tmp_path):
     for path in (front_png, hv_png):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
     # The plotting module draws frames only: it never opens a study or imports optuna.
-    tree = ast.parse((REPO / "e2gcsearch" / "plots.py").read_text())
+    tree = ast.parse((REPO / "e2gcsearch" / "report" / "plots.py").read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not any("optuna" in name or "search" in name for name in imported)

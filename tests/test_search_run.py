@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from e2gcsearch import ConfigError
 from e2gcsearch.data import DataConfig
-from e2gcsearch.profile import ProfileConfig
+from e2gcsearch.profiling import ProfileConfig
 from e2gcsearch.search import record
 from e2gcsearch.search.objectives import parse_constraint, parse_objectives
 from e2gcsearch.search.run import SearchConfig, prepare, run_search

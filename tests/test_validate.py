@@ -13,7 +13,7 @@ from e2gcsearch import ArchConfig, network_cost
 from e2gcsearch.cli import main
 from e2gcsearch.data import DataConfig, load_data
 from e2gcsearch.errors import ConfigError
-from e2gcsearch.profile import ProfileConfig
+from e2gcsearch.profiling import ProfileConfig
 from e2gcsearch.search.record import TrialRecord, user_attrs
 from e2gcsearch.search.storage import get_storage, open_study
 from e2gcsearch.validate import (

@@ -7,7 +7,7 @@ import sys
 from typing import NoReturn
 
 from ..config import ArchConfig
-from ..tables import FORMATS
+from ..report.tables import FORMATS
 
 
 class Parser(argparse.ArgumentParser):

@@ -6,7 +6,7 @@ import argparse
 
 from ..data import DataConfig
 from ..data.core import resolve_dataset
-from ..profile import ProfileConfig
+from ..profiling import ProfileConfig
 from ..train import TrainConfig
 from ._common import int_list, positive_int
 

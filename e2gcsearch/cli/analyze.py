@@ -8,7 +8,7 @@ import argparse
 from ..energy_model import DeviceProfile, fig3_frame, layer_table
 from ..energy_model.equations import FIG3_SHAPE
 from ..errors import ConfigError
-from ..tables import fixed, human_count, render, to_json
+from ..report.tables import fixed, human_count, render, to_json
 from ._common import HelpFormatter, add_format_arg, add_model_args, arch_config, emit, int_list, note
 
 EXAMPLES = """\
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> None:
     cfg = arch_config(args)
     frame = layer_table(cfg, args.resolution)
     if args.plot:
-        from ..plots_model import save_fig3
+        from ..report.fig3 import save_fig3
 
         fig3, model_note = fig3_with_model(args)
         note(f"wrote {save_fig3(fig3, args.plot, model_note)} (Fig. 3 for m={args.fig3_shape[0]}, "

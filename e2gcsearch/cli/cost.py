@@ -7,7 +7,7 @@ import argparse
 import pandas as pd
 
 from ..cost import network_cost
-from ..tables import fixed, human_count, render, to_json
+from ..report.tables import fixed, human_count, render, to_json
 from ._common import HelpFormatter, add_format_arg, add_model_args, arch_config, emit
 
 EXAMPLES = """\

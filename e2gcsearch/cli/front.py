@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from .. import plots  # matplotlib is imported only when a plot is asked for
+    from ..report import plots  # matplotlib is imported only when a plot is asked for
 
     study = load_study(args)
     frame = require_trials(front_frame(study, include_dominated=args.all))

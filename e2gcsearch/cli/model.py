@@ -16,7 +16,7 @@ from ..energy_model.fit import MIN_CONFIGS, MODEL_FORM
 from ..errors import ConfigError
 from ..models import get_entry
 from ..search.storage import DEFAULT_STORAGE
-from ..tables import fixed, human_count, render, to_json
+from ..report.tables import fixed, human_count, render, to_json
 from ._common import HelpFormatter, add_format_arg, emit, float_list, note, positive_int
 from .profile import add_profile_args, profile_config
 

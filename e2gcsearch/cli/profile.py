@@ -7,8 +7,8 @@ import argparse
 import pandas as pd
 
 from ..energy import BACKENDS
-from ..profile import ProfileConfig, ProfileResult, profile_model
-from ..tables import fixed, render, to_json
+from ..profiling import ProfileConfig, ProfileResult, profile_model
+from ..report.tables import fixed, render, to_json
 from ._common import HelpFormatter, add_format_arg, add_model_args, arch_config, emit, int_list, note, positive_int
 
 EXAMPLES = """\

@@ -7,7 +7,7 @@ import argparse
 import optuna
 
 from ..search.storage import DEFAULT_STORAGE, DEFAULT_STUDY, open_study, studies_frame
-from ..tables import render
+from ..report.tables import render
 from ._common import HelpFormatter, add_format_arg, emit
 
 EXAMPLES = """\

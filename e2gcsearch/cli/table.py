@@ -8,8 +8,8 @@ import argparse
 import pandas as pd
 
 from .. import paper
-from ..profile import epf_columns, profile_many
-from ..tables import fixed, human_count, render
+from ..profiling import epf_columns, profile_many
+from ..report.tables import fixed, human_count, render
 from ._common import HelpFormatter, add_format_arg, emit, note, positive_int
 from .profile import add_profile_args, backend_lines, profile_config
 

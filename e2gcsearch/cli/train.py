@@ -10,7 +10,7 @@ import pandas as pd
 from ..config import ArchConfig
 from ..data import DataConfig, LoadedData, load_data
 from ..data.augment import AUGMENTATIONS
-from ..tables import fixed, render, to_json
+from ..report.tables import fixed, render, to_json
 from ..train import SCHEDULES, TrainConfig, TrainResult, process_rank, train_model
 from ._common import HelpFormatter, add_format_arg, emit, note, positive_int
 

@@ -31,23 +31,14 @@ Example:
 from __future__ import annotations
 
 from .augment import augment_batch, channel_stats, normalize_batch
-from .core import (
-    DATASETS,
-    DataConfig,
-    LoadedData,
-    cache_home,
-    default_cache_dir,
-    default_data_root,
-    load_data,
-    resolve_dataset,
-)
+from .core import load_data, resolve_dataset
+from .types import DATASETS, DataConfig, LoadedData, default_cache_dir, default_data_root
 
 __all__ = [
     "DATASETS",
     "DataConfig",
     "LoadedData",
     "augment_batch",
-    "cache_home",
     "channel_stats",
     "default_cache_dir",
     "default_data_root",

@@ -19,15 +19,13 @@ import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from .sources import Split
-
-if TYPE_CHECKING:
-    from .core import LoadedData
+from .types import LoadedData
 
 CACHE_FORMAT = 1  # bump when the decoding or the file layout changes; old files are then ignored
 
@@ -153,7 +151,6 @@ def _write(path: Path, state: dict) -> bool:
 
 def load_or_build(split: Split, cache_root: Path, resolution: int, progress: bool = True) -> LoadedData:
     """The decoded tensors of ``split``: from the cache when present, decoded (and cached) otherwise."""
-    from .core import LoadedData
 
     path = cache_file(split, cache_root, resolution)
     state = _read(path, cache_key(split, resolution))

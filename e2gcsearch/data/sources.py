@@ -13,15 +13,13 @@ import difflib
 import json
 import random
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import DataError, UnknownNameError
-
-if TYPE_CHECKING:
-    from .core import DataConfig, LoadedData
+from .types import DataConfig, LoadedData
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -176,7 +174,6 @@ def load_digits_split(config: DataConfig) -> LoadedData:
     """The embedded set: scikit-learn's bundled UCI digits, split like an image folder."""
     from sklearn.datasets import load_digits  # the data ships inside the scikit-learn wheel
 
-    from .core import LoadedData
 
     bunch = load_digits()
     images, targets = torch.from_numpy(bunch.images), torch.from_numpy(bunch.target).long()

@@ -133,7 +133,7 @@ def run_sweep(configs: Sequence[ArchConfig], profile_config: Any, progress: Prog
         progress: called with one status line per measurement.
     """
     from ..models import validate_config
-    from ..profile import profile_model
+    from ..profiling import profile_model
 
     say = progress or (lambda line: None)
     measurements, backend, is_estimate, fingerprint = [], "unknown", False, {}

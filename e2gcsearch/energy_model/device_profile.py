@@ -23,6 +23,7 @@ from typing import Any, Callable
 from .. import __version__
 from ..config import ArchConfig
 from ..errors import ConfigError, DataError
+from ..paths import cache_home
 from .data import EpfDataset, EpfMeasurement
 from .fit import MODEL_FORM, EnergyFit, config_terms, fit_energy_model
 
@@ -166,7 +167,7 @@ def fit_device_profile(dataset: EpfDataset, batch_sizes: tuple[int, ...] | None 
 def current_fingerprint(device: str = "cpu", dtype: str = "float32", channels_last: bool = False) -> dict[str, Any]:
     """This machine's fingerprint for ``device`` (the profiler's, with the estimate meter's label)."""
     from ..energy import create_meter
-    from ..profile_cache import device_fingerprint
+    from ..profiling import device_fingerprint
 
     with create_meter("estimate", device=device) as meter:
         return device_fingerprint(device, dtype, channels_last, meter)
@@ -196,8 +197,6 @@ def fingerprint_warning(profile: DeviceProfile, current: dict[str, Any] | None =
 
 def default_profile_path(fingerprint: dict[str, Any], cache_dir: str | Path | None = None) -> Path:
     """Where the calibration of a device is kept: ``<cache>/device-profiles/<identity hash>.json``."""
-    from ..profile_cache import default_cache_dir
-
-    root = Path(cache_dir) if cache_dir else default_cache_dir().parent
+    root = Path(cache_dir) if cache_dir else cache_home()
     identity = json.dumps({key: fingerprint.get(key) for key in (*IDENTITY_KEYS, "device", "threads")}, sort_keys=True)
     return root / "device-profiles" / f"{hashlib.sha1(identity.encode()).hexdigest()[:12]}.json"

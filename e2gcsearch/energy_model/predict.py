@@ -213,7 +213,7 @@ def load_or_calibrate(space: Any, num_classes: int, profile_config: Any, path: s
                       progress: Progress | None = None) -> DeviceProfile:
     """The device profile at ``path`` (default: this device's cached calibration), or a new one from a
     short calibration sweep (:func:`calibration_configs`), saved there for the next run."""
-    from ..profile import resolve_device
+    from ..profiling import resolve_device
     from .data import run_sweep
     from .device_profile import current_fingerprint, default_profile_path, fit_device_profile, fingerprint_differences
 

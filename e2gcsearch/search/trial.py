@@ -17,8 +17,8 @@ from optuna.trial import TrialState
 from ..cost import network_cost
 from ..data import LoadedData
 from ..models import validate_config
-from ..profile import ProfileConfig, profile_model
-from ..tables import human_count
+from ..profiling import ProfileConfig, profile_model
+from ..report.tables import human_count
 from ..train import TrainConfig, train_model
 from . import record
 from .objectives import Constraint, Metric, Objective

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..config import ArchConfig
-from ..data import cache_home
+from ..paths import cache_home
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def identity_digest(identity: dict[str, Any]) -> str:
 
 
 def default_checkpoint_dir(arch: ArchConfig, identity: dict[str, Any]) -> Path:
-    """``<cache home>/checkpoints/<arch label>-<identity digest>`` (see :func:`e2gcsearch.data.cache_home`)."""
+    """``<cache home>/checkpoints/<arch label>-<identity digest>`` (see :func:`e2gcsearch.paths.cache_home`)."""
     label = re.sub(r"[^A-Za-z0-9.]+", "-", arch.label()).strip("-")
     return cache_home() / "checkpoints" / f"{label}-{identity_digest(identity)}"
 

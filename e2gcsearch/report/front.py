@@ -28,9 +28,9 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from .errors import ConfigError, DataError, UnknownNameError
-from .models import get_entry
-from .search.record import ARCH_CONFIG, DUPLICATE_OF, FAIL_REASON, OBJECTIVES, TrialRecord
+from ..errors import ConfigError, DataError, UnknownNameError
+from ..models import get_entry
+from ..search.record import ARCH_CONFIG, DUPLICATE_OF, FAIL_REASON, OBJECTIVES, TrialRecord
 from .tables import fixed, human_count, render, to_json
 
 ENERGY_METRICS = ("epf",)

@@ -23,7 +23,7 @@ width-0.25 MobileNet at 64 px, B in (1, 4, 16), 3 repeats profiles in about 3 s 
 (the default: ``threads=1``, see :class:`ProfileConfig`).
 
 An out-of-memory batch size is reported with status ``"out of memory"`` and the others still run.
-Results are cached on disk (see :mod:`e2gcsearch.profile_cache`).
+Results are cached on disk (see :mod:`e2gcsearch.profiling.cache`).
 
 Example:
     >>> from e2gcsearch import ArchConfig
@@ -46,22 +46,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import profile_cache
-from .config import ArchConfig
-from .energy import Meter, create_meter, parse_device
-from .errors import ConfigError, UserError
-from .models import check_resolution, create_model, validate_config
-from .profile_cache import BatchProfile, ProfileCache, device_fingerprint
+from ..config import ArchConfig
+from ..energy import Meter, create_meter
+from ..errors import ConfigError
+from ..models import check_resolution, create_model, validate_config
+from .cache import ProfileCache, cache_key
+from .fingerprint import device_fingerprint, resolve_device
+from .results import BatchProfile, ProfileResult
 
 CPU_MIN_WINDOW_S = 0.25  # see the module docstring
 GPU_MIN_WINDOW_S = 5.0
 GPU_WARMUP_S = 1.0
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 Progress = Callable[[str], None]
-
-
-class ProfileError(UserError, ValueError):
-    """A figure was asked for a batch size that was not profiled or did not fit in memory."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,76 +122,6 @@ class ProfileConfig:
         if self.min_window_s is not None:
             return float(self.min_window_s)
         return GPU_MIN_WINDOW_S if device.startswith("cuda") else CPU_MIN_WINDOW_S
-
-
-@dataclasses.dataclass
-class ProfileResult:
-    """EPF and timing per batch size for one network on one device, with the meter that made them."""
-
-    arch: ArchConfig
-    backend: str
-    is_estimate: bool
-    fingerprint: dict[str, Any]
-    batches: dict[int, BatchProfile]
-    backend_notes: list[str] = dataclasses.field(default_factory=list)
-    backend_label: str = ""
-    resolution: int = 224
-    device: str = "cpu"
-    protocol: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def epf_mj(self, batch_size: int) -> float:
-        """Mean EPF in mJ/frame at ``batch_size``.
-
-        Raises:
-            ProfileError: the batch size was not profiled, or ran out of memory.
-        """
-        batch = self.batches.get(batch_size)
-        if batch is None:
-            raise ProfileError(f"batch size {batch_size} was not profiled; profiled: "
-                               f"{', '.join(map(str, sorted(self.batches)))}")
-        if batch.status != "ok" or batch.epf_mj is None:
-            raise ProfileError(f"batch size {batch_size} has no EPF: {batch.status}; use a smaller batch size")
-        return batch.epf_mj
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready document (schema ``e2gcsearch.profile/1``)."""
-        return {
-            "schema": "e2gcsearch.profile/1",
-            "arch": self.arch.to_dict(),
-            "label": self.arch.label(),
-            "resolution": self.resolution,
-            "device": self.device,
-            "backend": self.backend,
-            "backend_label": self.backend_label,
-            "is_estimate": self.is_estimate,
-            "energy_unit": "mJ/frame",
-            "backend_notes": list(self.backend_notes),
-            "fingerprint": dict(self.fingerprint),
-            "protocol": dict(self.protocol),
-            "batches": [self.batches[b].to_dict() for b in sorted(self.batches)],
-        }
-
-    def rows(self) -> list[dict[str, Any]]:
-        """One flat dict per batch size, each naming the network and the backend (for CSV/tables)."""
-        head = {"arch": self.arch.arch, "module": self.arch.module, "value": self.arch.grouping_value,
-                "width": self.arch.width, "resolution": self.resolution}
-        tail = {"backend": self.backend, "is_estimate": self.is_estimate}
-        return [{**head, **self.batches[b].to_dict(), **tail} for b in sorted(self.batches)]
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` → ``cuda`` when torch sees a GPU, else ``cpu``; checks that CUDA exists when asked."""
-    text = str(device).strip().lower()
-    if text == "auto":
-        return "cuda:0" if torch.cuda.is_available() else "cpu"
-    kind, index = parse_device(text)
-    if kind == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r} asked, but torch sees no CUDA GPU; use --device cpu or auto")
-        if index >= torch.cuda.device_count():
-            raise ConfigError(f"device {device!r} does not exist: torch sees {torch.cuda.device_count()} GPU(s)")
-        return f"cuda:{index}"
-    return "cpu"
 
 
 def _build_model(arch: ArchConfig, device: str, config: ProfileConfig) -> nn.Module:
@@ -343,7 +270,7 @@ def _profile(arch: ArchConfig, config: ProfileConfig, device: str, progress: Pro
         model: nn.Module | None = None
         idle_power_w: float | None = None
         for batch_size in config.batch_sizes:
-            key = profile_cache.cache_key(arch, batch_size, config.resolution, fingerprint)
+            key = cache_key(arch, batch_size, config.resolution, fingerprint)
             batch = _usable(cache.load(key), config, window_s) if cache is not None else None
             if batch is None:
                 if model is None:  # only when something must be measured
@@ -385,15 +312,3 @@ def epf_columns(results: list[ProfileResult]) -> list[dict[str, Any]]:
         row["epf_backend"] = result.backend
         rows.append(row)
     return rows
-
-
-__all__ = [
-    "BatchProfile",
-    "ProfileConfig",
-    "ProfileError",
-    "ProfileResult",
-    "epf_columns",
-    "profile_many",
-    "profile_model",
-    "resolve_device",
-]

@@ -24,13 +24,14 @@ import optuna
 import torch
 from torch import nn
 
-from . import __version__, export_template
-from .config import ArchConfig
-from .errors import ConfigError, DataError
-from .models import create_model, get_entry
-from .report import ARCH_LABELS, get_trial, study_objectives
-from .search.record import TrialRecord, full_result
-from .tables import human_count
+from .. import __version__
+from . import template
+from ..config import ArchConfig
+from ..errors import ConfigError, DataError
+from ..models import create_model, get_entry
+from ..report.front import ARCH_LABELS, get_trial, study_objectives
+from ..search.record import TrialRecord, full_result
+from ..report.tables import human_count
 
 SUFFIXES = {".py": "standalone PyTorch model builder", ".json": "ArchConfig JSON",
             ".pt": "TorchScript (traced)", ".pt2": "torch.export program", ".onnx": "ONNX graph"}
@@ -138,8 +139,8 @@ def python_source(arch: ArchConfig, summary: list[str] | None = None, module: st
         "arch_config": repr(arch.to_dict()), "num_classes": arch.num_classes, "stem_channels": stem,
         "table": table, "grouping": grouping, "checkpoint_keys": repr(CHECKPOINT_KEYS),
     }
-    body = export_template.MOBILENET if arch.arch == "mobilenet_v1" else export_template.RESNEXT
-    return Template(export_template.HEADER + body + export_template.FOOTER).substitute(fields)
+    body = template.MOBILENET if arch.arch == "mobilenet_v1" else template.RESNEXT
+    return Template(template.HEADER + body + template.FOOTER).substitute(fields)
 
 
 def _docstring_safe(text: str) -> str:

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError, DataError
-from .report import ARCH_LABELS, ENERGY_METRICS, Objective, plot_axes
+from ..errors import ConfigError, DataError
+from .front import ARCH_LABELS, ENERGY_METRICS, Objective, plot_axes
 
 STATIC_SUFFIXES = (".png", ".pdf", ".svg")
 SUFFIXES = (*STATIC_SUFFIXES, ".html")

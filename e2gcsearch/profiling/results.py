@@ -1,0 +1,132 @@
+"""What profiling yields: the figures of one batch size (:class:`BatchProfile`) and of one network on
+one device (:class:`ProfileResult`), each with the meter that made them."""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from typing import Any, Mapping
+
+from ..config import ArchConfig
+from ..energy import Measurement
+from ..errors import UserError
+
+
+class ProfileError(UserError, ValueError):
+    """A figure was asked for a batch size that was not profiled or did not fit in memory."""
+
+
+@dataclasses.dataclass
+class BatchProfile:
+    """The figures of one batch size (energies in mJ per frame, times in ms or s as named).
+
+    ``status`` is ``"ok"`` or ``"out of memory"`` (then every figure is ``None``).
+    ``idle_power_w``/``epf_idle_subtracted_mj`` are ``None`` when the backend cannot measure idle
+    power (the estimate). ``window_s`` is the minimum window asked, ``measured_s`` the time spent
+    inside windows and ``wall_s`` the whole time spent on this batch size (warm-up included).
+    """
+
+    batch_size: int
+    status: str
+    epf_mj: float | None
+    epf_std_mj: float | None
+    cv: float | None
+    latency_ms: float | None
+    throughput_ips: float | None
+    idle_power_w: float | None
+    epf_idle_subtracted_mj: float | None
+    iterations: int
+    repeats: int
+    cached: bool = False
+    window_s: float = 0.0
+    measured_s: float = 0.0
+    wall_s: float = 0.0
+
+    @classmethod
+    def failed(cls, batch_size: int, status: str, repeats: int, window_s: float, wall_s: float) -> "BatchProfile":
+        return cls(batch_size, status, None, None, None, None, None, None, None, 0, repeats,
+                   window_s=window_s, wall_s=wall_s)
+
+    @classmethod
+    def from_measurements(cls, batch_size: int, measurements: list[Measurement], iterations: int,
+                          window_s: float, idle_power_w: float | None, wall_s: float) -> "BatchProfile":
+        """Figures from measured windows, each of ``iterations`` steps of ``batch_size`` images."""
+        frames = iterations * batch_size
+        epf_mj = [1000 * m.energy_j / frames for m in measurements]  # mJ per frame, one per window
+        mean_mj = sum(epf_mj) / len(epf_mj)
+        std_mj = statistics.stdev(epf_mj) if len(epf_mj) > 1 else 0.0
+        measured_s = sum(m.time_s for m in measurements)
+        idle_mj = None
+        if idle_power_w is not None:
+            idle_mj = sum(1000 * (m.energy_j - idle_power_w * m.time_s) / frames
+                          for m in measurements) / len(measurements)
+        return cls(
+            batch_size=batch_size, status="ok", epf_mj=mean_mj, epf_std_mj=std_mj,
+            cv=std_mj / mean_mj if mean_mj > 0 else 0.0,
+            latency_ms=1000 * measured_s / (iterations * len(measurements)),
+            throughput_ips=frames * len(measurements) / measured_s if measured_s > 0 else 0.0,
+            idle_power_w=idle_power_w, epf_idle_subtracted_mj=idle_mj, iterations=iterations,
+            repeats=len(measurements), window_s=window_s, measured_s=measured_s, wall_s=wall_s)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "BatchProfile":
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+
+@dataclasses.dataclass
+class ProfileResult:
+    """EPF and timing per batch size for one network on one device, with the meter that made them."""
+
+    arch: ArchConfig
+    backend: str
+    is_estimate: bool
+    fingerprint: dict[str, Any]
+    batches: dict[int, BatchProfile]
+    backend_notes: list[str] = dataclasses.field(default_factory=list)
+    backend_label: str = ""
+    resolution: int = 224
+    device: str = "cpu"
+    protocol: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def epf_mj(self, batch_size: int) -> float:
+        """Mean EPF in mJ/frame at ``batch_size``.
+
+        Raises:
+            ProfileError: the batch size was not profiled, or ran out of memory.
+        """
+        batch = self.batches.get(batch_size)
+        if batch is None:
+            raise ProfileError(f"batch size {batch_size} was not profiled; profiled: "
+                               f"{', '.join(map(str, sorted(self.batches)))}")
+        if batch.status != "ok" or batch.epf_mj is None:
+            raise ProfileError(f"batch size {batch_size} has no EPF: {batch.status}; use a smaller batch size")
+        return batch.epf_mj
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready document (schema ``e2gcsearch.profile/1``)."""
+        return {
+            "schema": "e2gcsearch.profile/1",
+            "arch": self.arch.to_dict(),
+            "label": self.arch.label(),
+            "resolution": self.resolution,
+            "device": self.device,
+            "backend": self.backend,
+            "backend_label": self.backend_label,
+            "is_estimate": self.is_estimate,
+            "energy_unit": "mJ/frame",
+            "backend_notes": list(self.backend_notes),
+            "fingerprint": dict(self.fingerprint),
+            "protocol": dict(self.protocol),
+            "batches": [self.batches[b].to_dict() for b in sorted(self.batches)],
+        }
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One flat dict per batch size, each naming the network and the backend (for CSV/tables)."""
+        head = {"arch": self.arch.arch, "module": self.arch.module, "value": self.arch.grouping_value,
+                "width": self.arch.width, "resolution": self.resolution}
+        tail = {"backend": self.backend, "is_estimate": self.is_estimate}
+        return [{**head, **self.batches[b].to_dict(), **tail} for b in sorted(self.batches)]
