@@ -29,6 +29,11 @@ class ModelEntry:
     total_stride: int
     baseline: ArchConfig
     description: str
+    display_name: str = ""  # the name papers and plots use, e.g. "MobileNet-V1"; defaults to ``name``
+
+    def __post_init__(self) -> None:
+        if not self.display_name:
+            object.__setattr__(self, "display_name", self.name)
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -46,6 +51,7 @@ register_model(ModelEntry(
     total_stride=32,
     baseline=ArchConfig("mobilenet_v1", group_size=1),
     description="MobileNet-V1: 13 modules of grouped 3x3 + 1x1 conv; G=1 is the stock depthwise network",
+    display_name="MobileNet-V1",
 ))
 register_model(ModelEntry(
     name="resnext50",
@@ -54,6 +60,7 @@ register_model(ModelEntry(
     total_stride=32,
     baseline=ArchConfig("resnext50", groups=32),
     description="ResNeXt-50 32x4d: 16 bottlenecks with a grouped 3x3 conv; g=32 is the stock network",
+    display_name="ResNeXt-50",
 ))
 
 
