@@ -19,7 +19,7 @@ from .models import create_model, list_models
 from .data import DataConfig, LoadedData, load_data
 from .train import TrainConfig, TrainResult, train_model
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "ArchConfig",

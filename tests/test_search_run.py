@@ -50,6 +50,7 @@ def states(study):
     return [t.state for t in study.get_trials(deepcopy=False)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random"])
 def test_end_to_end_search(tmp_path, sampler):
     study = run_search(tiny_config(tmp_path, sampler=sampler))
@@ -119,6 +120,7 @@ def test_constraint_on_cheap_metric_skips_training(tmp_path):
     assert study.best_trials == []  # infeasible trials never reach the front
 
 
+@pytest.mark.slow
 def test_two_workers_share_a_journal_storage(tmp_path):
     config = tiny_config(tmp_path, storage=str(tmp_path / "study.log"), workers=2, trials=4, sampler="random")
     study = run_search(config)
@@ -143,6 +145,7 @@ def _wait_for(predicate, timeout_s: float) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_sigkill_mid_trial_leaves_a_resumable_storage(tmp_path):
     url = f"sqlite:///{tmp_path}/killed.db"
     argv = [sys.executable, "-m", "e2gcsearch", "run", "--objective", "epf@4,top1", "--storage", url,
