@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable
 
+from ..devices import parse_device
 from ..errors import ConfigError, UnknownNameError
 from .base import Measurement, Meter, MeterError, MeterUnavailableError, WindowError
 from .estimate import EstimateMeter
@@ -34,22 +35,6 @@ from .rapl import RaplMeter
 
 BACKENDS: tuple[str, ...] = ("nvml", "rapl", "estimate")  # the order auto tries
 _CLASSES: dict[str, type[Meter]] = {"nvml": NvmlMeter, "rapl": RaplMeter, "estimate": EstimateMeter}
-
-
-def parse_device(device: str) -> tuple[str, int]:
-    """``"cpu"`` → ``("cpu", 0)``, ``"cuda"``/``"cuda:1"`` → ``("cuda", index)``.
-
-    Raises:
-        ConfigError: anything else (``auto`` must be resolved by the caller first).
-    """
-    text = str(device).strip().lower()
-    if text == "cpu":
-        return "cpu", 0
-    if text == "cuda":
-        return "cuda", 0
-    if text.startswith("cuda:") and text[5:].isdigit():
-        return "cuda", int(text[5:])
-    raise ConfigError(f"unknown device {device!r}; use cpu, cuda or cuda:N")
 
 
 def _synchronizer(kind: str, index: int) -> Callable[[], Any] | None:

@@ -14,7 +14,8 @@ Example:
 from __future__ import annotations
 
 from .cache import ProfileCache, default_cache_dir
-from .fingerprint import device_fingerprint, resolve_device
+from ..devices import resolve_device
+from .fingerprint import device_fingerprint
 from .protocol import ProfileConfig, epf_columns, profile_many, profile_model
 from .results import BatchProfile, ProfileError, ProfileResult
 

@@ -1,5 +1,5 @@
 """The device fingerprint: what makes two measurements comparable (hardware, software, precision,
-layout, threads, meter), and the device name a profile runs on."""
+layout, threads, meter)."""
 
 from __future__ import annotations
 
@@ -8,23 +8,8 @@ from typing import Any
 
 import torch
 
-from ..energy import Meter, parse_device
-from ..errors import ConfigError
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` → ``cuda`` when torch sees a GPU, else ``cpu``; checks that CUDA exists when asked."""
-    text = str(device).strip().lower()
-    if text == "auto":
-        return "cuda:0" if torch.cuda.is_available() else "cpu"
-    kind, index = parse_device(text)
-    if kind == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r} asked, but torch sees no CUDA GPU; use --device cpu or auto")
-        if index >= torch.cuda.device_count():
-            raise ConfigError(f"device {device!r} does not exist: torch sees {torch.cuda.device_count()} GPU(s)")
-        return f"cuda:{index}"
-    return "cpu"
+from ..devices import parse_device
+from ..energy import Meter
 
 
 def cpu_model() -> str:

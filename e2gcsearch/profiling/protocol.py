@@ -47,11 +47,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ArchConfig
+from ..devices import resolve_device
 from ..energy import Meter, create_meter
 from ..errors import ConfigError
 from ..models import check_resolution, create_model, validate_config
 from .cache import ProfileCache, cache_key
-from .fingerprint import device_fingerprint, resolve_device
+from .fingerprint import device_fingerprint
 from .results import BatchProfile, ProfileResult
 
 CPU_MIN_WINDOW_S = 0.25  # see the module docstring

@@ -30,11 +30,12 @@ import torch
 
 from ..config import ArchConfig
 from ..data import LoadedData
+from ..devices import resolve_device
 from ..errors import ConfigError
 from . import checkpoint
 from .config import SCHEDULES, TrainConfig, TrainResult, learning_rate
 from .loop import Trainer
-from .runtime import build_model, check_inputs, distributed, process_rank, resolve_device, thread_limit
+from .runtime import build_model, check_inputs, distributed, process_rank, thread_limit
 
 EpochCallback = Callable[[int, dict], Any]
 
@@ -59,7 +60,7 @@ def train_model(arch: ArchConfig, data: LoadedData, config: TrainConfig | None =
     device_type = "cuda" if config.device.startswith("cuda") or (
         config.device == "auto" and torch.cuda.is_available()) else "cpu"
     with thread_limit(config.threads), distributed(device_type) as dist:
-        device = resolve_device(config.device, dist.local_rank)
+        device = torch.device(resolve_device(config.device, dist.local_rank))
         identity = checkpoint.run_identity(arch, data, config)
         folder = config.checkpoint_dir or (str(checkpoint.default_checkpoint_dir(arch, identity)) if config.full else None)
         if config.resume and folder is None:

@@ -1,4 +1,4 @@
-"""The run's surroundings: device choice, ``torchrun`` process group, thread limit, seeding, and the
+"""The run's surroundings: ``torchrun`` process group, thread limit, seeding, and the
 checks that an architecture fits the data."""
 
 from __future__ import annotations
@@ -22,18 +22,6 @@ def derived_seed(*parts: Any) -> int:
     """A 63-bit seed from ``parts`` (stable across processes and Python versions)."""
     digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` → CUDA when available (one GPU per local rank), else CPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {name!r} asked for but CUDA is not available; use --device cpu or auto")
-        if name == "cuda":
-            name = f"cuda:{local_rank % torch.cuda.device_count()}"
-    return torch.device(name)
 
 
 @dataclasses.dataclass(frozen=True)
