@@ -1,5 +1,8 @@
 """Model registry: every architecture of the design space, built from an :class:`ArchConfig`.
 
+Each network file registers its own :class:`ModelEntry` (see :mod:`.registry`); importing this
+package imports them all.
+
 Example:
     >>> from e2gcsearch import ArchConfig, create_model, list_models
     >>> list_models()
@@ -9,73 +12,17 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 
 from ..config import ArchConfig
-from ..errors import ConfigError, UnknownNameError
-from . import mobilenet_v1, resnext
+from ..errors import ConfigError
+from . import mobilenet_v1, resnext  # noqa: F401 - each registers its entry
+from .registry import (ExportRows, ModelEntry, StagePlan, default_arch, get_entry, list_models, paper_archs,
+                       register_model, registered, unregister_model)
 
-
-@dataclasses.dataclass(frozen=True)
-class ModelEntry:
-    """A registered architecture: how to build it and what the paper's baseline of it is."""
-
-    name: str
-    build: Callable[[ArchConfig], nn.Module]
-    plan: Callable[[ArchConfig], Any]
-    total_stride: int
-    baseline: ArchConfig
-    description: str
-    display_name: str = ""  # the name papers and plots use, e.g. "MobileNet-V1"; defaults to ``name``
-
-    def __post_init__(self) -> None:
-        if not self.display_name:
-            object.__setattr__(self, "display_name", self.name)
-
-
-_REGISTRY: dict[str, ModelEntry] = {}
-
-
-def register_model(entry: ModelEntry) -> ModelEntry:
-    _REGISTRY[entry.name] = entry
-    return entry
-
-
-register_model(ModelEntry(
-    name="mobilenet_v1",
-    build=mobilenet_v1.build,
-    plan=mobilenet_v1.plan,
-    total_stride=32,
-    baseline=ArchConfig("mobilenet_v1", group_size=1),
-    description="MobileNet-V1: 13 modules of grouped 3x3 + 1x1 conv; G=1 is the stock depthwise network",
-    display_name="MobileNet-V1",
-))
-register_model(ModelEntry(
-    name="resnext50",
-    build=resnext.build,
-    plan=resnext.plan,
-    total_stride=32,
-    baseline=ArchConfig("resnext50", groups=32),
-    description="ResNeXt-50 32x4d: 16 bottlenecks with a grouped 3x3 conv; g=32 is the stock network",
-    display_name="ResNeXt-50",
-))
-
-
-def list_models() -> list[str]:
-    """Names of every registered architecture, sorted."""
-    return sorted(_REGISTRY)
-
-
-def get_entry(arch: str) -> ModelEntry:
-    try:
-        return _REGISTRY[arch]
-    except KeyError:
-        raise UnknownNameError(
-            f"unknown architecture {arch!r}; choose one of: {', '.join(list_models())}"
-        ) from None
+DEFAULT_ARCH: str = default_arch()  # the architecture library defaults use
 
 
 def check_resolution(arch: str, resolution: int) -> None:
@@ -107,11 +54,18 @@ def validate_config(config: ArchConfig) -> None:
 
 
 __all__ = [
+    "DEFAULT_ARCH",
+    "ExportRows",
     "ModelEntry",
+    "StagePlan",
     "check_resolution",
     "create_model",
+    "default_arch",
     "get_entry",
     "list_models",
+    "paper_archs",
     "register_model",
+    "registered",
+    "unregister_model",
     "validate_config",
 ]

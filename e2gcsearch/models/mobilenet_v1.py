@@ -3,19 +3,24 @@
 Stem: 3x3 conv 3→32, stride 2. Then 13 modules "3x3 conv m→m (grouped) + 1x1 conv m→n", each
 followed by BN + ReLU; global average pool; FC 1024→classes. Only the 3x3 conv of each module is
 grouped: groups = m / G (E2GC) or g (FgGC). G = 1 is the stock depthwise-separable network. Stage-wise E2GC gives each stage (modules with
-the same m, see :mod:`.stages`) its own G.
+the same m, see :data:`STAGE_CHANNELS`) its own G.
+
+The file ends by registering the network (:func:`~.registry.register_model`): its builder, plan and
+stages.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import torch
 from torch import nn
 
 from ..config import ArchConfig
 from .layers import CHANNEL_DIVISOR, create_conv2d, grouped_divisor, init_weights, num_groups, scale_channels
-from .stages import check_stage_count, stage_of_channels
+from .registry import ModelEntry, StagePlan, register_model
+from .stages import check_stage_count
 
 STEM_CHANNELS = 32
 # (n = output channels of the 1x1 conv, stride of the grouped 3x3 conv) of the 13 modules.
@@ -24,6 +29,10 @@ MODULES: tuple[tuple[int, int], ...] = (
     (512, 1), (512, 1), (512, 1), (512, 1), (512, 1),
     (1024, 2), (1024, 1),
 )
+# Stock input channels m of the grouped 3x3 convs, one per stage: the stem's output, then each distinct
+# module output that feeds another module → (32, 64, 128, 256, 512, 1024).
+STAGE_CHANNELS: tuple[int, ...] = tuple(dict.fromkeys((STEM_CHANNELS, *(out for out, _ in MODULES[:-1]))))
+_LAYER = re.compile(r"^features\.(\d+)\.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,18 +57,29 @@ def plan(cfg: ArchConfig) -> MobileNetV1Plan:
     check_stage_count(cfg)
     # Every module output feeds the next grouped conv, so it uses the grouped divisor of that conv's
     # stage; so does the stem.
-    stem = scale_channels(STEM_CHANNELS, cfg.width, grouped_divisor(cfg, stage_of_channels("mobilenet_v1", STEM_CHANNELS)))
+    stem = scale_channels(STEM_CHANNELS, cfg.width, grouped_divisor(cfg, STAGE_CHANNELS.index(STEM_CHANNELS)))
     specs = []
     in_channels, in_stock = stem, STEM_CHANNELS
     for index, (out_stock, stride) in enumerate(MODULES):
         is_last = index == len(MODULES) - 1
-        divisor = CHANNEL_DIVISOR if is_last else grouped_divisor(cfg, stage_of_channels("mobilenet_v1", out_stock))
+        divisor = CHANNEL_DIVISOR if is_last else grouped_divisor(cfg, STAGE_CHANNELS.index(out_stock))
         out_channels = scale_channels(out_stock, cfg.width, divisor)
         groups = num_groups(in_channels, cfg, layer=f"features.{index}.conv_grouped",
-                            stage=stage_of_channels("mobilenet_v1", in_stock))
+                            stage=STAGE_CHANNELS.index(in_stock))
         specs.append(ModuleSpec(in_channels, out_channels, stride, groups))
         in_channels, in_stock = out_channels, out_stock
     return MobileNetV1Plan(stem, tuple(specs), cfg.num_classes)
+
+
+def layer_stage(layer_name: str) -> int | None:
+    """Stage of a layer (``features.7.conv_grouped`` → 4): the stage of its module's grouped-conv input
+    channels; ``None`` outside the modules (stem, classifier)."""
+    match = _LAYER.match(layer_name)
+    if not match:
+        return None
+    index = int(match.group(1))
+    stock_in = STEM_CHANNELS if index == 0 else MODULES[index - 1][0]
+    return STAGE_CHANNELS.index(stock_in)
 
 
 class GroupedModule(nn.Module):
@@ -99,3 +119,17 @@ class MobileNetV1(nn.Module):
 
 def build(cfg: ArchConfig) -> MobileNetV1:
     return MobileNetV1(plan(cfg))
+
+
+register_model(ModelEntry(
+    name="mobilenet_v1",
+    build=build,
+    plan=plan,
+    total_stride=32,
+    baseline=ArchConfig("mobilenet_v1", group_size=1),
+    description="MobileNet-V1: 13 modules of grouped 3x3 + 1x1 conv; G=1 is the stock depthwise network",
+    display_name="MobileNet-V1",
+    stages=StagePlan(STAGE_CHANNELS, layer_stage),
+    in_paper_tables=True,
+    default=True,
+))

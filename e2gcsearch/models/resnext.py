@@ -3,24 +3,31 @@
 Bottleneck: 1x1 conv cin→m, 3x3 conv m→m grouped (carries the stride), 1x1 conv m→4·planes;
 m = 128/256/512/1024 in the four stages of 3/4/6/3 blocks. FgGC g = 32 is the stock network (same
 module names and parameter shapes as ``torchvision.models.resnext50_32x4d``). Stem and FC untouched.
-Stage-wise E2GC gives each of the four stages its own G (see :mod:`.stages`).
+Stage-wise E2GC gives each of the four stages ``layer1`` … ``layer4`` its own G.
+
+The file ends by registering the network (:func:`~.registry.register_model`): its builder, plan and
+stages.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import torch
 from torch import nn
 
 from ..config import ArchConfig
 from .layers import create_conv2d, grouped_divisor, init_weights, num_groups, scale_channels
+from .registry import ModelEntry, StagePlan, register_model
 from .stages import check_stage_count
 
 STEM_CHANNELS = 64
 EXPANSION = 4
 # (planes, blocks, stride of the first block); the grouped width is m = 2·planes for 32x4d.
 STAGES: tuple[tuple[int, int, int], ...] = ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2))
+STAGE_CHANNELS: tuple[int, ...] = tuple(2 * planes for planes, _, _ in STAGES)  # (128, 256, 512, 1024)
+_LAYER = re.compile(r"^layer(\d+)\.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +69,12 @@ def plan(cfg: ArchConfig) -> ResNeXtPlan:
             in_channels = out
         stages.append(tuple(stage))
     return ResNeXtPlan(stem, tuple(stages), cfg.num_classes)
+
+
+def layer_stage(layer_name: str) -> int | None:
+    """Stage of a layer (``layer3.2.conv2`` → 2); ``None`` outside ``layer1`` … ``layer4`` (stem, fc)."""
+    match = _LAYER.match(layer_name)
+    return int(match.group(1)) - 1 if match else None
 
 
 class Bottleneck(nn.Module):
@@ -110,3 +123,16 @@ class ResNeXt(nn.Module):
 
 def build(cfg: ArchConfig) -> ResNeXt:
     return ResNeXt(plan(cfg))
+
+
+register_model(ModelEntry(
+    name="resnext50",
+    build=build,
+    plan=plan,
+    total_stride=32,
+    baseline=ArchConfig("resnext50", groups=32),
+    description="ResNeXt-50 32x4d: 16 bottlenecks with a grouped 3x3 conv; g=32 is the stock network",
+    display_name="ResNeXt-50",
+    stages=StagePlan(STAGE_CHANNELS, layer_stage),
+    in_paper_tables=True,
+))

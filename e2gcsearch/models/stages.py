@@ -1,9 +1,10 @@
-"""The network stages of each architecture: the one place that says which grouped 3x3 convs share a
-stage, for stage-wise E2GC (``ArchConfig.stage_group_sizes``: one group size G per stage).
+"""Network stages for stage-wise E2GC (``ArchConfig.stage_group_sizes``: one group size G per stage),
+asked of each network's registry entry (:class:`~e2gcsearch.models.registry.StagePlan`).
 
 A stage is the set of grouped 3x3 convs with the same stock input channel count m; within a stage the
 spatial size h x w is the same too (apart from the stride-2 conv that opens it), which is what the
-optimum-group-size model (E2GC Eq. 2) says the best G depends on.
+optimum-group-size model (E2GC Eq. 2) says the best G depends on. Each network file says which layers
+form its stages, e.g.
 
 * **MobileNet-V1**: the 13 modules grouped by the input channels m of their grouped 3x3 conv,
   m = 32, 64, 128, 256, 512, 1024 → 6 stages of 1, 1, 2, 2, 6 and 1 modules
@@ -19,27 +20,22 @@ Example:
 
 from __future__ import annotations
 
-import re
-
 from ..config import ArchConfig
 from ..errors import ConfigError, UnknownNameError
+from .registry import StagePlan, get_entry, list_models
 
-# Stock input channels m of the grouped 3x3 conv of each stage (before any width multiplier).
-STAGE_CHANNELS: dict[str, tuple[int, ...]] = {
-    "mobilenet_v1": (32, 64, 128, 256, 512, 1024),
-    "resnext50": (128, 256, 512, 1024),
-}
-_MOBILENET_LAYER = re.compile(r"^features\.(\d+)\.")
-_RESNEXT_LAYER = re.compile(r"^layer(\d+)\.")
+
+def _stage_plan(arch: str) -> StagePlan:
+    stages = get_entry(arch).stages
+    if stages is None:
+        staged = [name for name in list_models() if get_entry(name).stages is not None]
+        raise UnknownNameError(f"{arch!r} has no stage table; stage-wise group sizes work for: {', '.join(staged)}")
+    return stages
 
 
 def stage_channels(arch: str) -> tuple[int, ...]:
     """Stock grouped-conv input channels m of each stage of ``arch``."""
-    try:
-        return STAGE_CHANNELS[arch]
-    except KeyError:
-        raise UnknownNameError(f"{arch!r} has no stage table; stage-wise group sizes work for: "
-                               f"{', '.join(sorted(STAGE_CHANNELS))}") from None
+    return _stage_plan(arch).channels
 
 
 def num_stages(arch: str) -> int:
@@ -58,20 +54,7 @@ def stage_of_channels(arch: str, stock_channels: int) -> int:
 def layer_stage(arch: str, layer_name: str) -> int | None:
     """Stage index of a layer named as in the model (``features.7.conv_grouped``, ``layer3.2.conv2``);
     ``None`` for layers outside the stages (stem, classifier)."""
-    if arch == "mobilenet_v1":
-        match = _MOBILENET_LAYER.match(layer_name)
-        if not match:
-            return None
-        from .mobilenet_v1 import MODULES, STEM_CHANNELS  # stages.py is imported by the model modules
-
-        index = int(match.group(1))
-        stock_in = STEM_CHANNELS if index == 0 else MODULES[index - 1][0]
-        return stage_of_channels(arch, stock_in)
-    if arch == "resnext50":
-        match = _RESNEXT_LAYER.match(layer_name)
-        return int(match.group(1)) - 1 if match else None
-    stage_channels(arch)  # raises for an arch without a stage table
-    return None
+    return _stage_plan(arch).layer_stage(layer_name)
 
 
 def check_stage_count(cfg: ArchConfig) -> None:
