@@ -1,10 +1,10 @@
 """Take a chosen network away: a standalone PyTorch builder (``.py``), its ArchConfig (``.json``), or
 the built model as TorchScript (``.pt``), ``torch.export`` (``.pt2``) or ONNX (``.onnx``).
 
-The ``.py`` file imports only torch. It holds the stage table of the network (one row per
-MobileNet-V1 module or ResNeXt bottleneck, straight from :func:`e2gcsearch.models.mobilenet_v1.plan`
-/ :func:`e2gcsearch.models.resnext.plan`) and a ``build_model`` function whose module names, and so
-state-dict keys, are those of e2gcsearch's own models: weights trained by e2gcsearch load directly.
+The ``.py`` file imports only torch. It holds the stage table of the network (one row per module or
+block, straight from the network's plan; both the rows and the classes' text come from its registry
+entry, :class:`e2gcsearch.models.ExportRows`) and a ``build_model`` function whose module names, and
+so state-dict keys, are those of e2gcsearch's own models: weights trained by e2gcsearch load directly.
 
 Example:
     >>> export_trial(study, 7, "model.py")                   # doctest: +SKIP
@@ -68,21 +68,6 @@ def _load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) ->
                           "pass the checkpoint of this trial (e.g. studies/checkpoints/<study>/trial-<n>)") from None
 
 
-def _stage_table(arch: ArchConfig) -> tuple[str, int]:
-    plan = get_entry(arch.arch).plan(arch)
-    if arch.arch == "mobilenet_v1":
-        rows = [f"    ({m.in_channels}, {m.out_channels}, {m.stride}, {m.groups}),  # features.{i}, "
-                f"{m.in_channels // m.groups} channels per group" for i, m in enumerate(plan.modules)]
-        return "\n".join(rows), plan.stem_channels
-    lines = []
-    for s, stage in enumerate(plan.stages, start=1):
-        lines.append(f"    (  # layer{s}: in, mid, out, stride, groups")
-        lines += [f"        ({b.in_channels}, {b.mid_channels}, {b.out_channels}, {b.stride}, {b.groups}),"
-                  f"  # layer{s}.{i}, {b.mid_channels // b.groups} channels per group" for i, b in enumerate(stage)]
-        lines.append("    ),")
-    return "\n".join(lines), plan.stem_channels
-
-
 def _fingerprint(record: TrialRecord) -> str:
     keys = ("device_model", "device", "driver", "torch", "dtype", "memory_format", "threads", "meter")
     items = [f"{k.replace('_', ' ')} {record.fingerprint[k]}" for k in keys if record.fingerprint.get(k) not in (None, "")]
@@ -128,7 +113,11 @@ def describe_trial(record: TrialRecord, objectives: list, study: str = "", full:
 def python_source(arch: ArchConfig, summary: list[str] | None = None, module: str = "model",
                   weights: str = "model.pth") -> str:
     """The text of a standalone builder module for ``arch`` (see the module docstring)."""
-    table, stem = _stage_table(arch)
+    entry = get_entry(arch.arch)
+    if entry.export is None:
+        raise ConfigError(f"{arch.arch} has no standalone builder; export it to .json (its ArchConfig) "
+                          "or to .pt2 / .pt / .onnx instead")
+    plan = entry.plan(arch)
     grouping = f"{'stage-wise ' if arch.is_stagewise else ''}{arch.module}, {arch.grouping}"
     family = ARCH_LABELS.get(arch.arch, arch.arch)
     text = "\n\n".join(textwrap.fill(line, 100, break_on_hyphens=False) for line in (summary or []))
@@ -136,11 +125,10 @@ def python_source(arch: ArchConfig, summary: list[str] | None = None, module: st
         "title": f"{family}, {grouping}, width {arch.width:g}, {arch.num_classes} classes.",
         "summary": _docstring_safe(text or "Exported from an ArchConfig (no measurements attached)."),
         "module": module, "weights": weights, "family": family, "version": __version__,
-        "arch_config": repr(arch.to_dict()), "num_classes": arch.num_classes, "stem_channels": stem,
-        "table": table, "grouping": grouping, "checkpoint_keys": repr(CHECKPOINT_KEYS),
+        "arch_config": repr(arch.to_dict()), "num_classes": arch.num_classes, "stem_channels": plan.stem_channels,
+        "table": entry.export.table(plan), "grouping": grouping, "checkpoint_keys": repr(CHECKPOINT_KEYS),
     }
-    body = template.MOBILENET if arch.arch == "mobilenet_v1" else template.RESNEXT
-    return Template(template.HEADER + body + template.FOOTER).substitute(fields)
+    return Template(template.HEADER + entry.export.body + template.FOOTER).substitute(fields)
 
 
 def _docstring_safe(text: str) -> str:

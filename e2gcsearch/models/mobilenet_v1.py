@@ -5,8 +5,8 @@ followed by BN + ReLU; global average pool; FC 1024→classes. Only the 3x3 conv
 grouped: groups = m / G (E2GC) or g (FgGC). G = 1 is the stock depthwise-separable network. Stage-wise E2GC gives each stage (modules with
 the same m, see :data:`STAGE_CHANNELS`) its own G.
 
-The file ends by registering the network (:func:`~.registry.register_model`): its builder, plan and
-stages.
+The file ends by registering the network (:func:`~.registry.register_model`): its builder, plan,
+stages, and the text of its standalone builder for ``e2gcsearch export`` (:data:`EXPORT_BODY`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from torch import nn
 
 from ..config import ArchConfig
 from .layers import CHANNEL_DIVISOR, create_conv2d, grouped_divisor, init_weights, num_groups, scale_channels
-from .registry import ModelEntry, StagePlan, register_model
+from .registry import ExportRows, ModelEntry, StagePlan, register_model
 from .stages import check_stage_count
 
 STEM_CHANNELS = 32
@@ -121,6 +121,59 @@ def build(cfg: ArchConfig) -> MobileNetV1:
     return MobileNetV1(plan(cfg))
 
 
+def export_table(net: MobileNetV1Plan) -> str:
+    """The ``MODULES`` rows of the standalone builder: (in, out, stride, groups) per module."""
+    return "\n".join(f"    ({m.in_channels}, {m.out_channels}, {m.stride}, {m.groups}),  # features.{i}, "
+                     f"{m.in_channels // m.groups} channels per group" for i, m in enumerate(net.modules))
+
+
+# The standalone builder's copy of the classes above (see e2gcsearch.export.template); keep in step.
+EXPORT_BODY = '''
+# One row per module (features.N): 3x3 conv in->in with `groups` groups and `stride`, then 1x1 conv
+# in->out, each followed by BN + ReLU. Channels per group = in / groups ($grouping).
+MODULES = (
+    # in, out, stride, groups
+$table
+)
+
+
+class GroupedModule(nn.Module):
+    """3x3 grouped conv + BN + ReLU, then 1x1 conv + BN + ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, groups: int) -> None:
+        super().__init__()
+        self.conv_grouped = conv(in_channels, in_channels, 3, stride=stride, groups=groups)
+        self.bn_grouped = nn.BatchNorm2d(in_channels)
+        self.conv_pointwise = conv(in_channels, out_channels, 1)
+        self.bn_pointwise = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn_grouped(self.conv_grouped(x)))  # (B, in, H/stride, W/stride)
+        return self.relu(self.bn_pointwise(self.conv_pointwise(x)))  # (B, out, H/stride, W/stride)
+
+
+class MobileNetV1(nn.Module):
+    """Stem 3x3 conv (stride 2) -> the modules of MODULES -> global average pool -> linear classifier."""
+
+    def __init__(self, num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(conv(3, STEM_CHANNELS, 3, stride=2), nn.BatchNorm2d(STEM_CHANNELS),
+                                  nn.ReLU(inplace=True))
+        self.features = nn.Sequential(*(GroupedModule(*row) for row in MODULES))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(MODULES[-1][1], num_classes)
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(self.stem(x))  # (B, MODULES[-1][1], H/32, W/32)
+        return self.classifier(torch.flatten(self.pool(x), 1))  # (B, num_classes)
+
+
+NETWORK = MobileNetV1
+'''
+
+
 register_model(ModelEntry(
     name="mobilenet_v1",
     build=build,
@@ -130,6 +183,7 @@ register_model(ModelEntry(
     description="MobileNet-V1: 13 modules of grouped 3x3 + 1x1 conv; G=1 is the stock depthwise network",
     display_name="MobileNet-V1",
     stages=StagePlan(STAGE_CHANNELS, layer_stage),
+    export=ExportRows(EXPORT_BODY, export_table),
     in_paper_tables=True,
     default=True,
 ))

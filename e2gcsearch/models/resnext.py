@@ -5,8 +5,8 @@ m = 128/256/512/1024 in the four stages of 3/4/6/3 blocks. FgGC g = 32 is the st
 module names and parameter shapes as ``torchvision.models.resnext50_32x4d``). Stem and FC untouched.
 Stage-wise E2GC gives each of the four stages ``layer1`` … ``layer4`` its own G.
 
-The file ends by registering the network (:func:`~.registry.register_model`): its builder, plan and
-stages.
+The file ends by registering the network (:func:`~.registry.register_model`): its builder, plan,
+stages, and the text of its standalone builder for ``e2gcsearch export`` (:data:`EXPORT_BODY`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from torch import nn
 
 from ..config import ArchConfig
 from .layers import create_conv2d, grouped_divisor, init_weights, num_groups, scale_channels
-from .registry import ModelEntry, StagePlan, register_model
+from .registry import ExportRows, ModelEntry, StagePlan, register_model
 from .stages import check_stage_count
 
 STEM_CHANNELS = 64
@@ -125,6 +125,76 @@ def build(cfg: ArchConfig) -> ResNeXt:
     return ResNeXt(plan(cfg))
 
 
+def export_table(net: ResNeXtPlan) -> str:
+    """The ``STAGES`` rows of the standalone builder: one tuple per stage of (in, mid, out, stride,
+    groups) per bottleneck."""
+    lines = []
+    for s, stage in enumerate(net.stages, start=1):
+        lines.append(f"    (  # layer{s}: in, mid, out, stride, groups")
+        lines += [f"        ({b.in_channels}, {b.mid_channels}, {b.out_channels}, {b.stride}, {b.groups}),"
+                  f"  # layer{s}.{i}, {b.mid_channels // b.groups} channels per group" for i, b in enumerate(stage)]
+        lines.append("    ),")
+    return "\n".join(lines)
+
+
+# The standalone builder's copy of the classes above (see e2gcsearch.export.template); keep in step.
+EXPORT_BODY = '''
+EXPANSION = 4
+# One row per bottleneck (layerS.N): 1x1 conv in->mid, 3x3 conv mid->mid with `groups` groups and
+# `stride`, 1x1 conv mid->out; a 1x1 projection (downsample) when stride != 1 or in != out.
+# Channels per group = mid / groups ($grouping).
+STAGES = (
+$table
+)
+
+
+class Bottleneck(nn.Module):
+    def __init__(self, in_channels: int, mid_channels: int, out_channels: int, stride: int, groups: int) -> None:
+        super().__init__()
+        self.conv1 = conv(in_channels, mid_channels, 1)
+        self.bn1 = nn.BatchNorm2d(mid_channels)
+        self.conv2 = conv(mid_channels, mid_channels, 3, stride=stride, groups=groups)
+        self.bn2 = nn.BatchNorm2d(mid_channels)
+        self.conv3 = conv(mid_channels, out_channels, 1)
+        self.bn3 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or in_channels != out_channels:
+            self.downsample = nn.Sequential(conv(in_channels, out_channels, 1, stride=stride),
+                                            nn.BatchNorm2d(out_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)  # (B, out, H/stride, W/stride)
+        out = self.relu(self.bn1(self.conv1(x)))  # (B, mid, H, W)
+        out = self.relu(self.bn2(self.conv2(out)))  # (B, mid, H/stride, W/stride)
+        return self.relu(self.bn3(self.conv3(out)) + identity)
+
+
+class ResNeXt(nn.Module):
+    """torchvision's ResNeXt layout: 7x7 stem + max pool, four stages of STAGES, pool, linear."""
+
+    def __init__(self, num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        self.conv1 = conv(3, STEM_CHANNELS, 7, stride=2)
+        self.bn1 = nn.BatchNorm2d(STEM_CHANNELS)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        for index, stage in enumerate(STAGES, start=1):
+            self.add_module(f"layer{index}", nn.Sequential(*(Bottleneck(*row) for row in stage)))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(STAGES[-1][-1][2], num_classes)
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (B, STEM_CHANNELS, H/4, W/4)
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))  # (B, out of the last stage, H/32, W/32)
+        return self.fc(torch.flatten(self.avgpool(x), 1))  # (B, num_classes)
+
+
+NETWORK = ResNeXt
+'''
+
+
 register_model(ModelEntry(
     name="resnext50",
     build=build,
@@ -134,5 +204,6 @@ register_model(ModelEntry(
     description="ResNeXt-50 32x4d: 16 bottlenecks with a grouped 3x3 conv; g=32 is the stock network",
     display_name="ResNeXt-50",
     stages=StagePlan(STAGE_CHANNELS, layer_stage),
+    export=ExportRows(EXPORT_BODY, export_table),
     in_paper_tables=True,
 ))
