@@ -1,19 +1,22 @@
 """The E2GC paper's design points (Jha, Saini, Nag, Mittal, VLSID 2020, arXiv 2006.15100).
 
 Tables III (MobileNet-V1) and IV (ResNeXt-50) list params and MACs of every E2GC group size G and
-every FgGC number of groups g below, at 224x224 with 1000 classes.
+every FgGC number of groups g below, at 224x224 with 1000 classes. Which networks they list is asked
+of the model registry (entries with ``in_paper_tables``).
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import pandas as pd
 
 from .config import ArchConfig
 from .cost import network_cost
+from .models import paper_archs
 
 GROUP_SIZES: tuple[int, ...] = (1, 2, 4, 8, 16, 32)  # E2GC: G
 GROUPS: tuple[int, ...] = (2, 4, 8, 16, 32)  # FgGC: g
-TABLE_ARCHS: tuple[str, ...] = ("mobilenet_v1", "resnext50")
 
 CITATION = """@inproceedings{jha2020e2gc,
   title         = {{E2GC}: Energy-efficient Group Convolution in Deep Neural Networks},
@@ -27,19 +30,24 @@ CITATION = """@inproceedings{jha2020e2gc,
 
 
 def table_configs(width: float = 1.0, num_classes: int = 1000,
-                  archs: tuple[str, ...] = TABLE_ARCHS) -> list[ArchConfig]:
-    """Every row of Tables III and IV, E2GC rows before FgGC rows, per architecture."""
+                  archs: Sequence[str] | None = None) -> list[ArchConfig]:
+    """Every row of Tables III and IV, E2GC rows before FgGC rows, per architecture.
+
+    ``archs`` defaults to the paper's networks; any registered architecture gets the same rows.
+    """
     configs = []
-    for arch in archs:
+    for arch in paper_archs() if archs is None else archs:
         configs += [ArchConfig(arch, group_size=G, width=width, num_classes=num_classes) for G in GROUP_SIZES]
         configs += [ArchConfig(arch, groups=g, width=width, num_classes=num_classes) for g in GROUPS]
     return configs
 
 
-def cost_table(resolution: int = 224, width: float = 1.0, num_classes: int = 1000) -> pd.DataFrame:
-    """The paper's Tables III/IV as a DataFrame: arch, module, value, params, macs, activations, ai."""
+def cost_table(resolution: int = 224, width: float = 1.0, num_classes: int = 1000,
+               archs: Sequence[str] | None = None) -> pd.DataFrame:
+    """The paper's Tables III/IV as a DataFrame: arch, module, value, params, macs, activations, ai
+    (``archs`` as in :func:`table_configs`)."""
     rows = []
-    for cfg in table_configs(width, num_classes):
+    for cfg in table_configs(width, num_classes, archs):
         summary = network_cost(cfg, resolution).summary()
         rows.append({key: summary[key] for key in
                      ("arch", "module", "value", "params", "macs", "activations", "ai", "width", "resolution")})

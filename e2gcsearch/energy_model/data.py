@@ -27,6 +27,7 @@ from typing import Any, Callable, Sequence
 
 from ..config import ArchConfig
 from ..errors import ConfigError, DataError
+from ..models import DEFAULT_ARCH
 from ..paper import GROUP_SIZES, GROUPS
 
 SWEEP_KIND = "e2gcsearch.epf-sweep"
@@ -113,7 +114,7 @@ def load_sweep(path: str | Path) -> EpfDataset:
                       dict(data.get("fingerprint") or {}), measurements, source=f"sweep file {path}")
 
 
-def default_sweep_configs(arch: str = "mobilenet_v1", widths: Sequence[float] = (0.25, 0.5),
+def default_sweep_configs(arch: str = DEFAULT_ARCH, widths: Sequence[float] = (0.25, 0.5),
                           num_classes: int = 10, group_sizes: Sequence[int] = GROUP_SIZES,
                           groups: Sequence[int] = GROUPS) -> list[ArchConfig]:
     """The paper's design points (E2GC G and FgGC g) at each width: 11 configs per width by default."""

@@ -31,7 +31,7 @@ from typing import Any
 
 from ..config import E2GC, FGGC, ArchConfig
 from ..errors import ConfigError
-from ..models import get_entry, validate_config
+from ..models import DEFAULT_ARCH, get_entry, validate_config
 from ..models.stages import num_stages
 from ..paper import GROUP_SIZES, GROUPS
 
@@ -42,7 +42,7 @@ DEFAULT_WIDTHS: tuple[float, ...] = (0.25, 0.5, 0.75)
 class SearchSpace:
     """Which architectures, families, G/g values and widths a search may sample."""
 
-    archs: tuple[str, ...] = ("mobilenet_v1",)
+    archs: tuple[str, ...] = (DEFAULT_ARCH,)
     modules: tuple[str, ...] = (E2GC, FGGC)
     group_sizes: tuple[int, ...] = GROUP_SIZES
     groups: tuple[int, ...] = GROUPS
@@ -139,7 +139,7 @@ class StagewiseSearchSpace:
         'mobilenet_v1 E2GC G=1-2-2-4-4-4 w=0.50'
     """
 
-    archs: tuple[str, ...] = ("mobilenet_v1",)
+    archs: tuple[str, ...] = (DEFAULT_ARCH,)
     group_sizes: tuple[int, ...] = GROUP_SIZES
     widths: tuple[float, ...] = DEFAULT_WIDTHS
 
@@ -148,7 +148,7 @@ class StagewiseSearchSpace:
             get_entry(arch)
             num_stages(arch)  # an arch without a stage table cannot be searched stage-wise
         if not self.archs:
-            raise ConfigError("the stage-wise space needs at least one architecture, e.g. --arch mobilenet_v1")
+            raise ConfigError(f"the stage-wise space needs at least one architecture, e.g. --arch {DEFAULT_ARCH}")
         if not self.group_sizes or any(isinstance(g, bool) or not isinstance(g, int) or g < 1 for g in self.group_sizes):
             raise ConfigError(f"group sizes must be positive integers like 1,2,4,8, got {self.group_sizes}")
         if any(w <= 0 for w in self.widths) or not self.widths:
