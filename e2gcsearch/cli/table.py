@@ -10,7 +10,7 @@ import pandas as pd
 from .. import paper
 from ..profiling import epf_columns, profile_many
 from ..report.tables import fixed, human_count, render
-from ._common import HelpFormatter, add_format_arg, emit, note, positive_int
+from ._common import HelpFormatter, add_format_arg, emit, name_list, note, positive_int
 from .profile import add_profile_args, backend_lines, profile_config
 
 EXAMPLES = """\
@@ -18,6 +18,7 @@ examples:
   e2gcsearch table                       # 22 rows at 224x224, 1000 classes
   e2gcsearch table --format csv          # raw integer counts: arch,module,value,params,macs,...
   e2gcsearch table --resolution 112 --width 0.5
+  e2gcsearch table --arch resnext50      # the same rows for one network (any registered one)
   e2gcsearch table --measure --resolution 64 --width 0.25 --batch-sizes 1,4,16
                                          # + EPF columns (mJ/frame) per batch size, naming the backend
 """
@@ -32,6 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "table", help="the paper's Tables III/IV: params and MACs of every E2GC and FgGC row",
         description=__doc__ + "\n\nE2GC rows fix the group size G; FgGC rows fix the number of groups g.",
         epilog=EXAMPLES, formatter_class=HelpFormatter)
+    parser.add_argument("--arch", type=name_list, default=None, metavar="NAME[,NAME]",
+                        help="comma list of architectures; default: the networks of the paper's Tables III/IV")
     parser.add_argument("--resolution", type=int, default=224, help="input height and width in pixels")
     parser.add_argument("--width", type=float, default=1.0, help="width multiplier")
     parser.add_argument("--classes", type=positive_int, default=1000, help="number of output classes")
@@ -44,14 +47,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def table_frame(args: argparse.Namespace):
-    return paper.cost_table(resolution=args.resolution, width=args.width, num_classes=args.classes)
+    return paper.cost_table(resolution=args.resolution, width=args.width, num_classes=args.classes, archs=args.arch)
 
 
 def run(args: argparse.Namespace) -> None:
     frame = table_frame(args)
     formatters, headers = dict(FORMATTERS), dict(HEADERS)
     if args.measure:
-        configs = paper.table_configs(width=args.width, num_classes=args.classes)
+        configs = paper.table_configs(width=args.width, num_classes=args.classes, archs=args.arch)
         results = profile_many(configs, profile_config(args), progress=note)
         frame = pd.concat([frame, pd.DataFrame(epf_columns(results))], axis=1)
         backend = results[0].backend
