@@ -15,6 +15,7 @@ from typing import Any, Callable
 from torch import nn
 
 from ..config import ArchConfig
+from ..checks import is_int
 from ..errors import ConfigError, UnknownNameError
 from . import mobilenet_v1, resnext
 
@@ -81,7 +82,7 @@ def get_entry(arch: str) -> ModelEntry:
 def check_resolution(arch: str, resolution: int) -> None:
     """Reject input sizes smaller than the network's total stride (the last stage would be empty)."""
     stride = get_entry(arch).total_stride
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < stride:
+    if not is_int(resolution, minimum=stride):
         raise ConfigError(
             f"resolution {resolution} is too small for {arch}, whose total stride is {stride}; "
             f"use --resolution {stride} or larger (e.g. 64, 112 or 224)"

@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 from ..data.augment import AUGMENTATIONS
+from ..checks import positive_int
 from ..errors import ConfigError
 
 SCHEDULES = ("cosine", "step")
@@ -52,9 +53,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+            positive_int(name, getattr(self, name))
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"lr must be a positive number (e.g. 0.05), got {self.lr!r}")
         if self.schedule not in SCHEDULES:
@@ -65,8 +64,7 @@ class TrainConfig:
             raise ConfigError(f"label_smoothing must lie in [0, 1) (e.g. 0.1), got {self.label_smoothing!r}")
         if self.warmup_epochs < 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
             raise ConfigError("warmup_epochs and weight_decay must be >= 0 and momentum in [0, 1)")
-        if self.threads is not None and (isinstance(self.threads, bool) or self.threads < 1):
-            raise ConfigError(f"threads must be a positive integer or None, got {self.threads!r}")
+        positive_int("threads", self.threads, optional=True)
         if self.device != "auto" and not self.device.startswith(("cpu", "cuda")):
             raise ConfigError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")
         object.__setattr__(self, "step_milestones", tuple(float(m) for m in self.step_milestones))
