@@ -12,7 +12,7 @@ import torch
 
 from ..checks import is_int, positive_int
 from ..errors import ConfigError
-from ..paths import cache_home, user_cache_home
+from ..paths import TENSORS, cache_folder, user_cache_home
 
 DATASETS = ("food101", "imagefolder", "digits")
 ALIASES = {"embedded": "digits", "food-101": "food101", "image_folder": "imagefolder", "folder": "imagefolder"}
@@ -27,7 +27,7 @@ def default_data_root() -> Path:
 
 def default_cache_dir() -> Path:
     """Where decoded tensors go: ``$E2GCSEARCH_CACHE_DIR/tensors``, else ``~/.cache/e2gcsearch/tensors``."""
-    return cache_home() / "tensors"
+    return cache_folder(TENSORS)
 
 
 @dataclasses.dataclass(frozen=True)
