@@ -7,7 +7,8 @@ import importlib
 
 import pytest
 
-MODULES = ["e2gcsearch", "e2gcsearch.checks", "e2gcsearch.config", "e2gcsearch.cost", "e2gcsearch.report.tables", "e2gcsearch.models"]
+MODULES = ["e2gcsearch", "e2gcsearch.checks", "e2gcsearch.config", "e2gcsearch.cost", "e2gcsearch.report.tables",
+           "e2gcsearch.models"]
 
 
 @pytest.mark.parametrize("name", MODULES)
