@@ -111,3 +111,17 @@ def test_a_bad_spec_is_one_line_and_exit_2(tmp_path, capsys, text, fragment):
 def test_class_names_where_no_data_is_loaded_are_refused(capsys):
     assert main(["cost", "mobilenet_v1", "-G", "8", "--classes", "apple_pie,baklava"]) == 2
     assert "--classes takes a number here" in capsys.readouterr().err
+
+
+def test_run_end_to_end_with_a_spec_prints_the_front(tmp_path, capsys):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text('[search]\nsampler = "random"\nno_baselines = true\n[space]\nmodules = ["E2GC"]\n'
+                    'group_sizes = [8]\nwidths = [0.25]\n[data]\ndata = "digits"\nclasses = 3\n'
+                    'train_per_class = 8\nval_per_class = 4\nresolution = 32\n[training]\nepochs = 1\n'
+                    '[profiling]\nbatch_sizes = [2]\nrepeats = 1\nmin_window_s = 0.01\nwarmup = 1\n'
+                    'backend = "estimate"\n')
+    argv = ["run", "--config", str(spec), "--trials", "1", "--storage", f"sqlite:///{tmp_path}/s.db",
+            "--threads", "1", "--format", "csv"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("trial,") and "mobilenet_v1" in out

@@ -76,7 +76,8 @@ def search_config(args: argparse.Namespace) -> SearchConfig:
 
 def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.config, RUN_GROUPS) if args.config is not None else {}
-    config = search_config(complete(args, RUN_GROUPS, RUN_DEFAULTS, spec))
+    args = complete(args, RUN_GROUPS, RUN_DEFAULTS, spec)
+    config = search_config(args)
     try:
         study = run_search(config)
     except SearchInterrupted as exc:
