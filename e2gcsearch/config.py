@@ -14,6 +14,7 @@ import json
 import math
 from typing import Any
 
+from .checks import is_int, positive_int
 from .errors import ConfigError
 
 E2GC = "E2GC"  # constant group size G in every grouped 3x3 conv
@@ -57,12 +58,10 @@ class ArchConfig:
             )
         for name in ("group_size", "groups"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+            positive_int(name, value, optional=True)
         if not isinstance(self.width, (int, float)) or not math.isfinite(self.width) or self.width <= 0:
             raise ConfigError(f"width must be a number > 0 (e.g. 0.5 or 1.0), got {self.width!r}")
-        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 1:
-            raise ConfigError(f"num_classes must be a positive integer, got {self.num_classes!r}")
+        positive_int("num_classes", self.num_classes)
         object.__setattr__(self, "width", float(self.width))
 
     @property
@@ -143,7 +142,7 @@ def _positive_ints(values: Any) -> tuple[int, ...]:
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         raise ConfigError(f"stage_group_sizes must be a list of positive integers like [1, 2, 4, 4, 8, 8], got {values!r}")
     values = tuple(values)
-    if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+    if not values or not all(is_int(v) for v in values):
         raise ConfigError(f"stage_group_sizes must be a non-empty list of positive integers like [1, 2, 4, 4, 8, 8], "
                           f"got {list(values)!r}")
     return values

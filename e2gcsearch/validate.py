@@ -35,7 +35,8 @@ from .search.storage import studies_dir
 from .report.tables import fixed, render, to_json
 from .train import TrainConfig, train_model
 
-DATA_FIELDS = ("name", "root", "classes", "train_per_class", "val_per_class", "resolution", "seed", "download")
+DATA_FIELDS = ("name", "root", "classes", "train_per_class", "val_per_class", "resolution", "seed", "download",
+               "cache_dir")
 Say = Callable[[str], None]
 
 

@@ -43,7 +43,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    args.argv = argv[argv.index(args.command) + 1:] if getattr(args, "command", None) in argv else argv
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -1,13 +1,11 @@
-"""Argument helpers shared by the subcommands: model flags, output format, one-line errors."""
+"""What every subcommand shares besides its options (those are in :mod:`.options`): the parser with
+one-line errors, the help formatter, the readers of option text, and the two output streams."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from typing import NoReturn
-
-from ..config import ArchConfig
-from ..report.tables import FORMATS
 
 
 class Parser(argparse.ArgumentParser):
@@ -53,36 +51,28 @@ def float_list(text: str) -> tuple[float, ...]:
     return values
 
 
+def class_list(text: str) -> int | tuple[str, ...]:
+    """'10' → 10 (the first ten classes); 'apple_pie,baklava' → those classes."""
+    text = text.strip()
+    if text.isdigit():
+        return positive_int(text)
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected a number or a comma-separated list of class names, got {text!r}")
+    return names
+
+
+def threads(text: str) -> int | None:
+    """A torch thread count: a positive number, or 0 for torch's default (``None``)."""
+    return None if text.strip() == "0" else positive_int(text)
+
+
 def name_list(text: str) -> tuple[str, ...]:
     """'mobilenet_v1,resnext50' → ('mobilenet_v1', 'resnext50')."""
     values = tuple(part.strip() for part in text.split(",") if part.strip())
     if not values:
         raise argparse.ArgumentTypeError(f"expected a comma-separated list of names, got {text!r}")
     return values
-
-
-def add_format_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=FORMATS, default="table",
-                        help="output format: human table, CSV/JSON with raw values, or Markdown")
-
-
-def add_model_args(parser: argparse.ArgumentParser, resolution: int = 224, classes: int = 1000) -> None:
-    """ARCH (--group-size G | --groups g) [--width W] [--resolution R] [--classes C]."""
-    parser.add_argument("arch", metavar="ARCH", help="architecture: mobilenet_v1 or resnext50 (see 'e2gcsearch table')")
-    parser.add_argument("--group-size", "-G", type=positive_int, metavar="G",
-                        help="E2GC: channels per group of every grouped 3x3 conv (1 = depthwise)")
-    parser.add_argument("--groups", "-g", type=positive_int, metavar="g",
-                        help="FgGC: number of groups of every grouped 3x3 conv")
-    parser.add_argument("--width", type=float, default=1.0,
-                        help="width multiplier; channels are rounded so every grouped conv stays divisible")
-    parser.add_argument("--resolution", type=int, default=resolution, help="input height and width in pixels")
-    parser.add_argument("--classes", type=positive_int, default=classes, help="number of output classes")
-
-
-def arch_config(args: argparse.Namespace) -> ArchConfig:
-    """The ArchConfig the model flags describe (raises ConfigError with a fix)."""
-    return ArchConfig(args.arch, group_size=args.group_size, groups=args.groups,
-                      width=args.width, num_classes=args.classes)
 
 
 def emit(text: str) -> None:

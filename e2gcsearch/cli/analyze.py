@@ -9,7 +9,8 @@ from ..energy_model import DeviceProfile, fig3_frame, layer_table
 from ..energy_model.equations import FIG3_SHAPE
 from ..errors import ConfigError
 from ..report.tables import fixed, human_count, render, to_json
-from ._common import HelpFormatter, add_format_arg, add_model_args, arch_config, emit, int_list, note
+from ._common import HelpFormatter, emit, int_list, note
+from .options import MODEL, OUTPUT, add_options, arch_config
 
 EXAMPLES = """\
 examples:
@@ -34,14 +35,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "analyze", help="Table II quantities (M_c, P, A, AI) of every grouped conv; the paper's Fig. 3",
         description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
-    add_model_args(parser)
+    add_options(parser, MODEL, OUTPUT)
     parser.add_argument("--plot", metavar="FILE", help="draw Fig. 3 to FILE (.png, .pdf, .svg or .html)")
     parser.add_argument("--fig3-shape", type=int_list, metavar="m,n,k,hw",
                         default=",".join(str(FIG3_SHAPE[key]) for key in ("m", "n", "kernel", "h")),
                         help="the layer of Fig. 3: channels in, channels out, kernel size, output height = width")
     parser.add_argument("--profile", metavar="FILE",
                         help="a device profile (from 'e2gcsearch model fit'): add its modelled layer energy to Fig. 3")
-    add_format_arg(parser)
     parser.set_defaults(func=run)
 
 

@@ -8,7 +8,8 @@ import pandas as pd
 
 from ..cost import network_cost
 from ..report.tables import fixed, human_count, render, to_json
-from ._common import HelpFormatter, add_format_arg, add_model_args, arch_config, emit
+from ._common import HelpFormatter, emit
+from .options import MODEL, OUTPUT, add_options, arch_config
 
 EXAMPLES = """\
 examples:
@@ -30,9 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "cost", help="params, MACs, activations and AI of one network (per layer on request)",
         description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
-    add_model_args(parser)
+    add_options(parser, MODEL, OUTPUT)
     parser.add_argument("--per-layer", action="store_true", help="also list every conv and linear layer")
-    add_format_arg(parser)
     parser.set_defaults(func=run)
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 
 from ..report import front_frame, hypervolume_history, render_front, require_trials
-from ._common import HelpFormatter, add_format_arg, emit, note
+from ._common import HelpFormatter, emit, note
+from .options import OUTPUT, add_options
 from .studies import add_study_args, load_study
 
 EXAMPLES = """\
@@ -34,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--all", action="store_true", help="list every completed trial; dominated ones are marked")
     parser.add_argument("--plot", metavar="FILE", help="draw accuracy vs EPF to FILE.png/.pdf/.svg or FILE.html")
     parser.add_argument("--plot-hv", metavar="FILE", help="draw the hypervolume vs trial number to FILE")
-    add_format_arg(parser)
+    add_options(parser, OUTPUT)
     parser.set_defaults(func=run)
 
 

@@ -4,7 +4,6 @@ device, and predict with it: per-layer optimal g (Eq. 2), the G it favours, EPF 
 from __future__ import annotations
 
 import argparse
-import collections
 
 import pandas as pd
 
@@ -15,10 +14,9 @@ from ..energy_model import (DeviceProfile, config_predictions, dataset_from_stud
 from ..energy_model.fit import MIN_CONFIGS, MODEL_FORM
 from ..errors import ConfigError
 from ..models import get_entry
-from ..search.storage import DEFAULT_STORAGE
 from ..report.tables import fixed, human_count, render, to_json
-from ._common import HelpFormatter, add_format_arg, emit, float_list, note, positive_int
-from .profile import add_profile_args, profile_config
+from ._common import HelpFormatter, emit, note, positive_int
+from .options import MEASUREMENT, MODEL, OUTPUT, add_option, add_options, profile_config
 
 FIT_EXAMPLES = f"""\
 examples:
@@ -43,7 +41,7 @@ examples:
 Per grouped layer: g* = sqrt(m·n·k²·(h·w)^(1-beta)/gamma), the continuous optimum (Eq. 2 with Eq. 1
 read per group, A neglected), and the best power-of-two G with A included. Then the predicted EPF of
 every E2GC G and FgGC g next to the measured EPF where the profile has it, and the G the model favours
-for the whole network and per stage. Width and classes default to those the profile measured most.
+for the whole network and per stage. Unset width, classes and resolution are those the profile measured most.
 """
 
 FIT_FORMATTERS = {"beta": fixed(3), "gamma": fixed(1), "gamma_dw": fixed(1), "kappa_mj": lambda v: f"{v:.3g}",
@@ -64,30 +62,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source = fit.add_mutually_exclusive_group()
     source.add_argument("--sweep", action="store_true", help="profile a sweep of configurations now (the default)")
     source.add_argument("--from-profile", metavar="FILE", help="a sweep file written by --save-sweep")
-    source.add_argument("--study", metavar="NAME", help="the complete trials of this search study")
-    fit.add_argument("--storage", default=DEFAULT_STORAGE, help="study storage URL (with --study)")
+    add_option(source, "study", default=None)  # fit the complete trials of this study
+    add_option(fit, "storage")
     fit.add_argument("--out", default="device-profile.json", help="where to save the fitted device profile (JSON)")
     sweep = fit.add_argument_group("sweep")
     sweep.add_argument("--arch", default="mobilenet_v1", help="architecture of the sweep")
-    sweep.add_argument("--widths", type=float_list, default="0.25,0.5", metavar="W,…", help="widths of the sweep")
-    sweep.add_argument("--resolution", type=int, default=64, help="input height and width in pixels")
-    sweep.add_argument("--classes", type=positive_int, default=10, help="classifier outputs of the swept networks")
+    add_option(sweep, "widths", (0.25, 0.5))
+    add_option(sweep, "resolution", 64)
+    add_option(sweep, "classes", 10)
     sweep.add_argument("--save-sweep", metavar="FILE", help="also save the measurements (refit with --from-profile)")
-    add_profile_args(fit, title="energy measurement (sweep)")
-    add_format_arg(fit)
+    add_options(fit, MEASUREMENT._replace(title="energy measurement (sweep)"), OUTPUT)
     fit.set_defaults(func=run_fit)
 
     predict = commands.add_parser("predict", help="per-layer optimal g, favoured G, predicted EPF of every config",
                                   description=__doc__, epilog=PREDICT_EXAMPLES, formatter_class=HelpFormatter)
-    predict.add_argument("arch", metavar="ARCH", help="architecture: mobilenet_v1 or resnext50")
+    # Unset width, classes and resolution: the ones the profile measured most.
+    add_options(predict, MODEL, OUTPUT, defaults={"width": None, "classes": None, "resolution": None})
     predict.add_argument("--profile", required=True, metavar="FILE", help="device profile from 'e2gcsearch model fit'")
-    predict.add_argument("--group-size", "-G", type=positive_int, metavar="G", help="E2GC config of the per-layer table")
-    predict.add_argument("--groups", "-g", type=positive_int, metavar="g", help="FgGC config of the per-layer table")
-    predict.add_argument("--width", type=float, default=None, help="width multiplier (default: the profile's)")
-    predict.add_argument("--classes", type=positive_int, default=None, help="classes (default: the profile's)")
-    predict.add_argument("--resolution", type=int, default=None, help="input size (default: the profile's)")
-    predict.add_argument("--batch-size", type=positive_int, default=None, help="batch size (default: largest fitted)")
-    add_format_arg(predict)
+    predict.add_argument("--batch-size", type=positive_int, default=None,
+                         help="the batch size B of the fit to predict with (default: the largest fitted)")
     predict.set_defaults(func=run_predict)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
@@ -117,7 +110,7 @@ def _dataset(args: argparse.Namespace):
     configs = default_sweep_configs(args.arch, args.widths, args.classes)
     note(f"sweep: {len(configs)} networks ({args.arch}, widths {', '.join(f'{w:g}' for w in args.widths)}, "
          f"{args.resolution}x{args.resolution} px)")
-    dataset = run_sweep(configs, profile_config(args), progress=note)
+    dataset = run_sweep(configs, profile_config(args, threads=args.threads), progress=note)
     if args.save_sweep:
         note(f"saved the sweep to {dataset.save(args.save_sweep)}")
     return dataset
@@ -142,21 +135,13 @@ def run_fit(args: argparse.Namespace) -> None:
     emit(render(frame.drop(columns=["is_estimate"]), args.format, FIT_FORMATTERS, headers))
 
 
-def _defaults(args: argparse.Namespace, profile: DeviceProfile) -> tuple[float, int, int]:
-    """Width, classes and resolution: the flags, else the most common ones of the profile's measurements."""
-    mine = [m.config for m in profile.measurements if m.config.arch == args.arch]
-    width = args.width or (collections.Counter(c.width for c in mine).most_common(1)[0][0] if mine else 1.0)
-    classes = args.classes or (collections.Counter(c.num_classes for c in mine).most_common(1)[0][0] if mine else 1000)
-    return float(width), int(classes), int(args.resolution or profile.resolution)
-
-
 def run_predict(args: argparse.Namespace) -> None:
     get_entry(args.arch)
     profile = DeviceProfile.load(args.profile)
     warning = fingerprint_warning(profile)
     if warning:
         note(warning)
-    width, classes, resolution = _defaults(args, profile)
+    width, classes, resolution = profile.setting_for(args.arch, args.width, args.classes, args.resolution)
     fit = profile.fit_for(args.batch_size)
     fitted_archs = sorted({m.config.arch for m in profile.measurements})
     if fitted_archs and args.arch not in fitted_archs:

@@ -6,10 +6,10 @@ import argparse
 
 import pandas as pd
 
-from ..energy import BACKENDS
-from ..profiling import ProfileConfig, ProfileResult, profile_model
+from ..profiling import ProfileResult, profile_model
 from ..report.tables import fixed, render, to_json
-from ._common import HelpFormatter, add_format_arg, add_model_args, arch_config, emit, int_list, note, positive_int
+from ._common import HelpFormatter, emit, note
+from .options import MEASUREMENT, MODEL, OUTPUT, add_options, arch_config, profile_config
 
 EXAMPLES = """\
 examples:
@@ -24,8 +24,8 @@ no optimizer step). Backends (auto tries them in this order): nvml (NVIDIA energ
 power), rapl (Linux powercap, CPU package + DRAM), estimate (measured time x a TDP power model:
 7.5 W per busy core on a CPU; override with --cpu-power-w or E2GCSEARCH_CPU_POWER_W). Estimates are
 labelled "estimate" everywhere. Defaults: windows of at least 5 s on a GPU and 0.25 s on a CPU, one
-torch thread. Measurements are cached in $E2GCSEARCH_CACHE_DIR/profiles (default
-~/.cache/e2gcsearch/profiles); --no-cache measures afresh.
+torch thread. Measurements are cached in <cache home>/profiles: --cache-dir, else $E2GCSEARCH_CACHE_DIR,
+else ~/.cache/e2gcsearch; --no-cache measures afresh.
 """
 
 FORMATTERS = {"epf_mj": fixed(3), "epf_std_mj": fixed(3), "cv": lambda v: fixed(1)(None if v is None else 100 * v),
@@ -39,50 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "profile", help="EPF (mJ/frame), latency and CV of one network per batch size, naming the backend",
         description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
-    add_model_args(parser)
-    add_profile_args(parser)
-    add_format_arg(parser)
+    add_options(parser, MODEL, MEASUREMENT, OUTPUT)
     parser.set_defaults(func=run)
-
-
-def add_profile_args(parser: argparse.ArgumentParser, title: str = "energy measurement") -> None:
-    """Flags shared by ``profile`` and ``table --measure``."""
-    group = parser.add_argument_group(title)
-    group.add_argument("--batch-sizes", type=int_list, default="1,4,16", metavar="B,B,...",
-                       help="batch sizes to profile")
-    group.add_argument("--backend", choices=("auto",) + BACKENDS, default="auto",
-                       help="energy meter; auto tries nvml, rapl, estimate and says why it skipped any")
-    group.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    group.add_argument("--repeats", type=positive_int, default=5, help="measured windows per batch size")
-    group.add_argument("--min-window-s", type=float, default=None, metavar="S",
-                       help="minimum window length in seconds; None = 5 on a GPU, 0.25 on a CPU")
-    group.add_argument("--warmup", type=int, default=3, help="warm-up steps per batch size")
-    group.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
-                       help="precision of weights and input")
-    group.add_argument("--channels-last", action="store_true", help="NHWC memory format")
-    group.add_argument("--threads", type=_threads, default=1,
-                       help="torch intra-op threads; 0 = torch's default (all cores). 1 measures one busy "
-                            "core: steady on a shared CPU and independent of OpenMP scaling")
-    group.add_argument("--cpu-power-w", type=float, default=None, metavar="W",
-                       help="estimate backend: assumed power in watts; None = E2GCSEARCH_CPU_POWER_W if set, "
-                            "else 7.5 W per thread")
-    group.add_argument("--no-cache", action="store_true", help="measure afresh; neither read nor write the cache")
-    group.add_argument("--cache-dir", default=None,
-                       help="cache directory; None = $E2GCSEARCH_CACHE_DIR/profiles or ~/.cache/e2gcsearch/profiles")
-
-
-def _threads(text: str) -> int | None:
-    """``--threads``: a positive count, or 0 for torch's default (``None``)."""
-    return None if text.strip() == "0" else positive_int(text)
-
-
-def profile_config(args: argparse.Namespace) -> ProfileConfig:
-    """The ProfileConfig the flags describe (raises ConfigError with a fix)."""
-    return ProfileConfig(
-        batch_sizes=args.batch_sizes, resolution=args.resolution, device=args.device, backend=args.backend,
-        dtype=args.dtype, channels_last=args.channels_last, repeats=args.repeats,
-        min_window_s=args.min_window_s, warmup=args.warmup, cache_dir=args.cache_dir,
-        use_cache=not args.no_cache, power_w=args.cpu_power_w, threads=args.threads)
 
 
 def backend_lines(result: ProfileResult) -> list[str]:
@@ -96,7 +54,7 @@ def backend_lines(result: ProfileResult) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> None:
-    result = profile_model(arch_config(args), profile_config(args), progress=note)
+    result = profile_model(arch_config(args), profile_config(args, threads=args.threads), progress=note)
     backend_line, *skipped = backend_lines(result)
     for line in ([] if args.format in ("table", "markdown") else [backend_line]) + skipped:
         note(line)

@@ -6,9 +6,10 @@ import argparse
 
 import optuna
 
-from ..search.storage import DEFAULT_STORAGE, DEFAULT_STUDY, open_study, studies_frame
+from ..search.storage import open_study, studies_frame
 from ..report.tables import render
-from ._common import HelpFormatter, add_format_arg, emit
+from ._common import HelpFormatter, emit
+from .options import OUTPUT, STUDY, add_option, add_options
 
 EXAMPLES = """\
 examples:
@@ -20,9 +21,7 @@ examples:
 
 def add_study_args(parser: argparse.ArgumentParser) -> None:
     """--study NAME and --storage URL, with the defaults every command shares."""
-    parser.add_argument("--study", default=DEFAULT_STUDY, help="study name (shared by run/front/export/validate)")
-    parser.add_argument("--storage", default=DEFAULT_STORAGE,
-                        help="Optuna RDB URL (sqlite:///…, postgresql://…) or journal file (.log/.jsonl)")
+    add_options(parser, STUDY)
 
 
 def load_study(args: argparse.Namespace) -> optuna.Study:
@@ -34,9 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "studies", help="list the studies in a storage with trial counts and objectives",
         description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
-    parser.add_argument("--storage", default=DEFAULT_STORAGE,
-                        help="Optuna RDB URL (sqlite:///…, postgresql://…) or journal file (.log/.jsonl)")
-    add_format_arg(parser)
+    add_option(parser, "storage")
+    add_options(parser, OUTPUT)
     parser.set_defaults(func=run)
 
 

@@ -10,8 +10,9 @@ import pandas as pd
 from .. import paper
 from ..profiling import epf_columns, profile_many
 from ..report.tables import fixed, human_count, render
-from ._common import HelpFormatter, add_format_arg, emit, name_list, note, positive_int
-from .profile import add_profile_args, backend_lines, profile_config
+from ._common import HelpFormatter, emit, name_list, note
+from .options import MEASUREMENT, MODEL, OUTPUT, Group, add_options, profile_config
+from .profile import backend_lines
 
 EXAMPLES = """\
 examples:
@@ -35,14 +36,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES, formatter_class=HelpFormatter)
     parser.add_argument("--arch", type=name_list, default=None, metavar="NAME[,NAME]",
                         help="comma list of architectures; default: the networks of the paper's Tables III/IV")
-    parser.add_argument("--resolution", type=int, default=224, help="input height and width in pixels")
-    parser.add_argument("--width", type=float, default=1.0, help="width multiplier")
-    parser.add_argument("--classes", type=positive_int, default=1000, help="number of output classes")
+    add_options(parser, Group("network", ("width", "resolution", "classes"), MODEL.defaults))
     parser.add_argument("--measure", action="store_true",
                         help="also profile every row and add EPF columns (mJ/frame) per batch size at this "
                              "resolution and width; on a CPU keep it small, e.g. --resolution 64 --width 0.25")
-    add_profile_args(parser, title="energy measurement (with --measure)")
-    add_format_arg(parser)
+    add_options(parser, MEASUREMENT._replace(title="energy measurement (with --measure)"), OUTPUT)
     parser.set_defaults(func=run)
 
 
@@ -55,7 +53,7 @@ def run(args: argparse.Namespace) -> None:
     formatters, headers = dict(FORMATTERS), dict(HEADERS)
     if args.measure:
         configs = paper.table_configs(width=args.width, num_classes=args.classes, archs=args.arch)
-        results = profile_many(configs, profile_config(args), progress=note)
+        results = profile_many(configs, profile_config(args, threads=args.threads), progress=note)
         frame = pd.concat([frame, pd.DataFrame(epf_columns(results))], axis=1)
         backend = results[0].backend
         for batch_size in args.batch_sizes:

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 
+from ..paths import TENSORS
 from ..validate import ValidateSettings, checkpoint_root, render_validation, validate_study
-from ._common import HelpFormatter, add_format_arg, emit, positive_int
-from ._options import add_data_args, add_profile_args, profile_config
-from .studies import add_study_args, load_study
+from ._common import HelpFormatter, emit, positive_int
+from .options import (DATA, MEASUREMENT_WHILE_TRAINING, OUTPUT, STUDY, TRAINING, add_options, cached_under,
+                      profile_config)
+from .studies import load_study
 
 EXAMPLES = """\
 examples:
@@ -46,39 +48,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "validate", help="full training of the front's members; proxy-vs-full rank agreement (Kendall's tau)",
         description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
-    add_study_args(parser)
     chosen = parser.add_mutually_exclusive_group()
     chosen.add_argument("--top", type=positive_int, metavar="K",
                         help="validate the K front members with the best proxy top-1 (default: every front member)")
     chosen.add_argument("--trials", type=trial_numbers, metavar="N,…", help="validate these trial numbers instead")
-    group = parser.add_argument_group("full training")
-    group.add_argument("--epochs", type=positive_int, default=30, help="full-training epochs")
-    group.add_argument("--batch-size", type=positive_int, default=32, help="training batch size")
-    group.add_argument("--lr", type=float, help="peak learning rate (default: the trainer's)")
-    group.add_argument("--train-seed", type=int, default=0, help="seed of weight init and batch order")
-    group.add_argument("--retrain", action="store_true",
-                       help="start over: ignore stored results and existing checkpoints of these trials")
-    add_data_args(parser, resolution=None)
-    add_profile_args(parser, repeats=5)
-    parser.add_argument("--no-profile", action="store_true", help="skip measuring EPF again")
     # Unset data flags and batch sizes keep each trial's stored values.
-    parser.set_defaults(func=run, data_seed=None, batch_sizes=None)
-    add_format_arg(parser)
+    groups = add_options(parser, STUDY, TRAINING, DATA, MEASUREMENT_WHILE_TRAINING, OUTPUT,
+                         defaults={"epochs": 30, "data_seed": None, "batch_sizes": None})
+    groups["training"].add_argument("--retrain", action="store_true",
+                                    help="start over: ignore stored results and existing checkpoints of these trials")
+    groups["energy measurement"].add_argument("--no-profile", action="store_true", help="skip measuring EPF again")
+    parser.set_defaults(func=run)
 
 
 def settings(args: argparse.Namespace) -> ValidateSettings:
-    classes = args.classes
-    if classes is not None:  # "10" keeps the first 10 classes, "a,b" keeps those
-        classes = int(classes) if classes.isdigit() else tuple(c.strip() for c in classes.split(",") if c.strip())
-    data = {"name": args.data, "root": args.data_root, "classes": classes,
+    data = {"name": args.data, "root": args.data_root, "classes": args.classes,
             "train_per_class": args.train_per_class, "val_per_class": args.val_per_class,
-            "resolution": args.resolution, "seed": args.data_seed, "download": args.download or None}
-    train = {"batch_size": args.batch_size, "seed": args.train_seed, "device": args.device}
-    if args.lr is not None:
-        train["lr"] = args.lr
-    sizes = args.batch_sizes or (1, 4, 16)  # unset: the batch sizes the search measured
-    profile = None if args.no_profile else profile_config(argparse.Namespace(**{**vars(args), "batch_sizes": sizes}),
-                                                          resolution=224)  # validate profiles at the data's
+            "resolution": args.resolution, "seed": args.data_seed, "download": args.download or None,
+            "cache_dir": cached_under(args.cache_dir, TENSORS)}
+    train = {"batch_size": args.batch_size, "lr": args.lr, "seed": args.train_seed, "device": args.device,
+             "threads": args.threads, "channels_last": args.channels_last}
+    # Unset --batch-sizes: the batch sizes the search measured; the resolution is the data's.
+    profile = None if args.no_profile else profile_config(args, threads=args.profile_threads, resolution=224,
+                                                          batch_sizes=args.batch_sizes or (1, 4, 16))
     return ValidateSettings(top=args.top, trials=args.trials, epochs=args.epochs, data=data, train=train,
                             profile=profile, search_batch_sizes=args.batch_sizes is None, retrain=args.retrain)
 

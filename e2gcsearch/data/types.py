@@ -10,8 +10,9 @@ from typing import Any
 
 import torch
 
+from ..checks import is_int, positive_int
 from ..errors import ConfigError
-from ..paths import cache_home, user_cache_home
+from ..paths import TENSORS, cache_folder, user_cache_home
 
 DATASETS = ("food101", "imagefolder", "digits")
 ALIASES = {"embedded": "digits", "food-101": "food101", "image_folder": "imagefolder", "folder": "imagefolder"}
@@ -26,7 +27,7 @@ def default_data_root() -> Path:
 
 def default_cache_dir() -> Path:
     """Where decoded tensors go: ``$E2GCSEARCH_CACHE_DIR/tensors``, else ``~/.cache/e2gcsearch/tensors``."""
-    return cache_home() / "tensors"
+    return cache_folder(TENSORS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,15 +66,13 @@ class DataConfig:
     def __post_init__(self) -> None:
         if isinstance(self.classes, list):
             object.__setattr__(self, "classes", tuple(self.classes))
-        if isinstance(self.classes, bool) or (isinstance(self.classes, int) and self.classes < 1):
+        if isinstance(self.classes, int) and not is_int(self.classes):
             raise ConfigError(f"classes must be a positive number or a list of class names, got {self.classes!r}")
         if isinstance(self.classes, tuple) and not self.classes:
             raise ConfigError("classes is an empty list; name at least one class or pass a number like --classes 10")
         for field in ("train_per_class", "val_per_class"):
-            value = getattr(self, field)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ConfigError(f"{field} must be a positive integer, got {value!r}")
-        if isinstance(self.resolution, bool) or not isinstance(self.resolution, int) or self.resolution < 8:
+            positive_int(field, getattr(self, field), optional=True)
+        if not is_int(self.resolution, minimum=8):
             raise ConfigError(f"resolution must be an integer >= 8 pixels (e.g. 64), got {self.resolution!r}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction must lie strictly between 0 and 1 (e.g. 0.2), got {self.val_fraction!r}")

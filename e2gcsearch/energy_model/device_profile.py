@@ -81,6 +81,17 @@ class DeviceProfile:
                 return item.epf_mj.get(batch)
         return None
 
+    def setting_for(self, arch: str, width: float | None = None, num_classes: int | None = None,
+                    resolution: int | None = None) -> tuple[float, int, int]:
+        """(width, num_classes, resolution) to predict ``arch`` at: the values given, else the most
+        common width and classes among this profile's measurements of ``arch`` (1.0 and 1000 when it
+        has none) and the profile's resolution."""
+        mine = [m.config for m in self.measurements if m.config.arch == arch]
+        width = width or (collections.Counter(c.width for c in mine).most_common(1)[0][0] if mine else 1.0)
+        num_classes = num_classes or (collections.Counter(c.num_classes for c in mine).most_common(1)[0][0]
+                                      if mine else 1000)
+        return float(width), int(num_classes), int(resolution or self.resolution)
+
     def to_dict(self) -> dict[str, Any]:
         return {"kind": PROFILE_KIND, "version": PROFILE_VERSION, "e2gcsearch_version": __version__,
                 "created": self.created, "source": self.source, "model_form": self.model_form,

@@ -16,6 +16,7 @@ from typing import Any
 
 from torch import nn
 
+from ..checks import is_int
 from ..config import ArchConfig
 from ..errors import ConfigError
 from . import mobilenet_v1, resnext  # noqa: F401 - each registers its entry
@@ -28,7 +29,7 @@ DEFAULT_ARCH: str = default_arch()  # the architecture library defaults use
 def check_resolution(arch: str, resolution: int) -> None:
     """Reject input sizes smaller than the network's total stride (the last stage would be empty)."""
     stride = get_entry(arch).total_stride
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < stride:
+    if not is_int(resolution, minimum=stride):
         raise ConfigError(
             f"resolution {resolution} is too small for {arch}, whose total stride is {stride}; "
             f"use --resolution {stride} or larger (e.g. 64, 112 or 224)"

@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..config import ArchConfig
-from ..paths import cache_home
+from ..paths import PROFILES, cache_folder
 
 SCHEMA = 1
 
 
 def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     """Where profiles are cached when no directory is given (see the module docstring)."""
-    return cache_home(environ) / "profiles"
+    return cache_folder(PROFILES, environ=environ)
 
 
 def cache_key(arch: ArchConfig, batch_size: int, resolution: int, fingerprint: Mapping[str, Any]) -> dict[str, Any]:

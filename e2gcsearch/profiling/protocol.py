@@ -46,6 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checks import is_int, positive_int
 from ..config import ArchConfig
 from ..devices import resolve_device
 from ..energy import Meter, create_meter
@@ -103,18 +104,15 @@ class ProfileConfig:
 
     def __post_init__(self) -> None:
         sizes = tuple(self.batch_sizes)
-        if not sizes or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in sizes):
+        if not sizes or not all(is_int(b) for b in sizes):
             raise ConfigError(f"batch sizes must be positive integers like (1, 4, 16), got {self.batch_sizes!r}")
         object.__setattr__(self, "batch_sizes", tuple(sorted(set(sizes))))
         if self.dtype not in DTYPES:
             raise ConfigError(f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
-        if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 1:
-            raise ConfigError(f"repeats must be a positive integer (e.g. 5), got {self.repeats!r}")
-        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
+        positive_int("repeats", self.repeats, example="5")
+        if not is_int(self.warmup, minimum=0):
             raise ConfigError(f"warmup must be a non-negative number of steps (e.g. 3), got {self.warmup!r}")
-        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
-                                         or self.threads < 1):
-            raise ConfigError(f"threads must be a positive integer (e.g. 1), got {self.threads!r}")
+        positive_int("threads", self.threads, example="1", optional=True)
         if self.min_window_s is not None and not (self.min_window_s > 0 and math.isfinite(self.min_window_s)):
             raise ConfigError(f"min_window_s must be a duration in seconds > 0 (e.g. 0.25), got {self.min_window_s!r}")
 

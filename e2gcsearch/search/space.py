@@ -30,6 +30,7 @@ import itertools
 from typing import Any
 
 from ..config import E2GC, FGGC, ArchConfig
+from ..checks import is_int
 from ..errors import ConfigError
 from ..models import DEFAULT_ARCH, get_entry, validate_config
 from ..models.stages import num_stages
@@ -149,7 +150,7 @@ class StagewiseSearchSpace:
             num_stages(arch)  # an arch without a stage table cannot be searched stage-wise
         if not self.archs:
             raise ConfigError(f"the stage-wise space needs at least one architecture, e.g. --arch {DEFAULT_ARCH}")
-        if not self.group_sizes or any(isinstance(g, bool) or not isinstance(g, int) or g < 1 for g in self.group_sizes):
+        if not self.group_sizes or not all(is_int(g) for g in self.group_sizes):
             raise ConfigError(f"group sizes must be positive integers like 1,2,4,8, got {self.group_sizes}")
         if any(w <= 0 for w in self.widths) or not self.widths:
             raise ConfigError(f"widths must be positive numbers, got {self.widths}; e.g. --widths 0.25,0.5,1.0")

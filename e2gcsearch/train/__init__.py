@@ -33,7 +33,8 @@ from ..data import LoadedData
 from ..devices import resolve_device
 from ..errors import ConfigError
 from . import checkpoint
-from .config import SCHEDULES, TrainConfig, TrainResult, learning_rate
+from .config import (PROXY_BUDGETS, SCHEDULES, ProxyBudget, TrainConfig, TrainResult, learning_rate, proxy_budget,
+                     proxy_data_config)
 from .loop import Trainer
 from .runtime import build_model, check_inputs, distributed, process_rank, thread_limit
 
@@ -72,11 +73,15 @@ def train_model(arch: ArchConfig, data: LoadedData, config: TrainConfig | None =
 
 
 __all__ = [
+    "PROXY_BUDGETS",
+    "ProxyBudget",
     "SCHEDULES",
     "TrainConfig",
     "TrainResult",
     "build_model",
     "learning_rate",
     "process_rank",
+    "proxy_budget",
+    "proxy_data_config",
     "train_model",
 ]

@@ -1,0 +1,373 @@
+"""The option vocabulary of every command: one table of options, grouped, and the configs they build.
+
+Each option is declared once in :data:`OPTIONS` (flags, type, default, help); a command registers the
+groups it needs with :func:`add_options`, so a flag means the same thing, has the same ``dest`` and
+the same help in every command that takes it. A command may change a default (``--repeats`` is 5
+for ``profile`` and 3 per search trial), never the meaning. ``dest`` is the first flag with dashes
+as underscores, which is also the key of a study spec (``run --config FILE.toml``): the spec's keys
+are checked and converted from this same table (:func:`load_spec`, :func:`complete`).
+
+The vocabulary in short:
+
+  network      ARCH, --group-size/-G, --groups/-g, --width, --resolution, --classes
+  data         --data, --data-root, --classes, --train-per-class, --val-per-class, --resolution,
+               --data-seed (subset draw and split), --download, --cache-dir (the cache home)
+  training     --epochs, --batch-size, --lr, --train-seed (weights, batch order, augmentation),
+               --device, --threads, --channels-last (+ the trainer's own flags in 'train')
+  measurement  --batch-sizes, --backend, --device, --repeats, --min-window-s, --warmup, --dtype,
+               --channels-last, --threads (--profile-threads where the command also trains),
+               --cpu-power-w, --no-cache, --cache-dir
+  study        --study, --storage;  search / search space: the flags of 'run'
+  output       --format
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tomllib
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, NamedTuple
+
+from ..config import E2GC, FGGC, ArchConfig
+from ..data import DataConfig
+from ..data.augment import AUGMENTATIONS
+from ..energy import BACKENDS
+from ..errors import ConfigError, DataError
+from ..models import list_models
+from ..paths import PROFILES, TENSORS, cache_folder
+from ..profiling import ProfileConfig
+from ..profiling.protocol import DTYPES
+from ..report.tables import FORMATS
+from ..search.objectives import DEFAULT_BATCH_SIZE
+from ..search.space import DEFAULT_WIDTHS, SearchSpace
+from ..search.storage import DEFAULT_STORAGE, DEFAULT_STUDY
+from ..search.study import SAMPLERS
+from ..train import SCHEDULES, TrainConfig, proxy_data_config
+from ._common import class_list, float_list, int_list, name_list, positive_int, threads
+
+DEFAULT_TRIALS = 16  # trials of one 'run' invocation: the default search on the digits takes ~5 min on 2 cores
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One command-line option: its flags, how its text is read, its default and its help."""
+
+    flags: tuple[str, ...]
+    help: str
+    type: Callable[[str], Any] | None = None
+    default: Any = None
+    choices: tuple[str, ...] | None = None
+    metavar: str | None = None
+    action: str | None = None  # "store_true" or "append"
+
+    @property
+    def dest(self) -> str:
+        return self.flags[0].lstrip("-").replace("-", "_")
+
+    def from_spec(self, value: Any, where: str) -> Any:
+        """A study-spec (TOML) value read as if it had been given as this flag."""
+        if self.action == "store_true":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where} takes true or false, got {value!r}")
+            return value
+        if self.action == "append":
+            return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+        text = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+        if self.choices and text not in self.choices:
+            raise ConfigError(f"{where} must be one of {', '.join(self.choices)}, got {value!r}")
+        try:
+            return self.type(text) if self.type else text
+        except (argparse.ArgumentTypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+
+
+def _option(*flags: str, help: str, **settings: Any) -> Option:
+    if settings.get("action") == "store_true":
+        settings.setdefault("default", False)
+    return Option(flags=flags, help=help, **settings)
+
+
+OPTIONS: dict[str, Option] = {
+    # network
+    "arch": _option("arch", metavar="ARCH",
+                    help=f"architecture: {' or '.join(list_models())} (see 'e2gcsearch table')"),
+    "group_size": _option("--group-size", "-G", type=positive_int, metavar="G",
+                          help="E2GC: channels per group of every grouped 3x3 conv (1 = depthwise)"),
+    "groups": _option("--groups", "-g", type=positive_int, metavar="g",
+                      help="FgGC: number of groups of every grouped 3x3 conv"),
+    "width": _option("--width", type=float, default=1.0,
+                     help="width multiplier; channels are rounded so every grouped conv stays divisible"),
+    "resolution": _option("--resolution", type=positive_int, metavar="R",
+                          help="image height and width in pixels; unset in run: the dataset's proxy budget "
+                               "(48 on the digits, 64 otherwise), in validate: each trial's"),
+    "classes": _option("--classes", type=class_list, metavar="K|NAMES",
+                       help="number of classes; where a dataset is loaded, its first K classes or a comma list of "
+                            "class names (unset: all)"),
+    # data
+    "data": _option("--data", metavar="NAME",
+                    help="food101, imagefolder or digits (= embedded); unset: Food-101 if found at the data root "
+                         "($E2GCSEARCH_DATA), else the digits"),
+    "data_root": _option("--data-root", metavar="DIR", help="dataset folder (Food-101: the folder holding food-101/)"),
+    "train_per_class": _option("--train-per-class", type=positive_int, metavar="N",
+                               help="training images per class; unset: all (run: the proxy budget)"),
+    "val_per_class": _option("--val-per-class", type=positive_int, metavar="M",
+                             help="validation images per class; unset: Food-101's test split, 20 %% elsewhere "
+                                  "(run: the proxy budget)"),
+    "data_seed": _option("--data-seed", type=int, default=0, help="seed of the subset draw and the validation split"),
+    "download": _option("--download", action="store_true", help="allow downloading Food-101 (5 GB) when missing"),
+    "cache_dir": _option("--cache-dir", metavar="DIR",
+                         help="cache home: decoded images in DIR/tensors, EPF measurements in DIR/profiles; "
+                              "unset: $E2GCSEARCH_CACHE_DIR, else ~/.cache/e2gcsearch"),
+    # training
+    "epochs": _option("--epochs", type=positive_int,
+                      help="training epochs; unset in train: 5 (30 with --full), in run: the dataset's proxy budget "
+                           "(4 on the digits, 8 otherwise)"),
+    "batch_size": _option("--batch-size", type=positive_int, default=32,
+                          help="training images per step (per process under torchrun)"),
+    "lr": _option("--lr", type=float, default=TrainConfig.lr, help="peak learning rate (SGD, Nesterov momentum 0.9)"),
+    "train_seed": _option("--train-seed", type=int, default=0,
+                          help="seed of the weight initialisation, the batch order and the augmentation"),
+    "device": _option("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N"),
+    "threads": _option("--threads", type=threads, metavar="N",
+                       help="torch intra-op threads of the command's work: training, or measuring where nothing is "
+                            "trained (default 1 there: one busy core measures steadily on a shared CPU); "
+                            "0 or unset = torch's default (all cores)"),
+    "channels_last": _option("--channels-last", action="store_true",
+                             help="channels_last (NHWC) memory format for training and measuring"),
+    "schedule": _option("--schedule", choices=SCHEDULES,
+                        help="learning-rate schedule; unset: cosine (proxy), step (--full)"),
+    "warmup_epochs": _option("--warmup-epochs", type=float, default=TrainConfig.warmup_epochs,
+                             help="linear warm-up length in epochs"),
+    "label_smoothing": _option("--label-smoothing", type=float, default=0.0, help="label smoothing of the loss"),
+    "augment": _option("--augment", choices=("auto", *AUGMENTATIONS), default="auto",
+                       help="rrc = random-resized crop + flip; auto = none on digits, rrc on photos"),
+    "no_amp": _option("--no-amp", action="store_true", help="disable mixed precision (CUDA only)"),
+    "full": _option("--full", action="store_true", help="full training: step schedule, checkpoint every epoch"),
+    "checkpoint_dir": _option("--checkpoint-dir", metavar="DIR",
+                              help="checkpoint folder; unset with --full: "
+                                   "~/.cache/e2gcsearch/checkpoints/<arch>-<digest>"),
+    "resume": _option("--resume", action="store_true", help="continue from the checkpoint in the folder"),
+    "no_progress": _option("--no-progress", action="store_true", help="no progress bar or epoch lines"),
+    # energy measurement
+    "batch_sizes": _option("--batch-sizes", type=int_list, default=(1, 4, 16), metavar="B,B,...",
+                           help="batch sizes whose EPF is measured"),
+    "backend": _option("--backend", choices=("auto", *BACKENDS), default="auto",
+                       help="energy meter; auto tries nvml, rapl, estimate and says why it skipped any"),
+    "repeats": _option("--repeats", type=positive_int, default=5, help="measured windows per batch size"),
+    "min_window_s": _option("--min-window-s", type=float, metavar="S",
+                            help="minimum window length in seconds; unset: 5 on a GPU, 0.25 on a CPU"),
+    "warmup": _option("--warmup", type=int, default=3, help="warm-up steps per batch size"),
+    "dtype": _option("--dtype", choices=tuple(DTYPES), default="float32",
+                     help="precision of weights and input while measuring"),
+    "profile_threads": _option("--profile-threads", type=threads, default=1, metavar="N",
+                               help="torch intra-op threads while measuring, in commands that also train (--threads "
+                                    "is the training's); 1 measures one busy core, steady on a shared CPU; "
+                                    "0 = torch's default (all cores)"),
+    "cpu_power_w": _option("--cpu-power-w", type=float, metavar="W",
+                           help="estimate backend: assumed power in watts; unset: $E2GCSEARCH_CPU_POWER_W if set, "
+                                "else 7.5 W per thread"),
+    "no_cache": _option("--no-cache", action="store_true",
+                        help="measure afresh; neither read nor write the measurement cache"),
+    # study
+    "study": _option("--study", default=DEFAULT_STUDY, help="study name (shared by run/front/export/validate)"),
+    "storage": _option("--storage", default=DEFAULT_STORAGE,
+                       help="Optuna RDB URL (sqlite:///…, postgresql://…) or journal file (.log/.jsonl)"),
+    # search (run)
+    "objective": _option("--objective", default="epf,top1", help="comma list of objectives (see below)"),
+    "constraint": _option("--constraint", action="append", default=[], metavar="EXPR",
+                          help="e.g. 'params<=5e6' or 'top1>=40' (repeatable)"),
+    "trials": _option("--trials", type=positive_int, default=DEFAULT_TRIALS, help="trials to run in this invocation"),
+    "timeout": _option("--timeout", type=float, metavar="S", help="stop starting new trials after S seconds"),
+    "sampler": _option("--sampler", choices=SAMPLERS, default="tpe", help="Optuna sampler"),
+    "seed": _option("--seed", type=int, default=0, help="sampler seed"),
+    "workers": _option("--workers", type=positive_int, default=1, help="processes optimizing the study at once"),
+    "no_baselines": _option("--no-baselines", action="store_true",
+                            help="do not queue the paper baselines (MobileNet-V1 G=1, ResNeXt-50 g=32) first"),
+    "reference_batch": _option("--reference-batch", type=positive_int, default=DEFAULT_BATCH_SIZE,
+                               help="batch size of plain 'epf' and 'latency'"),
+    "warm_start": _option("--warm-start", choices=("model",),
+                          help="also queue the optimum-group-size model's predicted best points (calibrates the "
+                               "model with a short profiling sweep unless --warm-start-profile is given)"),
+    "warm_start_profile": _option("--warm-start-profile", metavar="FILE.json",
+                                  help="device profile from 'e2gcsearch model fit' used by --warm-start model"),
+    # search space (run); --arch and --groups take lists here
+    "space": _option("--space", choices=("network", "stagewise"), default="network",
+                     help="one G or g per network, or one E2GC group size per network stage"),
+    "search_arch": _option("--arch", type=name_list, default=("mobilenet_v1",), help="comma list of architectures"),
+    "modules": _option("--modules", type=name_list, default=(E2GC, FGGC), help="E2GC, FgGC or both"),
+    "group_sizes": _option("--group-sizes", type=int_list, default=SearchSpace.group_sizes, metavar="G,…",
+                           help="E2GC group sizes"),
+    "search_groups": _option("--groups", type=int_list, default=SearchSpace.groups, metavar="g,…",
+                             help="FgGC numbers of groups"),
+    "widths": _option("--widths", type=float_list, default=DEFAULT_WIDTHS, metavar="W,…", help="width multipliers"),
+    # output
+    "format": _option("--format", choices=FORMATS, default="table",
+                      help="output format: human table, CSV/JSON with raw values, or Markdown"),
+}
+
+
+class Group(NamedTuple):
+    """Options shown under one heading of ``--help``, with the defaults this group gives them."""
+
+    title: str
+    names: tuple[str, ...]
+    defaults: Mapping[str, Any] = {}
+
+
+NETWORK = Group("network", ("arch", "group_size", "groups", "width"))
+MODEL = Group("network", (*NETWORK.names, "resolution", "classes"), {"resolution": 224, "classes": 1000})
+DATA = Group("data", ("data", "data_root", "classes", "train_per_class", "val_per_class", "resolution", "data_seed",
+                      "download", "cache_dir"))
+TRAINING = Group("training", ("epochs", "batch_size", "lr", "train_seed", "device", "threads", "channels_last"))
+TRAINER = Group("training", ("schedule", "warmup_epochs", "label_smoothing", "augment", "no_amp", "full",
+                             "checkpoint_dir", "resume", "no_progress"))
+_MEASURING = ("batch_sizes", "backend", "device", "repeats", "min_window_s", "warmup", "dtype", "channels_last")
+MEASUREMENT = Group("energy measurement", (*_MEASURING, "threads", "cpu_power_w", "no_cache", "cache_dir"),
+                    {"threads": 1})
+MEASUREMENT_WHILE_TRAINING = Group("energy measurement",
+                                   (*_MEASURING, "profile_threads", "cpu_power_w", "no_cache", "cache_dir"))
+STUDY = Group("study", ("study", "storage"))
+SEARCH = Group("search", ("objective", "constraint", "trials", "timeout", "sampler", "seed", "study", "storage",
+                          "workers", "no_baselines", "reference_batch", "warm_start", "warm_start_profile"))
+SPACE = Group("search space", ("space", "search_arch", "modules", "group_sizes", "search_groups", "widths"))
+OUTPUT = Group("output", ("format",))
+
+
+def _entries(groups: tuple[Group, ...], defaults: Mapping[str, Any]) -> Iterator[tuple[str, str, Any]]:
+    """(group title, option name, default) of every option of ``groups``, each once, under the first group
+    naming it; the default is ``defaults``' (the command's), else the group's, else the option's."""
+    seen: set[str] = set()
+    for group in groups:
+        for name in group.names:
+            if name not in seen:
+                seen.add(name)
+                yield group.title, name, defaults.get(name, group.defaults.get(name, OPTIONS[name].default))
+
+
+def _shown(value: Any) -> Any:
+    """A default as the user would type it: (1, 4, 16) -> '1,4,16'."""
+    return ",".join(str(v) for v in value) if isinstance(value, tuple) else value
+
+
+def add_option(container: Any, name: str, default: Any = ..., given_only: bool = False) -> None:
+    """Add option ``name`` to a parser or an argument group, with ``default`` (unset: the option's).
+
+    ``given_only``: the namespace holds the option only when it was given (:func:`complete` fills
+    in the rest), and the help states the default itself.
+    """
+    option = OPTIONS[name]
+    default = option.default if default is ... else default
+    if not option.flags[0].startswith("-"):  # a positional
+        container.add_argument(option.dest, metavar=option.metavar, help=option.help)
+        return
+    settings: dict[str, Any] = {"dest": option.dest, "help": option.help}
+    if option.action:
+        settings["action"] = option.action
+    else:
+        settings.update(type=option.type, choices=option.choices, metavar=option.metavar)
+    if given_only:
+        settings["default"] = argparse.SUPPRESS
+        if default is not None and default is not False and default != []:
+            settings["help"] += f" (default: {_shown(default)})"
+    elif option.action != "store_true":  # argparse reads a string default through ``type``
+        settings["default"] = _shown(default) if option.type and isinstance(default, tuple) else default
+    container.add_argument(*option.flags, **settings)
+
+
+def add_options(parser: argparse.ArgumentParser, *groups: Group, defaults: Mapping[str, Any] | None = None,
+                given_only: bool = False) -> dict[str, Any]:
+    """Add the options of ``groups`` under their headings (an option named by two groups is added once);
+    ``defaults`` overrides a default by option name. Returns the argument groups by title, so that a
+    command can add its own flags under the same heading."""
+    containers: dict[str, Any] = {}
+    for title, name, default in _entries(groups, defaults or {}):
+        if title not in containers:
+            containers[title] = parser.add_argument_group(title)
+        add_option(containers[title], name, default, given_only)
+    return containers
+
+
+# --- study specs (run --config FILE.toml) -----------------------------------------------------------
+
+
+def load_spec(path: Path, groups: tuple[Group, ...]) -> dict[str, Any]:
+    """The values of a study spec, by ``dest``: its keys are the flags of ``groups`` with dashes as
+    underscores; TOML tables only group keys (``[search] trials = 12`` is ``trials = 12``)."""
+    try:
+        spec = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"no study spec at {path}; see studies/ for examples") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc}); fix the file or drop --config") from None
+    options = {OPTIONS[name].dest: OPTIONS[name] for _, name, _ in _entries(groups, {})}
+    values = {}
+    for key, value in _flatten(spec).items():
+        dest = key.replace("-", "_")
+        if dest not in options:
+            raise ConfigError(f"{path}: unknown key {key!r}; valid keys: {', '.join(sorted(options))}")
+        values[dest] = options[dest].from_spec(value, f"{path}: {key}")
+    return values
+
+
+def _flatten(spec: dict[str, Any]) -> dict[str, Any]:
+    flat = {}
+    for key, value in spec.items():
+        flat.update(_flatten(value) if isinstance(value, dict) else {key: value})
+    return flat
+
+
+def complete(args: argparse.Namespace, groups: tuple[Group, ...], defaults: Mapping[str, Any] | None = None,
+             spec: Mapping[str, Any] | None = None) -> argparse.Namespace:
+    """``args`` parsed with ``given_only``, completed: a flag given wins over the spec, the spec over the default."""
+    given, spec = vars(args), spec or {}
+    values = {}
+    for _, name, default in _entries(groups, defaults or {}):
+        dest = OPTIONS[name].dest
+        if dest not in given:
+            values[dest] = spec.get(dest, list(default) if isinstance(default, list) else default)
+    return argparse.Namespace(**values, **given)
+
+
+# --- what the options describe -----------------------------------------------------------------------
+
+
+def class_count(classes: int | tuple[str, ...] | None) -> int | None:
+    """``--classes`` where it sizes a network without loading data: a number, not class names."""
+    if isinstance(classes, tuple):
+        raise ConfigError(f"--classes takes a number here (the network's outputs), got names {','.join(classes)}; "
+                          "class names pick the classes of a dataset in train, run and validate")
+    return classes
+
+
+def arch_config(args: argparse.Namespace) -> ArchConfig:
+    """The ArchConfig the network flags describe (raises ConfigError with a fix)."""
+    return ArchConfig(args.arch, group_size=args.group_size, groups=args.groups, width=args.width,
+                      num_classes=class_count(args.classes))
+
+
+def cached_under(home: str | None, kind: str) -> str | None:
+    """The folder of one kind of cache (``paths.TENSORS``, ``paths.PROFILES``) under ``--cache-dir``;
+    ``None`` (the library's default) when the flag is unset."""
+    return None if home is None else str(cache_folder(kind, home))
+
+
+def data_config(args: argparse.Namespace, proxy: bool = False) -> DataConfig:
+    """The DataConfig the data flags describe; with ``proxy``, unset subset flags take the dataset's proxy budget."""
+    config = DataConfig(name=args.data, root=args.data_root, classes=args.classes,
+                        train_per_class=args.train_per_class, val_per_class=args.val_per_class,
+                        resolution=args.resolution or 64, seed=args.data_seed,
+                        cache_dir=cached_under(args.cache_dir, TENSORS), download=args.download)
+    return proxy_data_config(config, args.resolution) if proxy else config
+
+
+def profile_config(args: argparse.Namespace, threads: int | None, resolution: int | None = None,
+                   batch_sizes: tuple[int, ...] | None = None) -> ProfileConfig:
+    """The ProfileConfig the measurement flags describe; ``threads`` is ``--threads`` or ``--profile-threads``
+    (the latter where the command also trains)."""
+    return ProfileConfig(
+        batch_sizes=tuple(batch_sizes or args.batch_sizes), resolution=resolution or args.resolution,
+        device=args.device, backend=args.backend, dtype=args.dtype, channels_last=args.channels_last,
+        repeats=args.repeats, min_window_s=args.min_window_s, warmup=args.warmup,
+        cache_dir=cached_under(args.cache_dir, PROFILES), use_cache=not args.no_cache, power_w=args.cpu_power_w,
+        threads=threads)
