@@ -22,9 +22,9 @@ from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCal
 
 from .. import __version__
 from ..errors import ConfigError, UnknownNameError
+from ..metrics import Metric
 from ..models import get_entry
 from . import record
-from .objectives import Objective
 from .queue import enqueue_once
 from .space import SearchSpace
 from .storage import get_storage, redact, storage_file
@@ -80,7 +80,7 @@ def create_sampler(name: str, seed: int | None, space: SearchSpace, trials: int 
     raise UnknownNameError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
 
 
-def study_attrs(objectives: tuple[Objective, ...], space: SearchSpace, data: dict[str, Any]) -> dict[str, Any]:
+def study_attrs(objectives: tuple[Metric, ...], space: SearchSpace, data: dict[str, Any]) -> dict[str, Any]:
     """What identifies a study's trials as comparable (checked on every resume)."""
     return {
         record.OBJECTIVES: [o.to_dict() for o in objectives],
@@ -93,7 +93,7 @@ def _mismatch(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     return [key for key, value in wanted.items() if key in stored and stored[key] != value]
 
 
-def open_or_create_study(storage: BaseStorage, study_name: str, objectives: tuple[Objective, ...],
+def open_or_create_study(storage: BaseStorage, study_name: str, objectives: tuple[Metric, ...],
                          space: SearchSpace, data: dict[str, Any], sampler: optuna.samplers.BaseSampler,
                          storage_url: str = "") -> optuna.Study:
     """Create the study, or resume it after checking it was made for the same search."""
