@@ -29,7 +29,7 @@ from .data import DataConfig, LoadedData, load_data
 from .errors import ConfigError
 from .profiling import ProfileConfig, profile_model
 from .report import front_frame, get_trial, require_trials, study_objectives
-from .search.record import TrialRecord, full_key
+from .search.record import TOP1, TrialRecord, full_key
 from .search.record import full_result as record_full_result
 from .search.storage import studies_dir
 from .report.tables import fixed, render, to_json
@@ -142,7 +142,7 @@ def select_trials(study: optuna.Study, top: int | None = None,
     front = require_trials(front_frame(study))
     trials = [get_trial(study, int(number)) for number in front["trial"]]
     def best_proxy_first(trial: optuna.trial.FrozenTrial) -> tuple[float, int]:
-        top1 = trial.user_attrs.get("top1")
+        top1 = trial.user_attrs.get(TOP1)
         return (-top1 if top1 is not None else math.inf), trial.number
 
     trials.sort(key=best_proxy_first)

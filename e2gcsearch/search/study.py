@@ -85,7 +85,7 @@ def study_attrs(objectives: tuple[Metric, ...], space: SearchSpace, data: dict[s
     return {
         record.OBJECTIVES: [o.to_dict() for o in objectives],
         record.SPACE: space.describe(),
-        "data": data,
+        record.DATA: data,
     }
 
 
@@ -108,7 +108,7 @@ def open_or_create_study(storage: BaseStorage, study_name: str, objectives: tupl
             study.set_metric_names([o.name for o in objectives])
         for key, value in wanted.items():
             study.set_user_attr(key, value)
-        study.set_user_attr("e2gcsearch_version", __version__)
+        study.set_user_attr(record.VERSION, __version__)
         return study
     stored = study.user_attrs
     if record.OBJECTIVES not in stored:
