@@ -28,9 +28,10 @@ import pandas as pd
 from .data import DataConfig, LoadedData, load_data
 from .errors import ConfigError
 from .profiling import ProfileConfig, profile_model
-from .report import front_frame, get_trial, require_trials, study_objectives
+from .report import require_trials
 from .search.record import TOP1, TrialRecord, full_key
 from .search.record import full_result as record_full_result
+from .search.results import front_info, get_trial, study_objectives
 from .search.storage import studies_dir
 from .report.tables import fixed, render, to_json
 from .train import TrainConfig, train_model
@@ -139,8 +140,8 @@ def select_trials(study: optuna.Study, top: int | None = None,
     """The named trials (each must be COMPLETE), else the front's members by proxy top-1, best first."""
     if numbers:
         return [get_trial(study, number) for number in dict.fromkeys(numbers)]
-    front = require_trials(front_frame(study))
-    trials = [get_trial(study, int(number)) for number in front["trial"]]
+    front = require_trials(front_info(study))
+    trials = [get_trial(study, int(number)) for number in front.frame["trial"]]
     def best_proxy_first(trial: optuna.trial.FrozenTrial) -> tuple[float, int]:
         top1 = trial.user_attrs.get(TOP1)
         return (-top1 if top1 is not None else math.inf), trial.number
