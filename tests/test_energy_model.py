@@ -13,13 +13,14 @@ import pytest
 
 from e2gcsearch import ArchConfig, DataError
 from e2gcsearch.energy_model import (DeviceProfile, EnergyFit, EpfDataset, EpfMeasurement, balanced_work,
-                                     config_predictions, config_terms, enqueue_warm_start, eq2_group_sizes_by_stage,
+                                     config_predictions, config_terms, eq2_group_sizes_by_stage,
                                      eq2_groups, eq4_group_size_ratio, fig3_frame, fingerprint_warning,
                                      fit_device_profile, fit_energy_model, layer_optima, layer_table,
                                      load_or_calibrate, optimal_groups, stage_group_sizes, table2,
                                      warm_start_configs)
 from e2gcsearch.models import validate_config
 from e2gcsearch.search.space import SearchSpace, StagewiseSearchSpace
+from e2gcsearch.search.warm_start import enqueue_warm_start
 
 TRUTH = EnergyFit(batch_size=4, beta=0.35, kappa_mj=1e-4, gamma=400.0, gamma_dw=30.0, e0_mj=2.0)
 FINGERPRINT = {"device": "cpu", "device_model": "Test CPU 9000", "torch": "0.0", "dtype": "float32",

@@ -159,7 +159,8 @@ def prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData]:
 
 def _warm_start(study: optuna.Study, config: SearchConfig, num_classes: int) -> None:
     """Queue the optimum-group-size model's predicted best points (calibrating it first if needed)."""
-    from ..energy_model import DeviceProfile, enqueue_warm_start, load_or_calibrate, warm_start_configs
+    from ..energy_model import DeviceProfile, load_or_calibrate, warm_start_configs
+    from .warm_start import enqueue_warm_start
 
     space, profile_config = config.settings.space, config.settings.profile
     if config.warm_start_profile:
