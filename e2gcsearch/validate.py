@@ -22,8 +22,10 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import optuna
 import pandas as pd
+from scipy import stats
 
 from .data import DataConfig, LoadedData, load_data
 from .errors import ConfigError
@@ -85,32 +87,18 @@ def checkpoint_root(storage: str, study_name: str) -> Path:
 
 
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> tuple[float, int, int]:
-    """Kendall's tau-b between two rankings, with the number of pairs and of concordant pairs.
+    """Kendall's tau-b between two rankings (``scipy.stats.kendalltau``), with the number of pairs and
+    of concordant pairs (ordered alike, no tie in either list).
 
-    Pairs tied in both lists count in neither the numerator nor the denominator; ``nan`` when fewer
-    than two untied pairs exist.
+    ``nan`` when fewer than two values, or when either list is constant.
     """
-    concordant = discordant = tied_x = tied_y = 0
-    for i in range(len(x)):
-        for j in range(i + 1, len(x)):
-            dx, dy = _sign(x[i] - x[j]), _sign(y[i] - y[j])
-            if dx == 0 and dy == 0:
-                continue
-            if dx == 0:
-                tied_x += 1
-            elif dy == 0:
-                tied_y += 1
-            elif dx == dy:
-                concordant += 1
-            else:
-                discordant += 1
-    denominator = math.sqrt((concordant + discordant + tied_x) * (concordant + discordant + tied_y))
     pairs = len(x) * (len(x) - 1) // 2
-    return ((concordant - discordant) / denominator if denominator else math.nan), pairs, concordant
-
-
-def _sign(value: float) -> int:
-    return (value > 0) - (value < 0)
+    if len(x) < 2:  # scipy would warn about the sample size; the sentence already asks for more trials
+        return math.nan, pairs, 0
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    same_order = np.sign(xs[:, None] - xs[None, :]) * np.sign(ys[:, None] - ys[None, :]) > 0
+    concordant = int(np.triu(same_order, k=1).sum())
+    return float(stats.kendalltau(xs, ys).statistic), pairs, concordant
 
 
 def agreement_sentence(tau: float, trials: int, concordant: int, pairs: int) -> str:
