@@ -185,7 +185,7 @@ def test_predictions_next_to_measurements(profile):
     frame = config_predictions(profile, "mobilenet_v1", width=0.25, num_classes=10, resolution=64)
     assert len(frame) == 11 and frame["measured_epf_mj"].notna().all()
     assert frame["error_pct"].abs().max() < 5
-    assert frame.attrs["backend"] == "estimate"
+    assert (frame["backend"] == "estimate").all()
     layers = layer_optima(profile, ArchConfig("mobilenet_v1", group_size=1, width=0.5, num_classes=10), 64)
     assert [layer.stage for layer in layers] == [0, 1, 2, 2, 3, 3] + [4] * 6 + [5]
     assert all(layer.m % layer.groups_best == 0 and layer.energy_best_mj <= layer.energy_mj for layer in layers)

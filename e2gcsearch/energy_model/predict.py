@@ -109,9 +109,7 @@ def config_predictions(profile: DeviceProfile, arch: str, width: float = 1.0, nu
                      "predicted_epf_mj": predicted, "measured_epf_mj": measured,
                      "error_pct": None if measured is None else 100.0 * (predicted - measured) / measured,
                      "backend": profile.backend})
-    frame = pd.DataFrame(rows)
-    frame.attrs.update(backend=profile.backend, is_estimate=profile.is_estimate, batch_size=batch)
-    return frame
+    return pd.DataFrame(rows)
 
 
 def favoured_group_size(profile: DeviceProfile, arch: str, width: float = 1.0, num_classes: int = 1000,
