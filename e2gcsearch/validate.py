@@ -22,15 +22,18 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import optuna
 import pandas as pd
+from scipy import stats
 
 from .data import DataConfig, LoadedData, load_data
 from .errors import ConfigError
 from .profiling import ProfileConfig, profile_model
-from .report import front_frame, get_trial, require_trials, study_objectives
-from .search.record import TrialRecord, full_key
+from .report import require_trials
+from .search.record import TOP1, TrialRecord, full_key
 from .search.record import full_result as record_full_result
+from .search.results import front_info, get_trial, study_objectives
 from .search.storage import studies_dir
 from .report.tables import fixed, render, to_json
 from .train import TrainConfig, train_model
@@ -85,32 +88,18 @@ def checkpoint_root(storage: str, study_name: str) -> Path:
 
 
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> tuple[float, int, int]:
-    """Kendall's tau-b between two rankings, with the number of pairs and of concordant pairs.
+    """Kendall's tau-b between two rankings (``scipy.stats.kendalltau``), with the number of pairs and
+    of concordant pairs (ordered alike, no tie in either list).
 
-    Pairs tied in both lists count in neither the numerator nor the denominator; ``nan`` when fewer
-    than two untied pairs exist.
+    ``nan`` when fewer than two values, or when either list is constant.
     """
-    concordant = discordant = tied_x = tied_y = 0
-    for i in range(len(x)):
-        for j in range(i + 1, len(x)):
-            dx, dy = _sign(x[i] - x[j]), _sign(y[i] - y[j])
-            if dx == 0 and dy == 0:
-                continue
-            if dx == 0:
-                tied_x += 1
-            elif dy == 0:
-                tied_y += 1
-            elif dx == dy:
-                concordant += 1
-            else:
-                discordant += 1
-    denominator = math.sqrt((concordant + discordant + tied_x) * (concordant + discordant + tied_y))
     pairs = len(x) * (len(x) - 1) // 2
-    return ((concordant - discordant) / denominator if denominator else math.nan), pairs, concordant
-
-
-def _sign(value: float) -> int:
-    return (value > 0) - (value < 0)
+    if len(x) < 2:  # scipy would warn about the sample size; the sentence already asks for more trials
+        return math.nan, pairs, 0
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    same_order = np.sign(xs[:, None] - xs[None, :]) * np.sign(ys[:, None] - ys[None, :]) > 0
+    concordant = int(np.triu(same_order, k=1).sum())
+    return float(stats.kendalltau(xs, ys).statistic), pairs, concordant
 
 
 def agreement_sentence(tau: float, trials: int, concordant: int, pairs: int) -> str:
@@ -140,10 +129,10 @@ def select_trials(study: optuna.Study, top: int | None = None,
     """The named trials (each must be COMPLETE), else the front's members by proxy top-1, best first."""
     if numbers:
         return [get_trial(study, number) for number in dict.fromkeys(numbers)]
-    front = require_trials(front_frame(study))
-    trials = [get_trial(study, int(number)) for number in front["trial"]]
+    front = require_trials(front_info(study))
+    trials = [get_trial(study, int(number)) for number in front.frame["trial"]]
     def best_proxy_first(trial: optuna.trial.FrozenTrial) -> tuple[float, int]:
-        top1 = trial.user_attrs.get("top1")
+        top1 = trial.user_attrs.get(TOP1)
         return (-top1 if top1 is not None else math.inf), trial.number
 
     trials.sort(key=best_proxy_first)

@@ -20,8 +20,9 @@ from e2gcsearch import ArchConfig
 from e2gcsearch.cli import main
 from e2gcsearch.errors import ConfigError, DataError, UnknownNameError
 from e2gcsearch.report.plots import save_front_plot, save_hypervolume_plot
-from e2gcsearch.report import front_frame, hypervolume, hypervolume_history, non_dominated, render_front
+from e2gcsearch.report import hypervolume, non_dominated, render_front
 from e2gcsearch.search.record import user_attrs
+from e2gcsearch.search.results import front_info, hypervolume_history
 from e2gcsearch.search.storage import open_study, studies_frame
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,7 +81,8 @@ def study(url) -> optuna.Study:
 
 
 def test_front_rows_are_exactly_the_feasible_non_dominated_trials(study):
-    frame = front_frame(study)
+    front = front_info(study)
+    frame = front.frame
     expected = pd.DataFrame({
         "trial": [0, 1, 2], "module": ["E2GC", "E2GC", "FgGC"], "value": [1, 4, 4],
         "grouping": ["G=1", "G=4", "g=4"], "width": [0.25] * 3, "epf@16": [1.0, 2.0, 2.0],
@@ -89,11 +91,11 @@ def test_front_rows_are_exactly_the_feasible_non_dominated_trials(study):
     })
     pd.testing.assert_frame_equal(frame[expected.columns].reset_index(drop=True), expected, check_dtype=False)
     assert frame["baseline"].fillna("-").tolist() == ["MobileNet-V1 G=1", "-", "-"]
-    assert frame.attrs["backend"] == "estimate" and frame.attrs["completed"] == 7 and frame.attrs["feasible"] == 5
+    assert front.backend == "estimate" and front.completed == 7 and front.feasible == 5
 
 
 def test_all_lists_front_then_dominated_then_infeasible_and_never_unfinished_trials(study):
-    frame = front_frame(study, include_dominated=True)
+    frame = front_info(study, include_dominated=True).frame
     assert frame["trial"].tolist() == [0, 1, 2, 7, 3, 8, 4]
     assert frame["dominated"].tolist() == [False] * 3 + [True] * 4
     assert frame["feasible"].tolist() == [True] * 5 + [False] * 2
@@ -114,29 +116,30 @@ def test_hypervolume_matches_hand_computed_volumes():
 
 
 def test_hypervolume_history_grows_with_feasible_trials_only(study):
-    history = hypervolume_history(study)
+    result = hypervolume_history(study)
+    history = result.frame
     assert history["trial"].tolist() == [0, 1, 2, 3, 4, 7, 8]
     values = history["hypervolume"].to_numpy()
     assert np.all(np.diff(values) >= 0) and 0 < values[-1] <= 1
     assert history["improved"].tolist() == [True, True, False, False, False, False, False]
-    assert history.attrs["reference"]["epf@16"] == pytest.approx(3.0 + 0.1 * 2.0)
-    assert history.attrs["reference"]["top1"] == pytest.approx(50.0 - 0.1 * 10.0)
+    assert result.reference["epf@16"] == pytest.approx(3.0 + 0.1 * 2.0)
+    assert result.reference["top1"] == pytest.approx(50.0 - 0.1 * 10.0)
 
 
 def test_render_front_names_units_and_backend(study):
-    table = render_front(front_frame(study, include_dominated=True), "table")
+    table = render_front(front_info(study, include_dominated=True), "table")
     for header in ("EPF@16 (mJ/frame, estimate)", "top-1 (%, proxy)", "EPF@1 (mJ/frame, estimate)"):
         assert header in table
     assert "infeasible (top1>=100 (got 99))" in table and "dominated" in table and "paper baseline" in table
-    csv = pd.read_csv(io.StringIO(render_front(front_frame(study), "csv")))
+    csv = pd.read_csv(io.StringIO(render_front(front_info(study), "csv")))
     assert csv["trial"].tolist() == [0, 1, 2] and csv["epf@16"].tolist() == [1.0, 2.0, 2.0]
-    document = json.loads(render_front(front_frame(study), "json"))
+    document = json.loads(render_front(front_info(study), "json"))
     assert document["backend"] == "estimate" and document["objectives"][0]["unit"] == "mJ/frame"
     assert [row["trial"] for row in document["rows"]] == [0, 1, 2]
 
 
-def test_plots_are_written_from_the_frames(study, tmp_path):
-    front_png = save_front_plot(front_frame(study, include_dominated=True), tmp_path / "front.png")
+def test_plots_are_drawn_from_the_computed_results(study, tmp_path):
+    front_png = save_front_plot(front_info(study, include_dominated=True), tmp_path / "front.png")
     hv_png = save_hypervolume_plot(hypervolume_history(study), tmp_path / "hv.png")
     for path in (front_png, hv_png):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
@@ -148,20 +151,20 @@ def test_plots_are_written_from_the_frames(study, tmp_path):
 
 
 def test_plot_errors_are_one_line_fixes(study, tmp_path, monkeypatch):
-    frame = front_frame(study, include_dominated=True)
+    front = front_info(study, include_dominated=True)
     with pytest.raises(ConfigError, match="ending in"):
-        save_front_plot(frame, tmp_path / "front.txt")
+        save_front_plot(front, tmp_path / "front.txt")
     with pytest.raises(DataError, match="does not exist"):
-        save_front_plot(frame, tmp_path / "missing" / "front.png")
+        save_front_plot(front, tmp_path / "missing" / "front.png")
     monkeypatch.setitem(sys.modules, "plotly", None)
     monkeypatch.setitem(sys.modules, "plotly.graph_objects", None)
     with pytest.raises(ConfigError, match="pip install plotly"):
-        save_front_plot(frame, tmp_path / "front.html")
+        save_front_plot(front, tmp_path / "front.html")
 
 
 def test_html_plot_with_plotly(study, tmp_path):
     pytest.importorskip("plotly")
-    path = save_front_plot(front_frame(study, include_dominated=True), tmp_path / "front.html")
+    path = save_front_plot(front_info(study, include_dominated=True), tmp_path / "front.html")
     assert "plotly" in path.read_text()[:100_000].lower()
 
 

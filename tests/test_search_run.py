@@ -86,8 +86,8 @@ def test_a_repeated_point_reuses_the_earlier_results(tmp_path):
     assert again.values == first.values and record.BASELINE not in again.user_attrs
     assert again.user_attrs["wall_s"] == first.user_attrs["wall_s"]
 
-    from e2gcsearch.report import front_frame
-    assert front_frame(study, include_dominated=True)["trial"].tolist() == [first.number]
+    from e2gcsearch.search.results import front_info
+    assert front_info(study, include_dominated=True).frame["trial"].tolist() == [first.number]
 
 
 def test_resume_with_other_objectives_is_an_error(tmp_path):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from .. import __version__
+from ..version import __version__
 from ..errors import UserError
 from ._common import HelpFormatter, Parser
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..report import front_frame, hypervolume_history, render_front, require_trials
+from ..report import render_front, require_trials
+from ..search.results import front_info, hypervolume_history
 from ._common import HelpFormatter, emit, note
 from .options import OUTPUT, add_options
 from .studies import add_study_args, load_study
@@ -43,10 +44,10 @@ def run(args: argparse.Namespace) -> None:
     from ..report import plots  # matplotlib is imported only when a plot is asked for
 
     study = load_study(args)
-    frame = require_trials(front_frame(study, include_dominated=args.all))
+    front = require_trials(front_info(study, include_dominated=args.all))
     if args.plot:
-        everything = front_frame(study, include_dominated=True)
+        everything = front_info(study, include_dominated=True)
         note(f"front plot written to {plots.save_front_plot(everything, args.plot)}")
     if args.plot_hv:
         note(f"hypervolume plot written to {plots.save_hypervolume_plot(hypervolume_history(study), args.plot_hv)}")
-    emit(render_front(frame, args.format))
+    emit(render_front(front, args.format))

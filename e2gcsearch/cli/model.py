@@ -8,12 +8,13 @@ import argparse
 import pandas as pd
 
 from ..config import ArchConfig
-from ..energy_model import (DeviceProfile, config_predictions, dataset_from_study, default_sweep_configs,
-                            favoured_group_size, fingerprint_warning, fit_device_profile, layer_optima, load_sweep,
-                            run_sweep, stage_group_sizes)
+from ..energy_model import (DeviceProfile, config_predictions, default_sweep_configs, favoured_group_size,
+                            fingerprint_warning, fit_device_profile, layer_optima, load_sweep, run_sweep,
+                            stage_group_sizes)
 from ..energy_model.fit import MIN_CONFIGS, MODEL_FORM
 from ..errors import ConfigError
 from ..models import get_entry
+from ..search.warm_start import dataset_from_study
 from ..report.tables import fixed, human_count, render, to_json
 from ._common import HelpFormatter, emit, note, positive_int
 from .options import MEASUREMENT, MODEL, OUTPUT, add_option, add_options, profile_config

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from ..config import E2GC, FGGC
 from ..data import DataConfig
-from ..report import front_frame, render_front
+from ..report import render_front
 from ..search.objectives import DEFAULT_BATCH_SIZE, parse_constraint, parse_objectives
+from ..search.results import front_info
 from ..search.run import SearchConfig, SearchInterrupted, run_search
 from ..search.space import SearchSpace, StagewiseSearchSpace
 from ..search.trial import TrialSettings
@@ -83,10 +84,10 @@ def run(args: argparse.Namespace) -> int:
     except SearchInterrupted as exc:
         note(str(exc))
         return 130
-    frame = front_frame(study)
-    if frame.empty:
+    front = front_info(study)
+    if front.frame.empty:
         note("no feasible completed trial yet, so the front is empty; see the trial lines above")
         return 0
     note("Pareto front (also: e2gcsearch front):")
-    emit(render_front(frame, args.format))
+    emit(render_front(front, args.format))
     return 0

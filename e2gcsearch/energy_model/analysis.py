@@ -41,6 +41,4 @@ def layer_table(config: ArchConfig, resolution: int = 224) -> pd.DataFrame:
             "memory_norm": memory / memory_dw, "ai_norm": layer.ai / depthwise["ai"],
             "inv_ai_norm": depthwise["ai"] / layer.ai,
         })
-    frame = pd.DataFrame(rows, columns=COLUMNS)
-    frame.attrs.update(config=config.label(), resolution=resolution)
-    return frame
+    return pd.DataFrame(rows, columns=COLUMNS)

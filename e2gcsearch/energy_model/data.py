@@ -4,7 +4,8 @@ Three sources give the same :class:`EpfDataset`:
 
 * a profiling sweep run here (:func:`run_sweep`, ``e2gcsearch model fit --sweep``),
 * a sweep JSON file written earlier (:func:`load_sweep`, ``--from-profile FILE``; the format is below),
-* the trials of a search study (:func:`dataset_from_study`, ``--study NAME --storage URL``).
+* the trials of a search study (:func:`e2gcsearch.search.warm_start.dataset_from_study`,
+  ``--study NAME --storage URL``).
 
 Sweep file (``kind: e2gcsearch.epf-sweep``, version 1)::
 
@@ -19,7 +20,6 @@ of measured time x a power model (no energy counter).
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import json
 from pathlib import Path
@@ -151,36 +151,3 @@ def run_sweep(configs: Sequence[ArchConfig], profile_config: Any, progress: Prog
         measurements.append(EpfMeasurement(cfg, result.resolution, epf, std))
     return EpfDataset(backend, is_estimate, fingerprint, measurements,
                       source=f"sweep of {len(measurements)} configurations")
-
-
-def _fingerprint_key(fingerprint: dict[str, Any]) -> str:
-    return json.dumps(fingerprint, sort_keys=True)
-
-
-def dataset_from_study(storage_url: str, study_name: str, progress: Progress | None = None) -> EpfDataset:
-    """The EPF of a study's complete trials (one device: the most common fingerprint is kept)."""
-    from ..search.record import TrialRecord
-    from ..search.storage import open_study
-
-    study = open_study(storage_url, study_name)
-    records = []
-    for trial in study.get_trials(deepcopy=False):
-        if trial.state.name != "COMPLETE" or "arch_config" not in trial.user_attrs:
-            continue
-        record = TrialRecord.from_trial(trial)
-        if record.resolution and any(record.epf_mj(b) for b in record.epf):
-            records.append(record)
-    if not records:
-        raise DataError(f"study {study_name!r} has no complete trial with measured EPF; run the search first "
-                        "(e2gcsearch run) or fit a sweep (e2gcsearch model fit --sweep)")
-    counts = collections.Counter(_fingerprint_key(r.fingerprint) for r in records)
-    kept_key, _ = counts.most_common(1)[0]
-    kept = [r for r in records if _fingerprint_key(r.fingerprint) == kept_key]
-    if len(kept) < len(records) and progress:
-        progress(f"note: kept the {len(kept)} trials measured on the most common device; "
-                 f"{len(records) - len(kept)} from other devices or settings were left out")
-    measurements = [EpfMeasurement(r.arch, int(r.resolution), {b: v for b in r.epf if (v := r.epf_mj(b))},
-                                   {b: f["epf_std_mj"] for b, f in r.epf.items() if f.get("epf_std_mj") is not None})
-                    for r in kept]
-    return EpfDataset(kept[0].energy_backend or "unknown", bool(kept[0].energy_is_estimate),
-                      dict(kept[0].fingerprint), measurements, source=f"study {study_name!r}")

@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import __version__
+from ..version import __version__
 from ..config import ArchConfig
 from ..errors import ConfigError, DataError
 from ..paths import cache_home

@@ -132,5 +132,4 @@ def fig3_frame(m: int = 512, n: int = 512, kernel: int = 3, h: int = 14, w: int 
     frame["memory_norm"] = (frame["activations"] + frame["params"]) / (base["activations"] + base["params"])
     frame["ai_norm"] = frame["ai"] / base["ai"]
     frame["inv_ai_norm"] = base["ai"] / frame["ai"]
-    frame.attrs["shape"] = {"m": m, "n": n, "kernel": kernel, "h": h, "w": w}
     return frame

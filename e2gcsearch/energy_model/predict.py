@@ -1,5 +1,6 @@
 """What a fitted device profile predicts: per-layer optimal groups, EPF of every E2GC/FgGC
-configuration, the G the model favours (per network and per stage), and warm-start seeds for a search.
+configuration, the G the model favours (per network and per stage), and warm-start seeds for a search
+(queued on a study by :func:`e2gcsearch.search.warm_start.enqueue_warm_start`).
 
 Example:
     >>> profile = DeviceProfile.load("device-profile.json")                          # doctest: +SKIP
@@ -21,13 +22,11 @@ from ..errors import ConfigError, DataError
 from ..models import validate_config
 from ..models.stages import layer_stage, num_stages
 from ..paper import GROUP_SIZES, GROUPS
-from ..search.record import WARM_START
 from .device_profile import DeviceProfile
 from .equations import optimal_groups, power_of_two_divisors, table2
 from .fit import EnergyFit
 
 Progress = Callable[[str], None]
-WARM_START_ATTR = WARM_START  # the user attr marking an energy-model seed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,9 +109,7 @@ def config_predictions(profile: DeviceProfile, arch: str, width: float = 1.0, nu
                      "predicted_epf_mj": predicted, "measured_epf_mj": measured,
                      "error_pct": None if measured is None else 100.0 * (predicted - measured) / measured,
                      "backend": profile.backend})
-    frame = pd.DataFrame(rows)
-    frame.attrs.update(backend=profile.backend, is_estimate=profile.is_estimate, batch_size=batch)
-    return frame
+    return pd.DataFrame(rows)
 
 
 def favoured_group_size(profile: DeviceProfile, arch: str, width: float = 1.0, num_classes: int = 1000,
@@ -189,13 +186,6 @@ def warm_start_configs(profile: DeviceProfile, space: Any, num_classes: int, k: 
         if len(seeds) >= k:
             break
     return seeds[:k]
-
-
-def enqueue_warm_start(study: Any, space: Any, configs: Sequence[ArchConfig], note: str = "energy model") -> list[str]:
-    """Queue ``configs`` on an Optuna study once (resuming queues none twice); returns the labels queued."""
-    from ..search.queue import enqueue_once
-
-    return [cfg.label() for cfg in enqueue_once(study, space, [(cfg, {WARM_START_ATTR: note}) for cfg in configs])]
 
 
 def calibration_configs(space: Any, num_classes: int) -> list[ArchConfig]:

@@ -24,12 +24,12 @@ import optuna
 import torch
 from torch import nn
 
-from .. import __version__
+from ..version import __version__
 from . import template
 from ..config import ArchConfig
 from ..errors import ConfigError, DataError
 from ..models import create_model, get_entry
-from ..report.front import ARCH_LABELS, get_trial, study_objectives
+from ..search.results import get_trial, study_objectives
 from ..search.record import TrialRecord, full_result
 from ..report.tables import human_count
 
@@ -119,7 +119,7 @@ def python_source(arch: ArchConfig, summary: list[str] | None = None, module: st
                           "or to .pt2 / .pt / .onnx instead")
     plan = entry.plan(arch)
     grouping = f"{'stage-wise ' if arch.is_stagewise else ''}{arch.module}, {arch.grouping}"
-    family = ARCH_LABELS.get(arch.arch, arch.arch)
+    family = get_entry(arch.arch).display_name
     text = "\n\n".join(textwrap.fill(line, 100, break_on_hyphens=False) for line in (summary or []))
     fields = {
         "title": f"{family}, {grouping}, width {arch.width:g}, {arch.num_classes} classes.",

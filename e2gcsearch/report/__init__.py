@@ -1,30 +1,29 @@
 """What a study found, as data and as pictures: the Pareto front and hypervolume history (typed data,
-computed first), tables rendered in the command line's formats, and plots of the front and of the
-paper's Fig. 3 (drawn second, matplotlib imported only when a plot is asked for).
+computed first from rows of trials), tables rendered in the command line's formats, and plots of the
+front and of the paper's Fig. 3 (drawn second, matplotlib imported only when a plot is asked for).
+
+Reading a study into rows is the search's job: :mod:`e2gcsearch.search.results`.
 """
 
 from __future__ import annotations
 
-from .front import (Objective, baseline_label, front_frame, get_trial, hypervolume, hypervolume_history, is_feasible,
-                    non_dominated, plot_axes, render_front, require_trials, study_objectives)
+from .front import (FrontInfo, HypervolumeHistory, front_info_from_rows, hypervolume, hypervolume_history,
+                    non_dominated, plot_axes, render_front, require_trials)
 from .tables import FORMATS, fixed, human_count, render, to_json
 
 __all__ = [
     "FORMATS",
-    "Objective",
-    "baseline_label",
+    "FrontInfo",
+    "HypervolumeHistory",
     "fixed",
-    "front_frame",
-    "get_trial",
+    "front_info_from_rows",
     "human_count",
     "hypervolume",
     "hypervolume_history",
-    "is_feasible",
     "non_dominated",
     "plot_axes",
     "render",
     "render_front",
     "require_trials",
-    "study_objectives",
     "to_json",
 ]

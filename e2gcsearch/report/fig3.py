@@ -48,7 +48,7 @@ def fig3_figure(frame: pd.DataFrame, model_note: str | None = None):
     from matplotlib import pyplot as plt
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-    shape = frame.attrs.get("shape", {})
+    shape = {key: int(frame[key].iloc[0]) for key in ("m", "n", "kernel", "h", "w")}  # one layer: every row has it
     series = list(SERIES) + ([MODEL_SERIES] if "energy_norm" in frame else [])
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=100, layout="constrained")
     for column, label, colour, marker, style in series:

@@ -1,14 +1,15 @@
-"""Draw the frames of :mod:`e2gcsearch.report`: the accuracy-vs-energy front and the hypervolume history.
+"""Draw the results of :mod:`e2gcsearch.report`: the accuracy-vs-energy front and the hypervolume history.
 
-This module only draws. Everything it shows comes from the DataFrame it is given (rows, and the
-objectives, backend and counts in ``frame.attrs``); it never opens a study.
+This module only draws. Everything it shows comes from the :class:`~e2gcsearch.report.front.FrontInfo`
+or :class:`~e2gcsearch.report.front.HypervolumeHistory` it is given (rows, objectives, backend and
+counts); it never opens a study.
 
 ``.png``, ``.pdf`` and ``.svg`` are drawn with matplotlib; ``.html`` with plotly (interactive, hover
 shows each trial's configuration; needs ``pip install plotly``).
 
 Example:
-    >>> from e2gcsearch.report import front_frame
-    >>> save_front_plot(front_frame(study, include_dominated=True), "front.png")   # doctest: +SKIP
+    >>> from e2gcsearch.search.results import front_info
+    >>> save_front_plot(front_info(study, include_dominated=True), "front.png")   # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError
-from .front import ARCH_LABELS, ENERGY_METRICS, Objective, plot_axes
+from ..metrics import Metric
+from ..models import get_entry
+from .front import FrontInfo, HypervolumeHistory, plot_axes
 
 STATIC_SUFFIXES = (".png", ".pdf", ".svg")
 SUFFIXES = (*STATIC_SUFFIXES, ".html")
@@ -57,7 +60,7 @@ def _backend_note(backend: str | None) -> str:
     return f"EPF backend: {backend}" if backend else "EPF: not measured"
 
 
-def _step_kind(x: Objective) -> str:
+def _step_kind(x: Metric) -> str:
     # Attainment line: between two front points the best reachable y is that of the point with the
     # better x, so the step holds its value to the right when x is minimised, to the left otherwise.
     return "steps-post" if x.direction == "minimize" else "steps-pre"
@@ -69,17 +72,18 @@ def _front_groups(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.D
     return frame[feasible & ~dominated], frame[feasible & dominated], frame[~feasible]
 
 
-def save_front_plot(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Scatter every trial of ``frame`` (accuracy vs energy), with the front as a step line."""
+def save_front_plot(info: FrontInfo, path: str | Path) -> Path:
+    """Scatter every trial of ``info`` (accuracy vs energy), with the front as a step line."""
     path = check_plot_path(path)
+    frame = info.frame
     if frame.empty:
         raise DataError("nothing to plot: the study has no completed trials yet; run 'e2gcsearch run' first")
     if path.suffix.lower() == ".html":
-        return _front_html(frame, path)
+        return _front_html(info, path)
     from matplotlib.figure import Figure
 
-    x, y = plot_axes(frame)
-    backend = frame.attrs.get("backend")
+    x, y = plot_axes(info)
+    backend = info.backend
     front, dominated, infeasible = _front_groups(frame)
     figure = Figure(figsize=(8.4, 4.6), layout="constrained")
     ax = figure.add_subplot()
@@ -98,7 +102,7 @@ def save_front_plot(frame: pd.DataFrame, path: str | Path) -> Path:
         ax.scatter(infeasible[x.name], infeasible[y.name], s=24, color=INFEASIBLE_COLOR, marker="x",
                    linewidths=0.9, alpha=0.7, label="infeasible (violates a constraint)")
     ordered = front.sort_values(x.name)
-    if len(frame.attrs.get("objectives", [])) == 2 and len(ordered):
+    if len(info.objectives) == 2 and len(ordered):
         ax.plot(ordered[x.name], ordered[y.name], drawstyle=_step_kind(x), color="black", linewidth=1.1,
                 zorder=2, label=f"Pareto front ({len(ordered)} trials)")
     # Labels go on the side no trial reaches (the direction that would dominate the point).
@@ -109,34 +113,32 @@ def save_front_plot(frame: pd.DataFrame, path: str | Path) -> Path:
         ax.annotate(_point_label(row), (row[x.name], row[y.name]), xytext=offset, textcoords="offset points",
                     ha=horizontal, va=vertical, fontsize=6.5, color="#333333")
     _mark_baselines(ax, frame, x, y, offset, horizontal, vertical)
-    _style_axes(ax, frame, x, y)
+    _style_axes(ax, frame, x, y, backend)
     ax.margins(x=0.12, y=0.08)  # room for the labels of the outermost points
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7.5, frameon=False, borderaxespad=0.0,
-              title=f"{frame.attrs.get('completed', len(frame))} completed trials, "
-                    f"{frame.attrs.get('feasible', '?')} feasible",
+              title=f"{info.completed} completed trials, {info.feasible} feasible",
               title_fontsize=7.5)
-    figure.suptitle(f"Study '{frame.attrs.get('study', '')}': {_axis_label(y)} vs {_axis_label(x)}", fontsize=10.5)
+    figure.suptitle(f"Study '{info.study}': {_axis_label(y)} vs {_axis_label(x)}", fontsize=10.5)
     ax.set_title(_backend_note(backend), fontsize=8, color="#444444")
     return _save(figure, path)
 
 
-def _axis_label(objective: Objective) -> str:
+def _axis_label(objective: Metric) -> str:
     label = objective.header()
     for rank in ("1", "5"):
         label = label.replace(f"top-{rank} (%, proxy)", f"proxy top-{rank} accuracy (%)")
     return label
 
 
-def _style_axes(ax, frame: pd.DataFrame, x: Objective, y: Objective) -> None:
+def _style_axes(ax, frame: pd.DataFrame, x: Metric, y: Metric, backend: str | None) -> None:
     values = frame[x.name].to_numpy(dtype=float)
-    if x.metric in ENERGY_METRICS and values.min() > 0 and values.max() / values.min() > 20:
+    if x.is_energy and values.min() > 0 and values.max() / values.min() > 20:
         from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
-    backend = frame.attrs.get("backend")
     ax.set_xlabel(x.header(backend) + (", log scale" if ax.get_xscale() == "log" else ""), fontsize=9)
     ax.set_ylabel(_axis_label(y), fontsize=9)
     ax.grid(True, which="major", alpha=0.3, linewidth=0.6)
@@ -145,7 +147,7 @@ def _style_axes(ax, frame: pd.DataFrame, x: Objective, y: Objective) -> None:
         ax.spines[side].set_visible(False)
 
 
-def _mark_baselines(ax, frame: pd.DataFrame, x: Objective, y: Objective, offset: tuple[int, int],
+def _mark_baselines(ax, frame: pd.DataFrame, x: Metric, y: Metric, offset: tuple[int, int],
                     horizontal: str, vertical: str) -> None:
     """Stars on the trials that reproduce a paper baseline (one legend entry per baseline network)."""
     baselines = frame[frame["baseline"].notna()]
@@ -158,17 +160,17 @@ def _mark_baselines(ax, frame: pd.DataFrame, x: Objective, y: Objective, offset:
                             textcoords="offset points", ha=horizontal, va=vertical, fontsize=6.5, color="#7a5200")
 
 
-def save_hypervolume_plot(history: pd.DataFrame, path: str | Path) -> Path:
+def save_hypervolume_plot(result: HypervolumeHistory, path: str | Path) -> Path:
     """Hypervolume vs trial number (a step line; dots where a trial improved the front)."""
     path = check_plot_path(path)
+    history = result.frame
     if history.empty:
         raise DataError("nothing to plot: the study has no completed trials yet; run 'e2gcsearch run' first")
-    reference = history.attrs.get("reference", {})
-    units = history.attrs.get("units", {})
+    reference, units = result.reference, result.units
     note = ("reference point: " + ", ".join(f"{k} = {v:.3g} {units.get(k, '')}".rstrip() for k, v in reference.items())
             if reference else "no feasible trial yet")
     if path.suffix.lower() == ".html":
-        return _hypervolume_html(history, path, note)
+        return _hypervolume_html(result, path, note)
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(6.4, 3.6), layout="constrained")
@@ -185,7 +187,7 @@ def save_hypervolume_plot(history: pd.DataFrame, path: str | Path) -> Path:
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     ax.legend(loc="lower right", fontsize=7.5)
-    figure.suptitle(f"Study '{history.attrs.get('study', '')}': hypervolume of the feasible front", fontsize=10.5)
+    figure.suptitle(f"Study '{result.study}': hypervolume of the feasible front", fontsize=10.5)
     ax.set_title(f"objectives normalised to [best, worst + 10 % of range]; {note}", fontsize=7.5, color="#444444")
     return _save(figure, path)
 
@@ -198,17 +200,18 @@ def _plotly():
     return go
 
 
-def _front_html(frame: pd.DataFrame, path: Path) -> Path:
+def _front_html(info: FrontInfo, path: Path) -> Path:
     go = _plotly()
-    x, y = plot_axes(frame)
-    backend = frame.attrs.get("backend")
+    frame = info.frame
+    x, y = plot_axes(info)
+    backend = info.backend
     front, dominated, infeasible = _front_groups(frame)
     figure = go.Figure()
     hover = ("trial %{customdata[0]}<br>%{customdata[1]} %{customdata[2]} w=%{customdata[3]}<br>"
              "params %{customdata[4]:,}<br>MACs %{customdata[5]:,}<extra></extra>")
 
     def add(rows: pd.DataFrame, name: str, marker: dict, show: bool = True) -> None:
-        data = np.stack([rows["trial"], [ARCH_LABELS.get(a, a) for a in rows["arch"]], rows["grouping"],
+        data = np.stack([rows["trial"], [get_entry(a).display_name for a in rows["arch"]], rows["grouping"],
                          rows["width"], rows["params"], rows["macs"]], axis=1) if len(rows) else None
         figure.add_trace(go.Scatter(x=rows[x.name], y=rows[y.name], mode="markers", name=name, marker=marker,
                                     customdata=data, hovertemplate=hover, showlegend=show))
@@ -227,18 +230,19 @@ def _front_html(frame: pd.DataFrame, path: Path) -> Path:
     for _, row in frame[frame["baseline"].notna()].iterrows():
         figure.add_annotation(x=row[x.name], y=row[y.name], showarrow=True, arrowhead=2, ax=-60, ay=-30,
                               text=f"{row['baseline']} (w={row['width']:g}), paper baseline", font={"size": 10})
-    figure.update_layout(title=f"Study '{frame.attrs.get('study', '')}': {_axis_label(y)} vs {_axis_label(x)}<br>"
+    figure.update_layout(title=f"Study '{info.study}': {_axis_label(y)} vs {_axis_label(x)}<br>"
                                f"<sup>{_backend_note(backend)}</sup>",
                          xaxis_title=x.header(backend), yaxis_title=_axis_label(y), template="simple_white")
     figure.write_html(path, include_plotlyjs=True)
     return path
 
 
-def _hypervolume_html(history: pd.DataFrame, path: Path, note: str) -> Path:
+def _hypervolume_html(result: HypervolumeHistory, path: Path, note: str) -> Path:
     go = _plotly()
+    history = result.frame
     figure = go.Figure(go.Scatter(x=history["trial"], y=history["hypervolume"], mode="lines+markers",
                                   line={"shape": "hv"}, name="hypervolume"))
-    figure.update_layout(title=f"Study '{history.attrs.get('study', '')}': hypervolume<br><sup>{note}</sup>",
+    figure.update_layout(title=f"Study '{result.study}': hypervolume<br><sup>{note}</sup>",
                          xaxis_title="trial number", yaxis_title="hypervolume (fraction of reference box)",
                          template="simple_white")
     figure.write_html(path, include_plotlyjs=True)

@@ -8,6 +8,8 @@ Constraints: ``METRIC<=BOUND`` or ``METRIC>=BOUND`` on any of those metrics, e.g
 ``epf@4<=2.5`` or ``top1>=40``. They are passed to Optuna with ``trial.set_constraint`` (a value
 <= 0 means satisfied).
 
+Both are :class:`e2gcsearch.metrics.Metric`, the one metric type of the search and the report.
+
 Example:
     >>> [o.name for o in parse_objectives("epf,top1")]
     ['epf@16', 'top1']
@@ -22,50 +24,9 @@ import re
 from typing import Any
 
 from ..errors import ConfigError
+from ..metrics import METRICS, Metric
 
 DEFAULT_BATCH_SIZE = 16
-
-# metric → (direction, unit, takes a batch size)
-METRICS: dict[str, tuple[str, str, bool]] = {
-    "epf": ("minimize", "mJ/frame", True),
-    "top1": ("maximize", "%", False),
-    "params": ("minimize", "count", False),
-    "macs": ("minimize", "count", False),
-    "latency": ("minimize", "ms/batch", True),
-}
-CHEAP_METRICS = ("params", "macs", "epf", "latency")  # known before any training
-
-
-@dataclasses.dataclass(frozen=True)
-class Metric:
-    """A metric of a trial, e.g. ``epf@16`` (metric ``epf``, batch size 16) or ``top1``."""
-
-    metric: str
-    batch_size: int | None = None
-
-    @property
-    def name(self) -> str:
-        return f"{self.metric}@{self.batch_size}" if self.batch_size else self.metric
-
-    @property
-    def direction(self) -> str:
-        return METRICS[self.metric][0]
-
-    @property
-    def unit(self) -> str:
-        return METRICS[self.metric][1]
-
-    @property
-    def is_cheap(self) -> bool:
-        return self.metric in CHEAP_METRICS
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "metric": self.metric, "batch_size": self.batch_size,
-                "direction": self.direction, "unit": self.unit}
-
-
-# An objective is a metric the study optimizes.
-Objective = Metric
 
 
 def _valid_names() -> str:
@@ -88,11 +49,11 @@ def parse_metric(text: str, reference_batch: int = DEFAULT_BATCH_SIZE) -> Metric
             raise ConfigError(f"bad batch size in {text.strip()!r}; write e.g. {name}@16") from None
         if batch_size < 1:
             raise ConfigError(f"bad batch size in {text.strip()!r}; write e.g. {name}@16")
-        return Metric(name, batch_size)
-    return Metric(name)
+        return Metric.of(name, batch_size)
+    return Metric.of(name)
 
 
-def parse_objectives(text: str, reference_batch: int = DEFAULT_BATCH_SIZE) -> tuple[Objective, ...]:
+def parse_objectives(text: str, reference_batch: int = DEFAULT_BATCH_SIZE) -> tuple[Metric, ...]:
     """Parse a comma list of objectives; unknown or duplicated names are errors."""
     parts = [part for part in text.split(",") if part.strip()]
     if not parts:

@@ -7,11 +7,12 @@ from typing import Any, Iterable
 from optuna.trial import TrialState
 
 from ..config import ArchConfig
+from .record import FIXED_PARAMS
 
 
 def _params(trial: Any) -> dict[str, Any]:
-    # A queued trial that has not run yet keeps its parameters in system_attrs["fixed_params"].
-    return trial.params or trial.system_attrs.get("fixed_params", {})
+    # A queued trial that has not run yet keeps its parameters in Optuna's system attrs.
+    return trial.params or trial.system_attrs.get(FIXED_PARAMS, {})
 
 
 def enqueue_once(study: Any, space: Any, items: Iterable[tuple[ArchConfig, dict[str, Any]]]) -> list[ArchConfig]:

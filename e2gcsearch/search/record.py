@@ -32,6 +32,7 @@ User attrs of the study (written once by ``run``):
                          "direction": "maximize", "unit": "%"}]
                        (the same names are set with ``study.set_metric_names``)
     space              the search space description (must match to resume)
+    data               dataset description of the proxy training (must match to resume)
     e2gcsearch_version version that created the study
     full:trial-<n>     full-training result of trial n written by ``validate`` (finished trials are
                        immutable in Optuna, so it lives on the study; see validate.full_result)
@@ -44,14 +45,26 @@ from typing import Any
 
 from ..config import ArchConfig
 
+# Trial user attrs read or written outside this module (the rest go through TrialRecord / user_attrs).
 ARCH_CONFIG = "arch_config"
+EPF = "epf"
+ENERGY_BACKEND = "energy_backend"
+TOP1 = "top1"
+INFEASIBLE = "infeasible"
+VIOLATIONS = "violations"
 FAIL_REASON = "fail_reason"
 DUPLICATE_OF = "duplicate_of"
 BASELINE = "baseline"
 WARM_START = "warm_start"  # set on points queued by the energy model
-FULL = "full"  # prefix of the study attrs holding validate's results
+# Study user attrs.
 OBJECTIVES = "objectives"
 SPACE = "space"
+DATA = "data"
+VERSION = "e2gcsearch_version"
+FULL = "full"  # prefix of the study attrs holding validate's results
+# Optuna's own system attrs that e2gcsearch reads.
+METRIC_NAMES = "study:metric_names"  # where Study.set_metric_names keeps the names (study)
+FIXED_PARAMS = "fixed_params"  # the parameters of an enqueued trial that has not run yet (trial)
 
 
 @dataclasses.dataclass
@@ -86,7 +99,7 @@ class TrialRecord:
         """Read a :class:`optuna.trial.FrozenTrial` of an e2gcsearch study."""
         attrs = dict(trial.user_attrs)
         arch = ArchConfig.from_dict(attrs.pop(ARCH_CONFIG))
-        epf = {int(batch): dict(figures) for batch, figures in attrs.pop("epf", {}).items()}
+        epf = {int(batch): dict(figures) for batch, figures in attrs.pop(EPF, {}).items()}
         known = {f.name for f in dataclasses.fields(cls)}
         extra = {key: value for key, value in attrs.items() if key in known}
         values = tuple(trial.values) if trial.values is not None else None
@@ -113,7 +126,7 @@ def user_attrs(**fields: Any) -> dict[str, Any]:
     for key, value in fields.items():
         if isinstance(value, ArchConfig):
             value = value.to_dict()
-        if key == "epf":
+        if key == EPF:
             value = {str(batch): figures for batch, figures in value.items()}
         out[key] = value
     return out

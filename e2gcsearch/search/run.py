@@ -61,14 +61,14 @@ def trial_line(study: optuna.Study, trial: FrozenTrial, objectives: list[dict[st
     head = f"trial {trial.number:>3}  {label:<30}"
     if trial.state == TrialState.FAIL:
         return f"{head}  FAILED: {attrs.get(record.FAIL_REASON, 'no reason recorded')}"
-    backend = attrs.get("energy_backend", "?")
+    backend = attrs.get(record.ENERGY_BACKEND, "?")
     parts = []
     for objective, value in zip(objectives, trial.values or []):
         unit = objective["unit"] if objective["unit"] != "count" else ""
         shown = f"{value:.4g}" if objective["unit"] != "count" else f"{value / 1e6:.3g} M"
         suffix = f" ({backend})" if objective["metric"] in ("epf", "latency") else ""
         parts.append(f"{objective['name']}={shown} {unit}{suffix}".rstrip())
-    status = "  INFEASIBLE: " + "; ".join(attrs.get("violations", [])) if attrs.get("infeasible") else ""
+    status = "  INFEASIBLE: " + "; ".join(attrs.get(record.VIOLATIONS, [])) if attrs.get(record.INFEASIBLE) else ""
     if record.DUPLICATE_OF in attrs:
         status += f"  (repeats trial {attrs[record.DUPLICATE_OF]}; not measured again)"
     front = sum(record.DUPLICATE_OF not in t.user_attrs for t in study.best_trials)
@@ -159,7 +159,8 @@ def prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData]:
 
 def _warm_start(study: optuna.Study, config: SearchConfig, num_classes: int) -> None:
     """Queue the optimum-group-size model's predicted best points (calibrating it first if needed)."""
-    from ..energy_model import DeviceProfile, enqueue_warm_start, load_or_calibrate, warm_start_configs
+    from ..energy_model import DeviceProfile, load_or_calibrate, warm_start_configs
+    from .warm_start import enqueue_warm_start
 
     space, profile_config = config.settings.space, config.settings.profile
     if config.warm_start_profile:

@@ -21,10 +21,10 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from ..errors import ConfigError, DataError, UnknownNameError
+from . import record
 
 DEFAULT_STORAGE = "sqlite:///studies/e2gcsearch.db"
 DEFAULT_STUDY = "e2gcsearch"
-METRIC_NAMES_KEY = "study:metric_names"  # where Study.set_metric_names keeps the names
 JOURNAL_SUFFIXES = (".log", ".jsonl")
 STORAGE_HELP = ("an Optuna RDB URL such as sqlite:///studies/e2gcsearch.db or postgresql://user@host/db, "
                 "or a journal file path ending in .log or .jsonl")
@@ -118,7 +118,7 @@ def open_study(storage: str | BaseStorage, study_name: str) -> optuna.Study:
 
 
 def _objective_names(summary: Any, metric_names: list[str] | None) -> str:
-    objectives = summary.user_attrs.get("objectives")
+    objectives = summary.user_attrs.get(record.OBJECTIVES)
     directions = [d.name.lower() for d in summary.directions]
     if objectives:
         names = [f"{o.get('name')} ({o.get('direction', d)[:3]})" for o, d in zip(objectives, directions)]
@@ -138,7 +138,7 @@ def studies_frame(storage: str | BaseStorage) -> pd.DataFrame:
         start = summary.datetime_start
         rows.append({
             "study": summary.study_name,
-            "objectives": _objective_names(summary, opened.get_study_system_attrs(study_id).get(METRIC_NAMES_KEY)),
+            "objectives": _objective_names(summary, opened.get_study_system_attrs(study_id).get(record.METRIC_NAMES)),
             "trials": len(states),
             "complete": states.count(TrialState.COMPLETE),
             "running": states.count(TrialState.RUNNING) + states.count(TrialState.WAITING),

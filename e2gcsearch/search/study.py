@@ -20,11 +20,11 @@ from typing import Any
 import optuna
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 
-from .. import __version__
+from ..version import __version__
 from ..errors import ConfigError, UnknownNameError
+from ..metrics import Metric
 from ..models import get_entry
 from . import record
-from .objectives import Objective
 from .queue import enqueue_once
 from .space import SearchSpace
 from .storage import get_storage, redact, storage_file
@@ -80,12 +80,12 @@ def create_sampler(name: str, seed: int | None, space: SearchSpace, trials: int 
     raise UnknownNameError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
 
 
-def study_attrs(objectives: tuple[Objective, ...], space: SearchSpace, data: dict[str, Any]) -> dict[str, Any]:
+def study_attrs(objectives: tuple[Metric, ...], space: SearchSpace, data: dict[str, Any]) -> dict[str, Any]:
     """What identifies a study's trials as comparable (checked on every resume)."""
     return {
         record.OBJECTIVES: [o.to_dict() for o in objectives],
         record.SPACE: space.describe(),
-        "data": data,
+        record.DATA: data,
     }
 
 
@@ -93,7 +93,7 @@ def _mismatch(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     return [key for key, value in wanted.items() if key in stored and stored[key] != value]
 
 
-def open_or_create_study(storage: BaseStorage, study_name: str, objectives: tuple[Objective, ...],
+def open_or_create_study(storage: BaseStorage, study_name: str, objectives: tuple[Metric, ...],
                          space: SearchSpace, data: dict[str, Any], sampler: optuna.samplers.BaseSampler,
                          storage_url: str = "") -> optuna.Study:
     """Create the study, or resume it after checking it was made for the same search."""
@@ -108,7 +108,7 @@ def open_or_create_study(storage: BaseStorage, study_name: str, objectives: tupl
             study.set_metric_names([o.name for o in objectives])
         for key, value in wanted.items():
             study.set_user_attr(key, value)
-        study.set_user_attr("e2gcsearch_version", __version__)
+        study.set_user_attr(record.VERSION, __version__)
         return study
     stored = study.user_attrs
     if record.OBJECTIVES not in stored:

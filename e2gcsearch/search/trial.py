@@ -21,7 +21,8 @@ from ..profiling import ProfileConfig, profile_model
 from ..report.tables import human_count
 from ..train import TrainConfig, train_model
 from . import record
-from .objectives import Constraint, Metric, Objective
+from ..metrics import Metric
+from .objectives import Constraint
 from .space import SearchSpace
 
 INFEASIBLE_TOP1 = 0.0  # reported for trials whose training a violated constraint skipped
@@ -35,7 +36,7 @@ class TrialFailed(RuntimeError):
 class TrialSettings:
     """Everything a trial needs besides the data (picklable, so worker processes get a copy)."""
 
-    objectives: tuple[Objective, ...]
+    objectives: tuple[Metric, ...]
     constraints: tuple[Constraint, ...]
     space: SearchSpace
     profile: ProfileConfig
@@ -135,7 +136,7 @@ class TrialRunner:
                 out.append(f"{constraint.text} (got {shown})")
         return out
 
-    def _objective_value(self, objective: Objective, results: dict[str, Any]) -> float:
+    def _objective_value(self, objective: Metric, results: dict[str, Any]) -> float:
         value = metric_value(objective, results)
         if value is None:  # e.g. EPF when an earlier constraint already made the trial infeasible
             raise TrialFailed(f"objective {objective.name} was not measured")

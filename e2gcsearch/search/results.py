@@ -1,0 +1,134 @@
+"""What a study found, read back: its objectives, one trial, its front and hypervolume history.
+
+This is where stored trials (see :mod:`.record`) become the rows that :mod:`e2gcsearch.report`
+computes on and draws; ``front``, ``run``, ``export`` and ``validate`` read a study through here.
+
+A row is one COMPLETE trial with finite objective values that does not repeat an earlier point. A
+trial is infeasible when it records ``infeasible`` or violates an Optuna constraint (> 0).
+
+Example:
+    >>> front = front_info(open_study(DEFAULT_STORAGE, DEFAULT_STUDY))   # doctest: +SKIP
+    >>> print(render_front(front, "table"))                               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from ..errors import ConfigError, UnknownNameError
+from ..metrics import Metric
+from ..models import get_entry
+from ..report.front import FrontInfo, HypervolumeHistory, front_info_from_rows
+from ..report.front import hypervolume_history as history_of_front
+from . import record
+from .record import TrialRecord
+
+
+def study_objectives(study: optuna.Study) -> list[Metric]:
+    """The study's objectives (from its ``objectives`` attr, else Optuna's metric names)."""
+    directions = [d.name.lower() for d in study.directions]
+    stored = study.user_attrs.get(record.OBJECTIVES)
+    if stored:
+        return [Metric.from_dict(o, direction=d) for o, d in zip(stored, directions)]
+    names = study.metric_names or [f"value{i}" for i in range(len(directions))]
+    return [Metric(name=n, direction=d, metric=n) for n, d in zip(names, directions)]
+
+
+def get_trial(study: optuna.Study, number: int) -> FrozenTrial:
+    """The COMPLETE trial ``number`` of ``study``; one-line errors for unknown or unfinished trials."""
+    trials = study.get_trials(deepcopy=False)
+    match = next((t for t in trials if t.number == number), None)
+    if match is None:
+        if not trials:
+            raise UnknownNameError(f"study {study.study_name!r} has no trials yet; run 'e2gcsearch run "
+                                   f"--study {study.study_name}' first")
+        raise UnknownNameError(f"study {study.study_name!r} has no trial {number}; its trials are numbered "
+                               f"0-{max(t.number for t in trials)} (see 'e2gcsearch front --all')")
+    if match.state != TrialState.COMPLETE:
+        reason = match.user_attrs.get(record.FAIL_REASON)
+        raise ConfigError(f"trial {number} of study {study.study_name!r} is {match.state.name}"
+                          f"{f' ({reason})' if reason else ''}, not COMPLETE; pick a completed trial "
+                          "(see 'e2gcsearch front --all')")
+    return match
+
+
+def _display_name(arch: str) -> str:
+    try:
+        return get_entry(arch).display_name
+    except UnknownNameError:  # a baseline stored by a version that knew a network this one does not
+        return arch
+
+
+def baseline_label(trial: TrialRecord) -> str | None:
+    """The paper baseline a trial reproduces (stored by the search, or recognised from its grouping)."""
+    if trial.baseline:  # e.g. "mobilenet_v1 G=1 (paper baseline)"; the notes and legend say "paper baseline"
+        label = re.sub(r"\s*\(paper baseline\)", "", trial.baseline)
+        arch, _, rest = label.partition(" ")
+        return f"{_display_name(arch)} {rest}".strip()
+    entry = get_entry(trial.arch.arch)
+    stock = entry.baseline
+    if (stock.group_size, stock.groups) == (trial.arch.group_size, trial.arch.groups):
+        symbol = "G" if stock.group_size is not None else "g"
+        return f"{entry.display_name} {symbol}={stock.grouping_value}"
+    return None
+
+
+def is_feasible(trial: FrozenTrial) -> bool:
+    """False when the trial records ``infeasible`` or any Optuna constraint value is > 0."""
+    constraints = trial.constraints  # {name: value} (Optuna >= 5)
+    values = constraints.values() if isinstance(constraints, dict) else constraints
+    return not trial.user_attrs.get(record.INFEASIBLE, False) and all(value <= 0.0 for value in values)
+
+
+def _row(trial: FrozenTrial, objectives: list[Metric]) -> dict[str, Any]:
+    stored = TrialRecord.from_trial(trial)
+    arch = stored.arch
+    row: dict[str, Any] = {
+        "trial": trial.number, "arch": arch.arch, "module": arch.module, "value": arch.grouping_value,
+        "grouping": arch.grouping, "width": arch.width,
+    }
+    row.update({o.name: float(v) for o, v in zip(objectives, trial.values)})
+    row.setdefault("params", stored.params)
+    row.setdefault("macs", stored.macs)
+    for batch in sorted(stored.epf):
+        row[f"epf_mj@{batch}"] = stored.epf_mj(batch)
+    row["backend"] = stored.energy_backend
+    row["resolution"] = stored.resolution
+    row["feasible"] = is_feasible(trial)
+    row["violations"] = "; ".join(stored.violations)
+    row["baseline"] = baseline_label(stored)
+    return row
+
+
+def front_info(study: optuna.Study, include_dominated: bool = False) -> FrontInfo:
+    """The Pareto-optimal trials of ``study`` (all completed trials with ``include_dominated``).
+
+    Trials that repeat an earlier point are left out; see :class:`~e2gcsearch.report.front.FrontInfo`
+    for the columns and their order.
+    """
+    objectives = study_objectives(study)
+    every = study.get_trials(deepcopy=False)
+    # A repeat of an already measured point (see search.trial) adds no row of its own.
+    trials = [t for t in every if t.state == TrialState.COMPLETE and record.DUPLICATE_OF not in t.user_attrs
+              and t.values is not None and all(math.isfinite(v) for v in t.values)]
+    foreign = [t.number for t in trials if record.ARCH_CONFIG not in t.user_attrs]
+    if foreign:
+        raise ConfigError(f"trial {foreign[0]} of study {study.study_name!r} records no architecture, so the study "
+                          "was not made by 'e2gcsearch run'; pick one that was (see 'e2gcsearch studies')")
+    states = {state.name.lower(): sum(t.state == state for t in every) for state in TrialState
+              if any(t.state == state for t in every)}
+    return front_info_from_rows([_row(t, objectives) for t in trials], objectives, study.study_name, states,
+                                include_dominated)
+
+
+def hypervolume_history(study: optuna.Study) -> HypervolumeHistory:
+    """Hypervolume of the feasible front after each completed trial of ``study``, in trial-number order."""
+    return history_of_front(front_info(study, include_dominated=True))
+
+
+__all__ = ["baseline_label", "front_info", "get_trial", "hypervolume_history", "is_feasible", "study_objectives"]

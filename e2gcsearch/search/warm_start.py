@@ -1,0 +1,66 @@
+"""Where the energy model meets a study: the EPF a search measured, as data to fit the model to, and
+the model's predicted best points, queued on a study.
+
+The energy model (:mod:`e2gcsearch.energy_model`) fits and predicts without knowing studies; these
+two functions read and write one.
+
+Example:
+    >>> dataset = dataset_from_study("sqlite:///studies/e2gcsearch.db", "e2gcsearch")   # doctest: +SKIP
+    >>> enqueue_warm_start(study, space, warm_start_configs(profile, space, 10))       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+from typing import Any, Callable, Sequence
+
+from optuna.trial import TrialState
+
+from ..config import ArchConfig
+from ..energy_model import EpfDataset, EpfMeasurement
+from ..errors import DataError
+from . import record
+from .queue import enqueue_once
+from .record import TrialRecord
+from .storage import open_study
+
+Progress = Callable[[str], None]
+
+
+def _fingerprint_key(fingerprint: dict[str, Any]) -> str:
+    return json.dumps(fingerprint, sort_keys=True)
+
+
+def dataset_from_study(storage_url: str, study_name: str, progress: Progress | None = None) -> EpfDataset:
+    """The EPF of a study's complete trials (one device: the most common fingerprint is kept)."""
+    study = open_study(storage_url, study_name)
+    records = []
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state != TrialState.COMPLETE or record.ARCH_CONFIG not in trial.user_attrs:
+            continue
+        stored = TrialRecord.from_trial(trial)
+        if stored.resolution and any(stored.epf_mj(b) for b in stored.epf):
+            records.append(stored)
+    if not records:
+        raise DataError(f"study {study_name!r} has no complete trial with measured EPF; run the search first "
+                        "(e2gcsearch run) or fit a sweep (e2gcsearch model fit --sweep)")
+    counts = collections.Counter(_fingerprint_key(r.fingerprint) for r in records)
+    kept_key, _ = counts.most_common(1)[0]
+    kept = [r for r in records if _fingerprint_key(r.fingerprint) == kept_key]
+    if len(kept) < len(records) and progress:
+        progress(f"note: kept the {len(kept)} trials measured on the most common device; "
+                 f"{len(records) - len(kept)} from other devices or settings were left out")
+    measurements = [EpfMeasurement(r.arch, int(r.resolution), {b: v for b in r.epf if (v := r.epf_mj(b))},
+                                   {b: f["epf_std_mj"] for b, f in r.epf.items() if f.get("epf_std_mj") is not None})
+                    for r in kept]
+    return EpfDataset(kept[0].energy_backend or "unknown", bool(kept[0].energy_is_estimate),
+                      dict(kept[0].fingerprint), measurements, source=f"study {study_name!r}")
+
+
+def enqueue_warm_start(study: Any, space: Any, configs: Sequence[ArchConfig], note: str = "energy model") -> list[str]:
+    """Queue ``configs`` on an Optuna study once (resuming queues none twice); returns the labels queued."""
+    return [cfg.label() for cfg in enqueue_once(study, space, [(cfg, {record.WARM_START: note}) for cfg in configs])]
+
+
+__all__ = ["dataset_from_study", "enqueue_warm_start"]
