@@ -150,10 +150,10 @@ def cpu_sweep(args: argparse.Namespace) -> EpfDataset:
 def held_out_width(dataset: EpfDataset, batch: int, width: float) -> tuple[float, float]:
     """Fit without ``width``; Spearman ρ and MAPE of the predictions for that width's networks."""
     points = dataset.points(batch)
-    train = [p for p in points if p.config.width != width]
-    test = [p for p in points if p.config.width == width]
-    predicted = fit_and_predict([config_terms(p.config, p.resolution) for p in train], [p.epf_mj[batch] for p in train],
-                                [config_terms(p.config, p.resolution) for p in test])
+    train = [p for p in points if p.arch_config.width != width]
+    test = [p for p in points if p.arch_config.width == width]
+    predicted = fit_and_predict([config_terms(p.arch_config, p.resolution) for p in train], [p.epf_mj[batch] for p in train],
+                                [config_terms(p.arch_config, p.resolution) for p in test])
     measured = np.array([p.epf_mj[batch] for p in test])
     return float(stats.spearmanr(predicted, measured).statistic), float(np.mean(np.abs(predicted - measured) / measured))
 
@@ -161,7 +161,7 @@ def held_out_width(dataset: EpfDataset, batch: int, width: float) -> tuple[float
 def report(dataset: EpfDataset, title: str) -> None:
     """Fit per batch size; print the fit, LOO and held-out-width figures."""
     profile = fit_device_profile(dataset)
-    widths = sorted({m.config.width for m in dataset.measurements})
+    widths = sorted({m.arch_config.width for m in dataset.measurements})
     print(f"\n{title}: {len(dataset.measurements)} networks (widths {widths}), {profile.resolution}x{profile.resolution} px")
     print("  B   beta    gamma  gamma_dw     R2   MAPE  LOO-MAPE  LOO-rho  | Spearman rho on a held-out width; MAPE")
     for batch, fit in sorted(profile.fits.items()):
@@ -174,7 +174,7 @@ def report(dataset: EpfDataset, title: str) -> None:
 
 def favoured(profile) -> None:
     batch = profile.reference_batch
-    widths = sorted({m.config.width for m in profile.measurements})
+    widths = sorted({m.arch_config.width for m in profile.measurements})
     print(f"\nfavoured G at B={batch}: model (network; per stage) vs measured best E2GC G")
     for width in widths:
         frame = config_predictions(profile, "mobilenet_v1", width, 10, profile.resolution, batch)

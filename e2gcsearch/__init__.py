@@ -5,8 +5,8 @@ The public API is small; everything else lives in the submodules.
 
 Example:
     >>> from e2gcsearch import ArchConfig, create_model, network_cost
-    >>> cfg = ArchConfig("resnext50", groups=32)
-    >>> network_cost(cfg).params
+    >>> arch_config = ArchConfig("resnext50", groups=32)
+    >>> network_cost(arch_config).params
     24960680
 """
 

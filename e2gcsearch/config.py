@@ -2,8 +2,8 @@
 exporter. Each round-trips through JSON so that a study can rebuild exactly the network it measured.
 
 Example:
-    >>> cfg = ArchConfig("mobilenet_v1", group_size=4, width=0.5, num_classes=10)
-    >>> ArchConfig.from_json(cfg.to_json()) == cfg
+    >>> arch_config = ArchConfig("mobilenet_v1", group_size=4, width=0.5, num_classes=10)
+    >>> ArchConfig.from_json(arch_config.to_json()) == arch_config
     True
 """
 
@@ -93,12 +93,12 @@ class ArchConfig:
         return f"{self.arch} {self.module} {self.grouping} w={self.width:.2f}"
 
     def replace(self, **changes: Any) -> "ArchConfig":
-        """A copy with some fields changed; switching family clears the other fields."""
-        families = ("group_size", "groups", "stage_group_sizes")
-        for family in families:
-            if changes.get(family) is not None:
-                for other in families:
-                    if other != family:
+        """A copy with some fields changed; setting one grouping field (and so the module) clears the others."""
+        grouping_fields = ("group_size", "groups", "stage_group_sizes")
+        for field in grouping_fields:
+            if changes.get(field) is not None:
+                for other in grouping_fields:
+                    if other != field:
                         changes.setdefault(other, None)
         return dataclasses.replace(self, **changes)
 

@@ -59,7 +59,7 @@ class LayerCost:
 
 @dataclasses.dataclass(frozen=True)
 class NetworkCost:
-    config: ArchConfig
+    arch_config: ArchConfig
     resolution: int
     params: int
     bn_params: int
@@ -74,12 +74,12 @@ class NetworkCost:
     def summary(self) -> dict[str, Any]:
         """Whole-network figures as a flat, JSON-ready dict."""
         return {
-            "arch": self.config.arch,
-            "module": self.config.module,
-            "value": self.config.grouping_value,
-            "width": self.config.width,
+            "arch": self.arch_config.arch,
+            "module": self.arch_config.module,
+            "value": self.arch_config.grouping_value,
+            "width": self.arch_config.width,
             "resolution": self.resolution,
-            "classes": self.config.num_classes,
+            "classes": self.arch_config.num_classes,
             "params": self.params,
             "macs": self.macs,
             "activations": self.activations,
@@ -120,11 +120,11 @@ def _strip_batchnorm(model: nn.Module) -> None:
 
 
 @functools.lru_cache(maxsize=256)
-def network_cost(config: ArchConfig, resolution: int = 224) -> NetworkCost:
-    """Count params, MACs, activations and AI of ``config`` at ``resolution`` x ``resolution``."""
-    check_resolution(config.arch, resolution)
+def network_cost(arch_config: ArchConfig, resolution: int = 224) -> NetworkCost:
+    """Count params, MACs, activations and AI of ``arch_config`` at ``resolution`` x ``resolution``."""
+    check_resolution(arch_config.arch, resolution)
     with torch.device("meta"):
-        model = create_model(config).eval()
+        model = create_model(arch_config).eval()
     bn_params = sum(p.numel() for m in model.modules() if isinstance(m, nn.BatchNorm2d) for p in m.parameters())
     _strip_batchnorm(model)  # shape-preserving; saves most of the meta forward's time
     layers: list[LayerCost] = []
@@ -139,7 +139,7 @@ def network_cost(config: ArchConfig, resolution: int = 224) -> NetworkCost:
     for handle in handles:
         handle.remove()
     return NetworkCost(
-        config=config,
+        arch_config=arch_config,
         resolution=resolution,
         params=sum(layer.params for layer in layers),
         bn_params=bn_params,

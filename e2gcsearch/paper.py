@@ -47,8 +47,8 @@ def cost_table(resolution: int = 224, width: float = 1.0, num_classes: int = 100
     """The paper's Tables III/IV as a DataFrame: arch, module, value, params, macs, activations, ai
     (``archs`` as in :func:`table_configs`)."""
     rows = []
-    for cfg in table_configs(width, num_classes, archs):
-        summary = network_cost(cfg, resolution).summary()
+    for arch_config in table_configs(width, num_classes, archs):
+        summary = network_cost(arch_config, resolution).summary()
         rows.append({key: summary[key] for key in
                      ("arch", "module", "value", "params", "macs", "activations", "ai", "width", "resolution")})
     return pd.DataFrame(rows)

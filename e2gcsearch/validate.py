@@ -187,20 +187,20 @@ def _stderr(text: str) -> None:
 
 def _full_result(record: TrialRecord, data: LoadedData, settings: ValidateSettings, folder: Path,
                  say: Say) -> dict[str, Any]:
-    arch = record.arch
-    if arch.num_classes != data.num_classes:
-        say(f"trial {record.number}: {data.num_classes} classes in the data, {arch.num_classes} in the search; "
+    arch_config = record.arch_config
+    if arch_config.num_classes != data.num_classes:
+        say(f"trial {record.number}: {data.num_classes} classes in the data, {arch_config.num_classes} in the search; "
             "training with the data's")
-        arch = arch.replace(num_classes=data.num_classes)
+        arch_config = arch_config.replace(num_classes=data.num_classes)
     if settings.retrain and (folder / "last.pt").exists():
         (folder / "last.pt").unlink()
     config = TrainConfig.full_training(settings.epochs, checkpoint_dir=str(folder), resume=True, **settings.train)
-    say(f"trial {record.number}: full training of {arch.label()} for {settings.epochs} epochs "
+    say(f"trial {record.number}: full training of {arch_config.label()} for {settings.epochs} epochs "
         f"(checkpoints in {folder})")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="no checkpoint at", category=RuntimeWarning)
         try:
-            trained = train_model(arch, data, config)
+            trained = train_model(arch_config, data, config)
         except ConfigError as exc:  # e.g. a checkpoint left by a run with other settings
             reason = re.sub(r";[^;]*--checkpoint-dir[^;]*", "", str(exc))  # validate picks the folder itself
             raise ConfigError(f"trial {record.number}: {reason}; rerun validate with the settings it was started "
@@ -214,7 +214,7 @@ def _full_result(record: TrialRecord, data: LoadedData, settings: ValidateSettin
     }
     if settings.profile is not None:
         sizes = (settings.search_batch_sizes and tuple(sorted(record.epf))) or settings.profile.batch_sizes
-        measured = profile_model(arch, dataclasses.replace(settings.profile, resolution=data.resolution,
+        measured = profile_model(arch_config, dataclasses.replace(settings.profile, resolution=data.resolution,
                                                            batch_sizes=sizes))
         full["epf"] = {str(b): {"epf_mj": p.epf_mj, "epf_std_mj": p.epf_std_mj, "latency_ms": p.latency_ms,
                                 "status": p.status} for b, p in sorted(measured.batches.items())}
@@ -259,9 +259,9 @@ def validation_frame(study: optuna.Study, numbers: Sequence[int]) -> pd.DataFram
         reference = batch or (max(record.epf) if record.epf else None)
         full_epf = (full.get("epf") or {}).get(str(reference), {})
         rows.append({
-            "trial": record.number, "arch": record.arch.arch, "module": record.arch.module,
-            "grouping": record.arch.grouping,
-            "width": record.arch.width, "proxy_top1": record.top1, "full_top1": full.get("top1"),
+            "trial": record.number, "arch": record.arch_config.arch, "module": record.arch_config.module,
+            "grouping": record.arch_config.grouping,
+            "width": record.arch_config.width, "proxy_top1": record.top1, "full_top1": full.get("top1"),
             "full_top5": full.get("top5"), "full_epochs": full.get("epochs"),
             "batch_size": reference, "search_epf_mj": record.epf_mj(reference) if reference else None,
             "search_backend": record.energy_backend,

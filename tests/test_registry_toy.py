@@ -228,7 +228,7 @@ def test_search_and_export_of_the_toy(toy, tmp_path, capsys):
     (trial,) = study.trials
     assert trial.state == TrialState.COMPLETE
     assert trial.params == {"arch": "toy", "grouping": "G=1", "width": 1.0}  # the toy's baseline, queued first
-    arch = TrialRecord.from_trial(trial).arch
+    arch = TrialRecord.from_trial(trial).arch_config
 
     out = tmp_path / "model.py"
     assert main(["export", "--storage", url, "--study", "toy", "--trial", "0", "--out", str(out)]) == 0

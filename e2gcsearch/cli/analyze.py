@@ -10,7 +10,7 @@ from ..energy_model.equations import FIG3_SHAPE
 from ..errors import ConfigError
 from ..report.tables import fixed, human_count, render, to_json
 from ._common import HelpFormatter, emit, int_list, note
-from .options import MODEL, OUTPUT, add_options, arch_config
+from .options import MODEL, OUTPUT, add_options, arch_config_from
 
 EXAMPLES = """\
 examples:
@@ -63,8 +63,8 @@ def fig3_with_model(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> None:
-    cfg = arch_config(args)
-    frame = layer_table(cfg, args.resolution)
+    arch_config = arch_config_from(args)
+    frame = layer_table(arch_config, args.resolution)
     if args.plot:
         from ..report.fig3 import save_fig3
 
@@ -72,9 +72,9 @@ def run(args: argparse.Namespace) -> None:
         note(f"wrote {save_fig3(fig3, args.plot, model_note)} (Fig. 3 for m={args.fig3_shape[0]}, "
              f"n={args.fig3_shape[1]}, {args.fig3_shape[2]}x{args.fig3_shape[2]}, {args.fig3_shape[3]}x{args.fig3_shape[3]})")
     if args.format == "json":
-        emit(to_json({"config": cfg.to_dict(), "resolution": args.resolution, "layers": frame.to_dict(orient="records")}))
+        emit(to_json({"config": arch_config.to_dict(), "resolution": args.resolution, "layers": frame.to_dict(orient="records")}))
         return
     if args.format in ("table", "markdown"):
-        emit(f"{cfg.label()} at {args.resolution}x{args.resolution}: {len(frame)} grouped convs "
+        emit(f"{arch_config.label()} at {args.resolution}x{args.resolution}: {len(frame)} grouped convs "
              "(each ratio is to the same layer made depthwise, G = 1)")
     emit(render(frame, args.format, FORMATTERS, HEADERS))

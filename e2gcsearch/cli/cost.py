@@ -9,7 +9,7 @@ import pandas as pd
 from ..cost import network_cost
 from ..report.tables import fixed, human_count, render, to_json
 from ._common import HelpFormatter, emit
-from .options import MODEL, OUTPUT, add_options, arch_config
+from .options import MODEL, OUTPUT, add_options, arch_config_from
 
 EXAMPLES = """\
 examples:
@@ -37,11 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    cost = network_cost(arch_config(args), resolution=args.resolution)
+    cost = network_cost(arch_config_from(args), resolution=args.resolution)
     summary = pd.DataFrame([cost.summary()])
     layers = pd.DataFrame([layer.to_dict() for layer in cost.layers], columns=LAYER_COLUMNS)
     if args.format == "json":
-        document = {"summary": cost.summary(), "config": cost.config.to_dict()}
+        document = {"summary": cost.summary(), "config": cost.arch_config.to_dict()}
         if args.per_layer:
             document["layers"] = layers.to_dict(orient="records")
         emit(to_json(document))

@@ -144,30 +144,30 @@ def run_predict(args: argparse.Namespace) -> None:
         note(warning)
     width, classes, resolution = profile.setting_for(args.arch, args.width, args.classes, args.resolution)
     fit = profile.fit_for(args.batch_size)
-    fitted_archs = sorted({m.config.arch for m in profile.measurements})
+    fitted_archs = sorted({m.arch_config.arch for m in profile.measurements})
     if fitted_archs and args.arch not in fitted_archs:
         note(f"note: the profile was fitted on {', '.join(fitted_archs)} only; its predictions for {args.arch} extrapolate")
     if args.group_size or args.groups:
-        cfg = ArchConfig(args.arch, group_size=args.group_size, groups=args.groups, width=width, num_classes=classes)
+        arch_config = ArchConfig(args.arch, group_size=args.group_size, groups=args.groups, width=width, num_classes=classes)
     else:
-        cfg = get_entry(args.arch).baseline.replace(width=width, num_classes=classes)
+        arch_config = get_entry(args.arch).baseline.replace(width=width, num_classes=classes)
     note(f"predicting {args.arch} at width {width:g}, {classes} classes, {resolution}x{resolution} px, B={fit.batch_size}")
-    layers = pd.DataFrame([vars(layer) for layer in layer_optima(profile, cfg, resolution, fit.batch_size)])
+    layers = pd.DataFrame([vars(layer) for layer in layer_optima(profile, arch_config, resolution, fit.batch_size)])
     configs = config_predictions(profile, args.arch, width, classes, resolution, fit.batch_size)
     if configs.empty:
         raise ConfigError(f"no E2GC/FgGC configuration of {args.arch} can be built at width {width:g}; try --width 0.5")
     favoured = favoured_group_size(profile, args.arch, width, classes, resolution, fit.batch_size)
     staged = stage_group_sizes(profile, args.arch, width, classes, resolution, fit.batch_size, start=favoured)
-    _emit_prediction(args, profile, fit, cfg, layers, configs, favoured, staged)
+    _emit_prediction(args, profile, fit, arch_config, layers, configs, favoured, staged)
 
 
-def _emit_prediction(args, profile, fit, cfg, layers, configs, favoured, staged) -> None:
+def _emit_prediction(args, profile, fit, arch_config, layers, configs, favoured, staged) -> None:
     if args.format == "json":
         emit(to_json({"profile": {"source": profile.source, "backend": profile.backend,
                                   "is_estimate": profile.is_estimate, "energy_note": profile.energy_note,
                                   "fingerprint": profile.fingerprint, "model_form": profile.model_form,
                                   "fit": fit.to_dict()},
-                      "config": cfg.to_dict(), "units": {"epf": "mJ/frame", "energy": "mJ/frame",
+                      "config": arch_config.to_dict(), "units": {"epf": "mJ/frame", "energy": "mJ/frame",
                                                          "gamma": "MAC^(1-beta)*element^beta"},
                       "layers": layers.to_dict(orient="records"), "configs": configs.to_dict(orient="records"),
                       "favoured_group_size": favoured, "favoured_stage_group_sizes": list(staged)}))
@@ -179,7 +179,7 @@ def _emit_prediction(args, profile, fit, cfg, layers, configs, favoured, staged)
         emit(line)
     emit(f"fit at B={fit.batch_size}: beta={fit.beta:.3f}, gamma={fit.gamma or float('nan'):.1f}, "
          f"gamma_dw={fit.gamma_dw or float('nan'):.1f}, R2={fit.r2:.3f}, LOO MAPE={100 * fit.loo_mape:.1f} %")
-    emit(f"\nper grouped layer of {cfg.label()} (energies: modelled, mJ/frame, {profile.backend}):")
+    emit(f"\nper grouped layer of {arch_config.label()} (energies: modelled, mJ/frame, {profile.backend}):")
     shown = layers[["name", "stage", "m", "n", "out_h", "stride", "group_size", "groups", "groups_eq2",
                     "group_size_eq2", "groups_best", "group_size_best", "energy_mj", "energy_best_mj"]]
     emit(render(shown, args.format, LAYER_FORMATTERS, {"out_h": "h=w", "group_size": "G", "groups": "g",

@@ -340,7 +340,7 @@ def class_count(classes: int | tuple[str, ...] | None) -> int | None:
     return classes
 
 
-def arch_config(args: argparse.Namespace) -> ArchConfig:
+def arch_config_from(args: argparse.Namespace) -> ArchConfig:
     """The ArchConfig the network flags describe (raises ConfigError with a fix)."""
     return ArchConfig(args.arch, group_size=args.group_size, groups=args.groups, width=args.width,
                       num_classes=class_count(args.classes))

@@ -9,7 +9,7 @@ import pandas as pd
 from ..profiling import ProfileResult, profile_model
 from ..report.tables import fixed, render, to_json
 from ._common import HelpFormatter, emit, note
-from .options import MEASUREMENT, MODEL, OUTPUT, add_options, arch_config, profile_config
+from .options import MEASUREMENT, MODEL, OUTPUT, add_options, arch_config_from, profile_config
 
 EXAMPLES = """\
 examples:
@@ -54,7 +54,7 @@ def backend_lines(result: ProfileResult) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> None:
-    result = profile_model(arch_config(args), profile_config(args, threads=args.threads), progress=note)
+    result = profile_model(arch_config_from(args), profile_config(args, threads=args.threads), progress=note)
     backend_line, *skipped = backend_lines(result)
     for line in ([] if args.format in ("table", "markdown") else [backend_line]) + skipped:
         note(line)
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> None:
     headers = {"batch_size": "B", "epf_mj": f"EPF mJ/frame ({result.backend})", "epf_std_mj": "std mJ/frame",
                "cv": "CV %", "latency_ms": "latency ms/batch", "throughput_ips": "img/s", "idle_power_w": "idle W",
                "epf_idle_subtracted_mj": f"EPF-idle mJ/frame ({result.backend})", "steps": "steps x windows"}
-    emit(f"{result.arch.label()} at {result.resolution}x{result.resolution} px, {fp['dtype']} {fp['memory_format']}, "
+    emit(f"{result.arch_config.label()} at {result.resolution}x{result.resolution} px, {fp['dtype']} {fp['memory_format']}, "
          f"{fp['device']} ({fp['device_model']}, threads: {fp['threads']}, torch {fp['torch']})")
     emit(backend_line)
     emit(render(frame[HUMAN_COLUMNS], args.format, FORMATTERS, headers))

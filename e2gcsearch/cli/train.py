@@ -88,16 +88,16 @@ def _load(config: DataConfig, show: bool, progress: bool) -> LoadedData:
 
 def run(args: argparse.Namespace) -> int:
     show = process_rank() == 0  # under torchrun only rank 0 talks
-    arch = ArchConfig(args.arch, group_size=args.group_size, groups=args.groups, width=args.width)  # checks flags early
+    arch_config = ArchConfig(args.arch, group_size=args.group_size, groups=args.groups, width=args.width)  # checks flags early
     config = train_config(args)
     data = _load(data_config(args), show, not args.no_progress)
-    arch = arch.replace(num_classes=data.num_classes)
-    result = train_model(arch, data, config)
+    arch_config = arch_config.replace(num_classes=data.num_classes)
+    result = train_model(arch_config, data, config)
     if not show:
         return 0 if result.ok else 1
-    frame = pd.DataFrame([result_row(arch, data, result)], columns=COLUMNS)
+    frame = pd.DataFrame([result_row(arch_config, data, result)], columns=COLUMNS)
     if args.format == "json":
-        emit(to_json({"result": result.to_dict(), "arch": arch.to_dict(), "data": data.description(),
+        emit(to_json({"result": result.to_dict(), "arch": arch_config.to_dict(), "data": data.description(),
                       "train": config.to_dict()}))
     else:
         emit(render(frame, args.format, FORMATTERS, HEADERS))

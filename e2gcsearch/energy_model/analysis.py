@@ -22,12 +22,12 @@ COLUMNS = ["name", "stage", "m", "n", "kernel", "stride", "out_h", "out_w", "G",
            "activations", "ai", "macs_norm", "params_norm", "memory_norm", "ai_norm", "inv_ai_norm"]
 
 
-def layer_table(config: ArchConfig, resolution: int = 224) -> pd.DataFrame:
-    """One row per grouped conv of ``config``: M_c, P, A, AI, and each divided by its depthwise value
+def layer_table(arch_config: ArchConfig, resolution: int = 224) -> pd.DataFrame:
+    """One row per grouped conv of ``arch_config``: M_c, P, A, AI, and each divided by its depthwise value
     (``memory_norm`` is (A+P)/(A+P)_dw; ``inv_ai_norm`` is (1/AI)/(1/AI)_dw)."""
     rows = []
-    for layer in network_cost(config, resolution).layers:
-        stage = layer_stage(config.arch, layer.name)
+    for layer in network_cost(arch_config, resolution).layers:
+        stage = layer_stage(arch_config.arch, layer.name)
         if layer.kernel == 1 or stage is None:
             continue
         m, n = layer.in_channels, layer.out_channels

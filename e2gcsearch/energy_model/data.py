@@ -39,7 +39,7 @@ Progress = Callable[[str], None]
 class EpfMeasurement:
     """EPF of one configuration at one resolution, per batch size (mJ/frame; ``None`` = not usable)."""
 
-    config: ArchConfig
+    arch_config: ArchConfig
     resolution: int
     epf_mj: dict[int, float]
     epf_std_mj: dict[int, float] = dataclasses.field(default_factory=dict)
@@ -47,7 +47,7 @@ class EpfMeasurement:
     def to_dict(self) -> dict[str, Any]:
         epf = {str(b): {"epf_mj": v, "epf_std_mj": self.epf_std_mj.get(b), "status": "ok"}
                for b, v in sorted(self.epf_mj.items())}
-        return {"arch_config": self.config.to_dict(), "label": self.config.label(),
+        return {"arch_config": self.arch_config.to_dict(), "label": self.arch_config.label(),
                 "resolution": self.resolution, "epf": epf}
 
     @classmethod
@@ -77,7 +77,7 @@ class EpfDataset:
 
     def points(self, batch_size: int) -> list[EpfMeasurement]:
         """Measurements that have EPF at ``batch_size`` (the last one wins for a repeated config)."""
-        latest = {(m.config, m.resolution): m for m in self.measurements if batch_size in m.epf_mj}
+        latest = {(m.arch_config, m.resolution): m for m in self.measurements if batch_size in m.epf_mj}
         return list(latest.values())
 
     def to_dict(self) -> dict[str, Any]:
@@ -138,16 +138,16 @@ def run_sweep(configs: Sequence[ArchConfig], profile_config: Any, progress: Prog
 
     say = progress or (lambda line: None)
     measurements, backend, is_estimate, fingerprint = [], "unknown", False, {}
-    for index, cfg in enumerate(configs, start=1):
+    for index, arch_config in enumerate(configs, start=1):
         try:
-            validate_config(cfg)
+            validate_config(arch_config)
         except ConfigError as exc:
-            say(f"[{index}/{len(configs)}] skipped {cfg.label()}: {exc}")
+            say(f"[{index}/{len(configs)}] skipped {arch_config.label()}: {exc}")
             continue
-        result = profile_model(cfg, profile_config, progress=lambda line, i=index: say(f"[{i}/{len(configs)}] {line}"))
+        result = profile_model(arch_config, profile_config, progress=lambda line, i=index: say(f"[{i}/{len(configs)}] {line}"))
         backend, is_estimate, fingerprint = result.backend, result.is_estimate, result.fingerprint
         epf = {b: batch.epf_mj for b, batch in result.batches.items() if batch.status == "ok" and batch.epf_mj}
         std = {b: batch.epf_std_mj for b, batch in result.batches.items() if batch.epf_std_mj is not None}
-        measurements.append(EpfMeasurement(cfg, result.resolution, epf, std))
+        measurements.append(EpfMeasurement(arch_config, result.resolution, epf, std))
     return EpfDataset(backend, is_estimate, fingerprint, measurements,
                       source=f"sweep of {len(measurements)} configurations")

@@ -68,16 +68,16 @@ class DeviceProfile:
                               f"{', '.join(map(str, sorted(self.fits)))} (use --batch-size)")
         return self.fits[batch]
 
-    def predict_epf_mj(self, config: ArchConfig, resolution: int | None = None, batch_size: int | None = None) -> float:
-        """The model's EPF (mJ/frame) of ``config`` at ``resolution`` (default: the profile's)."""
-        return self.fit_for(batch_size).predict_mj(config_terms(config, resolution or self.resolution))
+    def predict_epf_mj(self, arch_config: ArchConfig, resolution: int | None = None, batch_size: int | None = None) -> float:
+        """The model's EPF (mJ/frame) of ``arch_config`` at ``resolution`` (default: the profile's)."""
+        return self.fit_for(batch_size).predict_mj(config_terms(arch_config, resolution or self.resolution))
 
-    def measured_epf_mj(self, config: ArchConfig, resolution: int | None = None,
+    def measured_epf_mj(self, arch_config: ArchConfig, resolution: int | None = None,
                         batch_size: int | None = None) -> float | None:
-        """The measured EPF of ``config`` when the profile holds it, else ``None``."""
+        """The measured EPF of ``arch_config`` when the profile holds it, else ``None``."""
         batch = self.reference_batch if batch_size is None else int(batch_size)
         for item in reversed(self.measurements):
-            if item.config == config and item.resolution == (resolution or self.resolution):
+            if item.arch_config == arch_config and item.resolution == (resolution or self.resolution):
                 return item.epf_mj.get(batch)
         return None
 
@@ -86,7 +86,7 @@ class DeviceProfile:
         """(width, num_classes, resolution) to predict ``arch`` at: the values given, else the most
         common width and classes among this profile's measurements of ``arch`` (1.0 and 1000 when it
         has none) and the profile's resolution."""
-        mine = [m.config for m in self.measurements if m.config.arch == arch]
+        mine = [m.arch_config for m in self.measurements if m.arch_config.arch == arch]
         width = width or (collections.Counter(c.width for c in mine).most_common(1)[0][0] if mine else 1.0)
         num_classes = num_classes or (collections.Counter(c.num_classes for c in mine).most_common(1)[0][0]
                                       if mine else 1000)
@@ -157,7 +157,7 @@ def fit_device_profile(dataset: EpfDataset, batch_sizes: tuple[int, ...] | None 
     for batch in wanted:
         points = dataset.points(batch)
         try:
-            fits[batch] = fit_energy_model([config_terms(p.config, p.resolution) for p in points],
+            fits[batch] = fit_energy_model([config_terms(p.arch_config, p.resolution) for p in points],
                                            [p.epf_mj[batch] for p in points], batch_size=batch)
         except DataError as exc:
             errors[batch] = exc

@@ -2,7 +2,7 @@
 
 The form we fit (per batch size B, EPF in mJ/frame):
 
-    EPF(cfg) = e0 + κ · Σ_l [ M_l^(1−β) · (A_l + P_l)^β  +  γ_l · g_l ]
+    EPF(network) = e0 + κ · Σ_l [ M_l^(1−β) · (A_l + P_l)^β  +  γ_l · g_l ]
 
 over every conv and linear layer l of the network (M = MACs, P = weights, A = activations of one
 frame, g = groups; see :mod:`e2gcsearch.cost`), with γ_l = γ for dense and grouped layers and
@@ -71,7 +71,7 @@ BETA_GRID = np.linspace(0.01, 0.99, 99)
 class ConfigTerms:
     """What the model needs of one network at one resolution: per-layer MACs and A+P, group counts."""
 
-    config: ArchConfig
+    arch_config: ArchConfig
     resolution: int
     macs: np.ndarray  # per layer, MACs of one frame
     memory: np.ndarray  # per layer, A + P elements
@@ -83,11 +83,11 @@ class ConfigTerms:
         return float(np.exp((1.0 - beta) * np.log(self.macs) + beta * np.log(self.memory)).sum())
 
 
-def config_terms(config: ArchConfig, resolution: int) -> ConfigTerms:
-    """The model's inputs for ``config`` at ``resolution`` (from :func:`e2gcsearch.network_cost`)."""
-    layers = network_cost(config, resolution).layers
+def config_terms(arch_config: ArchConfig, resolution: int) -> ConfigTerms:
+    """The model's inputs for ``arch_config`` at ``resolution`` (from :func:`e2gcsearch.network_cost`)."""
+    layers = network_cost(arch_config, resolution).layers
     return ConfigTerms(
-        config=config, resolution=int(resolution),
+        arch_config=arch_config, resolution=int(resolution),
         macs=np.array([layer.macs for layer in layers], dtype=float),
         memory=np.array([layer.params + layer.activations for layer in layers], dtype=float),
         groups=float(sum(layer.groups for layer in layers if layer.kind != "depthwise")),
@@ -195,7 +195,7 @@ def check_fit_data(terms: Sequence[ConfigTerms], epf_mj: Sequence[float]) -> np.
     epf = np.asarray(epf_mj, dtype=float)
     if len(terms) != len(epf):
         raise ValueError(f"got {len(terms)} configurations but {len(epf)} EPF values")
-    distinct = {(t.config, t.resolution) for t in terms}
+    distinct = {(t.arch_config, t.resolution) for t in terms}
     if len(distinct) < MIN_CONFIGS:
         raise DataError(
             f"fitting the energy model needs EPF of at least {MIN_CONFIGS} different configurations "

@@ -51,10 +51,10 @@ class LayerOptimum:
     energy_best_mj: float  # … and at its best grouping
 
 
-def grouped_layers(config: ArchConfig, resolution: int) -> list[Any]:
+def grouped_layers(arch_config: ArchConfig, resolution: int) -> list[Any]:
     """The stage convs with a k > 1 kernel: the ones E2GC/FgGC group (MobileNet's 3x3, ResNeXt's conv2)."""
-    return [layer for layer in network_cost(config, resolution).layers
-            if layer.kernel > 1 and layer_stage(config.arch, layer.name) is not None]
+    return [layer for layer in network_cost(arch_config, resolution).layers
+            if layer.kernel > 1 and layer_stage(arch_config.arch, layer.name) is not None]
 
 
 def _layer_energy(fit: EnergyFit, m: int, n: int, kernel: int, h: int, w: int, stride: int, groups: int) -> float:
@@ -62,20 +62,20 @@ def _layer_energy(fit: EnergyFit, m: int, n: int, kernel: int, h: int, w: int, s
     return fit.layer_mj(q["macs"], q["params"] + q["activations"], groups, depthwise=groups == m and m > 1)
 
 
-def layer_optima(profile: DeviceProfile, config: ArchConfig, resolution: int | None = None,
+def layer_optima(profile: DeviceProfile, arch_config: ArchConfig, resolution: int | None = None,
                  batch_size: int | None = None) -> list[LayerOptimum]:
-    """Per grouped layer of ``config``: Eq. 2's continuous optimum and the best feasible grouping."""
+    """Per grouped layer of ``arch_config``: Eq. 2's continuous optimum and the best feasible grouping."""
     fit = profile.fit_for(batch_size)
     resolution = resolution or profile.resolution
     out = []
-    for layer in grouped_layers(config, resolution):
+    for layer in grouped_layers(arch_config, resolution):
         m, n, k, h, w, s = layer.in_channels, layer.out_channels, layer.kernel, layer.out_h, layer.out_w, layer.stride
         g_eq2 = optimal_groups(m, n, k, h, w, fit.beta, fit.gamma) if fit.gamma else None
         options = {m // size: _layer_energy(fit, m, n, k, h, w, s, m // size)
                    for size in power_of_two_divisors(m) if n % (m // size) == 0}
         best = min(options, key=options.get)
         out.append(LayerOptimum(
-            name=layer.name, stage=layer_stage(config.arch, layer.name), m=m, n=n, kernel=k, stride=s,
+            name=layer.name, stage=layer_stage(arch_config.arch, layer.name), m=m, n=n, kernel=k, stride=s,
             out_h=h, out_w=w, groups=layer.groups, group_size=layer.group_size,
             groups_eq2=g_eq2, group_size_eq2=m / g_eq2 if g_eq2 else None,
             groups_best=best, group_size_best=m // best,
@@ -83,9 +83,9 @@ def layer_optima(profile: DeviceProfile, config: ArchConfig, resolution: int | N
     return out
 
 
-def _buildable(config: ArchConfig) -> bool:
+def _buildable(arch_config: ArchConfig) -> bool:
     try:
-        validate_config(config)
+        validate_config(arch_config)
     except ConfigError:
         return False
     return True
@@ -100,11 +100,11 @@ def config_predictions(profile: DeviceProfile, arch: str, width: float = 1.0, nu
     configs = [ArchConfig(arch, group_size=size, width=width, num_classes=num_classes) for size in group_sizes]
     configs += [ArchConfig(arch, groups=count, width=width, num_classes=num_classes) for count in groups]
     rows = []
-    for cfg in filter(_buildable, configs):
-        cost = network_cost(cfg, resolution)
-        predicted = profile.predict_epf_mj(cfg, resolution, batch)
-        measured = profile.measured_epf_mj(cfg, resolution, batch)
-        rows.append({"arch": arch, "module": cfg.module, "value": cfg.grouping_value, "width": cfg.width,
+    for arch_config in filter(_buildable, configs):
+        cost = network_cost(arch_config, resolution)
+        predicted = profile.predict_epf_mj(arch_config, resolution, batch)
+        measured = profile.measured_epf_mj(arch_config, resolution, batch)
+        rows.append({"arch": arch, "module": arch_config.module, "value": arch_config.grouping_value, "width": arch_config.width,
                      "resolution": resolution, "batch_size": batch, "params": cost.params, "macs": cost.macs,
                      "predicted_epf_mj": predicted, "measured_epf_mj": measured,
                      "error_pct": None if measured is None else 100.0 * (predicted - measured) / measured,
@@ -132,8 +132,8 @@ def stage_group_sizes(profile: DeviceProfile, arch: str, width: float = 1.0, num
     sizes = [start] * num_stages(arch)
 
     def epf(candidate: list[int]) -> float:
-        cfg = ArchConfig(arch, stage_group_sizes=tuple(candidate), width=width, num_classes=num_classes)
-        return profile.predict_epf_mj(cfg, resolution, batch_size) if _buildable(cfg) else float("inf")
+        arch_config = ArchConfig(arch, stage_group_sizes=tuple(candidate), width=width, num_classes=num_classes)
+        return profile.predict_epf_mj(arch_config, resolution, batch_size) if _buildable(arch_config) else float("inf")
 
     for _ in range(2):  # stages interact only through channel rounding; two passes settle it
         for stage in range(len(sizes)):
@@ -149,17 +149,17 @@ def _ranked_groups(profile: DeviceProfile, space: Any, num_classes: int, resolut
         if hasattr(space, "group_sizes") and not hasattr(space, "groupings"):  # stage-wise space
             uniform = [ArchConfig(arch, stage_group_sizes=(size,) * num_stages(arch), width=width,
                                   num_classes=num_classes) for size in space.group_sizes]
-            uniform = sorted(filter(_buildable, uniform), key=lambda cfg: profile.predict_epf_mj(cfg, resolution, batch_size))
+            uniform = sorted(filter(_buildable, uniform), key=lambda arch_config: profile.predict_epf_mj(arch_config, resolution, batch_size))
             if not uniform:
                 continue
             staged = stage_group_sizes(profile, arch, width, num_classes, resolution, batch_size,
                                        space.group_sizes, start=uniform[0].stage_group_sizes[0])
             candidates = [ArchConfig(arch, stage_group_sizes=staged, width=width, num_classes=num_classes), *uniform]
         else:
-            candidates = [cfg for cfg in space.points(num_classes) if cfg.arch == arch and cfg.width == width]
+            candidates = [arch_config for arch_config in space.points(num_classes) if arch_config.arch == arch and arch_config.width == width]
             candidates = sorted(filter(_buildable, candidates),
-                                key=lambda cfg: profile.predict_epf_mj(cfg, resolution, batch_size))
-        unique = list(dict.fromkeys(cfg for cfg in candidates if space.contains(cfg) and _buildable(cfg)))
+                                key=lambda arch_config: profile.predict_epf_mj(arch_config, resolution, batch_size))
+        unique = list(dict.fromkeys(arch_config for arch_config in candidates if space.contains(arch_config) and _buildable(arch_config)))
         groups.append(unique)
     return groups
 
@@ -182,7 +182,7 @@ def warm_start_configs(profile: DeviceProfile, space: Any, num_classes: int, k: 
         row = [group[rank] for group in groups if rank < len(group)]
         if not row:
             break
-        seeds += [cfg for cfg in row if cfg not in seeds]
+        seeds += [arch_config for arch_config in row if arch_config not in seeds]
         if len(seeds) >= k:
             break
     return seeds[:k]
@@ -196,7 +196,7 @@ def calibration_configs(space: Any, num_classes: int) -> list[ArchConfig]:
     for arch in space.archs:
         configs += [ArchConfig(arch, group_size=size, width=width, num_classes=num_classes) for size in GROUP_SIZES]
         configs += [ArchConfig(arch, groups=count, width=width, num_classes=num_classes) for count in (2, 8, 32)]
-    return [cfg for cfg in configs if _buildable(cfg)]
+    return [arch_config for arch_config in configs if _buildable(arch_config)]
 
 
 def load_or_calibrate(space: Any, num_classes: int, profile_config: Any, path: str | None = None,

@@ -22,7 +22,7 @@ Usage (needs only torch):
     model = build_model()                    # freshly initialised, as e2gcsearch initialises it
     model = build_model(weights="$weights")  # a state dict or an e2gcsearch training checkpoint
 
-Module names and state-dict keys equal those of e2gcsearch's own $family, so its weights load as is.
+Module names and state-dict keys equal those of e2gcsearch's own $network, so its weights load as is.
 Exported by e2gcsearch $version.
 """
 

@@ -110,22 +110,22 @@ def describe_trial(record: TrialRecord, objectives: list, study: str = "", full:
     return lines
 
 
-def python_source(arch: ArchConfig, summary: list[str] | None = None, module: str = "model",
+def python_source(arch_config: ArchConfig, summary: list[str] | None = None, module: str = "model",
                   weights: str = "model.pth") -> str:
-    """The text of a standalone builder module for ``arch`` (see the module docstring)."""
-    entry = get_entry(arch.arch)
+    """The text of a standalone builder module for ``arch_config`` (see the module docstring)."""
+    entry = get_entry(arch_config.arch)
     if entry.export is None:
-        raise ConfigError(f"{arch.arch} has no standalone builder; export it to .json (its ArchConfig) "
+        raise ConfigError(f"{arch_config.arch} has no standalone builder; export it to .json (its ArchConfig) "
                           "or to .pt2 / .pt / .onnx instead")
-    plan = entry.plan(arch)
-    grouping = f"{'stage-wise ' if arch.is_stagewise else ''}{arch.module}, {arch.grouping}"
-    family = get_entry(arch.arch).display_name
+    plan = entry.plan(arch_config)
+    grouping = f"{'stage-wise ' if arch_config.is_stagewise else ''}{arch_config.module}, {arch_config.grouping}"
+    network = get_entry(arch_config.arch).display_name
     text = "\n\n".join(textwrap.fill(line, 100, break_on_hyphens=False) for line in (summary or []))
     fields = {
-        "title": f"{family}, {grouping}, width {arch.width:g}, {arch.num_classes} classes.",
+        "title": f"{network}, {grouping}, width {arch_config.width:g}, {arch_config.num_classes} classes.",
         "summary": _docstring_safe(text or "Exported from an ArchConfig (no measurements attached)."),
-        "module": module, "weights": weights, "family": family, "version": __version__,
-        "arch_config": repr(arch.to_dict()), "num_classes": arch.num_classes, "stem_channels": plan.stem_channels,
+        "module": module, "weights": weights, "network": network, "version": __version__,
+        "arch_config": repr(arch_config.to_dict()), "num_classes": arch_config.num_classes, "stem_channels": plan.stem_channels,
         "table": entry.export.table(plan), "grouping": grouping, "checkpoint_keys": repr(CHECKPOINT_KEYS),
     }
     return Template(template.HEADER + entry.export.body + template.FOOTER).substitute(fields)
@@ -153,21 +153,21 @@ def _write_text(path: Path, text: str) -> None:
         raise DataError(f"cannot write {path} ({exc.strerror or exc}); choose a writable --out path") from None
 
 
-def verify_python(path: Path, arch: ArchConfig) -> None:
+def verify_python(path: Path, arch_config: ArchConfig) -> None:
     """Import the written builder and check its state-dict keys and shapes against e2gcsearch's model."""
     spec = importlib.util.spec_from_file_location(f"_e2gcsearch_export_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     with torch.device("meta"):
-        exported, ours = module.build_model(), create_model(arch)
+        exported, ours = module.build_model(), create_model(arch_config)
     shapes = {k: tuple(v.shape) for k, v in exported.state_dict().items()}
     if shapes != {k: tuple(v.shape) for k, v in ours.state_dict().items()}:
-        raise RuntimeError(f"internal error: the builder written to {path} does not match {arch.label()}")
+        raise RuntimeError(f"internal error: the builder written to {path} does not match {arch_config.label()}")
 
 
-def export_model(arch: ArchConfig, out: str | Path, record: TrialRecord | None = None, objectives: list | None = None,
+def export_model(arch_config: ArchConfig, out: str | Path, record: TrialRecord | None = None, objectives: list | None = None,
                  study: str = "", weights: str | Path | None = None, full: dict | None = None) -> list[Path]:
-    """Write ``arch`` to ``out`` in the format its suffix names; returns the files written.
+    """Write ``arch_config`` to ``out`` in the format its suffix names; returns the files written.
 
     ``weights`` (a checkpoint) is checked against the network and, for ``.py``, saved next to it
     as ``<out>.pth`` (a plain state dict); for ``.pt``/``.pt2``/``.onnx`` it is baked into the model.
@@ -179,16 +179,16 @@ def export_model(arch: ArchConfig, out: str | Path, record: TrialRecord | None =
                           "or export to .py")
     state = load_weights(weights) if weights is not None else None
     if suffix == ".json":
-        _write_text(out, json.dumps(arch.to_dict(), indent=2, sort_keys=True) + "\n")
+        _write_text(out, json.dumps(arch_config.to_dict(), indent=2, sort_keys=True) + "\n")
         return [out]
-    model = create_model(arch).eval()
+    model = create_model(arch_config).eval()
     if state is not None:
         _load_into(model, state, str(weights))
     if suffix == ".py":
         summary = describe_trial(record, objectives or [], study, full) if record is not None else []
         weights_file = out.with_suffix(".pth")
-        _write_text(out, python_source(arch, summary, out.stem, weights_file.name))
-        verify_python(out, arch)
+        _write_text(out, python_source(arch_config, summary, out.stem, weights_file.name))
+        verify_python(out, arch_config)
         if state is None:
             return [out]
         torch.save(model.state_dict(), weights_file)
@@ -218,7 +218,7 @@ def export_trial(study: optuna.Study, number: int, out: str | Path, weights: str
     """Export trial ``number`` of ``study`` (must be COMPLETE) to ``out``; returns the files written."""
     check_writable(out)
     record = TrialRecord.from_trial(get_trial(study, number))
-    return export_model(record.arch, out, record, study_objectives(study), study.study_name, weights,
+    return export_model(record.arch_config, out, record, study_objectives(study), study.study_name, weights,
                         full_result(study, number))
 
 

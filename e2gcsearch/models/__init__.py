@@ -36,22 +36,22 @@ def check_resolution(arch: str, resolution: int) -> None:
         )
 
 
-def create_model(config: ArchConfig | str, **kwargs: Any) -> nn.Module:
-    """Build the network for ``config`` (an :class:`ArchConfig`, or an arch name plus its fields).
+def create_model(arch_config: ArchConfig | str, **kwargs: Any) -> nn.Module:
+    """Build the network for ``arch_config`` (an :class:`ArchConfig`, or an arch name plus its fields).
 
     Raises :class:`ConfigError` when the grouping does not fit the channels, and
     :class:`UnknownNameError` for an unknown architecture.
     """
-    if isinstance(config, str):
-        config = ArchConfig(config, **kwargs)
+    if isinstance(arch_config, str):
+        arch_config = ArchConfig(arch_config, **kwargs)
     elif kwargs:
-        config = config.replace(**kwargs)
-    return get_entry(config.arch).build(config)
+        arch_config = arch_config.replace(**kwargs)
+    return get_entry(arch_config.arch).build(arch_config)
 
 
-def validate_config(config: ArchConfig) -> None:
+def validate_config(arch_config: ArchConfig) -> None:
     """Raise the error :func:`create_model` would raise, without allocating any weights."""
-    get_entry(config.arch).plan(config)
+    get_entry(arch_config.arch).plan(arch_config)
 
 
 __all__ = [

@@ -32,22 +32,22 @@ def make_divisible(value: float, divisor: int, min_ratio: float = 0.9) -> int:
     return rounded
 
 
-def grouping_at(cfg: ArchConfig, stage: int | None = None) -> tuple[str, int]:
+def grouping_at(arch_config: ArchConfig, stage: int | None = None) -> tuple[str, int]:
     """``("E2GC", G)`` or ``("FgGC", g)`` that applies to the grouped convs of ``stage``.
 
     Uniform configs ignore ``stage``; a stage-wise config needs it (stages: :mod:`.stages`).
     """
-    if cfg.stage_group_sizes is None:
-        return cfg.module, int(cfg.grouping_value)
-    if stage is None or not 0 <= stage < len(cfg.stage_group_sizes):
-        raise ConfigError(f"{cfg.label()} has {len(cfg.stage_group_sizes)} stage group sizes; "
+    if arch_config.stage_group_sizes is None:
+        return arch_config.module, int(arch_config.grouping_value)
+    if stage is None or not 0 <= stage < len(arch_config.stage_group_sizes):
+        raise ConfigError(f"{arch_config.label()} has {len(arch_config.stage_group_sizes)} stage group sizes; "
                           f"stage {stage} is not one of them (check the arch's stage table)")
-    return E2GC, cfg.stage_group_sizes[stage]
+    return E2GC, arch_config.stage_group_sizes[stage]
 
 
-def grouped_divisor(cfg: ArchConfig, stage: int | None = None) -> int:
+def grouped_divisor(arch_config: ArchConfig, stage: int | None = None) -> int:
     """The multiple that channels of a grouped conv (of ``stage``) are rounded to when ``width != 1``."""
-    return math.lcm(CHANNEL_DIVISOR, grouping_at(cfg, stage)[1])
+    return math.lcm(CHANNEL_DIVISOR, grouping_at(arch_config, stage)[1])
 
 
 def scale_channels(channels: int, width: float, divisor: int = CHANNEL_DIVISOR) -> int:
@@ -57,20 +57,20 @@ def scale_channels(channels: int, width: float, divisor: int = CHANNEL_DIVISOR) 
     return make_divisible(channels * width, divisor)
 
 
-def num_groups(channels: int, cfg: ArchConfig, layer: str = "a grouped layer", stage: int | None = None) -> int:
-    """Number of groups of a grouped conv with ``channels`` input channels under ``cfg``.
+def num_groups(channels: int, arch_config: ArchConfig, layer: str = "a grouped layer", stage: int | None = None) -> int:
+    """Number of groups of a grouped conv with ``channels`` input channels under ``arch_config``.
 
     E2GC: ``channels // group_size`` (group size 1 → depthwise); FgGC: ``groups``; stage-wise E2GC:
     ``channels // stage_group_sizes[stage]``. Raises :class:`ConfigError` with a fix when the
     grouping does not divide the channels.
     """
-    module, value = grouping_at(cfg, stage)
+    module, value = grouping_at(arch_config, stage)
     if module == E2GC:
         size = value
         if size > channels or channels % size:
             raise ConfigError(
                 f"group size G={size} does not divide the {channels} channels of {layer} "
-                f"({cfg.arch}, width {cfg.width:g}); use a G that divides {channels} "
+                f"({arch_config.arch}, width {arch_config.width:g}); use a G that divides {channels} "
                 f"(e.g. a power of two <= {_largest_pow2_divisor(channels)}) or a width other than 1.0 "
                 "so channels are rounded to a multiple of G"
             )
@@ -79,7 +79,7 @@ def num_groups(channels: int, cfg: ArchConfig, layer: str = "a grouped layer", s
     if groups > channels or channels % groups:
         raise ConfigError(
             f"groups g={groups} does not divide the {channels} channels of {layer} "
-            f"({cfg.arch}, width {cfg.width:g}); use a g that divides {channels} "
+            f"({arch_config.arch}, width {arch_config.width:g}); use a g that divides {channels} "
             f"(e.g. a power of two <= {_largest_pow2_divisor(channels)}) or a width other than 1.0 "
             "so channels are rounded to a multiple of g"
         )

@@ -52,23 +52,23 @@ class MobileNetV1Plan:
     num_classes: int
 
 
-def plan(cfg: ArchConfig) -> MobileNetV1Plan:
-    """Channel counts and groups of every module for ``cfg`` (validates divisibility)."""
-    check_stage_count(cfg)
+def plan(arch_config: ArchConfig) -> MobileNetV1Plan:
+    """Channel counts and groups of every module for ``arch_config`` (validates divisibility)."""
+    check_stage_count(arch_config)
     # Every module output feeds the next grouped conv, so it uses the grouped divisor of that conv's
     # stage; so does the stem.
-    stem = scale_channels(STEM_CHANNELS, cfg.width, grouped_divisor(cfg, STAGE_CHANNELS.index(STEM_CHANNELS)))
+    stem = scale_channels(STEM_CHANNELS, arch_config.width, grouped_divisor(arch_config, STAGE_CHANNELS.index(STEM_CHANNELS)))
     specs = []
     in_channels, in_stock = stem, STEM_CHANNELS
     for index, (out_stock, stride) in enumerate(MODULES):
         is_last = index == len(MODULES) - 1
-        divisor = CHANNEL_DIVISOR if is_last else grouped_divisor(cfg, STAGE_CHANNELS.index(out_stock))
-        out_channels = scale_channels(out_stock, cfg.width, divisor)
-        groups = num_groups(in_channels, cfg, layer=f"features.{index}.conv_grouped",
+        divisor = CHANNEL_DIVISOR if is_last else grouped_divisor(arch_config, STAGE_CHANNELS.index(out_stock))
+        out_channels = scale_channels(out_stock, arch_config.width, divisor)
+        groups = num_groups(in_channels, arch_config, layer=f"features.{index}.conv_grouped",
                             stage=STAGE_CHANNELS.index(in_stock))
         specs.append(ModuleSpec(in_channels, out_channels, stride, groups))
         in_channels, in_stock = out_channels, out_stock
-    return MobileNetV1Plan(stem, tuple(specs), cfg.num_classes)
+    return MobileNetV1Plan(stem, tuple(specs), arch_config.num_classes)
 
 
 def layer_stage(layer_name: str) -> int | None:
@@ -117,8 +117,8 @@ class MobileNetV1(nn.Module):
         return self.classifier(torch.flatten(self.pool(x), 1))  # (B, classes)
 
 
-def build(cfg: ArchConfig) -> MobileNetV1:
-    return MobileNetV1(plan(cfg))
+def build(arch_config: ArchConfig) -> MobileNetV1:
+    return MobileNetV1(plan(arch_config))
 
 
 def export_table(net: MobileNetV1Plan) -> str:

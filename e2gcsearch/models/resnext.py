@@ -52,23 +52,23 @@ class ResNeXtPlan:
     num_classes: int
 
 
-def plan(cfg: ArchConfig) -> ResNeXtPlan:
-    """Channel counts and groups of every block for ``cfg`` (validates divisibility)."""
-    check_stage_count(cfg)
-    stem = scale_channels(STEM_CHANNELS, cfg.width)
+def plan(arch_config: ArchConfig) -> ResNeXtPlan:
+    """Channel counts and groups of every block for ``arch_config`` (validates divisibility)."""
+    check_stage_count(arch_config)
+    stem = scale_channels(STEM_CHANNELS, arch_config.width)
     stages = []
     in_channels = stem
     for stage_index, (planes, blocks, first_stride) in enumerate(STAGES):
-        mid = scale_channels(planes * 2, cfg.width, grouped_divisor(cfg, stage_index))
-        out = scale_channels(planes * EXPANSION, cfg.width)
-        groups = num_groups(mid, cfg, layer=f"layer{stage_index + 1}.*.conv2", stage=stage_index)
+        mid = scale_channels(planes * 2, arch_config.width, grouped_divisor(arch_config, stage_index))
+        out = scale_channels(planes * EXPANSION, arch_config.width)
+        groups = num_groups(mid, arch_config, layer=f"layer{stage_index + 1}.*.conv2", stage=stage_index)
         stage = []
         for block_index in range(blocks):
             stride = first_stride if block_index == 0 else 1
             stage.append(BlockSpec(in_channels, mid, out, stride, groups))
             in_channels = out
         stages.append(tuple(stage))
-    return ResNeXtPlan(stem, tuple(stages), cfg.num_classes)
+    return ResNeXtPlan(stem, tuple(stages), arch_config.num_classes)
 
 
 def layer_stage(layer_name: str) -> int | None:
@@ -121,8 +121,8 @@ class ResNeXt(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))  # (B, classes)
 
 
-def build(cfg: ArchConfig) -> ResNeXt:
-    return ResNeXt(plan(cfg))
+def build(arch_config: ArchConfig) -> ResNeXt:
+    return ResNeXt(plan(arch_config))
 
 
 def export_table(net: ResNeXtPlan) -> str:

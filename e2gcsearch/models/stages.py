@@ -57,14 +57,14 @@ def layer_stage(arch: str, layer_name: str) -> int | None:
     return _stage_plan(arch).layer_stage(layer_name)
 
 
-def check_stage_count(cfg: ArchConfig) -> None:
+def check_stage_count(arch_config: ArchConfig) -> None:
     """Reject a stage-wise config whose number of group sizes is not the arch's number of stages."""
-    if cfg.stage_group_sizes is None:
+    if arch_config.stage_group_sizes is None:
         return
-    channels = stage_channels(cfg.arch)
-    if len(cfg.stage_group_sizes) != len(channels):
+    channels = stage_channels(arch_config.arch)
+    if len(arch_config.stage_group_sizes) != len(channels):
         raise ConfigError(
-            f"{cfg.arch} has {len(channels)} stages (grouped-conv input channels "
+            f"{arch_config.arch} has {len(channels)} stages (grouped-conv input channels "
             f"{', '.join(map(str, channels))}); give {len(channels)} stage group sizes, "
-            f"got {len(cfg.stage_group_sizes)} ({'-'.join(map(str, cfg.stage_group_sizes))})"
+            f"got {len(arch_config.stage_group_sizes)} ({'-'.join(map(str, arch_config.stage_group_sizes))})"
         )

@@ -36,9 +36,9 @@ def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     return cache_folder(PROFILES, environ=environ)
 
 
-def cache_key(arch: ArchConfig, batch_size: int, resolution: int, fingerprint: Mapping[str, Any]) -> dict[str, Any]:
+def cache_key(arch_config: ArchConfig, batch_size: int, resolution: int, fingerprint: Mapping[str, Any]) -> dict[str, Any]:
     """The identity of one measurement, as a JSON-ready dict."""
-    return {"schema": SCHEMA, "arch": arch.to_dict(), "batch_size": int(batch_size),
+    return {"schema": SCHEMA, "arch": arch_config.to_dict(), "batch_size": int(batch_size),
             "resolution": int(resolution), "fingerprint": dict(fingerprint)}
 
 

@@ -27,10 +27,10 @@ Results are cached on disk (see :mod:`e2gcsearch.profiling.cache`).
 
 Example:
     >>> from e2gcsearch import ArchConfig
-    >>> cfg = ArchConfig("mobilenet_v1", group_size=4, width=0.25, num_classes=10)
+    >>> arch_config = ArchConfig("mobilenet_v1", group_size=4, width=0.25, num_classes=10)
     >>> config = ProfileConfig(batch_sizes=(4,), resolution=64, backend="estimate", repeats=2,
     ...                        min_window_s=0.05, threads=1, use_cache=False)
-    >>> result = profile_model(cfg, config)
+    >>> result = profile_model(arch_config, config)
     >>> result.backend, result.is_estimate, result.batches[4].status
     ('estimate', True, 'ok')
 """
@@ -123,8 +123,8 @@ class ProfileConfig:
         return GPU_MIN_WINDOW_S if device.startswith("cuda") else CPU_MIN_WINDOW_S
 
 
-def _build_model(arch: ArchConfig, device: str, config: ProfileConfig) -> nn.Module:
-    model = create_model(arch).to(device=device, dtype=DTYPES[config.dtype])
+def _build_model(arch_config: ArchConfig, device: str, config: ProfileConfig) -> nn.Module:
+    model = create_model(arch_config).to(device=device, dtype=DTYPES[config.dtype])
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model.train()
@@ -137,13 +137,13 @@ def _train_step(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -
     F.cross_entropy(logits.float(), targets).backward()
 
 
-def _synthetic_batch(arch: ArchConfig, batch_size: int, device: str, config: ProfileConfig):
+def _synthetic_batch(arch_config: ArchConfig, batch_size: int, device: str, config: ProfileConfig):
     generator = torch.Generator().manual_seed(batch_size)
     inputs = torch.randn(batch_size, 3, config.resolution, config.resolution, generator=generator)
     inputs = inputs.to(device=device, dtype=DTYPES[config.dtype])
     if config.channels_last:
         inputs = inputs.contiguous(memory_format=torch.channels_last)
-    targets = torch.randint(0, arch.num_classes, (batch_size,), generator=generator).to(device)
+    targets = torch.randint(0, arch_config.num_classes, (batch_size,), generator=generator).to(device)
     return inputs, targets
 
 
@@ -182,13 +182,13 @@ def _untrainable(exc: ValueError, batch_size: int, config: ProfileConfig) -> Con
         "BatchNorm sees one value per channel; use --resolution 64 or larger, or batch sizes >= 2")
 
 
-def _measure_batch(model: nn.Module, meter: Meter, arch: ArchConfig, batch_size: int, device: str,
+def _measure_batch(model: nn.Module, meter: Meter, arch_config: ArchConfig, batch_size: int, device: str,
                    config: ProfileConfig, idle_power_w: float | None) -> BatchProfile:
     """Warm up, calibrate and measure one batch size (the protocol of the module docstring)."""
     wall_start = time.perf_counter()
     window_s = config.window_s(device)
     try:
-        inputs, targets = _synthetic_batch(arch, batch_size, device, config)
+        inputs, targets = _synthetic_batch(arch_config, batch_size, device, config)
         step = lambda: _train_step(model, inputs, targets)  # noqa: E731
         try:
             step_s = _warm_up(step, device, config)
@@ -233,12 +233,12 @@ def _usable(entry: dict[str, Any] | None, config: ProfileConfig, window_s: float
     return dataclasses.replace(cached, cached=True)
 
 
-def profile_model(arch: ArchConfig, config: ProfileConfig | None = None,
+def profile_model(arch_config: ArchConfig, config: ProfileConfig | None = None,
                   progress: Progress | None = None) -> ProfileResult:
-    """Profile ``arch`` per batch size (see the module docstring for the protocol).
+    """Profile ``arch_config`` per batch size (see the module docstring for the protocol).
 
     Args:
-        arch: the network.
+        arch_config: the network.
         config: how to profile; defaults to :class:`ProfileConfig()`.
         progress: called with one status line per batch size (the CLI prints them on stderr).
 
@@ -247,19 +247,19 @@ def profile_model(arch: ArchConfig, config: ProfileConfig | None = None,
         UnknownNameError / MeterUnavailableError: the backend is unknown or cannot measure here.
     """
     config = config or ProfileConfig()
-    check_resolution(arch.arch, config.resolution)
-    validate_config(arch)
+    check_resolution(arch_config.arch, config.resolution)
+    validate_config(arch_config)
     device = resolve_device(config.device)
     previous_threads = torch.get_num_threads()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     try:
-        return _profile(arch, config, device, progress or (lambda line: None))
+        return _profile(arch_config, config, device, progress or (lambda line: None))
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _profile(arch: ArchConfig, config: ProfileConfig, device: str, progress: Progress) -> ProfileResult:
+def _profile(arch_config: ArchConfig, config: ProfileConfig, device: str, progress: Progress) -> ProfileResult:
     options = {} if config.power_w is None else {"power_w": config.power_w}
     with create_meter(config.backend, device, **options) as meter:
         fingerprint = device_fingerprint(device, config.dtype, config.channels_last, meter)
@@ -269,19 +269,19 @@ def _profile(arch: ArchConfig, config: ProfileConfig, device: str, progress: Pro
         model: nn.Module | None = None
         idle_power_w: float | None = None
         for batch_size in config.batch_sizes:
-            key = cache_key(arch, batch_size, config.resolution, fingerprint)
+            key = cache_key(arch_config, batch_size, config.resolution, fingerprint)
             batch = _usable(cache.load(key), config, window_s) if cache is not None else None
             if batch is None:
                 if model is None:  # only when something must be measured
                     idle_power_w = meter.idle_power_w()
-                    model = _build_model(arch, device, config)
-                batch = _measure_batch(model, meter, arch, batch_size, device, config, idle_power_w)
+                    model = _build_model(arch_config, device, config)
+                batch = _measure_batch(model, meter, arch_config, batch_size, device, config, idle_power_w)
                 if cache is not None and batch.status == "ok":
                     cache.store(key, batch.to_dict())
             batches[batch_size] = batch
-            progress(_progress_line(arch, batch, meter))
+            progress(_progress_line(arch_config, batch, meter))
         return ProfileResult(
-            arch=arch, backend=meter.name, is_estimate=meter.is_estimate, fingerprint=fingerprint,
+            arch_config=arch_config, backend=meter.name, is_estimate=meter.is_estimate, fingerprint=fingerprint,
             batches=batches, backend_notes=[f"{name}: {reason}" for name, reason in meter.unavailable],
             backend_label=meter.label, resolution=config.resolution, device=device,
             protocol={"repeats": config.repeats, "min_window_s": window_s, "warmup": config.warmup,
@@ -289,11 +289,11 @@ def _profile(arch: ArchConfig, config: ProfileConfig, device: str, progress: Pro
         )
 
 
-def _progress_line(arch: ArchConfig, batch: BatchProfile, meter: Meter) -> str:
+def _progress_line(arch_config: ArchConfig, batch: BatchProfile, meter: Meter) -> str:
     if batch.status != "ok":
-        return f"{arch.label()} B={batch.batch_size}: {batch.status}"
+        return f"{arch_config.label()} B={batch.batch_size}: {batch.status}"
     source = "cached" if batch.cached else f"{batch.iterations} steps x {batch.repeats} windows"
-    return (f"{arch.label()} B={batch.batch_size}: EPF {batch.epf_mj:.3f} mJ/frame ({meter.name}), "
+    return (f"{arch_config.label()} B={batch.batch_size}: EPF {batch.epf_mj:.3f} mJ/frame ({meter.name}), "
             f"CV {100 * batch.cv:.1f} %, {batch.latency_ms:.1f} ms/batch [{source}]")
 
 

@@ -81,7 +81,7 @@ class BatchProfile:
 class ProfileResult:
     """EPF and timing per batch size for one network on one device, with the meter that made them."""
 
-    arch: ArchConfig
+    arch_config: ArchConfig
     backend: str
     is_estimate: bool
     fingerprint: dict[str, Any]
@@ -110,8 +110,8 @@ class ProfileResult:
         """JSON-ready document (schema ``e2gcsearch.profile/1``)."""
         return {
             "schema": "e2gcsearch.profile/1",
-            "arch": self.arch.to_dict(),
-            "label": self.arch.label(),
+            "arch": self.arch_config.to_dict(),
+            "label": self.arch_config.label(),
             "resolution": self.resolution,
             "device": self.device,
             "backend": self.backend,
@@ -126,7 +126,7 @@ class ProfileResult:
 
     def rows(self) -> list[dict[str, Any]]:
         """One flat dict per batch size, each naming the network and the backend (for CSV/tables)."""
-        head = {"arch": self.arch.arch, "module": self.arch.module, "value": self.arch.grouping_value,
-                "width": self.arch.width, "resolution": self.resolution}
+        head = {"arch": self.arch_config.arch, "module": self.arch_config.module, "value": self.arch_config.grouping_value,
+                "width": self.arch_config.width, "resolution": self.resolution}
         tail = {"backend": self.backend, "is_estimate": self.is_estimate}
         return [{**head, **self.batches[b].to_dict(), **tail} for b in sorted(self.batches)]

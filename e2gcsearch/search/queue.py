@@ -24,12 +24,12 @@ def enqueue_once(study: Any, space: Any, items: Iterable[tuple[ArchConfig, dict[
     taken = {tuple(sorted(_params(t).items())) for t in study.get_trials(
         deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING))}
     queued = []
-    for cfg, attrs in items:
-        params = space.params_of(cfg)
+    for arch_config, attrs in items:
+        params = space.params_of(arch_config)
         key = tuple(sorted(params.items()))
         if key in taken:
             continue
         study.enqueue_trial(params, user_attrs=attrs)
         taken.add(key)
-        queued.append(cfg)
+        queued.append(arch_config)
     return queued

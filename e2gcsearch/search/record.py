@@ -73,7 +73,7 @@ class TrialRecord:
 
     number: int
     state: str
-    arch: ArchConfig
+    arch_config: ArchConfig
     values: tuple[float, ...] | None
     params: int | None = None
     macs: int | None = None
@@ -98,12 +98,12 @@ class TrialRecord:
     def from_trial(cls, trial: Any) -> "TrialRecord":
         """Read a :class:`optuna.trial.FrozenTrial` of an e2gcsearch study."""
         attrs = dict(trial.user_attrs)
-        arch = ArchConfig.from_dict(attrs.pop(ARCH_CONFIG))
+        arch_config = ArchConfig.from_dict(attrs.pop(ARCH_CONFIG))
         epf = {int(batch): dict(figures) for batch, figures in attrs.pop(EPF, {}).items()}
         known = {f.name for f in dataclasses.fields(cls)}
         extra = {key: value for key, value in attrs.items() if key in known}
         values = tuple(trial.values) if trial.values is not None else None
-        return cls(number=trial.number, state=trial.state.name, arch=arch, values=values, epf=epf, **extra)
+        return cls(number=trial.number, state=trial.state.name, arch_config=arch_config, values=values, epf=epf, **extra)
 
     def epf_mj(self, batch_size: int) -> float | None:
         figures = self.epf.get(batch_size)

@@ -70,9 +70,9 @@ def baseline_label(trial: TrialRecord) -> str | None:
         label = re.sub(r"\s*\(paper baseline\)", "", trial.baseline)
         arch, _, rest = label.partition(" ")
         return f"{_display_name(arch)} {rest}".strip()
-    entry = get_entry(trial.arch.arch)
+    entry = get_entry(trial.arch_config.arch)
     stock = entry.baseline
-    if (stock.group_size, stock.groups) == (trial.arch.group_size, trial.arch.groups):
+    if (stock.group_size, stock.groups) == (trial.arch_config.group_size, trial.arch_config.groups):
         symbol = "G" if stock.group_size is not None else "g"
         return f"{entry.display_name} {symbol}={stock.grouping_value}"
     return None
@@ -87,10 +87,10 @@ def is_feasible(trial: FrozenTrial) -> bool:
 
 def _row(trial: FrozenTrial, objectives: list[Metric]) -> dict[str, Any]:
     stored = TrialRecord.from_trial(trial)
-    arch = stored.arch
+    arch_config = stored.arch_config
     row: dict[str, Any] = {
-        "trial": trial.number, "arch": arch.arch, "module": arch.module, "value": arch.grouping_value,
-        "grouping": arch.grouping, "width": arch.width,
+        "trial": trial.number, "arch": arch_config.arch, "module": arch_config.module, "value": arch_config.grouping_value,
+        "grouping": arch_config.grouping, "width": arch_config.width,
     }
     row.update({o.name: float(v) for o, v in zip(objectives, trial.values)})
     row.setdefault("params", stored.params)

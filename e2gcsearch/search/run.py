@@ -57,7 +57,7 @@ def trial_line(study: optuna.Study, trial: FrozenTrial, objectives: list[dict[st
     attrs = trial.user_attrs
     label = "?"
     if record.ARCH_CONFIG in attrs:
-        label = record.TrialRecord.from_trial(trial).arch.label()
+        label = record.TrialRecord.from_trial(trial).arch_config.label()
     head = f"trial {trial.number:>3}  {label:<30}"
     if trial.state == TrialState.FAIL:
         return f"{head}  FAILED: {attrs.get(record.FAIL_REASON, 'no reason recorded')}"
@@ -144,8 +144,8 @@ def prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData]:
     storage = open_search_storage(config.storage)  # a bad URL is reported before any data is read
     data = load_data(config.data, progress=config.progress)
     space = config.settings.space
-    for cfg, reason in space.impossible(data.num_classes):
-        _say(f"note: {cfg.label()} cannot be built and will fail at once if sampled: {reason}")
+    for arch_config, reason in space.impossible(data.num_classes):
+        _say(f"note: {arch_config.label()} cannot be built and will fail at once if sampled: {reason}")
     sampler = create_sampler(config.sampler, config.seed, space, config.trials)
     study = open_or_create_study(storage, config.study_name, config.settings.objectives, space,
                                  _data_key(data), sampler, config.storage)

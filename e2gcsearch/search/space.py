@@ -1,4 +1,4 @@
-"""The search space: architecture, module family with its G or g, and width multiplier.
+"""The search space: architecture, module (E2GC or FgGC) with its G or g, and width multiplier.
 
 This is the only module that calls ``trial.suggest_*``. Three categorical parameters describe a
 point, so every Optuna sampler (TPE, NSGA-II/III, GP, random, grid) handles it unchanged:
@@ -41,7 +41,7 @@ DEFAULT_WIDTHS: tuple[float, ...] = (0.25, 0.5, 0.75)
 
 @dataclasses.dataclass(frozen=True)
 class SearchSpace:
-    """Which architectures, families, G/g values and widths a search may sample."""
+    """Which architectures, modules (E2GC/FgGC), G/g values and widths a search may sample."""
 
     archs: tuple[str, ...] = (DEFAULT_ARCH,)
     modules: tuple[str, ...] = (E2GC, FGGC)
@@ -54,7 +54,7 @@ class SearchSpace:
             get_entry(arch)  # unknown arch → one-line error listing the known ones
         unknown = set(self.modules) - {E2GC, FGGC}
         if unknown or not self.modules:
-            raise ConfigError(f"unknown module family {sorted(unknown)}; use E2GC, FgGC or both (e.g. --modules E2GC,FgGC)")
+            raise ConfigError(f"unknown module {sorted(unknown)}; use E2GC, FgGC or both (e.g. --modules E2GC,FgGC)")
         if any(w <= 0 for w in self.widths) or not self.widths:
             raise ConfigError(f"widths must be positive numbers, got {self.widths}; e.g. --widths 0.25,0.5,1.0")
         if not self.groupings:
@@ -90,12 +90,12 @@ class SearchSpace:
         return ArchConfig(params["arch"], width=float(params["width"]), num_classes=num_classes, **grouping)
 
     @staticmethod
-    def params_of(cfg: ArchConfig) -> dict[str, Any]:
-        """The trial parameters that sample ``cfg`` (for ``study.enqueue_trial``)."""
-        return {"arch": cfg.arch, "grouping": cfg.grouping, "width": cfg.width}
+    def params_of(arch_config: ArchConfig) -> dict[str, Any]:
+        """The trial parameters that sample ``arch_config`` (for ``study.enqueue_trial``)."""
+        return {"arch": arch_config.arch, "grouping": arch_config.grouping, "width": arch_config.width}
 
-    def contains(self, cfg: ArchConfig) -> bool:
-        params = self.params_of(cfg)
+    def contains(self, arch_config: ArchConfig) -> bool:
+        params = self.params_of(arch_config)
         return all(params[name] in values for name, values in self.choices().items())
 
     def points(self, num_classes: int) -> list[ArchConfig]:
@@ -107,11 +107,11 @@ class SearchSpace:
     def impossible(self, num_classes: int) -> list[tuple[ArchConfig, str]]:
         """Points that cannot be built, with the reason (checked without allocating weights)."""
         bad = []
-        for cfg in self.points(num_classes):
+        for arch_config in self.points(num_classes):
             try:
-                validate_config(cfg)
+                validate_config(arch_config)
             except ConfigError as exc:
-                bad.append((cfg, str(exc)))
+                bad.append((arch_config, str(exc)))
         return bad
 
     def describe(self) -> dict[str, Any]:
@@ -189,19 +189,19 @@ class StagewiseSearchSpace:
         return ArchConfig(params["arch"], stage_group_sizes=sizes, width=float(params["width"]), num_classes=num_classes)
 
     @staticmethod
-    def params_of(cfg: ArchConfig) -> dict[str, Any]:
-        """The trial parameters that sample ``cfg`` (a uniform E2GC config gives its G to every stage)."""
-        if cfg.module != E2GC:
-            raise ConfigError(f"{cfg.label()} is FgGC; the stage-wise space holds E2GC configs only")
-        sizes = cfg.stage_group_sizes or (cfg.group_size,) * num_stages(cfg.arch)
-        return {"arch": cfg.arch, "width": cfg.width, **{stage_param(i): size for i, size in enumerate(sizes)}}
+    def params_of(arch_config: ArchConfig) -> dict[str, Any]:
+        """The trial parameters that sample ``arch_config`` (a uniform E2GC config gives its G to every stage)."""
+        if arch_config.module != E2GC:
+            raise ConfigError(f"{arch_config.label()} is FgGC; the stage-wise space holds E2GC configs only")
+        sizes = arch_config.stage_group_sizes or (arch_config.group_size,) * num_stages(arch_config.arch)
+        return {"arch": arch_config.arch, "width": arch_config.width, **{stage_param(i): size for i, size in enumerate(sizes)}}
 
-    def contains(self, cfg: ArchConfig) -> bool:
-        if cfg.module != E2GC or cfg.arch not in self.archs or cfg.width not in self.widths:
+    def contains(self, arch_config: ArchConfig) -> bool:
+        if arch_config.module != E2GC or arch_config.arch not in self.archs or arch_config.width not in self.widths:
             return False
-        params = self.params_of(cfg)
-        return len(params) == 2 + num_stages(cfg.arch) and all(
-            params[stage_param(i)] in self.group_sizes for i in range(num_stages(cfg.arch)))
+        params = self.params_of(arch_config)
+        return len(params) == 2 + num_stages(arch_config.arch) and all(
+            params[stage_param(i)] in self.group_sizes for i in range(num_stages(arch_config.arch)))
 
     def points(self, num_classes: int) -> list[ArchConfig]:
         """Every point of the space (grows as ``len(group_sizes) ** stages``: use with small sets)."""
@@ -220,11 +220,11 @@ class StagewiseSearchSpace:
             stages = num_stages(arch)
             for stage, size in itertools.product(range(stages), self.group_sizes):
                 sizes = tuple(size if i == stage else 1 for i in range(stages))
-                cfg = ArchConfig(arch, stage_group_sizes=sizes, width=width, num_classes=num_classes)
+                arch_config = ArchConfig(arch, stage_group_sizes=sizes, width=width, num_classes=num_classes)
                 try:
-                    validate_config(cfg)
+                    validate_config(arch_config)
                 except ConfigError as exc:
-                    bad.append((cfg, str(exc)))
+                    bad.append((arch_config, str(exc)))
         return bad
 
     def describe(self) -> dict[str, Any]:

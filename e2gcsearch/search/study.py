@@ -142,5 +142,5 @@ def enqueue_baselines(study: optuna.Study, space: SearchSpace, num_classes: int)
         baseline = get_entry(arch).baseline.replace(width=width, num_classes=num_classes)
         if space.contains(baseline):
             items.append((baseline, {record.BASELINE: f"{arch} {baseline.grouping} (paper baseline)"}))
-    return [f"{cfg.arch} {cfg.grouping} (paper baseline) at width {width:g}"
-            for cfg in enqueue_once(study, space, items)]
+    return [f"{arch_config.arch} {arch_config.grouping} (paper baseline) at width {width:g}"
+            for arch_config in enqueue_once(study, space, items)]

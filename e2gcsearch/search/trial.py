@@ -86,23 +86,23 @@ class TrialRunner:
 
     def _run(self, trial: Any) -> list[float]:
         settings, wall = self.settings, {}
-        arch = settings.space.sample(trial, self.data.num_classes)
+        arch_config = settings.space.sample(trial, self.data.num_classes)
         twin = _measured_twin(trial)
         if twin is not None:
             return _repeat(trial, twin)
         resolution = settings.profile.resolution
-        _set(trial, arch_config=arch, resolution=resolution, data=self.data.description())
-        validate_config(arch)  # an impossible point fails here, before any work
+        _set(trial, arch_config=arch_config, resolution=resolution, data=self.data.description())
+        validate_config(arch_config)  # an impossible point fails here, before any work
 
         start = time.perf_counter()
-        cost = network_cost(arch, resolution)
+        cost = network_cost(arch_config, resolution)
         results: dict[str, Any] = {"params": cost.params, "macs": cost.macs}
         wall["cost"] = time.perf_counter() - start
         _set(trial, params=cost.params, macs=cost.macs)
         # EPF is measured even when params/MACs already violate a constraint: it is cheap (cached),
         # the objectives need it, and it tells the user what the infeasible point would have cost.
         start = time.perf_counter()
-        profile = profile_model(arch, dataclasses.replace(settings.profile, batch_sizes=settings.batch_sizes))
+        profile = profile_model(arch_config, dataclasses.replace(settings.profile, batch_sizes=settings.batch_sizes))
         wall["profile"] = time.perf_counter() - start
         results["epf"] = {batch: _epf_figures(result) for batch, result in profile.batches.items()}
         _set(trial, epf=results["epf"], energy_backend=profile.backend, energy_is_estimate=profile.is_estimate,
@@ -114,7 +114,7 @@ class TrialRunner:
             _set(trial, infeasible=True, violations=violations, train_status="skipped (infeasible)")
         elif settings.needs_training:
             start = time.perf_counter()
-            trained = train_model(arch, self.data, settings.train)
+            trained = train_model(arch_config, self.data, settings.train)
             wall["train"] = time.perf_counter() - start
             _set(trial, top1=trained.top1, top5=trained.top5, loss_curve=list(trained.loss_curve),
                  train_status=trained.status)

@@ -51,7 +51,7 @@ def dataset_from_study(storage_url: str, study_name: str, progress: Progress | N
     if len(kept) < len(records) and progress:
         progress(f"note: kept the {len(kept)} trials measured on the most common device; "
                  f"{len(records) - len(kept)} from other devices or settings were left out")
-    measurements = [EpfMeasurement(r.arch, int(r.resolution), {b: v for b in r.epf if (v := r.epf_mj(b))},
+    measurements = [EpfMeasurement(r.arch_config, int(r.resolution), {b: v for b in r.epf if (v := r.epf_mj(b))},
                                    {b: f["epf_std_mj"] for b, f in r.epf.items() if f.get("epf_std_mj") is not None})
                     for r in kept]
     return EpfDataset(kept[0].energy_backend or "unknown", bool(kept[0].energy_is_estimate),
@@ -60,7 +60,7 @@ def dataset_from_study(storage_url: str, study_name: str, progress: Progress | N
 
 def enqueue_warm_start(study: Any, space: Any, configs: Sequence[ArchConfig], note: str = "energy model") -> list[str]:
     """Queue ``configs`` on an Optuna study once (resuming queues none twice); returns the labels queued."""
-    return [cfg.label() for cfg in enqueue_once(study, space, [(cfg, {record.WARM_START: note}) for cfg in configs])]
+    return [arch_config.label() for arch_config in enqueue_once(study, space, [(arch_config, {record.WARM_START: note}) for arch_config in configs])]
 
 
 __all__ = ["dataset_from_study", "enqueue_warm_start"]

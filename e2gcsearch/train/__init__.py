@@ -15,8 +15,8 @@ Example:
     >>> from e2gcsearch.data import DataConfig, load_data
     >>> data = load_data(DataConfig(name="digits", classes=3, train_per_class=60, val_per_class=20,
     ...                             resolution=32), progress=False)
-    >>> arch = ArchConfig("mobilenet_v1", group_size=8, width=0.25, num_classes=data.num_classes)
-    >>> result = train_model(arch, data, TrainConfig(epochs=4, batch_size=16, threads=1, progress=False))
+    >>> arch_config = ArchConfig("mobilenet_v1", group_size=8, width=0.25, num_classes=data.num_classes)
+    >>> result = train_model(arch_config, data, TrainConfig(epochs=4, batch_size=16, threads=1, progress=False))
     >>> result.ok, result.top1 > 50, (result.train_size, result.val_size)
     (True, True, (180, 60))
 """
@@ -41,12 +41,12 @@ from .runtime import build_model, check_inputs, distributed, process_rank, threa
 EpochCallback = Callable[[int, dict], Any]
 
 
-def train_model(arch: ArchConfig, data: LoadedData, config: TrainConfig | None = None,
+def train_model(arch_config: ArchConfig, data: LoadedData, config: TrainConfig | None = None,
                 on_epoch_end: EpochCallback | None = None) -> TrainResult:
-    """Train ``arch`` on ``data`` and report validation accuracy, loss curve and throughput.
+    """Train ``arch_config`` on ``data`` and report validation accuracy, loss curve and throughput.
 
     Args:
-        arch: the network; ``arch.num_classes`` must equal ``data.num_classes``.
+        arch_config: the network; ``arch_config.num_classes`` must equal ``data.num_classes``.
         data: from :func:`e2gcsearch.data.load_data`.
         config: budget and optimiser settings (default :class:`TrainConfig`).
         on_epoch_end: called as ``on_epoch_end(epochs_done, {"loss", "top1", "top5", "lr"})`` after
@@ -57,16 +57,16 @@ def train_model(arch: ArchConfig, data: LoadedData, config: TrainConfig | None =
     """
     started = time.perf_counter()
     config = config or TrainConfig()
-    check_inputs(arch, data)
+    check_inputs(arch_config, data)
     device_type = "cuda" if config.device.startswith("cuda") or (
         config.device == "auto" and torch.cuda.is_available()) else "cpu"
     with thread_limit(config.threads), distributed(device_type) as dist:
         device = torch.device(resolve_device(config.device, dist.local_rank))
-        identity = checkpoint.run_identity(arch, data, config)
-        folder = config.checkpoint_dir or (str(checkpoint.default_checkpoint_dir(arch, identity)) if config.full else None)
+        identity = checkpoint.run_identity(arch_config, data, config)
+        folder = config.checkpoint_dir or (str(checkpoint.default_checkpoint_dir(arch_config, identity)) if config.full else None)
         if config.resume and folder is None:
             raise ConfigError("resume needs a checkpoint folder: pass --full or --checkpoint-dir DIR")
-        trainer = Trainer(build_model(arch, config.seed), data, config, device, dist, label=arch.label())
+        trainer = Trainer(build_model(arch_config, config.seed), data, config, device, dist, label=arch_config.label())
         result = trainer.run(identity, folder, on_epoch_end)
     result.wall_s = time.perf_counter() - started  # model build and data transfer included
     return result

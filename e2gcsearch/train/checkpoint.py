@@ -33,22 +33,22 @@ CHECKPOINT_NAME = "last.pt"
 RUN_INDEPENDENT = ("resume", "progress", "threads", "device", "checkpoint_dir")
 
 
-def run_identity(arch: ArchConfig, data: LoadedData, config: TrainConfig) -> dict[str, Any]:
+def run_identity(arch_config: ArchConfig, data: LoadedData, config: TrainConfig) -> dict[str, Any]:
     """What must be equal for a checkpoint to continue a run (JSON-compatible)."""
     train = {key: value for key, value in config.to_dict().items() if key not in RUN_INDEPENDENT}
     subset = {"dataset": data.name, "root": data.root, "classes": list(data.class_names),
               "train_size": int(data.train_labels.numel()), "val_size": int(data.val_labels.numel()),
               "resolution": data.resolution, "seed": data.seed}
-    return {"arch": arch.to_dict(), "data": subset, "train": train}
+    return {"arch": arch_config.to_dict(), "data": subset, "train": train}
 
 
 def identity_digest(identity: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def default_checkpoint_dir(arch: ArchConfig, identity: dict[str, Any]) -> Path:
+def default_checkpoint_dir(arch_config: ArchConfig, identity: dict[str, Any]) -> Path:
     """``<cache home>/checkpoints/<arch label>-<identity digest>`` (see :func:`e2gcsearch.paths.cache_home`)."""
-    label = re.sub(r"[^A-Za-z0-9.]+", "-", arch.label()).strip("-")
+    label = re.sub(r"[^A-Za-z0-9.]+", "-", arch_config.label()).strip("-")
     return cache_home() / "checkpoints" / f"{label}-{identity_digest(identity)}"
 
 

@@ -74,20 +74,20 @@ def thread_limit(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def check_inputs(arch: ArchConfig, data: LoadedData) -> None:
-    """Raise :class:`ConfigError` (with the fix) when ``arch`` cannot be trained on ``data``."""
-    if arch.num_classes != data.num_classes:
+def check_inputs(arch_config: ArchConfig, data: LoadedData) -> None:
+    """Raise :class:`ConfigError` (with the fix) when ``arch_config`` cannot be trained on ``data``."""
+    if arch_config.num_classes != data.num_classes:
         raise ConfigError(
-            f"{arch.label()} has num_classes={arch.num_classes} but the {data.name} data has {data.num_classes} "
+            f"{arch_config.label()} has num_classes={arch_config.num_classes} but the {data.name} data has {data.num_classes} "
             f"classes; build it with arch.replace(num_classes={data.num_classes}) (the CLI does this for you)")
-    check_resolution(arch.arch, data.resolution)
+    check_resolution(arch_config.arch, data.resolution)
     if data.train_labels.numel() < 2 or data.val_labels.numel() < 1:
         raise ConfigError(f"the {data.name} subset has {data.train_labels.numel()} train and "
                           f"{data.val_labels.numel()} validation images; ask for more images per class")
 
 
-def build_model(arch: ArchConfig, seed: int) -> nn.Module:
-    """The network of ``arch`` initialised from ``seed`` without touching the global RNG."""
+def build_model(arch_config: ArchConfig, seed: int) -> nn.Module:
+    """The network of ``arch_config`` initialised from ``seed`` without touching the global RNG."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derived_seed(seed, "init"))
-        return create_model(arch)
+        return create_model(arch_config)
