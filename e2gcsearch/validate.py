@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import sys
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -27,6 +26,7 @@ import optuna
 import pandas as pd
 from scipy import stats
 
+from .console import note
 from .data import DataConfig, LoadedData, load_data
 from .errors import ConfigError
 from .profiling import ProfileConfig, profile_model
@@ -181,10 +181,6 @@ def reload(study: optuna.Study) -> optuna.Study:
     return optuna.load_study(study_name=study.study_name, storage=study._storage)
 
 
-def _stderr(text: str) -> None:
-    sys.stderr.write(text + "\n")
-
-
 def _full_result(record: TrialRecord, data: LoadedData, settings: ValidateSettings, folder: Path,
                  say: Say) -> dict[str, Any]:
     arch_config = record.arch_config
@@ -223,7 +219,7 @@ def _full_result(record: TrialRecord, data: LoadedData, settings: ValidateSettin
 
 
 def validate_trials(study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial], settings: ValidateSettings,
-                    checkpoints: Path, say: Say = _stderr) -> None:
+                    checkpoints: Path, say: Say = note) -> None:
     """Fully train and re-profile ``trials``, storing each result under the trial's ``full`` attr."""
     loaded: dict[DataConfig, LoadedData] = {}
     for trial in trials:
@@ -310,7 +306,7 @@ def _one(values: Any) -> str:
 
 
 def validate_study(study: optuna.Study, settings: ValidateSettings, checkpoints: Path | None = None,
-                   say: Say = _stderr) -> ValidationReport:
+                   say: Say = note) -> ValidationReport:
     """Select, fully train, re-profile and store; then compare proxy and full rankings."""
     trials = select_trials(study, settings.top, settings.trials)
     root = Path(settings.checkpoint_root or checkpoints or Path("studies") / "checkpoints" / study.study_name)

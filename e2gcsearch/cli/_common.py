@@ -7,6 +7,8 @@ import argparse
 import sys
 from typing import NoReturn
 
+from ..console import note  # noqa: F401 - the commands' stderr writer, beside emit
+
 
 class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line (what is wrong + where to look) and exit 2."""
@@ -77,8 +79,3 @@ def name_list(text: str) -> tuple[str, ...]:
 
 def emit(text: str) -> None:
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
-
-
-def note(text: str) -> None:
-    """Status lines go to stderr so that stdout stays machine-readable."""
-    sys.stderr.write(text + "\n")

@@ -24,6 +24,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..console import note
 from .sources import Split
 from .types import LoadedData
 
@@ -157,7 +158,7 @@ def load_or_build(split: Split, cache_root: Path, resolution: int, progress: boo
     hit = state is not None
     if state is None:
         if progress and not interactive(progress):
-            sys.stderr.write(f"data: decoding {len(split.train) + len(split.val)} images once into {path}\n")
+            note(f"data: decoding {len(split.train) + len(split.val)} images once into {path}")
         state = _build(split, resolution, progress)
         written = _write(path, state)
     return LoadedData(

@@ -17,6 +17,7 @@ import optuna
 from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
+from ..console import note
 from ..data import DataConfig, LoadedData, load_data
 from . import record
 from .storage import redact
@@ -45,11 +46,6 @@ class SearchConfig:
 
 class SearchInterrupted(Exception):
     """Ctrl-C: the running trial was marked failed; finished trials are kept."""
-
-
-def _say(text: str) -> None:
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()
 
 
 def trial_line(study: optuna.Study, trial: FrozenTrial, objectives: list[dict[str, Any]]) -> str:
@@ -87,7 +83,7 @@ def _callbacks(config: SearchConfig, tag: str = "") -> tuple[list[Callable], Cal
             bar.write(line, file=sys.stderr)
             bar.update(1)
         else:
-            _say(line)
+            note(line)
 
     return [report], (bar.close if bar is not None else (lambda: None))
 
@@ -134,7 +130,7 @@ def _run_workers(config: SearchConfig, study: optuna.Study) -> None:
         raise
     failed = [p.exitcode for p in processes if p.exitcode]
     if failed:
-        _say(f"warning: {len(failed)} worker(s) exited with an error (exit codes {failed}); see the lines above")
+        note(f"warning: {len(failed)} worker(s) exited with an error (exit codes {failed}); see the lines above")
 
 
 def prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData]:
@@ -145,13 +141,13 @@ def prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData]:
     data = load_data(config.data, progress=config.progress)
     space = config.settings.space
     for arch_config, reason in space.impossible(data.num_classes):
-        _say(f"note: {arch_config.label()} cannot be built and will fail at once if sampled: {reason}")
+        note(f"note: {arch_config.label()} cannot be built and will fail at once if sampled: {reason}")
     sampler = create_sampler(config.sampler, config.seed, space, config.trials)
     study = open_or_create_study(storage, config.study_name, config.settings.objectives, space,
                                  _data_key(data), sampler, config.storage)
     if config.baselines:
         for label in enqueue_baselines(study, space, data.num_classes):
-            _say(f"queued {label}")
+            note(f"queued {label}")
     if config.warm_start == "model":
         _warm_start(study, config, data.num_classes)
     return study, data
@@ -166,10 +162,10 @@ def _warm_start(study: optuna.Study, config: SearchConfig, num_classes: int) -> 
     if config.warm_start_profile:
         profile = DeviceProfile.load(config.warm_start_profile)
     else:
-        profile = load_or_calibrate(space, num_classes, profile_config, progress=_say)
+        profile = load_or_calibrate(space, num_classes, profile_config, progress=note)
     seeds = warm_start_configs(profile, space, num_classes, k=3, resolution=profile_config.resolution)
     for label in enqueue_warm_start(study, space, seeds):
-        _say(f"queued {label} (predicted by the energy model)")
+        note(f"queued {label} (predicted by the energy model)")
 
 
 def _data_key(data: LoadedData) -> dict[str, Any]:
@@ -188,7 +184,7 @@ def run_search(config: SearchConfig) -> optuna.Study:
     """Run (or resume) the search described by ``config`` and return the study."""
     study, data = prepare(config)
     done_before = _started(study)
-    _say(f"study {config.study_name!r} in {redact(config.storage)}: {done_before} trial(s) so far; "
+    note(f"study {config.study_name!r} in {redact(config.storage)}: {done_before} trial(s) so far; "
          f"sampler {config.sampler}, {config.trials or 'unlimited'} trial(s) to run"
          + (f", timeout {config.timeout_s:g} s" if config.timeout_s else "")
          + (f", {config.workers} workers" if config.workers > 1 else ""))
@@ -203,5 +199,5 @@ def run_search(config: SearchConfig) -> optuna.Study:
         raise SearchInterrupted(
             f"interrupted: the running trial is marked failed, {finished} finished trial(s) are kept in "
             f"{redact(config.storage)}; run the same command again to resume") from None
-    _say(f"ran {_started(study) - done_before} trial(s) in {time.perf_counter() - start:.0f} s")
+    note(f"ran {_started(study) - done_before} trial(s) in {time.perf_counter() - start:.0f} s")
     return study

@@ -14,6 +14,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from ..console import note
 from ..data import LoadedData
 from ..data.augment import augment_batch, channel_stats, normalize_batch
 from ..data.cache import interactive
@@ -191,7 +192,7 @@ class Trainer:
         text = f"epoch {epoch + 1}/{self.config.epochs}: loss {loss:.4f}, top-1 {top1:.1f} %{top5_text}"
         bar.set_postfix_str(f"loss {loss:.3f} top-1 {top1:.1f} %", refresh=False)
         if self.config.progress and self.dist.rank == 0 and bar.disable:
-            sys.stderr.write(text + "\n")
+            note(text)
 
     def run(self, identity: dict[str, Any], folder: str | None,
             on_epoch_end: Callable[[int, dict], Any] | None = None) -> TrainResult:
