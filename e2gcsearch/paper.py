@@ -29,17 +29,29 @@ CITATION = """@inproceedings{jha2020e2gc,
 }"""
 
 
+def design_grid(archs: Sequence[str], widths: Sequence[float], num_classes: int,
+                group_sizes: Sequence[int] = GROUP_SIZES, groups: Sequence[int] = GROUPS) -> list[ArchConfig]:
+    """E2GC ``group_sizes`` then FgGC ``groups`` of each architecture at each width, in that order.
+
+    Example:
+        >>> [c.grouping for c in design_grid(["mobilenet_v1"], [0.5], 10, group_sizes=(1, 4), groups=(32,))]
+        ['G=1', 'G=4', 'g=32']
+    """
+    configs = []
+    for arch in archs:
+        for width in widths:
+            configs += [ArchConfig(arch, group_size=size, width=width, num_classes=num_classes) for size in group_sizes]
+            configs += [ArchConfig(arch, groups=count, width=width, num_classes=num_classes) for count in groups]
+    return configs
+
+
 def table_configs(width: float = 1.0, num_classes: int = 1000,
                   archs: Sequence[str] | None = None) -> list[ArchConfig]:
     """Every row of Tables III and IV, E2GC rows before FgGC rows, per architecture.
 
     ``archs`` defaults to the paper's networks; any registered architecture gets the same rows.
     """
-    configs = []
-    for arch in paper_archs() if archs is None else archs:
-        configs += [ArchConfig(arch, group_size=G, width=width, num_classes=num_classes) for G in GROUP_SIZES]
-        configs += [ArchConfig(arch, groups=g, width=width, num_classes=num_classes) for g in GROUPS]
-    return configs
+    return design_grid(paper_archs() if archs is None else archs, [width], num_classes)
 
 
 def cost_table(resolution: int = 224, width: float = 1.0, num_classes: int = 1000,

@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 from ..config import ArchConfig
 from ..errors import ConfigError, DataError
 from ..models import DEFAULT_ARCH
-from ..paper import GROUP_SIZES, GROUPS
+from ..paper import GROUP_SIZES, GROUPS, design_grid
 
 SWEEP_KIND = "e2gcsearch.epf-sweep"
 SWEEP_VERSION = 1
@@ -118,11 +118,7 @@ def default_sweep_configs(arch: str = DEFAULT_ARCH, widths: Sequence[float] = (0
                           num_classes: int = 10, group_sizes: Sequence[int] = GROUP_SIZES,
                           groups: Sequence[int] = GROUPS) -> list[ArchConfig]:
     """The paper's design points (E2GC G and FgGC g) at each width: 11 configs per width by default."""
-    configs = []
-    for width in widths:
-        configs += [ArchConfig(arch, group_size=size, width=width, num_classes=num_classes) for size in group_sizes]
-        configs += [ArchConfig(arch, groups=count, width=width, num_classes=num_classes) for count in groups]
-    return configs
+    return design_grid([arch], widths, num_classes, group_sizes, groups)
 
 
 def run_sweep(configs: Sequence[ArchConfig], profile_config: Any, progress: Progress | None = None) -> EpfDataset:

@@ -21,12 +21,14 @@ from ..cost import network_cost
 from ..errors import ConfigError, DataError
 from ..models import validate_config
 from ..models.stages import layer_stage, num_stages
-from ..paper import GROUP_SIZES, GROUPS
+from ..paper import GROUP_SIZES, GROUPS, design_grid
 from .device_profile import DeviceProfile
 from .equations import optimal_groups, power_of_two_divisors, table2
 from .fit import EnergyFit
 
 Progress = Callable[[str], None]
+# FgGC points of the calibration sweep: with E2GC's six group sizes they pin every model parameter.
+CALIBRATION_GROUPS: tuple[int, ...] = (2, 8, 32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,11 +193,7 @@ def warm_start_configs(profile: DeviceProfile, space: Any, num_classes: int, k: 
 def calibration_configs(space: Any, num_classes: int) -> list[ArchConfig]:
     """A short sweep that identifies every model parameter: per arch of the space, at its smallest
     width, E2GC G = 1..32 and FgGC g = 2, 8, 32 (9 networks)."""
-    width = min(space.widths)
-    configs = []
-    for arch in space.archs:
-        configs += [ArchConfig(arch, group_size=size, width=width, num_classes=num_classes) for size in GROUP_SIZES]
-        configs += [ArchConfig(arch, groups=count, width=width, num_classes=num_classes) for count in (2, 8, 32)]
+    configs = design_grid(space.archs, [min(space.widths)], num_classes, GROUP_SIZES, CALIBRATION_GROUPS)
     return [arch_config for arch_config in configs if _buildable(arch_config)]
 
 
