@@ -42,11 +42,11 @@ from ..report.tables import FORMATS
 from ..search.objectives import DEFAULT_BATCH_SIZE
 from ..search.space import DEFAULT_WIDTHS, SearchSpace
 from ..search.storage import DEFAULT_STORAGE, DEFAULT_STUDY
+from ..search.run import DEFAULT_TRIALS
 from ..search.study import SAMPLERS
 from ..train import SCHEDULES, TrainConfig, proxy_data_config
 from ._common import class_list, float_list, int_list, name_list, positive_int, threads
 
-DEFAULT_TRIALS = 16  # trials of one 'run' invocation: the default search on the digits takes ~5 min on 2 cores
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import pandas as pd
 
@@ -27,6 +27,20 @@ from .equations import optimal_groups, power_of_two_divisors, table2
 from .fit import EnergyFit
 
 Progress = Callable[[str], None]
+
+
+class Space(Protocol):
+    """What the energy model asks of a search space (:mod:`e2gcsearch.search.space` has two)."""
+
+    stagewise: bool  # one group size per stage (E2GC only) rather than one grouping per network
+    archs: tuple[str, ...]
+    widths: tuple[float, ...]
+    group_sizes: tuple[int, ...]
+
+    def points(self, num_classes: int) -> list[ArchConfig]: ...
+
+    def contains(self, arch_config: ArchConfig) -> bool: ...
+
 # FgGC points of the calibration sweep: with E2GC's six group sizes they pin every model parameter.
 CALIBRATION_GROUPS: tuple[int, ...] = (2, 8, 32)
 
@@ -143,12 +157,12 @@ def stage_group_sizes(profile: DeviceProfile, arch: str, width: float = 1.0, num
     return tuple(sizes)
 
 
-def _ranked_groups(profile: DeviceProfile, space: Any, num_classes: int, resolution: int,
+def _ranked_groups(profile: DeviceProfile, space: Space, num_classes: int, resolution: int,
                    batch_size: int | None) -> list[list[ArchConfig]]:
     """Per (arch, width) of the space, widest first: its candidate seeds, best first."""
     groups = []
     for arch, width in itertools.product(space.archs, sorted(space.widths, reverse=True)):
-        if hasattr(space, "group_sizes") and not hasattr(space, "groupings"):  # stage-wise space
+        if space.stagewise:
             uniform = [ArchConfig(arch, stage_group_sizes=(size,) * num_stages(arch), width=width,
                                   num_classes=num_classes) for size in space.group_sizes]
             uniform = sorted(filter(_buildable, uniform), key=lambda arch_config: profile.predict_epf_mj(arch_config, resolution, batch_size))
@@ -166,7 +180,7 @@ def _ranked_groups(profile: DeviceProfile, space: Any, num_classes: int, resolut
     return groups
 
 
-def warm_start_configs(profile: DeviceProfile, space: Any, num_classes: int, k: int = 3,
+def warm_start_configs(profile: DeviceProfile, space: Space, num_classes: int, k: int = 3,
                        resolution: int | None = None, batch_size: int | None = None) -> list[ArchConfig]:
     """The model's predicted best configurations within ``space``, to enqueue before a search.
 
@@ -190,14 +204,14 @@ def warm_start_configs(profile: DeviceProfile, space: Any, num_classes: int, k: 
     return seeds[:k]
 
 
-def calibration_configs(space: Any, num_classes: int) -> list[ArchConfig]:
+def calibration_configs(space: Space, num_classes: int) -> list[ArchConfig]:
     """A short sweep that identifies every model parameter: per arch of the space, at its smallest
     width, E2GC G = 1..32 and FgGC g = 2, 8, 32 (9 networks)."""
     configs = design_grid(space.archs, [min(space.widths)], num_classes, GROUP_SIZES, CALIBRATION_GROUPS)
     return [arch_config for arch_config in configs if _buildable(arch_config)]
 
 
-def load_or_calibrate(space: Any, num_classes: int, profile_config: Any, path: str | None = None,
+def load_or_calibrate(space: Space, num_classes: int, profile_config: Any, path: str | None = None,
                       progress: Progress | None = None) -> DeviceProfile:
     """The device profile at ``path`` (default: this device's cached calibration), or a new one from a
     short calibration sweep (:func:`calibration_configs`), saved there for the next run."""

@@ -24,6 +24,8 @@ from .storage import redact
 from .study import check_storage_for_workers, create_sampler, enqueue_baselines, open_or_create_study, open_search_storage
 from .trial import TrialRunner, TrialSettings
 
+DEFAULT_TRIALS = 16  # one 'run' on the embedded digits: about 5 minutes on 2 cores
+
 
 @dataclasses.dataclass(frozen=True)
 class SearchConfig:
@@ -35,7 +37,7 @@ class SearchConfig:
     study_name: str
     sampler: str = "tpe"
     seed: int | None = 0
-    trials: int | None = 12
+    trials: int | None = DEFAULT_TRIALS
     timeout_s: float | None = None
     baselines: bool = True
     workers: int = 1

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from typing import Any
+from typing import Any, ClassVar
 
 from ..config import E2GC, FGGC, ArchConfig
 from ..checks import is_int
@@ -42,6 +42,8 @@ DEFAULT_WIDTHS: tuple[float, ...] = (0.25, 0.5, 0.75)
 @dataclasses.dataclass(frozen=True)
 class SearchSpace:
     """Which architectures, modules (E2GC/FgGC), G/g values and widths a search may sample."""
+
+    stagewise: ClassVar[bool] = False  # one grouping for the whole network
 
     archs: tuple[str, ...] = (DEFAULT_ARCH,)
     modules: tuple[str, ...] = (E2GC, FGGC)
@@ -139,6 +141,8 @@ class StagewiseSearchSpace:
         ...                  "G_stage3": 4, "G_stage4": 4, "G_stage5": 4}, num_classes=10).label()
         'mobilenet_v1 E2GC G=1-2-2-4-4-4 w=0.50'
     """
+
+    stagewise: ClassVar[bool] = True  # one group size per stage
 
     archs: tuple[str, ...] = (DEFAULT_ARCH,)
     group_sizes: tuple[int, ...] = GROUP_SIZES
