@@ -118,7 +118,7 @@ class ArchConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ArchConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = field_names(cls)
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown ArchConfig field(s) {unknown}; expected some of {sorted(known)}")
@@ -146,3 +146,15 @@ def _positive_ints(values: Any) -> tuple[int, ...]:
         raise ConfigError(f"stage_group_sizes must be a non-empty list of positive integers like [1, 2, 4, 4, 8, 8], "
                           f"got {list(values)!r}")
     return values
+
+
+def field_names(cls: type) -> set[str]:
+    """The field names of the dataclass ``cls``."""
+    return {field.name for field in dataclasses.fields(cls)}
+
+
+def from_known_fields(cls: type, data: Any) -> Any:
+    """``cls(**data)`` without the keys ``cls`` does not know (a record written by a newer version
+    keeps loading)."""
+    known = field_names(cls)
+    return cls(**{key: value for key, value in data.items() if key in known})

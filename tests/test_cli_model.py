@@ -118,7 +118,7 @@ def test_fit_from_a_study(tmp_path, capsys):
                                                                 "epf": {"16": {"epf_mj": 1.0}}}]})),
      "needs EPF of at least 7 different configurations"),
     (lambda path: path.write_text("{not json"), "cannot read the sweep file"),
-    (lambda path: path.write_text(json.dumps({"kind": "e2gcsearch.device-profile"})), "is not an EPF sweep"),
+    (lambda path: path.write_text(json.dumps({"kind": "e2gcsearch.device-profile"})), "is not a sweep file"),
 ])
 def test_bad_fit_input_is_one_line_with_exit_2(tmp_path, capsys, make, fragment):
     path = tmp_path / "bad.json"

@@ -31,26 +31,25 @@ def positive_int(text: str) -> int:
     return value
 
 
+def _positive_list(text: str, kind: type, noun: str, example: str) -> tuple:
+    """``text`` as a tuple of positive ``kind`` values, or one line saying what was expected."""
+    try:
+        values = tuple(kind(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {noun}s like {example}, got {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive {noun}s like {example}, got {text!r}")
+    return values
+
+
 def int_list(text: str) -> tuple[int, ...]:
     """'1,4,16' → (1, 4, 16)."""
-    try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list of integers like 1,4,16, got {text!r}") from None
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"expected positive integers like 1,4,16, got {text!r}")
-    return values
+    return _positive_list(text, int, "integer", "1,4,16")
 
 
 def float_list(text: str) -> tuple[float, ...]:
     """'0.25,0.5' → (0.25, 0.5)."""
-    try:
-        values = tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list of numbers like 0.25,0.5, got {text!r}") from None
-    if not values or any(v <= 0 for v in values):
-        raise argparse.ArgumentTypeError(f"expected positive numbers like 0.25,0.5, got {text!r}")
-    return values
+    return _positive_list(text, float, "number", "0.25,0.5")
 
 
 def class_list(text: str) -> int | tuple[str, ...]:

@@ -4,6 +4,7 @@ device, and predict with it: per-layer optimal g (Eq. 2), the G it favours, EPF 
 from __future__ import annotations
 
 import argparse
+from typing import Callable
 
 import pandas as pd
 
@@ -122,11 +123,7 @@ def run_fit(args: argparse.Namespace) -> None:
     note(f"saved the device profile to {profile.save(args.out)}")
     note(_energy_lines(profile)[1])
     frame = _fit_frame(profile)
-    if args.format == "json":
-        emit(to_json(profile.to_dict() | {"measurements": len(profile.measurements)}))
-        return
-    if args.format == "csv":
-        emit(render(frame, "csv"))
+    if _emitted_raw(args.format, lambda: profile.to_dict() | {"measurements": len(profile.measurements)}, frame):
         return
     for line in _energy_lines(profile):
         emit(line)
@@ -161,19 +158,25 @@ def run_predict(args: argparse.Namespace) -> None:
     _emit_prediction(args, profile, fit, arch_config, layers, configs, favoured, staged)
 
 
+def _emitted_raw(fmt: str, document: Callable[[], dict], frame: pd.DataFrame) -> bool:
+    """Emit ``document()`` for json or ``frame`` for csv; False when the format is a human one."""
+    if fmt == "json":
+        emit(to_json(document()))
+    elif fmt == "csv":
+        emit(render(frame, "csv"))
+    return fmt in ("json", "csv")
+
+
 def _emit_prediction(args, profile, fit, arch_config, layers, configs, favoured, staged) -> None:
-    if args.format == "json":
-        emit(to_json({"profile": {"source": profile.source, "backend": profile.backend,
-                                  "is_estimate": profile.is_estimate, "energy_note": profile.energy_note,
-                                  "fingerprint": profile.fingerprint, "model_form": profile.model_form,
-                                  "fit": fit.to_dict()},
-                      "config": arch_config.to_dict(), "units": {"epf": "mJ/frame", "energy": "mJ/frame",
-                                                         "gamma": "MAC^(1-beta)*element^beta"},
-                      "layers": layers.to_dict(orient="records"), "configs": configs.to_dict(orient="records"),
-                      "favoured_group_size": favoured, "favoured_stage_group_sizes": list(staged)}))
-        return
-    if args.format == "csv":
-        emit(render(configs, "csv"))
+    document = lambda: {  # noqa: E731
+        "profile": {"source": profile.source, "backend": profile.backend, "is_estimate": profile.is_estimate,
+                    "energy_note": profile.energy_note, "fingerprint": profile.fingerprint,
+                    "model_form": profile.model_form, "fit": fit.to_dict()},
+        "config": arch_config.to_dict(),
+        "units": {"epf": "mJ/frame", "energy": "mJ/frame", "gamma": "MAC^(1-beta)*element^beta"},
+        "layers": layers.to_dict(orient="records"), "configs": configs.to_dict(orient="records"),
+        "favoured_group_size": favoured, "favoured_stage_group_sizes": list(staged)}
+    if _emitted_raw(args.format, document, configs):
         return
     for line in _energy_lines(profile):
         emit(line)

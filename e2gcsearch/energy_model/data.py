@@ -94,18 +94,26 @@ class EpfDataset:
         return path
 
 
-def load_sweep(path: str | Path) -> EpfDataset:
-    """Read a sweep file (format in the module docstring)."""
-    path = Path(path)
+def read_document(path: Path, kind: str, what: str, make_one: str, wrong_kind_hint: str) -> dict[str, Any]:
+    """The JSON object at ``path`` whose ``kind`` is ``kind``; a one-line :class:`DataError` naming
+    ``what`` it should be and how to make one (``make_one``) otherwise."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise DataError(f"no sweep file at {path}; write one with 'e2gcsearch model fit --sweep --save-sweep {path}'") from None
+        raise DataError(f"no {what} at {path}; {make_one}") from None
     except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"cannot read the sweep file {path}: {exc}") from None
-    if not isinstance(data, dict) or data.get("kind") != SWEEP_KIND:
-        raise DataError(f"{path} is not an EPF sweep (expected \"kind\": \"{SWEEP_KIND}\"); "
-                        "a device profile is read with --profile, not --from-profile")
+        raise DataError(f"cannot read the {what} {path}: {exc}") from None
+    if not isinstance(data, dict) or data.get("kind") != kind:
+        raise DataError(f"{path} is not a {what} (expected \"kind\": \"{kind}\"); {wrong_kind_hint}")
+    return data
+
+
+def load_sweep(path: str | Path) -> EpfDataset:
+    """Read a sweep file (format in the module docstring)."""
+    path = Path(path)
+    data = read_document(path, SWEEP_KIND, "sweep file",
+                         f"write one with 'e2gcsearch model fit --sweep --save-sweep {path}'",
+                         "a device profile is read with --profile, not --from-profile")
     try:
         measurements = [EpfMeasurement.from_dict(item) for item in data.get("measurements", [])]
     except (KeyError, TypeError, ValueError) as exc:

@@ -24,7 +24,7 @@ from ..version import __version__
 from ..config import ArchConfig
 from ..errors import ConfigError, DataError
 from ..paths import cache_home
-from .data import EpfDataset, EpfMeasurement
+from .data import EpfDataset, EpfMeasurement, read_document
 from .fit import MODEL_FORM, EnergyFit, config_terms, fit_energy_model
 
 PROFILE_KIND = "e2gcsearch.device-profile"
@@ -122,15 +122,8 @@ class DeviceProfile:
     @classmethod
     def load(cls, path: str | Path) -> "DeviceProfile":
         path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise DataError(f"no device profile at {path}; fit one with 'e2gcsearch model fit --out {path}'") from None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DataError(f"cannot read the device profile {path}: {exc}") from None
-        if not isinstance(data, dict) or data.get("kind") != PROFILE_KIND:
-            raise DataError(f"{path} is not a device profile (expected \"kind\": \"{PROFILE_KIND}\"); "
-                            "fit one with 'e2gcsearch model fit'")
+        data = read_document(path, PROFILE_KIND, "device profile", f"fit one with 'e2gcsearch model fit --out {path}'",
+                             "fit one with 'e2gcsearch model fit'")
         try:
             return cls.from_dict(data)
         except (KeyError, TypeError, ValueError) as exc:

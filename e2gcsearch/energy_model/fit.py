@@ -55,7 +55,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import optimize, stats
 
-from ..config import ArchConfig
+from ..config import ArchConfig, from_known_fields
 from ..cost import network_cost
 from ..errors import DataError
 
@@ -133,8 +133,7 @@ class EnergyFit:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "EnergyFit":
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
+        return from_known_fields(cls, data)
 
 
 def _design(terms: Sequence[ConfigTerms], works: np.ndarray) -> np.ndarray:

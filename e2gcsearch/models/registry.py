@@ -151,17 +151,3 @@ def default_arch() -> str:
 def paper_archs() -> tuple[str, ...]:
     """The architectures of the E2GC paper's Tables III/IV, sorted by name."""
     return tuple(name for name in list_models() if _REGISTRY[name].in_paper_tables)
-
-
-__all__ = [
-    "ExportRows",
-    "ModelEntry",
-    "StagePlan",
-    "default_arch",
-    "get_entry",
-    "list_models",
-    "paper_archs",
-    "register_model",
-    "registered",
-    "unregister_model",
-]

@@ -7,7 +7,7 @@ import dataclasses
 import statistics
 from typing import Any, Mapping
 
-from ..config import ArchConfig
+from ..config import ArchConfig, from_known_fields
 from ..energy import Measurement
 from ..errors import UserError
 
@@ -73,8 +73,7 @@ class BatchProfile:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "BatchProfile":
-        known = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
+        return from_known_fields(cls, data)
 
 
 @dataclasses.dataclass

@@ -43,7 +43,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..config import ArchConfig
+from ..config import ArchConfig, field_names
 
 # Trial user attrs read or written outside this module (the rest go through TrialRecord / user_attrs).
 ARCH_CONFIG = "arch_config"
@@ -100,7 +100,7 @@ class TrialRecord:
         attrs = dict(trial.user_attrs)
         arch_config = ArchConfig.from_dict(attrs.pop(ARCH_CONFIG))
         epf = {int(batch): dict(figures) for batch, figures in attrs.pop(EPF, {}).items()}
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = field_names(cls)
         extra = {key: value for key, value in attrs.items() if key in known}
         values = tuple(trial.values) if trial.values is not None else None
         return cls(number=trial.number, state=trial.state.name, arch_config=arch_config, values=values, epf=epf, **extra)

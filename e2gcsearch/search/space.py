@@ -108,13 +108,7 @@ class SearchSpace:
 
     def impossible(self, num_classes: int) -> list[tuple[ArchConfig, str]]:
         """Points that cannot be built, with the reason (checked without allocating weights)."""
-        bad = []
-        for arch_config in self.points(num_classes):
-            try:
-                validate_config(arch_config)
-            except ConfigError as exc:
-                bad.append((arch_config, str(exc)))
-        return bad
+        return _unbuildable(self.points(num_classes))
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready description stored on the study; resuming requires the same one."""
@@ -219,19 +213,26 @@ class StagewiseSearchSpace:
         Whether a stage's G fits depends on that stage alone, so every point with that stage value
         fails the same way; the representative has G=1 (always buildable) in the other stages.
         """
-        bad = []
+        probes = []
         for arch, width in itertools.product(self.archs, self.widths):
             stages = num_stages(arch)
             for stage, size in itertools.product(range(stages), self.group_sizes):
                 sizes = tuple(size if i == stage else 1 for i in range(stages))
-                arch_config = ArchConfig(arch, stage_group_sizes=sizes, width=width, num_classes=num_classes)
-                try:
-                    validate_config(arch_config)
-                except ConfigError as exc:
-                    bad.append((arch_config, str(exc)))
-        return bad
+                probes.append(ArchConfig(arch, stage_group_sizes=sizes, width=width, num_classes=num_classes))
+        return _unbuildable(probes)
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready description stored on the study; resuming requires the same one."""
         return {"kind": "stagewise", "archs": list(self.archs), "group_sizes": list(self.group_sizes),
                 "widths": list(self.widths), "stages": {arch: num_stages(arch) for arch in self.archs}}
+
+
+def _unbuildable(configs: list[ArchConfig]) -> list[tuple[ArchConfig, str]]:
+    """The configs among ``configs`` that cannot be built, each with the reason."""
+    bad = []
+    for arch_config in configs:
+        try:
+            validate_config(arch_config)
+        except ConfigError as exc:
+            bad.append((arch_config, str(exc)))
+    return bad
