@@ -14,7 +14,7 @@ from ..energy_model import (DeviceProfile, config_predictions, default_sweep_con
                             stage_group_sizes)
 from ..energy_model.fit import MIN_CONFIGS, MODEL_FORM
 from ..errors import ConfigError
-from ..models import get_entry
+from ..models import DEFAULT_ARCH, get_entry
 from ..search.warm_start import dataset_from_study
 from ..report.tables import fixed, human_count, render, to_json
 from ._common import HelpFormatter, emit, note, positive_int
@@ -68,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_option(fit, "storage")
     fit.add_argument("--out", default="device-profile.json", help="where to save the fitted device profile (JSON)")
     sweep = fit.add_argument_group("sweep")
-    sweep.add_argument("--arch", default="mobilenet_v1", help="architecture of the sweep")
+    sweep.add_argument("--arch", default=DEFAULT_ARCH, help="architecture of the sweep")
     add_option(sweep, "widths", (0.25, 0.5))
     add_option(sweep, "resolution", 64)
     add_option(sweep, "classes", 10)

@@ -34,7 +34,7 @@ from ..data import DataConfig
 from ..data.augment import AUGMENTATIONS
 from ..energy import BACKENDS
 from ..errors import ConfigError, DataError
-from ..models import list_models
+from ..models import DEFAULT_ARCH, list_models
 from ..paths import PROFILES, TENSORS, cache_folder
 from ..profiling import ProfileConfig
 from ..profiling.protocol import DTYPES
@@ -183,7 +183,7 @@ OPTIONS: dict[str, Option] = {
     "seed": _option("--seed", type=int, default=0, help="sampler seed"),
     "workers": _option("--workers", type=positive_int, default=1, help="processes optimizing the study at once"),
     "no_baselines": _option("--no-baselines", action="store_true",
-                            help="do not queue the paper baselines (MobileNet-V1 G=1, ResNeXt-50 g=32) first"),
+                            help="do not queue each network's paper baseline (e.g. MobileNet-V1 G=1) first"),
     "reference_batch": _option("--reference-batch", type=positive_int, default=DEFAULT_BATCH_SIZE,
                                help="batch size of plain 'epf' and 'latency'"),
     "warm_start": _option("--warm-start", choices=("model",),
@@ -194,7 +194,7 @@ OPTIONS: dict[str, Option] = {
     # search space (run); --arch and --groups take lists here
     "space": _option("--space", choices=("network", "stagewise"), default="network",
                      help="one G or g per network, or one E2GC group size per network stage"),
-    "search_arch": _option("--arch", type=name_list, default=("mobilenet_v1",), help="comma list of architectures"),
+    "search_arch": _option("--arch", type=name_list, default=(DEFAULT_ARCH,), help="comma list of architectures"),
     "modules": _option("--modules", type=name_list, default=(E2GC, FGGC), help="E2GC, FgGC or both"),
     "group_sizes": _option("--group-sizes", type=int_list, default=SearchSpace.group_sizes, metavar="G,…",
                            help="E2GC group sizes"),

@@ -132,7 +132,8 @@ def _short(value: Any) -> str:
 
 
 def enqueue_baselines(study: optuna.Study, space: SearchSpace, num_classes: int) -> list[str]:
-    """Queue the paper's baselines (MobileNet-V1 G=1, ResNeXt-50 g=32) once; returns what was queued.
+    """Queue the paper baseline of each network of the space (its registry entry's ``baseline``) once;
+    returns what was queued.
 
     A baseline is queued at the width of the space closest to 1.0, and not again on resume.
     """
