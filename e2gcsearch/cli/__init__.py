@@ -14,7 +14,7 @@ from ..errors import UserError
 from ._common import HelpFormatter, Parser
 
 # Subcommand modules, in the order `e2gcsearch --help` lists them.
-COMMANDS = ("table", "cost", "profile", "train", "run", "studies", "front", "export", "validate", "analyze", "model")
+COMMANDS = ("table", "cost", "profile", "train", "run", "confirm", "studies", "front", "export", "validate", "analyze", "model")
 
 DESCRIPTION = """\
 Search the group size (E2GC) or number of groups (FgGC) of MobileNet-V1 and ResNeXt-50 against

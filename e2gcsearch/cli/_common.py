@@ -31,6 +31,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_seconds(text: str) -> float:
+    """'90' → 90.0; a duration in seconds must be a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a duration in seconds > 0 like 300, got {text!r}")
+    return value
+
+
 def _positive_list(text: str, kind: type, noun: str, example: str) -> tuple:
     """``text`` as a tuple of positive ``kind`` values, or one line saying what was expected."""
     try:

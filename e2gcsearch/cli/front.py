@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..report import render_front, require_trials
+from ..report import noise_notes, render_front, require_trials
 from ..search.results import front_info, hypervolume_history
 from ._common import HelpFormatter, emit, note
 from .options import OUTPUT, add_options
@@ -51,3 +51,6 @@ def run(args: argparse.Namespace) -> None:
     if args.plot_hv:
         note(f"hypervolume plot written to {plots.save_hypervolume_plot(hypervolume_history(study), args.plot_hv)}")
     emit(render_front(front, args.format))
+    if args.format in ("table", "markdown"):
+        for line in noise_notes(front.frame, front.objectives):
+            note(f"note: {line}")

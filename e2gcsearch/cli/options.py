@@ -45,7 +45,7 @@ from ..search.storage import DEFAULT_STORAGE, DEFAULT_STUDY
 from ..search.run import DEFAULT_TRIALS
 from ..search.study import SAMPLERS
 from ..train import SCHEDULES, TrainConfig, proxy_data_config
-from ._common import class_list, float_list, int_list, name_list, positive_int, threads
+from ._common import class_list, float_list, int_list, name_list, positive_int, positive_seconds, threads
 
 
 
@@ -128,6 +128,9 @@ OPTIONS: dict[str, Option] = {
     "lr": _option("--lr", type=float, default=TrainConfig.lr, help="peak learning rate (SGD, Nesterov momentum 0.9)"),
     "train_seed": _option("--train-seed", type=int, default=0,
                           help="seed of the weight initialisation, the batch order and the augmentation"),
+    "proxy_seeds": _option("--proxy-seeds", type=positive_int, default=1, metavar="K",
+                           help="proxy trainings per trial, seeds --train-seed .. +K-1; top-1 is their mean and its "
+                                "interval includes the seed noise they show"),
     "device": _option("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N"),
     "threads": _option("--threads", type=threads, metavar="N",
                        help="torch intra-op threads of the command's work: training, or measuring where nothing is "
@@ -191,6 +194,9 @@ OPTIONS: dict[str, Option] = {
                                "model with a short profiling sweep unless --warm-start-profile is given)"),
     "warm_start_profile": _option("--warm-start-profile", metavar="FILE.json",
                                   help="device profile from 'e2gcsearch model fit' used by --warm-start model"),
+    "confirm": _option("--confirm", type=positive_seconds, metavar="S",
+                       help="after the trials, spend up to S seconds measuring contested front points further "
+                            "(as 'e2gcsearch confirm --budget-s S')"),
     # search space (run); --arch and --groups take lists here
     "space": _option("--space", choices=("network", "stagewise"), default="network",
                      help="one G or g per network, or one E2GC group size per network stage"),
@@ -229,7 +235,8 @@ MEASUREMENT_WHILE_TRAINING = Group("energy measurement",
                                    (*_MEASURING, "profile_threads", "cpu_power_w", "no_cache", "cache_dir"))
 STUDY = Group("study", ("study", "storage"))
 SEARCH = Group("search", ("objective", "constraint", "trials", "timeout", "sampler", "seed", "study", "storage",
-                          "workers", "no_baselines", "reference_batch", "warm_start", "warm_start_profile"))
+                          "workers", "no_baselines", "reference_batch", "warm_start", "warm_start_profile",
+                          "proxy_seeds", "confirm"))
 SPACE = Group("search space", ("space", "search_arch", "modules", "group_sizes", "search_groups", "widths"))
 OUTPUT = Group("output", ("format",))
 

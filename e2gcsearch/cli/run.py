@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import optuna
+
 from ..config import E2GC, FGGC
-from ..data import DataConfig
-from ..report import render_front
+from ..data import DataConfig, load_data
+from ..report import noise_notes, render_front
+from ..search.confirm import ConfirmLimits, ConfirmReport, confirm_study
 from ..search.objectives import DEFAULT_BATCH_SIZE, parse_constraint, parse_objectives
 from ..search.results import front_info
 from ..search.run import SearchConfig, SearchInterrupted, run_search
@@ -68,7 +71,7 @@ def search_config(args: argparse.Namespace) -> SearchConfig:
     data = data_config(args, proxy=True)
     settings = TrialSettings(objectives=objectives, constraints=constraints, space=space,
                              profile=profile_config(args, threads=args.profile_threads, resolution=data.resolution),
-                             train=proxy_train_config(args, data))
+                             train=proxy_train_config(args, data), proxy_seeds=args.proxy_seeds)
     return SearchConfig(settings=settings, data=data, storage=args.storage, study_name=args.study,
                         sampler=args.sampler, seed=args.seed, trials=args.trials, timeout_s=args.timeout,
                         baselines=not args.no_baselines, workers=args.workers, warm_start=args.warm_start,
@@ -84,10 +87,26 @@ def run(args: argparse.Namespace) -> int:
     except SearchInterrupted as exc:
         note(str(exc))
         return 130
+    if args.confirm:
+        confirm(study, config, args.confirm)
     front = front_info(study)
     if front.frame.empty:
         note("no feasible completed trial yet, so the front is empty; see the trial lines above")
         return 0
     note("Pareto front (also: e2gcsearch front):")
     emit(render_front(front, args.format))
+    for line in noise_notes(front.frame, front.objectives):
+        note(f"note: {line}")
     return 0
+
+
+def confirm(study: optuna.Study, config: SearchConfig, budget_s: float, windows: int = 5,
+            max_seeds: int = 5) -> ConfirmReport:
+    """Run confirm on ``study`` with a search's settings; prints the account on stderr."""
+    data = load_data(config.data, progress=False)
+    limits = ConfirmLimits(budget_s=budget_s, windows=windows, max_seeds=max_seeds)
+    note(f"confirm: study {study.study_name!r}, budget {budget_s:g} s")
+    report = confirm_study(study, config.settings, data, limits, say=note)
+    for line in report.lines():
+        note(line)
+    return report

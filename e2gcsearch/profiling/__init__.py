@@ -16,7 +16,7 @@ from __future__ import annotations
 from .cache import ProfileCache, default_cache_dir
 from ..devices import resolve_device
 from .fingerprint import device_fingerprint
-from .protocol import ProfileConfig, epf_columns, profile_many, profile_model
+from .protocol import ProfileConfig, epf_columns, extend_measurement, profile_many, profile_model
 from .results import BatchProfile, ProfileError, ProfileResult
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "default_cache_dir",
     "device_fingerprint",
     "epf_columns",
+    "extend_measurement",
     "profile_many",
     "profile_model",
     "resolve_device",

@@ -303,6 +303,28 @@ def profile_many(configs: list[ArchConfig], config: ProfileConfig,
     return [profile_model(arch, config, progress) for arch in configs]
 
 
+def extend_measurement(arch_config: ArchConfig, config: ProfileConfig, batch_size: int, windows: int,
+                       earlier: BatchProfile | None = None, progress: Progress | None = None) -> BatchProfile:
+    """Measure ``windows`` more windows of ``arch_config`` at ``batch_size`` and pool them with the
+    cached measurement (else with ``earlier``, e.g. what a trial stored), so precision only grows.
+
+    The pooled measurement replaces the cache entry (it holds every window so far), and is returned.
+    """
+    fresh_config = dataclasses.replace(config, batch_sizes=(batch_size,), repeats=windows, use_cache=False)
+    result = profile_model(arch_config, fresh_config, progress)
+    fresh = result.batches[batch_size]
+    if fresh.status != "ok":
+        return fresh
+    cache = ProfileCache(config.cache_dir) if config.use_cache else None
+    key = cache_key(arch_config, batch_size, config.resolution, result.fingerprint)
+    stored = _usable(cache.load(key), dataclasses.replace(config, repeats=1), 0.0) if cache is not None else None
+    base = stored or earlier
+    pooled = base.pooled_with(fresh) if base is not None and base.status == "ok" else fresh
+    if cache is not None:
+        cache.store(key, dataclasses.replace(pooled, cached=False).to_dict())
+    return pooled
+
+
 def epf_columns(results: list[ProfileResult]) -> list[dict[str, Any]]:
     """Per result, ``epf_mj_b<B>`` for every batch size plus the backend — columns for a table."""
     rows = []

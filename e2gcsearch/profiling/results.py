@@ -10,6 +10,7 @@ from typing import Any, Mapping
 from ..config import ArchConfig, from_known_fields
 from ..energy import Measurement
 from ..errors import UserError
+from ..stats import Summary, pool
 
 
 class ProfileError(UserError, ValueError):
@@ -20,7 +21,9 @@ class ProfileError(UserError, ValueError):
 class BatchProfile:
     """The figures of one batch size (energies in mJ per frame, times in ms or s as named).
 
-    ``status`` is ``"ok"`` or ``"out of memory"`` (then every figure is ``None``).
+    ``status`` is ``"ok"`` or ``"out of memory"`` (then every figure is ``None``). EPF and latency
+    are means over the ``repeats`` windows; ``epf_std_mj``/``latency_std_ms`` their spread between
+    windows, from which :meth:`epf` and :meth:`latency` give the 95 % interval of the mean.
     ``idle_power_w``/``epf_idle_subtracted_mj`` are ``None`` when the backend cannot measure idle
     power (the estimate). ``window_s`` is the minimum window asked, ``measured_s`` the time spent
     inside windows and ``wall_s`` the whole time spent on this batch size (warm-up included).
@@ -41,6 +44,29 @@ class BatchProfile:
     window_s: float = 0.0
     measured_s: float = 0.0
     wall_s: float = 0.0
+    latency_std_ms: float | None = None  # None in entries cached before it was recorded
+
+    def epf(self) -> Summary:
+        """EPF over the windows (mJ/frame): n, mean, std; ``.interval()`` is its 95 % interval."""
+        return Summary(self.repeats, float(self.epf_mj), float(self.epf_std_mj or 0.0))
+
+    def latency(self) -> Summary:
+        """Latency per batch over the windows (ms)."""
+        return Summary(self.repeats, float(self.latency_ms), float(self.latency_std_ms or 0.0))
+
+    def pooled_with(self, more: "BatchProfile") -> "BatchProfile":
+        """This measurement extended by the windows of ``more`` (same network, device and batch size)."""
+        epf, latency = pool(self.epf(), more.epf()), pool(self.latency(), more.latency())
+        measured_s = self.measured_s + more.measured_s
+        frames = self.iterations * self.repeats * self.batch_size + more.iterations * more.repeats * more.batch_size
+        idle = None
+        if self.epf_idle_subtracted_mj is not None and more.epf_idle_subtracted_mj is not None:
+            idle = (self.repeats * self.epf_idle_subtracted_mj + more.repeats * more.epf_idle_subtracted_mj) / epf.n
+        return dataclasses.replace(
+            self, epf_mj=epf.mean, epf_std_mj=epf.std, cv=epf.std / epf.mean if epf.mean > 0 else 0.0,
+            latency_ms=latency.mean, latency_std_ms=latency.std, repeats=epf.n, measured_s=measured_s,
+            throughput_ips=frames / measured_s if measured_s > 0 else 0.0, epf_idle_subtracted_mj=idle,
+            iterations=max(self.iterations, more.iterations), wall_s=self.wall_s + more.wall_s, cached=False)
 
     @classmethod
     def failed(cls, batch_size: int, status: str, repeats: int, window_s: float, wall_s: float) -> "BatchProfile":
@@ -56,6 +82,7 @@ class BatchProfile:
         mean_mj = sum(epf_mj) / len(epf_mj)
         std_mj = statistics.stdev(epf_mj) if len(epf_mj) > 1 else 0.0
         measured_s = sum(m.time_s for m in measurements)
+        latency_ms = [1000 * m.time_s / iterations for m in measurements]  # per batch, one per window
         idle_mj = None
         if idle_power_w is not None:
             idle_mj = sum(1000 * (m.energy_j - idle_power_w * m.time_s) / frames
@@ -64,6 +91,7 @@ class BatchProfile:
             batch_size=batch_size, status="ok", epf_mj=mean_mj, epf_std_mj=std_mj,
             cv=std_mj / mean_mj if mean_mj > 0 else 0.0,
             latency_ms=1000 * measured_s / (iterations * len(measurements)),
+            latency_std_ms=statistics.stdev(latency_ms) if len(latency_ms) > 1 else 0.0,
             throughput_ips=frames * len(measurements) / measured_s if measured_s > 0 else 0.0,
             idle_power_w=idle_power_w, epf_idle_subtracted_mj=idle_mj, iterations=iterations,
             repeats=len(measurements), window_s=window_s, measured_s=measured_s, wall_s=wall_s)

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from .front import (FrontInfo, HypervolumeHistory, front_info_from_rows, hypervolume, hypervolume_history,
                     non_dominated, plot_axes, render_front, require_trials)
+from .dominance import contested_pairs, front_status, noise_notes
 from .tables import FORMATS, fixed, human_count, render, to_json
 
 __all__ = [
+    "contested_pairs",
+    "front_status",
+    "noise_notes",
     "FORMATS",
     "FrontInfo",
     "HypervolumeHistory",

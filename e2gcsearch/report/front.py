@@ -10,7 +10,11 @@ Front rules:
     * only COMPLETE trials are rows (failed, pruned and running trials never are);
     * infeasible rows (``feasible`` False) are never on the front (as Optuna's ``study.best_trials``);
     * a feasible row is dominated when another feasible row is at least as good in every objective
-      and better in one, so identical objective vectors are both Pareto-optimal.
+      and better in one, so identical objective vectors are both Pareto-optimal;
+    * each row's ``front_status`` weighs that against the 95 % intervals of the objectives
+      (``front``, ``tied``, ``dominated``, ``infeasible``; see :mod:`.dominance`): the front shown by
+      default is every ``front`` and ``tied`` row, since the data cannot rank a tied row below the
+      front.
 
 Example:
     >>> from e2gcsearch.search.results import front_info     # doctest: +SKIP
@@ -28,6 +32,7 @@ import pandas as pd
 
 from ..errors import DataError, UnknownNameError
 from ..metrics import Metric
+from .dominance import STATUSES, front_status
 from .tables import fixed, human_count, render, to_json
 
 HV_MARGIN = 0.1  # reference point = nadir + 10 % of each objective's range
@@ -39,10 +44,11 @@ class FrontInfo:
 
     Args:
         frame: one row per trial: trial, arch, module, value (G or g), grouping ("G=4"/"g=32"), width,
-            one column per objective (named as the objective), params, macs, ``epf_mj@B`` per measured
-            batch size, backend, resolution, feasible, violations, baseline, dominated. Sorted front
-            first, then dominated, then infeasible trials, each by the first objective (best first),
-            then trial number.
+            one column per objective (named as the objective) with its 95 % interval
+            (``<objective>_low``, ``<objective>_high``), params, macs, ``epf_mj@B`` per measured
+            batch size, backend, resolution, feasible, violations, baseline, dominated (by point
+            values), front_status. Sorted front first, then tied, dominated and infeasible rows,
+            each by the first objective (best first), then trial number.
         objectives: the study's objectives, in the study's order.
         backend: the single energy backend of the rows, ``"mixed"``, or ``None`` when none was measured.
         study: the study's name.
@@ -104,18 +110,17 @@ def front_info_from_rows(rows: Sequence[Mapping[str, Any]], objectives: Sequence
     if frame.empty:
         frame = pd.DataFrame(columns=["trial", "arch", "module", "value", "grouping", "width",
                                       *[o.name for o in objectives], "params", "macs", "backend",
-                                      "resolution", "feasible", "violations", "baseline", "dominated"])
+                                      "resolution", "feasible", "violations", "baseline", "dominated",
+                                      "front_status"])
     else:
-        feasible = frame["feasible"].to_numpy(dtype=bool)
-        on_front = np.zeros(len(frame), dtype=bool)
-        on_front[feasible] = non_dominated(_losses(frame[feasible], objectives))
-        frame["dominated"] = ~on_front
+        frame["front_status"] = front_status(frame, objectives)
+        frame["dominated"] = frame["front_status"] != "front"
         first = objectives[0]
-        frame["_group"] = np.where(on_front, 0, np.where(feasible, 1, 2))  # front, dominated, infeasible
+        frame["_group"] = [STATUSES.index(status) for status in frame["front_status"]]
         frame = frame.sort_values(["_group", first.name, "trial"], ignore_index=True,
                                   ascending=[True, first.direction == "minimize", True]).drop(columns="_group")
         if not include_dominated:
-            frame = frame[~frame["dominated"]].reset_index(drop=True)
+            frame = frame[frame["front_status"].isin(("front", "tied"))].reset_index(drop=True)
     backends = sorted({b for b in frame["backend"] if isinstance(b, str)})
     return FrontInfo(
         frame=frame, objectives=objectives,
@@ -208,9 +213,7 @@ def hypervolume_history(front: FrontInfo) -> HypervolumeHistory:
 def _note(row: pd.Series) -> str:
     notes = []
     if not row["feasible"]:
-        notes.append(f"infeasible ({row['violations']})" if row["violations"] else "infeasible")
-    elif row["dominated"]:
-        notes.append("dominated")
+        notes.append(f"violates {row['violations']}" if row["violations"] else "")
     if isinstance(row["baseline"], str):
         notes.append(f"paper baseline {row['baseline']}")
     return ", ".join(notes)
@@ -229,17 +232,21 @@ def render_front(front: FrontInfo, fmt: str) -> str:
     epf_columns = [c for c in frame.columns if c.startswith("epf_mj@") and c not in as_objective]
     shown = frame.copy()
     shown["note"] = [_note(row) for _, row in frame.iterrows()] if len(frame) else []
-    columns = ["trial", "arch", "module", "grouping", "width", *[o.name for o in objectives]]
+    for objective in objectives:
+        shown[objective.name] = _with_interval(frame, objective)
+    columns = ["trial", "arch", "module", "grouping", "width", "front_status", *[o.name for o in objectives]]
     columns += [c for c in ("params", "macs") if c not in columns] + epf_columns
     if backend == "mixed":
         columns.append("backend")
     if shown["note"].astype(bool).any():
         columns.append("note")
-    headers = {"grouping": "G/g", "macs": "MACs", **{o.name: o.header(backend) for o in objectives},
+    headers = {"grouping": "G/g", "macs": "MACs", "front_status": "status",
+               **{o.name: f"{o.header(backend)} ± 95 %" if _has_interval(frame, o) else o.header(backend)
+                  for o in objectives},
                **{c: f"EPF@{c.split('@')[1]} (mJ/frame, {backend or 'unmeasured'})" for c in epf_columns}}
     formatters = {"width": fixed(2), "params": human_count, "macs": human_count,
                   **{c: fixed(3) for c in epf_columns},
-                  **{o.name: _objective_formatter(o) for o in objectives}}
+                  }
     return render(shown[columns], fmt, formatters, headers)
 
 
@@ -247,6 +254,24 @@ def _objective_formatter(objective: Metric):
     if objective.metric in ("params", "macs"):
         return human_count
     return fixed(2) if objective.is_accuracy else fixed(3)
+
+
+def _has_interval(frame: pd.DataFrame, objective: Metric) -> bool:
+    low, high = f"{objective.name}_low", f"{objective.name}_high"
+    return low in frame and high in frame and bool((frame[high] - frame[low]).fillna(0).gt(0).any())
+
+
+def _with_interval(frame: pd.DataFrame, objective: Metric) -> list[str]:
+    """Each value with its 95 % interval as ``value ± half-width`` (exact values stay bare)."""
+    formatter = _objective_formatter(objective)
+    digits = 2 if objective.is_accuracy else 3
+    if not _has_interval(frame, objective):
+        return [formatter(value) for value in frame[objective.name]]
+    shown = []
+    for value, low, high in zip(frame[objective.name], frame[f"{objective.name}_low"], frame[f"{objective.name}_high"]):
+        half = (high - low) / 2 if pd.notna(low) and pd.notna(high) else 0.0
+        shown.append(f"{formatter(value)} ± {half:.{digits}f}" if half > 0 else formatter(value))
+    return shown
 
 
 __all__ = [

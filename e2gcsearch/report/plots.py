@@ -66,10 +66,21 @@ def _step_kind(x: Metric) -> str:
     return "steps-post" if x.direction == "minimize" else "steps-pre"
 
 
-def _front_groups(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    feasible = frame["feasible"].astype(bool)
-    dominated = frame["dominated"].astype(bool)
-    return frame[feasible & ~dominated], frame[feasible & dominated], frame[~feasible]
+def _front_groups(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(front, tied, dominated, infeasible) rows, by ``front_status``."""
+    status = frame["front_status"]
+    return tuple(frame[status == name] for name in ("front", "tied", "dominated", "infeasible"))  # type: ignore
+
+
+def _error_bars(rows: pd.DataFrame, axis: Metric) -> np.ndarray | None:
+    """Matplotlib's (2, n) below/above distances of the 95 % intervals, ``None`` without intervals."""
+    low, high = f"{axis.name}_low", f"{axis.name}_high"
+    if low not in rows or high not in rows or rows.empty:
+        return None
+    values = rows[axis.name].to_numpy(dtype=float)
+    below = np.clip(values - rows[low].to_numpy(dtype=float), 0, None)
+    above = np.clip(rows[high].to_numpy(dtype=float) - values, 0, None)
+    return np.nan_to_num(np.stack([below, above]))
 
 
 def save_front_plot(info: FrontInfo, path: str | Path) -> Path:
@@ -84,20 +95,29 @@ def save_front_plot(info: FrontInfo, path: str | Path) -> Path:
 
     x, y = plot_axes(info)
     backend = info.backend
-    front, dominated, infeasible = _front_groups(frame)
+    front, tied, dominated, infeasible = _front_groups(frame)
     figure = Figure(figsize=(8.4, 4.6), layout="constrained")
     ax = figure.add_subplot()
     for module, style in STYLE.items():
         if not (frame["module"] == module).any():
             continue  # no legend entry for a rule the study never tried
-        ax.scatter(dominated.loc[dominated["module"] == module, x.name],
-                   dominated.loc[dominated["module"] == module, y.name],
-                   s=26, color=style["color"], marker=style["marker"], alpha=0.35, linewidths=0)
-        ax.scatter(front.loc[front["module"] == module, x.name], front.loc[front["module"] == module, y.name],
-                   s=46, color=style["color"], marker=style["marker"], edgecolors="black", linewidths=0.8,
-                   label=style["label"], zorder=3)
+        mine = [rows[rows["module"] == module] for rows in (front, tied, dominated)]
+        for rows, alpha in zip(mine, (0.9, 0.7, 0.25)):  # 95 % intervals: error bars
+            if len(rows):
+                ax.errorbar(rows[x.name], rows[y.name], xerr=_error_bars(rows, x), yerr=_error_bars(rows, y),
+                            fmt="none", ecolor=style["color"], elinewidth=0.8, alpha=alpha, zorder=1)
+        ax.scatter(mine[2][x.name], mine[2][y.name], s=26, color=style["color"], marker=style["marker"], alpha=0.35,
+                   linewidths=0)
+        ax.scatter(mine[1][x.name], mine[1][y.name], s=46, facecolors="white", marker=style["marker"],
+                   edgecolors=style["color"], linewidths=1.4, zorder=3)
+        ax.scatter(mine[0][x.name], mine[0][y.name], s=46, color=style["color"], marker=style["marker"],
+                   edgecolors="black", linewidths=0.8, label=style["label"], zorder=3)
+    if len(tied):
+        ax.scatter([], [], s=46, facecolors="white", edgecolors="#555555", linewidths=1.4,
+                   label="tied with the front (within the 95 % intervals)")
     if len(dominated):
         ax.scatter([], [], s=26, color="#9a9a9a", alpha=0.45, linewidths=0, label="dominated (faded colour)")
+    ax.plot([], [], color="#555555", linewidth=0.8, label="95 % interval")
     if len(infeasible):
         ax.scatter(infeasible[x.name], infeasible[y.name], s=24, color=INFEASIBLE_COLOR, marker="x",
                    linewidths=0.9, alpha=0.7, label="infeasible (violates a constraint)")
@@ -205,7 +225,7 @@ def _front_html(info: FrontInfo, path: Path) -> Path:
     frame = info.frame
     x, y = plot_axes(info)
     backend = info.backend
-    front, dominated, infeasible = _front_groups(frame)
+    front, tied, dominated, infeasible = _front_groups(frame)
     figure = go.Figure()
     hover = ("trial %{customdata[0]}<br>%{customdata[1]} %{customdata[2]} w=%{customdata[3]}<br>"
              "params %{customdata[4]:,}<br>MACs %{customdata[5]:,}<extra></extra>")
@@ -213,13 +233,18 @@ def _front_html(info: FrontInfo, path: Path) -> Path:
     def add(rows: pd.DataFrame, name: str, marker: dict, show: bool = True) -> None:
         data = np.stack([rows["trial"], [get_entry(a).display_name for a in rows["arch"]], rows["grouping"],
                          rows["width"], rows["params"], rows["macs"]], axis=1) if len(rows) else None
+        bars = {axis: _error_bars(rows, metric) for axis, metric in (("x", x), ("y", y))}
+        errors = {f"error_{axis}": {"type": "data", "symmetric": False, "array": bar[1], "arrayminus": bar[0],
+                                    "thickness": 1} for axis, bar in bars.items() if bar is not None}
         figure.add_trace(go.Scatter(x=rows[x.name], y=rows[y.name], mode="markers", name=name, marker=marker,
-                                    customdata=data, hovertemplate=hover, showlegend=show))
+                                    customdata=data, hovertemplate=hover, showlegend=show, **errors))
 
     for module, style in STYLE.items():
         symbol = "circle" if style["marker"] == "o" else "square"
         add(front[front["module"] == module], style["label"],
             {"color": style["color"], "symbol": symbol, "size": 9, "line": {"color": "black", "width": 1}})
+        add(tied[tied["module"] == module], f"{module}, tied with the front",
+            {"color": "white", "symbol": symbol, "size": 9, "line": {"color": style["color"], "width": 2}})
         add(dominated[dominated["module"] == module], f"{module}, dominated",
             {"color": style["color"], "symbol": symbol, "size": 7, "opacity": 0.35})
     add(infeasible, "infeasible", {"color": INFEASIBLE_COLOR, "symbol": "x", "size": 7})

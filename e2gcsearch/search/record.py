@@ -8,12 +8,17 @@ User attrs of a trial:
     arch_config        ArchConfig as a dict (rebuilds the exact network)
     params, macs       raw integer counts (cost model conventions) at the search resolution
     resolution         input size the costs, EPF and training used
-    epf                {"<B>": {"epf_mj", "epf_std_mj", "cv", "latency_ms", "throughput_ips", "status"}}
+    epf                {"<B>": {"epf_mj", "epf_std_mj", "cv", "latency_ms", "latency_std_ms", "repeats",
+                        "throughput_ips", "status"}}: means over ``repeats`` windows and their spread
     energy_backend     meter that produced every EPF figure ("estimate", "rapl", "nvml")
     energy_is_estimate True when the figures are time x power-model estimates, not measurements
     latency_ms         latency per batch at the reference batch size
     fingerprint        device fingerprint of the profiler
-    top1, top5         proxy top-1 / top-5 in percent (None when training was skipped)
+    top1, top5         proxy top-1 / top-5 in percent, the mean over the seeds (None when training was skipped)
+    top1_seeds         proxy top-1 of each training seed (``--proxy-seeds K``)
+    val_size           validation images the top-1 was measured on (for its binomial interval)
+    top1_low, top1_high  the trial's own 95 % interval of top1 when it finished (front recomputes it
+                       with the seed noise pooled over the study)
     loss_curve         proxy training loss per epoch
     train_status       "ok", "non-finite loss", or "skipped (infeasible)"
     data               dataset + subset description
@@ -36,6 +41,9 @@ User attrs of the study (written once by ``run``):
     e2gcsearch_version version that created the study
     full:trial-<n>     full-training result of trial n written by ``validate`` (finished trials are
                        immutable in Optuna, so it lives on the study; see validate.full_result)
+    confirm:trial-<n>  more measurements of trial n written by ``confirm``: {"epf": {"<B>": figures
+                       pooled over every window so far}, "top1_seeds": [every seed so far]}; readers
+                       use these pooled figures instead of the trial's own
 """
 
 from __future__ import annotations
@@ -44,12 +52,15 @@ import dataclasses
 from typing import Any
 
 from ..config import ArchConfig, field_names
+from ..metrics import Metric
+from ..stats import SeedNoise, Summary, accuracy_interval
 
 # Trial user attrs read or written outside this module (the rest go through TrialRecord / user_attrs).
 ARCH_CONFIG = "arch_config"
 EPF = "epf"
 ENERGY_BACKEND = "energy_backend"
 TOP1 = "top1"
+TOP1_SEEDS = "top1_seeds"
 INFEASIBLE = "infeasible"
 VIOLATIONS = "violations"
 FAIL_REASON = "fail_reason"
@@ -62,6 +73,7 @@ SPACE = "space"
 DATA = "data"
 VERSION = "e2gcsearch_version"
 FULL = "full"  # prefix of the study attrs holding validate's results
+CONFIRM = "confirm"  # prefix of the study attrs holding confirm's pooled measurements
 # Optuna's own system attrs that e2gcsearch reads.
 METRIC_NAMES = "study:metric_names"  # where Study.set_metric_names keeps the names (study)
 FIXED_PARAMS = "fixed_params"  # the parameters of an enqueued trial that has not run yet (trial)
@@ -85,6 +97,10 @@ class TrialRecord:
     fingerprint: dict[str, Any] = dataclasses.field(default_factory=dict)
     top1: float | None = None
     top5: float | None = None
+    top1_seeds: list[float] = dataclasses.field(default_factory=list)
+    val_size: int | None = None
+    top1_low: float | None = None
+    top1_high: float | None = None
     loss_curve: list[float] = dataclasses.field(default_factory=list)
     train_status: str | None = None
     data: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -109,10 +125,63 @@ class TrialRecord:
         figures = self.epf.get(batch_size)
         return None if not figures or figures.get("status", "ok") != "ok" else figures.get("epf_mj")
 
+    def top1_values(self) -> list[float]:
+        """Top-1 of every training seed (a trial from before ``top1_seeds`` was recorded has one)."""
+        return list(self.top1_seeds) or ([] if self.top1 is None else [self.top1])
+
+    def validation_images(self) -> int | None:
+        return self.val_size or self.data.get("val_size")
+
+    def summary(self, metric: Metric) -> Summary | None:
+        """A measured metric's windows or seeds as a summary (``None`` for exact or missing figures)."""
+        if metric.metric == "top1" and not self.infeasible:
+            values = self.top1_values()
+            return Summary.of(values) if values else None
+        figures = self.epf.get(metric.batch_size) if metric.batch_size else None
+        if metric.metric not in ("epf", "latency") or not figures or figures.get("status", "ok") != "ok":
+            return None
+        prefix = "epf_mj" if metric.metric == "epf" else "latency_ms"
+        spread = figures.get("epf_std_mj" if metric.metric == "epf" else "latency_std_ms") or 0.0
+        return Summary(int(figures.get("repeats") or 1), float(figures[prefix]), float(spread))
+
+    def interval(self, metric: Metric, value: float, seed_noise: SeedNoise | None = None) -> tuple[float, float]:
+        """The 95 % interval of ``metric`` around ``value`` (see :mod:`e2gcsearch.stats`): over the
+        windows for EPF and latency, binomial and seeds for top-1, exact for counts."""
+        summary = self.summary(metric)
+        if summary is None:
+            return value, value
+        if metric.metric == "top1":
+            if not self.validation_images():
+                return value, value
+            interval = accuracy_interval(self.top1_values(), self.validation_images(), seed_noise)
+            return max(0.0, value - (interval.mean - interval.low)), min(100.0, value + (interval.high - interval.mean))
+        half = summary.half_width()
+        return value - half, value + half
+
+    def with_confirmation(self, confirmed: dict[str, Any]) -> "TrialRecord":
+        """This record with the pooled figures ``confirm`` stored for it (see the module docstring)."""
+        epf = dict(self.epf)
+        epf.update({int(batch): dict(figures) for batch, figures in confirmed.get(EPF, {}).items()})
+        seeds = [float(v) for v in confirmed.get(TOP1_SEEDS, [])] or self.top1_seeds
+        top1 = sum(seeds) / len(seeds) if seeds else self.top1
+        return dataclasses.replace(self, epf=epf, top1_seeds=list(seeds), top1=top1)
+
 
 def full_key(number: int) -> str:
     """Study attr holding the full-training result of trial ``number`` (written by ``validate``)."""
     return f"{FULL}:trial-{number}"
+
+
+def confirm_key(number: int) -> str:
+    """Study attr holding ``confirm``'s pooled measurements of trial ``number``."""
+    return f"{CONFIRM}:trial-{number}"
+
+
+def confirmation(study: Any, number: int, study_attrs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What ``confirm`` measured for trial ``number`` so far (``{}`` when nothing); pass
+    ``study_attrs`` (``study.user_attrs``, one storage read) when reading many trials."""
+    attrs = study.user_attrs if study_attrs is None else study_attrs
+    return attrs.get(confirm_key(number)) or {}
 
 
 def full_result(study: Any, number: int) -> dict[str, Any]:

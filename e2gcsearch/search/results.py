@@ -4,7 +4,9 @@ This is where stored trials (see :mod:`.record`) become the rows that :mod:`e2gc
 computes on and draws; ``front``, ``run``, ``export`` and ``validate`` read a study through here.
 
 A row is one COMPLETE trial with finite objective values that does not repeat an earlier point. A
-trial is infeasible when it records ``infeasible`` or violates an Optuna constraint (> 0).
+trial is infeasible when it records ``infeasible`` or violates an Optuna constraint (> 0). Each
+objective's value is the trial's measurement pooled with what ``confirm`` measured of it since, with
+its 95 % interval; top-1 intervals use the seed noise pooled over the study's trials.
 
 Example:
     >>> front = front_info(open_study(DEFAULT_STORAGE, DEFAULT_STUDY))   # doctest: +SKIP
@@ -25,6 +27,7 @@ from ..metrics import Metric
 from ..models import get_entry
 from ..report.front import FrontInfo, HypervolumeHistory, front_info_from_rows
 from ..report.front import hypervolume_history as history_of_front
+from ..stats import SeedNoise, pooled_std
 from . import record
 from .record import TrialRecord
 
@@ -85,14 +88,32 @@ def is_feasible(trial: FrozenTrial) -> bool:
     return not trial.user_attrs.get(record.INFEASIBLE, False) and all(value <= 0.0 for value in values)
 
 
-def _row(trial: FrozenTrial, objectives: list[Metric]) -> dict[str, Any]:
+def trial_record(study: optuna.Study, trial: FrozenTrial, study_attrs: dict[str, Any] | None = None) -> TrialRecord:
+    """The stored record of ``trial`` with what ``confirm`` has measured of it since."""
     stored = TrialRecord.from_trial(trial)
+    confirmed = record.confirmation(study, trial.number, study_attrs)
+    return stored.with_confirmation(confirmed) if confirmed else stored
+
+
+def seed_noise(records: list[TrialRecord]) -> SeedNoise | None:
+    """Top-1 noise between training seeds, pooled over the trials that ran two or more seeds."""
+    return pooled_std([stored.top1_values() for stored in records if not stored.infeasible])
+
+
+def _row(trial: FrozenTrial, stored: TrialRecord, objectives: list[Metric], noise: SeedNoise | None,
+         confirmed: bool) -> dict[str, Any]:
     arch_config = stored.arch_config
     row: dict[str, Any] = {
         "trial": trial.number, "arch": arch_config.arch, "module": arch_config.module, "value": arch_config.grouping_value,
         "grouping": arch_config.grouping, "width": arch_config.width,
     }
-    row.update({o.name: float(v) for o, v in zip(objectives, trial.values)})
+    for objective, value in zip(objectives, trial.values):
+        summary = stored.summary(objective) if confirmed else None
+        value = summary.mean if summary is not None else float(value)  # pooled with confirm's measurements
+        row[objective.name] = value
+        row[f"{objective.name}_low"], row[f"{objective.name}_high"] = stored.interval(objective, value, noise)
+    if stored.top1_values():
+        row["seeds"] = len(stored.top1_values())
     row.setdefault("params", stored.params)
     row.setdefault("macs", stored.macs)
     for batch in sorted(stored.epf):
@@ -122,8 +143,12 @@ def front_info(study: optuna.Study, include_dominated: bool = False) -> FrontInf
                           "was not made by 'e2gcsearch run'; pick one that was (see 'e2gcsearch studies')")
     states = {state.name.lower(): sum(t.state == state for t in every) for state in TrialState
               if any(t.state == state for t in every)}
-    return front_info_from_rows([_row(t, objectives) for t in trials], objectives, study.study_name, states,
-                                include_dominated)
+    study_attrs = study.user_attrs
+    records = [trial_record(study, t, study_attrs) for t in trials]
+    noise = seed_noise(records)
+    rows = [_row(t, stored, objectives, noise, bool(record.confirmation(study, t.number, study_attrs)))
+            for t, stored in zip(trials, records)]
+    return front_info_from_rows(rows, objectives, study.study_name, states, include_dominated)
 
 
 def hypervolume_history(study: optuna.Study) -> HypervolumeHistory:
@@ -131,4 +156,5 @@ def hypervolume_history(study: optuna.Study) -> HypervolumeHistory:
     return history_of_front(front_info(study, include_dominated=True))
 
 
-__all__ = ["baseline_label", "front_info", "get_trial", "hypervolume_history", "is_feasible", "study_objectives"]
+__all__ = ["baseline_label", "front_info", "get_trial", "hypervolume_history", "is_feasible", "seed_noise",
+           "study_objectives", "trial_record"]

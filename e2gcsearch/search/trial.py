@@ -19,6 +19,7 @@ from ..data import LoadedData
 from ..models import validate_config
 from ..profiling import ProfileConfig, profile_model
 from ..report.tables import human_count
+from ..stats import accuracy_interval
 from ..train import TrainConfig, train_model
 from . import record
 from ..metrics import Metric
@@ -41,6 +42,7 @@ class TrialSettings:
     space: SearchSpace
     profile: ProfileConfig
     train: TrainConfig
+    proxy_seeds: int = 1  # proxy trainings per trial (seeds train.seed, train.seed + 1, ...); top-1 is their mean
 
     @property
     def batch_sizes(self) -> tuple[int, ...]:
@@ -104,7 +106,7 @@ class TrialRunner:
         start = time.perf_counter()
         profile = profile_model(arch_config, dataclasses.replace(settings.profile, batch_sizes=settings.batch_sizes))
         wall["profile"] = time.perf_counter() - start
-        results["epf"] = {batch: _epf_figures(result) for batch, result in profile.batches.items()}
+        results["epf"] = {batch: epf_figures(result) for batch, result in profile.batches.items()}
         _set(trial, epf=results["epf"], energy_backend=profile.backend, energy_is_estimate=profile.is_estimate,
              fingerprint=profile.fingerprint, latency_ms=_reference_latency(results["epf"], settings))
         violations = self._violations(results)
@@ -114,18 +116,31 @@ class TrialRunner:
             _set(trial, infeasible=True, violations=violations, train_status="skipped (infeasible)")
         elif settings.needs_training:
             start = time.perf_counter()
-            trained = train_model(arch_config, self.data, settings.train)
+            results["top1"] = self._train(trial, arch_config)
             wall["train"] = time.perf_counter() - start
-            _set(trial, top1=trained.top1, top5=trained.top5, loss_curve=list(trained.loss_curve),
-                 train_status=trained.status)
-            if not trained.ok:
-                raise TrialFailed(f"proxy training stopped: {trained.status}")
-            results["top1"] = trained.top1
         _set(trial, wall_s=wall, infeasible=bool(violations))
         for constraint in settings.constraints:
             value = metric_value(constraint.metric, results)
             trial.set_constraint(constraint.text, constraint.violation(value) if value is not None else 1.0)
         return [self._objective_value(o, results) for o in settings.objectives]
+
+    def _train(self, trial: Any, arch_config: Any) -> float:
+        """Proxy-train ``proxy_seeds`` times; record every seed's top-1 and their interval; return the mean."""
+        runs = []
+        for offset in range(self.settings.proxy_seeds):
+            config = dataclasses.replace(self.settings.train, seed=self.settings.train.seed + offset)
+            trained = train_model(arch_config, self.data, config)
+            if not trained.ok:
+                _set(trial, train_status=trained.status, loss_curve=list(trained.loss_curve))
+                raise TrialFailed(f"proxy training stopped: {trained.status}")
+            runs.append(trained)
+        val_size = runs[0].val_size
+        interval = accuracy_interval([run.top1 for run in runs], val_size)
+        top5 = [run.top5 for run in runs if run.top5 is not None]
+        _set(trial, top1=interval.mean, top1_seeds=[run.top1 for run in runs], val_size=val_size,
+             top1_low=interval.low, top1_high=interval.high, top5=sum(top5) / len(top5) if top5 else None,
+             loss_curve=list(runs[0].loss_curve), train_status=runs[-1].status)
+        return interval.mean
 
     def _violations(self, results: dict[str, Any]) -> list[str]:
         out = []
@@ -174,9 +189,11 @@ def _set(trial: Any, **fields: Any) -> None:
         trial.set_user_attr(key, value)
 
 
-def _epf_figures(batch: Any) -> dict[str, Any]:
-    return {"epf_mj": batch.epf_mj, "epf_std_mj": batch.epf_std_mj, "cv": batch.cv,
-            "latency_ms": batch.latency_ms, "throughput_ips": batch.throughput_ips, "status": batch.status}
+def epf_figures(batch: Any) -> dict[str, Any]:
+    """What a trial stores of one profiled batch size (a :class:`~e2gcsearch.profiling.BatchProfile`)."""
+    return {"epf_mj": batch.epf_mj, "epf_std_mj": batch.epf_std_mj, "cv": batch.cv, "repeats": batch.repeats,
+            "latency_ms": batch.latency_ms, "latency_std_ms": batch.latency_std_ms,
+            "throughput_ips": batch.throughput_ips, "status": batch.status}
 
 
 def _reference_latency(epf: dict[int, dict[str, Any]], settings: TrialSettings) -> float | None:

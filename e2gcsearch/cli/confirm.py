@@ -1,0 +1,56 @@
+"""``e2gcsearch confirm``: measure the contested points of a study's front further, until the data
+separate them or the time budget is spent.
+
+Two front (or tied) trials are contested when their 95 % intervals cannot order them. Each step
+measures the pair whose intervals overlap most, in the objective where that is widest: EPF gets
+more measurement windows (pooled with every earlier window; the profile cache keeps the pooled
+measurement), top-1 one more proxy-training seed. The pooled figures are stored on the study, and
+'front', 'export' and the plots use them. Give the same data, training and measurement flags as the
+'run' that made the study (or its --config file), so the new seeds and windows measure the same thing.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..report import noise_notes, render_front
+from ..search.results import front_info
+from ..search.storage import open_study
+from ._common import HelpFormatter, emit, note, positive_int, positive_seconds
+from .options import add_options, complete, load_spec
+from .run import RUN_DEFAULTS, RUN_GROUPS, confirm, search_config
+
+EXAMPLES = """\
+examples:
+  e2gcsearch confirm --budget-s 300                       # after 'e2gcsearch run' with default flags
+  e2gcsearch confirm --config studies/food101.toml --budget-s 1800
+  e2gcsearch run --objective epf,top1 --confirm 300       # the same, right after the search
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "confirm", help="measure contested front points further (more EPF windows, more seeds)",
+        description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
+    parser.add_argument("--budget-s", type=positive_seconds, default=300.0, metavar="S",
+                        help="stop starting new measurements after S seconds")
+    parser.add_argument("--windows", type=positive_int, default=5, help="EPF windows added per measurement")
+    parser.add_argument("--max-seeds", type=positive_int, default=5, help="at most this many seeds per trial")
+    parser.add_argument("--config", type=Path, metavar="FILE.toml",
+                        help="study spec (TOML, keys named like these flags); flags given here override it")
+    add_options(parser, *RUN_GROUPS, defaults=RUN_DEFAULTS, given_only=True)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = load_spec(args.config, RUN_GROUPS) if args.config is not None else {}
+    args = complete(args, RUN_GROUPS, RUN_DEFAULTS, spec)
+    config = search_config(args)
+    study = open_study(config.storage, config.study_name)
+    report = confirm(study, config, args.budget_s, args.windows, args.max_seeds)
+    front = front_info(study)
+    emit(render_front(front, args.format))
+    for line in noise_notes(front.frame, front.objectives):
+        note(f"note: {line}")
+    return 0 if report is not None else 2

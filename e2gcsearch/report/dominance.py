@@ -1,0 +1,168 @@
+"""Dominance that respects noise: which points of a front are real, and which pairs are contested.
+
+Every objective value comes with a 95 % interval (``<objective>_low``, ``<objective>_high``; see
+:mod:`e2gcsearch.stats`). On top of the usual Pareto dominance of the point values:
+
+* ``front``: no feasible point dominates it;
+* ``tied``: dominated, but only by points whose advantage lies inside the intervals — in no
+  objective is the dominating point's whole interval better than this point's interval, so the
+  data cannot tell the two apart;
+* ``dominated``: some point dominates it and is better beyond the intervals in at least one
+  objective;
+* ``infeasible``: violates a constraint (never on the front).
+
+So two points whose intervals overlap in every objective never dominate each other. Two points are
+**contested** when they are front or tied and neither is separated from the other: the data do not
+say which of them belongs on the front (:func:`contested_pairs`); ``e2gcsearch confirm`` measures
+such pairs further.
+
+Example:
+    >>> import pandas as pd
+    >>> from e2gcsearch.metrics import Metric
+    >>> objectives = (Metric.of("epf", 16), Metric.of("top1"))
+    >>> frame = pd.DataFrame({"feasible": [True, True, True],
+    ...     "epf@16": [10.0, 11.0, 30.0], "epf@16_low": [9.5, 10.5, 29.0], "epf@16_high": [10.5, 11.5, 31.0],
+    ...     "top1": [90.0, 89.0, 80.0], "top1_low": [87.0, 86.0, 76.0], "top1_high": [93.0, 92.0, 84.0]})
+    >>> front_status(frame, objectives)
+    ['front', 'tied', 'dominated']
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..metrics import Metric
+
+STATUSES = ("front", "tied", "dominated", "infeasible")
+
+
+def bounds(frame: pd.DataFrame, objectives: Sequence[Metric]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(value, best bound, worst bound) per row and objective as losses (smaller is better).
+
+    A missing interval (a row without ``<objective>_low``/``_high``) is the value itself.
+    """
+    values, best, worst = [], [], []
+    for objective in objectives:
+        value = frame[objective.name].to_numpy(dtype=float)
+        low = _column(frame, f"{objective.name}_low", value)
+        high = _column(frame, f"{objective.name}_high", value)
+        if objective.direction == "minimize":
+            values.append(value), best.append(low), worst.append(high)
+        else:
+            values.append(-value), best.append(-high), worst.append(-low)
+    shape = (len(frame), 0)
+    stack = (lambda columns: np.stack(columns, axis=1) if columns else np.zeros(shape))
+    return stack(values), stack(best), stack(worst)
+
+
+def _column(frame: pd.DataFrame, name: str, fallback: np.ndarray) -> np.ndarray:
+    if name not in frame:
+        return fallback
+    column = frame[name].to_numpy(dtype=float)
+    return np.where(np.isnan(column), fallback, column)
+
+
+def front_status(frame: pd.DataFrame, objectives: Sequence[Metric]) -> list[str]:
+    """The status of every row of ``frame`` (see the module docstring); needs a ``feasible`` column."""
+    if frame.empty:
+        return []
+    feasible = frame["feasible"].to_numpy(dtype=bool)
+    values, best, worst = bounds(frame, objectives)
+    # dominates[j, i]: j is no worse than i everywhere and better somewhere (point values)
+    dominates = ((values[:, None, :] <= values[None, :, :]).all(axis=2)
+                 & (values[:, None, :] < values[None, :, :]).any(axis=2))
+    # beyond[j, i]: in some objective j's worst bound is better than i's best bound
+    beyond = (worst[:, None, :] < best[None, :, :]).any(axis=2)
+    dominates &= feasible[:, None] & feasible[None, :]
+    status = []
+    for i in range(len(frame)):
+        if not feasible[i]:
+            status.append("infeasible")
+        elif not dominates[:, i].any():
+            status.append("front")
+        else:
+            status.append("dominated" if (dominates[:, i] & beyond[:, i]).any() else "tied")
+    return status
+
+
+def contested_pairs(frame: pd.DataFrame, objectives: Sequence[Metric]) -> list[tuple[int, int, float]]:
+    """Pairs of rows (positions in ``frame``) with status front or tied that the intervals cannot
+    order: neither is better than the other beyond the intervals in an objective where it is better.
+    Each pair comes with its overlap (the mean, over objectives, of the overlap of the two intervals as
+    a fraction of the narrower one; 1 = one interval inside the other), largest first."""
+    if frame.empty or "front_status" not in frame:
+        return []
+    rows = [i for i, status in enumerate(frame["front_status"]) if status in ("front", "tied")]
+    _, best, worst = bounds(frame, objectives)
+    pairs = []
+    for a_index, a in enumerate(rows):
+        for b in rows[a_index + 1:]:
+            a_ahead = (worst[a] < best[b]).any()  # a better than b beyond the intervals somewhere
+            b_ahead = (worst[b] < best[a]).any()
+            if a_ahead and b_ahead:
+                continue  # a real trade-off: each is clearly better at something
+            if a_ahead != b_ahead and _point_dominates(frame, objectives, a if a_ahead else b, b if a_ahead else a):
+                continue  # one clearly dominates the other
+            pairs.append((a, b, _overlap(best[a], worst[a], best[b], worst[b])))
+    return sorted(pairs, key=lambda pair: -pair[2])
+
+
+def _point_dominates(frame: pd.DataFrame, objectives: Sequence[Metric], i: int, j: int) -> bool:
+    values, _, _ = bounds(frame.iloc[[i, j]], objectives)
+    return bool((values[0] <= values[1]).all() and (values[0] < values[1]).any())
+
+
+def _overlap(best_a: np.ndarray, worst_a: np.ndarray, best_b: np.ndarray, worst_b: np.ndarray) -> float:
+    low, high = np.maximum(best_a, best_b), np.minimum(worst_a, worst_b)
+    narrower = np.minimum(worst_a - best_a, worst_b - best_b)
+    # an exact value (zero width) overlaps fully when it lies inside the other interval
+    fraction = np.where(narrower > 0, np.clip(high - low, 0.0, None) / np.where(narrower > 0, narrower, 1.0),
+                        (low <= high).astype(float))
+    return float(np.mean(fraction)) if len(fraction) else 0.0
+
+
+def noise_notes(frame: pd.DataFrame, objectives: Sequence[Metric]) -> list[str]:
+    """Sentences that say how far the data separate the front's points (empty when they all do).
+
+    Example:
+        >>> import pandas as pd
+        >>> from e2gcsearch.metrics import Metric
+        >>> frame = pd.DataFrame({"feasible": [True, True], "front_status": ["front", "tied"],
+        ...     "top1": [90.0, 89.0], "top1_low": [87.0, 86.0], "top1_high": [93.0, 92.0]})
+        >>> noise_notes(frame, [Metric.of("top1")])[0]
+        '1 trial is tied with the front: its disadvantage lies inside the 95 % intervals, so it may belong on it'
+    """
+    if frame.empty or "front_status" not in frame:
+        return []
+    notes = []
+    tied = int((frame["front_status"] == "tied").sum())
+    if tied:
+        notes.append(f"{tied} trial{'s are' if tied > 1 else ' is'} tied with the front: "
+                     f"{'their' if tied > 1 else 'its'} disadvantage lies inside the 95 % intervals, "
+                     f"so {'they' if tied > 1 else 'it'} may belong on it")
+    contested = contested_pairs(frame, objectives)
+    if contested:
+        notes.append(f"{len(contested)} pair{'s' if len(contested) > 1 else ''} of front/tied trials cannot be told "
+                     "apart by the data; 'e2gcsearch confirm' measures them further (more EPF windows, more "
+                     "training seeds)")
+    for objective in objectives:
+        spread = _within_noise(frame, objective)
+        if spread:
+            notes.append(spread)
+    return notes
+
+
+def _within_noise(frame: pd.DataFrame, objective: Metric) -> str | None:
+    """A sentence when every difference of ``objective`` among the front's rows lies inside the intervals."""
+    rows = frame[frame["front_status"].isin(("front", "tied"))]
+    low, high = f"{objective.name}_low", f"{objective.name}_high"
+    if len(rows) < 2 or low not in rows or high not in rows:
+        return None
+    if rows[low].max() > rows[high].min():  # some two intervals are disjoint: a real difference exists
+        return None
+    return (f"every {objective.name} difference between the front's {len(rows)} trials lies within their 95 % "
+            f"intervals ({rows[objective.name].min():.4g} to {rows[objective.name].max():.4g}, intervals about "
+            f"±{((rows[high] - rows[low]) / 2).median():.2g}); these differences are noise")

@@ -1,0 +1,145 @@
+"""Uncertainty on every objective: intervals from windows, seeds and the validation count, the
+noise-aware front status, and confirm's measurements of contested points."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import create_trial
+
+from e2gcsearch import ArchConfig
+from e2gcsearch.cli import main
+from e2gcsearch.data import DataConfig, load_data
+from e2gcsearch.metrics import Metric
+from e2gcsearch.profiling import ProfileConfig
+from e2gcsearch.report import contested_pairs, front_status
+from e2gcsearch.search.confirm import ConfirmLimits, confirm_study
+from e2gcsearch.search.objectives import parse_objectives
+from e2gcsearch.search.record import confirmation, user_attrs
+from e2gcsearch.search.results import front_info
+from e2gcsearch.search.space import SearchSpace
+from e2gcsearch.search.storage import get_storage
+from e2gcsearch.search.trial import TrialSettings
+from e2gcsearch.stats import Summary, accuracy_interval, pool, pooled_std, wilson_interval
+from e2gcsearch.train import TrainConfig
+
+OBJECTIVES = (Metric.of("epf", 4), Metric.of("top1"))
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+
+
+def test_pooling_summaries_equals_summarising_all_values():
+    first, second = [3.0, 4.0, 8.0], [5.0, 6.0]
+    pooled = pool(Summary.of(first), Summary.of(second))
+    together = Summary.of(first + second)
+    assert pooled.n == together.n and pooled.mean == pytest.approx(together.mean)
+    assert pooled.std == pytest.approx(together.std)
+
+
+def test_wilson_interval_matches_the_textbook_and_stays_inside_0_1():
+    low, high = wilson_interval(0, 20)
+    assert low == 0.0 and high == pytest.approx(0.1611, abs=1e-3)  # the rule-of-three neighbourhood
+    low, high = wilson_interval(81, 263)  # Wilson (1927) style example: 0.308 [0.255, 0.366]
+    assert (round(low, 3), round(high, 3)) == (0.255, 0.366)
+
+
+def test_seed_noise_widens_the_accuracy_interval_and_pools_over_trials():
+    alone = accuracy_interval([50.0], 160)
+    noise = pooled_std([[48.0, 52.0], [30.0, 34.0, 32.0], [70.0]])
+    assert noise.df == 3 and noise.std == pytest.approx(math.sqrt((8.0 + 8.0) / 3))
+    noisy = accuracy_interval([50.0], 160, noise)
+    assert noisy.low < alone.low < 50.0 < alone.high < noisy.high
+
+
+def _frame(values: list[tuple[float, float, float, float, float, float]]) -> pd.DataFrame:
+    """Rows of (epf, epf_low, epf_high, top1, top1_low, top1_high)."""
+    rows = [{"feasible": True, "epf@4": e, "epf@4_low": el, "epf@4_high": eh, "top1": t, "top1_low": tl,
+             "top1_high": th} for e, el, eh, t, tl, th in values]
+    return pd.DataFrame(rows)
+
+
+def test_status_front_tied_dominated():
+    frame = _frame([
+        (10.0, 9.0, 11.0, 80.0, 77.0, 83.0),    # front
+        (10.5, 9.5, 11.5, 79.0, 76.0, 82.0),    # dominated by 0, but inside the intervals: tied
+        (20.0, 19.0, 21.0, 70.0, 67.0, 73.0),   # dominated by 0 beyond the intervals
+        (30.0, 29.0, 31.0, 90.0, 88.0, 92.0),   # front (more accurate, more energy)
+    ])
+    assert front_status(frame, OBJECTIVES) == ["front", "tied", "dominated", "front"]
+    frame["front_status"] = front_status(frame, OBJECTIVES)
+    assert [(a, b) for a, b, _ in contested_pairs(frame, OBJECTIVES)] == [(0, 1)]
+
+
+def test_two_trials_whose_intervals_overlap_never_dominate_each_other():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        centres = rng.uniform(0, 10, size=(2, 2))
+        halves = rng.uniform(0, 3, size=(2, 2))
+        lows, highs = centres - halves, centres + halves
+        frame = _frame([(c[0], lo[0], hi[0], c[1], lo[1], hi[1]) for c, lo, hi in zip(centres, lows, highs)])
+        overlap = all(max(lows[0, k], lows[1, k]) <= min(highs[0, k], highs[1, k]) for k in range(2))
+        if overlap:
+            assert "dominated" not in front_status(frame, OBJECTIVES)
+
+
+def _tiny_settings(tmp_path) -> TrialSettings:
+    profile = ProfileConfig(batch_sizes=(4,), resolution=32, backend="estimate", repeats=2, min_window_s=0.02,
+                            threads=1, cache_dir=str(tmp_path / "profiles"))
+    return TrialSettings(objectives=parse_objectives("epf@4,top1"), constraints=(),
+                         space=SearchSpace(widths=(0.25,)), profile=profile,
+                         train=TrainConfig(epochs=1, batch_size=8, threads=1, progress=False))
+
+
+def _planted_tie(tmp_path) -> tuple[optuna.Study, str]:
+    """Two trials whose EPF and top-1 intervals overlap (few windows, one seed each)."""
+    url = f"sqlite:///{tmp_path / 'tie.db'}"
+    study = optuna.create_study(directions=["minimize", "maximize"], storage=get_storage(url, create=True),
+                                study_name="tie")
+    study.set_user_attr("objectives", [o.to_dict() for o in OBJECTIVES])
+    for group_size, epf, top1 in ((1, 2.0, 40.0), (2, 2.1, 39.0)):
+        arch_config = ArchConfig("mobilenet_v1", group_size=group_size, width=0.25, num_classes=3)
+        figures = {"epf_mj": epf, "epf_std_mj": 0.4, "repeats": 2, "latency_ms": 5.0, "latency_std_ms": 1.0,
+                   "status": "ok"}
+        attrs = user_attrs(arch_config=arch_config, params=1000, macs=10000, resolution=32, epf={4: figures},
+                           energy_backend="estimate", energy_is_estimate=True, top1=top1, top1_seeds=[top1],
+                           val_size=12, wall_s={"train": 1.0})
+        study.add_trial(create_trial(values=[epf, top1], user_attrs=attrs))
+    return study, url
+
+
+def test_front_json_carries_the_intervals_and_status(tmp_path, capsys):
+    _, url = _planted_tie(tmp_path)
+    assert main(["front", "--study", "tie", "--storage", url, "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert {"epf@4_low", "epf@4_high", "top1_low", "top1_high", "front_status"} <= set(rows[0])
+    assert [row["front_status"] for row in rows] == ["front", "tied"]
+    assert rows[0]["epf@4_low"] < rows[0]["epf@4"] < rows[0]["epf@4_high"]
+
+
+def test_confirm_measures_a_planted_tie_until_separated_or_says_it_is_still_tied(tmp_path):
+    study, _ = _planted_tie(tmp_path)
+    data = load_data(DataConfig(name="digits", classes=3, train_per_class=8, val_per_class=4, resolution=32,
+                                cache_dir=str(tmp_path / "tensors")), progress=False)
+    lines: list[str] = []
+    report = confirm_study(study, _tiny_settings(tmp_path), data, ConfirmLimits(budget_s=20, windows=3, max_seeds=3),
+                           say=lines.append)
+    assert report.steps, "a contested pair must get measured"
+    assert report.contested == 0 or "still contested" in report.reason or "tied within noise" in report.reason
+    measured = {step.trial for step in report.steps}
+    for number in measured:
+        stored = confirmation(study, number)
+        assert stored, "pooled figures are kept on the study"
+        if "epf" in stored:
+            assert stored["epf"]["4"]["repeats"] > 2  # the planted windows plus the new ones
+    front = front_info(study, include_dominated=True).frame.set_index("trial")
+    for number in measured:
+        stored = confirmation(study, number)
+        if "epf" in stored:
+            assert front.loc[number, "epf@4"] == pytest.approx(stored["epf"]["4"]["epf_mj"])
+        if "top1_seeds" in stored:
+            assert front.loc[number, "seeds"] == len(stored["top1_seeds"])
+    assert any("->" in line for line in report.lines())
