@@ -50,6 +50,7 @@ from scipy.stats import kendalltau, rankdata
 
 from e2gcsearch import ArchConfig, network_cost
 from e2gcsearch.data import DataConfig, LoadedData, load_data
+from e2gcsearch.stats import bootstrap_tau
 from e2gcsearch.train import TrainConfig, train_model
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "food101-mini"
@@ -153,24 +154,6 @@ def collect(args: argparse.Namespace, archs: list[ArchConfig], settings: list[Pr
 def mean_std(runs: list[dict]) -> tuple[float, float]:
     values = [run["top1"] for run in runs]
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else math.nan
-
-
-def bootstrap_tau(proxy: np.ndarray, full: np.ndarray, resamples: int) -> tuple[float, float, int]:
-    """Percentile 95 % interval of tau over configurations drawn with replacement (fixed RNG seed).
-    Degenerate resamples (fewer than two distinct configurations, or tau undefined) are skipped."""
-    rng = np.random.default_rng(0)
-    taus = []
-    for _ in range(resamples):
-        index = rng.integers(0, len(proxy), len(proxy))
-        if len(set(index.tolist())) < 2:
-            continue
-        tau = kendalltau(proxy[index], full[index]).statistic
-        if not math.isnan(tau):
-            taus.append(tau)
-    if not taus:
-        return math.nan, math.nan, 0
-    low, high = np.percentile(taus, [2.5, 97.5])
-    return float(low), float(high), len(taus)
 
 
 def fmt(value: float, spec: str = "5.1f") -> str:

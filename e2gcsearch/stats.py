@@ -31,6 +31,7 @@ import math
 import statistics
 from typing import Sequence
 
+import numpy as np
 from scipy import stats as _scipy
 
 CONFIDENCE = 0.95
@@ -138,3 +139,31 @@ def accuracy_interval(top1_pct: Sequence[float], val_size: int, seed_noise: Seed
     low = seeds.mean - math.hypot(below, seed_half)
     high = seeds.mean + math.hypot(above, seed_half)
     return AccuracyInterval(seeds.mean, seeds.std, seeds.n, int(val_size), max(0.0, low), min(100.0, high))
+
+
+def bootstrap_tau(x: Sequence[float], y: Sequence[float], resamples: int = 2000,
+                  confidence: float = CONFIDENCE, seed: int = 0) -> tuple[float, float, int]:
+    """Percentile interval of Kendall's tau between ``x`` and ``y`` over items drawn with replacement
+    (a fixed RNG seed, so the interval is reproducible). Resamples with fewer than two distinct items
+    or an undefined tau are skipped; returns (low, high, usable resamples), ``nan`` bounds if none.
+
+    Example:
+        >>> low, high, used = bootstrap_tau([1, 2, 3, 4, 5, 6], [1, 3, 2, 4, 6, 5])
+        >>> low < 0.6 < high <= 1.0 and used > 1000
+        True
+    """
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    rng = np.random.default_rng(seed)
+    taus = []
+    for _ in range(resamples):
+        index = rng.integers(0, len(xs), len(xs))
+        if len(set(index.tolist())) < 2:
+            continue
+        tau = _scipy.kendalltau(xs[index], ys[index]).statistic
+        if not math.isnan(tau):
+            taus.append(tau)
+    if not taus:
+        return math.nan, math.nan, 0
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(taus, [tail, 100 - tail])
+    return float(low), float(high), len(taus)

@@ -36,6 +36,7 @@ from .search.record import full_result as record_full_result
 from .search.results import front_info, get_trial, study_objectives
 from .search.storage import studies_dir
 from .report.tables import fixed, render, to_json
+from .stats import bootstrap_tau
 from .train import TrainConfig, train_model
 
 DATA_FIELDS = ("name", "root", "classes", "train_per_class", "val_per_class", "resolution", "seed", "download",
@@ -80,6 +81,8 @@ class ValidationReport:
     pairs: int
     concordant: int
     sentence: str
+    tau_low: float = math.nan  # bootstrap 95 % interval of tau (trials resampled with replacement)
+    tau_high: float = math.nan
 
 
 def checkpoint_root(storage: str, study_name: str) -> Path:
@@ -102,11 +105,18 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> tuple[float, int, int
     return float(stats.kendalltau(xs, ys).statistic), pairs, concordant
 
 
-def agreement_sentence(tau: float, trials: int, concordant: int, pairs: int) -> str:
+def agreement_sentence(tau: float, trials: int, concordant: int, pairs: int,
+                       interval: tuple[float, float] = (math.nan, math.nan)) -> str:
     """What ``tau`` over ``trials`` validated trials means for trusting the proxy, in plain words."""
     if trials < 2 or math.isnan(tau):
         return "Kendall's tau needs two or more validated trials with different accuracies; validate more trials."
-    head = f"Kendall's tau = {tau:+.2f} over {trials} trials ({concordant} of {pairs} pairs ordered alike): "
+    low, high = interval
+    shown = "" if math.isnan(low) else f", 95 % interval {low:+.2f} to {high:+.2f}"
+    head = f"Kendall's tau = {tau:+.2f} over {trials} trials ({concordant} of {pairs} pairs ordered alike{shown}): "
+    if not math.isnan(low) and low <= 0 <= high and trials >= 4:
+        return head + ("the interval includes 0, so these trials cannot tell the proxy's ranking from chance; "
+                       "validate more trials, or lengthen the proxy (more epochs or images), before trusting the "
+                       "front's accuracy axis.")
     if trials < 4:
         return head + (f"with so few trials tau says little (one swapped pair moves it by {2 / max(pairs, 1):.2f}), "
                        "so it neither confirms nor refutes the proxy; validate 4 or more trials (e.g. --top 5).")
@@ -275,15 +285,19 @@ def validation_frame(study: optuna.Study, numbers: Sequence[int]) -> pd.DataFram
 def rank_agreement(frame: pd.DataFrame) -> ValidationReport:
     """Kendall's tau between proxy and full top-1 over the rows that have both."""
     both = frame.dropna(subset=["proxy_top1", "full_top1"]) if len(frame) else frame
-    tau, pairs, concordant = kendall_tau(list(both.get("proxy_top1", [])), list(both.get("full_top1", [])))
-    return ValidationReport(frame, tau, pairs, concordant, agreement_sentence(tau, len(both), concordant, pairs))
+    proxy, full = list(both.get("proxy_top1", [])), list(both.get("full_top1", []))
+    tau, pairs, concordant = kendall_tau(proxy, full)
+    low, high = (math.nan, math.nan) if math.isnan(tau) else bootstrap_tau(proxy, full)[:2]
+    sentence = agreement_sentence(tau, len(both), concordant, pairs, (low, high))
+    return ValidationReport(frame, tau, pairs, concordant, sentence, low, high)
 
 
 def render_validation(report: ValidationReport, fmt: str) -> str:
     """The proxy-vs-full table followed by the tau sentence (JSON: one document with both)."""
     frame = report.frame
     if fmt == "json":
-        return to_json({"rows": frame.to_dict(orient="records"), "kendall_tau": report.tau, "pairs": report.pairs,
+        return to_json({"rows": frame.to_dict(orient="records"), "kendall_tau": report.tau,
+                        "kendall_tau_low": report.tau_low, "kendall_tau_high": report.tau_high, "pairs": report.pairs,
                         "concordant": report.concordant, "meaning": report.sentence})
     if fmt == "csv":
         return render(frame, "csv")

@@ -143,3 +143,15 @@ def test_confirm_measures_a_planted_tie_until_separated_or_says_it_is_still_tied
         if "top1_seeds" in stored:
             assert front.loc[number, "seeds"] == len(stored["top1_seeds"])
     assert any("->" in line for line in report.lines())
+
+
+def test_validate_says_plainly_when_the_tau_interval_includes_zero():
+    from e2gcsearch.validate import agreement_sentence, rank_agreement
+
+    sentence = agreement_sentence(0.29, 8, 18, 28, (-0.46, 0.84))
+    assert "95 % interval -0.46 to +0.84" in sentence and "includes 0" in sentence
+    assert "includes 0" not in agreement_sentence(0.9, 8, 27, 28, (0.6, 1.0))
+    frame = pd.DataFrame({"proxy_top1": [10.0, 20.0, 30.0, 40.0, 50.0, 60.0],
+                          "full_top1": [12.0, 25.0, 22.0, 41.0, 55.0, 61.0]})
+    report = rank_agreement(frame)
+    assert report.tau_low <= report.tau <= report.tau_high
