@@ -29,7 +29,7 @@ from . import template
 from ..config import ArchConfig
 from ..errors import ConfigError, DataError
 from ..models import create_model, get_entry
-from ..search.results import get_trial, study_objectives
+from ..search.results import front_info, get_trial, study_objectives, trial_record
 from ..search.record import TrialRecord, full_result
 from ..report.tables import human_count
 
@@ -83,10 +83,20 @@ def _data_summary(data: dict) -> str:
             f"{data.get('val_size', '?')} val images at {data.get('resolution', '?')} px (seed {data.get('seed', '?')})")
 
 
-def describe_trial(record: TrialRecord, objectives: list, study: str = "", full: dict | None = None) -> list[str]:
-    """Sentences about a trial's measured figures (the exported docstring; plain text)."""
+def describe_trial(record: TrialRecord, objectives: list, study: str = "", full: dict | None = None,
+                   front_row: dict | None = None) -> list[str]:
+    """Sentences about a trial's measured figures (the exported docstring; plain text).
+
+    ``front_row`` (the trial's row of the study's front data) supplies the values pooled over every
+    measurement, their 95 % intervals and the front status; without it the trial's own values are used.
+    """
     lines = [f"Trial {record.number} of study '{study}'." if study else f"Trial {record.number}."]
-    if record.values is not None:
+    if front_row:
+        parts = [f"{o.header(record.energy_backend)} = {front_row[o.name]:.4g} (95 % interval "
+                 f"{front_row.get(f'{o.name}_low', front_row[o.name]):.4g} to "
+                 f"{front_row.get(f'{o.name}_high', front_row[o.name]):.4g})" for o in objectives]
+        lines.append("Objectives: " + "; ".join(parts) + f"; on the front: {front_row.get('front_status', '?')}.")
+    elif record.values is not None:
         parts = [f"{o.header(record.energy_backend)} = {v:.4g}" for o, v in zip(objectives, record.values)]
         lines.append("Objectives: " + "; ".join(parts) + ".")
     if record.params is not None:
@@ -166,7 +176,8 @@ def verify_python(path: Path, arch_config: ArchConfig) -> None:
 
 
 def export_model(arch_config: ArchConfig, out: str | Path, record: TrialRecord | None = None, objectives: list | None = None,
-                 study: str = "", weights: str | Path | None = None, full: dict | None = None) -> list[Path]:
+                 study: str = "", weights: str | Path | None = None, full: dict | None = None,
+                 front_row: dict | None = None) -> list[Path]:
     """Write ``arch_config`` to ``out`` in the format its suffix names; returns the files written.
 
     ``weights`` (a checkpoint) is checked against the network and, for ``.py``, saved next to it
@@ -185,7 +196,7 @@ def export_model(arch_config: ArchConfig, out: str | Path, record: TrialRecord |
     if state is not None:
         _load_into(model, state, str(weights))
     if suffix == ".py":
-        summary = describe_trial(record, objectives or [], study, full) if record is not None else []
+        summary = describe_trial(record, objectives or [], study, full, front_row) if record is not None else []
         weights_file = out.with_suffix(".pth")
         _write_text(out, python_source(arch_config, summary, out.stem, weights_file.name))
         verify_python(out, arch_config)
@@ -217,9 +228,11 @@ def _export_compiled(model: nn.Module, out: Path, resolution: int) -> None:
 def export_trial(study: optuna.Study, number: int, out: str | Path, weights: str | Path | None = None) -> list[Path]:
     """Export trial ``number`` of ``study`` (must be COMPLETE) to ``out``; returns the files written."""
     check_writable(out)
-    record = TrialRecord.from_trial(get_trial(study, number))
+    record = trial_record(study, get_trial(study, number))
+    frame = front_info(study, include_dominated=True).frame
+    rows = frame[frame["trial"] == number].to_dict(orient="records")
     return export_model(record.arch_config, out, record, study_objectives(study), study.study_name, weights,
-                        full_result(study, number))
+                        full_result(study, number), rows[0] if rows else None)
 
 
 __all__ = ["describe_trial", "export_model", "export_trial", "load_weights", "python_source"]
