@@ -8,9 +8,9 @@
   seeds). The seeds share the validation set, so seed averaging does not shrink the binomial part;
   :func:`accuracy_interval` adds the two half-widths in quadrature, the seed part being
   ``t(0.975, df) · σ / √K`` for the mean of K seeds. σ is the seed standard deviation pooled over
-  every trial of a study that ran two or more seeds (:func:`pooled_std`; seed noise depends little
-  on the network, and pooling gives it enough degrees of freedom), else the trial's own; a single
-  seed with no pooled estimate has only the binomial part.
+  every trial of a study that ran two or more seeds, once they give :data:`MIN_POOLED_DF` degrees of
+  freedom (:func:`pooled_std`; seed noise depends little on the network), else the trial's own; a
+  single seed with no pooled estimate has only the binomial part, and the front says so.
 * **Counts** (params, MACs) are exact: their interval is the value itself.
 
 Example:
@@ -20,6 +20,8 @@ Example:
     >>> summary = Summary.of([10.0, 11.0, 12.0])
     >>> summary.mean, round(summary.half_width(), 3)
     (11.0, 2.484)
+    >>> Summary.of([11.0]).half_width()                 # one window: the spread is unknown
+    nan
     >>> pool(summary, Summary.of([11.0, 11.0])).n
     5
 """
@@ -58,8 +60,8 @@ class Summary:
         return cls(len(values), statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
 
     def half_width(self, confidence: float = CONFIDENCE) -> float:
-        """Half the width of the t interval of the mean; 0 for one value (nothing to estimate from)."""
-        return 0.0 if self.n < 2 else t_quantile(self.n, confidence) * self.std / math.sqrt(self.n)
+        """Half the width of the t interval of the mean; ``nan`` (unknown) for fewer than two values."""
+        return math.nan if self.n < 2 else t_quantile(self.n, confidence) * self.std / math.sqrt(self.n)
 
     def interval(self, confidence: float = CONFIDENCE) -> tuple[float, float]:
         half = self.half_width(confidence)
@@ -67,7 +69,8 @@ class Summary:
 
 
 def pool(first: Summary, second: Summary) -> Summary:
-    """The summary of both sets of values together, exactly as if they had been summarised at once."""
+    """The summary of both sets of values together, exactly as if they had been summarised at once
+    (both need n >= 1)."""
     n = first.n + second.n
     mean = (first.n * first.mean + second.n * second.mean) / n
     squares = ((first.n - 1) * first.std ** 2 + (second.n - 1) * second.std ** 2
@@ -94,12 +97,15 @@ class SeedNoise:
     df: int
 
 
-def pooled_std(groups: Sequence[Sequence[float]]) -> SeedNoise | None:
+MIN_POOLED_DF = 4  # below this, a study-wide seed noise would rest on too few seeds (t(0.975, 1) = 12.7)
+
+
+def pooled_std(groups: Sequence[Sequence[float]], min_df: int = MIN_POOLED_DF) -> SeedNoise | None:
     """The within-group standard deviation pooled over ``groups`` of two or more values each
-    (``None`` when no group has two)."""
+    (``None`` when they give fewer than ``min_df`` degrees of freedom)."""
     used = [Summary.of(group) for group in groups if len(group) >= 2]
     df = sum(summary.n - 1 for summary in used)
-    if not df:
+    if df < max(1, min_df):
         return None
     return SeedNoise(math.sqrt(sum((s.n - 1) * s.std ** 2 for s in used) / df), df)
 
@@ -132,7 +138,7 @@ def accuracy_interval(top1_pct: Sequence[float], val_size: int, seed_noise: Seed
     seeds = Summary.of(top1_pct)
     wilson_low, wilson_high = wilson_interval(seeds.mean / 100 * val_size, val_size, confidence)
     below, above = seeds.mean - 100 * wilson_low, 100 * wilson_high - seeds.mean
-    if seed_noise is None and seeds.n >= 2:
+    if seed_noise is None and seeds.n >= 2:  # no study-wide estimate: the trial's own seeds (few df, wide)
         seed_noise = SeedNoise(seeds.std, seeds.n - 1)
     seed_half = 0.0 if seed_noise is None else (
         t_quantile(seed_noise.df + 1, confidence) * seed_noise.std / math.sqrt(seeds.n))

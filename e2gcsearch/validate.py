@@ -33,7 +33,7 @@ from .profiling import ProfileConfig, profile_model
 from .report import require_trials
 from .search.record import TOP1, TrialRecord, full_key
 from .search.record import full_result as record_full_result
-from .search.results import front_info, get_trial, study_objectives
+from .search.results import front_info, get_trial, study_objectives, trial_record
 from .search.storage import studies_dir
 from .report.tables import fixed, render, to_json
 from .stats import bootstrap_tau
@@ -233,7 +233,7 @@ def validate_trials(study: optuna.Study, trials: Sequence[optuna.trial.FrozenTri
     """Fully train and re-profile ``trials``, storing each result under the trial's ``full`` attr."""
     loaded: dict[DataConfig, LoadedData] = {}
     for trial in trials:
-        record = TrialRecord.from_trial(trial)
+        record = trial_record(study, trial)
         full = full_result(study, trial)
         done = full.get("epochs") == settings.epochs and full.get("top1") is not None
         if done and not settings.retrain:
@@ -260,7 +260,7 @@ def validation_frame(study: optuna.Study, numbers: Sequence[int]) -> pd.DataFram
     rows = []
     for number in numbers:
         trial = get_trial(study, number)
-        record = TrialRecord.from_trial(trial)
+        record = trial_record(study, trial)
         full = full_result(study, trial)
         reference = batch or (max(record.epf) if record.epf else None)
         full_epf = (full.get("epf") or {}).get(str(reference), {})

@@ -15,6 +15,7 @@ from optuna.trial import create_trial
 from e2gcsearch import ArchConfig
 from e2gcsearch.cli import main
 from e2gcsearch.data import DataConfig, load_data
+from e2gcsearch.errors import ConfigError
 from e2gcsearch.metrics import Metric
 from e2gcsearch.profiling import ProfileConfig
 from e2gcsearch.report import contested_pairs, front_status
@@ -49,7 +50,8 @@ def test_wilson_interval_matches_the_textbook_and_stays_inside_0_1():
 
 def test_seed_noise_widens_the_accuracy_interval_and_pools_over_trials():
     alone = accuracy_interval([50.0], 160)
-    noise = pooled_std([[48.0, 52.0], [30.0, 34.0, 32.0], [70.0]])
+    assert pooled_std([[48.0, 52.0], [30.0, 34.0, 32.0], [70.0]]) is None  # 3 df: too few to apply study-wide
+    noise = pooled_std([[48.0, 52.0], [30.0, 34.0, 32.0], [70.0]], min_df=3)
     assert noise.df == 3 and noise.std == pytest.approx(math.sqrt((8.0 + 8.0) / 3))
     noisy = accuracy_interval([50.0], 160, noise)
     assert noisy.low < alone.low < 50.0 < alone.high < noisy.high
@@ -125,8 +127,9 @@ def test_confirm_measures_a_planted_tie_until_separated_or_says_it_is_still_tied
     data = load_data(DataConfig(name="digits", classes=3, train_per_class=8, val_per_class=4, resolution=32,
                                 cache_dir=str(tmp_path / "tensors")), progress=False)
     lines: list[str] = []
-    report = confirm_study(study, _tiny_settings(tmp_path), data, ConfirmLimits(budget_s=20, windows=3, max_seeds=3),
-                           say=lines.append)
+    settings = _tiny_settings(tmp_path)
+    report = confirm_study(study, settings.train, settings.profile, data,
+                           ConfirmLimits(budget_s=20, windows=3, max_seeds=3), say=lines.append)
     assert report.steps, "a contested pair must get measured"
     assert report.contested == 0 or "still contested" in report.reason or "tied within noise" in report.reason
     measured = {step.trial for step in report.steps}
@@ -155,3 +158,26 @@ def test_validate_says_plainly_when_the_tau_interval_includes_zero():
                           "full_top1": [12.0, 25.0, 22.0, 41.0, 55.0, 61.0]})
     report = rank_agreement(frame)
     assert report.tau_low <= report.tau <= report.tau_high
+
+
+def test_a_trial_from_before_windows_were_recorded_shows_an_unknown_interval(tmp_path, capsys):
+    study, url = _planted_tie(tmp_path)
+    arch_config = ArchConfig("mobilenet_v1", group_size=4, width=0.25, num_classes=3)
+    attrs = user_attrs(arch_config=arch_config, params=900, macs=9000, resolution=32,
+                       epf={4: {"epf_mj": 1.5, "epf_std_mj": 0.1, "status": "ok"}},  # no "repeats"
+                       energy_backend="estimate", energy_is_estimate=True, top1=41.0)
+    study.add_trial(create_trial(values=[1.5, 41.0], user_attrs=attrs))
+    assert main(["front", "--study", "tie", "--storage", url]) == 0
+    captured = capsys.readouterr()
+    assert "± ?" in captured.out and "without an interval" in captured.err
+
+
+def test_confirm_refuses_data_other_than_the_search_used(tmp_path):
+    study, _ = _planted_tie(tmp_path)
+    study.set_user_attr("data", {"dataset": "food101", "resolution": 64})
+    data = load_data(DataConfig(name="digits", classes=3, train_per_class=8, val_per_class=4, resolution=32,
+                                cache_dir=str(tmp_path / "tensors")), progress=False)
+    settings = _tiny_settings(tmp_path)
+    with pytest.raises(ConfigError, match="other data"):
+        confirm_study(study, settings.train, settings.profile, data, ConfirmLimits(budget_s=5))
+    assert not confirmation(study, 0)

@@ -1,7 +1,7 @@
 """``e2gcsearch confirm``: measure the contested points of a study's front further, until the data
 separate them or the time budget is spent.
 
-Two front (or tied) trials are contested when their 95 % intervals cannot order them. Each step
+Two neighbouring front (or tied) trials are contested when their 95 % intervals cannot order them. Each step
 measures the pair whose intervals overlap most, in the objective where that is widest: EPF gets
 more measurement windows (pooled with every earlier window; the profile cache keeps the pooled
 measurement), top-1 one more proxy-training seed. The pooled figures are stored on the study, and
@@ -18,8 +18,10 @@ from ..report import noise_notes, render_front
 from ..search.results import front_info
 from ..search.storage import open_study
 from ._common import HelpFormatter, emit, note, positive_int, positive_seconds
-from .options import add_options, complete, load_spec
-from .run import RUN_DEFAULTS, RUN_GROUPS, confirm, search_config
+from ..search.confirm import ConfirmLimits
+from .options import (DATA, MEASUREMENT_WHILE_TRAINING, OUTPUT, STUDY, TRAINING, add_options, complete, data_config,
+                      load_spec, profile_config)
+from .run import RUN_DEFAULTS, RUN_GROUPS, confirm, proxy_train_config
 
 EXAMPLES = """\
 examples:
@@ -29,6 +31,9 @@ examples:
 """
 
 
+CONFIRM_GROUPS = (STUDY, DATA, TRAINING, MEASUREMENT_WHILE_TRAINING, OUTPUT)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "confirm", help="measure contested front points further (more EPF windows, more seeds)",
@@ -36,21 +41,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--budget-s", type=positive_seconds, default=300.0, metavar="S",
                         help="stop starting new measurements after S seconds")
     parser.add_argument("--windows", type=positive_int, default=5, help="EPF windows added per measurement")
+    parser.add_argument("--max-windows", type=positive_int, default=40, help="at most this many EPF windows per trial")
     parser.add_argument("--max-seeds", type=positive_int, default=5, help="at most this many seeds per trial")
     parser.add_argument("--config", type=Path, metavar="FILE.toml",
                         help="study spec (TOML, keys named like these flags); flags given here override it")
-    add_options(parser, *RUN_GROUPS, defaults=RUN_DEFAULTS, given_only=True)
+    add_options(parser, *CONFIRM_GROUPS, defaults=RUN_DEFAULTS, given_only=True)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    # A run's spec holds search keys too; confirm takes the data, training and measurement ones.
     spec = load_spec(args.config, RUN_GROUPS) if args.config is not None else {}
-    args = complete(args, RUN_GROUPS, RUN_DEFAULTS, spec)
-    config = search_config(args)
-    study = open_study(config.storage, config.study_name)
-    report = confirm(study, config, args.budget_s, args.windows, args.max_seeds)
+    args = complete(args, CONFIRM_GROUPS, RUN_DEFAULTS, spec)
+    data = data_config(args, proxy=True)
+    train = proxy_train_config(args, data)
+    profile = profile_config(args, threads=args.profile_threads, resolution=data.resolution)
+    study = open_study(args.storage, args.study)
+    limits = ConfirmLimits(budget_s=args.budget_s, windows=args.windows, max_windows=args.max_windows,
+                           max_seeds=args.max_seeds)
+    confirm(study, data, train, profile, limits)
     front = front_info(study)
     emit(render_front(front, args.format))
     for line in noise_notes(front.frame, front.objectives):
         note(f"note: {line}")
-    return 0 if report is not None else 2
+    return 0

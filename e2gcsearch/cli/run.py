@@ -9,6 +9,7 @@ import optuna
 
 from ..config import E2GC, FGGC
 from ..data import DataConfig, load_data
+from ..profiling import ProfileConfig
 from ..report import noise_notes, render_front
 from ..search.confirm import ConfirmLimits, ConfirmReport, confirm_study
 from ..search.objectives import DEFAULT_BATCH_SIZE, parse_constraint, parse_objectives
@@ -88,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
         note(str(exc))
         return 130
     if args.confirm:
-        confirm(study, config, args.confirm)
+        settings = config.settings
+        confirm(study, config.data, settings.train, settings.profile, ConfirmLimits(budget_s=args.confirm))
     front = front_info(study)
     if front.frame.empty:
         note("no feasible completed trial yet, so the front is empty; see the trial lines above")
@@ -100,13 +102,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def confirm(study: optuna.Study, config: SearchConfig, budget_s: float, windows: int = 5,
-            max_seeds: int = 5) -> ConfirmReport:
-    """Run confirm on ``study`` with a search's settings; prints the account on stderr."""
-    data = load_data(config.data, progress=False)
-    limits = ConfirmLimits(budget_s=budget_s, windows=windows, max_seeds=max_seeds)
-    note(f"confirm: study {study.study_name!r}, budget {budget_s:g} s")
-    report = confirm_study(study, config.settings, data, limits, say=note)
+def confirm(study: optuna.Study, data: DataConfig, train: TrainConfig, profile: ProfileConfig,
+            limits: ConfirmLimits) -> ConfirmReport:
+    """Run confirm on ``study``; prints each measurement and the account on stderr."""
+    note(f"confirm: study {study.study_name!r}, budget {limits.budget_s:g} s")
+    report = confirm_study(study, train, profile, load_data(data, progress=False), limits, say=note)
     for line in report.lines():
         note(line)
     return report

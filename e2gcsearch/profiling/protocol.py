@@ -318,8 +318,9 @@ def extend_measurement(arch_config: ArchConfig, config: ProfileConfig, batch_siz
     cache = ProfileCache(config.cache_dir) if config.use_cache else None
     key = cache_key(arch_config, batch_size, config.resolution, result.fingerprint)
     stored = _usable(cache.load(key), dataclasses.replace(config, repeats=1), 0.0) if cache is not None else None
-    base = stored or earlier
-    pooled = base.pooled_with(fresh) if base is not None and base.status == "ok" else fresh
+    known = [b for b in (stored, earlier) if b is not None and b.status == "ok" and b.repeats >= 1]
+    base = max(known, key=lambda b: b.repeats, default=None)  # whichever holds more windows
+    pooled = base.pooled_with(fresh) if base is not None else fresh
     if cache is not None:
         cache.store(key, dataclasses.replace(pooled, cached=False).to_dict())
     return pooled

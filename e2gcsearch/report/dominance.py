@@ -11,10 +11,10 @@ Every objective value comes with a 95 % interval (``<objective>_low``, ``<object
   objective;
 * ``infeasible``: violates a constraint (never on the front).
 
-So two points whose intervals overlap in every objective never dominate each other. Two points are
-**contested** when they are front or tied and neither is separated from the other: the data do not
-say which of them belongs on the front (:func:`contested_pairs`); ``e2gcsearch confirm`` measures
-such pairs further.
+So two points whose intervals overlap in every objective never dominate each other. Two neighbouring
+points of the front (front and tied rows ordered by the first objective) are **contested** when the
+intervals cannot order them: neither is better than the other beyond the intervals in an objective
+(:func:`contested_pairs`); ``e2gcsearch confirm`` measures such pairs further.
 
 Example:
     >>> import pandas as pd
@@ -89,30 +89,21 @@ def front_status(frame: pd.DataFrame, objectives: Sequence[Metric]) -> list[str]
 
 
 def contested_pairs(frame: pd.DataFrame, objectives: Sequence[Metric]) -> list[tuple[int, int, float]]:
-    """Pairs of rows (positions in ``frame``) with status front or tied that the intervals cannot
-    order: neither is better than the other beyond the intervals in an objective where it is better.
-    Each pair comes with its overlap (the mean, over objectives, of the overlap of the two intervals as
-    a fraction of the narrower one; 1 = one interval inside the other), largest first."""
-    if frame.empty or "front_status" not in frame:
+    """Neighbouring front/tied rows (positions in ``frame``, ordered by the first objective) that the
+    intervals cannot order: neither is better than the other beyond the intervals in any objective.
+    Each pair comes with its overlap (the mean, over objectives, of the overlap of the two intervals
+    as a fraction of the narrower one; 1 = one interval inside the other), largest first."""
+    if frame.empty or "front_status" not in frame or not objectives:
         return []
+    values, best, worst = bounds(frame, objectives)
     rows = [i for i, status in enumerate(frame["front_status"]) if status in ("front", "tied")]
-    _, best, worst = bounds(frame, objectives)
+    rows.sort(key=lambda i: (values[i, 0], i))
     pairs = []
-    for a_index, a in enumerate(rows):
-        for b in rows[a_index + 1:]:
-            a_ahead = (worst[a] < best[b]).any()  # a better than b beyond the intervals somewhere
-            b_ahead = (worst[b] < best[a]).any()
-            if a_ahead and b_ahead:
-                continue  # a real trade-off: each is clearly better at something
-            if a_ahead != b_ahead and _point_dominates(frame, objectives, a if a_ahead else b, b if a_ahead else a):
-                continue  # one clearly dominates the other
-            pairs.append((a, b, _overlap(best[a], worst[a], best[b], worst[b])))
+    for a, b in zip(rows, rows[1:]):
+        if (worst[a] < best[b]).any() or (worst[b] < best[a]).any():
+            continue  # one of them is better beyond the intervals somewhere: the data order them
+        pairs.append((a, b, _overlap(best[a], worst[a], best[b], worst[b])))
     return sorted(pairs, key=lambda pair: -pair[2])
-
-
-def _point_dominates(frame: pd.DataFrame, objectives: Sequence[Metric], i: int, j: int) -> bool:
-    values, _, _ = bounds(frame.iloc[[i, j]], objectives)
-    return bool((values[0] <= values[1]).all() and (values[0] < values[1]).any())
 
 
 def _overlap(best_a: np.ndarray, worst_a: np.ndarray, best_b: np.ndarray, worst_b: np.ndarray) -> float:
@@ -152,6 +143,15 @@ def noise_notes(frame: pd.DataFrame, objectives: Sequence[Metric]) -> list[str]:
         spread = _within_noise(frame, objective)
         if spread:
             notes.append(spread)
+        unknown = sum(1 for low, high in zip(frame.get(f"{objective.name}_low", []), frame.get(f"{objective.name}_high", []))
+                      if pd.isna(low) or pd.isna(high))
+        if unknown:
+            notes.append(f"{unknown} trial(s) show {objective.name} without an interval ('± ?'): measured with one "
+                         "window, or by a version that did not record the windows; 'e2gcsearch confirm' adds windows")
+    accuracy = [o for o in objectives if o.is_accuracy]
+    if accuracy and "seeds" in frame and not (frame["seeds"].fillna(0) >= 2).any():
+        notes.append("top-1 intervals count the validation sample only: seed noise is not estimated yet "
+                     "(run with --proxy-seeds 2, or 'e2gcsearch confirm' adds seeds to contested trials)")
     return notes
 
 

@@ -213,7 +213,8 @@ def hypervolume_history(front: FrontInfo) -> HypervolumeHistory:
 def _note(row: pd.Series) -> str:
     notes = []
     if not row["feasible"]:
-        notes.append(f"violates {row['violations']}" if row["violations"] else "")
+        if row["violations"]:
+            notes.append(f"violates {row['violations']}")
     if isinstance(row["baseline"], str):
         notes.append(f"paper baseline {row['baseline']}")
     return ", ".join(notes)
@@ -257,8 +258,12 @@ def _objective_formatter(objective: Metric):
 
 
 def _has_interval(frame: pd.DataFrame, objective: Metric) -> bool:
+    """True when some row has a measured (non-exact) interval; a count's are all exact."""
     low, high = f"{objective.name}_low", f"{objective.name}_high"
-    return low in frame and high in frame and bool((frame[high] - frame[low]).fillna(0).gt(0).any())
+    if low not in frame or high not in frame:
+        return False
+    width = frame[high] - frame[low]
+    return bool(width.gt(0).any() or width.isna().any())
 
 
 def _with_interval(frame: pd.DataFrame, objective: Metric) -> list[str]:
@@ -269,8 +274,11 @@ def _with_interval(frame: pd.DataFrame, objective: Metric) -> list[str]:
         return [formatter(value) for value in frame[objective.name]]
     shown = []
     for value, low, high in zip(frame[objective.name], frame[f"{objective.name}_low"], frame[f"{objective.name}_high"]):
-        half = (high - low) / 2 if pd.notna(low) and pd.notna(high) else 0.0
-        shown.append(f"{formatter(value)} ± {half:.{digits}f}" if half > 0 else formatter(value))
+        if pd.isna(low) or pd.isna(high):  # spread not recorded (one window, or a study from before)
+            shown.append(f"{formatter(value)} ± ?")
+        else:
+            half = (high - low) / 2
+            shown.append(f"{formatter(value)} ± {half:.{digits}f}" if half > 0 else formatter(value))
     return shown
 
 

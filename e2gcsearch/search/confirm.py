@@ -26,15 +26,19 @@ from typing import Any, Callable
 import optuna
 
 from ..data import LoadedData
+from ..devices import resolve_device
+from ..errors import ConfigError
 from ..metrics import Metric
-from ..profiling import BatchProfile, extend_measurement
-from ..profiling.protocol import CPU_MIN_WINDOW_S
+from ..profiling import BatchProfile, ProfileConfig, extend_measurement
 from ..report import contested_pairs
 from ..report.front import FrontInfo
-from ..train import train_model
+from ..stats import wilson_interval
+from ..train import TrainConfig, train_model
 from . import record
+from .record import TrialRecord
 from .results import front_info, trial_record
-from .trial import TrialSettings, epf_figures
+from .run import data_key
+from .trial import epf_figures
 
 Say = Callable[[str], None]
 
@@ -88,28 +92,39 @@ class ConfirmLimits:
     max_seeds: int = 5
 
 
-def confirm_study(study: optuna.Study, settings: TrialSettings, data: LoadedData, limits: ConfirmLimits,
-                  say: Say | None = None) -> ConfirmReport:
-    """Measure contested points of ``study`` until none is left or the budget is spent (module docstring)."""
+def confirm_study(study: optuna.Study, train: TrainConfig, profile: ProfileConfig, data: LoadedData,
+                  limits: ConfirmLimits, say: Say | None = None) -> ConfirmReport:
+    """Measure contested points of ``study`` until none is left or the budget is spent (module docstring).
+
+    ``train``, ``profile`` and ``data`` must be those the search ran with: the data are checked
+    against the study's, since seeds trained on other images would pool into meaningless figures.
+    """
     say = say or (lambda line: None)
+    _check_data(study, data)
     start = time.perf_counter()
     front = front_info(study, include_dominated=True)
     before = _statuses(front)
     steps: list[Step] = []
     exhausted: set[tuple[int, str]] = set()
-    reason = "no contested pair left: every front point is separated from its neighbours"
+    reason = "no contested pair left: the data order every pair of neighbouring front points"
     while True:
         pairs = contested_pairs(front.frame, front.objectives)
-        choice = _next_measurement(study, front, pairs, limits, exhausted)
+        left = limits.budget_s - (time.perf_counter() - start)
+        choice = _next_measurement(study, front, pairs, profile, limits, exhausted, left)
         if choice is None:
-            if pairs:
-                reason = f"{len(pairs)} pair(s) still contested, each at the per-trial limit (tied within noise)"
+            if pairs and any(_candidates(front, pair, exhausted) for pair in pairs):
+                reason = f"budget of {limits.budget_s:.0f} s spent; {len(pairs)} pair(s) still contested"
+            elif pairs:
+                reason = (f"{len(pairs)} pair(s) still contested, and more measurements cannot separate them "
+                          "(per-trial limits reached, or their top-1 gap is inside the validation set's own "
+                          "noise): they are tied within noise")
             break
-        number, objective, estimate_s = choice
-        if time.perf_counter() - start + estimate_s > limits.budget_s:
-            reason = f"budget of {limits.budget_s:.0f} s spent; {len(pairs)} pair(s) still contested"
-            break
-        step = _measure(study, front, number, objective, settings, data, limits)
+        number, objective = choice
+        step = _measure(study, front, number, objective, train, profile, data, limits)
+        if step is None:
+            exhausted.add((number, objective.name))
+            say(f"confirm: trial {number} {objective.name}: the measurement failed; not stored, not tried again")
+            continue
         steps.append(step)
         say(f"confirm: trial {step.trial} {step.objective}: {step.what}: {_figure(step.before)} -> "
             f"{_figure(step.after)}")
@@ -118,67 +133,113 @@ def confirm_study(study: optuna.Study, settings: TrialSettings, data: LoadedData
                          reason, time.perf_counter() - start)
 
 
+def _check_data(study: optuna.Study, data: LoadedData) -> None:
+    stored = study.user_attrs.get(record.DATA) or {}
+    wanted = data_key(data)
+    differs = [key for key, value in wanted.items() if key in stored and stored[key] != value]
+    if differs:
+        raise ConfigError(f"study {study.study_name!r} was searched on other data ({', '.join(differs)} differ); "
+                          "give confirm the data flags (or --config) the search ran with")
+
+
 def _statuses(front: FrontInfo) -> dict[int, str]:
     return {int(trial): status for trial, status in zip(front.frame["trial"], front.frame["front_status"])}
 
 
-def _next_measurement(study: optuna.Study, front: FrontInfo, pairs: list[tuple[int, int, float]],
-                      limits: ConfirmLimits, exhausted: set[tuple[int, str]]) -> tuple[int, Metric, float] | None:
-    """(trial, objective, estimated seconds) of the most useful measurement left, or ``None``."""
+def _candidates(front: FrontInfo, pair: tuple[int, int, float],
+                exhausted: set[tuple[int, str]]) -> list[tuple[float, int, Metric]]:
+    """(relative interval width, trial, objective) worth measuring for a contested pair, widest first.
+
+    Only objectives in which the pair's intervals overlap; top-1 only while the validation set's
+    binomial part alone leaves room to separate them (more seeds shrink the seed part, never that).
+    """
     frame = front.frame
-    for a, b, _ in pairs:
-        candidates = []
-        for objective in front.objectives:
-            if objective.metric not in ("epf", "latency", "top1"):
-                continue  # counts are exact
-            for row in (frame.iloc[a], frame.iloc[b]):
-                if (int(row["trial"]), objective.name) in exhausted:
-                    continue
-                width = float(row[f"{objective.name}_high"] - row[f"{objective.name}_low"])
-                candidates.append((width / max(abs(float(row[objective.name])), 1e-9), int(row["trial"]), objective))
-        for _, number, objective in sorted(candidates, key=lambda c: -c[0]):
-            estimate = _estimate_s(study, number, objective, limits)
+    a, b = frame.iloc[pair[0]], frame.iloc[pair[1]]
+    found = []
+    for objective in front.objectives:
+        if objective.metric not in ("epf", "latency", "top1"):
+            continue  # counts are exact
+        name = objective.name
+        if max(a[f"{name}_low"], b[f"{name}_low"]) > min(a[f"{name}_high"], b[f"{name}_high"]):
+            continue  # already separated here
+        if objective.metric == "top1" and not _seeds_can_separate(a, b):
+            continue
+        for row in (a, b):
+            if (int(row["trial"]), name) not in exhausted:
+                width = float(row[f"{name}_high"] - row[f"{name}_low"])
+                width = width if width == width else float("inf")  # unknown spread: measure it first
+                found.append((width / max(abs(float(row[name])), 1e-9), int(row["trial"]), objective))
+    return sorted(found, key=lambda c: -c[0])
+
+
+def _seeds_can_separate(a: Any, b: Any) -> bool:
+    """Whether the top-1 gap exceeds what the validation sample alone blurs (its Wilson half-widths)."""
+    halves = []
+    for row in (a, b):
+        val_size = int(row.get("val_size") or 0)
+        if not val_size:
+            return True
+        low, high = wilson_interval(row["top1"] / 100 * val_size, val_size)
+        halves.append(100 * (high - low) / 2)
+    return abs(float(a["top1"]) - float(b["top1"])) > max(halves)
+
+
+def _next_measurement(study: optuna.Study, front: FrontInfo, pairs: list[tuple[int, int, float]],
+                      profile: ProfileConfig, limits: ConfirmLimits, exhausted: set[tuple[int, str]],
+                      left_s: float) -> tuple[int, Metric] | None:
+    """(trial, objective) of the most useful measurement that fits in ``left_s``, or ``None``."""
+    for pair in pairs:
+        for _, number, objective in _candidates(front, pair, exhausted):
+            estimate = _estimate_s(study, number, objective, profile, limits)
             if estimate is None:
                 exhausted.add((number, objective.name))
-                continue
-            return number, objective, estimate
+            elif estimate <= left_s:
+                return number, objective
     return None
 
 
-def _estimate_s(study: optuna.Study, number: int, objective: Metric, limits: ConfirmLimits) -> float | None:
+def _estimate_s(study: optuna.Study, number: int, objective: Metric, profile: ProfileConfig,
+                limits: ConfirmLimits) -> float | None:
     """Seconds the next measurement of ``objective`` on trial ``number`` should take; ``None`` at its cap."""
     stored = trial_record(study, study.trials[number])
     if objective.metric == "top1":
-        seeds = len(stored.top1_values())
-        if seeds >= limits.max_seeds or stored.infeasible:
+        if len(stored.top1_values()) >= limits.max_seeds or stored.infeasible:
             return None
-        return float(stored.wall_s.get("train", 0.0)) / max(1, len(stored.top1_seeds) or 1)
+        original_seeds = max(1, len(TrialRecord.from_trial(study.trials[number]).top1_values()))
+        return float(stored.wall_s.get("train", 0.0)) / original_seeds
     summary = stored.summary(objective)
     if summary is None or summary.n >= limits.max_windows:
         return None
     latency_s = float(stored.epf.get(objective.batch_size, {}).get("latency_ms") or 0.0) / 1000
-    return limits.windows * max(CPU_MIN_WINDOW_S, latency_s) + 3 * latency_s  # windows, then warm-up
+    window_s = profile.window_s(resolve_device(profile.device))
+    return limits.windows * max(window_s, latency_s) + 3 * latency_s  # the windows, then the warm-up
 
 
-def _measure(study: optuna.Study, front: FrontInfo, number: int, objective: Metric, settings: TrialSettings,
-             data: LoadedData, limits: ConfirmLimits) -> Step:
-    trial = study.trials[number]
-    stored = trial_record(study, trial)
+def _measure(study: optuna.Study, front: FrontInfo, number: int, objective: Metric, train: TrainConfig,
+             profile: ProfileConfig, data: LoadedData, limits: ConfirmLimits) -> Step | None:
+    """Measure once more and store the pooled figures; ``None`` (nothing stored) when it failed."""
+    stored = trial_record(study, study.trials[number])
     row = front.frame[front.frame["trial"] == number].iloc[0]
     before = (float(row[objective.name]), float(row[f"{objective.name}_low"]), float(row[f"{objective.name}_high"]))
     confirmed = dict(record.confirmation(study, number))
     start = time.perf_counter()
     if objective.metric == "top1":
         seeds = stored.top1_values()
-        config = dataclasses.replace(settings.train, seed=settings.train.seed + len(seeds))
-        trained = train_model(stored.arch_config, data, config)
+        used = confirmed.get(record.TOP1_SEED_IDS) or [train.seed + k for k in range(len(seeds))]
+        seed = max(used) + 1
+        trained = train_model(stored.arch_config, data, dataclasses.replace(train, seed=seed))
+        if not trained.ok or trained.top1 != trained.top1:
+            return None
         confirmed[record.TOP1_SEEDS] = [*seeds, trained.top1]
+        confirmed[record.TOP1_SEED_IDS] = [*used, seed]
         what = f"{len(seeds)} -> {len(seeds) + 1} seeds"
     else:
         batch = objective.batch_size
         earlier = _stored_batch(batch, stored.epf.get(batch, {}))
-        profile = dataclasses.replace(settings.profile, resolution=stored.resolution or settings.profile.resolution)
-        pooled = extend_measurement(stored.arch_config, profile, batch, limits.windows, earlier)
+        measuring = dataclasses.replace(profile, resolution=stored.resolution or profile.resolution)
+        pooled = extend_measurement(stored.arch_config, measuring, batch, limits.windows, earlier)
+        if pooled.status != "ok":
+            return None
         confirmed.setdefault(record.EPF, {})[str(batch)] = epf_figures(pooled)
         what = f"{earlier.repeats if earlier else 0} -> {pooled.repeats} windows"
     study.set_user_attr(record.confirm_key(number), confirmed)
@@ -191,11 +252,12 @@ def _measure(study: optuna.Study, front: FrontInfo, number: int, objective: Metr
 
 
 def _stored_batch(batch_size: int, figures: dict[str, Any]) -> BatchProfile | None:
-    """A trial's stored figures of one batch size as a measurement to pool with."""
-    if not figures or figures.get("status", "ok") != "ok" or figures.get("epf_mj") is None:
+    """A trial's stored figures of one batch size as a measurement to pool with (``None`` when its
+    windows were not recorded: a mean of unknown weight cannot be pooled)."""
+    if not figures or figures.get("status", "ok") != "ok" or figures.get("epf_mj") is None or not figures.get("repeats"):
         return None
     return BatchProfile(batch_size=batch_size, status="ok", epf_mj=figures["epf_mj"],
                         epf_std_mj=figures.get("epf_std_mj") or 0.0, cv=figures.get("cv"),
                         latency_ms=figures.get("latency_ms"), throughput_ips=figures.get("throughput_ips"),
                         idle_power_w=None, epf_idle_subtracted_mj=None, iterations=0,
-                        repeats=int(figures.get("repeats") or 1), latency_std_ms=figures.get("latency_std_ms"))
+                        repeats=int(figures["repeats"]), latency_std_ms=figures.get("latency_std_ms"))

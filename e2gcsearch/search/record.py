@@ -61,6 +61,7 @@ EPF = "epf"
 ENERGY_BACKEND = "energy_backend"
 TOP1 = "top1"
 TOP1_SEEDS = "top1_seeds"
+TOP1_SEED_IDS = "top1_seed_ids"  # in a confirm attr: the training seed of every entry of top1_seeds
 INFEASIBLE = "infeasible"
 VIOLATIONS = "violations"
 FAIL_REASON = "fail_reason"
@@ -142,7 +143,7 @@ class TrialRecord:
             return None
         prefix = "epf_mj" if metric.metric == "epf" else "latency_ms"
         spread = figures.get("epf_std_mj" if metric.metric == "epf" else "latency_std_ms") or 0.0
-        return Summary(int(figures.get("repeats") or 1), float(figures[prefix]), float(spread))
+        return Summary(int(figures.get("repeats") or 0), float(figures[prefix]), float(spread))  # 0: not recorded
 
     def interval(self, metric: Metric, value: float, seed_noise: SeedNoise | None = None) -> tuple[float, float]:
         """The 95 % interval of ``metric`` around ``value`` (see :mod:`e2gcsearch.stats`): over the

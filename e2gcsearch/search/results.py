@@ -114,6 +114,7 @@ def _row(trial: FrozenTrial, stored: TrialRecord, objectives: list[Metric], nois
         row[f"{objective.name}_low"], row[f"{objective.name}_high"] = stored.interval(objective, value, noise)
     if stored.top1_values():
         row["seeds"] = len(stored.top1_values())
+        row["val_size"] = stored.validation_images()
     row.setdefault("params", stored.params)
     row.setdefault("macs", stored.macs)
     for batch in sorted(stored.epf):

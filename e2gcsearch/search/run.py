@@ -146,7 +146,7 @@ def prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData]:
         note(f"note: {arch_config.label()} cannot be built and will fail at once if sampled: {reason}")
     sampler = create_sampler(config.sampler, config.seed, space, config.trials)
     study = open_or_create_study(storage, config.study_name, config.settings.objectives, space,
-                                 _data_key(data), sampler, config.storage)
+                                 data_key(data), sampler, config.storage)
     if config.baselines:
         for label in enqueue_baselines(study, space, data.num_classes):
             note(f"queued {label}")
@@ -170,7 +170,7 @@ def _warm_start(study: optuna.Study, config: SearchConfig, num_classes: int) -> 
         note(f"queued {label} (predicted by the energy model)")
 
 
-def _data_key(data: LoadedData) -> dict[str, Any]:
+def data_key(data: LoadedData) -> dict[str, Any]:
     """The parts of the dataset description that make top-1 figures comparable."""
     description = data.description()
     keep = ("dataset", "classes", "resolution", "seed", "train_size", "val_size")
