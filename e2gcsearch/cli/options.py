@@ -45,7 +45,7 @@ from ..search.storage import DEFAULT_STORAGE, DEFAULT_STUDY
 from ..search.run import DEFAULT_TRIALS
 from ..search.study import SAMPLERS
 from ..train import SCHEDULES, TrainConfig, proxy_data_config
-from ._common import class_list, float_list, int_list, name_list, positive_int, threads
+from ._common import class_list, float_list, int_list, name_list, positive_float, positive_int, threads
 
 
 
@@ -69,7 +69,7 @@ class Option:
         """A study-spec (TOML) value read as if it had been given as this flag."""
         if self.action == "store_true":
             if not isinstance(value, bool):
-                raise ConfigError(f"{where} takes true or false, got {value!r}")
+                raise ConfigError(f"{where} takes true or false (unquoted), got {value!r}")
             return value
         if self.action == "append":
             return [str(v) for v in value] if isinstance(value, list) else [str(value)]
@@ -178,7 +178,7 @@ OPTIONS: dict[str, Option] = {
     "constraint": _option("--constraint", action="append", default=[], metavar="EXPR",
                           help="e.g. 'params<=5e6' or 'top1>=40' (repeatable)"),
     "trials": _option("--trials", type=positive_int, default=DEFAULT_TRIALS, help="trials to run in this invocation"),
-    "timeout": _option("--timeout", type=float, metavar="S", help="stop starting new trials after S seconds"),
+    "timeout": _option("--timeout", type=positive_float, metavar="S", help="stop starting new trials after S seconds"),
     "sampler": _option("--sampler", choices=SAMPLERS, default="tpe", help="Optuna sampler"),
     "seed": _option("--seed", type=int, default=0, help="sampler seed"),
     "workers": _option("--workers", type=positive_int, default=1, help="processes optimizing the study at once"),
@@ -298,14 +298,30 @@ def load_spec(path: Path, groups: tuple[Group, ...]) -> dict[str, Any]:
         spec = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise DataError(f"no study spec at {path}; see studies/ for examples") from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a folder; --config takes a study spec file (.toml), see studies/") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text file; --config takes a study spec (TOML), see studies/") from None
+    except OSError as exc:
+        raise DataError(f"cannot read the study spec {path} ({exc.strerror or exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML ({exc}); fix the file or drop --config") from None
     options = {OPTIONS[name].dest: OPTIONS[name] for _, name, _ in _entries(groups, {})}
+    # A switch --no-X may also be written positively: 'baselines = false' is 'no_baselines = true'.
+    positive = {dest[3:]: dest for dest, option in options.items()
+                if dest.startswith("no_") and option.action == "store_true"}
     values = {}
     for key, value in _flatten(spec).items():
         dest = key.replace("-", "_")
+        if dest in positive and dest not in options:
+            if not isinstance(value, bool):
+                raise ConfigError(f"{path}: {key} takes true or false (unquoted), got {value!r}")
+            dest, value = positive[dest], not value
         if dest not in options:
-            raise ConfigError(f"{path}: unknown key {key!r}; valid keys: {', '.join(sorted(options))}")
+            valid = sorted([*options, *positive])
+            raise ConfigError(f"{path}: unknown key {key!r}; valid keys: {', '.join(valid)}")
+        if dest in values and values[dest] != options[dest].from_spec(value, f"{path}: {key}"):
+            raise ConfigError(f"{path}: {key} contradicts another key of the spec for the same flag; keep one")
         values[dest] = options[dest].from_spec(value, f"{path}: {key}")
     return values
 
