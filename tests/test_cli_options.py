@@ -72,7 +72,7 @@ def test_run_and_validate_take_the_measurement_flags():
 
 def test_run_defaults_keep_profiling_on_one_thread_and_take_the_proxy_budget():
     config = search_config(complete(build_parser().parse_args(["run", "--data", "digits"]), RUN_GROUPS, RUN_DEFAULTS))
-    assert config.settings.profile.threads == 1 and config.settings.train.threads is None
+    assert config.settings.profile.threads == 1 and config.settings.train.threads == "auto"
     assert (config.data.resolution, config.data.train_per_class, config.settings.train.epochs) == (48, 80, 4)
     assert config.settings.profile.repeats == 3 and config.trials == 16 and config.baselines
 

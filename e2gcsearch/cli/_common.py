@@ -74,9 +74,15 @@ def class_list(text: str) -> int | tuple[str, ...]:
     return names
 
 
-def threads(text: str) -> int | None:
-    """A torch thread count: a positive number, or 0 for torch's default (``None``)."""
-    return None if text.strip() == "0" else positive_int(text)
+def threads(text: str) -> int | str | None:
+    """A torch thread count: ``auto`` (measured), a positive number, or 0 for torch's default (``None``)."""
+    text = text.strip().lower()
+    if text == "auto":
+        return "auto"
+    try:
+        return None if text == "0" else positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected auto, 0 or a positive number of threads, got {text!r}") from None
 
 
 def name_list(text: str) -> tuple[str, ...]:

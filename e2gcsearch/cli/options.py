@@ -129,10 +129,11 @@ OPTIONS: dict[str, Option] = {
     "train_seed": _option("--train-seed", type=int, default=0,
                           help="seed of the weight initialisation, the batch order and the augmentation"),
     "device": _option("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N"),
-    "threads": _option("--threads", type=threads, metavar="N",
+    "threads": _option("--threads", type=threads, metavar="N|auto",
                        help="torch intra-op threads of the command's work: training, or measuring where nothing is "
-                            "trained (default 1 there: one busy core measures steadily on a shared CPU); "
-                            "0 or unset = torch's default (all cores)"),
+                            "trained; auto times a few steps with 1 thread and with every core at the start, keeps "
+                            "the faster and says so (a shared CPU can make all cores 10x slower than one); "
+                            "0 = torch's default (all cores)"),
     "channels_last": _option("--channels-last", action="store_true",
                              help="channels_last (NHWC) memory format for training and measuring"),
     "schedule": _option("--schedule", choices=SCHEDULES,
@@ -219,7 +220,8 @@ NETWORK = Group("network", ("arch", "group_size", "groups", "width"))
 MODEL = Group("network", (*NETWORK.names, "resolution", "classes"), {"resolution": 224, "classes": 1000})
 DATA = Group("data", ("data", "data_root", "classes", "train_per_class", "val_per_class", "resolution", "data_seed",
                       "download", "cache_dir"))
-TRAINING = Group("training", ("epochs", "batch_size", "lr", "train_seed", "device", "threads", "channels_last"))
+TRAINING = Group("training", ("epochs", "batch_size", "lr", "train_seed", "device", "threads", "channels_last"),
+                 {"threads": "auto"})
 TRAINER = Group("training", ("schedule", "warmup_epochs", "label_smoothing", "augment", "no_amp", "full",
                              "checkpoint_dir", "resume", "no_progress"))
 _MEASURING = ("batch_sizes", "backend", "device", "repeats", "min_window_s", "warmup", "dtype", "channels_last")
