@@ -56,3 +56,47 @@ def test_a_timeout_must_be_positive(capsys, value):
         build_parser().parse_args(["run", "--timeout", value])
     assert caught.value.code == 2
     assert "expected a positive number" in capsys.readouterr().err
+
+
+INTERRUPTED = """
+import signal, sys, threading, os
+from e2gcsearch.cli import main
+threading.Timer(float(sys.argv[1]), lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("debug", [False, True])
+def test_ctrl_c_is_one_line_unless_debugging(tmp_path, debug):
+    import subprocess
+    import sys
+
+    argv = (["--debug"] if debug else []) + [
+        "run", "--storage", f"sqlite:///{tmp_path}/s.db", "--data", "digits", "--train-per-class", "12",
+        "--val-per-class", "6", "--resolution", "32", "--epochs", "200", "--batch-sizes", "2",
+        "--repeats", "1", "--backend", "estimate", "--widths", "0.25", "--threads", "1", "--trials", "2"]
+    done = subprocess.run([sys.executable, "-c", INTERRUPTED, "25", *argv], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 130, done.stderr
+    assert ("Traceback" in done.stderr) is debug
+    assert "KeyboardInterrupt" not in done.stderr or debug
+    assert done.stderr.strip().splitlines()[-1].startswith("interrupted: the running trial is marked failed")
+
+
+def test_debug_is_a_top_level_flag_described_in_help(capsys, monkeypatch):
+    monkeypatch.delenv("E2GCSEARCH_DEBUG", raising=False)
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "--debug" in capsys.readouterr().out
+    args = build_parser().parse_args(["--debug", "studies"])
+    assert args.debug is True
+
+
+def test_an_unexpected_error_is_one_line_and_a_traceback_with_debug(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("E2GCSEARCH_DEBUG", raising=False)
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"this is not a database" * 100)
+    assert main(["studies", "--storage", f"sqlite:///{bad}"]) in (1, 2)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
