@@ -15,9 +15,13 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import os
+import tempfile
 from pathlib import Path
 from typing import Mapping
+
+from .errors import DataError
 
 CACHE_ENV = "E2GCSEARCH_CACHE_DIR"
 TENSORS = "tensors"    # decoded images of a data subset (e2gcsearch.data)
@@ -41,3 +45,51 @@ def cache_home(environ: Mapping[str, str] | None = None) -> Path:
 def cache_folder(kind: str, home: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
     """The folder of one kind of cache (``TENSORS``, ``PROFILES``) under ``home``, else under :func:`cache_home`."""
     return (Path(home).expanduser() if home else cache_home(environ)) / kind
+
+
+def write_problem(exc: OSError, path: Path | str, what: str) -> str:
+    """One sentence for an ``OSError`` met while writing ``path`` (``what``: "the study storage",
+    "the cache dir"): a read-only file or folder, a full disk, a file where a folder should be."""
+    code = getattr(exc, "errno", None)
+    if code == errno.ENOSPC or "disk is full" in str(exc).lower():
+        return f"the disk holding {what} {path} is full; free some space or choose another location"
+    if code in (errno.EROFS,) or "readonly" in str(exc).lower().replace("-", "").replace(" ", ""):
+        return f"{what} {path} is read-only; make it writable or choose another location"
+    if code in (errno.EACCES, errno.EPERM):
+        return f"{what} {path} is not writable (permission denied); make it writable or choose another location"
+    if code in (errno.ENOTDIR, errno.EEXIST):
+        return f"{what} {path} is (inside) a file, not a folder; choose a folder"
+    return f"cannot write {what} {path} ({exc.strerror or exc}); choose another location"
+
+
+def probe_writable(folder: Path | str, what: str, file: Path | str | None = None) -> None:
+    """Check that ``folder`` takes a new file (a missing one: that its nearest existing parent does),
+    and that ``file`` (if it exists) can be written, by writing and removing a small probe; an
+    ``OSError`` becomes one :class:`DataError` sentence (see :func:`write_problem`). Nothing is left
+    behind, not even a folder."""
+    folder = Path(folder).expanduser().absolute()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(existing))
+        if _read_only(existing):
+            raise PermissionError(errno.EROFS, "read-only", str(existing))
+        handle, probe = tempfile.mkstemp(prefix=".e2gcsearch-probe-", dir=existing)
+        try:
+            os.write(handle, b"\0" * 4096)
+            os.fsync(handle)
+        finally:
+            os.close(handle)
+            os.unlink(probe)
+    except OSError as exc:
+        raise DataError(write_problem(exc, existing if existing.is_file() else folder, what)) from None
+    if file is not None and Path(file).exists() and _read_only(Path(file)):
+        raise DataError(write_problem(OSError(errno.EROFS, "read-only"), file, what))
+
+
+def _read_only(path: Path) -> bool:
+    """True when ``path`` cannot be written, or is marked read-only for everyone (``chmod a-w``: the
+    superuser could still write it, but the mark says the owner does not want that)."""
+    return not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222

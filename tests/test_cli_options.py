@@ -50,7 +50,8 @@ def test_cache_dir_is_the_cache_home_everywhere(tmp_path):
     train = parser.parse_args(["train", "mobilenet_v1", "-G", "8", "--cache-dir", str(tmp_path)])
     assert data_config(train).cache_dir == str(tmp_path / "tensors")
     profile = parser.parse_args(["profile", "mobilenet_v1", "-G", "8", "--cache-dir", str(tmp_path)])
-    assert profile_config(profile, threads=profile.threads).cache_dir == str(tmp_path / "profiles")
+    assert profile.threads == "auto"  # resolved by timing the measured step before profile_config
+    assert profile_config(profile, threads=1).cache_dir == str(tmp_path / "profiles")
     run = parser.parse_args(["run", "--cache-dir", str(tmp_path), "--data", "digits"])
     config = search_config(complete(run, RUN_GROUPS, RUN_DEFAULTS))
     assert (config.data.cache_dir, config.settings.profile.cache_dir) == (str(tmp_path / "tensors"),
@@ -72,7 +73,7 @@ def test_run_and_validate_take_the_measurement_flags():
 
 def test_run_defaults_keep_profiling_on_one_thread_and_take_the_proxy_budget():
     config = search_config(complete(build_parser().parse_args(["run", "--data", "digits"]), RUN_GROUPS, RUN_DEFAULTS))
-    assert config.settings.profile.threads == 1 and config.settings.train.threads is None
+    assert config.settings.profile.threads == 1 and config.settings.train.threads == "auto"
     assert (config.data.resolution, config.data.train_per_class, config.settings.train.epochs) == (48, 80, 4)
     assert config.settings.profile.repeats == 3 and config.trials == 16 and config.baselines
 

@@ -159,8 +159,11 @@ def test_compiled_exports_reproduce_the_model(study, tmp_path):
     with torch.no_grad():
         expected = model(x)
     export_trial(study, 0, tmp_path / "model.pt2", weights=tmp_path / "w.pt")
+    program = torch.export.load(str(tmp_path / "model.pt2")).module()
     with torch.no_grad():
-        torch.testing.assert_close(torch.export.load(str(tmp_path / "model.pt2")).module()(x), expected)
+        torch.testing.assert_close(program(x), expected)
+        five = torch.randn(5, 3, RESOLUTION, RESOLUTION)  # the batch dimension is dynamic
+        torch.testing.assert_close(program(five), model(five))
     export_trial(study, 0, tmp_path / "traced.pt", weights=tmp_path / "w.pt")
     with torch.no_grad():
         torch.testing.assert_close(torch.jit.load(str(tmp_path / "traced.pt"))(x), expected)

@@ -31,14 +31,14 @@ def positive_int(text: str) -> int:
     return value
 
 
-def positive_seconds(text: str) -> float:
-    """'90' → 90.0; a duration in seconds must be a finite number > 0."""
+def positive_float(text: str) -> float:
+    """A number of seconds (or the like) above zero."""
     try:
         value = float(text)
     except ValueError:
-        value = float("nan")
-    if not (value > 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"expected a duration in seconds > 0 like 300, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
 
 
@@ -74,9 +74,15 @@ def class_list(text: str) -> int | tuple[str, ...]:
     return names
 
 
-def threads(text: str) -> int | None:
-    """A torch thread count: a positive number, or 0 for torch's default (``None``)."""
-    return None if text.strip() == "0" else positive_int(text)
+def threads(text: str) -> int | str | None:
+    """A torch thread count: ``auto`` (measured), a positive number, or 0 for torch's default (``None``)."""
+    text = text.strip().lower()
+    if text == "auto":
+        return "auto"
+    try:
+        return None if text == "0" else positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected auto, 0 or a positive number of threads, got {text!r}") from None
 
 
 def name_list(text: str) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..report import noise_notes, render_front
 from ..search.results import front_info
 from ..search.storage import open_study
-from ._common import HelpFormatter, emit, note, positive_int, positive_seconds
+from ._common import HelpFormatter, emit, note, positive_int, positive_float
 from ..search.confirm import ConfirmLimits
 from .options import (DATA, MEASUREMENT_WHILE_TRAINING, OUTPUT, STUDY, TRAINING, add_options, complete, data_config,
                       load_spec, profile_config)
@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "confirm", help="measure contested front points further (more EPF windows, more seeds)",
         description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
-    parser.add_argument("--budget-s", type=positive_seconds, default=300.0, metavar="S",
+    parser.add_argument("--budget-s", type=positive_float, default=300.0, metavar="S",
                         help="stop starting new measurements after S seconds")
     parser.add_argument("--windows", type=positive_int, default=5, help="EPF windows added per measurement")
     parser.add_argument("--max-windows", type=positive_int, default=40, help="at most this many EPF windows per trial")

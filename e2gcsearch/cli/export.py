@@ -4,7 +4,9 @@
              build_model() whose state-dict keys equal e2gcsearch's, with the trial's objectives,
              params, MACs and EPF (and how they were measured) in its docstring
   FILE.json  the ArchConfig: e2gcsearch.create_model(ArchConfig.from_json(open(FILE).read()))
-  FILE.pt    TorchScript (traced), FILE.pt2 torch.export program, FILE.onnx ONNX (needs onnx, onnxscript)
+  FILE.pt2   torch.export program: any batch size (1 to 4096), images of the trial's resolution
+             (224 x 224 when the trial recorded none); torch.export.load(FILE).module()(images)
+  FILE.pt    TorchScript traced at batch 1, FILE.onnx ONNX (needs onnx, onnxscript); same resolution
 """
 
 from __future__ import annotations

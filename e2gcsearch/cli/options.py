@@ -45,7 +45,7 @@ from ..search.storage import DEFAULT_STORAGE, DEFAULT_STUDY
 from ..search.run import DEFAULT_TRIALS
 from ..search.study import SAMPLERS
 from ..train import SCHEDULES, TrainConfig, proxy_data_config
-from ._common import class_list, float_list, int_list, name_list, positive_int, positive_seconds, threads
+from ._common import class_list, float_list, int_list, name_list, positive_float, positive_int, threads
 
 
 
@@ -69,7 +69,7 @@ class Option:
         """A study-spec (TOML) value read as if it had been given as this flag."""
         if self.action == "store_true":
             if not isinstance(value, bool):
-                raise ConfigError(f"{where} takes true or false, got {value!r}")
+                raise ConfigError(f"{where} takes true or false (unquoted), got {value!r}")
             return value
         if self.action == "append":
             return [str(v) for v in value] if isinstance(value, list) else [str(value)]
@@ -132,10 +132,11 @@ OPTIONS: dict[str, Option] = {
                            help="proxy trainings per trial, seeds --train-seed .. +K-1; top-1 is their mean and its "
                                 "interval includes the seed noise they show"),
     "device": _option("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N"),
-    "threads": _option("--threads", type=threads, metavar="N",
+    "threads": _option("--threads", type=threads, metavar="N|auto",
                        help="torch intra-op threads of the command's work: training, or measuring where nothing is "
-                            "trained (default 1 there: one busy core measures steadily on a shared CPU); "
-                            "0 or unset = torch's default (all cores)"),
+                            "trained; auto times a few steps with 1 thread and with every core at the start, keeps "
+                            "the faster and says so (a shared CPU can make all cores 10x slower than one); "
+                            "0 = torch's default (all cores)"),
     "channels_last": _option("--channels-last", action="store_true",
                              help="channels_last (NHWC) memory format for training and measuring"),
     "schedule": _option("--schedule", choices=SCHEDULES,
@@ -181,7 +182,7 @@ OPTIONS: dict[str, Option] = {
     "constraint": _option("--constraint", action="append", default=[], metavar="EXPR",
                           help="e.g. 'params<=5e6' or 'top1>=40' (repeatable)"),
     "trials": _option("--trials", type=positive_int, default=DEFAULT_TRIALS, help="trials to run in this invocation"),
-    "timeout": _option("--timeout", type=float, metavar="S", help="stop starting new trials after S seconds"),
+    "timeout": _option("--timeout", type=positive_float, metavar="S", help="stop starting new trials after S seconds"),
     "sampler": _option("--sampler", choices=SAMPLERS, default="tpe", help="Optuna sampler"),
     "seed": _option("--seed", type=int, default=0, help="sampler seed"),
     "workers": _option("--workers", type=positive_int, default=1, help="processes optimizing the study at once"),
@@ -194,7 +195,7 @@ OPTIONS: dict[str, Option] = {
                                "model with a short profiling sweep unless --warm-start-profile is given)"),
     "warm_start_profile": _option("--warm-start-profile", metavar="FILE.json",
                                   help="device profile from 'e2gcsearch model fit' used by --warm-start model"),
-    "confirm": _option("--confirm", type=positive_seconds, metavar="S",
+    "confirm": _option("--confirm", type=positive_float, metavar="S",
                        help="after the trials, spend up to S seconds measuring contested front points further "
                             "(as 'e2gcsearch confirm --budget-s S')"),
     # search space (run); --arch and --groups take lists here
@@ -225,7 +226,8 @@ NETWORK = Group("network", ("arch", "group_size", "groups", "width"))
 MODEL = Group("network", (*NETWORK.names, "resolution", "classes"), {"resolution": 224, "classes": 1000})
 DATA = Group("data", ("data", "data_root", "classes", "train_per_class", "val_per_class", "resolution", "data_seed",
                       "download", "cache_dir"))
-TRAINING = Group("training", ("epochs", "batch_size", "lr", "train_seed", "device", "threads", "channels_last"))
+TRAINING = Group("training", ("epochs", "batch_size", "lr", "train_seed", "device", "threads", "channels_last"),
+                 {"threads": "auto"})
 TRAINER = Group("training", ("schedule", "warmup_epochs", "label_smoothing", "augment", "no_amp", "full",
                              "checkpoint_dir", "resume", "no_progress"))
 _MEASURING = ("batch_sizes", "backend", "device", "repeats", "min_window_s", "warmup", "dtype", "channels_last")
@@ -305,14 +307,30 @@ def load_spec(path: Path, groups: tuple[Group, ...]) -> dict[str, Any]:
         spec = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise DataError(f"no study spec at {path}; see studies/ for examples") from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a folder; --config takes a study spec file (.toml), see studies/") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text file; --config takes a study spec (TOML), see studies/") from None
+    except OSError as exc:
+        raise DataError(f"cannot read the study spec {path} ({exc.strerror or exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML ({exc}); fix the file or drop --config") from None
     options = {OPTIONS[name].dest: OPTIONS[name] for _, name, _ in _entries(groups, {})}
+    # A switch --no-X may also be written positively: 'baselines = false' is 'no_baselines = true'.
+    positive = {dest[3:]: dest for dest, option in options.items()
+                if dest.startswith("no_") and option.action == "store_true"}
     values = {}
     for key, value in _flatten(spec).items():
         dest = key.replace("-", "_")
+        if dest in positive and dest not in options:
+            if not isinstance(value, bool):
+                raise ConfigError(f"{path}: {key} takes true or false (unquoted), got {value!r}")
+            dest, value = positive[dest], not value
         if dest not in options:
-            raise ConfigError(f"{path}: unknown key {key!r}; valid keys: {', '.join(sorted(options))}")
+            valid = sorted([*options, *positive])
+            raise ConfigError(f"{path}: unknown key {key!r}; valid keys: {', '.join(valid)}")
+        if dest in values and values[dest] != options[dest].from_spec(value, f"{path}: {key}"):
+            raise ConfigError(f"{path}: {key} contradicts another key of the spec for the same flag; keep one")
         values[dest] = options[dest].from_spec(value, f"{path}: {key}")
     return values
 

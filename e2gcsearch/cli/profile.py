@@ -7,6 +7,8 @@ import argparse
 import pandas as pd
 
 from ..profiling import ProfileResult, profile_model
+from ..profiling.probe import step_timer
+from ..train import choose_threads
 from ..report.tables import fixed, render, to_json
 from ._common import HelpFormatter, emit, note
 from .options import MEASUREMENT, MODEL, OUTPUT, add_options, arch_config_from, profile_config
@@ -23,8 +25,9 @@ EPF = energy of one forward + backward pass of a batch / batch size, in mJ per f
 no optimizer step). Backends (auto tries them in this order): nvml (NVIDIA energy counter or sampled
 power), rapl (Linux powercap, CPU package + DRAM), estimate (measured time x a TDP power model:
 7.5 W per busy core on a CPU; override with --cpu-power-w or E2GCSEARCH_CPU_POWER_W). Estimates are
-labelled "estimate" everywhere. Defaults: windows of at least 5 s on a GPU and 0.25 s on a CPU, one
-torch thread. Measurements are cached in <cache home>/profiles: --cache-dir, else $E2GCSEARCH_CACHE_DIR,
+labelled "estimate" everywhere. Defaults: windows of at least 5 s on a GPU and 0.25 s on a CPU;
+--threads auto (the faster of 1 thread and every core, timed on the measured step; --threads 1 gives
+figures comparable across runs on a shared CPU). Measurements are cached in <cache home>/profiles: --cache-dir, else $E2GCSEARCH_CACHE_DIR,
 else ~/.cache/e2gcsearch; --no-cache measures afresh.
 """
 
@@ -39,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "profile", help="EPF (mJ/frame), latency and CV of one network per batch size, naming the backend",
         description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
-    add_options(parser, MODEL, MEASUREMENT, OUTPUT)
+    add_options(parser, MODEL, MEASUREMENT, OUTPUT, defaults={"threads": "auto"})
     parser.set_defaults(func=run)
 
 
@@ -54,7 +57,13 @@ def backend_lines(result: ProfileResult) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> None:
-    result = profile_model(arch_config_from(args), profile_config(args, threads=args.threads), progress=note)
+    arch_config = arch_config_from(args)
+    threads = args.threads
+    if threads == "auto":  # time the measured step with 1 thread and with every core, keep the faster
+        choice = choose_threads(step_timer(arch_config, profile_config(args, threads=1)))
+        note(choice.line())
+        threads = choice.threads
+    result = profile_model(arch_config, profile_config(args, threads=threads), progress=note)
     backend_line, *skipped = backend_lines(result)
     for line in ([] if args.format in ("table", "markdown") else [backend_line]) + skipped:
         note(line)

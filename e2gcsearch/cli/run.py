@@ -14,7 +14,7 @@ from ..report import noise_notes, render_front
 from ..search.confirm import ConfirmLimits, ConfirmReport, confirm_study
 from ..search.objectives import DEFAULT_BATCH_SIZE, parse_constraint, parse_objectives
 from ..search.results import front_info
-from ..search.run import SearchConfig, SearchInterrupted, run_search
+from ..search.run import SearchConfig, SearchInterrupted, search
 from ..search.space import SearchSpace, StagewiseSearchSpace
 from ..search.trial import TrialSettings
 from ..train import TrainConfig, proxy_budget
@@ -34,6 +34,10 @@ examples:
 objectives: epf (mJ/frame at batch {DEFAULT_BATCH_SIZE}; epf@B for batch B), top1 (maximized), params, macs,
 latency (ms/batch, latency@B). Energy figures name the backend that produced them ('estimate' when no
 counter is readable). Running the same command again resumes the study; Ctrl-C keeps finished trials.
+Before a study is created or resumed, one network per architecture/module/width is built and stepped
+once (measured and trained) on the device; a failure there is one line and nothing is written. A
+resume with other training, measurement or device settings is refused (start a new --study NAME).
+--trials counts the queued baselines; a run whose trials all fail exits with status 1.
 """
 
 
@@ -84,14 +88,19 @@ def run(args: argparse.Namespace) -> int:
     args = complete(args, RUN_GROUPS, RUN_DEFAULTS, spec)
     config = search_config(args)
     try:
-        study = run_search(config)
+        outcome = search(config)
     except SearchInterrupted as exc:
         note(str(exc))
         return 130
+    failures = outcome.failure_summary()
+    if failures:
+        note("\n".join(failures))
+        note("fix the cause above and run again (e2gcsearch --debug run ... shows each trial's traceback)")
+        return 1
     if args.confirm:
         settings = config.settings
-        confirm(study, config.data, settings.train, settings.profile, ConfirmLimits(budget_s=args.confirm))
-    front = front_info(study)
+        confirm(outcome.study, config.data, settings.train, settings.profile, ConfirmLimits(budget_s=args.confirm))
+    front = front_info(outcome.study)
     if front.frame.empty:
         note("no feasible completed trial yet, so the front is empty; see the trial lines above")
         return 0

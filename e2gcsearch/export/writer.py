@@ -209,7 +209,12 @@ def export_model(arch_config: ArchConfig, out: str | Path, record: TrialRecord |
     return [out]
 
 
+MAX_EXPORT_BATCH = 4096  # largest batch a .pt2 program accepts (its batch dimension is dynamic)
+
+
 def _export_compiled(model: nn.Module, out: Path, resolution: int) -> None:
+    """``.pt2``: any batch size 1..MAX_EXPORT_BATCH at ``resolution`` x ``resolution`` (the program
+    checks the image size); ``.pt``/``.onnx``: traced at batch 1."""
     example = (torch.randn(1, 3, resolution, resolution),)
     suffix = out.suffix.lower()
     if suffix == ".pt":
@@ -217,7 +222,11 @@ def _export_compiled(model: nn.Module, out: Path, resolution: int) -> None:
             warnings.simplefilter("ignore", FutureWarning)
             torch.jit.save(torch.jit.trace(model, example), str(out))
     elif suffix == ".pt2":
-        torch.export.save(torch.export.export(model, example), str(out))
+        # Traced at batch 2: torch.export specialises a dimension seen as 1 (or 0) to that constant.
+        batch = torch.export.Dim("batch", min=1, max=MAX_EXPORT_BATCH)
+        program = torch.export.export(model, (torch.randn(2, 3, resolution, resolution),),
+                                      dynamic_shapes=({0: batch},))
+        torch.export.save(program, str(out))
     else:
         if importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxscript") is None:
             raise ConfigError("ONNX export needs the optional packages onnx and onnxscript: "

@@ -78,6 +78,14 @@ CONFIRM = "confirm"  # prefix of the study attrs holding confirm's pooled measur
 # Optuna's own system attrs that e2gcsearch reads.
 METRIC_NAMES = "study:metric_names"  # where Study.set_metric_names keeps the names (study)
 FIXED_PARAMS = "fixed_params"  # the parameters of an enqueued trial that has not run yet (trial)
+# The study fingerprint beyond objectives/space/data (study attrs; each must match to resume), and
+# what each trial ran with (trial attrs).
+TRAINING = "training"  # proxy training: epochs, batch size, lr, schedule, augmentation, seed, ...
+PROFILING = "profiling"  # measurement protocol: batch sizes, resolution, dtype, layout, windows, meter
+DEVICE = "device"  # device fingerprint of the measurements (model, driver, torch, threads, meter)
+SETTINGS = "settings"  # trial: {"train": ..., "profile": ...} as the trial ran them (threads resolved)
+WORKER = "worker"  # trial: {"run", "host", "pid"} of the process running it (finds lost workers)
+RETRY_OF = "retry_of"  # trial system attr: the number of the lost trial whose point this one runs again
 
 
 @dataclasses.dataclass

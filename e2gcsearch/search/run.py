@@ -2,24 +2,33 @@
 
 Progress goes to stderr: a bar with ETA, and one line per finished trial (config, objectives,
 front size). With ``workers > 1`` the same study is optimized by that many processes, each with its
-own sampler seed, until the trial budget counted over all of them is reached.
+own sampler seed and its share of the trial budget (a queued baseline is one of those trials).
+
+Before the study is created or resumed, :mod:`.preflight` tries everything a trial needs once; a
+resumed study continues its sampler's stream rather than repeating it, and the trials of a worker
+that died are failed with that reason (:mod:`.lost`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import multiprocessing
 import sys
 import time
+from collections import Counter
 from typing import Any, Callable
 
 import optuna
-from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from ..console import note
+from ..console import debugging, note
 from ..data import DataConfig, LoadedData, load_data
 from . import record
+from ..train.runtime import derived_seed
+from .fingerprint import study_fingerprint, trial_settings
+from .lost import fail_lost_trials, new_run_id, worker_tag
+from .preflight import check_networks, check_places, device_fingerprint_of
 from .storage import redact
 from .study import check_storage_for_workers, create_sampler, enqueue_baselines, open_or_create_study, open_search_storage
 from .trial import TrialRunner, TrialSettings
@@ -90,37 +99,82 @@ def _callbacks(config: SearchConfig, tag: str = "") -> tuple[list[Callable], Cal
     return [report], (bar.close if bar is not None else (lambda: None))
 
 
-def _optimize(study: optuna.Study, runner: TrialRunner, config: SearchConfig,
-              target_total: int | None, tag: str = "") -> None:
-    callbacks, close = _callbacks(config, tag)
-    if target_total is not None and config.workers > 1:
-        callbacks.append(MaxTrialsCallback(target_total, states=None))
+class _QuietFailures(logging.Filter):
+    """Drops Optuna's own "Trial N failed ..." records (with their traceback): the search prints one
+    line per failed trial with its reason. ``e2gcsearch --debug`` keeps them."""
+
+    def filter(self, log: logging.LogRecord) -> bool:
+        return debugging() or not (str(log.msg).startswith("Trial ") and " failed" in str(log.msg))
+
+
+def _quiet_optuna() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logger = logging.getLogger("optuna.study._optimize")
+    if not any(isinstance(f, _QuietFailures) for f in logger.filters):
+        logger.addFilter(_QuietFailures())
+
+
+class _TaggedRunner:
+    """The objective: the trial runner, with the trial's settings and its process recorded on it."""
+
+    def __init__(self, runner: TrialRunner, run_id: str) -> None:
+        self.runner, self.run_id = runner, run_id
+        settings = runner.settings
+        self.settings = trial_settings(settings.train if settings.needs_training else None, settings.profile)
+
+    def _tag(self, trial: Any) -> None:
+        trial.set_user_attr(record.WORKER, worker_tag(self.run_id))
+        trial.set_user_attr(record.SETTINGS, self.settings)
+
+    def __call__(self, trial: Any) -> list[float]:
+        self._tag(trial)
+        try:
+            return self.runner(trial)
+        finally:
+            self._tag(trial)  # a repeated point copies its twin's attrs: these are this trial's own
+
+
+def _optimize(study: optuna.Study, runner: TrialRunner, config: SearchConfig, trials: int | None,
+              run_id: str, tag: str = "") -> None:
+    callbacks, close = _callbacks(config, tag)
+    _quiet_optuna()
     try:
-        study.optimize(runner, n_trials=None if config.workers > 1 else config.trials,
-                       timeout=config.timeout_s, catch=(Exception,), callbacks=callbacks)
+        study.optimize(_TaggedRunner(runner, run_id), n_trials=trials, timeout=config.timeout_s,
+                       catch=(Exception,), callbacks=callbacks)
     finally:
         close()
 
 
-def _worker(config: SearchConfig, index: int, target_total: int | None) -> None:
-    """Entry point of one worker process (``--workers N``)."""
-    data = load_data(config.data, progress=False)
-    storage = open_search_storage(config.storage)
-    seed = None if config.seed is None else config.seed + index
-    study = optuna.load_study(study_name=config.study_name, storage=storage,
-                              sampler=create_sampler(config.sampler, seed, config.settings.space, config.trials))
+def _worker(config: SearchConfig, index: int, quota: int | None, run_id: str) -> None:
+    """Entry point of one worker process (``--workers N``); Ctrl-C ends it quietly (the parent says so)."""
     try:
-        _optimize(study, TrialRunner(config.settings, data), config, target_total, tag=f"[worker {index}] ")
+        data = load_data(config.data, progress=False)
+        storage = open_search_storage(config.storage)
+        study = optuna.load_study(study_name=config.study_name, storage=storage,
+                                  sampler=create_sampler(config.sampler, _sampler_seed(config.seed, 0, index),
+                                                         config.settings.space, config.trials))
+        study.sampler = create_sampler(config.sampler, _sampler_seed(config.seed, len(study.trials), index),
+                                       config.settings.space, config.trials)
+        _optimize(study, TrialRunner(config.settings, data), config, quota, run_id, tag=f"[worker {index}] ")
     except KeyboardInterrupt:
         pass
 
 
-def _run_workers(config: SearchConfig, study: optuna.Study) -> None:
-    target = len(study.trials) + config.trials if config.trials else None
+def quotas(trials: int | None, workers: int) -> list[int | None]:
+    """Trials per worker process: ``trials`` split as evenly as possible (``None``: no limit).
+
+    >>> quotas(5, 2), quotas(1, 3), quotas(None, 2)
+    ([3, 2], [1, 0, 0], [None, None])
+    """
+    if trials is None:
+        return [None] * workers
+    return [trials // workers + (index < trials % workers) for index in range(workers)]
+
+
+def _run_workers(config: SearchConfig, run_id: str) -> None:
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_worker, args=(config, index, target), daemon=False)
-                 for index in range(config.workers)]
+    processes = [context.Process(target=_worker, args=(config, index, quota, run_id), daemon=False)
+                 for index, quota in enumerate(quotas(config.trials, config.workers)) if quota != 0]
     for process in processes:
         process.start()
     try:
@@ -135,24 +189,52 @@ def _run_workers(config: SearchConfig, study: optuna.Study) -> None:
         note(f"warning: {len(failed)} worker(s) exited with an error (exit codes {failed}); see the lines above")
 
 
+def _sampler_seed(seed: int | None, trials_so_far: int, worker: int = 0) -> int | None:
+    """The sampler seed of a (resumed) run: a fresh stream per resume point and worker, so that a resume
+    continues the search instead of proposing the first run's points again."""
+    if seed is None:
+        return None
+    if trials_so_far == 0 and worker == 0:
+        return seed
+    return derived_seed(seed, "sampler", trials_so_far, worker) % 2**32
+
+
 def prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData]:
-    """Load the data, open or resume the study and queue the baselines (no trial runs yet)."""
+    """Check, load the data, open or resume the study and queue the baselines (no trial runs yet)."""
+    study, data, _ = _prepare(config)
+    return study, data
+
+
+def _prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData, SearchConfig]:
+    """:func:`prepare`, also returning ``config`` with ``--threads auto`` resolved. Nothing is written to
+    the storage before every pre-flight check has passed."""
     check_storage_for_workers(config.storage, config.workers)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours to print
-    storage = open_search_storage(config.storage)  # a bad URL is reported before any data is read
+    _quiet_optuna()  # one line per trial is ours to print
+    settings = config.settings
+    check_places(config.storage, config.data, settings.profile, settings.train)
     data = load_data(config.data, progress=config.progress)
-    space = config.settings.space
+    space = settings.space
     for arch_config, reason in space.impossible(data.num_classes):
         note(f"note: {arch_config.label()} cannot be built and will fail at once if sampled: {reason}")
+    profile = dataclasses.replace(settings.profile, batch_sizes=settings.batch_sizes)
+    train = check_networks(space, data, profile, settings.train if settings.needs_training else None, note)
+    if train is not None:
+        settings = dataclasses.replace(settings, train=train)
+        config = dataclasses.replace(config, settings=settings)
+    fingerprint = study_fingerprint(train, profile, data.name, device_fingerprint_of(profile))
+    storage = open_search_storage(config.storage)
     sampler = create_sampler(config.sampler, config.seed, space, config.trials)
-    study = open_or_create_study(storage, config.study_name, config.settings.objectives, space,
-                                 data_key(data), sampler, config.storage)
+    study = open_or_create_study(storage, config.study_name, settings.objectives, space,
+                                 data_key(data), sampler, config.storage, fingerprint)
+    study.sampler = create_sampler(config.sampler, _sampler_seed(config.seed, len(study.trials)), space, config.trials)
+    for line in fail_lost_trials(study):
+        note(line)
     if config.baselines:
         for label in enqueue_baselines(study, space, data.num_classes):
             note(f"queued {label}")
     if config.warm_start == "model":
         _warm_start(study, config, data.num_classes)
-    return study, data
+    return study, data, config
 
 
 def _warm_start(study: optuna.Study, config: SearchConfig, num_classes: int) -> None:
@@ -177,15 +259,33 @@ def data_key(data: LoadedData) -> dict[str, Any]:
     return {key: description[key] for key in keep if key in description}
 
 
-def _started(study: optuna.Study) -> int:
-    """Trials that ran or are running (queued ones are not counted)."""
-    return sum(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False))
+@dataclasses.dataclass
+class SearchOutcome:
+    """A finished ``run``: the study and the trials this invocation ran (by number)."""
+
+    study: optuna.Study
+    ran: list[FrozenTrial]
+
+    def failure_summary(self) -> list[str]:
+        """One line per distinct reason when every trial of this run failed (else nothing)."""
+        if not self.ran or any(t.state != TrialState.FAIL for t in self.ran):
+            return []
+        reasons = Counter((t.user_attrs.get(record.FAIL_REASON) or "no reason recorded").splitlines()[0][:300]
+                          for t in self.ran)
+        return [f"all {len(self.ran)} trial(s) of this run failed:"] + [
+            f"  {count} x {reason}" for reason, count in reasons.most_common()]
 
 
 def run_search(config: SearchConfig) -> optuna.Study:
     """Run (or resume) the search described by ``config`` and return the study."""
-    study, data = prepare(config)
-    done_before = _started(study)
+    return search(config).study
+
+
+def search(config: SearchConfig) -> SearchOutcome:
+    """Run (or resume) the search described by ``config``; also says which trials this run ran."""
+    study, data, config = _prepare(config)
+    run_id = new_run_id()
+    done_before = sum(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False))
     note(f"study {config.study_name!r} in {redact(config.storage)}: {done_before} trial(s) so far; "
          f"sampler {config.sampler}, {config.trials or 'unlimited'} trial(s) to run"
          + (f", timeout {config.timeout_s:g} s" if config.timeout_s else "")
@@ -193,13 +293,15 @@ def run_search(config: SearchConfig) -> optuna.Study:
     start = time.perf_counter()
     try:
         if config.workers > 1:
-            _run_workers(config, study)
+            _run_workers(config, run_id)
         else:
-            _optimize(study, TrialRunner(config.settings, data), config, None)
+            _optimize(study, TrialRunner(config.settings, data), config, config.trials, run_id)
     except KeyboardInterrupt:
         finished = sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
         raise SearchInterrupted(
             f"interrupted: the running trial is marked failed, {finished} finished trial(s) are kept in "
             f"{redact(config.storage)}; run the same command again to resume") from None
-    note(f"ran {_started(study) - done_before} trial(s) in {time.perf_counter() - start:.0f} s")
-    return study
+    ran = [t for t in study.get_trials(deepcopy=False)
+           if (t.user_attrs.get(record.WORKER) or {}).get("run") == run_id]
+    note(f"ran {len(ran)} trial(s) in {time.perf_counter() - start:.0f} s")
+    return SearchOutcome(study, ran)

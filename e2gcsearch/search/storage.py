@@ -11,16 +11,23 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import re
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
+from urllib.parse import quote, unquote
 
 import optuna
 import pandas as pd
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
+from sqlalchemy.engine import make_url
 
 from ..errors import ConfigError, DataError, UnknownNameError
+from ..paths import probe_writable, write_problem
 from . import record
 
 DEFAULT_STORAGE = "sqlite:///studies/e2gcsearch.db"
@@ -30,9 +37,45 @@ STORAGE_HELP = ("an Optuna RDB URL such as sqlite:///studies/e2gcsearch.db or po
                 "or a journal file path ending in .log or .jsonl")
 
 
+def _password(url: str) -> str | None:
+    """The password written in ``url`` (as typed), or ``None``.
+
+    SQLAlchemy's URL object reads the URL; a password holding a bare ``@`` (it should be written
+    ``%40``) makes it split at the first ``@``, so the credentials are taken up to the last ``@``
+    before the path instead."""
+    scheme, sep, rest = str(url).partition("://")
+    if not sep or "@" not in rest:
+        return None
+    credentials = rest[:rest.rfind("@")]
+    return credentials.split(":", 1)[1] if ":" in credentials else None
+
+
 def redact(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (safe to print)."""
-    return re.sub(r"(://[^/:@]*:)[^@/]*@", r"\1***@", str(url))
+    """``url`` with any password replaced by ``***`` (safe to print in messages, logs and listings)."""
+    url = str(url)
+    password = _password(url)
+    if password is None:
+        return url
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy reads; mask by hand
+        shown = ""
+    if not shown or password in shown or "@" in (make_url(url).host or ""):
+        scheme, _, rest = url.partition("://")
+        user = rest[:rest.rfind("@")].split(":", 1)[0]
+        shown = f"{scheme}://{user}:***@{rest[rest.rfind('@') + 1:]}"
+    return shown
+
+
+def hide_secrets(text: str, url: str) -> str:
+    """``text`` (an exception's message, a log line) with the URL and its password masked."""
+    text = str(text).replace(str(url), redact(url))
+    password = _password(url)
+    if password:
+        for form in {password, unquote(password), quote(password, safe="")}:
+            if len(form) >= 3:
+                text = text.replace(form, "***")
+    return text
 
 
 def is_journal(url: str) -> bool:
@@ -77,23 +120,63 @@ def get_storage(url: str | BaseStorage, create: bool = False) -> BaseStorage:
             raise DataError(
                 f"no study storage at {path}; run 'e2gcsearch run' first to create it, "
                 f"or pass --storage with {STORAGE_HELP}")
+        probe_writable(path.parent, "the study storage folder")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise DataError(f"cannot create the folder of {path} ({exc.strerror}); "
-                            "pass a writable --storage path") from None
+            raise DataError(write_problem(exc, path.parent, "the study storage folder")) from None
+    if path is not None and create:
+        probe_writable(path.parent, "the study storage folder", file=path)
     if is_journal(url):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
-        return JournalStorage(JournalFileBackend(url))
+        try:
+            return JournalStorage(JournalFileBackend(url))
+        except OSError as exc:
+            raise DataError(write_problem(exc, path, "the study storage")) from None
     if "://" not in url:
         hint = f"; did you mean sqlite:///{url}?" if url.endswith((".db", ".sqlite", ".sqlite3")) else ""
         raise ConfigError(f"storage {redact(url)!r} is neither a URL nor a journal file; give {STORAGE_HELP}{hint}")
+    with _creation_lock(path):
+        return _open_rdb(url, path)
+
+
+def _open_rdb(url: str, path: Path | None, attempts: int = 3) -> BaseStorage:
+    """``RDBStorage(url)``, retried when another process was creating the same new database's schema."""
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except Exception as exc:  # noqa: BLE001 - sqlalchemy/driver errors vary; report one line
+            text = str(exc).lower()
+            if path is not None and ("readonly" in text or "disk" in text and "full" in text):
+                raise DataError(write_problem(OSError(str(exc)), path, "the study storage")) from None
+            racing = path is not None and type(exc).__name__ in ("IntegrityError", "OperationalError")
+            if racing and attempt + 1 < attempts:
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            raise ConfigError(
+                f"cannot open storage {redact(url)} ({type(exc).__name__}: {hide_secrets(_first_line(exc), url)}); "
+                f"check the URL, its database driver and server, or give {STORAGE_HELP}") from None
+    raise AssertionError("unreachable")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:200]
+
+
+@contextlib.contextmanager
+def _creation_lock(path: Path | None) -> Iterator[None]:
+    """Hold an exclusive lock on the folder of a SQLite file while the storage is opened, so that two
+    processes starting together on a new file do not both create its schema."""
+    if path is None:
+        yield
+        return
+    handle = os.open(path.parent if str(path.parent) else ".", os.O_RDONLY)
     try:
-        return optuna.storages.RDBStorage(url)
-    except Exception as exc:  # noqa: BLE001 - sqlalchemy/driver errors vary; report one line
-        raise ConfigError(
-            f"cannot open storage {redact(url)} ({type(exc).__name__}); check the URL, its database "
-            f"driver and server, or give {STORAGE_HELP}") from None
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        os.close(handle)
 
 
 def study_names(storage: str | BaseStorage) -> list[str]:
@@ -155,6 +238,7 @@ __all__ = [
     "DEFAULT_STUDY",
     "get_storage",
     "open_study",
+    "hide_secrets",
     "redact",
     "storage_file",
     "studies_dir",

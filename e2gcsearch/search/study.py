@@ -20,6 +20,7 @@ from typing import Any
 import optuna
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 
+from ..console import note
 from ..version import __version__
 from ..errors import ConfigError, UnknownNameError
 from ..metrics import Metric
@@ -80,25 +81,47 @@ def create_sampler(name: str, seed: int | None, space: SearchSpace, trials: int 
     raise UnknownNameError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
 
 
-def study_attrs(objectives: tuple[Metric, ...], space: SearchSpace, data: dict[str, Any]) -> dict[str, Any]:
-    """What identifies a study's trials as comparable (checked on every resume)."""
+def study_attrs(objectives: tuple[Metric, ...], space: SearchSpace, data: dict[str, Any],
+                fingerprint: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What identifies a study's trials as comparable (checked on every resume); ``fingerprint`` adds
+    the training, measurement and device keys (:func:`e2gcsearch.search.fingerprint.study_fingerprint`)."""
     return {
         record.OBJECTIVES: [o.to_dict() for o in objectives],
         record.SPACE: space.describe(),
         record.DATA: data,
+        **(fingerprint or {}),
     }
 
 
 def _mismatch(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
-    return [key for key, value in wanted.items() if key in stored and stored[key] != value]
+    """The keys that differ; for a dict, as ``key.field`` (``training.epochs``)."""
+    differs = []
+    for key, value in wanted.items():
+        if key not in stored or stored[key] == value:
+            continue
+        if isinstance(value, dict) and isinstance(stored[key], dict):
+            fields = sorted(f for f in set(value) | set(stored[key]) if value.get(f) != stored[key].get(f))
+            differs += [f"{key}.{field}" for field in fields]
+        else:
+            differs.append(key)
+    return differs
+
+
+def _lookup(attrs: dict[str, Any], dotted: str) -> Any:
+    key, _, field = dotted.partition(".")
+    value = attrs.get(key)
+    return value.get(field) if field and isinstance(value, dict) else value
 
 
 def open_or_create_study(storage: BaseStorage, study_name: str, objectives: tuple[Metric, ...],
                          space: SearchSpace, data: dict[str, Any], sampler: optuna.samplers.BaseSampler,
-                         storage_url: str = "") -> optuna.Study:
-    """Create the study, or resume it after checking it was made for the same search."""
+                         storage_url: str = "", fingerprint: dict[str, Any] | None = None) -> optuna.Study:
+    """Create the study, or resume it after checking it was made for the same search.
+
+    A study made before ``fingerprint``'s keys were stored is resumed with a warning (its trials
+    cannot be checked against them)."""
     directions = [o.direction for o in objectives]
-    wanted = study_attrs(objectives, space, data)
+    wanted = study_attrs(objectives, space, data, fingerprint)
     exists = study_name in optuna.study.get_all_study_names(storage=storage)
     study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler,
                                 directions=directions, load_if_exists=True)
@@ -118,10 +141,15 @@ def open_or_create_study(storage: BaseStorage, study_name: str, objectives: tupl
     if [d.name.lower() for d in study.directions] != directions:
         differs.insert(0, record.OBJECTIVES)
     if differs:
-        details = "; ".join(f"{key}: stored {_short(stored.get(key))}, asked {_short(wanted[key])}" for key in dict.fromkeys(differs))
+        details = "; ".join(f"{key}: stored {_short(_lookup(stored, key))}, asked {_short(_lookup(wanted, key))}"
+                            for key in dict.fromkeys(differs))
         raise ConfigError(
             f"study {study_name!r} was created for a different search ({details}); rerun with the same "
             "options to resume it, or start a new study with --study NEW_NAME")
+    missing = [key for key in wanted if key not in stored]
+    if missing:
+        note(f"warning: study {study_name!r} predates the stored {', '.join(missing)} settings; resuming "
+             "without checking them, so keep the options it was started with")
     return study
 
 

@@ -30,6 +30,7 @@ import torch
 
 from ..config import ArchConfig
 from ..data import LoadedData
+from ..console import note
 from ..devices import resolve_device
 from ..errors import ConfigError
 from . import checkpoint
@@ -37,6 +38,7 @@ from .config import (PROXY_BUDGETS, SCHEDULES, ProxyBudget, TrainConfig, TrainRe
                      proxy_data_config)
 from .loop import Trainer
 from .runtime import build_model, check_inputs, distributed, process_rank, thread_limit
+from .threads import AUTO, ThreadChoice, choose_threads, resolve_threads
 
 EpochCallback = Callable[[int, dict], Any]
 
@@ -58,6 +60,7 @@ def train_model(arch_config: ArchConfig, data: LoadedData, config: TrainConfig |
     started = time.perf_counter()
     config = config or TrainConfig()
     check_inputs(arch_config, data)
+    config = resolve_threads(config, arch_config, data, note if process_rank() == 0 else None)
     device_type = "cuda" if config.device.startswith("cuda") or (
         config.device == "auto" and torch.cuda.is_available()) else "cpu"
     with thread_limit(config.threads), distributed(device_type) as dist:
@@ -73,15 +76,19 @@ def train_model(arch_config: ArchConfig, data: LoadedData, config: TrainConfig |
 
 
 __all__ = [
+    "AUTO",
     "PROXY_BUDGETS",
     "ProxyBudget",
     "SCHEDULES",
     "TrainConfig",
+    "ThreadChoice",
     "TrainResult",
     "build_model",
+    "choose_threads",
     "learning_rate",
     "process_rank",
     "proxy_budget",
     "proxy_data_config",
+    "resolve_threads",
     "train_model",
 ]

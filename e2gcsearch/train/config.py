@@ -48,7 +48,7 @@ class TrainConfig:
     checkpoint_dir: str | None = None
     resume: bool = False
     progress: bool = True
-    threads: int | None = None
+    threads: int | str | None = None  # "auto": measured at the start (see e2gcsearch.train.threads)
     augment: str = "auto"
     step_milestones: tuple[float, ...] = (1 / 3, 2 / 3)
     step_gamma: float = 0.1
@@ -66,7 +66,8 @@ class TrainConfig:
             raise ConfigError(f"label_smoothing must lie in [0, 1) (e.g. 0.1), got {self.label_smoothing!r}")
         if self.warmup_epochs < 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
             raise ConfigError("warmup_epochs and weight_decay must be >= 0 and momentum in [0, 1)")
-        positive_int("threads", self.threads, optional=True)
+        if self.threads != "auto":
+            positive_int("threads", self.threads, optional=True)
         if self.device != "auto" and not self.device.startswith(("cpu", "cuda")):
             raise ConfigError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")
         object.__setattr__(self, "step_milestones", tuple(float(m) for m in self.step_milestones))

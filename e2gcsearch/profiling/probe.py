@@ -1,0 +1,70 @@
+"""Quick probes of the measured step (forward + backward in train mode, as the protocol measures it):
+can it run at all, how long does it take with N threads, and which device fingerprint would a
+measurement carry. Used by ``profile --threads auto`` and by the search's pre-flight check."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import torch
+
+from ..config import ArchConfig
+from ..devices import resolve_device
+from ..energy import create_meter
+from ..models import check_resolution, validate_config
+from .fingerprint import device_fingerprint
+from .protocol import ProfileConfig, _build_model, _synchronize, _synthetic_batch, _train_step
+
+TIMED_STEPS = 3
+
+
+def measured_step(arch_config: ArchConfig, config: ProfileConfig, batch_size: int | None = None) -> Callable[[], None]:
+    """One measured step of ``arch_config`` at ``batch_size`` (default: the smallest profiled one),
+    built once on the config's device; calling it runs the step and waits for the device."""
+    check_resolution(arch_config.arch, config.resolution)
+    validate_config(arch_config)
+    device = resolve_device(config.device)
+    model = _build_model(arch_config, device, config)
+    inputs, targets = _synthetic_batch(arch_config, batch_size or min(config.batch_sizes), device, config)
+
+    def step() -> None:
+        _train_step(model, inputs, targets)
+        _synchronize(device)
+
+    return step
+
+
+def step_timer(arch_config: ArchConfig, config: ProfileConfig, steps: int = TIMED_STEPS,
+               timer: Callable[[], float] = time.perf_counter) -> Callable[[int], float]:
+    """A ``seconds_per_step(threads)`` of the measured step (one untimed step first), for
+    :func:`e2gcsearch.train.choose_threads`."""
+    step = measured_step(arch_config, config)
+
+    def seconds_per_step(threads: int) -> float:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            step()
+            start = timer()
+            for _ in range(steps):
+                step()
+            return (timer() - start) / steps
+        finally:
+            torch.set_num_threads(previous)
+
+    return seconds_per_step
+
+
+def expected_fingerprint(config: ProfileConfig) -> dict[str, Any]:
+    """The device fingerprint that measurements under ``config`` will carry (opens the meter once)."""
+    device = resolve_device(config.device)
+    options = {} if config.power_w is None else {"power_w": config.power_w}
+    previous = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    try:
+        with create_meter(config.backend, device, **options) as meter:
+            return device_fingerprint(device, config.dtype, config.channels_last, meter)
+    finally:
+        torch.set_num_threads(previous)

@@ -1,0 +1,55 @@
+"""What makes the objectives of two trials comparable, beyond the objectives, the space and the data:
+the proxy training, the measurement protocol and the device. Stored on the study when it is created
+and compared on every resume (see :func:`e2gcsearch.search.study.open_or_create_study`); each trial
+also records the settings it ran with.
+
+Thread counts and progress bars change how fast a figure is obtained, not the figure, so the
+training part leaves them out (the trial's own record keeps the threads it used); the device
+fingerprint keeps the measurement threads, which do change a CPU's energy per frame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ..profiling import ProfileConfig
+from ..train import TrainConfig
+from ..train.config import augmentation_for
+from . import record
+
+# TrainConfig fields that do not change a trained network's top-1.
+NOT_OBJECTIVE = ("threads", "progress", "device", "checkpoint_dir", "resume", "full")
+# ProfileConfig fields that do not change a measured figure (the cache only saves time).
+NOT_MEASURED = ("cache_dir", "use_cache", "device")
+
+
+def training_key(train: TrainConfig, dataset: str) -> dict[str, Any]:
+    """The proxy training settings that change top-1 (augmentation resolved for ``dataset``)."""
+    key = {name: value for name, value in train.to_dict().items() if name not in NOT_OBJECTIVE}
+    key["augment"] = augmentation_for(train, dataset)
+    return key
+
+
+def profiling_key(profile: ProfileConfig) -> dict[str, Any]:
+    """The measurement protocol (batch sizes, resolution, precision, layout, windows, backend, power model)."""
+    key = {name: value for name, value in dataclasses.asdict(profile).items() if name not in NOT_MEASURED}
+    key["batch_sizes"] = list(profile.batch_sizes)
+    return key
+
+
+def study_fingerprint(train: TrainConfig | None, profile: ProfileConfig, dataset: str,
+                      device: dict[str, Any]) -> dict[str, Any]:
+    """Study attrs (beyond objectives, space and data) that must match to resume."""
+    out = {record.PROFILING: profiling_key(profile), record.DEVICE: dict(device)}
+    if train is not None:
+        out[record.TRAINING] = training_key(train, dataset)
+    return out
+
+
+def trial_settings(train: TrainConfig | None, profile: ProfileConfig) -> dict[str, Any]:
+    """What a trial records about how it ran (``record.SETTINGS``)."""
+    out: dict[str, Any] = {"profile": profiling_key(profile) | {"device": profile.device}}
+    if train is not None:
+        out["train"] = train.to_dict()
+    return out

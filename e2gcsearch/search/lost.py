@@ -1,0 +1,81 @@
+"""Trials whose worker died: each running trial names its process (host, pid, run); a run that starts
+fails the RUNNING trials of processes that no longer exist on this host, and (on an RDB storage)
+those whose heartbeat stopped, with the reason recorded, and queues their point again once.
+
+Without this a killed worker's trial stayed RUNNING (a journal storage has no heartbeat) or was failed
+by Optuna a minute later without a reason.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from . import record
+
+def worker_tag(run_id: str) -> dict[str, Any]:
+    """What a trial records about the process running it (``record.WORKER``)."""
+    return {"run": run_id, "host": socket.gethostname(), "pid": os.getpid()}
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
+
+
+def _stale_ids(study: optuna.Study) -> set[int]:
+    """Trial ids whose heartbeat is older than the grace period (RDB storages with a heartbeat)."""
+    storage = study._storage
+    stale = getattr(storage, "_get_stale_trial_ids", None)
+    if stale is None or not getattr(storage, "heartbeat_interval", None):
+        return set()
+    return set(stale(study._study_id))
+
+
+def lost_reason(trial: Any, stale: set[int]) -> str | None:
+    """Why ``trial`` (RUNNING) has lost its worker, or ``None`` when the worker may still be alive."""
+    tag = trial.user_attrs.get(record.WORKER) or {}
+    started = trial.datetime_start.strftime("%Y-%m-%d %H:%M:%S") if trial.datetime_start else "?"
+    if tag.get("host") == socket.gethostname() and tag.get("pid") and not _process_exists(int(tag["pid"])):
+        return (f"worker lost: process {tag['pid']} on {tag['host']} ended without finishing the trial "
+                f"(no heartbeat since it stopped; started {started})")
+    if trial._trial_id in stale:
+        where = f"process {tag['pid']} on {tag['host']}" if tag else "its process"
+        return f"worker lost: no heartbeat from {where} within the grace period (started {started})"
+    return None
+
+
+def fail_lost_trials(study: optuna.Study) -> list[str]:
+    """Fail the RUNNING trials whose worker is gone (reason recorded) and queue their points once more;
+    returns one line per trial failed."""
+    storage, lines = study._storage, []
+    stale = _stale_ids(study)
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        reason = lost_reason(trial, stale)
+        if reason is None:
+            continue
+        try:
+            storage.set_trial_user_attr(trial._trial_id, record.FAIL_REASON, reason)
+            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        except RuntimeError:  # another process failed it first
+            continue
+        lines.append(f"trial {trial.number} failed: {reason}")
+        if record.RETRY_OF not in trial.system_attrs and trial.params:
+            study.enqueue_trial(trial.params)
+            waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))[-1]
+            storage.set_trial_system_attr(waiting._trial_id, record.RETRY_OF, trial.number)
+    return lines

@@ -1,0 +1,95 @@
+"""The pre-flight check of a search: everything a trial will need is tried once, before a study is
+created or resumed, so that a mistake costs seconds and one line instead of a study of failed trials.
+
+In order: the devices exist; the cache folders and the storage location take a file (nothing is left
+behind); then, after the data is loaded, for each architecture x module x width family of the space
+one network is built at the search resolution and runs one measured step (forward + backward, train
+mode) at the smallest profiled batch size and one optimiser step at the training batch size on the
+chosen device. ``--threads auto`` is resolved from those training steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+from ..config import ArchConfig
+from ..data import DataConfig, LoadedData
+from ..devices import resolve_device
+from ..errors import ConfigError, UserError
+from ..paths import TENSORS, cache_folder, probe_writable
+from ..profiling import ProfileConfig, default_cache_dir
+from ..profiling.probe import expected_fingerprint, measured_step
+from ..train import TrainConfig, choose_threads
+from ..train.threads import AUTO, training_step_timer
+from .storage import storage_file
+
+
+class PreflightError(ConfigError):
+    """A search that would fail every trial (or write nowhere); nothing has been written."""
+
+
+def check_places(storage_url: str, data: DataConfig, profile: ProfileConfig, train: TrainConfig) -> None:
+    """Devices exist, and the cache folders and the storage location are writable (checked before
+    any data is loaded; nothing is created)."""
+    resolve_device(train.device)
+    resolve_device(profile.device)
+    probe_writable(data.cache_dir or cache_folder(TENSORS), "the data cache folder")
+    if profile.use_cache:
+        probe_writable(profile.cache_dir or default_cache_dir(), "the measurement cache folder")
+    path = storage_file(storage_url)
+    if path is not None:
+        probe_writable(path.parent, "the study storage folder", file=path)
+
+
+def families(space: Any, num_classes: int) -> list[ArchConfig]:
+    """One buildable network per architecture x module x width of ``space`` (the first in grid order)."""
+    bad = {(config.arch, config.grouping, config.width) for config, _ in space.impossible(num_classes)}
+    chosen: dict[tuple, ArchConfig] = {}
+    for config in space.points(num_classes):
+        if (config.arch, config.grouping, config.width) not in bad:
+            chosen.setdefault((config.arch, config.group_size is not None, config.width), config)
+    return list(chosen.values())
+
+
+def check_networks(space: Any, data: LoadedData, profile: ProfileConfig, train: TrainConfig | None,
+                   note: Callable[[str], None]) -> TrainConfig | None:
+    """Build and step each family's network (see the module docstring); returns ``train`` with
+    ``threads="auto"`` resolved. Raises :class:`PreflightError` naming the family and the reason."""
+    batch = min(profile.batch_sizes)
+    timer = None
+    for arch_config in families(space, data.num_classes):
+        where = f"{arch_config.label()} at {data.resolution}x{data.resolution} px"
+        _attempt(lambda: measured_step(arch_config, profile)(),
+                 f"{where} cannot run a measured step at batch size {batch} on {profile.device}",
+                 "drop that batch size from --batch-sizes, or raise --resolution")
+        if train is not None:
+            step = _attempt(lambda: training_step_timer(arch_config, data, train, steps=1),
+                            f"{where} cannot be trained on {train.device}", "change --resolution or --batch-size")
+            _attempt(lambda: step(1), f"{where} cannot be trained on {train.device}",
+                     "change --resolution or --batch-size")
+            timer = timer or training_step_timer(arch_config, data, train)
+    if train is not None and train.threads == AUTO and timer is not None:
+        choice = choose_threads(timer)
+        note(choice.line())
+        train = dataclasses.replace(train, threads=choice.threads)
+    return train
+
+
+def device_fingerprint_of(profile: ProfileConfig) -> dict[str, Any]:
+    """The device fingerprint the search's measurements will carry."""
+    return _attempt(lambda: expected_fingerprint(profile), "the energy meter cannot be opened",
+                    "choose another --backend")
+
+
+def _attempt(action: Callable[[], Any], what: str, fix: str) -> Any:
+    try:
+        return action()
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except UserError as exc:
+        raise PreflightError(f"pre-flight: {what}: {exc}; nothing was written") from None
+    except Exception as exc:  # noqa: BLE001 - any failure here would fail every trial of the family
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise PreflightError(f"pre-flight: {what} ({type(exc).__name__}: {first}); {fix}. "
+                             "Nothing was written") from None

@@ -1,0 +1,104 @@
+"""``--threads auto``: time a few real steps with one thread and with every core, keep the faster.
+
+Torch's default (one intra-op thread per core) is fastest on an idle machine, but on a CPU shared
+with another job every step waits at a barrier for a preempted sibling thread: a two-trial search
+took 311 s instead of 12 s with one thread. Nothing predicts which case holds, so it is measured.
+
+Example:
+    >>> timings = {1: 0.041, 2: 0.097}                         # seconds per step, by thread count
+    >>> choice = choose_threads(timings.__getitem__, candidates=(1, 2))
+    >>> choice.threads, choice.line()
+    (1, 'threads: auto chose 1 (1 thread 41 ms/step, 2 threads 97 ms/step)')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Callable
+
+import torch
+
+from ..config import ArchConfig
+from ..data import LoadedData
+from ..data.augment import augment_batch
+from ..devices import resolve_device
+from .config import TrainConfig
+from .loop import Trainer
+from .runtime import DistInfo, build_model, check_inputs, thread_limit
+
+AUTO = "auto"
+TIMED_STEPS = 3  # per candidate, after one untimed step
+
+
+@dataclasses.dataclass(frozen=True)
+class ThreadChoice:
+    """The thread count kept and the seconds per step measured for each candidate."""
+
+    threads: int
+    seconds_per_step: dict[int, float]
+
+    def line(self) -> str:
+        shown = ", ".join(f"{n} thread{'s' if n > 1 else ''} {s * 1e3:.0f} ms/step"
+                          for n, s in self.seconds_per_step.items())
+        return f"threads: auto chose {self.threads} ({shown})"
+
+
+def thread_candidates() -> tuple[int, ...]:
+    """One thread, and every core this process may use."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return tuple(sorted({1, max(1, cores)}))
+
+
+def choose_threads(seconds_per_step: Callable[[int], float],
+                   candidates: tuple[int, ...] | None = None) -> ThreadChoice:
+    """Time each candidate thread count with ``seconds_per_step(threads)`` and keep the fastest (fewer
+    threads on a tie: they leave cores to others)."""
+    candidates = candidates or thread_candidates()
+    timings = {threads: float(seconds_per_step(threads)) for threads in candidates}
+    best = min(timings, key=lambda threads: (timings[threads], threads))
+    return ThreadChoice(best, timings)
+
+
+def training_step_timer(arch_config: ArchConfig, data: LoadedData, config: TrainConfig,
+                        steps: int = TIMED_STEPS, timer: Callable[[], float] = time.perf_counter
+                        ) -> Callable[[int], float]:
+    """A ``seconds_per_step(threads)`` for :func:`choose_threads`: real optimiser steps of
+    ``arch_config`` on the first images of ``data`` at the training batch size (one untimed step first).
+
+    Raises whatever the step raises (a network that cannot train at this resolution or batch size, a
+    device that does not exist): the caller's pre-flight check reports it."""
+    check_inputs(arch_config, data)
+    device = torch.device(resolve_device(config.device))
+    trainer = Trainer(build_model(arch_config, config.seed), data, config.replace(progress=False), device, DistInfo())
+    images, labels = trainer.train_x[:trainer.batch], trainer.train_y[:trainer.batch]
+    generator = torch.Generator().manual_seed(0)
+
+    def step() -> None:
+        x = augment_batch(images, trainer.mean, trainer.std, generator, trainer.augment)
+        if config.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        loss = trainer._step(x, labels, config.lr * 1e-3)  # a tiny rate: the weights are thrown away
+        loss.item()  # waits for the device
+
+    def seconds_per_step(threads: int) -> float:
+        with thread_limit(threads):
+            step()
+            start = timer()
+            for _ in range(steps):
+                step()
+            return (timer() - start) / steps
+
+    return seconds_per_step
+
+
+def resolve_threads(config: TrainConfig, arch_config: ArchConfig, data: LoadedData,
+                    note: Callable[[str], None] | None = None) -> TrainConfig:
+    """``config`` with ``threads="auto"`` replaced by the measured choice (said through ``note``)."""
+    if config.threads != AUTO:
+        return config
+    choice = choose_threads(training_step_timer(arch_config, data, config))
+    if note is not None:
+        note(choice.line())
+    return config.replace(threads=choice.threads)

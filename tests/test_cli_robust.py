@@ -1,0 +1,102 @@
+"""Bad input of every kind ends in one line and exit 2: study specs, numbers, the --debug switch."""
+
+from __future__ import annotations
+
+import pytest
+
+from e2gcsearch.cli import build_parser, main
+from e2gcsearch.cli.options import complete, load_spec
+from e2gcsearch.cli.run import RUN_DEFAULTS, RUN_GROUPS, search_config
+
+
+def _config_from(tmp_path, text: str):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(text + "\n")
+    args = build_parser().parse_args(["run", "--config", str(spec)])
+    return search_config(complete(args, RUN_GROUPS, RUN_DEFAULTS, load_spec(args.config, RUN_GROUPS)))
+
+
+@pytest.mark.parametrize("text, baselines", [
+    ("baselines = false", False), ("baselines = true", True),
+    ("no_baselines = true", False), ("no-baselines = false", True),
+    ("[search]\nbaselines = false", False),
+])
+def test_a_switch_reads_the_same_both_ways_round(tmp_path, text, baselines):
+    assert _config_from(tmp_path, text).baselines is baselines
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ('baselines = "false"', "baselines takes true or false (unquoted), got 'false'"),
+    ('no_baselines = "false"', "no_baselines takes true or false (unquoted), got 'false'"),
+    ("baselines = 0", "baselines takes true or false"),
+    ("baselines = true\nno_baselines = true", "contradicts another key"),
+])
+def test_a_switch_that_is_not_a_boolean_is_refused(tmp_path, capsys, text, fragment):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(text + "\n")
+    assert main(["run", "--config", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and err.count("\n") == 1, err
+
+
+def test_a_folder_or_a_binary_file_as_spec_is_one_line(tmp_path, capsys):
+    assert main(["run", "--config", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder" in err and err.count("\n") == 1, err
+    binary = tmp_path / "model.pt"
+    binary.write_bytes(bytes(range(256)) * 4)
+    assert main(["run", "--config", str(binary)]) == 2
+    err = capsys.readouterr().err
+    assert "is not a text file" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("value", ["-5", "0", "inf", "soon"])
+def test_a_timeout_must_be_positive(capsys, value):
+    with pytest.raises(SystemExit) as caught:
+        build_parser().parse_args(["run", "--timeout", value])
+    assert caught.value.code == 2
+    assert "expected a positive number" in capsys.readouterr().err
+
+
+INTERRUPTED = """
+import signal, sys, threading, os
+from e2gcsearch.cli import main
+threading.Timer(float(sys.argv[1]), lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("debug", [False, True])
+def test_ctrl_c_is_one_line_unless_debugging(tmp_path, debug):
+    import subprocess
+    import sys
+
+    argv = (["--debug"] if debug else []) + [
+        "run", "--storage", f"sqlite:///{tmp_path}/s.db", "--data", "digits", "--train-per-class", "12",
+        "--val-per-class", "6", "--resolution", "32", "--epochs", "200", "--batch-sizes", "2",
+        "--repeats", "1", "--backend", "estimate", "--widths", "0.25", "--threads", "1", "--trials", "2"]
+    done = subprocess.run([sys.executable, "-c", INTERRUPTED, "25", *argv], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 130, done.stderr
+    assert ("Traceback" in done.stderr) is debug
+    assert "KeyboardInterrupt" not in done.stderr or debug
+    assert done.stderr.strip().splitlines()[-1].startswith("interrupted: the running trial is marked failed")
+
+
+def test_debug_is_a_top_level_flag_described_in_help(capsys, monkeypatch):
+    monkeypatch.delenv("E2GCSEARCH_DEBUG", raising=False)
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "--debug" in capsys.readouterr().out
+    args = build_parser().parse_args(["--debug", "studies"])
+    assert args.debug is True
+
+
+def test_an_unexpected_error_is_one_line_and_a_traceback_with_debug(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("E2GCSEARCH_DEBUG", raising=False)
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"this is not a database" * 100)
+    assert main(["studies", "--storage", f"sqlite:///{bad}"]) in (1, 2)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
