@@ -154,7 +154,10 @@ class ProxyBudget:
 # smallest common size at which the last stage of both networks still sees a 2x2 map, so batch size 1
 # can be profiled in train mode (BN needs more than one value per channel). 80/40 images per class
 # and 4 epochs put a MobileNet-V1 clearly above chance (90 %+) within the default run's ten minutes
-# on two cores. Food-101 needs more pixels and epochs.
+# on two cores (but every grouping scores within noise of the others: see README). Food-101: every
+# image, 8 epochs, 64 px; benchmarks/proxy_fidelity.py measured it the only tested proxy whose
+# ranking leans towards full training's (tau +0.44 on food101-mini; 12 or 24 images per class stay at
+# chance).
 PROXY_BUDGETS = {
     "digits": ProxyBudget(resolution=48, epochs=4, train_per_class=80, val_per_class=40),
     "food101": ProxyBudget(resolution=64, epochs=8),
