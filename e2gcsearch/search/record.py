@@ -29,6 +29,8 @@ User attrs of a trial:
     fail_reason        why a FAIL trial failed (exception type and message)
     duplicate_of       number of the earlier trial with the same parameters whose results this
                        trial repeats (a sampler may propose a point of a discrete space again)
+    settings           {"train": ..., "profile": ...}: the settings the trial ran with (threads resolved)
+    worker             {"run", "host", "pid"} of the process that ran it (finds trials of lost workers)
 
 User attrs of the study (written once by ``run``):
     objectives         [{"name": "epf@16", "metric": "epf", "batch_size": 16,
@@ -38,6 +40,9 @@ User attrs of the study (written once by ``run``):
                        (the same names are set with ``study.set_metric_names``)
     space              the search space description (must match to resume)
     data               dataset description of the proxy training (must match to resume)
+    training, profiling, device
+                       proxy training settings, measurement protocol and device fingerprint (must
+                       match to resume; see search/fingerprint.py)
     e2gcsearch_version version that created the study
     full:trial-<n>     full-training result of trial n written by ``validate`` (finished trials are
                        immutable in Optuna, so it lives on the study; see validate.full_result)
