@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from e2gcsearch.cli import build_parser, main
@@ -58,30 +60,33 @@ def test_a_timeout_must_be_positive(capsys, value):
     assert "expected a positive number" in capsys.readouterr().err
 
 
-INTERRUPTED = """
-import signal, sys, threading, os
-from e2gcsearch.cli import main
-threading.Timer(float(sys.argv[1]), lambda: os.kill(os.getpid(), signal.SIGINT)).start()
-sys.exit(main(sys.argv[2:]))
-"""
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("debug", [False, True])
 def test_ctrl_c_is_one_line_unless_debugging(tmp_path, debug):
+    import signal
     import subprocess
     import sys
+    import time
 
     argv = (["--debug"] if debug else []) + [
         "run", "--storage", f"sqlite:///{tmp_path}/s.db", "--data", "digits", "--train-per-class", "12",
         "--val-per-class", "6", "--resolution", "32", "--epochs", "200", "--batch-sizes", "2",
         "--repeats", "1", "--backend", "estimate", "--widths", "0.25", "--threads", "1", "--trials", "2"]
-    done = subprocess.run([sys.executable, "-c", INTERRUPTED, "25", *argv], capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 130, done.stderr
-    assert ("Traceback" in done.stderr) is debug
-    assert "KeyboardInterrupt" not in done.stderr or debug
-    assert done.stderr.strip().splitlines()[-1].startswith("interrupted: the running trial is marked failed")
+    process = subprocess.Popen([sys.executable, "-m", "e2gcsearch", *argv], stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "E2GCSEARCH_CACHE_DIR": str(tmp_path / "cache")})
+    lines = []
+    for line in process.stderr:  # Ctrl-C once the search runs, however long the start took
+        lines.append(line)
+        if "trial(s) to run" in line:
+            break
+    time.sleep(3)  # inside the first trial's 200-epoch training
+    process.send_signal(signal.SIGINT)
+    rest = process.communicate(timeout=300)[1]
+    stderr = "".join(lines) + rest
+    assert process.returncode == 130, stderr
+    assert ("Traceback" in stderr) is debug
+    assert "KeyboardInterrupt" not in stderr or debug
+    assert stderr.strip().splitlines()[-1].startswith("interrupted: the running trial is marked failed"), stderr
 
 
 def test_debug_is_a_top_level_flag_described_in_help(capsys, monkeypatch):
