@@ -72,8 +72,11 @@ def test_ctrl_c_is_one_line_unless_debugging(tmp_path, debug):
         "run", "--storage", f"sqlite:///{tmp_path}/s.db", "--data", "digits", "--train-per-class", "12",
         "--val-per-class", "6", "--resolution", "32", "--epochs", "200", "--batch-sizes", "2",
         "--repeats", "1", "--backend", "estimate", "--widths", "0.25", "--threads", "1", "--trials", "2"]
+    # A shell starts background jobs with SIGINT ignored, and Python keeps an ignored SIGINT ignored:
+    # give the child the default disposition, as a terminal would.
     process = subprocess.Popen([sys.executable, "-m", "e2gcsearch", *argv], stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "E2GCSEARCH_CACHE_DIR": str(tmp_path / "cache")})
+                               env={**os.environ, "E2GCSEARCH_CACHE_DIR": str(tmp_path / "cache")},
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines = []
     for line in process.stderr:  # Ctrl-C once the search runs, however long the start took
         lines.append(line)

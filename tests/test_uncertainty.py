@@ -181,3 +181,15 @@ def test_confirm_refuses_data_other_than_the_search_used(tmp_path):
     with pytest.raises(ConfigError, match="other data"):
         confirm_study(study, settings.train, settings.profile, data, ConfirmLimits(budget_s=5))
     assert not confirmation(study, 0)
+
+
+def test_unknown_intervals_never_call_a_difference_noise():
+    from e2gcsearch.report import noise_notes
+
+    frame = _frame([(10.0, float("nan"), float("nan"), 80.0, 77.0, 83.0),
+                    (12.0, float("nan"), float("nan"), 79.5, 76.0, 82.0)])
+    frame["front_status"] = ["front", "front"]
+    notes = noise_notes(frame, OBJECTIVES)
+    assert not any("every epf@4 difference" in line for line in notes)
+    assert any("every top1 difference" in line for line in notes)
+    assert any("without an interval" in line for line in notes)

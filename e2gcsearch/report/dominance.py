@@ -159,8 +159,8 @@ def _within_noise(frame: pd.DataFrame, objective: Metric) -> str | None:
     """A sentence when every difference of ``objective`` among the front's rows lies inside the intervals."""
     rows = frame[frame["front_status"].isin(("front", "tied"))]
     low, high = f"{objective.name}_low", f"{objective.name}_high"
-    if len(rows) < 2 or low not in rows or high not in rows:
-        return None
+    if len(rows) < 2 or low not in rows or high not in rows or rows[[low, high]].isna().any().any():
+        return None  # an unknown interval cannot show a difference to be noise
     if rows[low].max() > rows[high].min():  # some two intervals are disjoint: a real difference exists
         return None
     return (f"every {objective.name} difference between the front's {len(rows)} trials lies within their 95 % "
