@@ -201,11 +201,11 @@ def _next_measurement(study: optuna.Study, front: FrontInfo, pairs: list[tuple[i
 def _estimate_s(study: optuna.Study, number: int, objective: Metric, profile: ProfileConfig,
                 limits: ConfirmLimits) -> float | None:
     """Seconds the next measurement of ``objective`` on trial ``number`` should take; ``None`` at its cap."""
-    stored = trial_record(study, study.trials[number])
+    stored = trial_record(study, _trial(study, number))
     if objective.metric == "top1":
         if len(stored.top1_values()) >= limits.max_seeds or stored.infeasible:
             return None
-        original_seeds = max(1, len(TrialRecord.from_trial(study.trials[number]).top1_values()))
+        original_seeds = max(1, len(TrialRecord.from_trial(_trial(study, number)).top1_values()))
         return float(stored.wall_s.get("train", 0.0)) / original_seeds
     summary = stored.summary(objective)
     if summary is None or summary.n >= limits.max_windows:
@@ -218,7 +218,7 @@ def _estimate_s(study: optuna.Study, number: int, objective: Metric, profile: Pr
 def _measure(study: optuna.Study, front: FrontInfo, number: int, objective: Metric, train: TrainConfig,
              profile: ProfileConfig, data: LoadedData, limits: ConfirmLimits) -> Step | None:
     """Measure once more and store the pooled figures; ``None`` (nothing stored) when it failed."""
-    stored = trial_record(study, study.trials[number])
+    stored = trial_record(study, _trial(study, number))
     row = front.frame[front.frame["trial"] == number].iloc[0]
     before = (float(row[objective.name]), float(row[f"{objective.name}_low"]), float(row[f"{objective.name}_high"]))
     confirmed = dict(record.confirmation(study, number))
@@ -249,6 +249,11 @@ def _measure(study: optuna.Study, front: FrontInfo, number: int, objective: Metr
     after = (float(after_row[objective.name]), float(after_row[f"{objective.name}_low"]),
              float(after_row[f"{objective.name}_high"]))
     return Step(number, objective.name, what, before, after, seconds)
+
+
+def _trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
+    """Trial ``number`` without copying every trial of the study (``study.trials`` deep-copies them)."""
+    return study.get_trials(deepcopy=False)[number]
 
 
 def _stored_batch(batch_size: int, figures: dict[str, Any]) -> BatchProfile | None:
