@@ -100,13 +100,17 @@ def test_the_versioned_spec_loads():
     ("sampler = 'annealing'", "sampler must be one of tpe,"),
     ("no_cache = 'yes'", "no_cache takes true or false"),
     ("trials = [", "is not valid TOML"),
+    ('baselines = "false"', "baselines takes true or false (unquoted), got 'false'"),
+    ('no_baselines = "false"', "no_baselines takes true or false (unquoted), got 'false'"),
+    ("baselines = 0", "baselines takes true or false"),
+    ("baselines = true\nno_baselines = true", "contradicts another key"),
 ])
 def test_a_bad_spec_is_one_line_and_exit_2(tmp_path, capsys, text, fragment):
     spec = tmp_path / "spec.toml"
     spec.write_text(text + "\n")
     assert main(["run", "--config", str(spec)]) == 2
     err = capsys.readouterr().err
-    assert fragment in err and err.count("\n") == 1
+    assert fragment in err and err.count("\n") == 1, err
 
 
 def test_class_names_where_no_data_is_loaded_are_refused(capsys):

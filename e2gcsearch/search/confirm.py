@@ -120,7 +120,7 @@ def confirm_study(study: optuna.Study, train: TrainConfig, profile: ProfileConfi
                           "noise): they are tied within noise")
             break
         number, objective = choice
-        step = _measure(study, front, number, objective, train, profile, data, limits)
+        step, measured = _measure(study, front, number, objective, train, profile, data, limits)
         if step is None:
             exhausted.add((number, objective.name))
             say(f"confirm: trial {number} {objective.name}: the measurement failed; not stored, not tried again")
@@ -128,7 +128,7 @@ def confirm_study(study: optuna.Study, train: TrainConfig, profile: ProfileConfi
         steps.append(step)
         say(f"confirm: trial {step.trial} {step.objective}: {step.what}: {_figure(step.before)} -> "
             f"{_figure(step.after)}")
-        front = front_info(study, include_dominated=True)
+        front = measured
     return ConfirmReport(tuple(steps), before, _statuses(front), len(contested_pairs(front.frame, front.objectives)),
                          reason, time.perf_counter() - start)
 
@@ -216,8 +216,9 @@ def _estimate_s(study: optuna.Study, number: int, objective: Metric, profile: Pr
 
 
 def _measure(study: optuna.Study, front: FrontInfo, number: int, objective: Metric, train: TrainConfig,
-             profile: ProfileConfig, data: LoadedData, limits: ConfirmLimits) -> Step | None:
-    """Measure once more and store the pooled figures; ``None`` (nothing stored) when it failed."""
+             profile: ProfileConfig, data: LoadedData, limits: ConfirmLimits) -> tuple[Step | None, FrontInfo]:
+    """Measure once more and store the pooled figures; the step and the front after it (no step,
+    nothing stored, when the measurement failed)."""
     stored = trial_record(study, _trial(study, number))
     row = front.frame[front.frame["trial"] == number].iloc[0]
     before = (float(row[objective.name]), float(row[f"{objective.name}_low"]), float(row[f"{objective.name}_high"]))
@@ -229,7 +230,7 @@ def _measure(study: optuna.Study, front: FrontInfo, number: int, objective: Metr
         seed = max(used) + 1
         trained = train_model(stored.arch_config, data, dataclasses.replace(train, seed=seed))
         if not trained.ok or trained.top1 != trained.top1:
-            return None
+            return None, front
         confirmed[record.TOP1_SEEDS] = [*seeds, trained.top1]
         confirmed[record.TOP1_SEED_IDS] = [*used, seed]
         what = f"{len(seeds)} -> {len(seeds) + 1} seeds"
@@ -239,7 +240,7 @@ def _measure(study: optuna.Study, front: FrontInfo, number: int, objective: Metr
         measuring = dataclasses.replace(profile, resolution=stored.resolution or profile.resolution)
         pooled = extend_measurement(stored.arch_config, measuring, batch, limits.windows, earlier)
         if pooled.status != "ok":
-            return None
+            return None, front
         confirmed.setdefault(record.EPF, {})[str(batch)] = epf_figures(pooled)
         what = f"{earlier.repeats if earlier else 0} -> {pooled.repeats} windows"
     study.set_user_attr(record.confirm_key(number), confirmed)
@@ -248,7 +249,7 @@ def _measure(study: optuna.Study, front: FrontInfo, number: int, objective: Metr
     after_row = after_front.frame[after_front.frame["trial"] == number].iloc[0]
     after = (float(after_row[objective.name]), float(after_row[f"{objective.name}_low"]),
              float(after_row[f"{objective.name}_high"]))
-    return Step(number, objective.name, what, before, after, seconds)
+    return Step(number, objective.name, what, before, after, seconds), after_front
 
 
 def _trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
