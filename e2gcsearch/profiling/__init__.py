@@ -16,11 +16,13 @@ from __future__ import annotations
 from .cache import ProfileCache, default_cache_dir
 from ..devices import resolve_device
 from .fingerprint import device_fingerprint
+from .lock import DeviceLock
 from .protocol import ProfileConfig, epf_columns, extend_measurement, profile_many, profile_model
 from .results import BatchProfile, ProfileError, ProfileResult
 
 __all__ = [
     "BatchProfile",
+    "DeviceLock",
     "ProfileCache",
     "ProfileConfig",
     "ProfileError",

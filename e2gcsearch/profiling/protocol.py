@@ -23,7 +23,8 @@ width-0.25 MobileNet at 64 px, B in (1, 4, 16), 3 repeats profiles in about 3 s 
 (the default: ``threads=1``, see :class:`ProfileConfig`).
 
 An out-of-memory batch size is reported with status ``"out of memory"`` and the others still run.
-Results are cached on disk (see :mod:`e2gcsearch.profiling.cache`).
+Results are cached on disk (see :mod:`e2gcsearch.profiling.cache`). While a network is measured, no
+other e2gcsearch process of the host trains on the device (:mod:`e2gcsearch.profiling.lock`).
 
 Example:
     >>> from e2gcsearch import ArchConfig
@@ -37,6 +38,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -54,6 +56,7 @@ from ..errors import ConfigError
 from ..models import check_resolution, create_model, validate_config
 from .cache import ProfileCache, cache_key
 from .fingerprint import device_fingerprint
+from .lock import DeviceLock
 from .results import BatchProfile, ProfileResult
 
 CPU_MIN_WINDOW_S = 0.25  # see the module docstring
@@ -86,6 +89,8 @@ class ProfileConfig:
             scaling, and on a CPU shared with other jobs no thread waits at a barrier for a
             preempted sibling (with 2 threads on this project's loaded 2-core machine a step took
             10-50x longer and the CV rose above 30 %). GPU work barely uses these threads.
+        device_lock: measure with the device to ourselves: wait until other e2gcsearch processes of
+            the host stand aside between two training steps (:mod:`e2gcsearch.profiling.lock`).
     """
 
     batch_sizes: tuple[int, ...] = (1, 4, 16)
@@ -101,6 +106,7 @@ class ProfileConfig:
     use_cache: bool = True
     power_w: float | None = None
     threads: int | None = 1
+    device_lock: bool = True
 
     def __post_init__(self) -> None:
         sizes = tuple(self.batch_sizes)
@@ -234,13 +240,15 @@ def _usable(entry: dict[str, Any] | None, config: ProfileConfig, window_s: float
 
 
 def profile_model(arch_config: ArchConfig, config: ProfileConfig | None = None,
-                  progress: Progress | None = None) -> ProfileResult:
+                  progress: Progress | None = None, lock: DeviceLock | None = None) -> ProfileResult:
     """Profile ``arch_config`` per batch size (see the module docstring for the protocol).
 
     Args:
         arch_config: the network.
         config: how to profile; defaults to :class:`ProfileConfig()`.
         progress: called with one status line per batch size (the CLI prints them on stderr).
+        lock: the device's measurement lock (its ``waited_s`` counts the wait); ``None``: this
+            device's lock beside the cache, when ``config.device_lock``.
 
     Raises:
         ConfigError: bad configuration (grouping, resolution, device, dtype).
@@ -254,12 +262,18 @@ def profile_model(arch_config: ArchConfig, config: ProfileConfig | None = None,
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     try:
-        return _profile(arch_config, config, device, progress or (lambda line: None))
+        with contextlib.ExitStack() as held:
+            if config.device_lock and lock is None:
+                lock = DeviceLock.for_device(device, ProfileCache(config.cache_dir).directory)
+                held.callback(lock.close)
+            claim = (lambda: held.enter_context(lock.exclusive())) if config.device_lock else (lambda: None)
+            return _profile(arch_config, config, device, progress or (lambda line: None), claim)
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _profile(arch_config: ArchConfig, config: ProfileConfig, device: str, progress: Progress) -> ProfileResult:
+def _profile(arch_config: ArchConfig, config: ProfileConfig, device: str, progress: Progress,
+             claim: Callable[[], None] = lambda: None) -> ProfileResult:
     options = {} if config.power_w is None else {"power_w": config.power_w}
     with create_meter(config.backend, device, **options) as meter:
         fingerprint = device_fingerprint(device, config.dtype, config.channels_last, meter)
@@ -273,6 +287,7 @@ def _profile(arch_config: ArchConfig, config: ProfileConfig, device: str, progre
             batch = _usable(cache.load(key), config, window_s) if cache is not None else None
             if batch is None:
                 if model is None:  # only when something must be measured
+                    claim()  # the device to ourselves until the last batch size is measured
                     idle_power_w = meter.idle_power_w()
                     model = _build_model(arch_config, device, config)
                 batch = _measure_batch(model, meter, arch_config, batch_size, device, config, idle_power_w)

@@ -21,7 +21,7 @@ from . import record
 # TrainConfig fields that do not change a trained network's top-1.
 NOT_OBJECTIVE = ("threads", "progress", "device", "checkpoint_dir", "resume", "full")
 # ProfileConfig fields that do not change a measured figure (the cache only saves time).
-NOT_MEASURED = ("cache_dir", "use_cache", "device")
+NOT_MEASURED = ("cache_dir", "use_cache", "device", "device_lock")
 
 
 def training_key(train: TrainConfig, dataset: str) -> dict[str, Any]:
@@ -49,7 +49,7 @@ def study_fingerprint(train: TrainConfig | None, profile: ProfileConfig, dataset
 
 def trial_settings(train: TrainConfig | None, profile: ProfileConfig) -> dict[str, Any]:
     """What a trial records about how it ran (``record.SETTINGS``)."""
-    out: dict[str, Any] = {"profile": profiling_key(profile) | {"device": profile.device}}
+    out: dict[str, Any] = {"profile": profiling_key(profile) | {"device": profile.device, "device_lock": profile.device_lock}}
     if train is not None:
         out["train"] = train.to_dict()
     return out

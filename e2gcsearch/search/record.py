@@ -23,6 +23,8 @@ User attrs of a trial:
     train_status       "ok", "non-finite loss", or "skipped (infeasible)"
     data               dataset + subset description
     wall_s             {"cost", "profile", "train"} seconds per phase
+    device_lock        {"waited_s", "paused_s"}: seconds the measurement waited for other processes of
+                       the host to leave the device, and seconds the training stood aside for theirs
     infeasible         True when a constraint is violated
     violations         human-readable violated constraints, e.g. ["params<=5e6 (got 1.2e7)"]
     baseline           the paper baseline this trial reproduces ("MobileNet-V1 G=1"), or absent
@@ -119,6 +121,7 @@ class TrialRecord:
     train_status: str | None = None
     data: dict[str, Any] = dataclasses.field(default_factory=dict)
     wall_s: dict[str, float] = dataclasses.field(default_factory=dict)
+    device_lock: dict[str, float] = dataclasses.field(default_factory=dict)
     infeasible: bool = False
     violations: list[str] = dataclasses.field(default_factory=list)
     baseline: str | None = None

@@ -8,6 +8,7 @@ Pareto front never shows it). Any exception marks the trial FAIL with its reason
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from typing import Any
@@ -17,7 +18,8 @@ from optuna.trial import TrialState
 from ..cost import network_cost
 from ..data import LoadedData
 from ..models import validate_config
-from ..profiling import ProfileConfig, profile_model
+from ..devices import resolve_device
+from ..profiling import DeviceLock, ProfileCache, ProfileConfig, profile_model
 from ..report.tables import human_count
 from ..stats import accuracy_interval
 from ..train import TrainConfig, train_model
@@ -77,6 +79,9 @@ class TrialRunner:
     def __init__(self, settings: TrialSettings, data: LoadedData) -> None:
         self.settings = settings
         self.data = data
+        profile = settings.profile
+        self.lock = DeviceLock.for_device(resolve_device(profile.device), ProfileCache(profile.cache_dir).directory) \
+            if profile.device_lock else None
 
     def __call__(self, trial: Any) -> list[float]:
         try:
@@ -103,8 +108,9 @@ class TrialRunner:
         _set(trial, params=cost.params, macs=cost.macs)
         # EPF is measured even when params/MACs already violate a constraint: it is cheap (cached),
         # the objectives need it, and it tells the user what the infeasible point would have cost.
-        start = time.perf_counter()
-        profile = profile_model(arch_config, dataclasses.replace(settings.profile, batch_sizes=settings.batch_sizes))
+        start, locked = time.perf_counter(), self._lock_counts()
+        profile = profile_model(arch_config, dataclasses.replace(settings.profile, batch_sizes=settings.batch_sizes),
+                                lock=self.lock)
         wall["profile"] = time.perf_counter() - start
         results["epf"] = {batch: epf_figures(result) for batch, result in profile.batches.items()}
         _set(trial, epf=results["epf"], energy_backend=profile.backend, energy_is_estimate=profile.is_estimate,
@@ -118,7 +124,8 @@ class TrialRunner:
             start = time.perf_counter()
             results["top1"] = self._train(trial, arch_config)
             wall["train"] = time.perf_counter() - start
-        _set(trial, wall_s=wall, infeasible=bool(violations))
+        waited, paused = (now - then for now, then in zip(self._lock_counts(), locked))
+        _set(trial, wall_s=wall, infeasible=bool(violations), device_lock={"waited_s": waited, "paused_s": paused})
         for constraint in settings.constraints:
             value = metric_value(constraint.metric, results)
             trial.set_constraint(constraint.text, constraint.violation(value) if value is not None else 1.0)
@@ -129,7 +136,8 @@ class TrialRunner:
         runs = []
         for offset in range(self.settings.proxy_seeds):
             config = dataclasses.replace(self.settings.train, seed=self.settings.train.seed + offset)
-            trained = train_model(arch_config, self.data, config)
+            with self.lock.shared() if self.lock else contextlib.nullcontext(None) as step_boundary:
+                trained = train_model(arch_config, self.data, config, between_steps=step_boundary)
             if not trained.ok:
                 _set(trial, train_status=trained.status, loss_curve=list(trained.loss_curve))
                 raise TrialFailed(f"proxy training stopped: {trained.status}")
@@ -141,6 +149,9 @@ class TrialRunner:
              top1_low=interval.low, top1_high=interval.high, top5=sum(top5) / len(top5) if top5 else None,
              loss_curve=list(runs[0].loss_curve), train_status=runs[-1].status)
         return interval.mean
+
+    def _lock_counts(self) -> tuple[float, float]:
+        return (self.lock.waited_s, self.lock.paused_s) if self.lock else (0.0, 0.0)
 
     def _violations(self, results: dict[str, Any]) -> list[str]:
         out = []

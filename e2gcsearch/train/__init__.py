@@ -44,7 +44,8 @@ EpochCallback = Callable[[int, dict], Any]
 
 
 def train_model(arch_config: ArchConfig, data: LoadedData, config: TrainConfig | None = None,
-                on_epoch_end: EpochCallback | None = None) -> TrainResult:
+                on_epoch_end: EpochCallback | None = None,
+                between_steps: Callable[[], None] | None = None) -> TrainResult:
     """Train ``arch_config`` on ``data`` and report validation accuracy, loss curve and throughput.
 
     Args:
@@ -53,6 +54,8 @@ def train_model(arch_config: ArchConfig, data: LoadedData, config: TrainConfig |
         config: budget and optimiser settings (default :class:`TrainConfig`).
         on_epoch_end: called as ``on_epoch_end(epochs_done, {"loss", "top1", "top5", "lr"})`` after
             every epoch; a true return value stops the run with status ``"stopped"`` (e.g. pruning).
+        between_steps: called after every optimiser step (a search worker stands aside there while
+            another process measures energy on the device, see :mod:`e2gcsearch.profiling.lock`).
 
     Returns:
         A :class:`TrainResult`; ``status`` is ``"non-finite loss"`` when the loss became NaN or inf.
@@ -70,6 +73,7 @@ def train_model(arch_config: ArchConfig, data: LoadedData, config: TrainConfig |
         if config.resume and folder is None:
             raise ConfigError("resume needs a checkpoint folder: pass --full or --checkpoint-dir DIR")
         trainer = Trainer(build_model(arch_config, config.seed), data, config, device, dist, label=arch_config.label())
+        trainer.between_steps = between_steps or trainer.between_steps
         result = trainer.run(identity, folder, on_epoch_end)
     result.wall_s = time.perf_counter() - started  # model build and data transfer included
     return result

@@ -56,6 +56,7 @@ class Trainer:
         self.steps_per_epoch = local // self.batch  # the last partial batch is dropped (BN needs > 1 image)
         self.history: dict[str, list] = {"loss": [], "top1": [], "top5": []}
         self.train_s, self.train_images, self.start_epoch = 0.0, 0, 0
+        self.between_steps: Callable[[], None] = lambda: None  # e.g. stand aside for a measurement
 
     def _wrap(self, model: nn.Module) -> nn.Module:
         if not self.dist.active:
@@ -102,6 +103,7 @@ class Trainer:
             if ((i + 1) % CHECK_EVERY == 0 or i + 1 == steps) and not self._all_finite(running):
                 return None
             bar.update(batch * self.dist.world_size)
+            self.between_steps()
         self.train_s += time.perf_counter() - started
         self.train_images += steps * batch * self.dist.world_size
         return self._mean_over_ranks(running.item() / steps)

@@ -1,0 +1,174 @@
+"""Exclusive measurement per device: while one process measures energy on a device, no other
+e2gcsearch process of the host trains on it.
+
+Energy counters read a whole device (NVML the whole board, RAPL the whole CPU package), and the
+estimate's clock slows down when another process shares the cores. A measurement window that overlaps
+another worker's training therefore charges that training to the measured network. So every process
+of a host coordinates through two lock files per device, kept beside the profile cache
+(``<profiles>/.locks/<device key>.{room,turnstile}``, the key naming the device model and index):
+
+* a **trainer** holds ``room`` shared while it runs steps. Between two steps it probes ``turnstile``
+  (shared, non-blocking); when a measurement holds it, the trainer lets go of ``room`` and waits on
+  ``turnstile`` until the measurement is over, then takes ``room`` again and carries on;
+* a **measurement** takes ``turnstile`` exclusive first (from then on no trainer enters the room), then
+  ``room`` exclusive, which it gets as soon as every trainer has reached the end of its current step.
+
+Without the turnstile a measurement waiting for ``room`` could wait for ever: flock/fcntl give no
+preference to a waiting exclusive lock, and trainers that take the shared lock back between steps
+always overlap. With it, a measurement waits at most one step of each trainer; trainers hold the
+turnstile only for the instant of a probe, so a measurement wanting it gets it at once.
+
+The seconds a measurement waited for the device and the seconds a trainer stood aside are counted
+(:attr:`DeviceLock.waited_s`, :attr:`DeviceLock.paused_s`); a trial records them.
+
+Locks are ``flock`` locks on local files: they coordinate the processes of one host, which is what
+shares a device. A cache folder on a network file system may not honour them.
+
+Example:
+    >>> import tempfile
+    >>> lock = DeviceLock(tempfile.mkdtemp(), "cpu")
+    >>> with lock.exclusive():
+    ...     pass                                   # measure here: no trainer of this host runs
+    >>> with lock.shared() as step_boundary:
+    ...     for step in range(3):
+    ...         step_boundary()                    # a trainer stands aside here while someone measures
+    >>> lock.waited_s >= 0 and lock.paused_s >= 0
+    True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+
+from ..devices import parse_device
+from .fingerprint import cpu_model
+
+LOCKS = ".locks"
+
+
+def device_key(device: str) -> str:
+    """A file-name-safe key naming one device of this host: its kind, model and index (``cuda:1`` on a
+    board of the same model as ``cuda:0`` is another key; every CPU socket of the host is one key)."""
+    kind, index = parse_device(device)
+    if kind == "cuda":
+        model = torch.cuda.get_device_name(index)
+        name = f"cuda{index}-{model}"
+    else:
+        name = f"cpu-{cpu_model()}"
+    readable = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")[:60]
+    return f"{readable}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+class DeviceLock:
+    """The measurement lock of one device (see the module docstring).
+
+    Args:
+        directory: the profile cache folder; the lock files go to its ``.locks`` subfolder.
+        key: the device's key (:func:`device_key`).
+        device: the torch device (``cuda:N``): a trainer waits for its queued kernels before it
+            stands aside, so that none of them runs inside another process's window.
+
+    Not for two threads of one process at once; a process measuring while it holds the shared lock
+    lets go of it for the measurement (it cannot train and measure at the same time anyway).
+    """
+
+    def __init__(self, directory: str | Path, key: str, device: str | None = None) -> None:
+        self.folder = Path(directory).expanduser() / LOCKS
+        self.key, self.device = key, device
+        self.waited_s = 0.0  # seconds measurements of this process waited for the device
+        self.paused_s = 0.0  # seconds trainers of this process stood aside for other measurements
+        self._files: dict[str, int] = {}
+        self._sharing = False
+
+    @classmethod
+    def for_device(cls, device: str, directory: str | Path) -> "DeviceLock":
+        return cls(directory, device_key(device), device)
+
+    def _file(self, name: str) -> int:
+        if name not in self._files:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._files[name] = os.open(self.folder / f"{self.key}.{name}", os.O_RDWR | os.O_CREAT, 0o666)
+        return self._files[name]
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the device alone: wait until every trainer of the host stood aside (counted in
+        :attr:`waited_s`), and keep new ones out until the block ends."""
+        turnstile, room = self._file("turnstile"), self._file("room")
+        was_sharing = self._sharing
+        if was_sharing:
+            self._leave()
+        start = time.perf_counter()
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(room, fcntl.LOCK_EX)
+            self.waited_s += time.perf_counter() - start
+            try:
+                yield
+            finally:
+                fcntl.flock(room, fcntl.LOCK_UN)
+        finally:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+            if was_sharing:
+                self._enter()
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[Callable[[], None]]:
+        """Run work on the device beside other trainers; yields the function to call between steps,
+        which stands aside while another process measures (counted in :attr:`paused_s`)."""
+        self._enter()
+        try:
+            yield self._step_boundary
+        finally:
+            self._leave()
+
+    def _enter(self) -> None:
+        start = time.perf_counter()
+        turnstile = self._file("turnstile")
+        fcntl.flock(turnstile, fcntl.LOCK_SH)  # waits while a measurement holds or wants the device
+        try:
+            fcntl.flock(self._file("room"), fcntl.LOCK_SH)
+        finally:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+        self._sharing = True
+        self.paused_s += time.perf_counter() - start
+
+    def _leave(self) -> None:
+        fcntl.flock(self._file("room"), fcntl.LOCK_UN)
+        self._sharing = False
+
+    def _step_boundary(self) -> None:
+        if self.measurement_waiting():
+            if self.device and self.device.startswith("cuda"):
+                torch.cuda.synchronize(self.device)
+            self._leave()
+            self._enter()
+
+    def measurement_waiting(self) -> bool:
+        """Whether another process holds or wants the device for a measurement (a cheap probe)."""
+        turnstile = self._file("turnstile")
+        try:
+            fcntl.flock(turnstile, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(turnstile, fcntl.LOCK_UN)
+        return False
+
+    def close(self) -> None:
+        for handle in self._files.values():
+            os.close(handle)
+        self._files.clear()
+        self._sharing = False
+
+    def __getstate__(self) -> dict:  # a copy in another process opens its own files
+        return {"folder": self.folder, "key": self.key, "device": self.device, "waited_s": 0.0, "paused_s": 0.0, "_files": {},
+                "_sharing": False}

@@ -1,0 +1,116 @@
+"""The per-device measurement lock: a measurement never overlaps another process's training step, a
+measurement waiting for the device gets it while trainers keep stepping, and trials record the wait."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+from pathlib import Path
+
+from e2gcsearch.profiling import DeviceLock, ProfileConfig, profile_model
+from e2gcsearch.profiling.lock import device_key
+from e2gcsearch import ArchConfig
+
+STEP_S = 0.01
+
+
+def _trainer(folder: str, out: str, stop: str) -> None:
+    """A process that 'trains' (sleeps STEP_S per step) until ``stop`` exists; logs each step's span."""
+    lock, spans = DeviceLock(folder, "dev"), []
+    with lock.shared() as step_boundary:
+        while not Path(stop).exists():
+            start = time.monotonic()
+            time.sleep(STEP_S)
+            spans.append((start, time.monotonic()))
+            step_boundary()
+    Path(out).write_text(json.dumps({"spans": spans, "paused_s": lock.paused_s}))
+
+
+def _overlaps(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def test_measurements_never_overlap_training_steps_and_are_not_starved(tmp_path):
+    context = multiprocessing.get_context("fork")
+    stop = tmp_path / "stop"
+    trainers = [context.Process(target=_trainer, args=(str(tmp_path), str(tmp_path / f"t{i}.json"), str(stop)))
+                for i in range(2)]
+    for process in trainers:
+        process.start()
+    lock, windows = DeviceLock(tmp_path, "dev"), []
+    try:
+        time.sleep(0.3)  # both trainers inside, stepping
+        for _ in range(3):
+            with lock.exclusive():  # would wait for ever without the turnstile: the trainers always overlap
+                start = time.monotonic()
+                time.sleep(0.1)
+                windows.append((start, time.monotonic()))
+            time.sleep(0.1)
+    finally:
+        stop.touch()
+        for process in trainers:
+            process.join(timeout=60)
+    assert [p.exitcode for p in trainers] == [0, 0]
+    assert len(windows) == 3 and lock.waited_s >= 0
+    for i in range(2):
+        log = json.loads((tmp_path / f"t{i}.json").read_text())
+        spans = log["spans"]
+        assert len(spans) > 20  # they trained before, between and after the measurements
+        assert not [(s, w) for s in spans for w in windows if _overlaps(s, w)]
+        assert any(s[0] > windows[-1][1] for s in spans)  # and came back after the last one
+        assert log["paused_s"] >= 0.25  # stood aside for the three 0.1 s windows
+
+
+def test_a_process_measuring_while_it_trains_lets_go_of_its_own_share(tmp_path):
+    lock = DeviceLock(tmp_path, "dev")
+    with lock.shared() as step_boundary:
+        step_boundary()
+        with lock.exclusive():  # would deadlock on our own shared hold otherwise
+            assert DeviceLock(tmp_path, "dev").measurement_waiting()
+        step_boundary()
+    other = DeviceLock(tmp_path, "dev")
+    with other.exclusive():  # everything was released
+        assert lock.measurement_waiting()
+    assert not lock.measurement_waiting()
+
+
+def test_devices_have_their_own_keys():
+    assert device_key("cpu") == device_key("cpu")
+    assert device_key("cpu").startswith("cpu-") and "/" not in device_key("cpu")
+
+
+def test_profiling_waits_for_the_device_and_a_trial_records_the_wait(tmp_path):
+    """A measurement that must wait for a trainer standing aside: profile_model counts it."""
+    config = ProfileConfig(batch_sizes=(2,), resolution=32, device="cpu", backend="estimate", repeats=1,
+                           min_window_s=0.01, warmup=1, cache_dir=str(tmp_path / "profiles"), use_cache=False)
+    lock = DeviceLock.for_device("cpu", tmp_path / "profiles")
+    context = multiprocessing.get_context("fork")
+    stop = tmp_path / "stop"
+    trainer = context.Process(target=_slow_trainer, args=(str(tmp_path / "profiles"), lock.key, str(stop)))
+    trainer.start()
+    try:
+        time.sleep(0.3)
+        profile_model(ArchConfig("mobilenet_v1", group_size=8, width=0.25, num_classes=10), config, lock=lock)
+    finally:
+        stop.touch()
+        trainer.join(timeout=60)
+    assert lock.waited_s >= 0.2  # the trainer's step of 0.5 s had to end first
+
+
+def _slow_trainer(folder: str, key: str, stop: str) -> None:
+    lock = DeviceLock(folder, key)
+    with lock.shared() as step_boundary:
+        while not Path(stop).exists():
+            time.sleep(0.5)
+            step_boundary()
+
+
+def test_no_device_lock_measures_without_waiting(tmp_path):
+    config = ProfileConfig(batch_sizes=(2,), resolution=32, device="cpu", backend="estimate", repeats=1,
+                           min_window_s=0.01, warmup=1, cache_dir=str(tmp_path), use_cache=False, device_lock=False)
+    holder = DeviceLock.for_device("cpu", tmp_path)
+    with holder.shared():  # a trainer that never reaches a step boundary
+        result = profile_model(ArchConfig("mobilenet_v1", group_size=8, width=0.25, num_classes=10), config)
+    assert result.batches[2].status == "ok"
+
