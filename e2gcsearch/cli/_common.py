@@ -95,3 +95,14 @@ def name_list(text: str) -> tuple[str, ...]:
 
 def emit(text: str) -> None:
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def index_list(text: str) -> tuple[int, ...]:
+    """'0,1' → (0, 1): device indices (zero or more, no repeats)."""
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        values = ()
+    if not values or min(values) < 0 or len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"expected distinct device indices like 0,1, got {text!r}")
+    return values

@@ -45,7 +45,7 @@ from ..search.storage import DEFAULT_STORAGE, DEFAULT_STUDY
 from ..search.run import DEFAULT_TRIALS
 from ..search.study import SAMPLERS
 from ..train import SCHEDULES, TrainConfig, proxy_data_config
-from ._common import class_list, float_list, int_list, name_list, positive_float, positive_int, threads
+from ._common import class_list, float_list, index_list, int_list, name_list, positive_float, positive_int, threads
 
 
 
@@ -185,7 +185,17 @@ OPTIONS: dict[str, Option] = {
     "timeout": _option("--timeout", type=positive_float, metavar="S", help="stop starting new trials after S seconds"),
     "sampler": _option("--sampler", choices=SAMPLERS, default="tpe", help="Optuna sampler"),
     "seed": _option("--seed", type=int, default=0, help="sampler seed"),
-    "workers": _option("--workers", type=positive_int, default=1, help="processes optimizing the study at once"),
+    "workers": _option("--workers", type=positive_int, default=1,
+                       help="processes optimizing the study at once; on a CPU each gets its share of the cores "
+                            "(--threads auto = cores / N), on GPUs each its own GPU (see --devices)"),
+    "devices": _option("--devices", type=index_list, metavar="I,I,…",
+                       help="GPUs of the workers: worker i runs on GPU I_i (e.g. --devices 0,1 --workers 2); unset "
+                            "with --device cuda: every GPU torch sees"),
+    "share_devices": _option("--share-devices", action="store_true",
+                             help="allow more workers than GPUs; workers on one GPU take turns measuring"),
+    "no_device_lock": _option("--no-device-lock", action="store_true",
+                              help="measure without waiting for other e2gcsearch processes of the host to pause their "
+                                   "training on the device (their work then counts in the measured energy)"),
     "no_baselines": _option("--no-baselines", action="store_true",
                             help="do not queue each network's paper baseline (e.g. MobileNet-V1 G=1) first"),
     "reference_batch": _option("--reference-batch", type=positive_int, default=DEFAULT_BATCH_SIZE,
@@ -230,14 +240,15 @@ TRAINING = Group("training", ("epochs", "batch_size", "lr", "train_seed", "devic
                  {"threads": "auto"})
 TRAINER = Group("training", ("schedule", "warmup_epochs", "label_smoothing", "augment", "no_amp", "full",
                              "checkpoint_dir", "resume", "no_progress"))
-_MEASURING = ("batch_sizes", "backend", "device", "repeats", "min_window_s", "warmup", "dtype", "channels_last")
+_MEASURING = ("batch_sizes", "backend", "device", "repeats", "min_window_s", "warmup", "dtype", "channels_last",
+              "no_device_lock")
 MEASUREMENT = Group("energy measurement", (*_MEASURING, "threads", "cpu_power_w", "no_cache", "cache_dir"),
                     {"threads": 1})
 MEASUREMENT_WHILE_TRAINING = Group("energy measurement",
                                    (*_MEASURING, "profile_threads", "cpu_power_w", "no_cache", "cache_dir"))
 STUDY = Group("study", ("study", "storage"))
 SEARCH = Group("search", ("objective", "constraint", "trials", "timeout", "sampler", "seed", "study", "storage",
-                          "workers", "no_baselines", "reference_batch", "warm_start", "warm_start_profile",
+                          "workers", "devices", "share_devices", "no_baselines", "reference_batch", "warm_start", "warm_start_profile",
                           "proxy_seeds", "confirm"))
 SPACE = Group("search space", ("space", "search_arch", "modules", "group_sizes", "search_groups", "widths"))
 OUTPUT = Group("output", ("format",))
@@ -395,4 +406,4 @@ def profile_config(args: argparse.Namespace, threads: int | None, resolution: in
         device=args.device, backend=args.backend, dtype=args.dtype, channels_last=args.channels_last,
         repeats=args.repeats, min_window_s=args.min_window_s, warmup=args.warmup,
         cache_dir=cached_under(args.cache_dir, PROFILES), use_cache=not args.no_cache, power_w=args.cpu_power_w,
-        threads=threads)
+        threads=threads, device_lock=not args.no_device_lock)

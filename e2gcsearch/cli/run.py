@@ -29,6 +29,7 @@ examples:
   e2gcsearch run --arch mobilenet_v1,resnext50 --modules E2GC --group-sizes 1,4,16 --widths 0.25,0.5
   e2gcsearch run --config studies/food101.toml --trials 40  # a versioned study spec; flags override it
   e2gcsearch run --storage studies/e2gcsearch.log --workers 2   # two processes on one journal file
+  e2gcsearch run --storage postgresql://me:PASSWORD@dbhost/e2gc --device cuda --devices 0,1 --workers 2
   e2gcsearch run --warm-start model --space stagewise --study stagewise  # one G per stage, seeded by Eq. 2
 
 objectives: epf (mJ/frame at batch {DEFAULT_BATCH_SIZE}; epf@B for batch B), top1 (maximized), params, macs,
@@ -38,6 +39,8 @@ Before a study is created or resumed, one network per architecture/module/width 
 once (measured and trained) on the device; a failure there is one line and nothing is written. A
 resume with other training, measurement or device settings is refused (start a new --study NAME).
 --trials counts the queued baselines; a run whose trials all fail exits with status 1.
+While a trial measures energy, the other e2gcsearch processes of the host pause their training on that
+device (between two steps), so no window counts another worker's work; --no-device-lock turns it off.
 """
 
 
@@ -79,7 +82,8 @@ def search_config(args: argparse.Namespace) -> SearchConfig:
                              train=proxy_train_config(args, data), proxy_seeds=args.proxy_seeds)
     return SearchConfig(settings=settings, data=data, storage=args.storage, study_name=args.study,
                         sampler=args.sampler, seed=args.seed, trials=args.trials, timeout_s=args.timeout,
-                        baselines=not args.no_baselines, workers=args.workers, warm_start=args.warm_start,
+                        baselines=not args.no_baselines, workers=args.workers, devices=args.devices,
+                        share_devices=args.share_devices, warm_start=args.warm_start,
                         warm_start_profile=args.warm_start_profile)
 
 

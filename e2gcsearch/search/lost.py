@@ -39,11 +39,17 @@ def _process_exists(pid: int) -> bool:
 
 def _stale_ids(study: optuna.Study) -> set[int]:
     """Trial ids whose heartbeat is older than the grace period (RDB storages with a heartbeat)."""
-    storage = study._storage
-    stale = getattr(storage, "_get_stale_trial_ids", None)
-    if stale is None or not getattr(storage, "heartbeat_interval", None):
+    if not has_heartbeat(study):
         return set()
-    return set(stale(study._study_id))
+    return set(study._storage._get_stale_trial_ids(study._study_id))
+
+
+def has_heartbeat(study: optuna.Study) -> bool:
+    """Whether Optuna's heartbeat watches the study's trials (RDB storages opened by ``run``); the
+    storage may be wrapped in Optuna's cache, which is why this asks Optuna."""
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    return is_heartbeat_enabled(study._storage)
 
 
 def lost_reason(trial: Any, stale: set[int]) -> str | None:

@@ -2,7 +2,9 @@
 
 Progress goes to stderr: a bar with ETA, and one line per finished trial (config, objectives,
 front size). With ``workers > 1`` the same study is optimized by that many processes, each with its
-own sampler seed and its share of the trial budget (a queued baseline is one of those trials).
+own sampler seed and its share of the trial budget (a queued baseline is one of those trials), its
+share of the CPU cores and, on GPUs, its own device; a worker killed mid-search is replaced for the
+rest of its share (its trial is failed and retried by the heartbeat, or at once on a journal file).
 
 Before the study is created or resumed, :mod:`.preflight` tries everything a trial needs once; a
 resumed study continues its sampler's stream rather than repeating it, and the trials of a worker
@@ -14,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import multiprocessing
+import multiprocessing.connection
 import sys
 import time
 from collections import Counter
@@ -24,10 +27,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..console import debugging, note
 from ..data import DataConfig, LoadedData, load_data
+from ..devices import worker_devices
 from . import record
 from ..train.runtime import derived_seed
+from ..train.threads import AUTO, usable_cores, worker_threads
 from .fingerprint import study_fingerprint, trial_settings
-from .lost import fail_lost_trials, new_run_id, worker_tag
+from .lost import fail_lost_trials, has_heartbeat, new_run_id, worker_tag
 from .preflight import check_networks, check_places, device_fingerprint_of
 from .storage import redact
 from .study import check_storage_for_workers, create_sampler, enqueue_baselines, open_or_create_study, open_search_storage
@@ -50,6 +55,8 @@ class SearchConfig:
     timeout_s: float | None = None
     baselines: bool = True
     workers: int = 1
+    devices: tuple[int, ...] | None = None  # GPU of each worker (default: every GPU with device cuda)
+    share_devices: bool = False  # allow more workers than GPUs (they take turns measuring)
     progress: bool = True
     warm_start: str | None = None  # "model": queue the energy model's predicted best points
     warm_start_profile: str | None = None  # device profile JSON (default: calibrate or reuse the cached one)
@@ -145,9 +152,10 @@ def _optimize(study: optuna.Study, runner: TrialRunner, config: SearchConfig, tr
         close()
 
 
-def _worker(config: SearchConfig, index: int, quota: int | None, run_id: str) -> None:
+def _worker(config: SearchConfig, index: int, quota: int | None, run_id: str, device: str | None) -> None:
     """Entry point of one worker process (``--workers N``); Ctrl-C ends it quietly (the parent says so)."""
     try:
+        config = _on_device(config, device)
         data = load_data(config.data, progress=False)
         storage = open_search_storage(config.storage)
         study = optuna.load_study(study_name=config.study_name, storage=storage,
@@ -171,22 +179,82 @@ def quotas(trials: int | None, workers: int) -> list[int | None]:
     return [trials // workers + (index < trials % workers) for index in range(workers)]
 
 
-def _run_workers(config: SearchConfig, run_id: str) -> None:
+def _run_workers(config: SearchConfig, run_id: str, study: optuna.Study) -> None:
+    """Start the workers and wait for them; a worker killed by a signal (``kill -9``, the OOM killer) is
+    replaced by one that runs the trials left of its share, up to ``workers`` times in a run."""
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_worker, args=(config, index, quota, run_id), daemon=False)
-                 for index, quota in enumerate(quotas(config.trials, config.workers)) if quota != 0]
-    for process in processes:
+    devices = worker_devices(config.settings.profile.device, config.workers, config.devices,
+                             config.share_devices) or [None] * config.workers
+    running: dict[Any, tuple[int, int | None]] = {}
+
+    def start(index: int, quota: int | None) -> None:
+        process = context.Process(target=_worker, args=(config, index, quota, run_id, devices[index]), daemon=False)
         process.start()
+        running[process] = (index, quota)
+
+    for index, quota in enumerate(quotas(config.trials, config.workers)):
+        if quota != 0:
+            start(index, quota)
+    failed, replaced = [], 0
     try:
-        for process in processes:
-            process.join()
+        while running:
+            multiprocessing.connection.wait([p.sentinel for p in running])
+            for process in [p for p in running if not p.is_alive()]:
+                index, quota = running.pop(process)
+                if process.exitcode is not None and process.exitcode < 0 and replaced < config.workers:
+                    left = _trials_left(study, run_id, process.pid, quota)
+                    note(f"[worker {index}] process {process.pid} was killed (signal {-process.exitcode}); "
+                         + (f"a new process runs the {left} trial(s) left of its share" if left != 0 else
+                            "its share was done"))
+                    for line in [] if has_heartbeat(study) else fail_lost_trials(study):  # else the heartbeat does it
+                        note(line)
+                    replaced += 1
+                    if left != 0:
+                        start(index, left)
+                elif process.exitcode:
+                    failed.append(process.exitcode)
     except KeyboardInterrupt:
-        for process in processes:
+        for process in running:
             process.join(timeout=60)
         raise
-    failed = [p.exitcode for p in processes if p.exitcode]
     if failed:
         note(f"warning: {len(failed)} worker(s) exited with an error (exit codes {failed}); see the lines above")
+
+
+def _trials_left(study: optuna.Study, run_id: str, pid: int | None, quota: int | None) -> int | None:
+    """What is left of a dead worker's share: its quota less the trials it finished (the trial it was
+    killed in does not count: its point is retried, by whichever worker comes first)."""
+    if quota is None:
+        return None
+    finished = 0
+    for trial in study.get_trials(deepcopy=False):
+        tag = trial.user_attrs.get(record.WORKER) or {}
+        reason = str(trial.user_attrs.get(record.FAIL_REASON) or "worker lost")  # the heartbeat gives none
+        lost = trial.state == TrialState.FAIL and reason.startswith("worker lost")
+        if trial.state.is_finished() and not lost and tag.get("run") == run_id and tag.get("pid") == pid:
+            finished += 1
+    return max(0, quota - finished)
+
+
+def _on_device(config: SearchConfig, device: str | None) -> SearchConfig:
+    """``config`` with its measurements and training on ``device`` (``None``: unchanged)."""
+    if device is None:
+        return config
+    settings = config.settings
+    settings = dataclasses.replace(settings, profile=dataclasses.replace(settings.profile, device=device),
+                                   train=dataclasses.replace(settings.train, device=device))
+    return dataclasses.replace(config, settings=settings)
+
+
+def _split_cores(config: SearchConfig) -> SearchConfig:
+    """With several workers, ``--threads auto`` gives each worker its share of the cores."""
+    train = config.settings.train
+    if config.workers == 1 or train.threads != AUTO:
+        return config
+    cores, share = len(usable_cores()), worker_threads(config.workers)
+    note(f"threads: {config.workers} workers on {cores} core(s), {share} thread(s) each (--threads N overrides)")
+    settings = dataclasses.replace(config.settings, train=dataclasses.replace(train, threads=share))
+    return dataclasses.replace(config, settings=settings)
 
 
 def _sampler_seed(seed: int | None, trials_so_far: int, worker: int = 0) -> int | None:
@@ -209,6 +277,10 @@ def _prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData, SearchConf
     """:func:`prepare`, also returning ``config`` with ``--threads auto`` resolved. Nothing is written to
     the storage before every pre-flight check has passed."""
     check_storage_for_workers(config.storage, config.workers)
+    devices = worker_devices(config.settings.profile.device, config.workers, config.devices, config.share_devices)
+    if config.workers == 1 and devices:
+        config = _on_device(config, devices[0])
+    config = _split_cores(config)
     _quiet_optuna()  # one line per trial is ours to print
     settings = config.settings
     check_places(config.storage, config.data, settings.profile, settings.train)
@@ -293,7 +365,7 @@ def search(config: SearchConfig) -> SearchOutcome:
     start = time.perf_counter()
     try:
         if config.workers > 1:
-            _run_workers(config, run_id)
+            _run_workers(config, run_id, study)
         else:
             _optimize(study, TrialRunner(config.settings, data), config, config.trials, run_id)
     except KeyboardInterrupt:

@@ -45,10 +45,22 @@ class ThreadChoice:
         return f"threads: auto chose {self.threads} ({shown})"
 
 
+def usable_cores() -> set[int]:
+    """The cores this process may run on."""
+    return os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+
+
 def thread_candidates() -> tuple[int, ...]:
     """One thread, and every core this process may use."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return tuple(sorted({1, max(1, cores)}))
+    return tuple(sorted({1, max(1, len(usable_cores()))}))
+
+
+def worker_threads(workers: int) -> int:
+    """Threads of each of ``workers`` processes sharing this CPU: its share of the cores (at least one).
+
+    Timing candidates as ``auto`` does would measure one worker on an idle CPU; with N workers busy the
+    cores are N-way shared, and more threads than that only wait on each other."""
+    return max(1, len(usable_cores()) // workers)
 
 
 def choose_threads(seconds_per_step: Callable[[int], float],
