@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib.util
 import os
 import re
 import time
@@ -137,11 +138,31 @@ def get_storage(url: str | BaseStorage, create: bool = False) -> BaseStorage:
         hint = f"; did you mean sqlite:///{url}?" if url.endswith((".db", ".sqlite", ".sqlite3")) else ""
         raise ConfigError(f"storage {redact(url)!r} is neither a URL nor a journal file; give {STORAGE_HELP}{hint}")
     with _creation_lock(path):
-        return _open_rdb(url, path)
+        return _open_rdb(with_driver(url), path, shown=url)
 
 
-def _open_rdb(url: str, path: Path | None, attempts: int = 3) -> BaseStorage:
-    """``RDBStorage(url)``, retried when another process was creating the same new database's schema."""
+def with_driver(url: str) -> str:
+    """``url`` with the PostgreSQL driver that is installed: SQLAlchemy reads ``postgresql://`` as
+    psycopg2, while ``pip install 'e2gcsearch[postgres]'`` brings psycopg (3); other URLs pass through.
+
+    Raises:
+        ConfigError: a PostgreSQL URL and no driver installed (says how to install one).
+    """
+    scheme, sep, rest = str(url).partition("://")
+    if not sep or scheme.lower() not in ("postgresql", "postgres"):
+        return url
+    if importlib.util.find_spec("psycopg2") is not None:
+        return f"postgresql://{rest}"
+    if importlib.util.find_spec("psycopg") is not None:
+        return f"postgresql+psycopg://{rest}"
+    raise ConfigError(f"storage {redact(url)} needs a PostgreSQL driver; install it with "
+                      "pip install 'e2gcsearch[postgres]' (psycopg)")
+
+
+def _open_rdb(url: str, path: Path | None, attempts: int = 3, shown: str | None = None) -> BaseStorage:
+    """``RDBStorage(url)``, retried when another process was creating the same new database's schema;
+    errors name ``shown`` (the URL as the user wrote it), password masked."""
+    shown = shown or url
     for attempt in range(attempts):
         try:
             return optuna.storages.RDBStorage(url)
@@ -154,7 +175,8 @@ def _open_rdb(url: str, path: Path | None, attempts: int = 3) -> BaseStorage:
                 time.sleep(0.2 * (attempt + 1))
                 continue
             raise ConfigError(
-                f"cannot open storage {redact(url)} ({type(exc).__name__}: {hide_secrets(_first_line(exc), url)}); "
+                f"cannot open storage {redact(shown)} ({type(exc).__name__}: "
+                f"{hide_secrets(hide_secrets(_first_line(exc), url), shown)}); "
                 f"check the URL, its database driver and server, or give {STORAGE_HELP}") from None
     raise AssertionError("unreachable")
 
