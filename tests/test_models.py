@@ -95,7 +95,8 @@ def test_invalid_configs_are_rejected(kwargs):
 
 
 def test_unknown_arch_lists_the_known_ones():
-    with pytest.raises(UnknownNameError, match="mobilenet_v1, resnext50"):
+    with pytest.raises(UnknownNameError, match=r"choose one of: .*mobilenet_v1, .*resnext50, .*or your own network "
+                                               r"as module:function"):
         create_model(ArchConfig("vgg16", group_size=1))
 
 

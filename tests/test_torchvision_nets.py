@@ -177,6 +177,7 @@ def test_cost_per_layer_says_what_was_rewritten_and_what_was_left(capsys):
     assert notes.count("grouped, stock 6 groups kept") == 1 and not any(n.startswith("rewritten") for n in notes)
 
 
+@pytest.mark.slow  # six networks at width 1.0: tens of seconds on two cores
 def test_search_and_export_of_torchvision_networks(tmp_path, capsys):
     """One trial per network (its stock baseline, queued first), then each exported builder rebuilds it."""
     names = ["regnet_x_400mf", "regnet_y_400mf", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0",
@@ -186,7 +187,7 @@ def test_search_and_export_of_torchvision_networks(tmp_path, capsys):
                  "--sampler", "random", "--objective", "epf@2,top1", "--modules", "E2GC", "--group-sizes", "1,8,16",
                  "--widths", "1.0", "--data", "digits", "--train-per-class", "2", "--val-per-class", "2",
                  "--resolution", "32", "--epochs", "1", "--batch-sizes", "2", "--repeats", "1", "--backend", "estimate",
-                 "--device", "cpu", "--threads", "1"]) == 0
+                 "--device", "cpu", "--threads", "1", "--batch-size", "4", "--min-window-s", "0.01", "--warmup", "1"]) == 0
     trials = optuna.load_study(study_name="tv", storage=get_storage(url)).trials
     assert all(t.state == TrialState.COMPLETE for t in trials)
     configs = {TrialRecord.from_trial(t).arch_config.arch: (t.number, TrialRecord.from_trial(t).arch_config)
@@ -273,7 +274,7 @@ def test_a_users_factory_is_searched_and_exported(user_package, tmp_path, capsys
                  "--objective", "epf@2,top1", "--modules", "E2GC", "--group-sizes", "1,4", "--widths", "1.0",
                  "--data", "digits", "--train-per-class", "2", "--val-per-class", "2", "--resolution", "32",
                  "--epochs", "1", "--batch-sizes", "2", "--repeats", "1", "--backend", "estimate", "--device", "cpu",
-                 "--threads", "1"]) == 0
+                 "--threads", "1", "--batch-size", "4", "--min-window-s", "0.01", "--warmup", "1"]) == 0
     (trial,) = optuna.load_study(study_name="own", storage=get_storage(url)).trials
     assert trial.state == TrialState.COMPLETE and trial.params["grouping"] == "G=1"  # the factory's own network first
     out = tmp_path / "own_model.py"
@@ -281,6 +282,18 @@ def test_a_users_factory_is_searched_and_exported(user_package, tmp_path, capsys
     assert f"import {user_package}" in out.read_text()
     assert shapes(_import(out).build_model()) == shapes(create_model(TrialRecord.from_trial(trial).arch_config))
     capsys.readouterr()
+    assert main(["front", "--storage", url, "--study", "own", "--format", "csv"]) == 0
+    assert arch in capsys.readouterr().out
+    assert main(["validate", "--storage", url, "--study", "own", "--trials", "0", "--epochs", "1", "--batch-size", "4",
+                 "--device", "cpu", "--no-profile"]) == 0
+    assert "full top-1 (%)" in capsys.readouterr().out
+    assert main(["profile", arch, "-G", "2", "--classes", "10", "--resolution", "32", "--batch-sizes", "2", "--backend",
+                 "estimate", "--device", "cpu", "--repeats", "1", "--min-window-s", "0.01", "--warmup", "1", "--threads",
+                 "1", "--no-cache", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["batches"][0]["epf_mj"] > 0
+    assert main(["analyze", arch, "-G", "8", "--resolution", "32", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["layers"]
+    assert [(row["name"], row["m"], row["G"], row["g"]) for row in rows] == [("3", 16, 8, 2), ("6", 32, 8, 4)]
 
 
 @pytest.mark.parametrize("arch, fragment", [
