@@ -21,6 +21,12 @@ convs, in the order they first appear: every grouped conv with the same stock C 
 
 The constructor is a :class:`Call`: it both runs here and is written out as Python text by
 ``e2gcsearch export``, so the exported builder calls exactly what e2gcsearch called.
+
+Example:
+    >>> from e2gcsearch.models import get_entry
+    >>> plan = get_entry("regnet_y_400mf").plan(ArchConfig("regnet_y_400mf", group_size=4))
+    >>> plan.layers[0].name, plan.layers[0].note(), len(plan.layers)
+    ('trunk_output.block1.block1-0.f.b.0', 'rewritten: 6 -> 12 groups', 16)
 """
 
 from __future__ import annotations
