@@ -13,7 +13,8 @@ import pandas as pd
 
 from .config import ArchConfig
 from .cost import network_cost
-from .models import paper_archs
+from .errors import ConfigError
+from .models import paper_archs, validate_config
 
 GROUP_SIZES: tuple[int, ...] = (1, 2, 4, 8, 16, 32)  # E2GC: G
 GROUPS: tuple[int, ...] = (2, 4, 8, 16, 32)  # FgGC: g
@@ -49,8 +50,27 @@ def table_configs(width: float = 1.0, num_classes: int = 1000,
                   archs: Sequence[str] | None = None) -> list[ArchConfig]:
     """Every row of Tables III and IV, E2GC rows before FgGC rows, per architecture.
 
-    ``archs`` defaults to the paper's networks; any registered architecture gets the same rows.
+    ``archs`` defaults to the paper's networks; any registered architecture gets the same rows, less
+    those it cannot be built with (a G or g that does not divide its grouped convs, see
+    :func:`refused_configs`; the paper's networks have none).
     """
+    refused = {config for config, _ in refused_configs(width, num_classes, archs)}
+    return [config for config in _grid(width, num_classes, archs) if config not in refused]
+
+
+def refused_configs(width: float = 1.0, num_classes: int = 1000,
+                    archs: Sequence[str] | None = None) -> list[tuple[ArchConfig, str]]:
+    """The rows of :func:`table_configs`'s grid that cannot be built, each with the reason."""
+    refused = []
+    for config in _grid(width, num_classes, archs):
+        try:
+            validate_config(config)
+        except ConfigError as exc:
+            refused.append((config, str(exc)))
+    return refused
+
+
+def _grid(width: float, num_classes: int, archs: Sequence[str] | None) -> list[ArchConfig]:
     return design_grid(paper_archs() if archs is None else archs, [width], num_classes)
 
 

@@ -91,7 +91,8 @@ def _option(*flags: str, help: str, **settings: Any) -> Option:
 OPTIONS: dict[str, Option] = {
     # network
     "arch": _option("arch", metavar="ARCH",
-                    help=f"architecture: {' or '.join(list_models())} (see 'e2gcsearch table')"),
+                    help=f"architecture: {', '.join(list_models())}, or your own network as module:function "
+                         "(a factory num_classes -> nn.Module, e.g. mypkg.models:build_net; see 'e2gcsearch table')"),
     "group_size": _option("--group-size", "-G", type=positive_int, metavar="G",
                           help="E2GC: channels per group of every grouped 3x3 conv (1 = depthwise)"),
     "groups": _option("--groups", "-g", type=positive_int, metavar="g",

@@ -27,6 +27,8 @@ examples:
   e2gcsearch run --objective epf,top1                      # {DEFAULT_TRIALS} trials on the default data, resumable
   e2gcsearch run --objective epf@4,top1 --constraint 'params<=2e6' --sampler nsga2 --trials 30
   e2gcsearch run --arch mobilenet_v1,resnext50 --modules E2GC --group-sizes 1,4,16 --widths 0.25,0.5
+  e2gcsearch run --arch regnet_y_400mf --group-sizes 1,2,4,8 --groups 2,4,8 --widths 0.5,1.0  # torchvision's RegNet
+  e2gcsearch run --arch mypkg.models:build_net --widths 1.0    # your own network: a factory num_classes -> nn.Module
   e2gcsearch run --config studies/food101.toml --trials 40  # a versioned study spec; flags override it
   e2gcsearch run --storage studies/e2gcsearch.log --workers 2   # two processes on one journal file
   e2gcsearch run --storage postgresql://me:PASSWORD@dbhost/e2gc --device cuda --devices 0,1 --workers 2

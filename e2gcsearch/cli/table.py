@@ -20,6 +20,7 @@ examples:
   e2gcsearch table --format csv          # raw integer counts: arch,module,value,params,macs,...
   e2gcsearch table --resolution 112 --width 0.5
   e2gcsearch table --arch resnext50      # the same rows for one network (any registered one)
+  e2gcsearch table --arch regnet_y_400mf,mobilenet_v2 --format markdown   # torchvision's networks
   e2gcsearch table --measure --resolution 64 --width 0.25 --batch-sizes 1,4,16
                                          # + EPF columns (mJ/frame) per batch size, naming the backend
 """
@@ -49,6 +50,8 @@ def table_frame(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> None:
+    for config, reason in paper.refused_configs(args.width, args.classes, args.arch):
+        note(f"note: no row for {config.label()}: {reason}")
     frame = table_frame(args)
     formatters, headers = dict(FORMATTERS), dict(HEADERS)
     if args.measure:

@@ -5,7 +5,8 @@ network; the body, the network's classes as text, is its registry entry's
 :attr:`~e2gcsearch.models.registry.ExportRows.body` and lives in the network's own file next to the
 code it copies (``models/mobilenet_v1.py``, ``models/resnext.py``). The file imports only torch. Its
 module names and state-dict keys equal those of e2gcsearch's own networks, so the same weights load
-into both; ``tests/test_export.py`` checks that in a process where e2gcsearch is not importable.
+into both (a network built by torchvision or a user's factory is written by ``models/rewrite.py`` as
+that constructor call plus its regrouping, and imports that package too); ``tests/test_export.py`` checks that in a process where e2gcsearch is not importable.
 The bodies are therefore deliberate copies of the models, kept as text.
 """
 
@@ -16,13 +17,13 @@ HEADER = '''\
 
 $summary
 
-Usage (needs only torch):
+Usage (needs $needs):
 
     from $module import build_model
     model = build_model()                    # freshly initialised, as e2gcsearch initialises it
     model = build_model(weights="$weights")  # a state dict or an e2gcsearch training checkpoint
 
-Module names and state-dict keys equal those of e2gcsearch's own $network, so its weights load as is.
+Module names and state-dict keys equal those of $keys_of, so its weights load as is.
 Exported by e2gcsearch $version.
 """
 
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-
+$imports
 # The network as an e2gcsearch ArchConfig: e2gcsearch.ArchConfig.from_dict(ARCH_CONFIG) rebuilds it there.
 ARCH_CONFIG = $arch_config
 NUM_CLASSES = $num_classes

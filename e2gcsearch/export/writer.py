@@ -5,6 +5,9 @@ The ``.py`` file imports only torch. It holds the stage table of the network (on
 block, straight from the network's plan; both the rows and the classes' text come from its registry
 entry, :class:`e2gcsearch.models.ExportRows`) and a ``build_model`` function whose module names, and
 so state-dict keys, are those of e2gcsearch's own models: weights trained by e2gcsearch load directly.
+A network built by torchvision (or a user's factory) is written as that constructor call plus its
+grouped convs' new groups; the file then imports torchvision (or the factory's package) too, and a
+stock-grouping network's state dict is torchvision's, so its pretrained weights load unchanged.
 
 Example:
     >>> export_trial(study, 7, "model.py")                   # doctest: +SKIP
@@ -131,12 +134,18 @@ def python_source(arch_config: ArchConfig, summary: list[str] | None = None, mod
     grouping = f"{'stage-wise ' if arch_config.is_stagewise else ''}{arch_config.module}, {arch_config.grouping}"
     network = get_entry(arch_config.arch).display_name
     text = "\n\n".join(textwrap.fill(line, 100, break_on_hyphens=False) for line in (summary or []))
+    imports = entry.export.imports(plan) if entry.export.imports is not None else ()
     fields = {
         "title": f"{network}, {grouping}, width {arch_config.width:g}, {arch_config.num_classes} classes.",
         "summary": _docstring_safe(text or "Exported from an ArchConfig (no measurements attached)."),
         "module": module, "weights": weights, "network": network, "version": __version__,
         "arch_config": repr(arch_config.to_dict()), "num_classes": arch_config.num_classes, "stem_channels": plan.stem_channels,
         "table": entry.export.table(plan), "grouping": grouping, "checkpoint_keys": repr(CHECKPOINT_KEYS),
+        "imports": "".join(f"import {name}\n" for name in imports),
+        "needs": "torch and " + ", ".join(dict.fromkeys(name.partition(".")[0] for name in imports))
+                 if imports else "only torch",
+        "keys_of": f"{network} as {imports[0].partition('.')[0]} builds it (its grouped convs regrouped)"
+                   if imports else f"e2gcsearch's own {network}",
     }
     return Template(template.HEADER + entry.export.body + template.FOOTER).substitute(fields)
 
@@ -168,7 +177,10 @@ def verify_python(path: Path, arch_config: ArchConfig) -> None:
     spec = importlib.util.spec_from_file_location(f"_e2gcsearch_export_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # type: ignore[union-attr]
-    with torch.device("meta"):
+    try:
+        with torch.device("meta"):
+            exported, ours = module.build_model(), create_model(arch_config)
+    except NotImplementedError:  # a constructor that computes with tensors (torchvision's RegNet)
         exported, ours = module.build_model(), create_model(arch_config)
     shapes = {k: tuple(v.shape) for k, v in exported.state_dict().items()}
     if shapes != {k: tuple(v.shape) for k, v in ours.state_dict().items()}:

@@ -5,8 +5,8 @@ package imports them all.
 
 Example:
     >>> from e2gcsearch import ArchConfig, create_model, list_models
-    >>> list_models()
-    ['mobilenet_v1', 'resnext50']
+    >>> list_models()[:4]
+    ['efficientnet_b0', 'mobilenet_v1', 'mobilenet_v2', 'mobilenet_v3_large']
     >>> net = create_model(ArchConfig("mobilenet_v1", group_size=4, width=0.5, num_classes=10))
 """
 
@@ -19,7 +19,7 @@ from torch import nn
 from ..checks import is_int
 from ..config import ArchConfig
 from ..errors import ConfigError
-from . import mobilenet_v1, resnext  # noqa: F401 - each registers its entry
+from . import custom, mobilenet_v1, resnext, torchvision_nets  # noqa: F401 - each registers its entry (custom: module:function names)
 from .registry import (ExportRows, ModelEntry, StagePlan, default_arch, get_entry, list_models, paper_archs,
                        register_model, registered, unregister_model)
 
@@ -54,6 +54,13 @@ def validate_config(arch_config: ArchConfig) -> None:
     get_entry(arch_config.arch).plan(arch_config)
 
 
+def layer_notes(arch_config: ArchConfig) -> dict[str, str]:
+    """Layer name → what the grouping did to it (rewritten, kept), for networks that say so; ``{}``
+    otherwise (e2gcsearch's own networks, whose grouped layers are listed in their docstrings)."""
+    notes = get_entry(arch_config.arch).layer_notes
+    return notes(arch_config) if notes is not None else {}
+
+
 __all__ = [
     "DEFAULT_ARCH",
     "ExportRows",
@@ -63,6 +70,7 @@ __all__ = [
     "create_model",
     "default_arch",
     "get_entry",
+    "layer_notes",
     "list_models",
     "paper_archs",
     "register_model",

@@ -52,10 +52,13 @@ class ExportRows:
             ``NUM_CLASSES``; the footer defines ``conv`` and ``init_weights``.
         table: the network's plan (whose ``stem_channels`` fills ``STEM_CHANNELS``) → the text of
             its rows, one per module or block, as the body's table expects them.
+        imports: the network's plan → modules the builder imports besides torch (e.g.
+            ``("torchvision.models",)`` for a network built by torchvision); ``None``: torch alone.
     """
 
     body: str
     table: Callable[[Any], str]
+    imports: Callable[[Any], tuple[str, ...]] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,10 +74,16 @@ class ModelEntry:
         baseline: the paper's stock network (e.g. MobileNet-V1 G=1), queued first by a search.
         description: one sentence for listings.
         display_name: the name papers and plots use, e.g. ``"MobileNet-V1"``; defaults to ``name``.
-        stages: the stage plan for stage-wise E2GC; ``None`` when the network has none.
+        stages: the stage plan for stage-wise E2GC, or a function returning it (computed when first
+            asked, for networks whose stages come from building them); ``None`` when the network has none.
         export: template and rows of the standalone builder; ``None`` when it has none.
         in_paper_tables: listed in the E2GC paper's Tables III/IV (``e2gcsearch table``).
         default: the architecture library defaults use (exactly one entry sets it).
+        regrouped: built as an unchanged stock module whose grouped convs are rewritten
+            (:mod:`.rewrite`): its width rule is its constructor's own, and a G or g that does not divide
+            a grouped conv is refused rather than rounded away.
+        layer_notes: config → layer name → what the grouping did to it (``cost --per-layer``); ``None``
+            when the network has nothing to say per layer.
     """
 
     name: str
@@ -84,10 +93,12 @@ class ModelEntry:
     baseline: ArchConfig
     description: str
     display_name: str = ""
-    stages: StagePlan | None = None
+    stages: StagePlan | Callable[[], StagePlan] | None = None
     export: ExportRows | None = None
     in_paper_tables: bool = False
     default: bool = False
+    regrouped: bool = False
+    layer_notes: Callable[[ArchConfig], dict[str, str]] | None = None
 
     def __post_init__(self) -> None:
         if not self.display_name:
@@ -95,6 +106,14 @@ class ModelEntry:
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
+# Functions that turn a name no entry has (e.g. "mypkg.models:build_net") into an entry, or return None.
+_RESOLVERS: list[Callable[[str], ModelEntry | None]] = []
+
+
+def register_resolver(resolver: Callable[[str], ModelEntry | None]) -> None:
+    """Let ``resolver`` make an entry for a name that is not registered (it returns ``None`` for names
+    it does not handle); :func:`get_entry` registers what it returns."""
+    _RESOLVERS.append(resolver)
 
 
 def register_model(entry: ModelEntry) -> ModelEntry:
@@ -131,13 +150,18 @@ def list_models() -> list[str]:
 
 
 def get_entry(arch: str) -> ModelEntry:
-    """The entry of ``arch``; :class:`UnknownNameError` listing the known names otherwise."""
-    try:
+    """The entry of ``arch`` (made by a resolver on first use when one handles the name);
+    :class:`UnknownNameError` listing the known names otherwise."""
+    if arch in _REGISTRY:
         return _REGISTRY[arch]
-    except KeyError:
-        raise UnknownNameError(
-            f"unknown architecture {arch!r}; choose one of: {', '.join(list_models())}"
-        ) from None
+    for resolver in _RESOLVERS:
+        entry = resolver(arch)
+        if entry is not None:
+            return register_model(entry)
+    raise UnknownNameError(
+        f"unknown architecture {arch!r}; choose one of: {', '.join(list_models())}, "
+        "or your own network as module:function (a factory num_classes -> nn.Module)"
+    )
 
 
 def default_arch() -> str:

@@ -30,7 +30,7 @@ def _stage_plan(arch: str) -> StagePlan:
     if stages is None:
         staged = [name for name in list_models() if get_entry(name).stages is not None]
         raise UnknownNameError(f"{arch!r} has no stage table; stage-wise group sizes work for: {', '.join(staged)}")
-    return stages
+    return stages if isinstance(stages, StagePlan) else stages()
 
 
 def stage_channels(arch: str) -> tuple[int, ...]:
