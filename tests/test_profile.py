@@ -76,7 +76,7 @@ def test_cache_reuses_measurements_and_can_be_bypassed(tmp_path):
     assert not profile_model(TINY, fast(tmp_path, batch_sizes=(2,), use_cache=False)).batches[2].cached
     # A more precise request (more repeats), another layout or another power model measures again.
     assert not profile_model(TINY, fast(tmp_path, batch_sizes=(2,), repeats=3)).batches[2].cached
-    assert not profile_model(TINY, fast(tmp_path, batch_sizes=(2,), channels_last=True)).batches[2].cached
+    assert not profile_model(TINY, fast(tmp_path, batch_sizes=(2,), impl="channels_last")).batches[2].cached
     assert not profile_model(TINY, fast(tmp_path, batch_sizes=(2,), power_w=99.0)).batches[2].cached
     assert profile_model(TINY, fast(tmp_path, batch_sizes=(2,), repeats=1)).batches[2].cached
 
