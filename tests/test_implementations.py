@@ -128,6 +128,9 @@ def test_per_layer_times_cover_the_step_and_apportion_the_window_energy(tmp_path
     assert sum(layer.macs for layer in layers.layers) == network_cost(arch, 64).macs * 4
     grouped = [layer for layer in layers.layers if layer.kind == "grouped"]
     assert grouped and all(layer.group_size == 2 and layer.ps_per_mac > 0 for layer in grouped)
+    plan = layers.layout_plan  # the one-layout plan is among those searched, so the best is no worse
+    assert plan.mixed_ms <= plan.network_ms + 1e-9 and set(plan.layouts) == {l.name for l in grouped} | {
+        l.name for l in layers.layers if l.kind == "conv"}
     for cliff in layers.cliffs:
         assert cliff.ps_per_mac >= 3 * cliff.median_ps_per_mac
         assert set(cliff.alone_ps_per_mac) == {"nchw", "channels_last"}
@@ -142,6 +145,7 @@ def test_profile_per_layer_json_carries_rows_cliffs_and_the_apportioned_label(tm
     per_layer = document["per_layer"]
     assert "apportioned" in per_layer["energy_unit"] and per_layer["backend"] == "estimate"
     assert per_layer["rows"][-1]["layer"] == "(rest)" and isinstance(per_layer["cliffs"], list)
+    assert "per-layer layout" in per_layer["layout_plan"]["line"]
     assert per_layer["impl"] == document["batches"][0]["impl"]
 
 

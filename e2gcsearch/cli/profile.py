@@ -120,4 +120,6 @@ def per_layer_text(layers: Attribution, fmt: str) -> str:
              f"({layers.backend}) apportioned by time share",
              render(pd.DataFrame(layers.rows()), fmt, LAYER_FORMATTERS, headers)]
     lines += [cliff.line() for cliff in layers.cliffs] or ["no cliff: no grouped conv at >= 3x the median time per MAC"]
+    if layers.layout_plan is not None:
+        lines.append(layers.layout_plan.line())
     return "\n".join(lines)

@@ -35,6 +35,7 @@ from torch import nn
 from ..config import ArchConfig
 from ..cost import network_cost
 from ..errors import ConfigError
+from ..train.layout import LAYOUTS, memory_format
 from ..train.runtime import thread_limit
 from .implementations import IMPLEMENTATIONS, make_step, prepare
 from .protocol import ProfileConfig, _build_model, _synchronize, _synthetic_batch
@@ -98,6 +99,7 @@ class Attribution:
     is_estimate: bool
     layers: list[LayerTime]
     cliffs: list[Cliff]
+    layout_plan: "LayoutPlan | None" = None
 
     @property
     def covered_ms(self) -> float:
@@ -140,7 +142,9 @@ class Attribution:
                 "window_latency_ms": self.window_latency_ms, "window_energy_mj": self.window_energy_mj,
                 "energy_unit": "mJ per batch, apportioned by time share (not measured per layer)",
                 "backend": self.backend, "is_estimate": self.is_estimate, "cliff_factor": CLIFF_FACTOR,
-                "rows": self.rows(), "cliffs": [dataclasses.asdict(c) | {"line": c.line()} for c in self.cliffs]}
+                "rows": self.rows(), "cliffs": [dataclasses.asdict(c) | {"line": c.line()} for c in self.cliffs],
+                "layout_plan": None if self.layout_plan is None else
+                dataclasses.asdict(self.layout_plan) | {"line": self.layout_plan.line()}}
 
 
 def _leaves(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -270,6 +274,78 @@ def find_cliffs(model: nn.Module, layers: list[LayerTime], shapes: dict[str, tup
     return cliffs
 
 
+@dataclasses.dataclass(frozen=True)
+class LayoutPlan:
+    """Would choosing the layout per layer beat one layout for the network? (conv layers timed alone
+    in each layout; a change of layout between two of them costs converting the
+    activation, forward, and its gradient, backward)."""
+
+    network_layout: str
+    network_ms: float  # the conv layers alone, all in the network's layout
+    mixed_ms: float  # the best per-layer plan, conversions included
+    conversions: int
+    conversion_ms: float
+    layouts: dict[str, str]  # layer -> layout of the best plan
+
+    @property
+    def saving(self) -> float:
+        return 1 - self.mixed_ms / self.network_ms if self.network_ms > 0 else 0.0
+
+    def line(self) -> str:
+        verdict = ("it would pay" if self.saving >= PLAN_MARGIN else
+                   f"below {100 * PLAN_MARGIN:.0f} %, so one layout per network")
+        return (f"per-layer layout: the best plan takes {self.mixed_ms:.2f} ms against {self.network_ms:.2f} ms in "
+                f"{self.network_layout} for the conv layers alone ({self.conversions} conversions, "
+                f"{self.conversion_ms:.2f} ms): saves {100 * self.saving:.1f} %; {verdict}")
+
+
+PLAN_MARGIN = 0.05
+
+
+def plan_layouts(model: nn.Module, layers: list[LayerTime], shapes: dict[str, tuple[int, ...]], impl: str, mode: str,
+                 device: str, dtype: torch.dtype, synchronize: Callable[[], None]) -> LayoutPlan:
+    """The cheapest layout per conv layer along the forward order (a chain: residual branches
+    are taken in the order they run), against the network's one layout (dynamic programming over
+    the two layouts)."""
+    modules = dict(model.named_modules())
+    counted = [layer for layer in layers if layer.macs and len(shapes.get(layer.name, ())) == 4]
+    alone = {layer.name: {layout: 1000 * _layer_seconds(modules[layer.name], shapes[layer.name], layout, mode,
+                                                        device, dtype, synchronize) for layout in LAYOUTS}
+             for layer in counted}
+    prepare(model, impl, mode)  # the layers are the model's: put them back as measured
+    convert = {layer.name: (1 + (mode == "train")) * 1000 * _conversion_seconds(shapes[layer.name], device, dtype,
+                                                                              synchronize)
+               for layer in counted}
+    own = IMPLEMENTATIONS[impl].layout
+    best = {layout: (0.0, 0, 0.0, {}) for layout in LAYOUTS}  # cost, conversions, conversion ms, plan
+    for layer in counted:
+        step = {}
+        for layout in LAYOUTS:
+            options = []
+            for previous, (cost, count, spent, plan) in best.items():
+                change = convert[layer.name] if previous != layout and plan else 0.0
+                options.append((cost + change + alone[layer.name][layout], count + (change > 0), spent + change,
+                                {**plan, layer.name: layout}))
+            step[layout] = min(options, key=lambda option: option[0])
+        best = step
+    cost, count, spent, plan = min(best.values(), key=lambda option: option[0])
+    return LayoutPlan(own, sum(alone[layer.name][own] for layer in counted), cost, count, spent, plan)
+
+
+def _conversion_seconds(shape: tuple[int, ...], device: str, dtype: torch.dtype,
+                        synchronize: Callable[[], None]) -> float:
+    """Seconds to convert an activation of ``shape`` between the layouts (the mean of both ways)."""
+    tensor = torch.randn(shape, device=device, dtype=dtype)
+    other = tensor.contiguous(memory_format=memory_format("channels_last"))
+    synchronize()
+    start = time.perf_counter()
+    for _ in range(LAYER_STEPS):
+        tensor.contiguous(memory_format=memory_format("channels_last"))
+        other.contiguous(memory_format=memory_format("nchw"))
+    synchronize()
+    return (time.perf_counter() - start) / (2 * LAYER_STEPS)
+
+
 def attribute(arch_config: ArchConfig, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, impl: str,
               mode: str, synchronize: Callable[[], None], window: dict[str, Any]) -> Attribution:
     """Per-layer times of ``model`` (prepared as ``impl``) on ``inputs``, the measured window's energy
@@ -305,8 +381,9 @@ def attribute(arch_config: ArchConfig, model: nn.Module, inputs: torch.Tensor, t
                                 1000 * backward_s, cost.macs * batch_size if cost else 0,
                                 cost.group_size if cost and cost.kind in ("grouped", "depthwise") else None))
     cliffs = find_cliffs(model, layers, shapes, impl, mode, window["device"], inputs.dtype, synchronize)
+    plan = plan_layouts(model, layers, shapes, impl, mode, window["device"], inputs.dtype, synchronize)
     return Attribution(batch_size, impl, mode, 1000 * step_s, window["latency_ms"], window["energy_mj"],
-                       window["backend"], window["is_estimate"], layers, cliffs)
+                       window["backend"], window["is_estimate"], layers, cliffs, plan)
 
 
 def attribute_profile(result: ProfileResult, config: ProfileConfig, batch_size: int | None = None) -> Attribution:
