@@ -189,9 +189,9 @@ def test_table_measure_adds_epf_columns(capsys):
                  "--batch-sizes", "2", "--repeats", "1", "--min-window-s", "0.01", "--warmup", "1",
                  "--threads", "1", "--backend", "estimate", "--format", "csv"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0] == "arch,module,value,params,macs,activations,ai,width,resolution,epf_mj_b2,epf_backend"
-    assert len(lines) == 23 and all(line.endswith(",estimate") for line in lines[1:])
-    assert all(float(line.split(",")[-2]) > 0 for line in lines[1:])
+    assert lines[0] == "arch,module,value,params,macs,activations,ai,width,resolution,epf_mj_b2,epf_impl,epf_backend"
+    assert len(lines) == 23 and all(line.endswith(",nchw,estimate") for line in lines[1:])
+    assert all(float(line.split(",")[-3]) > 0 for line in lines[1:])
 
 
 def test_profile_subprocess_json(tmp_path):

@@ -199,9 +199,10 @@ def _guarded(call: Callable[[], Any], batch_size: int, config: ProfileConfig) ->
     except (RuntimeError, MemoryError) as exc:
         if not (isinstance(exc, MemoryError) or _is_out_of_memory(exc)):
             raise
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        return None
+    # Out of memory: the failed step's tensors are freed once the exception is gone, then the cache.
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return None
 
 
 def _measure_batch(model: nn.Module, meter: Meter, arch_config: ArchConfig, batch_size: int, device: str,
@@ -403,10 +404,15 @@ def extend_measurement(arch_config: ArchConfig, config: ProfileConfig, batch_siz
 
 
 def epf_columns(results: list[ProfileResult]) -> list[dict[str, Any]]:
-    """Per result, ``epf_mj_b<B>`` for every batch size plus the backend — columns for a table."""
+    """Per result, ``epf_mj_b<B>`` for every batch size plus the backend and the implementation(s)
+    measured (``epf_impl``: one name, or ``B:name`` per batch size when auto chose differently) —
+    columns for a table."""
     rows = []
     for result in results:
         row: dict[str, Any] = {f"epf_mj_b{b}": result.batches[b].epf_mj for b in sorted(result.batches)}
+        chosen = result.implementations()
+        row["epf_impl"] = (next(iter(chosen.values())) if len(set(chosen.values())) == 1
+                           else " ".join(f"{b}:{impl}" for b, impl in chosen.items()))
         row["epf_backend"] = result.backend
         rows.append(row)
     return rows
