@@ -1,7 +1,9 @@
 """What a trial can be measured by: one :class:`Metric` type shared by the search and the report.
 
-A metric is a kind (``epf``, ``top1``, ``params``, ``macs``, ``latency``), a batch size for the
-kinds measured per batch (``epf@16``), a direction and a unit. The search optimises some metrics
+A metric is a kind (``epf``, ``epf_infer``, ``top1``, ``params``, ``macs``, ``latency``), a batch
+size for the kinds measured per batch (``epf@16``), a direction and a unit. ``epf`` is the paper's
+energy per frame of a training step (forward + backward); ``epf_infer`` that of inference (forward
+only, eval mode), what a deployed model costs; ``latency`` is the training step's. The search optimises some metrics
 (its objectives) and bounds others (its constraints); the report shows them with their units.
 Parsing them from the command line lives in :mod:`e2gcsearch.search.objectives`.
 
@@ -20,15 +22,17 @@ from typing import Any, Mapping
 # kind → (direction, unit, takes a batch size)
 METRICS: dict[str, tuple[str, str, bool]] = {
     "epf": ("minimize", "mJ/frame", True),
+    "epf_infer": ("minimize", "mJ/frame", True),
     "top1": ("maximize", "%", False),
     "params": ("minimize", "count", False),
     "macs": ("minimize", "count", False),
     "latency": ("minimize", "ms/batch", True),
 }
-CHEAP_METRICS = ("params", "macs", "epf", "latency")  # known before any training
-ENERGY_METRICS = ("epf",)  # figures that carry the energy backend that produced them
+CHEAP_METRICS = ("params", "macs", "epf", "epf_infer", "latency")  # known before any training
+ENERGY_METRICS = ("epf", "epf_infer")  # figures that carry the energy backend that produced them
+MODES = {"epf": "train", "latency": "train", "epf_infer": "infer"}  # the profiling mode of each measured kind
 ACCURACY_METRICS = ("top1", "top5")  # proxy accuracies (maximised)
-LABELS = {"epf": "EPF", "top1": "top-1", "top5": "top-5", "macs": "MACs", "params": "params", "latency": "latency"}
+LABELS = {"epf": "EPF", "epf_infer": "EPF-infer", "top1": "top-1", "top5": "top-5", "macs": "MACs", "params": "params", "latency": "latency"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,4 +99,4 @@ class Metric:
         return f"{label} ({', '.join(notes)})" if notes else label
 
 
-__all__ = ["ACCURACY_METRICS", "CHEAP_METRICS", "ENERGY_METRICS", "LABELS", "METRICS", "Metric"]
+__all__ = ["ACCURACY_METRICS", "CHEAP_METRICS", "ENERGY_METRICS", "LABELS", "METRICS", "MODES", "Metric"]

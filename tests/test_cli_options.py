@@ -65,10 +65,10 @@ def test_run_and_validate_take_the_measurement_flags():
                                  RUN_DEFAULTS))
     validate = validate_settings(build_parser().parse_args(["validate", *flags]))
     for profile in (run.settings.profile, validate.profile):
-        assert (profile.dtype, profile.power_w, profile.min_window_s, profile.warmup, profile.channels_last,
-                profile.threads, profile.use_cache) == ("bfloat16", 12.0, 0.1, 1, True, 2, False)
-    assert (run.settings.train.threads, run.settings.train.channels_last) == (3, True)
-    assert validate.train["threads"] == 3
+        assert (profile.dtype, profile.power_w, profile.min_window_s, profile.warmup, profile.impl,
+                profile.threads, profile.use_cache) == ("bfloat16", 12.0, 0.1, 1, "channels_last", 2, False)
+    assert (run.settings.train.threads, run.settings.train.layout) == (3, "channels_last")  # the older spelling
+    assert validate.train["threads"] == 3 and validate.train["layout"] == "channels_last"
 
 
 def test_run_defaults_keep_profiling_on_one_thread_and_take_the_proxy_budget():

@@ -76,7 +76,7 @@ def test_cache_reuses_measurements_and_can_be_bypassed(tmp_path):
     assert not profile_model(TINY, fast(tmp_path, batch_sizes=(2,), use_cache=False)).batches[2].cached
     # A more precise request (more repeats), another layout or another power model measures again.
     assert not profile_model(TINY, fast(tmp_path, batch_sizes=(2,), repeats=3)).batches[2].cached
-    assert not profile_model(TINY, fast(tmp_path, batch_sizes=(2,), channels_last=True)).batches[2].cached
+    assert not profile_model(TINY, fast(tmp_path, batch_sizes=(2,), impl="channels_last")).batches[2].cached
     assert not profile_model(TINY, fast(tmp_path, batch_sizes=(2,), power_w=99.0)).batches[2].cached
     assert profile_model(TINY, fast(tmp_path, batch_sizes=(2,), repeats=1)).batches[2].cached
 
@@ -189,9 +189,9 @@ def test_table_measure_adds_epf_columns(capsys):
                  "--batch-sizes", "2", "--repeats", "1", "--min-window-s", "0.01", "--warmup", "1",
                  "--threads", "1", "--backend", "estimate", "--format", "csv"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0] == "arch,module,value,params,macs,activations,ai,width,resolution,epf_mj_b2,epf_backend"
-    assert len(lines) == 23 and all(line.endswith(",estimate") for line in lines[1:])
-    assert all(float(line.split(",")[-2]) > 0 for line in lines[1:])
+    assert lines[0] == "arch,module,value,params,macs,activations,ai,width,resolution,epf_mj_b2,epf_impl,epf_backend"
+    assert len(lines) == 23 and all(line.endswith(",nchw,estimate") for line in lines[1:])
+    assert all(float(line.split(",")[-3]) > 0 for line in lines[1:])
 
 
 def test_profile_subprocess_json(tmp_path):

@@ -10,7 +10,7 @@ from ..cost import network_cost
 from ..models import layer_notes
 from ..report.tables import fixed, human_count, render, to_json
 from ._common import HelpFormatter, emit
-from .options import MODEL, OUTPUT, add_options, arch_config_from
+from .options import MODEL, OUTPUT, add_option, add_options, arch_config_from
 
 EXAMPLES = """\
 examples:
@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "cost", help="params, MACs, activations and AI of one network (per layer on request)",
         description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
     add_options(parser, MODEL, OUTPUT)
-    parser.add_argument("--per-layer", action="store_true", help="also list every conv and linear layer")
+    add_option(parser, "per_layer")
     parser.set_defaults(func=run)
 
 

@@ -13,10 +13,11 @@ The vocabulary in short:
   data         --data, --data-root, --classes, --train-per-class, --val-per-class, --resolution,
                --data-seed (subset draw and split), --download, --cache-dir (the cache home)
   training     --epochs, --batch-size, --lr, --train-seed (weights, batch order, augmentation),
-               --device, --threads, --channels-last (+ the trainer's own flags in 'train')
-  measurement  --batch-sizes, --backend, --device, --repeats, --min-window-s, --warmup, --dtype,
-               --channels-last, --threads (--profile-threads where the command also trains),
-               --cpu-power-w, --no-cache, --cache-dir
+               --device, --threads, --impl (the layout; + the trainer's own flags in 'train')
+  measurement  --batch-sizes, --backend, --device, --impl, --repeats, --min-window-s, --warmup, --dtype,
+               --threads (--profile-threads where the command also trains), --cpu-power-w, --no-cache,
+               --cache-dir; --mode where nothing is trained ('run' takes the mode from its objectives)
+  (--channels-last, the older spelling of --impl channels_last, is still read)
   study        --study, --storage;  search / search space: the flags of 'run'
   output       --format
 """
@@ -37,6 +38,7 @@ from ..errors import ConfigError, DataError
 from ..models import DEFAULT_ARCH, list_models
 from ..paths import PROFILES, TENSORS, cache_folder
 from ..profiling import ProfileConfig
+from ..profiling.implementations import AUTO_CANDIDATES, IMPL_CHOICES, MODES
 from ..profiling.protocol import DTYPES
 from ..report.tables import FORMATS
 from ..search.objectives import DEFAULT_BATCH_SIZE
@@ -138,8 +140,14 @@ OPTIONS: dict[str, Option] = {
                             "trained; auto times a few steps with 1 thread and with every core at the start, keeps "
                             "the faster and says so (a shared CPU can make all cores 10x slower than one); "
                             "0 = torch's default (all cores)"),
+    "impl": _option("--impl", choices=IMPL_CHOICES, default="nchw",
+                    help="how the network runs while measuring and training: nchw (PyTorch's default layout), "
+                         "channels_last (NHWC kernels), compile (torch.compile; compile time reported apart, "
+                         "training runs nchw), auto (time " + " and ".join(AUTO_CANDIDATES) + " for a few steps per "
+                         "network and batch size, keep the faster; recorded with every figure). "
+                         "E.g. --impl auto"),
     "channels_last": _option("--channels-last", action="store_true",
-                             help="channels_last (NHWC) memory format for training and measuring"),
+                             help="older spelling of --impl channels_last"),
     "schedule": _option("--schedule", choices=SCHEDULES,
                         help="learning-rate schedule; unset: cosine (proxy), step (--full)"),
     "warmup_epochs": _option("--warmup-epochs", type=float, default=TrainConfig.warmup_epochs,
@@ -165,6 +173,13 @@ OPTIONS: dict[str, Option] = {
     "warmup": _option("--warmup", type=int, default=3, help="warm-up steps per batch size"),
     "dtype": _option("--dtype", choices=tuple(DTYPES), default="float32",
                      help="precision of weights and input while measuring"),
+    "mode": _option("--mode", choices=MODES, default="train",
+                    help="train: EPF of forward + backward in train mode (the paper's); infer: forward only in "
+                         "eval mode under torch.inference_mode() (what a deployed model costs), e.g. --mode infer"),
+    "per_layer": _option("--per-layer", action="store_true",
+                         help="also per layer: cost lists every conv and linear layer; profile times every layer's "
+                              "forward and backward, apportions the measured energy to them by time share and "
+                              "flags cliffs (time per MAC >= 3x the median) and what removes them"),
     "profile_threads": _option("--profile-threads", type=threads, default=1, metavar="N",
                                help="torch intra-op threads while measuring, in commands that also train (--threads "
                                     "is the training's); 1 measures one busy core, steady on a shared CPU; "
@@ -237,13 +252,13 @@ NETWORK = Group("network", ("arch", "group_size", "groups", "width"))
 MODEL = Group("network", (*NETWORK.names, "resolution", "classes"), {"resolution": 224, "classes": 1000})
 DATA = Group("data", ("data", "data_root", "classes", "train_per_class", "val_per_class", "resolution", "data_seed",
                       "download", "cache_dir"))
-TRAINING = Group("training", ("epochs", "batch_size", "lr", "train_seed", "device", "threads", "channels_last"),
-                 {"threads": "auto"})
+TRAINING = Group("training", ("epochs", "batch_size", "lr", "train_seed", "device", "threads", "impl",
+                              "channels_last"), {"threads": "auto"})
 TRAINER = Group("training", ("schedule", "warmup_epochs", "label_smoothing", "augment", "no_amp", "full",
                              "checkpoint_dir", "resume", "no_progress"))
-_MEASURING = ("batch_sizes", "backend", "device", "repeats", "min_window_s", "warmup", "dtype", "channels_last",
-              "no_device_lock")
-MEASUREMENT = Group("energy measurement", (*_MEASURING, "threads", "cpu_power_w", "no_cache", "cache_dir"),
+_MEASURING = ("batch_sizes", "backend", "device", "impl", "repeats", "min_window_s", "warmup", "dtype",
+              "channels_last", "no_device_lock")
+MEASUREMENT = Group("energy measurement", (*_MEASURING, "mode", "threads", "cpu_power_w", "no_cache", "cache_dir"),
                     {"threads": 1})
 MEASUREMENT_WHILE_TRAINING = Group("energy measurement",
                                    (*_MEASURING, "profile_threads", "cpu_power_w", "no_cache", "cache_dir"))
@@ -398,13 +413,30 @@ def data_config(args: argparse.Namespace, proxy: bool = False) -> DataConfig:
     return proxy_data_config(config, args.resolution) if proxy else config
 
 
+def implementation(args: argparse.Namespace) -> str:
+    """``--impl``, with the older ``--channels-last`` read as ``--impl channels_last``."""
+    if not getattr(args, "channels_last", False):
+        return args.impl
+    if args.impl == "compile":
+        raise ConfigError("--channels-last contradicts --impl compile; drop --channels-last "
+                          "(it is the older spelling of --impl channels_last)")
+    return "channels_last"
+
+
+def training_layout(args: argparse.Namespace) -> str:
+    """The trainer's layout for ``--impl``: nchw, channels_last or auto (compile trains nchw)."""
+    impl = implementation(args)
+    return "nchw" if impl == "compile" else impl
+
+
 def profile_config(args: argparse.Namespace, threads: int | None, resolution: int | None = None,
                    batch_sizes: tuple[int, ...] | None = None) -> ProfileConfig:
     """The ProfileConfig the measurement flags describe; ``threads`` is ``--threads`` or ``--profile-threads``
     (the latter where the command also trains)."""
     return ProfileConfig(
         batch_sizes=tuple(batch_sizes or args.batch_sizes), resolution=resolution or args.resolution,
-        device=args.device, backend=args.backend, dtype=args.dtype, channels_last=args.channels_last,
+        device=args.device, backend=args.backend, dtype=args.dtype, impl=implementation(args),
+        mode=getattr(args, "mode", "train"),
         repeats=args.repeats, min_window_s=args.min_window_s, warmup=args.warmup,
         cache_dir=cached_under(args.cache_dir, PROFILES), use_cache=not args.no_cache, power_w=args.cpu_power_w,
         threads=threads, device_lock=not args.no_device_lock)

@@ -7,11 +7,12 @@ import argparse
 import pandas as pd
 
 from ..profiling import ProfileResult, profile_model
+from ..profiling.attribution import Attribution, attribute_profile
 from ..profiling.probe import step_timer
 from ..train import choose_threads
 from ..report.tables import fixed, render, to_json
 from ._common import HelpFormatter, emit, note
-from .options import MEASUREMENT, MODEL, OUTPUT, add_options, arch_config_from, profile_config
+from .options import MEASUREMENT, MODEL, OUTPUT, add_option, add_options, arch_config_from, profile_config
 
 EXAMPLES = """\
 examples:
@@ -20,12 +21,19 @@ examples:
   e2gcsearch profile mobilenet_v1 -G 1 --resolution 112 --threads 0   # all cores (torch's default)
   e2gcsearch profile resnext50 --groups 32 --device cuda --backend nvml --format json
   E2GCSEARCH_CPU_POWER_W=35 e2gcsearch profile mobilenet_v1 -G 8 --width 0.5 --resolution 64
+  e2gcsearch profile mobilenet_v1 -G 2 --resolution 112 --batch-sizes 16 --impl auto --per-layer
+  e2gcsearch profile mobilenet_v1 -G 4 --resolution 112 --mode infer --impl channels_last --format json
 
 EPF = energy of one forward + backward pass of a batch / batch size, in mJ per frame (train mode,
 no optimizer step). Backends (auto tries them in this order): nvml (NVIDIA energy counter or sampled
 power), rapl (Linux powercap, CPU package + DRAM), estimate (measured time x a TDP power model:
 7.5 W per busy core on a CPU; override with --cpu-power-w or E2GCSEARCH_CPU_POWER_W). Estimates are
-labelled "estimate" everywhere. Defaults: windows of at least 5 s on a GPU and 0.25 s on a CPU;
+labelled "estimate" everywhere. --impl picks how the network runs (nchw, channels_last, compile, or
+auto: the faster of nchw and channels_last, timed per batch size; the choice and every candidate's
+ms/step are printed and recorded); --mode infer measures a forward pass in eval mode instead of the
+training step. --per-layer then times every layer at the largest batch size and apportions the
+window's energy to the layers by their share of the time (an attribution, not a per-layer
+measurement), and names cliffs: grouped convs at >= 3x the median time per MAC. Defaults: windows of at least 5 s on a GPU and 0.25 s on a CPU;
 --threads auto (the faster of 1 thread and every core, timed on the measured step; --threads 1 gives
 figures comparable across runs on a shared CPU). Measurements are cached in <cache home>/profiles: --cache-dir, else $E2GCSEARCH_CACHE_DIR,
 else ~/.cache/e2gcsearch; --no-cache measures afresh.
@@ -42,7 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "profile", help="EPF (mJ/frame), latency and CV of one network per batch size, naming the backend",
         description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
-    add_options(parser, MODEL, MEASUREMENT, OUTPUT, defaults={"threads": "auto"})
+    groups = add_options(parser, MODEL, MEASUREMENT, OUTPUT, defaults={"threads": "auto"})
+    add_option(groups["energy measurement"], "per_layer")
     parser.set_defaults(func=run)
 
 
@@ -63,23 +72,54 @@ def run(args: argparse.Namespace) -> None:
         choice = choose_threads(step_timer(arch_config, profile_config(args, threads=1)))
         note(choice.line())
         threads = choice.threads
-    result = profile_model(arch_config, profile_config(args, threads=threads), progress=note)
+    config = profile_config(args, threads=threads)
+    result = profile_model(arch_config, config, progress=note)
+    layers = attribute_profile(result, config) if args.per_layer else None
     backend_line, *skipped = backend_lines(result)
     for line in ([] if args.format in ("table", "markdown") else [backend_line]) + skipped:
         note(line)
     if args.format == "json":
-        emit(to_json(result.to_dict()))
+        emit(to_json(result.to_dict() | ({"per_layer": layers.to_dict()} if layers else {})))
         return
     frame = pd.DataFrame(result.rows())
     if args.format == "csv":
         emit(render(frame, "csv"))
+        if layers:
+            emit(render(pd.DataFrame(layers.rows()), "csv"))
         return
     fp = result.fingerprint
     frame["steps"] = [f"{row.iterations} x {row.repeats}" for row in frame.itertuples()]
     headers = {"batch_size": "B", "epf_mj": f"EPF mJ/frame ({result.backend})", "epf_std_mj": "std mJ/frame",
                "cv": "CV %", "latency_ms": "latency ms/batch", "throughput_ips": "img/s", "idle_power_w": "idle W",
                "epf_idle_subtracted_mj": f"EPF-idle mJ/frame ({result.backend})", "steps": "steps x windows"}
-    emit(f"{result.arch_config.label()} at {result.resolution}x{result.resolution} px, {fp['dtype']} {fp['memory_format']}, "
-         f"{fp['device']} ({fp['device_model']}, threads: {fp['threads']}, torch {fp['torch']})")
+    emit(f"{result.arch_config.label()} at {result.resolution}x{result.resolution} px, {fp['dtype']}, {result.mode} mode, "
+         f"impl {result.impl}, {fp['device']} ({fp['device_model']}, threads: {fp['threads']}, torch {fp['torch']})")
     emit(backend_line)
     emit(render(frame[HUMAN_COLUMNS], args.format, FORMATTERS, headers))
+    for batch in result.batches.values():
+        if batch.impl_choice:
+            emit(f"B={batch.batch_size}: impl auto chose {batch.impl} ({batch.impl_choice['reason']})")
+        if batch.compile_s is not None:
+            emit(f"B={batch.batch_size}: compiled in {batch.compile_s:.1f} s (before the warm-up, outside every window)")
+    if layers:
+        emit(per_layer_text(layers, args.format))
+
+
+LAYER_FORMATTERS = {"group_size": fixed(0), "forward_ms": fixed(3), "backward_ms": fixed(3), "time_share": lambda v: fixed(1)(100 * v),
+                    "energy_mj_apportioned": fixed(3), "ps_per_mac": fixed(1)}
+
+
+def per_layer_text(layers: Attribution, fmt: str) -> str:
+    """The per-layer table, its rest row and the cliffs, with units and the 'apportioned' label."""
+    headers = {"group_size": "G", "forward_ms": "fwd ms", "backward_ms": "bwd ms", "time_share": "time %",
+               "energy_mj_apportioned": f"energy mJ/batch (apportioned, {layers.backend})", "macs": "MACs",
+               "ps_per_mac": "ps/MAC"}
+    lines = [f"per layer at B={layers.batch_size}, impl {layers.impl}, {layers.mode} mode: "
+             f"{layers.step_ms:.1f} ms per instrumented step ({100 * layers.covered:.1f} % in layers), "
+             f"{layers.window_latency_ms:.1f} ms per step in the windows, {layers.window_energy_mj:.2f} mJ per batch "
+             f"({layers.backend}) apportioned by time share",
+             render(pd.DataFrame(layers.rows()), fmt, LAYER_FORMATTERS, headers)]
+    lines += [cliff.line() for cliff in layers.cliffs] or ["no cliff: no grouped conv at >= 3x the median time per MAC"]
+    if layers.layout_plan is not None:
+        lines.append(layers.layout_plan.line())
+    return "\n".join(lines)

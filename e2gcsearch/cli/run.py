@@ -20,7 +20,7 @@ from ..search.trial import TrialSettings
 from ..train import TrainConfig, proxy_budget
 from ._common import HelpFormatter, emit, note
 from .options import (DATA, DEFAULT_TRIALS, MEASUREMENT_WHILE_TRAINING, OUTPUT, SEARCH, SPACE, TRAINING, add_options,
-                      complete, data_config, load_spec, profile_config)
+                      complete, data_config, load_spec, profile_config, training_layout)
 
 EXAMPLES = f"""\
 examples:
@@ -47,7 +47,7 @@ device (between two steps), so no window counts another worker's work; --no-devi
 
 
 RUN_GROUPS = (SEARCH, SPACE, DATA, TRAINING, MEASUREMENT_WHILE_TRAINING, OUTPUT)
-RUN_DEFAULTS = {"repeats": 3}  # three windows per batch size keep a trial cheap; unset data flags: the proxy budget
+RUN_DEFAULTS = {"repeats": 3, "impl": "auto"}  # three windows per batch size keep a trial cheap; unset data flags: the proxy budget
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -65,7 +65,7 @@ def proxy_train_config(args: argparse.Namespace, data: DataConfig) -> TrainConfi
     """The proxy training of every trial; unset --epochs: the dataset's proxy budget."""
     return TrainConfig(epochs=args.epochs or proxy_budget(data).epochs, batch_size=args.batch_size, lr=args.lr,
                        seed=args.train_seed, device=args.device, threads=args.threads,
-                       channels_last=args.channels_last, progress=False)
+                       layout=training_layout(args), progress=False)
 
 
 def search_config(args: argparse.Namespace) -> SearchConfig:

@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> None:
             formatters[f"epf_mj_b{batch_size}"] = fixed(3)
             headers[f"epf_mj_b{batch_size}"] = f"EPF B={batch_size} (mJ/frame, {backend})"
         headers["epf_backend"] = "backend"
+        headers["epf_impl"] = f"impl ({results[0].mode} mode)"
         backend_line, *skipped = backend_lines(results[0])
         for line in skipped if args.format in ("table", "markdown") else [backend_line, *skipped]:
             note(line)

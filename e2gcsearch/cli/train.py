@@ -12,7 +12,7 @@ from ..data import DataConfig, LoadedData, load_data
 from ..report.tables import fixed, render, to_json
 from ..train import TrainConfig, TrainResult, process_rank, train_model
 from ._common import HelpFormatter, emit, note
-from .options import DATA, NETWORK, OUTPUT, TRAINER, TRAINING, add_options, data_config
+from .options import DATA, NETWORK, OUTPUT, TRAINER, TRAINING, add_options, data_config, training_layout
 
 EXAMPLES = """\
 examples:
@@ -46,7 +46,7 @@ HEADERS = {"train_images": "train", "val_images": "val", "top1_pct": "top-1 %", 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
     settings = dict(batch_size=args.batch_size, lr=args.lr, warmup_epochs=args.warmup_epochs,
-                    label_smoothing=args.label_smoothing, augment=args.augment, channels_last=args.channels_last,
+                    label_smoothing=args.label_smoothing, augment=args.augment, layout=training_layout(args),
                     amp=not args.no_amp, seed=args.train_seed, device=args.device, threads=args.threads,
                     checkpoint_dir=args.checkpoint_dir, resume=args.resume, progress=not args.no_progress)
     if args.schedule:

@@ -18,7 +18,7 @@ from ..paths import TENSORS
 from ..validate import ValidateSettings, checkpoint_root, render_validation, validate_study
 from ._common import HelpFormatter, emit, positive_int
 from .options import (DATA, MEASUREMENT_WHILE_TRAINING, OUTPUT, STUDY, TRAINING, add_options, cached_under,
-                      profile_config)
+                      profile_config, training_layout)
 from .studies import load_study
 
 EXAMPLES = """\
@@ -67,7 +67,7 @@ def settings(args: argparse.Namespace) -> ValidateSettings:
             "resolution": args.resolution, "seed": args.data_seed, "download": args.download or None,
             "cache_dir": cached_under(args.cache_dir, TENSORS)}
     train = {"batch_size": args.batch_size, "lr": args.lr, "seed": args.train_seed, "device": args.device,
-             "threads": args.threads, "channels_last": args.channels_last}
+             "threads": args.threads, "layout": training_layout(args)}
     # Unset --batch-sizes: the batch sizes the search measured; the resolution is the data's.
     profile = None if args.no_profile else profile_config(args, threads=args.profile_threads, resolution=224,
                                                           batch_sizes=args.batch_sizes or (1, 4, 16))

@@ -30,7 +30,7 @@ from .fit import MODEL_FORM, EnergyFit, config_terms, fit_energy_model
 PROFILE_KIND = "e2gcsearch.device-profile"
 PROFILE_VERSION = 1
 # Fingerprint fields that make a fit apply elsewhere: hardware model, software, precision, layout.
-IDENTITY_KEYS = ("device_model", "torch", "dtype", "memory_format")
+IDENTITY_KEYS = ("device_model", "torch", "dtype", "memory_format", "implementation")
 Progress = Callable[[str], None]
 
 
@@ -168,13 +168,19 @@ def fit_device_profile(dataset: EpfDataset, batch_sizes: tuple[int, ...] | None 
                          created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
 
 
-def current_fingerprint(device: str = "cpu", dtype: str = "float32", channels_last: bool = False) -> dict[str, Any]:
+def current_fingerprint(device: str = "cpu", dtype: str = "float32", impl: str = "nchw") -> dict[str, Any]:
     """This machine's fingerprint for ``device`` (the profiler's, with the estimate meter's label)."""
     from ..energy import create_meter
     from ..profiling import device_fingerprint
 
     with create_meter("estimate", device=device) as meter:
-        return device_fingerprint(device, dtype, channels_last, meter)
+        return device_fingerprint(device, dtype, impl, meter)
+
+
+def _implementation_of(fingerprint: dict[str, Any]) -> str:
+    """The implementation a stored fingerprint names (profiles from before implementations: its layout)."""
+    return fingerprint.get("implementation") or (
+        "channels_last" if fingerprint.get("memory_format") == "channels_last" else "nchw")
 
 
 def fingerprint_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -189,7 +195,7 @@ def fingerprint_warning(profile: DeviceProfile, current: dict[str, Any] | None =
         device = str(profile.fingerprint.get("device", "cpu"))
         try:
             current = current_fingerprint(device, str(profile.fingerprint.get("dtype", "float32")),
-                                          profile.fingerprint.get("memory_format") == "channels_last")
+                                          _implementation_of(profile.fingerprint))
         except Exception as exc:  # noqa: BLE001 - e.g. a CUDA profile read on a machine without a GPU
             return f"warning: the profile was fitted on {device}, which this machine cannot use ({exc}); predictions are for that device"
     differences = fingerprint_differences(profile.fingerprint, current)

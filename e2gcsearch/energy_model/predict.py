@@ -221,7 +221,7 @@ def load_or_calibrate(space: Space, num_classes: int, profile_config: Any, path:
 
     say = progress or (lambda line: None)
     device = resolve_device(profile_config.device)
-    here = current_fingerprint(device, profile_config.dtype, profile_config.channels_last)
+    here = current_fingerprint(device, profile_config.dtype, profile_config.impl)
     target = path or default_profile_path(here)
     try:
         profile = DeviceProfile.load(target)

@@ -36,6 +36,8 @@ $imports
 ARCH_CONFIG = $arch_config
 NUM_CLASSES = $num_classes
 STEM_CHANNELS = $stem_channels
+# How the search ran this network when it measured it: $measured_as
+MEMORY_FORMAT = $memory_format
 '''
 
 FOOTER = '''
@@ -69,12 +71,18 @@ def load_state_dict(path: str) -> dict[str, torch.Tensor]:
     return {name.removeprefix("module."): value for name, value in state.items()}
 
 
-def build_model(num_classes: int = NUM_CLASSES, weights: str | None = None) -> nn.Module:
-    """The network of this file; ``weights`` loads a state dict or checkpoint (strict key match)."""
+def build_model(num_classes: int = NUM_CLASSES, weights: str | None = None,
+                memory_format: torch.memory_format = MEMORY_FORMAT) -> nn.Module:
+    """The network of this file in the memory layout it was measured in; ``weights`` loads a state dict
+    or checkpoint (strict key match).
+
+    Measured as: $measured_as. Give it inputs in the same layout,
+    ``x.contiguous(memory_format=MEMORY_FORMAT)``, so that it runs as it was measured.
+    """
     model = NETWORK(num_classes)
     if weights is not None:
         model.load_state_dict(load_state_dict(weights))
-    return model
+    return model.to(memory_format=memory_format)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from . import template
 from ..config import ArchConfig
 from ..errors import ConfigError, DataError
 from ..models import create_model, get_entry
+from ..profiling.implementations import layout_of
 from ..search.results import front_info, get_trial, study_objectives, trial_record
 from ..search.record import TrialRecord, full_result
 from ..report.tables import human_count
@@ -113,6 +114,10 @@ def describe_trial(record: TrialRecord, objectives: list, study: str = "", full:
             else f"measured with the '{record.energy_backend}' energy meter"
         lines.append(f"EPF, energy of one forward + backward pass of a batch divided by the batch size B: "
                      f"{figures}; {kind}, on {_fingerprint(record)}.")
+    if record.epf_infer:
+        figures = ", ".join(f"B={b}: {f['epf_mj']:.4g} mJ" if f.get("status", "ok") == "ok" else f"B={b}: -"
+                            for b, f in sorted(record.epf_infer.items()))
+        lines.append(f"EPF-infer, energy of one forward pass (eval mode) divided by B: {figures}; same meter.")
     if record.top1 is not None:
         lines.append(f"Proxy accuracy (short training): top-1 {record.top1:.2f} %"
                      + (f", top-5 {record.top5:.2f} %" if record.top5 is not None else "")
@@ -123,9 +128,29 @@ def describe_trial(record: TrialRecord, objectives: list, study: str = "", full:
     return lines
 
 
+def measured_as(record: TrialRecord | None) -> tuple[str, str]:
+    """How the search ran the trial's network when it measured it: (torch memory format as Python
+    text, one sentence naming the implementation and mode per batch size)."""
+    if record is None or not record.epf:
+        return "torch.contiguous_format", "not measured (PyTorch's default NCHW layout)"
+    parts = []
+    for mode, measured in (("train", record.epf), ("infer", record.epf_infer)):
+        for batch in sorted(measured):
+            figures = measured[batch]
+            choice = figures.get("impl_choice")
+            how = f" (auto: {choice['reason']})" if choice else ""
+            parts.append(f"{mode} mode B={batch} {figures.get('impl', 'nchw')}{how}")
+    reference = record.epf[max(record.epf)].get("impl", "nchw")
+    memory_format = "torch.channels_last" if layout_of(reference) == "channels_last" else "torch.contiguous_format"
+    compiled = " -- compiled with torch.compile; wrap the model in torch.compile to run as measured" \
+        if reference == "compile" else ""
+    return memory_format, "; ".join(parts) + compiled
+
+
 def python_source(arch_config: ArchConfig, summary: list[str] | None = None, module: str = "model",
-                  weights: str = "model.pth") -> str:
-    """The text of a standalone builder module for ``arch_config`` (see the module docstring)."""
+                  weights: str = "model.pth", record: TrialRecord | None = None) -> str:
+    """The text of a standalone builder module for ``arch_config`` (see the module docstring); with the
+    trial's ``record``, the builder lays the network out as the search measured it."""
     entry = get_entry(arch_config.arch)
     if entry.export is None:
         raise ConfigError(f"{arch_config.arch} has no standalone builder; export it to .json (its ArchConfig) "
@@ -147,6 +172,7 @@ def python_source(arch_config: ArchConfig, summary: list[str] | None = None, mod
         "keys_of": f"{network} as {imports[0].partition('.')[0]} builds it (its grouped convs regrouped)"
                    if imports else f"e2gcsearch's own {network}",
     }
+    fields["memory_format"], fields["measured_as"] = measured_as(record)
     return Template(template.HEADER + entry.export.body + template.FOOTER).substitute(fields)
 
 
@@ -210,7 +236,7 @@ def export_model(arch_config: ArchConfig, out: str | Path, record: TrialRecord |
     if suffix == ".py":
         summary = describe_trial(record, objectives or [], study, full, front_row) if record is not None else []
         weights_file = out.with_suffix(".pth")
-        _write_text(out, python_source(arch_config, summary, out.stem, weights_file.name))
+        _write_text(out, python_source(arch_config, summary, out.stem, weights_file.name, record))
         verify_python(out, arch_config)
         if state is None:
             return [out]

@@ -3,11 +3,17 @@ stores them so a search never measures the same thing twice.
 
 One JSON file per measurement, named by the SHA-256 of its key::
 
-    key = (ArchConfig, batch size, resolution, device fingerprint)
+    key = (ArchConfig, batch size, resolution, device fingerprint, mode)
 
-where the fingerprint holds the device model, driver, torch version, dtype, memory format, thread
-count and the meter's label (backend and, for the estimate, its power model) — so a different
-machine, precision, layout or power model is a different entry. Protocol settings (repeats, window
+where the fingerprint holds the device model, driver, torch version, dtype, memory format (and the
+implementation where the layout does not name it, e.g. ``compile``), thread count and the meter's
+label (backend and, for the estimate, its power model) — so a different machine, precision,
+implementation or power model is a different entry. The mode is left out of the key for ``train``
+(the paper's step, which entries written before modes existed measured) and written for ``infer``.
+``--impl auto`` stores its choice per batch size under the key of the request (implementation
+``auto``, :func:`choice_key`) and the measurement under the key of the implementation it chose, so
+a later run neither calibrates nor measures again, and shares the entry with a run that asked for
+that implementation by name. Protocol settings (repeats, window
 length) are not in the key: an entry is reused when it is at least as precise as asked (as many
 repeats, a window as long), and replaced otherwise.
 
@@ -36,10 +42,17 @@ def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     return cache_folder(PROFILES, environ=environ)
 
 
-def cache_key(arch_config: ArchConfig, batch_size: int, resolution: int, fingerprint: Mapping[str, Any]) -> dict[str, Any]:
+def cache_key(arch_config: ArchConfig, batch_size: int, resolution: int, fingerprint: Mapping[str, Any],
+              mode: str = "train") -> dict[str, Any]:
     """The identity of one measurement, as a JSON-ready dict."""
-    return {"schema": SCHEMA, "arch": arch_config.to_dict(), "batch_size": int(batch_size),
-            "resolution": int(resolution), "fingerprint": dict(fingerprint)}
+    key = {"schema": SCHEMA, "arch": arch_config.to_dict(), "batch_size": int(batch_size),
+           "resolution": int(resolution), "fingerprint": dict(fingerprint)}
+    return key if mode == "train" else key | {"mode": mode}
+
+
+def choice_key(measurement_key: Mapping[str, Any]) -> dict[str, Any]:
+    """The identity of an ``auto`` choice made for a measurement whose key (of the request) is given."""
+    return dict(measurement_key) | {"entry": "implementation choice"}
 
 
 class ProfileCache:

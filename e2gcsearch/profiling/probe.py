@@ -1,4 +1,5 @@
-"""Quick probes of the measured step (forward + backward in train mode, as the protocol measures it):
+"""Quick probes of the measured step (as the protocol measures it, in its mode and implementation;
+``auto`` probes its default candidate, nchw):
 can it run at all, how long does it take with N threads, and which device fingerprint would a
 measurement carry. Used by ``profile --threads auto`` and by the search's pre-flight check."""
 
@@ -14,7 +15,8 @@ from ..devices import resolve_device
 from ..energy import create_meter
 from ..models import check_resolution, validate_config
 from .fingerprint import device_fingerprint
-from .protocol import ProfileConfig, _build_model, _synchronize, _synthetic_batch, _train_step
+from .implementations import AUTO, AUTO_CANDIDATES, make_step, prepare
+from .protocol import ProfileConfig, _build_model, _synchronize, _synthetic_batch
 
 TIMED_STEPS = 3
 
@@ -25,11 +27,13 @@ def measured_step(arch_config: ArchConfig, config: ProfileConfig, batch_size: in
     check_resolution(arch_config.arch, config.resolution)
     validate_config(arch_config)
     device = resolve_device(config.device)
-    model = _build_model(arch_config, device, config)
+    impl = AUTO_CANDIDATES[0] if config.impl == AUTO else config.impl
+    model = prepare(_build_model(arch_config, device, config), impl, config.mode)
     inputs, targets = _synthetic_batch(arch_config, batch_size or min(config.batch_sizes), device, config)
+    run = make_step(model, inputs, targets, impl, config.mode)
 
     def step() -> None:
-        _train_step(model, inputs, targets)
+        run()
         _synchronize(device)
 
     return step
@@ -65,6 +69,6 @@ def expected_fingerprint(config: ProfileConfig) -> dict[str, Any]:
         torch.set_num_threads(config.threads)
     try:
         with create_meter(config.backend, device, **options) as meter:
-            return device_fingerprint(device, config.dtype, config.channels_last, meter)
+            return device_fingerprint(device, config.dtype, config.impl, meter)
     finally:
         torch.set_num_threads(previous)

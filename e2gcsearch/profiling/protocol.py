@@ -1,11 +1,16 @@
 """EPF profiler: energy per frame of one training step, per batch size, on top of an energy meter.
 
 EPF (the E2GC paper's figure) = energy of one forward + one backward pass of a batch / batch size B,
-in millijoules. The protocol, per batch size B:
+in millijoules (mode ``train``); mode ``infer`` measures one forward pass in eval mode instead, what
+a deployed model costs. The protocol, per batch size B:
 
-1. build the network from its :class:`~e2gcsearch.config.ArchConfig` in train mode, on the device,
-   in the dtype and memory format asked; synthetic input ``(B, 3, R, R)`` and random labels;
-   one step = ``zero_grad`` + forward + cross-entropy + backward (no optimizer step);
+1. build the network from its :class:`~e2gcsearch.config.ArchConfig` on the device, in the dtype
+   asked, set up as the implementation asked (:mod:`~e2gcsearch.profiling.implementations`: nchw,
+   channels_last, compile; ``auto`` first times the candidates for a few steps and keeps the
+   fastest); synthetic input ``(B, 3, R, R)`` and random labels; one step = ``zero_grad`` + forward
+   + cross-entropy + backward in train mode (no optimizer step), or a forward pass under
+   ``torch.inference_mode()`` in eval mode; a compiled model's first, compiling step runs here and
+   is timed apart (``compile_s``);
 2. warm up (``warmup`` steps; on a GPU also at least 1 s so clocks and power settle) and time the
    warm-up steps to calibrate: ``iterations = ceil(min_window_s / step time)``, so every measured
    window lasts at least ``min_window_s``;
@@ -45,7 +50,6 @@ import time
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..checks import is_int, positive_int
@@ -54,8 +58,11 @@ from ..devices import resolve_device
 from ..energy import Meter, create_meter
 from ..errors import ConfigError
 from ..models import check_resolution, create_model, validate_config
-from .cache import ProfileCache, cache_key
-from .fingerprint import device_fingerprint
+from ..train.layout import Choice
+from .cache import ProfileCache, cache_key, choice_key
+from .fingerprint import device_fingerprint, with_implementation
+from .implementations import (AUTO, AUTO_CANDIDATES, IMPL_CHOICES, IMPLEMENTATIONS, MODES, STEPS, calibrate,
+                              compile_first_step, make_step, prepare)
 from .lock import DeviceLock
 from .results import BatchProfile, ProfileResult
 
@@ -76,7 +83,9 @@ class ProfileConfig:
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
         backend: energy backend, ``auto``, ``nvml``, ``rapl`` or ``estimate``.
         dtype: ``float32``, ``float16`` or ``bfloat16`` (weights and input).
-        channels_last: NHWC memory format for weights and input.
+        impl: ``nchw``, ``channels_last``, ``compile`` or ``auto`` (see
+            :mod:`e2gcsearch.profiling.implementations`).
+        mode: ``train`` (forward + backward, the paper's EPF) or ``infer`` (forward only, eval mode).
         repeats: measured windows per batch size.
         min_window_s: minimum window length; ``None`` = 5 s on a GPU, 0.25 s on a CPU.
         warmup: warm-up steps per batch size (timed, to calibrate the iteration count).
@@ -98,7 +107,8 @@ class ProfileConfig:
     device: str = "auto"
     backend: str = "auto"
     dtype: str = "float32"
-    channels_last: bool = False
+    impl: str = "nchw"
+    mode: str = "train"
     repeats: int = 5
     min_window_s: float | None = None
     warmup: int = 3
@@ -115,6 +125,10 @@ class ProfileConfig:
         object.__setattr__(self, "batch_sizes", tuple(sorted(set(sizes))))
         if self.dtype not in DTYPES:
             raise ConfigError(f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
+        if self.impl not in IMPL_CHOICES:
+            raise ConfigError(f"unknown implementation {self.impl!r}; choose one of {', '.join(IMPL_CHOICES)}")
+        if self.mode not in MODES:
+            raise ConfigError(f"unknown mode {self.mode!r}; choose train (forward + backward) or infer (forward only)")
         positive_int("repeats", self.repeats, example="5")
         if not is_int(self.warmup, minimum=0):
             raise ConfigError(f"warmup must be a non-negative number of steps (e.g. 3), got {self.warmup!r}")
@@ -130,25 +144,15 @@ class ProfileConfig:
 
 
 def _build_model(arch_config: ArchConfig, device: str, config: ProfileConfig) -> nn.Module:
-    model = create_model(arch_config).to(device=device, dtype=DTYPES[config.dtype])
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    return model.train()
-
-
-def _train_step(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> None:
-    """One forward + backward pass (no optimizer step); fresh gradients every time."""
-    model.zero_grad(set_to_none=True)
-    logits = model(inputs)  # (B, classes)
-    F.cross_entropy(logits.float(), targets).backward()
+    """The network on the device in the dtype asked (NCHW, train mode; :func:`prepare` sets it up)."""
+    return create_model(arch_config).to(device=device, dtype=DTYPES[config.dtype]).train()
 
 
 def _synthetic_batch(arch_config: ArchConfig, batch_size: int, device: str, config: ProfileConfig):
+    """Input ``(B, 3, R, R)`` in NCHW (the step lays it out for its implementation) and labels ``(B,)``."""
     generator = torch.Generator().manual_seed(batch_size)
     inputs = torch.randn(batch_size, 3, config.resolution, config.resolution, generator=generator)
     inputs = inputs.to(device=device, dtype=DTYPES[config.dtype])
-    if config.channels_last:
-        inputs = inputs.contiguous(memory_format=torch.channels_last)
     targets = torch.randint(0, arch_config.num_classes, (batch_size,), generator=generator).to(device)
     return inputs, targets
 
@@ -188,22 +192,39 @@ def _untrainable(exc: ValueError, batch_size: int, config: ProfileConfig) -> Con
         "BatchNorm sees one value per channel; use --resolution 64 or larger, or batch sizes >= 2")
 
 
-def _measure_batch(model: nn.Module, meter: Meter, arch_config: ArchConfig, batch_size: int, device: str,
-                   config: ProfileConfig, idle_power_w: float | None) -> BatchProfile:
-    """Warm up, calibrate and measure one batch size (the protocol of the module docstring)."""
-    wall_start = time.perf_counter()
-    window_s = config.window_s(device)
+def _guarded(call: Callable[[], Any], batch_size: int, config: ProfileConfig) -> Any:
+    """``call()``, or ``None`` when the device ran out of memory; a batch BatchNorm cannot train is
+    a ConfigError saying what to change."""
     try:
+        return call()
+    except ValueError as exc:
+        error = _untrainable(exc, batch_size, config)
+        if error is None:
+            raise
+        raise error from None
+    except (RuntimeError, MemoryError) as exc:
+        if not (isinstance(exc, MemoryError) or _is_out_of_memory(exc)):
+            raise
+    # Out of memory: the failed step's tensors are freed once the exception is gone, then the cache.
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return None
+
+
+def _measure_batch(model: nn.Module, meter: Meter, arch_config: ArchConfig, batch_size: int, device: str,
+                   config: ProfileConfig, idle_power_w: float | None, impl: str) -> BatchProfile:
+    """Warm up, calibrate and measure one batch size with ``model`` prepared as ``impl`` (the protocol
+    of the module docstring)."""
+    window_s = config.window_s(device)
+    timing = {"wall_start": time.perf_counter(), "compile_s": None}
+
+    def measure() -> tuple[int, list[Any]]:
         inputs, targets = _synthetic_batch(arch_config, batch_size, device, config)
-        step = lambda: _train_step(model, inputs, targets)  # noqa: E731
-        try:
-            step_s = _warm_up(step, device, config)
-        except ValueError as exc:
-            error = _untrainable(exc, batch_size, config)
-            if error is None:
-                raise
-            raise error from None
-        iterations = max(1, math.ceil(window_s / step_s))
+        step = make_step(model, inputs, targets, impl, config.mode)
+        if IMPLEMENTATIONS[impl].compiled:
+            timing["compile_s"] = compile_first_step(step, lambda: _synchronize(device))
+            timing["wall_start"] = time.perf_counter()  # compile time is reported apart, not in wall_s
+        iterations = max(1, math.ceil(window_s / _warm_up(step, device, config)))
         measurements = []
         for _ in range(config.repeats):
             meter.begin_window("epf")
@@ -213,17 +234,17 @@ def _measure_batch(model: nn.Module, meter: Meter, arch_config: ArchConfig, batc
             finally:
                 measurement = meter.end_window("epf")
             measurements.append(measurement)
-    except (RuntimeError, MemoryError) as exc:
-        if not (isinstance(exc, MemoryError) or _is_out_of_memory(exc)):
-            raise
-        inputs = targets = None
+        return iterations, measurements
+
+    outcome = _guarded(measure, batch_size, config)
+    wall_s = time.perf_counter() - timing["wall_start"]
+    if outcome is None:
         model.zero_grad(set_to_none=True)
-        if device.startswith("cuda"):
-            torch.cuda.empty_cache()
-        return BatchProfile.failed(batch_size, "out of memory", config.repeats, window_s,
-                                   time.perf_counter() - wall_start)
-    return BatchProfile.from_measurements(batch_size, measurements, iterations, window_s, idle_power_w,
-                                          wall_s=time.perf_counter() - wall_start)
+        batch = BatchProfile.failed(batch_size, "out of memory", config.repeats, window_s, wall_s)
+    else:
+        iterations, measurements = outcome
+        batch = BatchProfile.from_measurements(batch_size, measurements, iterations, window_s, idle_power_w, wall_s)
+    return dataclasses.replace(batch, impl=impl, compile_s=timing["compile_s"])
 
 
 def _usable(entry: dict[str, Any] | None, config: ProfileConfig, window_s: float) -> BatchProfile | None:
@@ -272,44 +293,98 @@ def profile_model(arch_config: ArchConfig, config: ProfileConfig | None = None,
         torch.set_num_threads(previous_threads)
 
 
+class _Bench:
+    """The network on the device, built on first use (after the idle-power reading) and set up as
+    one implementation at a time."""
+
+    def __init__(self, arch_config: ArchConfig, config: ProfileConfig, device: str, meter: Meter,
+                 claim: Callable[[], None]) -> None:
+        self.arch_config, self.config, self.device, self.meter = arch_config, config, device, meter
+        self.claim = claim
+        self.base: nn.Module | None = None
+        self.compiled: nn.Module | None = None
+        self.idle_power_w: float | None = None
+
+    def model_as(self, impl: str) -> nn.Module:
+        if self.base is None:  # only when something must be measured (calibrated or profiled)
+            self.claim()  # the device to ourselves until the last batch size is measured
+            self.idle_power_w = self.meter.idle_power_w()
+            self.base = _build_model(self.arch_config, self.device, self.config)
+        if IMPLEMENTATIONS[impl].compiled:
+            if self.compiled is None:
+                self.compiled = prepare(self.base, impl, self.config.mode)
+            return self.compiled
+        return prepare(self.base, impl, self.config.mode)
+
+    def choose(self, batch_size: int) -> Choice:
+        """``auto``: calibrate the candidates at ``batch_size`` (see implementations.calibrate)."""
+        inputs, targets = _synthetic_batch(self.arch_config, batch_size, self.device, self.config)
+        return calibrate(AUTO_CANDIDATES,
+                         lambda impl: make_step(self.model_as(impl), inputs, targets, impl, self.config.mode),
+                         lambda: _synchronize(self.device))
+
+
 def _profile(arch_config: ArchConfig, config: ProfileConfig, device: str, progress: Progress,
              claim: Callable[[], None] = lambda: None) -> ProfileResult:
     options = {} if config.power_w is None else {"power_w": config.power_w}
     with create_meter(config.backend, device, **options) as meter:
-        fingerprint = device_fingerprint(device, config.dtype, config.channels_last, meter)
+        fingerprint = device_fingerprint(device, config.dtype, config.impl, meter)
         cache = ProfileCache(config.cache_dir) if config.use_cache else None
-        window_s = config.window_s(device)
-        batches: dict[int, BatchProfile] = {}
-        model: nn.Module | None = None
-        idle_power_w: float | None = None
-        for batch_size in config.batch_sizes:
-            key = cache_key(arch_config, batch_size, config.resolution, fingerprint)
-            batch = _usable(cache.load(key), config, window_s) if cache is not None else None
-            if batch is None:
-                if model is None:  # only when something must be measured
-                    claim()  # the device to ourselves until the last batch size is measured
-                    idle_power_w = meter.idle_power_w()
-                    model = _build_model(arch_config, device, config)
-                batch = _measure_batch(model, meter, arch_config, batch_size, device, config, idle_power_w)
-                if cache is not None and batch.status == "ok":
-                    cache.store(key, batch.to_dict())
-            batches[batch_size] = batch
-            progress(_progress_line(arch_config, batch, meter))
+        bench = _Bench(arch_config, config, device, meter, claim)
+        batches = {batch_size: _profile_batch(bench, batch_size, fingerprint, cache, progress)
+                   for batch_size in config.batch_sizes}
         return ProfileResult(
             arch_config=arch_config, backend=meter.name, is_estimate=meter.is_estimate, fingerprint=fingerprint,
             batches=batches, backend_notes=[f"{name}: {reason}" for name, reason in meter.unavailable],
-            backend_label=meter.label, resolution=config.resolution, device=device,
-            protocol={"repeats": config.repeats, "min_window_s": window_s, "warmup": config.warmup,
-                      "step": "zero_grad + forward + cross-entropy + backward, train mode, no optimizer step"},
-        )
+            backend_label=meter.label, resolution=config.resolution, device=device, impl=config.impl,
+            mode=config.mode, protocol={"repeats": config.repeats, "min_window_s": config.window_s(device),
+                                        "warmup": config.warmup, "step": STEPS[config.mode]})
+
+
+def _profile_batch(bench: _Bench, batch_size: int, fingerprint: dict[str, Any], cache: ProfileCache | None,
+                   progress: Progress) -> BatchProfile:
+    """One batch size: the auto choice (cached or calibrated), then the measurement (cached or made)."""
+    arch_config, config = bench.arch_config, bench.config
+    window_s = config.window_s(bench.device)
+    impl, choice = config.impl, None
+    if impl == AUTO:
+        request = choice_key(cache_key(arch_config, batch_size, config.resolution, fingerprint, config.mode))
+        choice = _stored_choice(cache.load(request) if cache is not None else None)
+        if choice is None:
+            choice = _guarded(lambda: bench.choose(batch_size), batch_size, config)
+            if choice is None:
+                return BatchProfile.failed(batch_size, "out of memory", config.repeats, window_s, 0.0)
+            if cache is not None:
+                cache.store(request, choice.to_dict())
+        impl = choice.chosen
+        progress(f"{arch_config.label()} B={batch_size}: {choice.line()}")
+    key = cache_key(arch_config, batch_size, config.resolution, with_implementation(fingerprint, impl), config.mode)
+    batch = _usable(cache.load(key), config, window_s) if cache is not None else None
+    if batch is None:
+        batch = _measure_batch(bench.model_as(impl), bench.meter, arch_config, batch_size, bench.device, config,
+                               bench.idle_power_w, impl)
+        if cache is not None and batch.status == "ok":
+            cache.store(key, batch.to_dict())
+    batch = dataclasses.replace(batch, impl=impl, impl_choice=choice.to_dict() if choice else None)
+    progress(_progress_line(arch_config, batch, bench.meter))
+    return batch
+
+
+def _stored_choice(entry: dict[str, Any] | None) -> Choice | None:
+    try:
+        return Choice.from_dict(entry) if entry else None
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
 def _progress_line(arch_config: ArchConfig, batch: BatchProfile, meter: Meter) -> str:
     if batch.status != "ok":
         return f"{arch_config.label()} B={batch.batch_size}: {batch.status}"
     source = "cached" if batch.cached else f"{batch.iterations} steps x {batch.repeats} windows"
+    if batch.compile_s is not None:
+        source += f", compiled in {batch.compile_s:.1f} s before the windows"
     return (f"{arch_config.label()} B={batch.batch_size}: EPF {batch.epf_mj:.3f} mJ/frame ({meter.name}), "
-            f"CV {100 * batch.cv:.1f} %, {batch.latency_ms:.1f} ms/batch [{source}]")
+            f"CV {100 * batch.cv:.1f} %, {batch.latency_ms:.1f} ms/batch, {batch.impl} [{source}]")
 
 
 def profile_many(configs: list[ArchConfig], config: ProfileConfig,
@@ -325,15 +400,19 @@ def extend_measurement(arch_config: ArchConfig, config: ProfileConfig, batch_siz
 
     The pooled measurement replaces the cache entry (it holds every window so far), and is returned.
     """
-    fresh_config = dataclasses.replace(config, batch_sizes=(batch_size,), repeats=windows, use_cache=False)
+    impl = config.impl
+    if impl == AUTO and earlier is not None and earlier.status == "ok":
+        impl = earlier.impl  # pool windows of one implementation only: the one auto chose before
+    fresh_config = dataclasses.replace(config, batch_sizes=(batch_size,), repeats=windows, use_cache=False, impl=impl)
     result = profile_model(arch_config, fresh_config, progress)
     fresh = result.batches[batch_size]
     if fresh.status != "ok":
         return fresh
     cache = ProfileCache(config.cache_dir) if config.use_cache else None
-    key = cache_key(arch_config, batch_size, config.resolution, result.fingerprint)
+    key = cache_key(arch_config, batch_size, config.resolution, with_implementation(result.fingerprint, fresh.impl),
+                    config.mode)
     stored = _usable(cache.load(key), dataclasses.replace(config, repeats=1), 0.0) if cache is not None else None
-    known = [b for b in (stored, earlier) if b is not None and b.status == "ok" and b.repeats >= 1]
+    known = [b for b in (stored, earlier) if b is not None and b.status == "ok" and b.repeats >= 1 and b.impl == fresh.impl]
     base = max(known, key=lambda b: b.repeats, default=None)  # whichever holds more windows
     pooled = base.pooled_with(fresh) if base is not None else fresh
     if cache is not None:
@@ -342,10 +421,15 @@ def extend_measurement(arch_config: ArchConfig, config: ProfileConfig, batch_siz
 
 
 def epf_columns(results: list[ProfileResult]) -> list[dict[str, Any]]:
-    """Per result, ``epf_mj_b<B>`` for every batch size plus the backend — columns for a table."""
+    """Per result, ``epf_mj_b<B>`` for every batch size plus the backend and the implementation(s)
+    measured (``epf_impl``: one name, or ``B:name`` per batch size when auto chose differently) —
+    columns for a table."""
     rows = []
     for result in results:
         row: dict[str, Any] = {f"epf_mj_b{b}": result.batches[b].epf_mj for b in sorted(result.batches)}
+        chosen = result.implementations()
+        row["epf_impl"] = (next(iter(chosen.values())) if len(set(chosen.values())) == 1
+                           else " ".join(f"{b}:{impl}" for b, impl in chosen.items()))
         row["epf_backend"] = result.backend
         rows.append(row)
     return rows

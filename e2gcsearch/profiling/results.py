@@ -27,6 +27,10 @@ class BatchProfile:
     ``idle_power_w``/``epf_idle_subtracted_mj`` are ``None`` when the backend cannot measure idle
     power (the estimate). ``window_s`` is the minimum window asked, ``measured_s`` the time spent
     inside windows and ``wall_s`` the whole time spent on this batch size (warm-up included).
+    ``impl`` is the implementation measured (see :mod:`e2gcsearch.profiling.implementations`);
+    ``impl_choice`` what ``--impl auto`` chose and why, with every candidate's ms per step
+    (``None`` when the implementation was asked by name); ``compile_s`` the seconds the first,
+    compiling step of ``compile`` took, outside every window and not in ``wall_s``.
     """
 
     batch_size: int
@@ -45,6 +49,9 @@ class BatchProfile:
     measured_s: float = 0.0
     wall_s: float = 0.0
     latency_std_ms: float | None = None  # None in entries cached before it was recorded
+    impl: str = "nchw"  # entries cached before implementations were recorded measured nchw or named their layout
+    impl_choice: dict[str, Any] | None = None
+    compile_s: float | None = None
 
     def epf(self) -> Summary:
         """EPF over the windows (mJ/frame): n, mean, std; ``.interval()`` is its 95 % interval."""
@@ -118,6 +125,12 @@ class ProfileResult:
     resolution: int = 224
     device: str = "cpu"
     protocol: dict[str, Any] = dataclasses.field(default_factory=dict)
+    impl: str = "nchw"  # as asked; ``auto`` chose per batch size (``BatchProfile.impl``)
+    mode: str = "train"
+
+    def implementations(self) -> dict[int, str]:
+        """The implementation measured at every batch size."""
+        return {b: self.batches[b].impl for b in sorted(self.batches)}
 
     def epf_mj(self, batch_size: int) -> float:
         """Mean EPF in mJ/frame at ``batch_size``.
@@ -137,6 +150,8 @@ class ProfileResult:
         """JSON-ready document (schema ``e2gcsearch.profile/1``)."""
         return {
             "schema": "e2gcsearch.profile/1",
+            "impl": self.impl,
+            "mode": self.mode,
             "arch": self.arch_config.to_dict(),
             "label": self.arch_config.label(),
             "resolution": self.resolution,
@@ -156,4 +171,10 @@ class ProfileResult:
         head = {"arch": self.arch_config.arch, "module": self.arch_config.module, "value": self.arch_config.grouping_value,
                 "width": self.arch_config.width, "resolution": self.resolution}
         tail = {"backend": self.backend, "is_estimate": self.is_estimate}
-        return [{**head, **self.batches[b].to_dict(), **tail} for b in sorted(self.batches)]
+        rows = []
+        for b in sorted(self.batches):
+            row = {**head, **self.batches[b].to_dict()}
+            choice = row.pop("impl_choice")
+            row["impl_reason"] = choice["reason"] if choice else "asked by name"
+            rows.append({**row, "mode": self.mode, **tail})
+        return rows

@@ -266,4 +266,5 @@ def _stored_batch(batch_size: int, figures: dict[str, Any]) -> BatchProfile | No
                         epf_std_mj=figures.get("epf_std_mj") or 0.0, cv=figures.get("cv"),
                         latency_ms=figures.get("latency_ms"), throughput_ips=figures.get("throughput_ips"),
                         idle_power_w=None, epf_idle_subtracted_mj=None, iterations=0,
-                        repeats=int(figures["repeats"]), latency_std_ms=figures.get("latency_std_ms"))
+                        repeats=int(figures["repeats"]), latency_std_ms=figures.get("latency_std_ms"),
+                        impl=figures.get("impl") or "nchw")

@@ -1,7 +1,8 @@
 """Objectives and constraints of a search, parsed from the command line.
 
-Objectives: a comma list of ``epf`` (energy per frame, mJ/frame, at the reference batch size;
-``epf@B`` picks batch size B), ``top1`` (proxy top-1 accuracy, maximized), ``params``, ``macs`` and
+Objectives: a comma list of ``epf`` (energy per frame of a training step, mJ/frame, at the reference
+batch size; ``epf@B`` picks batch size B), ``epf_infer`` (the same for inference: forward only, eval
+mode; ``epf_infer@B``), ``top1`` (proxy top-1 accuracy, maximized), ``params``, ``macs`` and
 ``latency`` (ms per batch at the reference batch size, or ``latency@B``), all minimized.
 
 Constraints: ``METRIC<=BOUND`` or ``METRIC>=BOUND`` on any of those metrics, e.g. ``params<=5e6``,

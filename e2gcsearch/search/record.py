@@ -10,6 +10,8 @@ User attrs of a trial:
     resolution         input size the costs, EPF and training used
     epf                {"<B>": {"epf_mj", "epf_std_mj", "cv", "latency_ms", "latency_std_ms", "repeats",
                         "throughput_ips", "status"}}: means over ``repeats`` windows and their spread
+    epf_infer          the same figures for inference (forward only, eval mode), at the batch sizes of the
+                       epf_infer objectives and constraints; absent when none asks for it
     energy_backend     meter that produced every EPF figure ("estimate", "rapl", "nvml")
     energy_is_estimate True when the figures are time x power-model estimates, not measurements
     latency_ms         latency per batch at the reference batch size
@@ -65,6 +67,7 @@ from ..stats import SeedNoise, Summary, accuracy_interval
 # Trial user attrs read or written outside this module (the rest go through TrialRecord / user_attrs).
 ARCH_CONFIG = "arch_config"
 EPF = "epf"
+EPF_INFER = "epf_infer"
 ENERGY_BACKEND = "energy_backend"
 TOP1 = "top1"
 TOP1_SEEDS = "top1_seeds"
@@ -107,6 +110,7 @@ class TrialRecord:
     macs: int | None = None
     resolution: int | None = None
     epf: dict[int, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    epf_infer: dict[int, dict[str, Any]] = dataclasses.field(default_factory=dict)
     energy_backend: str | None = None
     energy_is_estimate: bool | None = None
     latency_ms: float | None = None
@@ -133,10 +137,18 @@ class TrialRecord:
         attrs = dict(trial.user_attrs)
         arch_config = ArchConfig.from_dict(attrs.pop(ARCH_CONFIG))
         epf = {int(batch): dict(figures) for batch, figures in attrs.pop(EPF, {}).items()}
+        epf_infer = {int(batch): dict(figures) for batch, figures in attrs.pop(EPF_INFER, {}).items()}
         known = field_names(cls)
         extra = {key: value for key, value in attrs.items() if key in known}
         values = tuple(trial.values) if trial.values is not None else None
-        return cls(number=trial.number, state=trial.state.name, arch_config=arch_config, values=values, epf=epf, **extra)
+        return cls(number=trial.number, state=trial.state.name, arch_config=arch_config, values=values, epf=epf,
+                   epf_infer=epf_infer, **extra)
+
+    def figures(self, metric: Metric) -> dict[str, Any] | None:
+        """The stored figures of a per-batch metric (``epf``/``latency``: the training step's,
+        ``epf_infer``: inference's) at its batch size, or ``None``."""
+        measured = self.epf_infer if metric.metric == EPF_INFER else self.epf
+        return measured.get(metric.batch_size) if metric.batch_size else None
 
     def epf_mj(self, batch_size: int) -> float | None:
         figures = self.epf.get(batch_size)
@@ -154,11 +166,11 @@ class TrialRecord:
         if metric.metric == "top1" and not self.infeasible:
             values = self.top1_values()
             return Summary.of(values) if values else None
-        figures = self.epf.get(metric.batch_size) if metric.batch_size else None
-        if metric.metric not in ("epf", "latency") or not figures or figures.get("status", "ok") != "ok":
+        figures = self.figures(metric)
+        if metric.metric not in ("epf", EPF_INFER, "latency") or not figures or figures.get("status", "ok") != "ok":
             return None
-        prefix = "epf_mj" if metric.metric == "epf" else "latency_ms"
-        spread = figures.get("epf_std_mj" if metric.metric == "epf" else "latency_std_ms") or 0.0
+        prefix = "latency_ms" if metric.metric == "latency" else "epf_mj"
+        spread = figures.get("latency_std_ms" if metric.metric == "latency" else "epf_std_mj") or 0.0
         return Summary(int(figures.get("repeats") or 0), float(figures[prefix]), float(spread))  # 0: not recorded
 
     def interval(self, metric: Metric, value: float, seed_noise: SeedNoise | None = None) -> tuple[float, float]:
@@ -212,7 +224,7 @@ def user_attrs(**fields: Any) -> dict[str, Any]:
     for key, value in fields.items():
         if isinstance(value, ArchConfig):
             value = value.to_dict()
-        if key == EPF:
+        if key in (EPF, EPF_INFER):
             value = {str(batch): figures for batch, figures in value.items()}
         out[key] = value
     return out

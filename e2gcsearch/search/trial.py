@@ -1,5 +1,10 @@
 """One trial of the search: cost → EPF (cached) → proxy training, recorded on the Optuna trial.
 
+EPF is measured in train mode (the paper's step) at the profiled batch sizes and at those the metrics
+name; when an objective or constraint names ``epf_infer``, inference is measured too, at its batch
+sizes. With ``--impl auto`` the proxy training runs in the layout the profiler chose for the training
+step at the largest batch size measured, so a trial calibrates once.
+
 The phases run cheapest first. When params, MACs or EPF already violate a constraint, training is
 skipped and the trial is recorded as infeasible (its top-1 objective is reported as 0 %, and the
 Pareto front never shows it). Any exception marks the trial FAIL with its reason in the user attr
@@ -20,11 +25,12 @@ from ..data import LoadedData
 from ..models import validate_config
 from ..devices import resolve_device
 from ..profiling import DeviceLock, ProfileCache, ProfileConfig, profile_model
+from ..profiling.implementations import layout_of
 from ..report.tables import human_count
 from ..stats import accuracy_interval
 from ..train import TrainConfig, train_model
 from . import record
-from ..metrics import Metric
+from ..metrics import MODES, Metric
 from .objectives import Constraint
 from .space import SearchSpace
 
@@ -48,8 +54,14 @@ class TrialSettings:
 
     @property
     def batch_sizes(self) -> tuple[int, ...]:
-        wanted = {m.batch_size for m in self.metrics() if m.batch_size}
+        """Batch sizes measured in train mode: the profiled ones and those the train-mode metrics name."""
+        wanted = {m.batch_size for m in self.metrics() if m.batch_size and MODES.get(m.metric) == "train"}
         return tuple(sorted(set(self.profile.batch_sizes) | wanted))
+
+    @property
+    def infer_batch_sizes(self) -> tuple[int, ...]:
+        """Batch sizes measured in infer mode (none unless a metric names ``epf_infer``)."""
+        return tuple(sorted({m.batch_size for m in self.metrics() if MODES.get(m.metric) == "infer"}))
 
     def metrics(self) -> list[Metric]:
         return list(self.objectives) + [c.metric for c in self.constraints]
@@ -64,13 +76,13 @@ def metric_value(metric: Metric, results: dict[str, Any]) -> float | None:
     if metric.metric in ("params", "macs", "top1"):
         value = results.get(metric.metric)
         return None if value is None else float(value)
-    figures = results.get("epf", {}).get(metric.batch_size)
+    figures = results.get(record.EPF_INFER if metric.metric == record.EPF_INFER else record.EPF, {}).get(metric.batch_size)
     if not figures:
         return None
     if figures.get("status", "ok") != "ok":
         raise TrialFailed(f"batch size {metric.batch_size} could not be profiled ({figures['status']}); "
                           f"drop {metric.name} or use a smaller batch size")
-    return float(figures["epf_mj"] if metric.metric == "epf" else figures["latency_ms"])
+    return float(figures["latency_ms"] if metric.metric == "latency" else figures["epf_mj"])
 
 
 class TrialRunner:
@@ -111,10 +123,16 @@ class TrialRunner:
         start, locked = time.perf_counter(), self._lock_counts()
         profile = profile_model(arch_config, dataclasses.replace(settings.profile, batch_sizes=settings.batch_sizes),
                                 lock=self.lock)
-        wall["profile"] = time.perf_counter() - start
         results["epf"] = {batch: epf_figures(result) for batch, result in profile.batches.items()}
         _set(trial, epf=results["epf"], energy_backend=profile.backend, energy_is_estimate=profile.is_estimate,
              fingerprint=profile.fingerprint, latency_ms=_reference_latency(results["epf"], settings))
+        if settings.infer_batch_sizes:
+            inference = profile_model(arch_config, dataclasses.replace(
+                settings.profile, mode="infer", batch_sizes=settings.infer_batch_sizes), lock=self.lock)
+            results[record.EPF_INFER] = {batch: epf_figures(result) for batch, result in inference.batches.items()}
+            _set(trial, epf_infer=results[record.EPF_INFER])
+        wall["profile"] = time.perf_counter() - start
+        layout = _training_layout(settings.train.layout, profile)
         violations = self._violations(results)
 
         if violations:
@@ -122,7 +140,7 @@ class TrialRunner:
             _set(trial, infeasible=True, violations=violations, train_status="skipped (infeasible)")
         elif settings.needs_training:
             start = time.perf_counter()
-            results["top1"] = self._train(trial, arch_config)
+            results["top1"] = self._train(trial, arch_config, layout)
             wall["train"] = time.perf_counter() - start
         waited, paused = (now - then for now, then in zip(self._lock_counts(), locked))
         _set(trial, wall_s=wall, infeasible=bool(violations), device_lock={"waited_s": waited, "paused_s": paused})
@@ -131,11 +149,12 @@ class TrialRunner:
             trial.set_constraint(constraint.text, constraint.violation(value) if value is not None else 1.0)
         return [self._objective_value(o, results) for o in settings.objectives]
 
-    def _train(self, trial: Any, arch_config: Any) -> float:
-        """Proxy-train ``proxy_seeds`` times; record every seed's top-1 and their interval; return the mean."""
+    def _train(self, trial: Any, arch_config: Any, layout: str) -> float:
+        """Proxy-train ``proxy_seeds`` times in ``layout``; record every seed's top-1 and their interval;
+        return the mean."""
         runs = []
         for offset in range(self.settings.proxy_seeds):
-            config = dataclasses.replace(self.settings.train, seed=self.settings.train.seed + offset)
+            config = dataclasses.replace(self.settings.train, seed=self.settings.train.seed + offset, layout=layout)
             with self.lock.shared() if self.lock else contextlib.nullcontext(None) as step_boundary:
                 trained = train_model(arch_config, self.data, config, between_steps=step_boundary)
             if not trained.ok:
@@ -201,10 +220,21 @@ def _set(trial: Any, **fields: Any) -> None:
 
 
 def epf_figures(batch: Any) -> dict[str, Any]:
-    """What a trial stores of one profiled batch size (a :class:`~e2gcsearch.profiling.BatchProfile`)."""
+    """What a trial stores of one profiled batch size (a :class:`~e2gcsearch.profiling.BatchProfile`),
+    with the implementation measured and, under ``auto``, why it was chosen."""
     return {"epf_mj": batch.epf_mj, "epf_std_mj": batch.epf_std_mj, "cv": batch.cv, "repeats": batch.repeats,
             "latency_ms": batch.latency_ms, "latency_std_ms": batch.latency_std_ms,
-            "throughput_ips": batch.throughput_ips, "status": batch.status}
+            "throughput_ips": batch.throughput_ips, "status": batch.status, "impl": batch.impl,
+            "impl_choice": batch.impl_choice, "compile_s": batch.compile_s}
+
+
+def _training_layout(layout: str, profile: Any) -> str:
+    """The proxy training's layout: as asked, or for ``auto`` the layout of the implementation the
+    profiler measured the training step with at its largest batch size (nchw when it could not)."""
+    if layout != "auto":
+        return layout
+    measured = [b for b in sorted(profile.batches) if profile.batches[b].status == "ok"]
+    return layout_of(profile.batches[measured[-1]].impl) if measured else "nchw"
 
 
 def _reference_latency(epf: dict[int, dict[str, Any]], settings: TrialSettings) -> float | None:

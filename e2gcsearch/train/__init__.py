@@ -38,7 +38,7 @@ from .config import (PROXY_BUDGETS, SCHEDULES, ProxyBudget, TrainConfig, TrainRe
                      proxy_data_config)
 from .loop import Trainer
 from .runtime import build_model, check_inputs, distributed, process_rank, thread_limit
-from .threads import AUTO, ThreadChoice, choose_threads, resolve_threads
+from .threads import AUTO, ThreadChoice, choose_threads, resolve_layout, resolve_threads
 
 EpochCallback = Callable[[int, dict], Any]
 
@@ -68,7 +68,10 @@ def train_model(arch_config: ArchConfig, data: LoadedData, config: TrainConfig |
         config.device == "auto" and torch.cuda.is_available()) else "cpu"
     with thread_limit(config.threads), distributed(device_type) as dist:
         device = torch.device(resolve_device(config.device, dist.local_rank))
-        identity = checkpoint.run_identity(arch_config, data, config)
+        identity = checkpoint.run_identity(arch_config, data, config)  # the layout as asked ("auto" too)
+        if dist.active and config.layout == AUTO:
+            config = config.replace(layout="nchw")  # every process must run the same layout; no timing race
+        config = resolve_layout(config, arch_config, data, note if process_rank() == 0 else None)
         folder = config.checkpoint_dir or (str(checkpoint.default_checkpoint_dir(arch_config, identity)) if config.full else None)
         if config.resume and folder is None:
             raise ConfigError("resume needs a checkpoint folder: pass --full or --checkpoint-dir DIR")
@@ -93,6 +96,7 @@ __all__ = [
     "process_rank",
     "proxy_budget",
     "proxy_data_config",
+    "resolve_layout",
     "resolve_threads",
     "train_model",
 ]

@@ -12,6 +12,7 @@ from ..data.augment import AUGMENTATIONS
 from ..data.core import resolve_dataset
 from ..checks import positive_int
 from ..errors import ConfigError
+from .layout import AUTO as AUTO_LAYOUT, LAYOUTS
 
 SCHEDULES = ("cosine", "step")
 
@@ -25,7 +26,9 @@ class TrainConfig:
     ``schedule="step"``: warm-up then x ``step_gamma`` at each of ``step_milestones`` (fractions of
     ``epochs``), the step schedule used for full training. ``amp`` only takes effect on CUDA.
     ``full`` checkpoints every epoch (to ``checkpoint_dir``, default under the cache home);
-    ``resume`` continues from that checkpoint. ``threads`` sets torch's intra-op threads for the run
+    ``resume`` continues from that checkpoint. ``layout`` is the memory layout of weights and
+    batches: ``nchw``, ``channels_last`` or ``auto`` (a few real steps in each at the start, the faster
+    kept, as the profiler's ``--impl auto`` chooses; see :mod:`e2gcsearch.train.layout`). ``threads`` sets torch's intra-op threads for the run
     and restores the previous value afterwards. ``augment`` is ``rrc`` (random-resized crop + flip),
     ``crop_flip``, ``none``, or ``auto``: ``none`` for the embedded digits (a mirrored digit is another
     symbol, and an 8x8 scan has no detail to crop) and ``rrc`` for photos.
@@ -40,7 +43,7 @@ class TrainConfig:
     schedule: str = "cosine"
     warmup_epochs: float = 0.5
     label_smoothing: float = 0.0
-    channels_last: bool = False
+    layout: str = "nchw"
     amp: bool = True
     seed: int = 0
     device: str = "auto"
@@ -66,6 +69,8 @@ class TrainConfig:
             raise ConfigError(f"label_smoothing must lie in [0, 1) (e.g. 0.1), got {self.label_smoothing!r}")
         if self.warmup_epochs < 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
             raise ConfigError("warmup_epochs and weight_decay must be >= 0 and momentum in [0, 1)")
+        if self.layout not in (*LAYOUTS, AUTO_LAYOUT):
+            raise ConfigError(f"unknown layout {self.layout!r}; choose one of {', '.join((*LAYOUTS, AUTO_LAYOUT))}")
         if self.threads != "auto":
             positive_int("threads", self.threads, optional=True)
         if self.device != "auto" and not self.device.startswith(("cpu", "cuda")):

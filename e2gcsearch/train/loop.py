@@ -20,6 +20,7 @@ from ..data.augment import augment_batch, channel_stats, normalize_batch
 from ..data.cache import interactive
 from ..errors import ConfigError
 from . import checkpoint
+from .layout import apply_layout, to_layout
 from .config import TrainConfig, TrainResult, augmentation_for, learning_rate
 from .runtime import DistInfo, derived_seed
 
@@ -35,7 +36,8 @@ class Trainer:
                  dist: DistInfo, label: str = "") -> None:
         self.config, self.device, self.dist, self.label = config, device, dist, label
         model = model.to(device)
-        self.model = model.to(memory_format=torch.channels_last) if config.channels_last else model
+        self.layout = config.layout  # resolved: nchw or channels_last (train_model resolves auto)
+        self.model = apply_layout(model, self.layout)
         self.net = self._wrap(self.model)
         self.amp = config.amp and device.type == "cuda"
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr, momentum=config.momentum,
@@ -97,8 +99,7 @@ class Trainer:
         for i in range(steps):
             index = order[i * batch:(i + 1) * batch]
             x = augment_batch(self.train_x[index], self.mean, self.std, generator, self.augment)  # (B, 3, R, R)
-            if config.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = to_layout(x, self.layout)
             running += self._step(x, self.train_y[index], learning_rate(config, epoch * steps + i, steps))
             if ((i + 1) % CHECK_EVERY == 0 or i + 1 == steps) and not self._all_finite(running):
                 return None
@@ -134,8 +135,7 @@ class Trainer:
         k = min(5, self.num_classes)
         for index in local.split(EVAL_BATCH):
             x = normalize_batch(self.val_x[index], self.mean, self.std)
-            if self.config.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = to_layout(x, self.layout)
             with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp):
                 top = self.model(x).topk(k, dim=1).indices  # (b, k)
             y = self.val_y[index]

@@ -25,6 +25,7 @@ from ..data import LoadedData
 from ..data.augment import augment_batch
 from ..devices import resolve_device
 from .config import TrainConfig
+from .layout import LAYOUTS, apply_layout, choose_fastest, to_layout
 from .loop import Trainer
 from .runtime import DistInfo, build_model, check_inputs, thread_limit
 
@@ -73,36 +74,67 @@ def choose_threads(seconds_per_step: Callable[[int], float],
     return ThreadChoice(best, timings)
 
 
-def training_step_timer(arch_config: ArchConfig, data: LoadedData, config: TrainConfig,
-                        steps: int = TIMED_STEPS, timer: Callable[[], float] = time.perf_counter
-                        ) -> Callable[[int], float]:
-    """A ``seconds_per_step(threads)`` for :func:`choose_threads`: real optimiser steps of
-    ``arch_config`` on the first images of ``data`` at the training batch size (one untimed step first).
+def training_step(arch_config: ArchConfig, data: LoadedData, config: TrainConfig) -> Callable[[str], None]:
+    """``step(layout)``: one real optimiser step of ``arch_config`` on the first images of ``data`` at
+    the training batch size, with the network and the batch in ``layout`` (converted when it changes).
 
     Raises whatever the step raises (a network that cannot train at this resolution or batch size, a
     device that does not exist): the caller's pre-flight check reports it."""
     check_inputs(arch_config, data)
     device = torch.device(resolve_device(config.device))
-    trainer = Trainer(build_model(arch_config, config.seed), data, config.replace(progress=False), device, DistInfo())
+    start_layout = LAYOUTS[0] if config.layout == AUTO else config.layout
+    trainer = Trainer(build_model(arch_config, config.seed), data, config.replace(progress=False, layout=start_layout),
+                      device, DistInfo())
     images, labels = trainer.train_x[:trainer.batch], trainer.train_y[:trainer.batch]
     generator = torch.Generator().manual_seed(0)
 
-    def step() -> None:
-        x = augment_batch(images, trainer.mean, trainer.std, generator, trainer.augment)
-        if config.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+    def step(layout: str) -> None:
+        if layout != trainer.layout:
+            trainer.layout = layout
+            apply_layout(trainer.model, layout)
+        x = to_layout(augment_batch(images, trainer.mean, trainer.std, generator, trainer.augment), layout)
         loss = trainer._step(x, labels, config.lr * 1e-3)  # a tiny rate: the weights are thrown away
         loss.item()  # waits for the device
 
+    return step
+
+
+def _seconds_per_step(step: Callable[[], None], steps: int, timer: Callable[[], float]) -> float:
+    """One untimed step, then the mean of ``steps`` timed ones."""
+    step()
+    start = timer()
+    for _ in range(steps):
+        step()
+    return (timer() - start) / steps
+
+
+def training_step_timer(arch_config: ArchConfig, data: LoadedData, config: TrainConfig,
+                        steps: int = TIMED_STEPS, timer: Callable[[], float] = time.perf_counter
+                        ) -> Callable[[int], float]:
+    """A ``seconds_per_step(threads)`` for :func:`choose_threads` (see :func:`training_step`)."""
+    step = training_step(arch_config, data, config)
+    layout = LAYOUTS[0] if config.layout == AUTO else config.layout
+
     def seconds_per_step(threads: int) -> float:
         with thread_limit(threads):
-            step()
-            start = timer()
-            for _ in range(steps):
-                step()
-            return (timer() - start) / steps
+            return _seconds_per_step(lambda: step(layout), steps, timer)
 
     return seconds_per_step
+
+
+def resolve_layout(config: TrainConfig, arch_config: ArchConfig, data: LoadedData,
+                   note: Callable[[str], None] | None = None) -> TrainConfig:
+    """``config`` with ``layout="auto"`` replaced by the faster layout for this network and batch,
+    chosen as the profiler's ``--impl auto`` chooses (:func:`~e2gcsearch.train.layout.choose_fastest`
+    on a few real optimiser steps in each layout); said through ``note``."""
+    if config.layout != AUTO:
+        return config
+    step = training_step(arch_config, data, config)
+    with thread_limit(config.threads if isinstance(config.threads, int) else None):
+        choice = choose_fastest(LAYOUTS, lambda layout: _seconds_per_step(lambda: step(layout), 2, time.perf_counter))
+    if note is not None:
+        note(choice.line("training layout"))
+    return config.replace(layout=choice.chosen)
 
 
 def resolve_threads(config: TrainConfig, arch_config: ArchConfig, data: LoadedData,
