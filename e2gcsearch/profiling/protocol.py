@@ -51,7 +51,7 @@ from ..config import ArchConfig
 from ..devices import resolve_device
 from ..energy import Meter, create_meter
 from ..errors import ConfigError
-from ..models import check_resolution, create_model, validate_config
+from ..models import check_resolution, create_model, deploy, validate_config
 from .cache import ProfileCache, cache_key
 from .fingerprint import device_fingerprint
 from .results import BatchProfile, ProfileResult
@@ -124,7 +124,9 @@ class ProfileConfig:
 
 
 def _build_model(arch_config: ArchConfig, device: str, config: ProfileConfig) -> nn.Module:
-    model = create_model(arch_config).to(device=device, dtype=DTYPES[config.dtype])
+    """The network as it runs after training: FLGC deployed (a grouped conv), never its masked dense form."""
+    arch_config.deployed()  # uneven FLGC: its groups come from training; a one-line error says what to do
+    model = deploy(create_model(arch_config), inplace=True).to(device=device, dtype=DTYPES[config.dtype])
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model.train()
