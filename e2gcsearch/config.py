@@ -103,8 +103,9 @@ class ArchConfig:
         if not self.is_learned:
             return self
         if self.uneven:
-            raise ConfigError(f"{self.label()} deploys to group sizes it learns in training; build the trained "
-                              "network and call e2gcsearch.models.deploy(model) instead")
+            raise ConfigError(f"{self.label()} deploys to group sizes it learns in training, so its cost is known "
+                              "only after training: 'e2gcsearch train ... --flgc-uneven' prints it (in Python: "
+                              "e2gcsearch.cost.learned_cost with the trained structure)")
         return dataclasses.replace(self, module=None)
 
     @property
