@@ -12,6 +12,11 @@ Counting conventions (those of the E2GC paper, Tables III/IV):
 Shapes come from one forward pass on the ``meta`` device, so no weights are allocated and the
 count of ResNeXt-50 at 224x224 takes milliseconds.
 
+FLGC is counted as deployed (:func:`e2gcsearch.models.deploy`), never as its masked dense training
+form: balanced FLGC g is the grouped network FgGC g builds (its channels merely permuted), so it has
+exactly FgGC g's params and MACs; uneven FLGC depends on the groups it learned, so count the deployed
+trained model with :func:`model_cost`.
+
 Example:
     >>> from e2gcsearch import ArchConfig, network_cost
     >>> cost = network_cost(ArchConfig("mobilenet_v1", group_size=1), resolution=224)
@@ -29,7 +34,7 @@ import torch
 from torch import nn
 
 from .config import ArchConfig
-from .models import check_resolution, create_model
+from .models import check_resolution, create_model, deploy, load_structure
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,10 +126,16 @@ def _strip_batchnorm(model: nn.Module) -> None:
 
 @functools.lru_cache(maxsize=256)
 def network_cost(arch_config: ArchConfig, resolution: int = 224) -> NetworkCost:
-    """Count params, MACs, activations and AI of ``arch_config`` at ``resolution`` x ``resolution``."""
+    """Count params, MACs, activations and AI of ``arch_config`` (as deployed) at ``resolution`` x ``resolution``."""
     check_resolution(arch_config.arch, resolution)
     with torch.device("meta"):
-        model = create_model(arch_config).eval()
+        model = create_model(arch_config.deployed()).eval()
+    return model_cost(model, arch_config, resolution)
+
+
+def model_cost(model: nn.Module, arch_config: ArchConfig, resolution: int = 224) -> NetworkCost:
+    """Count the built ``model`` of ``arch_config`` (e.g. a deployed uneven FLGC network); its layers
+    are replaced in place (BN by identities), so pass a copy, or a model built on the ``meta`` device."""
     bn_params = sum(p.numel() for m in model.modules() if isinstance(m, nn.BatchNorm2d) for p in m.parameters())
     _strip_batchnorm(model)  # shape-preserving; saves most of the meta forward's time
     layers: list[LayerCost] = []
@@ -134,8 +145,9 @@ def network_cost(arch_config: ArchConfig, resolution: int = 224) -> NetworkCost:
             def hook(mod: nn.Module, args: tuple, out: torch.Tensor, name: str = name) -> None:
                 layers.append(_layer_cost(name, mod, args[0], out))
             handles.append(module.register_forward_hook(hook))
+    device = next(model.parameters()).device
     with torch.no_grad():
-        model(torch.empty(1, 3, resolution, resolution, device="meta"))
+        model.eval()(torch.empty(1, 3, resolution, resolution, device=device))
     for handle in handles:
         handle.remove()
     return NetworkCost(
@@ -147,3 +159,22 @@ def network_cost(arch_config: ArchConfig, resolution: int = 224) -> NetworkCost:
         activations=sum(layer.activations for layer in layers),
         layers=tuple(layers),
     )
+
+
+def learned_cost(arch_config: ArchConfig, structure: dict[str, Any], resolution: int = 224) -> NetworkCost:
+    """Cost of FLGC ``arch_config`` deployed with the groups it learned (``TrainResult.structure``): the
+    only way to count uneven FLGC, whose group sizes, and so MACs, come from training."""
+    with torch.random.fork_rng(devices=[]):  # the weights are irrelevant; leave the caller's RNG alone
+        model = create_model(arch_config)
+    load_structure(model, structure)
+    return model_cost(deploy(model, inplace=True), arch_config, resolution)
+
+
+def learned_cost_line(arch_config: ArchConfig, structure: dict[str, Any], resolution: int = 224) -> str:
+    """One sentence: what the trained FLGC network costs deployed, against the fixed-group network with its g/G."""
+    learned = learned_cost(arch_config, structure, resolution)
+    fixed = network_cost(arch_config.replace(module=None), resolution)
+    form = ("one conv per learned group (uneven sizes)" if arch_config.uneven
+            else "a standard grouped conv, channels permuted into the 1x1 convs")
+    return (f"FLGC deployed as {form}: {learned.macs:,} MACs, {learned.params:,} params at {resolution} px; "
+            f"{fixed.arch_config.module} {fixed.arch_config.grouping} has {fixed.macs:,} MACs, {fixed.params:,} params")

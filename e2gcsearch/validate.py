@@ -5,7 +5,8 @@ the trial's network with the trainer's full mode (step schedule, a checkpoint ev
 ``<studies dir>/checkpoints/<study>/trial-<n>``, resumed when interrupted), measures its EPF again,
 and stores ``{"top1", "top5", "epochs", "epf", "backend", ...}`` under the trial's ``full`` user attr.
 Kendall's tau between the proxy and the full top-1 of the validated trials says how far the proxy's
-ranking can be trusted.
+ranking can be trusted. An FLGC trial's full training starts from the groups its proxy training learned
+(stored on the trial) and goes on learning them; its EPF is that of the deployed grouped network.
 
 Example:
     >>> report = validate_study(study, ValidateSettings(top=3, epochs=30))   # doctest: +SKIP
@@ -206,7 +207,7 @@ def _full_result(record: TrialRecord, data: LoadedData, settings: ValidateSettin
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="no checkpoint at", category=RuntimeWarning)
         try:
-            trained = train_model(arch_config, data, config)
+            trained = train_model(arch_config, data, config, structure=record.flgc_structure)  # FLGC: learned groups
         except ConfigError as exc:  # e.g. a checkpoint left by a run with other settings
             reason = re.sub(r";[^;]*--checkpoint-dir[^;]*", "", str(exc))  # validate picks the folder itself
             raise ConfigError(f"trial {record.number}: {reason}; rerun validate with the settings it was started "

@@ -30,7 +30,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
-from ..config import E2GC, FGGC, ArchConfig
+from ..config import E2GC, FGGC, FLGC, ArchConfig
 from ..data import DataConfig
 from ..data.augment import AUGMENTATIONS
 from ..energy import BACKENDS
@@ -99,6 +99,13 @@ OPTIONS: dict[str, Option] = {
                           help="E2GC: channels per group of every grouped 3x3 conv (1 = depthwise)"),
     "groups": _option("--groups", "-g", type=positive_int, metavar="g",
                       help="FgGC: number of groups of every grouped 3x3 conv"),
+    "flgc": _option("--flgc", action="store_true",
+                    help="FLGC: learn in training which channels and filters form each of the g groups (-g g, or "
+                         "-G G for g = m/G per layer); balanced groups, deployed as the standard grouped conv, e.g. "
+                         "--flgc -g 8"),
+    "flgc_uneven": _option("--flgc-uneven", action="store_true",
+                           help="FLGC with free group sizes (the paper's assignment): deployed as one conv per group, "
+                                "with MACs set by what it learned; implies --flgc"),
     "width": _option("--width", type=float, default=1.0,
                      help="width multiplier; channels are rounded so every grouped conv stays divisible"),
     "resolution": _option("--resolution", type=positive_int, metavar="R",
@@ -228,11 +235,13 @@ OPTIONS: dict[str, Option] = {
     "space": _option("--space", choices=("network", "stagewise"), default="network",
                      help="one G or g per network, or one E2GC group size per network stage"),
     "search_arch": _option("--arch", type=name_list, default=(DEFAULT_ARCH,), help="comma list of architectures"),
-    "modules": _option("--modules", type=name_list, default=(E2GC, FGGC), help="E2GC, FgGC or both"),
+    "modules": _option("--modules", type=name_list, default=(E2GC, FGGC),
+                       help="some of E2GC, FgGC, FLGC (FLGC learns its groups in the proxy training and takes the "
+                            "--groups values, e.g. --modules FgGC,FLGC --groups 4,8)"),
     "group_sizes": _option("--group-sizes", type=int_list, default=SearchSpace.group_sizes, metavar="G,…",
                            help="E2GC group sizes"),
     "search_groups": _option("--groups", type=int_list, default=SearchSpace.groups, metavar="g,…",
-                             help="FgGC numbers of groups"),
+                             help="FgGC (and FLGC) numbers of groups"),
     "widths": _option("--widths", type=float_list, default=DEFAULT_WIDTHS, metavar="W,…", help="width multipliers"),
     # output
     "format": _option("--format", choices=FORMATS, default="table",
@@ -248,7 +257,7 @@ class Group(NamedTuple):
     defaults: Mapping[str, Any] = {}
 
 
-NETWORK = Group("network", ("arch", "group_size", "groups", "width"))
+NETWORK = Group("network", ("arch", "group_size", "groups", "flgc", "flgc_uneven", "width"))
 MODEL = Group("network", (*NETWORK.names, "resolution", "classes"), {"resolution": 224, "classes": 1000})
 DATA = Group("data", ("data", "data_root", "classes", "train_per_class", "val_per_class", "resolution", "data_seed",
                       "download", "cache_dir"))
@@ -395,7 +404,14 @@ def class_count(classes: int | tuple[str, ...] | None) -> int | None:
 def arch_config_from(args: argparse.Namespace) -> ArchConfig:
     """The ArchConfig the network flags describe (raises ConfigError with a fix)."""
     return ArchConfig(args.arch, group_size=args.group_size, groups=args.groups, width=args.width,
-                      num_classes=class_count(args.classes))
+                      num_classes=class_count(args.classes), **flgc_fields(args))
+
+
+def flgc_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The ArchConfig fields ``--flgc`` / ``--flgc-uneven`` ask for (none without them)."""
+    if not (args.flgc or args.flgc_uneven):
+        return {}
+    return {"module": FLGC, "uneven": bool(args.flgc_uneven)}
 
 
 def cached_under(home: str | None, kind: str) -> str | None:

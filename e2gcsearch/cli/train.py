@@ -8,11 +8,12 @@ import warnings
 import pandas as pd
 
 from ..config import ArchConfig
+from ..cost import learned_cost_line
 from ..data import DataConfig, LoadedData, load_data
 from ..report.tables import fixed, render, to_json
 from ..train import TrainConfig, TrainResult, process_rank, train_model
 from ._common import HelpFormatter, emit, note
-from .options import DATA, NETWORK, OUTPUT, TRAINER, TRAINING, add_options, data_config, training_layout
+from .options import DATA, NETWORK, OUTPUT, TRAINER, TRAINING, add_options, data_config, flgc_fields, training_layout
 
 EXAMPLES = """\
 examples:
@@ -24,6 +25,8 @@ examples:
       --classes 5 --train-per-class 40 --val-per-class 10
   e2gcsearch train mobilenet_v1 -G 4 --data food101 --classes 10 --full --epochs 30 --checkpoint-dir runs/g4
   e2gcsearch train mobilenet_v1 -G 4 --data food101 --classes 10 --full --epochs 30 --checkpoint-dir runs/g4 --resume
+  e2gcsearch train mobilenet_v1 --flgc -g 8 --width 0.5 --data food101 --data-root ../shared/data/food101-mini
+      # FLGC: learns its 8 groups; prints what the deployed grouped network costs (--flgc-uneven: free sizes)
   torchrun --nproc-per-node 2 -m e2gcsearch train mobilenet_v1 -G 4 --data food101 --full
       # DistributedDataParallel: gloo on CPU, nccl on GPU; --batch-size is per process
 
@@ -88,7 +91,8 @@ def _load(config: DataConfig, show: bool, progress: bool) -> LoadedData:
 
 def run(args: argparse.Namespace) -> int:
     show = process_rank() == 0  # under torchrun only rank 0 talks
-    arch_config = ArchConfig(args.arch, group_size=args.group_size, groups=args.groups, width=args.width)  # checks flags early
+    arch_config = ArchConfig(args.arch, group_size=args.group_size, groups=args.groups, width=args.width,
+                             **flgc_fields(args))  # checks flags early
     config = train_config(args)
     data = _load(data_config(args), show, not args.no_progress)
     arch_config = arch_config.replace(num_classes=data.num_classes)
@@ -103,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
         emit(render(frame, args.format, FORMATTERS, HEADERS))
     if result.checkpoint:
         note(f"checkpoint: {result.checkpoint}")
+    if result.structure is not None:
+        note(learned_cost_line(arch_config, result.structure, data.resolution))
     if not result.ok:
         note(f"training did not finish: {result.status} after {result.epochs_run} epoch(s); "
              "try a lower --lr or more --warmup-epochs")

@@ -8,6 +8,9 @@ so state-dict keys, are those of e2gcsearch's own models: weights trained by e2g
 A network built by torchvision (or a user's factory) is written as that constructor call plus its
 grouped convs' new groups; the file then imports torchvision (or the factory's package) too, and a
 stock-grouping network's state dict is torchvision's, so its pretrained weights load unchanged.
+An FLGC network is exported as deployed (:func:`e2gcsearch.models.deploy`): the builder is the standard
+grouped network with the same g, and the trained weights (whose learned channel permutations are folded
+into the 1x1 convs and BatchNorms) are saved in its layout.
 
 Example:
     >>> export_trial(study, 7, "model.py")                   # doctest: +SKIP
@@ -31,7 +34,7 @@ from ..version import __version__
 from . import template
 from ..config import ArchConfig
 from ..errors import ConfigError, DataError
-from ..models import create_model, get_entry
+from ..models import create_model, deploy, get_entry, load_structure
 from ..profiling.implementations import layout_of
 from ..search.results import front_info, get_trial, study_objectives, trial_record
 from ..search.record import TrialRecord, full_result
@@ -155,8 +158,11 @@ def python_source(arch_config: ArchConfig, summary: list[str] | None = None, mod
     if entry.export is None:
         raise ConfigError(f"{arch_config.arch} has no standalone builder; export it to .json (its ArchConfig) "
                           "or to .pt2 / .pt / .onnx instead")
-    plan = entry.plan(arch_config)
+    deployed = arch_config.deployed()
+    plan = entry.plan(deployed)
     grouping = f"{'stage-wise ' if arch_config.is_stagewise else ''}{arch_config.module}, {arch_config.grouping}"
+    if arch_config.is_learned:
+        grouping += f" learned, deployed as a standard grouped conv ({deployed.module}, {deployed.grouping})"
     network = get_entry(arch_config.arch).display_name
     text = "\n\n".join(textwrap.fill(line, 100, break_on_hyphens=False) for line in (summary or []))
     imports = entry.export.imports(plan) if entry.export.imports is not None else ()
@@ -164,7 +170,7 @@ def python_source(arch_config: ArchConfig, summary: list[str] | None = None, mod
         "title": f"{network}, {grouping}, width {arch_config.width:g}, {arch_config.num_classes} classes.",
         "summary": _docstring_safe(text or "Exported from an ArchConfig (no measurements attached)."),
         "module": module, "weights": weights, "network": network, "version": __version__,
-        "arch_config": repr(arch_config.to_dict()), "num_classes": arch_config.num_classes, "stem_channels": plan.stem_channels,
+        "arch_config": repr(deployed.to_dict()), "num_classes": arch_config.num_classes, "stem_channels": plan.stem_channels,
         "table": entry.export.table(plan), "grouping": grouping, "checkpoint_keys": repr(CHECKPOINT_KEYS),
         "imports": "".join(f"import {name}\n" for name in imports),
         "needs": "torch and " + ", ".join(dict.fromkeys(name.partition(".")[0] for name in imports))
@@ -205,9 +211,9 @@ def verify_python(path: Path, arch_config: ArchConfig) -> None:
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     try:
         with torch.device("meta"):
-            exported, ours = module.build_model(), create_model(arch_config)
+            exported, ours = module.build_model(), create_model(arch_config.deployed())
     except NotImplementedError:  # a constructor that computes with tensors (torchvision's RegNet)
-        exported, ours = module.build_model(), create_model(arch_config)
+        exported, ours = module.build_model(), create_model(arch_config.deployed())
     shapes = {k: tuple(v.shape) for k, v in exported.state_dict().items()}
     if shapes != {k: tuple(v.shape) for k, v in ours.state_dict().items()}:
         raise RuntimeError(f"internal error: the builder written to {path} does not match {arch_config.label()}")
@@ -230,9 +236,7 @@ def export_model(arch_config: ArchConfig, out: str | Path, record: TrialRecord |
     if suffix == ".json":
         _write_text(out, json.dumps(arch_config.to_dict(), indent=2, sort_keys=True) + "\n")
         return [out]
-    model = create_model(arch_config).eval()
-    if state is not None:
-        _load_into(model, state, str(weights))
+    model = _trained_model(arch_config, state, str(weights), record)
     if suffix == ".py":
         summary = describe_trial(record, objectives or [], study, full, front_row) if record is not None else []
         weights_file = out.with_suffix(".pth")
@@ -245,6 +249,18 @@ def export_model(arch_config: ArchConfig, out: str | Path, record: TrialRecord |
     resolution = record.resolution if record is not None and record.resolution else 224
     _export_compiled(model, out, resolution)
     return [out]
+
+
+def _trained_model(arch_config: ArchConfig, state: dict[str, torch.Tensor] | None, source: str,
+                   record: TrialRecord | None) -> nn.Module:
+    """The network to export, with ``state`` loaded; FLGC deployed (from its training-form weights, or
+    from the groups the trial learned when there are no weights)."""
+    model = create_model(arch_config).eval()
+    if state is not None:
+        _load_into(model, state, source)
+    elif record is not None and record.flgc_structure:
+        load_structure(model, record.flgc_structure)
+    return deploy(model, inplace=True)  # E2GC/FgGC: as it is
 
 
 MAX_EXPORT_BATCH = 4096  # largest batch a .pt2 program accepts (its batch dimension is dynamic)

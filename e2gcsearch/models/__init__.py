@@ -20,6 +20,7 @@ from ..checks import is_int
 from ..config import ArchConfig
 from ..errors import ConfigError
 from . import custom, mobilenet_v1, resnext, torchvision_nets  # noqa: F401 - each registers its entry (custom: module:function names)
+from .flgc import deploy, learned_structure, load_structure
 from .registry import (ExportRows, ModelEntry, StagePlan, default_arch, get_entry, list_models, paper_archs,
                        register_model, registered, unregister_model)
 
@@ -69,9 +70,12 @@ __all__ = [
     "check_resolution",
     "create_model",
     "default_arch",
+    "deploy",
     "get_entry",
     "layer_notes",
+    "learned_structure",
     "list_models",
+    "load_structure",
     "paper_archs",
     "register_model",
     "registered",

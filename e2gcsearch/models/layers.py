@@ -9,6 +9,10 @@ Channel-rounding rule (width multiplier):
       ordinary layers, and ``lcm(8, G)`` (E2GC) or ``lcm(8, g)`` (FgGC) for the channels of a grouped
       3x3 conv, so every grouped layer stays divisible by construction. Stage-wise E2GC
       (``stage_group_sizes``) uses ``lcm(8, G_i)`` for the channels of stage i's grouped convs.
+      FLGC rounds as E2GC (``group_size``) or FgGC (``groups``), so FLGC g has FgGC g's channels.
+
+FLGC (learned groups, :mod:`.flgc`): :func:`create_conv2d` builds its training form when asked
+(``learned="balanced"`` or ``"uneven"``); :func:`.flgc.deploy` turns a trained network into plain convs.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ import math
 
 from torch import nn
 
-from ..config import E2GC, ArchConfig
+from ..config import E2GC, FGGC, ArchConfig
 from ..errors import ConfigError
+from .flgc import BALANCED, UNEVEN, LearnedGroupConv2d
 
 CHANNEL_DIVISOR = 8
 
@@ -33,12 +38,13 @@ def make_divisible(value: float, divisor: int, min_ratio: float = 0.9) -> int:
 
 
 def grouping_at(arch_config: ArchConfig, stage: int | None = None) -> tuple[str, int]:
-    """``("E2GC", G)`` or ``("FgGC", g)`` that applies to the grouped convs of ``stage``.
+    """``("E2GC", G)`` or ``("FgGC", g)`` that applies to the grouped convs of ``stage`` (FLGC: as the
+    grouping field it was given, ``group_size`` or ``groups``).
 
     Uniform configs ignore ``stage``; a stage-wise config needs it (stages: :mod:`.stages`).
     """
     if arch_config.stage_group_sizes is None:
-        return arch_config.module, int(arch_config.grouping_value)
+        return (E2GC if arch_config.group_size is not None else FGGC), int(arch_config.grouping_value)
     if stage is None or not 0 <= stage < len(arch_config.stage_group_sizes):
         raise ConfigError(f"{arch_config.label()} has {len(arch_config.stage_group_sizes)} stage group sizes; "
                           f"stage {stage} is not one of them (check the arch's stage table)")
@@ -90,14 +96,27 @@ def _largest_pow2_divisor(channels: int) -> int:
     return channels & -channels
 
 
+def learned_assignment(arch_config: ArchConfig) -> str | None:
+    """How the grouped convs of ``arch_config`` assign channels to groups: ``None`` (fixed contiguous
+    groups, E2GC/FgGC), ``"balanced"`` (FLGC) or ``"uneven"`` (FLGC with free group sizes)."""
+    if not arch_config.is_learned:
+        return None
+    return UNEVEN if arch_config.uneven else BALANCED
+
+
 def create_conv2d(
     in_channels: int,
     out_channels: int,
     kernel_size: int,
     stride: int = 1,
     groups: int = 1,
+    learned: str | None = None,
 ) -> nn.Conv2d:
-    """Every conv of every model: bias-free, 'same' padding for odd kernels, any grouping."""
+    """Every conv of every model: bias-free, 'same' padding for odd kernels, any grouping; with
+    ``learned`` (``"balanced"``/``"uneven"``), FLGC's training form with ``groups`` learned groups."""
+    if learned is not None:
+        return LearnedGroupConv2d(in_channels, out_channels, kernel_size, stride=stride, groups=groups,
+                                  assignment=learned)
     return nn.Conv2d(
         in_channels,
         out_channels,

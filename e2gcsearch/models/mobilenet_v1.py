@@ -18,7 +18,9 @@ import torch
 from torch import nn
 
 from ..config import ArchConfig
-from .layers import CHANNEL_DIVISOR, create_conv2d, grouped_divisor, init_weights, num_groups, scale_channels
+from .flgc import FoldSite
+from .layers import (CHANNEL_DIVISOR, create_conv2d, grouped_divisor, init_weights, learned_assignment, num_groups,
+                     scale_channels)
 from .registry import ExportRows, ModelEntry, StagePlan, register_model
 from .stages import check_stage_count
 
@@ -37,12 +39,14 @@ _LAYER = re.compile(r"^features\.(\d+)\.")
 
 @dataclasses.dataclass(frozen=True)
 class ModuleSpec:
-    """One row of the stage table: grouped 3x3 conv m→m (stride, groups), then 1x1 conv m→n."""
+    """One row of the stage table: grouped 3x3 conv m→m (stride, groups), then 1x1 conv m→n;
+    ``learned``: FLGC's assignment of the grouped conv (``None`` for fixed groups)."""
 
     in_channels: int
     out_channels: int
     stride: int
     groups: int
+    learned: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +70,7 @@ def plan(arch_config: ArchConfig) -> MobileNetV1Plan:
         out_channels = scale_channels(out_stock, arch_config.width, divisor)
         groups = num_groups(in_channels, arch_config, layer=f"features.{index}.conv_grouped",
                             stage=STAGE_CHANNELS.index(in_stock))
-        specs.append(ModuleSpec(in_channels, out_channels, stride, groups))
+        specs.append(ModuleSpec(in_channels, out_channels, stride, groups, learned_assignment(arch_config)))
         in_channels, in_stock = out_channels, out_stock
     return MobileNetV1Plan(stem, tuple(specs), arch_config.num_classes)
 
@@ -88,7 +92,7 @@ class GroupedModule(nn.Module):
     def __init__(self, spec: ModuleSpec) -> None:
         super().__init__()
         m, n = spec.in_channels, spec.out_channels
-        self.conv_grouped = create_conv2d(m, m, 3, stride=spec.stride, groups=spec.groups)
+        self.conv_grouped = create_conv2d(m, m, 3, stride=spec.stride, groups=spec.groups, learned=spec.learned)
         self.bn_grouped = nn.BatchNorm2d(m)
         self.conv_pointwise = create_conv2d(m, n, 1)
         self.bn_pointwise = nn.BatchNorm2d(n)
@@ -115,6 +119,14 @@ class MobileNetV1(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(self.stem(x))  # (B, 1024·w, H/32, W/32)
         return self.classifier(torch.flatten(self.pool(x), 1))  # (B, classes)
+
+    def fold_sites(self) -> list[FoldSite]:
+        """Where each module's grouped conv sits (for :func:`~.flgc.deploy`): its input comes from the
+        previous module's 1x1 conv + BN (the stem's conv + BN for the first), its output goes through
+        its own BN to its own 1x1 conv."""
+        producers = [(self.stem[0], self.stem[1])] + [(m.conv_pointwise, m.bn_pointwise) for m in self.features]
+        return [FoldSite(module, "conv_grouped", producer, (module.bn_grouped, module.conv_pointwise))
+                for module, producer in zip(self.features, producers)]
 
 
 def build(arch_config: ArchConfig) -> MobileNetV1:

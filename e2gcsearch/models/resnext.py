@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from ..config import ArchConfig
-from .layers import create_conv2d, grouped_divisor, init_weights, num_groups, scale_channels
+from .flgc import FoldSite
+from .layers import create_conv2d, grouped_divisor, init_weights, learned_assignment, num_groups, scale_channels
 from .registry import ExportRows, ModelEntry, StagePlan, register_model
 from .stages import check_stage_count
 
@@ -32,13 +33,15 @@ _LAYER = re.compile(r"^layer(\d+)\.")
 
 @dataclasses.dataclass(frozen=True)
 class BlockSpec:
-    """One bottleneck: 1x1 in→mid, 3x3 mid→mid (stride, groups), 1x1 mid→out, projection if needed."""
+    """One bottleneck: 1x1 in→mid, 3x3 mid→mid (stride, groups), 1x1 mid→out, projection if needed;
+    ``learned``: FLGC's assignment of the grouped conv (``None`` for fixed groups)."""
 
     in_channels: int
     mid_channels: int
     out_channels: int
     stride: int
     groups: int
+    learned: str | None = None
 
     @property
     def has_projection(self) -> bool:
@@ -65,7 +68,7 @@ def plan(arch_config: ArchConfig) -> ResNeXtPlan:
         stage = []
         for block_index in range(blocks):
             stride = first_stride if block_index == 0 else 1
-            stage.append(BlockSpec(in_channels, mid, out, stride, groups))
+            stage.append(BlockSpec(in_channels, mid, out, stride, groups, learned_assignment(arch_config)))
             in_channels = out
         stages.append(tuple(stage))
     return ResNeXtPlan(stem, tuple(stages), arch_config.num_classes)
@@ -82,7 +85,8 @@ class Bottleneck(nn.Module):
         super().__init__()
         self.conv1 = create_conv2d(spec.in_channels, spec.mid_channels, 1)
         self.bn1 = nn.BatchNorm2d(spec.mid_channels)
-        self.conv2 = create_conv2d(spec.mid_channels, spec.mid_channels, 3, stride=spec.stride, groups=spec.groups)
+        self.conv2 = create_conv2d(spec.mid_channels, spec.mid_channels, 3, stride=spec.stride, groups=spec.groups,
+                                   learned=spec.learned)
         self.bn2 = nn.BatchNorm2d(spec.mid_channels)
         self.conv3 = create_conv2d(spec.mid_channels, spec.out_channels, 1)
         self.bn3 = nn.BatchNorm2d(spec.out_channels)
@@ -119,6 +123,12 @@ class ResNeXt(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (B, 64·w, H/4, W/4)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))  # (B, 2048·w, H/32, W/32)
         return self.fc(torch.flatten(self.avgpool(x), 1))  # (B, classes)
+
+    def fold_sites(self) -> list[FoldSite]:
+        """Where each bottleneck's grouped conv2 sits (for :func:`~.flgc.deploy`): between conv1 + bn1
+        and bn2 + conv3 of its own block."""
+        return [FoldSite(block, "conv2", (block.conv1, block.bn1), (block.bn2, block.conv3))
+                for stage in (self.layer1, self.layer2, self.layer3, self.layer4) for block in stage]
 
 
 def build(arch_config: ArchConfig) -> ResNeXt:

@@ -57,7 +57,7 @@ from ..config import ArchConfig
 from ..devices import resolve_device
 from ..energy import Meter, create_meter
 from ..errors import ConfigError
-from ..models import check_resolution, create_model, validate_config
+from ..models import check_resolution, create_model, deploy, validate_config
 from ..train.layout import Choice
 from .cache import ProfileCache, cache_key, choice_key
 from .fingerprint import device_fingerprint, with_implementation
@@ -144,8 +144,10 @@ class ProfileConfig:
 
 
 def _build_model(arch_config: ArchConfig, device: str, config: ProfileConfig) -> nn.Module:
-    """The network on the device in the dtype asked (NCHW, train mode; :func:`prepare` sets it up)."""
-    return create_model(arch_config).to(device=device, dtype=DTYPES[config.dtype]).train()
+    """The network as it runs after training, on the device in the dtype asked (NCHW, train mode;
+    :func:`prepare` sets it up): FLGC deployed (a grouped conv), never its masked dense form."""
+    arch_config.deployed()  # uneven FLGC: its groups come from training; a one-line error says what to do
+    return deploy(create_model(arch_config), inplace=True).to(device=device, dtype=DTYPES[config.dtype]).train()
 
 
 def _synthetic_batch(arch_config: ArchConfig, batch_size: int, device: str, config: ProfileConfig):

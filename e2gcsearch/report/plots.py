@@ -28,7 +28,8 @@ STATIC_SUFFIXES = (".png", ".pdf", ".svg")
 SUFFIXES = (*STATIC_SUFFIXES, ".html")
 # Colour-blind-safe (Okabe-Ito) colours and distinct markers per grouping rule.
 STYLE = {"E2GC": {"color": "#0072B2", "marker": "o", "label": "E2GC (constant group size G)"},
-         "FgGC": {"color": "#D55E00", "marker": "s", "label": "FgGC (fixed number of groups g)"}}
+         "FgGC": {"color": "#D55E00", "marker": "s", "label": "FgGC (fixed number of groups g)"},
+         "FLGC": {"color": "#009E73", "marker": "^", "label": "FLGC (g learned groups, deployed)"}}
 INFEASIBLE_COLOR = "#7f7f7f"
 
 

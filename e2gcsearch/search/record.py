@@ -22,6 +22,9 @@ User attrs of a trial:
     top1_low, top1_high  the trial's own 95 % interval of top1 when it finished (front recomputes it
                        with the seed noise pooled over the study)
     loss_curve         proxy training loss per epoch
+    flgc_structure     FLGC: the groups its proxy training learned (first seed), per grouped layer
+                       {"<layer>": {"in": [group of each input channel], "out": [group of each filter]}};
+                       sorting channels by group gives the permutation deployment folds into the 1x1 convs
     train_status       "ok", "non-finite loss", or "skipped (infeasible)"
     data               dataset + subset description
     wall_s             {"cost", "profile", "train"} seconds per phase
@@ -78,6 +81,7 @@ FAIL_REASON = "fail_reason"
 DUPLICATE_OF = "duplicate_of"
 BASELINE = "baseline"
 WARM_START = "warm_start"  # set on points queued by the energy model
+FLGC_STRUCTURE = "flgc_structure"
 # Study user attrs.
 OBJECTIVES = "objectives"
 SPACE = "space"
@@ -123,6 +127,7 @@ class TrialRecord:
     top1_high: float | None = None
     loss_curve: list[float] = dataclasses.field(default_factory=list)
     train_status: str | None = None
+    flgc_structure: dict[str, Any] | None = None
     data: dict[str, Any] = dataclasses.field(default_factory=dict)
     wall_s: dict[str, float] = dataclasses.field(default_factory=dict)
     device_lock: dict[str, float] = dataclasses.field(default_factory=dict)

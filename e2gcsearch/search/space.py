@@ -4,7 +4,8 @@ This is the only module that calls ``trial.suggest_*``. Three categorical parame
 point, so every Optuna sampler (TPE, NSGA-II/III, GP, random, grid) handles it unchanged:
 
     arch      e.g. "mobilenet_v1"
-    grouping  "G=4" (E2GC, group size 4) or "g=32" (FgGC, 32 groups)
+    grouping  "G=4" (E2GC, group size 4), "g=32" (FgGC, 32 groups) or "FLGC g=8" (8 learned groups;
+              FLGC takes the ``groups`` values, so it pairs with FgGC at equal MACs)
     width     e.g. 0.5
 
 :class:`StagewiseSearchSpace` (``--space stagewise``) replaces ``grouping`` by one categorical group
@@ -29,7 +30,7 @@ import dataclasses
 import itertools
 from typing import Any, ClassVar
 
-from ..config import E2GC, FGGC, ArchConfig
+from ..config import E2GC, FGGC, FLGC, ArchConfig
 from ..checks import is_int
 from ..errors import ConfigError
 from ..models import DEFAULT_ARCH, get_entry, validate_config
@@ -41,7 +42,7 @@ DEFAULT_WIDTHS: tuple[float, ...] = (0.25, 0.5, 0.75)
 
 @dataclasses.dataclass(frozen=True)
 class SearchSpace:
-    """Which architectures, modules (E2GC/FgGC), G/g values and widths a search may sample."""
+    """Which architectures, modules (E2GC/FgGC/FLGC), G/g values and widths a search may sample."""
 
     stagewise: ClassVar[bool] = False  # one grouping for the whole network
 
@@ -54,9 +55,10 @@ class SearchSpace:
     def __post_init__(self) -> None:
         for arch in self.archs:
             get_entry(arch)  # unknown arch → one-line error listing the known ones
-        unknown = set(self.modules) - {E2GC, FGGC}
+        unknown = set(self.modules) - {E2GC, FGGC, FLGC}
         if unknown or not self.modules:
-            raise ConfigError(f"unknown module {sorted(unknown)}; use E2GC, FgGC or both (e.g. --modules E2GC,FgGC)")
+            raise ConfigError(f"unknown module {sorted(unknown)}; use some of E2GC, FgGC, FLGC "
+                              "(e.g. --modules E2GC,FgGC,FLGC)")
         if any(w <= 0 for w in self.widths) or not self.widths:
             raise ConfigError(f"widths must be positive numbers, got {self.widths}; e.g. --widths 0.25,0.5,1.0")
         if not self.groupings:
@@ -70,6 +72,8 @@ class SearchSpace:
             labels += [f"G={size}" for size in self.group_sizes]
         if FGGC in self.modules:
             labels += [f"g={count}" for count in self.groups]
+        if FLGC in self.modules:
+            labels += [f"{FLGC} g={count}" for count in self.groups]
         return tuple(labels)
 
     @property
@@ -87,14 +91,17 @@ class SearchSpace:
 
     @staticmethod
     def to_config(params: dict[str, Any], num_classes: int) -> ArchConfig:
-        symbol, _, value = str(params["grouping"]).partition("=")
+        module, _, grouping_text = str(params["grouping"]).rpartition(" ")
+        symbol, _, value = grouping_text.partition("=")
         grouping = {"group_size": int(value)} if symbol == "G" else {"groups": int(value)}
-        return ArchConfig(params["arch"], width=float(params["width"]), num_classes=num_classes, **grouping)
+        return ArchConfig(params["arch"], width=float(params["width"]), num_classes=num_classes,
+                          module=module or None, **grouping)
 
     @staticmethod
     def params_of(arch_config: ArchConfig) -> dict[str, Any]:
         """The trial parameters that sample ``arch_config`` (for ``study.enqueue_trial``)."""
-        return {"arch": arch_config.arch, "grouping": arch_config.grouping, "width": arch_config.width}
+        grouping = f"{FLGC} {arch_config.grouping}" if arch_config.is_learned else arch_config.grouping
+        return {"arch": arch_config.arch, "grouping": grouping, "width": arch_config.width}
 
     def contains(self, arch_config: ArchConfig) -> bool:
         params = self.params_of(arch_config)

@@ -164,6 +164,8 @@ class TrialRunner:
         val_size = runs[0].val_size
         interval = accuracy_interval([run.top1 for run in runs], val_size)
         top5 = [run.top5 for run in runs if run.top5 is not None]
+        if arch_config.is_learned:  # the structure the first seed learned: export and validate start from it
+            _set(trial, **{record.FLGC_STRUCTURE: runs[0].structure})
         _set(trial, top1=interval.mean, top1_seeds=[run.top1 for run in runs], val_size=val_size,
              top1_low=interval.low, top1_high=interval.high, top5=sum(top5) / len(top5) if top5 else None,
              loss_curve=list(runs[0].loss_curve), train_status=runs[-1].status)

@@ -33,6 +33,7 @@ from ..data import LoadedData
 from ..console import note
 from ..devices import resolve_device
 from ..errors import ConfigError
+from ..models import learned_structure, load_structure
 from . import checkpoint
 from .config import (PROXY_BUDGETS, SCHEDULES, ProxyBudget, TrainConfig, TrainResult, learning_rate, proxy_budget,
                      proxy_data_config)
@@ -44,7 +45,7 @@ EpochCallback = Callable[[int, dict], Any]
 
 
 def train_model(arch_config: ArchConfig, data: LoadedData, config: TrainConfig | None = None,
-                on_epoch_end: EpochCallback | None = None,
+                on_epoch_end: EpochCallback | None = None, structure: dict[str, Any] | None = None,
                 between_steps: Callable[[], None] | None = None) -> TrainResult:
     """Train ``arch_config`` on ``data`` and report validation accuracy, loss curve and throughput.
 
@@ -56,9 +57,12 @@ def train_model(arch_config: ArchConfig, data: LoadedData, config: TrainConfig |
             every epoch; a true return value stops the run with status ``"stopped"`` (e.g. pruning).
         between_steps: called after every optimiser step (a search worker stands aside there while
             another process measures energy on the device, see :mod:`e2gcsearch.profiling.lock`).
+        structure: FLGC: start from these learned groups (a ``TrainResult.structure`` of an earlier run)
+            instead of a random assignment; part of the checkpoint's identity.
 
     Returns:
-        A :class:`TrainResult`; ``status`` is ``"non-finite loss"`` when the loss became NaN or inf.
+        A :class:`TrainResult`; ``status`` is ``"non-finite loss"`` when the loss became NaN or inf;
+        for FLGC, ``structure`` holds the groups it learned.
     """
     started = time.perf_counter()
     config = config or TrainConfig()
@@ -69,15 +73,21 @@ def train_model(arch_config: ArchConfig, data: LoadedData, config: TrainConfig |
     with thread_limit(config.threads), distributed(device_type) as dist:
         device = torch.device(resolve_device(config.device, dist.local_rank))
         identity = checkpoint.run_identity(arch_config, data, config)  # the layout as asked ("auto" too)
+        if structure is not None:
+            identity["structure"] = structure
         if dist.active and config.layout == AUTO:
             config = config.replace(layout="nchw")  # every process must run the same layout; no timing race
         config = resolve_layout(config, arch_config, data, note if process_rank() == 0 else None)
         folder = config.checkpoint_dir or (str(checkpoint.default_checkpoint_dir(arch_config, identity)) if config.full else None)
         if config.resume and folder is None:
             raise ConfigError("resume needs a checkpoint folder: pass --full or --checkpoint-dir DIR")
-        trainer = Trainer(build_model(arch_config, config.seed), data, config, device, dist, label=arch_config.label())
+        model = build_model(arch_config, config.seed)
+        if structure is not None:
+            load_structure(model, structure)
+        trainer = Trainer(model, data, config, device, dist, label=arch_config.label())
         trainer.between_steps = between_steps or trainer.between_steps
         result = trainer.run(identity, folder, on_epoch_end)
+        result.structure = learned_structure(trainer.model)
     result.wall_s = time.perf_counter() - started  # model build and data transfer included
     return result
 

@@ -113,6 +113,7 @@ class TrainResult:
     rank: int = 0
     start_epoch: int = 0
     checkpoint: str | None = None
+    structure: dict[str, Any] | None = None  # FLGC: the learned groups per layer (models.learned_structure)
 
     @property
     def ok(self) -> bool:
