@@ -227,7 +227,7 @@ def test_search_and_export_of_the_toy(toy, tmp_path, capsys):
     study = optuna.load_study(study_name="toy", storage=get_storage(url))
     (trial,) = study.trials
     assert trial.state == TrialState.COMPLETE
-    assert trial.params == {"arch": "toy", "grouping": "G=1", "width": 1.0}  # the toy's baseline, queued first
+    assert trial.params == {"arch": "toy", "module": "E2GC", "log2_G": 0, "width": 1.0}  # the toy's baseline, queued first
     arch = TrialRecord.from_trial(trial).arch_config
 
     out = tmp_path / "model.py"

@@ -54,13 +54,14 @@ def states(study):
 @pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random"])
 def test_end_to_end_search(tmp_path, sampler):
     study = run_search(tiny_config(tmp_path, sampler=sampler))
-    assert states(study) == [TrialState.COMPLETE] * 3
+    assert states(study) == [TrialState.COMPLETE] * len(study.trials)
+    assert sum(record.DUPLICATE_OF not in t.user_attrs for t in study.trials) == 3  # three new points
     assert study.metric_names == ["epf@4", "top1"]
     assert [d.name for d in study.directions] == ["MINIMIZE", "MAXIMIZE"]
     assert study.best_trials
     baseline = [t for t in study.trials if record.BASELINE in t.user_attrs]
     assert len(baseline) == 1 and baseline[0].number == 0
-    assert baseline[0].params == {"arch": "mobilenet_v1", "grouping": "G=1", "width": 0.25}
+    assert baseline[0].params == {"arch": "mobilenet_v1", "module": "E2GC", "log2_G": 0, "width": 0.25}
     for trial in study.trials:
         assert REQUIRED_ATTRS <= set(trial.user_attrs)
         rec = record.TrialRecord.from_trial(trial)
@@ -74,20 +75,20 @@ def test_resume_adds_trials_without_duplicate_baselines(tmp_path):
     config = tiny_config(tmp_path, trials=2, sampler="random")
     run_search(config)
     study = run_search(config)
-    assert len(study.trials) == 4 and set(states(study)) == {TrialState.COMPLETE}
+    new = [t for t in study.trials if record.DUPLICATE_OF not in t.user_attrs]
+    assert len(new) == 4 and set(states(study)) == {TrialState.COMPLETE}  # repeats are not charged
     assert sum(record.BASELINE in t.user_attrs for t in study.trials) == 1
 
 
-def test_a_repeated_point_reuses_the_earlier_results(tmp_path):
-    one_point = SearchSpace(modules=("E2GC",), group_sizes=(1,), widths=(0.25,))
-    study = run_search(tiny_config(tmp_path, trials=2, settings={"space": one_point}))
-    first, again = study.trials
-    assert again.user_attrs[record.DUPLICATE_OF] == first.number
-    assert again.values == first.values and record.BASELINE not in again.user_attrs
-    assert again.user_attrs["wall_s"] == first.user_attrs["wall_s"]
-
-    from e2gcsearch.search.results import front_info
-    assert front_info(study, include_dominated=True).frame["trial"].tolist() == [first.number]
+def test_a_space_with_fewer_unmeasured_points_than_asked_is_measured_whole(tmp_path, capsys):
+    two_points = SearchSpace(modules=("E2GC",), group_sizes=(1, 8), widths=(0.25,))
+    config = tiny_config(tmp_path, trials=5, settings={"space": two_points})
+    study = run_search(config)
+    assert "only 2 unmeasured point(s) remain in the space of 2; measuring them all instead of 5" in capsys.readouterr().err
+    measured = {t.user_attrs["arch_config"]["group_size"] for t in study.trials if record.DUPLICATE_OF not in t.user_attrs}
+    assert measured == {1, 8} and set(states(study)) == {TrialState.COMPLETE}
+    run_search(config)
+    assert "every point of the space (2) is measured already; nothing to run" in capsys.readouterr().err
 
 
 def test_resume_with_other_objectives_is_an_error(tmp_path):
@@ -125,7 +126,7 @@ def test_two_workers_share_a_journal_storage(tmp_path):
     config = tiny_config(tmp_path, storage=str(tmp_path / "study.log"), workers=2, trials=4, sampler="random")
     study = run_search(config)
     trials = study.get_trials(deepcopy=False)
-    assert len(trials) == 4  # the queued baseline is one of the four
+    assert sum(record.DUPLICATE_OF not in t.user_attrs for t in trials) == 4  # the queued baseline is one of the four
     assert sorted(t.number for t in trials) == list(range(len(trials)))
     assert all(t.state == TrialState.COMPLETE for t in trials)
     assert sum(record.BASELINE in t.user_attrs for t in trials) == 1

@@ -11,15 +11,39 @@ from e2gcsearch.search.space import SearchSpace
 
 
 @pytest.mark.parametrize("params, expected", [
-    ({"arch": "mobilenet_v1", "grouping": "G=4", "width": 0.5}, ArchConfig("mobilenet_v1", group_size=4, width=0.5, num_classes=10)),
-    ({"arch": "mobilenet_v1", "grouping": "g=8", "width": 0.25}, ArchConfig("mobilenet_v1", groups=8, width=0.25, num_classes=10)),
-    ({"arch": "resnext50", "grouping": "g=32", "width": 0.75}, ArchConfig("resnext50", groups=32, width=0.75, num_classes=10)),
-    ({"arch": "resnext50", "grouping": "G=1", "width": 0.25}, ArchConfig("resnext50", group_size=1, width=0.25, num_classes=10)),
+    ({"arch": "mobilenet_v1", "module": "E2GC", "log2_G": 2, "width": 0.5}, ArchConfig("mobilenet_v1", group_size=4, width=0.5, num_classes=10)),
+    ({"arch": "mobilenet_v1", "module": "FgGC", "log2_g": 3, "width": 0.25}, ArchConfig("mobilenet_v1", groups=8, width=0.25, num_classes=10)),
+    ({"arch": "resnext50", "module": "FgGC", "log2_g": 5, "width": 0.75}, ArchConfig("resnext50", groups=32, width=0.75, num_classes=10)),
+    ({"arch": "resnext50", "module": "E2GC", "log2_G": 0, "width": 0.25}, ArchConfig("resnext50", group_size=1, width=0.25, num_classes=10)),
 ])
 def test_fixed_trial_gives_the_expected_arch_config(params, expected):
     space = SearchSpace(archs=("mobilenet_v1", "resnext50"))
     assert space.sample(optuna.trial.FixedTrial(params), num_classes=10) == expected
-    assert SearchSpace.params_of(expected) == params
+    assert space.params_of(expected) == params
+    assert space.to_config(params, num_classes=10) == expected
+
+
+def test_g_and_width_are_ordered_numbers_for_the_sampler():
+    space = SearchSpace()
+    trial = optuna.create_study().ask()
+    space.sample(trial, num_classes=10)
+    distributions = trial.distributions
+    grouping = distributions.get("log2_G") or distributions["log2_g"]
+    assert isinstance(grouping, optuna.distributions.IntDistribution) and grouping.step == 1
+    assert distributions["width"] == optuna.distributions.FloatDistribution(0.25, 0.75, step=0.25)
+    # log2 of G = 1, 4, 16 lies on a step of 2; a set without a common step is drawn and rounded to the nearest
+    assert SearchSpace(group_sizes=(1, 4, 16)).axes()["E2GC"].distribution() == optuna.distributions.IntDistribution(0, 4, step=2)
+    gappy = SearchSpace(modules=("E2GC",), group_sizes=(1, 2, 16), widths=(0.25, 0.5, 1.0))
+    assert [gappy.axes()["E2GC"].decode(v) for v in range(5)] == [1, 2, 2, 16, 16]  # log2: 0, 1, 4
+    assert gappy.axes()["width"].decode(0.75) == 0.5  # a tie goes to the lower value
+    points = {gappy.sample(optuna.trial.FixedTrial({"arch": "mobilenet_v1", "module": "E2GC", "log2_G": g, "width": w}),
+                           num_classes=10) for g in range(5) for w in (0.25, 0.5, 0.75, 1.0)}
+    assert points == set(gappy.points(num_classes=10))  # every draw is a point of the space, and every point is drawn
+
+
+def test_parameters_of_studies_before_the_ordinal_encoding_still_read():
+    old = {"arch": "mobilenet_v1", "grouping": "g=16", "width": 0.5}
+    assert SearchSpace().to_config(old, num_classes=10) == ArchConfig("mobilenet_v1", groups=16, width=0.5, num_classes=10)
 
 
 def test_every_grid_point_builds():

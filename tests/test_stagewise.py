@@ -67,17 +67,21 @@ def test_stagewise_network_trains_a_step():
 def test_stagewise_space_samples_one_parameter_per_stage():
     space = StagewiseSearchSpace(archs=("mobilenet_v1", "resnext50"), group_sizes=(1, 2, 4), widths=(0.25, 0.5))
     assert space.size == (3 ** 6 + 3 ** 4) * 2
-    params = {"arch": "resnext50", "width": 0.25, "G_stage0": 1, "G_stage1": 2, "G_stage2": 4, "G_stage3": 4}
+    # log2 of G per stage, ordered integers: the sampler sees that G = 2 lies between 1 and 4
+    params = {"arch": "resnext50", "width": 0.25, "log2_G_stage0": 0, "log2_G_stage1": 1, "log2_G_stage2": 2,
+              "log2_G_stage3": 2}
     cfg = space.sample(optuna.trial.FixedTrial(params), num_classes=10)
     assert cfg == ArchConfig("resnext50", stage_group_sizes=(1, 2, 4, 4), width=0.25, num_classes=10)
     assert space.params_of(cfg) == params and space.contains(cfg)
     study = optuna.create_study()
     trial = study.ask()
     sampled = space.sample(trial, num_classes=10)
-    assert set(trial.params) == {"arch", "width"} | {f"G_stage{i}" for i in range(stages.num_stages(sampled.arch))}
+    assert set(trial.params) == {"arch", "width"} | {f"log2_G_stage{i}" for i in range(stages.num_stages(sampled.arch))}
+    assert isinstance(trial.distributions["log2_G_stage0"], optuna.distributions.IntDistribution)
+    assert isinstance(trial.distributions["width"], optuna.distributions.FloatDistribution)
     uniform = ArchConfig("mobilenet_v1", group_size=2, width=0.5, num_classes=10)
     assert space.contains(uniform) and not space.contains(uniform.replace(groups=8))
-    assert set(space.choices()) == {"arch", "width"} | {f"G_stage{i}" for i in range(6)}
+    assert set(space.choices()) == {"arch", "width"} | {f"log2_G_stage{i}" for i in range(6)}
     assert space.describe()["kind"] == "stagewise"
 
 

@@ -276,7 +276,7 @@ def test_a_users_factory_is_searched_and_exported(user_package, tmp_path, capsys
                  "--epochs", "1", "--batch-sizes", "2", "--repeats", "1", "--backend", "estimate", "--device", "cpu",
                  "--threads", "1", "--batch-size", "4", "--min-window-s", "0.01", "--warmup", "1"]) == 0
     (trial,) = optuna.load_study(study_name="own", storage=get_storage(url)).trials
-    assert trial.state == TrialState.COMPLETE and trial.params["grouping"] == "G=1"  # the factory's own network first
+    assert trial.state == TrialState.COMPLETE and TrialRecord.from_trial(trial).arch_config.grouping == "G=1"  # the factory's own network first
     out = tmp_path / "own_model.py"
     assert main(["export", "--storage", url, "--study", "own", "--trial", "0", "--out", str(out)]) == 0
     assert f"import {user_package}" in out.read_text()

@@ -228,6 +228,11 @@ OPTIONS: dict[str, Option] = {
                                "model with a short profiling sweep unless --warm-start-profile is given)"),
     "warm_start_profile": _option("--warm-start-profile", metavar="FILE.json",
                                   help="device profile from 'e2gcsearch model fit' used by --warm-start model"),
+    "no_early_stop": _option("--no-early-stop", action="store_true",
+                             help="train every trial to its last epoch; by default a proxy training stops (the trial "
+                                  "is PRUNED, with the reason) once even its current top-1 + the largest remaining "
+                                  "gain seen in completed trials + the noise margin is beaten by a completed trial "
+                                  "with lower or equal EPF; the first 4 trials always complete"),
     "confirm": _option("--confirm", type=positive_float, metavar="S",
                        help="after the trials, spend up to S seconds measuring contested front points further "
                             "(as 'e2gcsearch confirm --budget-s S')"),
@@ -273,8 +278,8 @@ MEASUREMENT_WHILE_TRAINING = Group("energy measurement",
                                    (*_MEASURING, "profile_threads", "cpu_power_w", "no_cache", "cache_dir"))
 STUDY = Group("study", ("study", "storage"))
 SEARCH = Group("search", ("objective", "constraint", "trials", "timeout", "sampler", "seed", "study", "storage",
-                          "workers", "devices", "share_devices", "no_baselines", "reference_batch", "warm_start", "warm_start_profile",
-                          "proxy_seeds", "confirm"))
+                          "workers", "devices", "share_devices", "no_baselines", "reference_batch", "warm_start",
+                          "warm_start_profile", "proxy_seeds", "no_early_stop", "confirm"))
 SPACE = Group("search space", ("space", "search_arch", "modules", "group_sizes", "search_groups", "widths"))
 OUTPUT = Group("output", ("format",))
 

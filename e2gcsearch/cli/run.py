@@ -33,6 +33,7 @@ examples:
   e2gcsearch run --storage studies/e2gcsearch.log --workers 2   # two processes on one journal file
   e2gcsearch run --storage postgresql://me:PASSWORD@dbhost/e2gc --device cuda --devices 0,1 --workers 2
   e2gcsearch run --warm-start model --space stagewise --study stagewise  # one G per stage, seeded by Eq. 2
+  e2gcsearch run --no-early-stop --trials 33               # every point of the default space, each trained fully
 
 objectives: epf (mJ/frame at batch {DEFAULT_BATCH_SIZE}; epf@B for batch B), top1 (maximized), params, macs,
 latency (ms/batch, latency@B). Energy figures name the backend that produced them ('estimate' when no
@@ -40,7 +41,10 @@ counter is readable). Running the same command again resumes the study; Ctrl-C k
 Before a study is created or resumed, one network per architecture/module/width is built and stepped
 once (measured and trained) on the device; a failure there is one line and nothing is written. A
 resume with other training, measurement or device settings is refused (start a new --study NAME).
---trials counts the queued baselines; a run whose trials all fail exits with status 1.
+--trials N means N new points, the queued baselines included: a proposal that repeats a measured point is
+answered from the study and not charged; when fewer than N unmeasured points remain, all are measured.
+A trial whose proxy training can no longer reach the front is stopped early (PRUNED, with the reason;
+--no-early-stop trains every trial to the end). A run whose trials all fail exits with status 1.
 While a trial measures energy, the other e2gcsearch processes of the host pause their training on that
 device (between two steps), so no window counts another worker's work; --no-device-lock turns it off.
 """
@@ -81,7 +85,8 @@ def search_config(args: argparse.Namespace) -> SearchConfig:
     data = data_config(args, proxy=True)
     settings = TrialSettings(objectives=objectives, constraints=constraints, space=space,
                              profile=profile_config(args, threads=args.profile_threads, resolution=data.resolution),
-                             train=proxy_train_config(args, data), proxy_seeds=args.proxy_seeds)
+                             train=proxy_train_config(args, data), proxy_seeds=args.proxy_seeds,
+                             early_stop=not args.no_early_stop)
     return SearchConfig(settings=settings, data=data, storage=args.storage, study_name=args.study,
                         sampler=args.sampler, seed=args.seed, trials=args.trials, timeout_s=args.timeout,
                         baselines=not args.no_baselines, workers=args.workers, devices=args.devices,

@@ -25,7 +25,9 @@ User attrs of a trial:
     flgc_structure     FLGC: the groups its proxy training learned (first seed), per grouped layer
                        {"<layer>": {"in": [group of each input channel], "out": [group of each filter]}};
                        sorting channels by group gives the permutation deployment folds into the 1x1 convs
-    train_status       "ok", "non-finite loss", or "skipped (infeasible)"
+    top1_curve         proxy top-1 (%) after each epoch (of the first seed); partial when stopped early
+    train_status       "ok", "non-finite loss", "skipped (infeasible)" or "stopped early"
+    early_stop         why the trial was stopped early (PRUNED trials; see search/early_stop.py)
     data               dataset + subset description
     wall_s             {"cost", "profile", "train"} seconds per phase
     device_lock        {"waited_s", "paused_s"}: seconds the measurement waited for other processes of
@@ -33,9 +35,12 @@ User attrs of a trial:
     infeasible         True when a constraint is violated
     violations         human-readable violated constraints, e.g. ["params<=5e6 (got 1.2e7)"]
     baseline           the paper baseline this trial reproduces ("MobileNet-V1 G=1"), or absent
+    drawn_unmeasured   True on a point drawn from the unmeasured ones after the sampler kept
+                       proposing measured points (see search/budget.py)
     fail_reason        why a FAIL trial failed (exception type and message)
-    duplicate_of       number of the earlier trial with the same parameters whose results this
-                       trial repeats (a sampler may propose a point of a discrete space again)
+    duplicate_of       number of the earlier trial of the same point whose results this trial repeats
+                       (a sampler may propose a point of a discrete space again; such a trial is told
+                       the known result, is not charged to --trials and is not shown by front)
     settings           {"train": ..., "profile": ...}: the settings the trial ran with (threads resolved)
     worker             {"run", "host", "pid"} of the process that ran it (finds trials of lost workers)
 
@@ -74,6 +79,8 @@ EPF_INFER = "epf_infer"
 ENERGY_BACKEND = "energy_backend"
 TOP1 = "top1"
 TOP1_SEEDS = "top1_seeds"
+TOP1_CURVE = "top1_curve"
+EARLY_STOP = "early_stop"
 TOP1_SEED_IDS = "top1_seed_ids"  # in a confirm attr: the training seed of every entry of top1_seeds
 INFEASIBLE = "infeasible"
 VIOLATIONS = "violations"
@@ -82,6 +89,7 @@ DUPLICATE_OF = "duplicate_of"
 BASELINE = "baseline"
 WARM_START = "warm_start"  # set on points queued by the energy model
 FLGC_STRUCTURE = "flgc_structure"
+DRAWN = "drawn_unmeasured"  # set on points queued because the sampler kept proposing measured ones
 # Study user attrs.
 OBJECTIVES = "objectives"
 SPACE = "space"
@@ -126,8 +134,10 @@ class TrialRecord:
     top1_low: float | None = None
     top1_high: float | None = None
     loss_curve: list[float] = dataclasses.field(default_factory=list)
+    top1_curve: list[float] = dataclasses.field(default_factory=list)
     train_status: str | None = None
     flgc_structure: dict[str, Any] | None = None
+    early_stop: str | None = None
     data: dict[str, Any] = dataclasses.field(default_factory=dict)
     wall_s: dict[str, float] = dataclasses.field(default_factory=dict)
     device_lock: dict[str, float] = dataclasses.field(default_factory=dict)

@@ -36,6 +36,7 @@ from .lost import fail_lost_trials, has_heartbeat, new_run_id, worker_tag
 from .preflight import check_networks, check_places, device_fingerprint_of
 from .storage import redact
 from .study import check_storage_for_workers, create_sampler, enqueue_baselines, open_or_create_study, open_search_storage
+from .budget import NewPoints
 from .trial import TrialRunner, TrialSettings
 
 DEFAULT_TRIALS = 16  # one 'run' on the embedded digits: about 5 minutes on 2 cores
@@ -83,8 +84,11 @@ def trial_line(study: optuna.Study, trial: FrozenTrial, objectives: list[dict[st
         suffix = f" ({backend})" if objective["metric"] in ("epf", "latency") else ""
         parts.append(f"{objective['name']}={shown} {unit}{suffix}".rstrip())
     status = "  INFEASIBLE: " + "; ".join(attrs.get(record.VIOLATIONS, [])) if attrs.get(record.INFEASIBLE) else ""
+    if trial.state == TrialState.PRUNED:
+        return f"{head}  STOPPED EARLY: {attrs.get(record.EARLY_STOP, 'no reason recorded')}" + (
+            f"  (repeats trial {attrs[record.DUPLICATE_OF]}; not charged)" if record.DUPLICATE_OF in attrs else "")
     if record.DUPLICATE_OF in attrs:
-        status += f"  (repeats trial {attrs[record.DUPLICATE_OF]}; not measured again)"
+        status += f"  (repeats trial {attrs[record.DUPLICATE_OF]}; not measured again, not charged)"
     front = sum(record.DUPLICATE_OF not in t.user_attrs for t in study.best_trials)
     return f"{head}  {'  '.join(parts)}  front: {front}{status}"
 
@@ -99,7 +103,7 @@ def _callbacks(config: SearchConfig, tag: str = "") -> tuple[list[Callable], Cal
         line = tag + trial_line(study, trial, study.user_attrs.get(record.OBJECTIVES, []))
         if bar is not None:
             bar.write(line, file=sys.stderr)
-            bar.update(1)
+            bar.update(0 if record.DUPLICATE_OF in trial.user_attrs else 1)  # a repeat is not charged
         else:
             note(line)
 
@@ -142,12 +146,17 @@ class _TaggedRunner:
 
 
 def _optimize(study: optuna.Study, runner: TrialRunner, config: SearchConfig, trials: int | None,
-              run_id: str, tag: str = "") -> None:
-    callbacks, close = _callbacks(config, tag)
+              run_id: str, tag: str = "", worker: int = 0) -> None:
+    """Run trials until ``trials`` of them measured a new point (see :mod:`.budget`), or the timeout."""
+    budget = NewPoints(config.settings.space, trials, runner.data.num_classes,
+                       _sampler_seed(config.seed, len(study.trials), worker), study, lambda line: note(tag + line))
+    if budget.quota == 0:
+        return
+    callbacks, close = _callbacks(dataclasses.replace(config, trials=budget.quota), tag)
     _quiet_optuna()
     try:
-        study.optimize(_TaggedRunner(runner, run_id), n_trials=trials, timeout=config.timeout_s,
-                       catch=(Exception,), callbacks=callbacks)
+        study.optimize(_TaggedRunner(runner, run_id), n_trials=None, timeout=config.timeout_s,
+                       catch=(Exception,), callbacks=[*callbacks, budget])
     finally:
         close()
 
@@ -163,7 +172,8 @@ def _worker(config: SearchConfig, index: int, quota: int | None, run_id: str, de
                                                          config.settings.space, config.trials))
         study.sampler = create_sampler(config.sampler, _sampler_seed(config.seed, len(study.trials), index),
                                        config.settings.space, config.trials)
-        _optimize(study, TrialRunner(config.settings, data), config, quota, run_id, tag=f"[worker {index}] ")
+        _optimize(study, TrialRunner(config.settings, data), config, quota, run_id, tag=f"[worker {index}] ",
+                  worker=index)
     except KeyboardInterrupt:
         pass
 
@@ -357,6 +367,7 @@ def search(config: SearchConfig) -> SearchOutcome:
     """Run (or resume) the search described by ``config``; also says which trials this run ran."""
     study, data, config = _prepare(config)
     run_id = new_run_id()
+    config = _fit_budget(config, study, data.num_classes)
     done_before = sum(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False))
     note(f"study {config.study_name!r} in {redact(config.storage)}: {done_before} trial(s) so far; "
          f"sampler {config.sampler}, {config.trials or 'unlimited'} trial(s) to run"
@@ -375,5 +386,24 @@ def search(config: SearchConfig) -> SearchOutcome:
             f"{redact(config.storage)}; run the same command again to resume") from None
     ran = [t for t in study.get_trials(deepcopy=False)
            if (t.user_attrs.get(record.WORKER) or {}).get("run") == run_id]
-    note(f"ran {len(ran)} trial(s) in {time.perf_counter() - start:.0f} s")
+    repeats = sum(record.DUPLICATE_OF in t.user_attrs for t in ran)
+    stopped = sum(t.state == TrialState.PRUNED and record.DUPLICATE_OF not in t.user_attrs for t in ran)
+    note(f"ran {len(ran) - repeats} new point(s) in {time.perf_counter() - start:.0f} s"
+         + (f" ({stopped} stopped early)" if stopped else "")
+         + (f"; {repeats} proposal(s) repeated a measured point and were answered from the study, "
+            "not charged" if repeats else ""))
     return SearchOutcome(study, ran)
+
+
+def _fit_budget(config: SearchConfig, study: optuna.Study, num_classes: int) -> SearchConfig:
+    """``config`` with ``trials`` cut to the unmeasured points left in the space, saying so."""
+    left = NewPoints(config.settings.space, config.trials, num_classes, study=study).quota
+    if left is not None and (config.trials is None or left < config.trials):
+        if left == 0:
+            note(f"every point of the space ({config.settings.space.size}) is measured already; nothing to run "
+                 "(widen the space, or start a new study with --study NAME)")
+        else:
+            note(f"only {left} unmeasured point(s) remain in the space of {config.settings.space.size}; "
+                 f"measuring them all" + (f" instead of {config.trials}" if config.trials else ""))
+        config = dataclasses.replace(config, trials=left)
+    return config

@@ -1,17 +1,27 @@
 """The search space: architecture, module (E2GC or FgGC) with its G or g, and width multiplier.
 
-This is the only module that calls ``trial.suggest_*``. Three categorical parameters describe a
-point, so every Optuna sampler (TPE, NSGA-II/III, GP, random, grid) handles it unchanged:
+This is the only module that calls ``trial.suggest_*``. A point is drawn as
 
-    arch      e.g. "mobilenet_v1"
-    grouping  "G=4" (E2GC, group size 4), "g=32" (FgGC, 32 groups) or "FLGC g=8" (8 learned groups;
-              FLGC takes the ``groups`` values, so it pairs with FgGC at equal MACs)
-    width     e.g. 0.5
+    arch      categorical, e.g. "mobilenet_v1"
+    module    categorical, "E2GC", "FgGC" or "FLGC" (learned groups; FLGC takes the ``groups``
+              values, so it pairs with FgGC at equal MACs)
+    log2_G    E2GC only: log2 of the group size, an integer with a step (G = 1, 2, 4 ... 32 -> 0 ... 5)
+    log2_g    FgGC and FLGC: log2 of the number of groups (g = 2 ... 32 -> 1 ... 5)
+    width     the width multiplier, a float with a step (0.25, 0.5, 0.75 -> step 0.25)
 
-:class:`StagewiseSearchSpace` (``--space stagewise``) replaces ``grouping`` by one categorical group
-size per network stage, ``G_stage0`` … ``G_stage{k-1}`` (stages: :mod:`e2gcsearch.models.stages`;
-6 for MobileNet-V1, 4 for ResNeXt-50), since the optimum-group-size model (E2GC Eq. 2) says the best
-G can differ by stage.
+so that samplers which model order (TPE, GP, NSGA-II's mutation) see that G = 4 lies between 2 and 8
+and width 0.5 between 0.25 and 0.75 (:class:`Ordinal`). Values that do not lie on one step (say
+G = 1, 2, 16) are drawn on the finest step that holds them all and rounded to the nearest allowed
+value, so every draw is a point of the space and the divisibility rules apply as before.
+
+:class:`StagewiseSearchSpace` (``--space stagewise``) replaces module and ``log2_G`` by one ordinal
+log2 group size per network stage, ``log2_G_stage0`` … ``log2_G_stage{k-1}`` (stages:
+:mod:`e2gcsearch.models.stages`; 6 for MobileNet-V1, 4 for ResNeXt-50), since the optimum-group-size
+model (E2GC Eq. 2) says the best G can differ by stage.
+
+Studies made before this encoding stored ``grouping`` ("G=4") and categorical stage values; their
+trials are still read from their stored ``arch_config`` (and :meth:`SearchSpace.to_config` still reads
+the old parameters), but a search cannot resume them (:data:`ENCODING` differs, see ``search.study``).
 
 Default width set: 0.25, 0.5, 0.75 — the default run must finish within ten minutes on a 2-core
 CPU; width 1.0 is added by ``--widths`` or a study spec (see studies/food101.toml).
@@ -20,15 +30,21 @@ Example:
     >>> space = SearchSpace()
     >>> space.size
     33
-    >>> space.to_config({"arch": "mobilenet_v1", "grouping": "G=4", "width": 0.5}, num_classes=10).label()
+    >>> space.to_config({"arch": "mobilenet_v1", "module": "E2GC", "log2_G": 2, "width": 0.5}, num_classes=10).label()
     'mobilenet_v1 E2GC G=4 w=0.50'
+    >>> space.params_of(ArchConfig("mobilenet_v1", groups=32, width=0.75))
+    {'arch': 'mobilenet_v1', 'module': 'FgGC', 'log2_g': 5, 'width': 0.75}
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
+from fractions import Fraction
 from typing import Any, ClassVar
+
+from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 
 from ..config import E2GC, FGGC, FLGC, ArchConfig
 from ..checks import is_int
@@ -38,6 +54,107 @@ from ..models.stages import num_stages
 from ..paper import GROUP_SIZES, GROUPS
 
 DEFAULT_WIDTHS: tuple[float, ...] = (0.25, 0.5, 0.75)
+ENCODING = "ordinal"  # how points are drawn (stored in the space description; older studies lack it)
+MODULE = "module"
+WIDTH = "width"
+
+
+@dataclasses.dataclass(frozen=True)
+class Ordinal:
+    """An ordered parameter: its allowed values, drawn as a number on their (log2) scale with a step.
+
+    The step is the largest one that holds every allowed value (an integer step when all coded values
+    are integers); a draw between allowed values is rounded to the nearest one.
+
+    Example:
+        >>> axis = Ordinal("log2_G", (1, 2, 4, 8, 16, 32), log2=True)
+        >>> axis.distribution()
+        IntDistribution(high=5, log=False, low=0, step=1)
+        >>> axis.encode(8), axis.decode(3), Ordinal("width", (0.25, 0.5, 1.0)).decode(0.75)
+        (3, 8, 0.5)
+    """
+
+    name: str
+    values: tuple[float, ...]
+    log2: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values", tuple(sorted(set(self.values))))
+
+    def encode(self, value: float) -> float:
+        coded = math.log2(value) if self.log2 else float(value)
+        return int(round(coded)) if self._integral() else coded
+
+    def decode(self, coded: float) -> float:
+        """The allowed value nearest to ``coded`` on the parameter's scale (the lower one on a tie)."""
+        return min(self.values, key=lambda value: (abs(self.encode(value) - float(coded)), value))
+
+    def _integral(self) -> bool:
+        return all(float(math.log2(v) if self.log2 else v).is_integer() for v in self.values)
+
+    def distribution(self) -> BaseDistribution:
+        coded = [math.log2(v) if self.log2 else float(v) for v in self.values]
+        if self._integral():
+            ints = [int(round(c)) for c in coded]
+            step = math.gcd(*[b - a for a, b in zip(ints, ints[1:])]) or 1
+            return IntDistribution(ints[0], ints[-1], step=step)
+        if self.log2:  # e.g. log2 of 3 and 4: no common step; continuous, rounded to the nearest
+            return FloatDistribution(coded[0], coded[-1])
+        fractions = [Fraction(c).limit_denominator(10_000) for c in coded]
+        step = _fraction_gcd([b - a for a, b in zip(fractions, fractions[1:])])
+        on_grid = step is not None and (fractions[-1] - fractions[0]) / step <= 1000 and all(
+            abs((c - coded[0]) / float(step) - round((c - coded[0]) / float(step))) < 1e-6 for c in coded)
+        if not on_grid:  # no common step holds them: continuous, rounded to the nearest
+            return FloatDistribution(coded[0], coded[-1])
+        return FloatDistribution(coded[0], coded[-1], step=float(step))
+
+    def suggest(self, trial: Any) -> float:
+        """Draw this parameter from ``trial`` and return the allowed value it stands for."""
+        distribution = self.distribution()
+        if isinstance(distribution, IntDistribution):
+            coded = trial.suggest_int(self.name, distribution.low, distribution.high, step=distribution.step)
+        else:
+            coded = trial.suggest_float(self.name, distribution.low, distribution.high, step=distribution.step)
+        return self.decode(coded)
+
+    def choices(self) -> list[float]:
+        """The coded value of each allowed value (the grid of ``GridSampler``)."""
+        return [self.encode(value) for value in self.values]
+
+
+def _fraction_gcd(differences: list[Fraction]) -> Fraction | None:
+    if not differences:
+        return None
+    numerator = math.gcd(*[d.numerator * (math.lcm(*[x.denominator for x in differences]) // d.denominator)
+                           for d in differences])
+    return Fraction(numerator, math.lcm(*[d.denominator for d in differences]))
+
+
+def _width_axis(widths: tuple[float, ...]) -> Ordinal:
+    return Ordinal(WIDTH, widths)
+
+
+def _decoded(axis: Ordinal | None, coded: float, log2: bool) -> float:
+    """The allowed value of ``axis`` a stored parameter stands for (without an axis: the value itself)."""
+    if axis is not None:
+        return axis.decode(coded)
+    return round(2 ** float(coded)) if log2 else float(coded)
+
+
+def _point(arch: str, module: str, value: float, width: float, num_classes: int) -> ArchConfig:
+    """The network of the space with ``module``'s G (E2GC) or g (FgGC, FLGC) = ``value``."""
+    grouping = {"group_size": int(value)} if module == E2GC else {"groups": int(value)}
+    return ArchConfig(arch, width=float(width), num_classes=num_classes, module=module if module == FLGC else None,
+                      **grouping)
+
+
+def _config_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as stored by a study made before the ordinal encoding, read into today's names."""
+    if "grouping" not in params:
+        return params
+    symbol, _, value = str(params["grouping"]).partition("=")
+    module, name = (E2GC, "log2_G") if symbol == "G" else (FGGC, "log2_g")
+    return {"arch": params["arch"], MODULE: module, name: math.log2(int(value)), WIDTH: params[WIDTH]}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,38 +197,63 @@ class SearchSpace:
     def size(self) -> int:
         return len(self.archs) * len(self.groupings) * len(self.widths)
 
+    def axes(self) -> dict[str, Ordinal]:
+        """The ordinal parameters: one per module of the space, and the width."""
+        out = {}
+        if E2GC in self.modules and self.group_sizes:
+            out[E2GC] = Ordinal("log2_G", self.group_sizes, log2=True)
+        for module in (FGGC, FLGC):  # one parameter: FLGC g and FgGC g are the same number of groups
+            if module in self.modules and self.groups:
+                out[module] = Ordinal("log2_g", self.groups, log2=True)
+        out[WIDTH] = _width_axis(self.widths)
+        return out
+
+    def _modules(self) -> list[str]:
+        """The modules with at least one G or g to draw."""
+        return [module for module in self.modules if module in self.axes()]
+
     def choices(self) -> dict[str, list[Any]]:
-        """Parameter name → candidate values (also the grid of ``GridSampler``)."""
-        return {"arch": list(self.archs), "grouping": list(self.groupings), "width": list(self.widths)}
+        """Parameter name → candidate (coded) values (also the grid of ``GridSampler``)."""
+        out: dict[str, list[Any]] = {"arch": list(self.archs), MODULE: self._modules()}
+        out.update({axis.name: axis.choices() for axis in self.axes().values()})
+        return out
 
     def sample(self, trial: Any, num_classes: int) -> ArchConfig:
         """Draw one point from ``trial`` (any Optuna trial, including ``FixedTrial``)."""
-        params = {name: trial.suggest_categorical(name, values) for name, values in self.choices().items()}
-        return self.to_config(params, num_classes)
+        axes = self.axes()
+        arch = trial.suggest_categorical("arch", list(self.archs))
+        module = trial.suggest_categorical(MODULE, self._modules())
+        value = axes[module].suggest(trial)
+        return _point(arch, module, value, axes[WIDTH].suggest(trial), num_classes)
 
-    @staticmethod
-    def to_config(params: dict[str, Any], num_classes: int) -> ArchConfig:
-        module, _, grouping_text = str(params["grouping"]).rpartition(" ")
-        symbol, _, value = grouping_text.partition("=")
-        grouping = {"group_size": int(value)} if symbol == "G" else {"groups": int(value)}
-        return ArchConfig(params["arch"], width=float(params["width"]), num_classes=num_classes,
-                          module=module or None, **grouping)
+    def to_config(self, params: dict[str, Any], num_classes: int) -> ArchConfig:
+        """The point that trial parameters ``params`` stand for (also those of studies before :data:`ENCODING`)."""
+        params = _config_params(params)
+        module = params[MODULE]
+        value = _decoded(self.axes().get(module), params["log2_G" if module == E2GC else "log2_g"], log2=True)
+        width = _decoded(self.axes()[WIDTH], params[WIDTH], log2=False)
+        return _point(params["arch"], module, value, width, num_classes)
 
-    @staticmethod
-    def params_of(arch_config: ArchConfig) -> dict[str, Any]:
+    def params_of(self, arch_config: ArchConfig) -> dict[str, Any]:
         """The trial parameters that sample ``arch_config`` (for ``study.enqueue_trial``)."""
-        grouping = f"{FLGC} {arch_config.grouping}" if arch_config.is_learned else arch_config.grouping
-        return {"arch": arch_config.arch, "grouping": grouping, "width": arch_config.width}
+        axes = self.axes()
+        module = arch_config.module
+        grouping = axes.get(module) or Ordinal("log2_G" if module == E2GC else "log2_g",
+                                               (arch_config.grouping_value,), log2=True)
+        return {"arch": arch_config.arch, MODULE: module, grouping.name: grouping.encode(arch_config.grouping_value),
+                WIDTH: axes[WIDTH].encode(arch_config.width)}
 
     def contains(self, arch_config: ArchConfig) -> bool:
-        params = self.params_of(arch_config)
-        return all(params[name] in values for name, values in self.choices().items())
+        axis = self.axes().get(arch_config.module)
+        return (arch_config.arch in self.archs and axis is not None and arch_config.grouping_value in axis.values
+                and arch_config.width in self.widths)
 
     def points(self, num_classes: int) -> list[ArchConfig]:
-        """Every point of the space, in grid order."""
-        choices = self.choices()
-        return [self.to_config(dict(zip(choices, combo)), num_classes)
-                for combo in itertools.product(*choices.values())]
+        """Every point of the space, in grid order (arch, then module and its G or g, then width)."""
+        axes = self.axes()
+        return [_point(arch, module, value, width, num_classes)
+                for arch in self.archs for module in self._modules() for value in axes[module].values
+                for width in self.widths]
 
     def impossible(self, num_classes: int) -> list[tuple[ArchConfig, str]]:
         """Points that cannot be built, with the reason (checked without allocating weights)."""
@@ -119,12 +261,13 @@ class SearchSpace:
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready description stored on the study; resuming requires the same one."""
-        return {"archs": list(self.archs), "groupings": list(self.groupings), "widths": list(self.widths)}
+        return {"archs": list(self.archs), "groupings": list(self.groupings), "widths": list(self.widths),
+                "encoding": ENCODING}
 
 
 def stage_param(stage: int) -> str:
-    """Name of the trial parameter holding the group size of ``stage`` (``G_stage0``, …)."""
-    return f"G_stage{stage}"
+    """Name of the trial parameter holding log2 of the group size of ``stage`` (``log2_G_stage0``, …)."""
+    return f"log2_G_stage{stage}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,8 +281,9 @@ class StagewiseSearchSpace:
         >>> space = StagewiseSearchSpace(group_sizes=(1, 2, 4), widths=(0.5,))
         >>> space.size
         729
-        >>> space.to_config({"arch": "mobilenet_v1", "width": 0.5, "G_stage0": 1, "G_stage1": 2, "G_stage2": 2,
-        ...                  "G_stage3": 4, "G_stage4": 4, "G_stage5": 4}, num_classes=10).label()
+        >>> space.to_config({"arch": "mobilenet_v1", "width": 0.5, "log2_G_stage0": 0, "log2_G_stage1": 1,
+        ...                  "log2_G_stage2": 1, "log2_G_stage3": 2, "log2_G_stage4": 2, "log2_G_stage5": 2},
+        ...                 num_classes=10).label()
         'mobilenet_v1 E2GC G=1-2-2-4-4-4 w=0.50'
     """
 
@@ -170,43 +314,47 @@ class StagewiseSearchSpace:
     def size(self) -> int:
         return sum(len(self.group_sizes) ** num_stages(arch) for arch in self.archs) * len(self.widths)
 
+    def stage_axis(self, stage: int) -> Ordinal:
+        return Ordinal(stage_param(stage), self.group_sizes, log2=True)
+
     def choices(self) -> dict[str, list[Any]]:
-        """Parameter name → candidate values; the stage parameters run to the deepest arch's stage count
-        (an arch with fewer stages ignores the extra ones)."""
+        """Parameter name → candidate (coded) values; the stage parameters run to the deepest arch's stage
+        count (an arch with fewer stages ignores the extra ones)."""
         stages = max(num_stages(arch) for arch in self.archs)
-        out: dict[str, list[Any]] = {"arch": list(self.archs), "width": list(self.widths)}
-        out.update({stage_param(i): list(self.group_sizes) for i in range(stages)})
+        out: dict[str, list[Any]] = {"arch": list(self.archs), WIDTH: _width_axis(self.widths).choices()}
+        out.update({stage_param(i): self.stage_axis(i).choices() for i in range(stages)})
         return out
 
     def sample(self, trial: Any, num_classes: int) -> ArchConfig:
         """Draw one point from ``trial`` (any Optuna trial, including ``FixedTrial``)."""
-        params: dict[str, Any] = {
-            "arch": trial.suggest_categorical("arch", list(self.archs)),
-            "width": trial.suggest_categorical("width", list(self.widths)),
-        }
-        for stage in range(num_stages(params["arch"])):
-            params[stage_param(stage)] = trial.suggest_categorical(stage_param(stage), list(self.group_sizes))
-        return self.to_config(params, num_classes)
+        arch = trial.suggest_categorical("arch", list(self.archs))
+        width = _width_axis(self.widths).suggest(trial)
+        sizes = tuple(int(self.stage_axis(stage).suggest(trial)) for stage in range(num_stages(arch)))
+        return ArchConfig(arch, stage_group_sizes=sizes, width=float(width), num_classes=num_classes)
 
-    @staticmethod
-    def to_config(params: dict[str, Any], num_classes: int) -> ArchConfig:
-        sizes = tuple(int(params[stage_param(i)]) for i in range(num_stages(params["arch"])))
-        return ArchConfig(params["arch"], stage_group_sizes=sizes, width=float(params["width"]), num_classes=num_classes)
+    def to_config(self, params: dict[str, Any], num_classes: int) -> ArchConfig:
+        """The point that trial parameters ``params`` stand for (an older study's ``G_stage<i>`` held G itself)."""
+        stages = range(num_stages(params["arch"]))
+        if all(f"G_stage{i}" in params for i in stages):  # stored before the ordinal encoding
+            sizes = tuple(int(params[f"G_stage{i}"]) for i in stages)
+        else:
+            sizes = tuple(int(self.stage_axis(i).decode(params[stage_param(i)])) for i in stages)
+        width = _width_axis(self.widths).decode(params[WIDTH])
+        return ArchConfig(params["arch"], stage_group_sizes=sizes, width=float(width), num_classes=num_classes)
 
-    @staticmethod
-    def params_of(arch_config: ArchConfig) -> dict[str, Any]:
+    def params_of(self, arch_config: ArchConfig) -> dict[str, Any]:
         """The trial parameters that sample ``arch_config`` (a uniform E2GC config gives its G to every stage)."""
         if arch_config.module != E2GC:
             raise ConfigError(f"{arch_config.label()} is FgGC; the stage-wise space holds E2GC configs only")
         sizes = arch_config.stage_group_sizes or (arch_config.group_size,) * num_stages(arch_config.arch)
-        return {"arch": arch_config.arch, "width": arch_config.width, **{stage_param(i): size for i, size in enumerate(sizes)}}
+        return {"arch": arch_config.arch, WIDTH: _width_axis(self.widths).encode(arch_config.width),
+                **{stage_param(i): self.stage_axis(i).encode(size) for i, size in enumerate(sizes)}}
 
     def contains(self, arch_config: ArchConfig) -> bool:
         if arch_config.module != E2GC or arch_config.arch not in self.archs or arch_config.width not in self.widths:
             return False
-        params = self.params_of(arch_config)
-        return len(params) == 2 + num_stages(arch_config.arch) and all(
-            params[stage_param(i)] in self.group_sizes for i in range(num_stages(arch_config.arch)))
+        sizes = arch_config.stage_group_sizes or (arch_config.group_size,) * num_stages(arch_config.arch)
+        return len(sizes) == num_stages(arch_config.arch) and all(size in self.group_sizes for size in sizes)
 
     def points(self, num_classes: int) -> list[ArchConfig]:
         """Every point of the space (grows as ``len(group_sizes) ** stages``: use with small sets)."""
@@ -231,7 +379,8 @@ class StagewiseSearchSpace:
     def describe(self) -> dict[str, Any]:
         """JSON-ready description stored on the study; resuming requires the same one."""
         return {"kind": "stagewise", "archs": list(self.archs), "group_sizes": list(self.group_sizes),
-                "widths": list(self.widths), "stages": {arch: num_stages(arch) for arch in self.archs}}
+                "widths": list(self.widths), "stages": {arch: num_stages(arch) for arch in self.archs},
+                "encoding": ENCODING}
 
 
 def _unbuildable(configs: list[ArchConfig]) -> list[tuple[ArchConfig, str]]:

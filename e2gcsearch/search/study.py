@@ -137,6 +137,7 @@ def open_or_create_study(storage: BaseStorage, study_name: str, objectives: tupl
     if record.OBJECTIVES not in stored:
         raise ConfigError(f"study {study_name!r} in {redact(storage_url)} was not made by 'e2gcsearch run'; "
                           "choose another name with --study NAME")
+    _check_encoding(study_name, stored.get(record.SPACE) or {}, wanted[record.SPACE])
     differs = _mismatch(stored, wanted)
     if [d.name.lower() for d in study.directions] != directions:
         differs.insert(0, record.OBJECTIVES)
@@ -151,6 +152,15 @@ def open_or_create_study(storage: BaseStorage, study_name: str, objectives: tupl
         note(f"warning: study {study_name!r} predates the stored {', '.join(missing)} settings; resuming "
              "without checking them, so keep the options it was started with")
     return study
+
+
+def _check_encoding(study_name: str, stored: dict[str, Any], wanted: dict[str, Any]) -> None:
+    """A study whose points were drawn another way cannot be resumed: its sampler history would not fit."""
+    if stored.get("encoding") != wanted.get("encoding"):
+        raise ConfigError(
+            f"study {study_name!r} was made by an earlier e2gcsearch that drew G, g and width as categories "
+            "('G=4'); this version draws them as ordered numbers (log2 G, log2 g, width), so it cannot resume "
+            "that study. 'front', 'export' and 'validate' still read it; start a new study with --study NEW_NAME")
 
 
 def _short(value: Any) -> str:

@@ -18,6 +18,7 @@ import dataclasses
 import time
 from typing import Any
 
+import optuna
 from optuna.trial import TrialState
 
 from ..cost import network_cost
@@ -31,7 +32,9 @@ from ..stats import accuracy_interval
 from ..train import TrainConfig, train_model
 from . import record
 from ..metrics import MODES, Metric
+from .early_stop import known_losses, rule_for
 from .objectives import Constraint
+from .results import seed_noise, trial_record
 from .space import SearchSpace
 
 INFEASIBLE_TOP1 = 0.0  # reported for trials whose training a violated constraint skipped
@@ -51,6 +54,7 @@ class TrialSettings:
     profile: ProfileConfig
     train: TrainConfig
     proxy_seeds: int = 1  # proxy trainings per trial (seeds train.seed, train.seed + 1, ...); top-1 is their mean
+    early_stop: bool = True  # stop a proxy training that can no longer reach the front (search/early_stop.py)
 
     @property
     def batch_sizes(self) -> tuple[int, ...]:
@@ -98,6 +102,8 @@ class TrialRunner:
     def __call__(self, trial: Any) -> list[float]:
         try:
             return self._run(trial)
+        except optuna.TrialPruned:
+            raise
         except BaseException as exc:  # also KeyboardInterrupt: the trial is failed, then Ctrl-C goes on
             reason = "interrupted by the user" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
             trial.set_user_attr(record.FAIL_REASON, reason[:2000])
@@ -106,9 +112,9 @@ class TrialRunner:
     def _run(self, trial: Any) -> list[float]:
         settings, wall = self.settings, {}
         arch_config = settings.space.sample(trial, self.data.num_classes)
-        twin = _measured_twin(trial)
+        twin = measured_twin(trial, arch_config)
         if twin is not None:
-            return _repeat(trial, twin)
+            return repeat(trial, twin)
         resolution = settings.profile.resolution
         _set(trial, arch_config=arch_config, resolution=resolution, data=self.data.description())
         validate_config(arch_config)  # an impossible point fails here, before any work
@@ -140,7 +146,7 @@ class TrialRunner:
             _set(trial, infeasible=True, violations=violations, train_status="skipped (infeasible)")
         elif settings.needs_training:
             start = time.perf_counter()
-            results["top1"] = self._train(trial, arch_config, layout)
+            results["top1"] = self._train(trial, arch_config, layout, results)
             wall["train"] = time.perf_counter() - start
         waited, paused = (now - then for now, then in zip(self._lock_counts(), locked))
         _set(trial, wall_s=wall, infeasible=bool(violations), device_lock={"waited_s": waited, "paused_s": paused})
@@ -149,14 +155,22 @@ class TrialRunner:
             trial.set_constraint(constraint.text, constraint.violation(value) if value is not None else 1.0)
         return [self._objective_value(o, results) for o in settings.objectives]
 
-    def _train(self, trial: Any, arch_config: Any, layout: str) -> float:
+    def _train(self, trial: Any, arch_config: Any, layout: str, results: dict[str, Any]) -> float:
         """Proxy-train ``proxy_seeds`` times in ``layout``; record every seed's top-1 and their interval;
-        return the mean."""
+        return the mean.
+
+        With early stopping, a training that can no longer reach the front is stopped and the trial
+        pruned (:mod:`.early_stop`)."""
         runs = []
+        stop = self._stopping(trial, results)
         for offset in range(self.settings.proxy_seeds):
             config = dataclasses.replace(self.settings.train, seed=self.settings.train.seed + offset, layout=layout)
             with self.lock.shared() if self.lock else contextlib.nullcontext(None) as step_boundary:
-                trained = train_model(arch_config, self.data, config, between_steps=step_boundary)
+                trained = train_model(arch_config, self.data, config, on_epoch_end=stop, between_steps=step_boundary)
+            if trained.status == "stopped":
+                _set(trial, train_status="stopped early", early_stop=stop.reason, top1_curve=list(trained.val_curve),
+                     loss_curve=list(trained.loss_curve))
+                raise optuna.TrialPruned(stop.reason)
             if not trained.ok:
                 _set(trial, train_status=trained.status, loss_curve=list(trained.loss_curve))
                 raise TrialFailed(f"proxy training stopped: {trained.status}")
@@ -168,11 +182,24 @@ class TrialRunner:
             _set(trial, **{record.FLGC_STRUCTURE: runs[0].structure})
         _set(trial, top1=interval.mean, top1_seeds=[run.top1 for run in runs], val_size=val_size,
              top1_low=interval.low, top1_high=interval.high, top5=sum(top5) / len(top5) if top5 else None,
-             loss_curve=list(runs[0].loss_curve), train_status=runs[-1].status)
+             loss_curve=list(runs[0].loss_curve), top1_curve=list(runs[0].val_curve), train_status=runs[-1].status)
         return interval.mean
 
     def _lock_counts(self) -> tuple[float, float]:
         return (self.lock.waited_s, self.lock.paused_s) if self.lock else (0.0, 0.0)
+
+    def _stopping(self, trial: Any, results: dict[str, Any]) -> "_EpochCheck | None":
+        """The per-epoch check of the early-stopping rule (``None`` when it is off or cannot apply)."""
+        study = getattr(trial, "study", None)
+        if not self.settings.early_stop or study is None:
+            return None
+        objectives = self.settings.objectives
+        known = known_losses(objectives, [0.0 if o.is_accuracy else self._objective_value(o, results)
+                                          for o in objectives])
+        records = [trial_record(study, t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                   if record.ARCH_CONFIG in t.user_attrs]
+        rule = rule_for(study, objectives, self.settings.train.epochs, len(self.data.val_labels), seed_noise(records))
+        return _EpochCheck(rule, known)
 
     def _violations(self, results: dict[str, Any]) -> list[str]:
         out = []
@@ -190,8 +217,22 @@ class TrialRunner:
         return value
 
 
-def _measured_twin(trial: Any) -> Any:
-    """An earlier complete trial with the same parameters, if any.
+class _EpochCheck:
+    """The trainer's per-epoch callback: asks the stopping rule and keeps its reason."""
+
+    def __init__(self, rule: Any, known: tuple[float, ...]) -> None:
+        self.rule, self.known, self.reason = rule, known, ""
+
+    def __call__(self, epochs_done: int, metrics: dict[str, Any]) -> bool:
+        self.reason = self.rule.verdict(epochs_done, float(metrics["top1"]), self.known) or ""
+        return bool(self.reason)
+
+
+MEASURED = (TrialState.COMPLETE, TrialState.PRUNED)  # a point with one of these states is never run again
+
+
+def measured_twin(trial: Any, arch_config: Any) -> Any:
+    """An earlier complete (or early-stopped) trial of the same point ``arch_config``, if any.
 
     Samplers of a discrete space propose a point again now and then; measuring it again would spend
     the budget on a result the study already has (EPF is cached and training is seeded).
@@ -199,18 +240,22 @@ def _measured_twin(trial: Any) -> Any:
     study = getattr(trial, "study", None)
     if study is None:  # e.g. optuna.trial.FixedTrial
         return None
-    for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if other.params == trial.params and other.number != trial.number and record.DUPLICATE_OF not in other.user_attrs:
+    wanted = arch_config.to_dict()
+    for other in study.get_trials(deepcopy=False, states=MEASURED):
+        attrs = other.user_attrs
+        if other.number != trial.number and record.DUPLICATE_OF not in attrs and attrs.get(record.ARCH_CONFIG) == wanted:
             return other
     return None
 
 
-def _repeat(trial: Any, twin: Any) -> list[float]:
-    """Give ``trial`` the results of ``twin`` and mark it as a repeat."""
+def repeat(trial: Any, twin: Any) -> list[float]:
+    """Give ``trial`` the results of ``twin`` and mark it as a repeat (an early-stopped twin: pruned again)."""
     for key, value in twin.user_attrs.items():
-        if key not in (record.BASELINE, record.WARM_START):  # how the twin was queued is its own story
+        if key not in (record.BASELINE, record.WARM_START, record.DRAWN):  # how the twin was queued is its own story
             trial.set_user_attr(key, value)
     trial.set_user_attr(record.DUPLICATE_OF, twin.number)
+    if twin.state == TrialState.PRUNED:
+        raise optuna.TrialPruned(twin.user_attrs.get(record.EARLY_STOP, f"as trial {twin.number}"))
     for key, value in twin.constraints.items():
         trial.set_constraint(key, value)
     return list(twin.values)
