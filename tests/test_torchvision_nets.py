@@ -219,6 +219,8 @@ def test_exported_resnext101_regroups_torchvisions_module(tmp_path):
     exported = meta_model(_import(out).build_model)
     assert shapes(exported) == shapes(meta_model(create_model, config))
     assert exported.layer4[2].conv2.groups == 2048 // 16
+    out.write_text(python_source(get_entry("resnext101_32x8d").baseline))
+    assert shapes(meta_model(_import(out).build_model)) == shapes(meta_model(torchvision.models.resnext101_32x8d))
 
 
 def _import(path):
