@@ -10,7 +10,7 @@ none can be started, or give one with ``--postgres URL``).
 
 Run (quiet machine):
     python benchmarks/workers_scaling.py
-    python benchmarks/workers_scaling.py --trials 6 --storages journal,postgres
+    python benchmarks/workers_scaling.py --trials 6 --storages journal,postgres --lock-off journal
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--storages", default="journal,sqlite,postgres")
+    parser.add_argument("--lock-off", default="journal,postgres",
+                        help="storages where 2 workers also run with the lock off (what the lock costs)")
     parser.add_argument("--postgres", metavar="URL", help="an existing server (else a throwaway one is started)")
     return parser.parse_args()
 
@@ -95,7 +97,8 @@ def main() -> None:
     with postgres(args.postgres if "postgres" in wanted else "") as pg_url:
         storages = {"journal": str(folder / "study.log"), "sqlite": f"sqlite:///{folder}/study.db", "postgres": pg_url}
         plan = [(kind, workers, lock) for kind in wanted if storages.get(kind)
-                for workers, lock in ((1, True), (2, True), (2, False)) if not (kind == "sqlite" and workers > 1)]
+                for workers, lock in ((1, True), (2, True), (2, False))
+                if not (kind == "sqlite" and workers > 1) and (lock or kind in args.lock_off.split(","))]
         for index, (kind, workers, lock) in enumerate(plan):
             seconds, done = run_one(storages[kind], workers, lock, args.trials, folder, f"bench-{index}")
             rows.append((kind, workers, lock, seconds, done))

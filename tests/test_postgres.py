@@ -40,7 +40,7 @@ def postgres_url():
 
 TINY_RUN = ["--objective", "epf@4,top1", "--arch", "mobilenet_v1", "--group-sizes", "1,2,4,8,16",
             "--groups", "2,4,8,16", "--widths", "0.25,0.5", "--sampler", "random", "--seed", "3", "--data", "digits",
-            "--train-per-class", "30", "--val-per-class", "6", "--resolution", "32", "--epochs", "1",
+            "--train-per-class", "20", "--val-per-class", "4", "--resolution", "32", "--epochs", "1",
             "--batch-size", "16", "--batch-sizes", "2,4", "--repeats", "2", "--min-window-s", "0.02",
             "--backend", "estimate", "--device", "cpu", "--threads", "1"]
 
