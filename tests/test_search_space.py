@@ -81,7 +81,7 @@ def test_objectives_parse_with_units_and_directions():
 
 
 @pytest.mark.parametrize("text, fragment", [
-    ("epf,accuracy", "unknown metric 'accuracy'; valid metrics: epf@B, top1, params, macs, latency@B"),
+    ("epf,accuracy", "unknown metric 'accuracy'; valid metrics: epf@B, epf_infer@B, top1, params, macs, latency@B"),
     ("epf,top1,epf@16", "epf@16 is given twice"),
     ("top1@4", "takes no batch size"),
     ("epf@x", "bad batch size"),
