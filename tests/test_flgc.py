@@ -121,7 +121,7 @@ def test_cost_of_deployed_flgc_equals_the_fixed_group_network(arch, grouping):
     assert (ours.params, ours.macs, ours.activations) == (theirs.params, theirs.macs, theirs.activations)
 
 
-def test_the_cost_of_a_trained_deployed_model_is_the_fixed_group_network_s():
+def test_a_trained_model_deployed_costs_what_the_fixed_group_network_costs():
     flgc = ArchConfig("mobilenet_v1", module="FLGC", groups=4, width=0.25, num_classes=10)
     model = trained_like(flgc)
     counted = model_cost(deploy(model), flgc, 32)
