@@ -11,9 +11,9 @@ the EPF comparison can have it alone:
   epf      EPF of deployed FLGC g and FgGC g, measured interleaved in one run (``--rounds`` rounds,
            each measuring every network once; the profiler's cache is off), appended to ``--out``.
   uneven   the paper's free assignment (``--flgc-uneven``): one proxy training per g (seed 0), the group
-           sizes it learned and its deployed MACs; then the time of one forward + backward pass (B=16) of
-           the deployed uneven network, the deployed balanced one and FLGC's masked dense training form,
-           interleaved in one run (``--rounds`` x 10 steps each, median), as ratios to the balanced one.
+           sizes it learned and its deployed MACs; ``epf`` then also times one forward + backward pass
+           (B=16) of the deployed uneven network, the deployed balanced one and FLGC's masked dense
+           training form, interleaved (``--rounds`` x 10 steps each, median), as ratios to the balanced one.
   table    the markdown table of what ``--out`` holds: top-1 mean ± std over seeds per mode, and EPF
            mean ± std over rounds.
 
@@ -91,6 +91,7 @@ def train_part(args: argparse.Namespace) -> None:
 
 
 def epf_part(args: argparse.Namespace) -> None:
+    time_forms(args)
     profile = ProfileConfig(batch_sizes=tuple(args.batch_sizes), resolution=args.resolution, backend="estimate",
                             device="cpu", repeats=args.repeats, use_cache=False, threads=1)
     configs = [config_of(args, module, groups) for groups in args.groups for module in MODULES]
@@ -119,21 +120,32 @@ def uneven_part(args: argparse.Namespace) -> None:
         result = train_model(uneven, data, TrainConfig(epochs=args.proxy_epochs, seed=0, threads=1, progress=False))
         sizes = [size for layer in result.structure.values()
                  for size in torch.bincount(torch.tensor(layer["in"]), minlength=groups).tolist()]
-        balanced = config_of(args, "FLGC", groups, data.num_classes)
-        models = {"balanced deployed": deploy(create_model(balanced)), "masked dense (training form)": create_model(balanced)}
-        trained = create_model(uneven)
-        load_structure(trained, result.structure)
-        models["uneven deployed"] = deploy(trained)
+        row = {"part": "uneven", "groups": groups, "arch": uneven.label(), "top1": result.top1,
+               "group_sizes_min": min(sizes), "group_sizes_max": max(sizes), "empty_groups": sizes.count(0),
+               "macs": learned_cost(uneven, result.structure, data.resolution).macs,
+               "balanced_macs": network_cost(uneven.replace(uneven=False), data.resolution).macs}
+        print(json.dumps(row), flush=True)
+        append(args.out, {**row, "structure": result.structure})
+
+
+def time_forms(args: argparse.Namespace) -> None:
+    """Median time of one forward + backward pass (B=16) of each form of FLGC g, interleaved: the
+    deployed balanced network, the deployed uneven one (the groups ``uneven`` learned) and the masked
+    dense training form; as ratios to the deployed balanced one."""
+    rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
+    for learned in (r for r in rows if r["part"] == "uneven"):
+        balanced = config_of(args, "FLGC", learned["groups"])
+        trained = create_model(balanced.replace(uneven=True))
+        load_structure(trained, learned["structure"])
+        models = {"balanced deployed": deploy(create_model(balanced)), "uneven deployed": deploy(trained),
+                  "masked dense (training form)": create_model(balanced)}
         images = torch.randn(16, 3, args.resolution, args.resolution)
         times: dict[str, list[float]] = {name: [] for name in models}
         for _ in range(args.rounds * 10):
             for name, model in models.items():
                 times[name].append(_step_seconds(model.train(), images))
         reference = statistics.median(times["balanced deployed"])
-        row = {"part": "uneven", "groups": groups, "arch": uneven.label(), "top1": result.top1,
-               "group_sizes_min": min(sizes), "group_sizes_max": max(sizes), "empty_groups": sizes.count(0),
-               "macs": learned_cost(uneven, result.structure, data.resolution).macs,
-               "balanced_macs": network_cost(balanced, data.resolution).macs,
+        row = {"part": "timing", "groups": learned["groups"], "batch_size": 16,
                "step_ms": {name: round(1000 * statistics.median(t), 2) for name, t in times.items()},
                "time_ratio_to_balanced": {name: round(statistics.median(t) / reference, 2) for name, t in times.items()}}
         append(args.out, row)
@@ -154,8 +166,8 @@ def table_part(args: argparse.Namespace) -> None:
     head = ["g", "module", "MACs", "proxy top-1 %", "full top-1 %"] + [f"EPF@{b} (mJ/frame, {backend})" for b in batches]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    for groups, module in itertools.product(sorted({r["groups"] for r in rows}), MODULES):
-        mine = [r for r in rows if r["groups"] == groups and r["module"] == module]
+    for groups, module in itertools.product(sorted({r["groups"] for r in rows if r["part"] != "uneven"}), MODULES):
+        mine = [r for r in rows if r["groups"] == groups and r.get("module") == module]
         macs = next((r["macs"] for r in mine if "macs" in r), None)
         cells = [str(groups), module, f"{macs / 1e6:.2f} M" if macs else "-"]
         for mode in ("proxy", "full"):
@@ -165,6 +177,19 @@ def table_part(args: argparse.Namespace) -> None:
             values = [r["epf_mj"] for r in mine if r["part"] == "epf" and r["batch_size"] == batch]
             cells.append(f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}" if len(values) > 1 else "-")
         print("| " + " | ".join(cells) + " |")
+    uneven = [r for r in rows if r["part"] == "uneven"]
+    if not uneven:
+        return
+    timing = {r["groups"]: r for r in rows if r["part"] == "timing"}
+    print("\n| g | FLGC-uneven proxy top-1 % (seed 0) | group sizes (min-max, empty) | deployed MACs (balanced) "
+          "| fwd+bwd B=16 ms: balanced / uneven / masked dense |")
+    print("|---|---|---|---|---|")
+    for r in uneven:
+        ms = timing.get(r["groups"], {}).get("step_ms", {})
+        times = " / ".join(f"{ms[k]:.1f}" for k in ("balanced deployed", "uneven deployed", "masked dense (training form)")
+                           ) if ms else "-"
+        print(f"| {r['groups']} | {r['top1']:.1f} | {r['group_sizes_min']}-{r['group_sizes_max']}, {r['empty_groups']} "
+              f"| {r['macs'] / 1e6:.2f} M ({r['balanced_macs'] / 1e6:.2f} M) | {times} |")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,9 +7,11 @@ costs; the exported builder must load the deployed weights and reproduce the out
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 
+import optuna
 import pytest
 import torch
 from torch import nn
@@ -21,6 +23,7 @@ from e2gcsearch.export import export_model
 from e2gcsearch.models import deploy, learned_structure, load_structure
 from e2gcsearch.models.flgc import LearnedGroupConv2d, SplitGroupConv2d, balanced_groups, sinkhorn
 from e2gcsearch.profiling.protocol import ProfileConfig, _build_model
+from e2gcsearch.search import record
 from e2gcsearch.search.space import SearchSpace
 
 NETWORKS = [("mobilenet_v1", {"groups": 4}), ("resnext50", {"groups": 8}), ("mobilenet_v1", {"group_size": 8})]
@@ -116,10 +119,14 @@ def test_cost_of_deployed_flgc_equals_the_fixed_group_network(arch, grouping):
     fixed = ArchConfig(arch, width=0.5, num_classes=10, **grouping)
     ours, theirs = network_cost(flgc, 64), network_cost(fixed, 64)
     assert (ours.params, ours.macs, ours.activations) == (theirs.params, theirs.macs, theirs.activations)
-    model = trained_like(flgc.replace(width=0.25))
-    counted = model_cost(deploy(model), flgc.replace(width=0.25), 64)
-    assert counted.macs == network_cost(fixed.replace(width=0.25), 64).macs
-    assert model_cost(model, flgc, 64).macs > counted.macs  # the masked dense training form is not what runs
+
+
+def test_a_trained_model_deployed_costs_what_the_fixed_group_network_costs():
+    flgc = ArchConfig("mobilenet_v1", module="FLGC", groups=4, width=0.25, num_classes=10)
+    model = trained_like(flgc)
+    counted = model_cost(deploy(model), flgc, 32)
+    assert counted.macs == network_cost(flgc.replace(module=None), 32).macs
+    assert model_cost(model, flgc, 32).macs > counted.macs  # the masked dense training form is not what runs
 
 
 def test_the_profiler_measures_the_deployed_network():
@@ -196,6 +203,12 @@ def test_search_front_and_export_of_flgc_trials(tmp_path, capsys):
     rows = front["rows"] if isinstance(front, dict) else front
     assert rows and all(row["module"] == "FLGC" for row in rows)
     number = int(rows[0]["trial"])
+    study = optuna.load_study(study_name="flgc", storage=storage)
+    stored = study.trials[number].user_attrs[record.FLGC_STRUCTURE]
+    groups = study.trials[number].user_attrs[record.ARCH_CONFIG]["groups"]
+    assert len(stored) == 13 and all(  # balanced: every group holds exactly C / g channels and filters
+        sorted(torch.bincount(torch.tensor(layer[side])).tolist()) == [len(layer[side]) // groups] * groups
+        for layer in stored.values() for side in ("in", "out"))
     out = tmp_path / "best.py"
     assert main(["export", "--trial", str(number), "--out", str(out), *common]) == 0
     text = out.read_text()
@@ -204,3 +217,19 @@ def test_search_front_and_export_of_flgc_trials(tmp_path, capsys):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.build_model().eval()(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_training_learns_a_structure_and_can_start_from_one():
+    from e2gcsearch.data import DataConfig, load_data
+    from e2gcsearch.train import TrainConfig, train_model
+
+    data = load_data(DataConfig(name="digits", train_per_class=4, val_per_class=2, resolution=32))
+    arch_config = ArchConfig("mobilenet_v1", module="FLGC", groups=4, width=0.25, num_classes=data.num_classes)
+    config = TrainConfig(epochs=1, batch_size=20, progress=False, threads=1, device="cpu")
+    first = train_model(arch_config, data, config)
+    assert first.ok and set(first.structure) == {f"features.{i}.conv_grouped" for i in range(13)}
+    start = trained_like(arch_config)  # a structure unlike a fresh network's
+    wanted = learned_structure(start)
+    resumed = train_model(arch_config, data, dataclasses.replace(config, lr=1e-9), structure=wanted)
+    assert resumed.structure == wanted  # steps of lr 1e-9 cannot move it: training began from the stored groups
+    assert train_model(arch_config.replace(module=None), data, config).structure is None

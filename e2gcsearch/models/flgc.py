@@ -31,7 +31,9 @@ Choices, and why:
 * The dense weight is initialised like every conv (He, fan-out: the same std as the grouped conv's);
   weights outside a channel's current group get no gradient and only decay until the channel joins.
 * :func:`load_structure` sets the logits to ``STRUCTURE_LOGIT`` on a stored assignment (softmax ≈ 0.74
-  on it at g = 8), so training resumes from a learned structure that it can still revise.
+  on it at g = 8). In principle training can still revise it; measured (MobileNet-V1 w=0.25,
+  food101-mini, 30 epochs from a proxy's groups) no channel moved, so in practice the stored
+  structure stays fixed.
 """
 
 from __future__ import annotations
