@@ -194,10 +194,11 @@ def _objective(trial: Any, table: MeasuredTable, early_stop: bool, spent: dict[s
 
 def _enqueue_warm_start(study: optuna.Study, table: MeasuredTable) -> None:
     """Queue the energy model's 3 predicted best points, the model fitted to the table's EPF of its
-    own calibration networks (the sweep ``--warm-start model`` measures)."""
+    own calibration networks (the sweep ``--warm-start model`` measures; those the table holds)."""
     num_classes = table.points[0].arch_config.num_classes
-    sweep = [EpfMeasurement(p.arch_config, table.resolution, dict(p.epf_mj))
-             for c in calibration_configs(table.space, num_classes) for p in [table.lookup(c)]]
+    measured = {p.arch_config: p for p in table.points}  # the sweep's networks that the table holds
+    sweep = [EpfMeasurement(c, table.resolution, dict(measured[c].epf_mj))
+             for c in calibration_configs(table.space, num_classes) if c in measured]
     profile = fit_device_profile(EpfDataset("table", True, {}, sweep, source="replay table"))
     seeds = warm_start_configs(profile, table.space, num_classes, k=3, resolution=table.resolution)
     enqueue_warm_start(study, table.space, seeds)
