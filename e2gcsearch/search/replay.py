@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import math
 from pathlib import Path
 from typing import Any, Sequence
@@ -66,6 +67,7 @@ class MeasuredTable:
     points: tuple[MeasuredPoint, ...]
     resolution: int
     batch_size: int = 16
+    measured: tuple[MeasuredPoint, ...] = ()  # every row measured (the calibration may lie outside the space)
 
     @classmethod
     def read(cls, path: str | Path, num_classes: int = 10, resolution: int = 48, batch_size: int = 16,
@@ -73,8 +75,7 @@ class MeasuredTable:
         """Read a table written by ``benchmarks/search_replay.py measure`` (lines starting with # are notes),
         keeping the rows of ``modules`` (default: all)."""
         with Path(path).open() as handle:
-            rows = [row for row in csv.DictReader(line for line in handle if not line.startswith("#"))
-                    if modules is None or row["module"] in modules]
+            rows = list(csv.DictReader(line for line in handle if not line.startswith("#")))
         points = []
         for row in rows:
             family = "group_size" if row["module"] == "E2GC" else "groups"
@@ -88,7 +89,8 @@ class MeasuredTable:
                 int(row["val_size"]), {int(key[len("epf_std_mj_b"):]): float(value)
                                        for key, value in row.items() if key.startswith("epf_std_mj_b") and value},
                 int(row.get("epf_repeats") or 3)))
-        return cls.of(points, resolution, batch_size)
+        kept = [p for p in points if modules is None or p.arch_config.module in modules]
+        return dataclasses.replace(cls.of(kept, resolution, batch_size), measured=tuple(points))
 
     @classmethod
     def of(cls, points: Sequence[MeasuredPoint], resolution: int, batch_size: int = 16) -> "MeasuredTable":
@@ -118,6 +120,17 @@ class MeasuredTable:
         span = np.where(high > low, high - low, 1.0)
         chosen = np.array([[p.epf_mj[self.batch_size], -p.top1_curve[-1]] for p in points]).reshape(-1, 2)
         return (chosen - low) / (span * (1 + HV_MARGIN))
+
+    @functools.cached_property
+    def warm_start(self) -> list[ArchConfig]:
+        """The energy model's 3 predicted best points, the model fitted to the table's EPF of its own
+        calibration networks (the sweep ``--warm-start model`` measures; those the table holds)."""
+        num_classes = self.points[0].arch_config.num_classes
+        measured = {p.arch_config: p for p in self.measured or self.points}
+        sweep = [EpfMeasurement(c, self.resolution, dict(measured[c].epf_mj))
+                 for c in calibration_configs(self.space, num_classes) if c in measured]
+        profile = fit_device_profile(EpfDataset("table", True, {}, sweep, source="replay table"))
+        return warm_start_configs(profile, self.space, num_classes, k=3, resolution=self.resolution)
 
     def hypervolume(self, points: Sequence[MeasuredPoint]) -> float:
         return hypervolume(self.losses(points), np.ones(2)) if points else 0.0
@@ -193,15 +206,7 @@ def _objective(trial: Any, table: MeasuredTable, early_stop: bool, spent: dict[s
 
 
 def _enqueue_warm_start(study: optuna.Study, table: MeasuredTable) -> None:
-    """Queue the energy model's 3 predicted best points, the model fitted to the table's EPF of its
-    own calibration networks (the sweep ``--warm-start model`` measures; those the table holds)."""
-    num_classes = table.points[0].arch_config.num_classes
-    measured = {p.arch_config: p for p in table.points}  # the sweep's networks that the table holds
-    sweep = [EpfMeasurement(c, table.resolution, dict(measured[c].epf_mj))
-             for c in calibration_configs(table.space, num_classes) if c in measured]
-    profile = fit_device_profile(EpfDataset("table", True, {}, sweep, source="replay table"))
-    seeds = warm_start_configs(profile, table.space, num_classes, k=3, resolution=table.resolution)
-    enqueue_warm_start(study, table.space, seeds)
+    enqueue_warm_start(study, table.space, table.warm_start)
 
 
 def summary(values: Sequence[float]) -> tuple[float, float]:
