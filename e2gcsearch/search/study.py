@@ -73,7 +73,9 @@ def create_sampler(name: str, seed: int | None, space: SearchSpace, trials: int 
     if name == "nsga3":
         return optuna.samplers.NSGAIIISampler(seed=seed, population_size=population)
     if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=min(10, max(3, (trials or 30) // 3)))
+        # log2_G and log2_g are conditional on the module: GP draws them independently, by design here
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=min(10, max(3, (trials or 30) // 3)),
+                                         warn_independent_sampling=False)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":

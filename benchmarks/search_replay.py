@@ -1,0 +1,237 @@
+"""Search efficiency, measured: how close does each sampler get to the exhaustive front, per budget?
+
+Two steps:
+
+``measure`` trains and profiles every point of the default ``e2gcsearch run`` space (MobileNet-V1,
+E2GC G = 1..32 and FgGC g = 2..32, widths 0.25/0.5/0.75: 33 points) with exactly the default run's
+settings (embedded digits, 48 px, 80/40 images per class, 4 proxy epochs, EPF at B = 1, 4, 16 with
+3 windows each, one torch thread), recording top-1 and the training seconds after every epoch. The
+table goes to ``benchmarks/data/search_space_digits.csv``; its header lines (``#``) hold the
+command that made it, the settings and the energy backend. Resumable: points already in the table
+are skipped, and ``--max-seconds`` stops starting new points, so the measurement can be split over
+several quiet windows (run it under ``flock -x`` so that EPF and epoch times are not shared).
+
+``replay`` runs, without training, each sampler (tpe, nsga2, gp, random) with and without
+``--warm-start model`` and with and without early stopping over ``--seeds`` seeds: the search loop
+of ``e2gcsearch run`` (baselines queued first, repeats not charged, the same stopping rule), with
+each trial's objectives looked up in the table. It prints the hypervolume of the front found after
+25 % and 50 % of the grid ÷ the exhaustive front's hypervolume (mean ± std over seeds) and the
+training time early stopping saves. The warm start fits the energy model to the table's EPF of its
+own calibration networks (the ones ``--warm-start model`` profiles), nothing else.
+
+Run from the repository root:
+    flock -x /tmp/quiet.lock python benchmarks/search_replay.py measure --max-seconds 420
+    python benchmarks/search_replay.py replay --seeds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import datetime
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+DEFAULT_TABLE = Path(__file__).resolve().parent / "data" / "search_space_digits.csv"
+
+
+def default_run_config():
+    """The SearchConfig of a plain ``e2gcsearch run`` (every flag at its default)."""
+    from e2gcsearch.cli import build_parser
+    from e2gcsearch.cli.options import complete
+    from e2gcsearch.cli.run import RUN_DEFAULTS, RUN_GROUPS, search_config
+
+    args = complete(build_parser().parse_args(["run"]), RUN_GROUPS, RUN_DEFAULTS)
+    return search_config(args)
+
+
+# --- measure ------------------------------------------------------------------------------------------
+
+def _columns(epochs: int, batch_sizes: tuple[int, ...]) -> list[str]:
+    return (["label", "arch", "module", "value", "width", "params", "macs"]
+            + [f"epf_mj_b{b}" for b in batch_sizes] + [f"epf_std_mj_b{b}" for b in batch_sizes]
+            + ["epf_repeats", "backend", "val_size", "hold"]
+            + [f"top1_e{e}" for e in range(1, epochs + 1)] + [f"epoch_s_e{e}" for e in range(1, epochs + 1)])
+
+
+def _read_rows(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with path.open() as handle:
+        return list(csv.DictReader(line for line in handle if not line.startswith("#")))
+
+
+def measure(args: argparse.Namespace) -> None:
+    from e2gcsearch.data import load_data
+    from e2gcsearch.profiling import profile_model
+    from e2gcsearch.train import train_model
+
+    torch.set_num_threads(1)
+    config = default_run_config()
+    settings = config.settings
+    train = dataclasses.replace(settings.train, threads=1, progress=False)
+    profile = dataclasses.replace(settings.profile, batch_sizes=settings.batch_sizes, use_cache=False, threads=1)
+    data = load_data(config.data, progress=False)
+    points = settings.space.points(data.num_classes)
+    columns = _columns(train.epochs, profile.batch_sizes)
+    rows = _read_rows(args.out)
+    if args.redo_shared:  # measured under another job's load: measure again, now that the hold is exclusive
+        _rewrite(args.out, columns, [row for row in rows if row.get("hold", "exclusive") != "shared"])
+        rows = _read_rows(args.out)
+    done = {row["label"] for row in rows}
+    if not args.out.exists():
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        description = data.description()
+        header = [
+            f"made by: python benchmarks/search_replay.py {' '.join(shlex.quote(a) for a in sys.argv[1:])}",
+            f"started {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores "
+            f"({torch.__version__})",
+            "space: the default 'e2gcsearch run' space; training: its proxy budget "
+            f"(epochs {train.epochs}, batch {train.batch_size}, lr {train.lr}, {train.schedule}, seed {train.seed}, "
+            f"1 thread); data: {description.get('dataset')} {description.get('resolution')} px, "
+            f"{description.get('train_size')} train / {description.get('val_size')} val images",
+            f"EPF: batch sizes {','.join(map(str, profile.batch_sizes))}, {profile.repeats} windows each, "
+            "1 thread, measured without the cache; epoch_s = seconds of each epoch (training + validation; epoch 1 "
+            "also builds the model); hold = exclusive: nothing else ran on the machine, shared: other jobs did",
+        ]
+        with args.out.open("w") as handle:
+            handle.writelines(f"# {line}\n" for line in header)
+            csv.DictWriter(handle, columns).writeheader()
+    start = time.perf_counter()
+    todo = [p for p in points if p.label() not in done]
+    print(f"{len(done)} of {len(points)} points in {args.out}; {len(todo)} to measure", file=sys.stderr)
+    for index, arch_config in enumerate(todo, start=1):
+        if time.perf_counter() - start > args.max_seconds:
+            print(f"stopping after {args.max_seconds:g} s; run again to measure the remaining {len(todo) - index + 1}",
+                  file=sys.stderr)
+            return
+        row = {**measure_point(arch_config, data, train, profile), "hold": args.hold}
+        with args.out.open("a") as handle:
+            csv.DictWriter(handle, columns).writerow(row)
+        print(f"[{index}/{len(todo)}] {row['label']}: top-1 "
+              + " ".join(row[f"top1_e{e}"] for e in range(1, train.epochs + 1))
+              + f" %, EPF@16 {float(row['epf_mj_b16']):.2f} mJ/frame ({row['backend']})", file=sys.stderr)
+
+
+def _rewrite(path: Path, columns: list[str], rows: list[dict[str, str]]) -> None:
+    """Keep the header notes, write ``rows`` under them."""
+    notes = [line for line in path.read_text().splitlines(keepends=True) if line.startswith("#")]
+    with path.open("w") as handle:
+        handle.writelines(notes)
+        writer = csv.DictWriter(handle, columns)
+        writer.writeheader()
+        writer.writerows({key: row.get(key, "exclusive" if key == "hold" else "") for key in columns} for row in rows)
+
+
+def measure_point(arch_config, data, train, profile) -> dict[str, object]:
+    from e2gcsearch.cost import network_cost
+    from e2gcsearch.profiling import profile_model
+    from e2gcsearch.train import train_model
+
+    ticks = [time.perf_counter()]
+    curve: list[float] = []
+
+    def on_epoch_end(epochs_done: int, metrics: dict) -> bool:
+        ticks.append(time.perf_counter())
+        curve.append(metrics["top1"])
+        return False
+
+    trained = train_model(arch_config, data, train, on_epoch_end=on_epoch_end)
+    if not trained.ok:
+        raise SystemExit(f"{arch_config.label()}: training stopped ({trained.status})")
+    measured = profile_model(arch_config, profile)
+    cost = network_cost(arch_config, profile.resolution)
+    row: dict[str, object] = {"label": arch_config.label(), "arch": arch_config.arch, "module": arch_config.module,
+                              "value": arch_config.grouping_value, "width": arch_config.width,
+                              "params": cost.params, "macs": cost.macs, "backend": measured.backend,
+                              "val_size": trained.val_size}
+    for batch, result in measured.batches.items():
+        row[f"epf_mj_b{batch}"] = f"{result.epf_mj:.4f}"
+        row[f"epf_std_mj_b{batch}"] = f"{result.epf_std_mj:.4f}"
+        row["epf_repeats"] = result.repeats
+    for epoch, (top1, begin, end) in enumerate(zip(curve, ticks, ticks[1:]), start=1):
+        row[f"top1_e{epoch}"] = f"{top1:.2f}"
+        row[f"epoch_s_e{epoch}"] = f"{end - begin:.3f}"
+    return row
+
+
+# --- replay --------------------------------------------------------------------------------------------
+
+SAMPLERS = ("tpe", "nsga2", "gp", "random")
+
+
+def replay_all(args: argparse.Namespace) -> None:
+    from e2gcsearch.search.replay import MeasuredTable, replay, summary
+
+    table = MeasuredTable.read(args.table, modules=args.modules.split(",") if args.modules else None)
+    size = len(table.points)
+    budgets = {"25 %": size // 4, "50 %": size // 2, "100 %": size}
+    samplers = args.samplers.split(",")
+    started = time.perf_counter()
+    print(f"table: {args.table.name}{f' ({args.modules} rows)' if args.modules else ''}, {size} points; exhaustive front: "
+          + ", ".join(c.label().replace("mobilenet_v1 ", "") for c, status in table.front_status(table.points).items()
+                      if status == "front"))
+    print(f"budgets: {', '.join(f'{k} = {v} new points' for k, v in budgets.items())}; {args.seeds} seeds each; "
+          "HV = hypervolume of the completed trials' front / the exhaustive front's")
+    print()
+    print("| sampler | warm start | early stop | HV at 25 % | HV at 50 % | HV at 100 % | training s at 50 % | saved by early stop (25 / 50 / 100 %) |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
+    lost = []
+    for sampler in samplers:
+        for warm in (False, True):
+            times = {}
+            for early in (False, True):
+                runs = {name: [replay(table, sampler, seed, trials, warm_start=warm, early_stop=early)
+                               for seed in range(args.seeds)] for name, trials in budgets.items()}
+                hv = {name: summary([r.hypervolume_ratio for r in rs]) for name, rs in runs.items()}
+                times[early] = {name: summary([r.train_s for r in rs])[0] for name, rs in runs.items()}
+                saved = ("" if not early else " / ".join(f"{1 - times[True][n] / times[False][n]:.0%}" for n in budgets))
+                print(f"| {sampler} | {'model' if warm else '-'} | {'on' if early else 'off'} | "
+                      + " | ".join(f"{m:.3f} ± {s:.3f}" for m, s in hv.values())
+                      + f" | {times[early]['50 %']:.0f} | {saved} |", flush=True)
+                if early:
+                    lost += _front_losses(table, runs["100 %"])
+    print()
+    print(f"early stopping over every full-grid run (100 %): {len(lost)} point(s) of the exhaustive front were stopped"
+          + ("" if not lost else ": " + "; ".join(sorted(set(lost)))))
+    print(f"replay took {time.perf_counter() - started:.0f} s")
+
+
+def _front_losses(table, runs) -> list[str]:
+    """Points on the exhaustive front (status 'front') that a run stopped early, with their status."""
+    exhaustive = table.front_status(table.points)
+    out = []
+    for run in runs:
+        stopped = set(run.measured) - set(run.completed)
+        out += [f"{c.label()} ({exhaustive[c]})" for c in stopped if exhaustive[c] == "front"]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    measuring = commands.add_parser("measure", help="train and profile every point of the default space")
+    measuring.add_argument("--out", type=Path, default=DEFAULT_TABLE)
+    measuring.add_argument("--max-seconds", type=float, default=420.0, help="start no new point after this")
+    measuring.add_argument("--hold", choices=("exclusive", "shared"), default="exclusive",
+                           help="the lock this run holds (flock -x or -s), written on every row it measures")
+    measuring.add_argument("--redo-shared", action="store_true", help="measure the rows of --hold shared again")
+    measuring.set_defaults(func=measure)
+    replaying = commands.add_parser("replay", help="replay every sampler against the measured table")
+    replaying.add_argument("--table", type=Path, default=DEFAULT_TABLE)
+    replaying.add_argument("--seeds", type=int, default=10)
+    replaying.add_argument("--samplers", default=",".join(SAMPLERS), help="comma list")
+    replaying.add_argument("--modules", help="replay the rows of these modules only (e.g. E2GC: --modules E2GC)")
+    replaying.set_defaults(func=replay_all)
+    args = parser.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""A search replayed against a table of measured points: the loop of ``e2gcsearch run`` without training.
+
+Each point of the space was measured once (EPF, top-1 after every epoch, seconds per epoch; see
+``benchmarks/search_replay.py``). :func:`replay` then runs the real pieces of a search — the sampler
+(:func:`.study.create_sampler`), the baselines and the energy model's warm start queued first, the
+new-point budget (:mod:`.budget`), repeats answered from the study and the early-stopping rule
+(:mod:`.early_stop`) — with each trial's objectives looked up in the table, so a sampler's progress
+can be judged against the exhaustive front over many seeds in seconds.
+
+Objectives are EPF at one batch size (minimised) and top-1 (maximised). The hypervolume is taken
+in the exhaustive table's own normalisation: each objective scaled to [0, 1] between its best and
+its worst value over the table, the reference point 10 % beyond the worst.
+
+Example:
+    >>> table = MeasuredTable.read("benchmarks/data/search_space_digits.csv")      # doctest: +SKIP
+    >>> replay(table, "tpe", seed=0, trials=8).hypervolume_ratio                   # doctest: +SKIP
+    0.97
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from ..config import ArchConfig
+from ..energy_model import EpfDataset, EpfMeasurement, calibration_configs, fit_device_profile, warm_start_configs
+from ..metrics import Metric
+from ..report.dominance import front_status
+from ..report.front import HV_MARGIN, hypervolume
+from ..stats import Summary, accuracy_interval
+from . import record
+from .budget import NewPoints
+from .early_stop import known_losses, rule_for
+from .space import SearchSpace
+from .study import create_sampler, enqueue_baselines
+from .trial import measured_twin, repeat
+from .warm_start import enqueue_warm_start
+
+
+@dataclasses.dataclass(frozen=True)
+class MeasuredPoint:
+    """One point of the space as measured once: EPF per batch size (mJ/frame), top-1 (%) and
+    seconds after each epoch."""
+
+    arch_config: ArchConfig
+    epf_mj: dict[int, float]
+    top1_curve: tuple[float, ...]
+    epoch_s: tuple[float, ...]
+    val_size: int
+    epf_std_mj: dict[int, float] = dataclasses.field(default_factory=dict)
+    repeats: int = 3  # measurement windows behind each EPF figure
+
+
+@dataclasses.dataclass(frozen=True)
+class MeasuredTable:
+    """Every point of ``space`` measured, with the resolution and batch size of the EPF objective."""
+
+    space: SearchSpace
+    points: tuple[MeasuredPoint, ...]
+    resolution: int
+    batch_size: int = 16
+    measured: tuple[MeasuredPoint, ...] = ()  # every row measured (the calibration may lie outside the space)
+
+    @classmethod
+    def read(cls, path: str | Path, num_classes: int = 10, resolution: int = 48, batch_size: int = 16,
+             modules: Sequence[str] | None = None) -> "MeasuredTable":
+        """Read a table written by ``benchmarks/search_replay.py measure`` (lines starting with # are notes),
+        keeping the rows of ``modules`` (default: all)."""
+        with Path(path).open() as handle:
+            rows = list(csv.DictReader(line for line in handle if not line.startswith("#")))
+        points = []
+        for row in rows:
+            family = "group_size" if row["module"] == "E2GC" else "groups"
+            arch_config = ArchConfig(row["arch"], width=float(row["width"]), num_classes=num_classes,
+                                     **{family: int(row["value"])})
+            epochs = sorted(int(key[6:]) for key in row if key.startswith("top1_e"))
+            points.append(MeasuredPoint(
+                arch_config, {int(key[len("epf_mj_b"):]): float(value) for key, value in row.items()
+                              if key.startswith("epf_mj_b") and value},
+                tuple(float(row[f"top1_e{e}"]) for e in epochs), tuple(float(row[f"epoch_s_e{e}"]) for e in epochs),
+                int(row["val_size"]), {int(key[len("epf_std_mj_b"):]): float(value)
+                                       for key, value in row.items() if key.startswith("epf_std_mj_b") and value},
+                int(row.get("epf_repeats") or 3)))
+        kept = [p for p in points if modules is None or p.arch_config.module in modules]
+        return dataclasses.replace(cls.of(kept, resolution, batch_size), measured=tuple(points))
+
+    @classmethod
+    def of(cls, points: Sequence[MeasuredPoint], resolution: int, batch_size: int = 16) -> "MeasuredTable":
+        """The table of ``points``, over the smallest network-level space that holds them all."""
+        configs = [p.arch_config for p in points]
+        space = SearchSpace(archs=tuple(dict.fromkeys(c.arch for c in configs)),
+                            modules=tuple(dict.fromkeys(c.module for c in configs)),
+                            group_sizes=tuple(sorted({c.group_size for c in configs if c.group_size})) or (1,),
+                            groups=tuple(sorted({c.groups for c in configs if c.groups})) or (2,),
+                            widths=tuple(sorted({c.width for c in configs})))
+        if space.size != len(points):
+            raise ValueError(f"the table holds {len(points)} points, but the space they span has {space.size}; "
+                             "measure every point of the space")
+        return cls(space, tuple(points), resolution, batch_size)
+
+    def lookup(self, arch_config: ArchConfig) -> MeasuredPoint:
+        return next(p for p in self.points if p.arch_config == arch_config)
+
+    @property
+    def objectives(self) -> tuple[Metric, Metric]:
+        return Metric.of("epf", self.batch_size), Metric.of("top1")
+
+    def losses(self, points: Sequence[MeasuredPoint]) -> np.ndarray:
+        """(n, 2) EPF and -top-1, normalised as in the module docstring."""
+        every = np.array([[p.epf_mj[self.batch_size], -p.top1_curve[-1]] for p in self.points])
+        low, high = every.min(axis=0), every.max(axis=0)
+        span = np.where(high > low, high - low, 1.0)
+        chosen = np.array([[p.epf_mj[self.batch_size], -p.top1_curve[-1]] for p in points]).reshape(-1, 2)
+        return (chosen - low) / (span * (1 + HV_MARGIN))
+
+    @functools.cached_property
+    def warm_start(self) -> list[ArchConfig]:
+        """The energy model's 3 predicted best points, the model fitted to the table's EPF of its own
+        calibration networks (the sweep ``--warm-start model`` measures; those the table holds)."""
+        num_classes = self.points[0].arch_config.num_classes
+        measured = {p.arch_config: p for p in self.measured or self.points}
+        sweep = [EpfMeasurement(c, self.resolution, dict(measured[c].epf_mj))
+                 for c in calibration_configs(self.space, num_classes) if c in measured]
+        profile = fit_device_profile(EpfDataset("table", True, {}, sweep, source="replay table"))
+        return warm_start_configs(profile, self.space, num_classes, k=3, resolution=self.resolution)
+
+    def hypervolume(self, points: Sequence[MeasuredPoint]) -> float:
+        return hypervolume(self.losses(points), np.ones(2)) if points else 0.0
+
+    def front_status(self, points: Sequence[MeasuredPoint]) -> dict[ArchConfig, str]:
+        """Each point's status among ``points`` (front, tied or dominated; see report.dominance), with
+        the EPF's t interval over its windows and top-1's Wilson interval."""
+        epf, top1 = self.objectives
+        rows = []
+        for p in points:
+            value = p.epf_mj[self.batch_size]
+            half = Summary(p.repeats, value, p.epf_std_mj.get(self.batch_size, 0.0)).half_width()
+            interval = accuracy_interval([p.top1_curve[-1]], p.val_size)
+            rows.append({"feasible": True, epf.name: value, f"{epf.name}_low": value - half,
+                         f"{epf.name}_high": value + half, top1.name: interval.mean,
+                         f"{top1.name}_low": interval.low, f"{top1.name}_high": interval.high})
+        return dict(zip([p.arch_config for p in points], front_status(pd.DataFrame(rows), self.objectives)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Replay:
+    """A replayed search: the new points in the order they were measured, which of them completed
+    (the others were stopped early), the training seconds spent, and the repeats answered from the study."""
+
+    measured: tuple[ArchConfig, ...]
+    completed: tuple[ArchConfig, ...]
+    train_s: float
+    repeats: int
+    hypervolume_ratio: float
+
+
+def replay(table: MeasuredTable, sampler: str, seed: int, trials: int, warm_start: bool = False,
+           early_stop: bool = True, baselines: bool = True) -> Replay:
+    """Replay ``e2gcsearch run --sampler SAMPLER --seed SEED --trials TRIALS`` on ``table``."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space, num_classes = table.space, table.points[0].arch_config.num_classes
+    study = optuna.create_study(directions=["minimize", "maximize"],
+                                sampler=create_sampler(sampler, seed, space, trials))
+    if baselines:
+        enqueue_baselines(study, space, num_classes)
+    if warm_start:
+        _enqueue_warm_start(study, table)
+    budget = NewPoints(space, trials, num_classes, seed, study)
+    spent = {"train_s": 0.0}
+    study.optimize(lambda trial: _objective(trial, table, early_stop, spent), n_trials=None, callbacks=[budget])
+    new = [t for t in study.get_trials(deepcopy=False) if record.DUPLICATE_OF not in t.user_attrs]
+    configs = [ArchConfig.from_dict(t.user_attrs[record.ARCH_CONFIG]) for t in new]
+    completed = [c for c, t in zip(configs, new) if t.state == optuna.trial.TrialState.COMPLETE]
+    found = table.hypervolume([table.lookup(c) for c in completed])
+    return Replay(tuple(configs), tuple(completed), spent["train_s"], budget.repeats,
+                  found / table.hypervolume(table.points))
+
+
+def _objective(trial: Any, table: MeasuredTable, early_stop: bool, spent: dict[str, float]) -> list[float]:
+    arch_config = table.space.sample(trial, table.points[0].arch_config.num_classes)
+    twin = measured_twin(trial, arch_config)
+    if twin is not None:
+        return repeat(trial, twin)
+    point = table.lookup(arch_config)
+    epf = point.epf_mj[table.batch_size]
+    trial.set_user_attr(record.ARCH_CONFIG, arch_config.to_dict())
+    rule = rule_for(trial.study, table.objectives, len(point.top1_curve), point.val_size) if early_stop else None
+    known = known_losses(table.objectives, [epf, 0.0])
+    for epoch, top1 in enumerate(point.top1_curve, start=1):
+        spent["train_s"] += point.epoch_s[epoch - 1]
+        reason = rule.verdict(epoch, top1, known) if rule is not None else None
+        if reason:
+            for key, value in record.user_attrs(top1_curve=list(point.top1_curve[:epoch]), early_stop=reason).items():
+                trial.set_user_attr(key, value)
+            raise optuna.TrialPruned(reason)
+    trial.set_user_attr(record.TOP1_CURVE, list(point.top1_curve))
+    return [epf, point.top1_curve[-1]]
+
+
+def _enqueue_warm_start(study: optuna.Study, table: MeasuredTable) -> None:
+    enqueue_warm_start(study, table.space, table.warm_start)
+
+
+def summary(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value)."""
+    mean = sum(values) / len(values)
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0

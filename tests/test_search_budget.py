@@ -1,0 +1,198 @@
+"""Search efficiency: --trials N buys N new points, studies of the categorical encoding stay readable,
+Pareto-aware early stopping, and the replay of a search against a measured table."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+
+import numpy as np
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState
+
+from e2gcsearch import ArchConfig, ConfigError
+from e2gcsearch.cli import main
+from e2gcsearch.data import load_data
+from e2gcsearch.search import record
+from e2gcsearch.search.budget import REPEAT_STREAK, NewPoints
+from e2gcsearch.search.early_stop import MIN_COMPLETE, Finished, StoppingRule
+from e2gcsearch.search.replay import MeasuredPoint, MeasuredTable, replay
+from e2gcsearch.search.results import front_info
+from e2gcsearch.search.run import prepare
+from e2gcsearch.search.space import SearchSpace
+from e2gcsearch.search.trial import TrialRunner
+
+from test_search_robust import CHEAP
+from test_search_run import TINY_DATA, tiny_config
+
+FOUR_POINTS = SearchSpace(modules=("E2GC",), group_sizes=(1, 2, 4, 8), widths=(0.25,))
+
+
+# --- --trials N means N new points ---------------------------------------------------------------------
+
+def test_a_sampler_forced_to_repeat_is_not_charged_and_new_points_are_drawn(tmp_path):
+    settings = dataclasses.replace(tiny_config(tmp_path, **{"settings": CHEAP}).settings, space=FOUR_POINTS)
+    data = load_data(TINY_DATA, progress=False)
+    first = ArchConfig("mobilenet_v1", group_size=2, width=0.25, num_classes=data.num_classes)
+    # Optuna's own sampler, fixed to one point: every proposal after the first repeats it.
+    sampler = optuna.samplers.PartialFixedSampler(FOUR_POINTS.params_of(first), optuna.samplers.RandomSampler(seed=0))
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+    lines = []
+    budget = NewPoints(FOUR_POINTS, 3, data.num_classes, seed=0, study=study, say=lines.append)
+    study.optimize(TrialRunner(settings, data), n_trials=40, callbacks=[budget])
+
+    trials = study.get_trials(deepcopy=False)
+    new = [t for t in trials if record.DUPLICATE_OF not in t.user_attrs]
+    repeats = [t for t in trials if record.DUPLICATE_OF in t.user_attrs]
+    assert len(new) == 3 and budget.charged == 3  # the budget bought exactly three new points ...
+    assert len({json.dumps(t.user_attrs["arch_config"], sort_keys=True) for t in new}) == 3
+    assert len(repeats) == budget.repeats >= REPEAT_STREAK  # ... however often the sampler repeated itself
+    for trial in repeats:  # the sampler was told the known result
+        twin = study.trials[trial.user_attrs[record.DUPLICATE_OF]]
+        assert trial.state == TrialState.COMPLETE and trial.values == twin.values
+    assert sum(t.user_attrs.get(record.DRAWN, False) for t in new) == 2  # the others came from the unmeasured ones
+    assert any("drawn from the 3 unmeasured points" in line for line in lines)
+    # repeats carry no information of their own: `front --all` lists each point once
+    assert sorted(front_info(study, include_dominated=True).frame["trial"]) == sorted(t.number for t in new)
+
+
+# --- studies stored with the categorical encoding ------------------------------------------------------
+
+def _categorical_study(url: str) -> None:
+    """A study as the categorical encoding stored it: params 'grouping': 'G=8', a space without 'encoding'."""
+    study = optuna.create_study(study_name="old", storage=url, directions=["minimize", "maximize"])
+    study.set_user_attr(record.OBJECTIVES, [{"name": "epf@4", "metric": "epf", "batch_size": 4,
+                                             "direction": "minimize", "unit": "mJ/frame"},
+                                            {"name": "top1", "metric": "top1", "batch_size": None,
+                                             "direction": "maximize", "unit": "%"}])
+    study.set_user_attr(record.SPACE, {"archs": ["mobilenet_v1"], "groupings": ["G=1", "G=8", "g=2", "g=16"],
+                                       "widths": [0.25]})
+    for number, (grouping, epf, top1) in enumerate([("G=8", 12.0, 80.0), ("g=16", 15.0, 70.0)]):
+        symbol, _, value = grouping.partition("=")
+        arch_config = ArchConfig("mobilenet_v1", width=0.25, num_classes=10,
+                                 **{"group_size" if symbol == "G" else "groups": int(value)})
+        attrs = record.user_attrs(arch_config=arch_config, params=100_000, macs=2_000_000, resolution=32,
+                                  epf={4: {"epf_mj": epf, "epf_std_mj": 0.5, "repeats": 2, "status": "ok"}},
+                                  energy_backend="estimate", energy_is_estimate=True, top1=top1, val_size=60)
+        study.add_trial(optuna.trial.create_trial(
+            params={"arch": "mobilenet_v1", "grouping": grouping, "width": 0.25},
+            distributions={"arch": CategoricalDistribution(["mobilenet_v1"]),
+                           "grouping": CategoricalDistribution(["G=1", "G=8", "g=2", "g=16"]),
+                           "width": CategoricalDistribution([0.25])},
+            values=[epf, top1], user_attrs=attrs))
+
+
+def test_a_study_of_the_categorical_encoding_is_read_and_refused_on_resume(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path}/old.db"
+    _categorical_study(url)
+    assert main(["front", "--study", "old", "--storage", url, "--all", "--format", "csv"]) == 0
+    shown = capsys.readouterr().out
+    assert "G=8" in shown and "g=16" in shown
+    out = tmp_path / "model.json"
+    assert main(["export", "--study", "old", "--storage", url, "--trial", "0", "--out", str(out)]) == 0
+    assert ArchConfig.from_json(out.read_text()).group_size == 8
+    with pytest.raises(ConfigError, match="drew G, g and width as categories .* start a new study with --study"):
+        prepare(tiny_config(tmp_path, storage=url, study_name="old", settings=CHEAP))
+
+
+# --- the stopping rule, on hand-made curves ------------------------------------------------------------
+
+def _finished(count: int, epf: float = 10.0, top1: float = 95.0, curve=(40.0, 80.0, 95.0)) -> list[Finished]:
+    return [Finished(trial=i, known=(epf + i,), top1=top1, curve=tuple(curve)) for i in range(count)]
+
+
+def test_the_rule_stops_a_hopeless_trial():
+    rule = StoppingRule(_finished(MIN_COMPLETE), epochs=3, margin=lambda top1: 2.5)
+    reason = rule.verdict(2, top1=60.0, known=(20.0,))  # 60 + 15 + 2.5 < 95, and trial 0 has lower EPF
+    assert reason.startswith("stopped after epoch 2/3: top-1 60.0 % + largest remaining gain 15.0 + noise 2.5")
+
+
+@pytest.mark.parametrize("case", ["cheaper than every completed trial", "could still catch up", "too few completed",
+                                  "last epoch"])
+def test_the_rule_lets_a_trial_go_on(case):
+    finished = _finished(MIN_COMPLETE - 1 if case == "too few completed" else MIN_COMPLETE)
+    rule = StoppingRule(finished, epochs=3, margin=lambda top1: 2.5)
+    epoch, top1, epf = {"cheaper than every completed trial": (2, 20.0, 9.0), "could still catch up": (2, 78.0, 20.0),
+                        "too few completed": (2, 20.0, 20.0), "last epoch": (3, 20.0, 20.0)}[case]
+    assert rule.verdict(epoch, top1, (epf,)) is None
+
+
+def test_the_rule_never_stops_a_trial_that_would_reach_the_front():
+    rng = np.random.default_rng(0)
+    epochs, checked = 4, 0
+    for _ in range(300):
+        curves = np.sort(rng.uniform(5, 98, size=(7, epochs)), axis=1)  # rising top-1 curves
+        epfs = rng.uniform(1, 10, size=7)
+        finished = [Finished(i, (float(epfs[i]),), float(curves[i, -1]), tuple(map(float, curves[i]))) for i in range(6)]
+        rule = StoppingRule(finished, epochs, margin=lambda top1: 1.0)
+        curve, epf = curves[6], float(epfs[6])
+        # a final point that no completed trial dominates is on the front: it must never be stopped
+        on_front = not any(f.known[0] <= epf and f.top1 >= curve[-1] for f in finished)
+        within_seen_gains = all(curve[-1] - curve[e] <= rule.largest_gain(e + 1) for e in range(epochs - 1))
+        if on_front and within_seen_gains:
+            checked += 1
+            assert all(rule.verdict(e, float(curve[e - 1]), (epf,)) is None for e in range(1, epochs + 1))
+    assert checked > 30  # the property was exercised, not skipped
+
+
+def test_an_early_stopped_trial_is_pruned_with_its_reason_and_partial_curve(tmp_path):
+    config = tiny_config(tmp_path)
+    settings = dataclasses.replace(config.settings, space=FOUR_POINTS,
+                                   train=dataclasses.replace(config.settings.train, epochs=2, threads=1))
+    data = load_data(TINY_DATA, progress=False)
+    study = optuna.create_study(directions=["minimize", "maximize"],
+                                sampler=optuna.samplers.PartialFixedSampler(
+                                    FOUR_POINTS.params_of(ArchConfig("mobilenet_v1", group_size=8, width=0.25)),
+                                    optuna.samplers.RandomSampler(seed=0)))
+    # Completed trials that cost almost nothing and reached 100 % at once: no new trial can beat them.
+    for number in range(MIN_COMPLETE):
+        arch_config = ArchConfig("mobilenet_v1", group_size=[1, 2, 4, 8][number], width=0.5, num_classes=10)
+        study.add_trial(optuna.trial.create_trial(
+            params={}, distributions={}, values=[1e-6, 100.0],
+            user_attrs=record.user_attrs(arch_config=arch_config, top1_curve=[100.0, 100.0], top1=100.0)))
+    study.optimize(TrialRunner(settings, data), n_trials=1)
+    stopped = study.trials[-1]
+    assert stopped.state == TrialState.PRUNED
+    assert stopped.user_attrs["early_stop"].startswith("stopped after epoch 1/2: top-1 ")
+    assert len(stopped.user_attrs["top1_curve"]) == 1 and stopped.user_attrs["train_status"] == "stopped early"
+    study.sampler = optuna.samplers.PartialFixedSampler(
+        FOUR_POINTS.params_of(ArchConfig("mobilenet_v1", group_size=4, width=0.25)), optuna.samplers.RandomSampler())
+    study.optimize(TrialRunner(dataclasses.replace(settings, early_stop=False), data), n_trials=1)
+    assert study.trials[-1].state == TrialState.COMPLETE and len(study.trials[-1].user_attrs["top1_curve"]) == 2
+
+
+# --- replay on a 6-point table -------------------------------------------------------------------------
+
+def six_point_table() -> MeasuredTable:
+    """E2GC G = 1, 2, 4 at widths 0.25 and 0.5; G=4 w0.5 is the most expensive and hopeless."""
+    points = []
+    for group_size, width in itertools.product((1, 2, 4), (0.25, 0.5)):
+        epf = 40 * width + group_size
+        final = 95.0 - 2 * group_size + 4 * width
+        curve = (20.0, 50.0, 70.0) if (group_size, width) == (4, 0.5) else (30.0, final - 2, final)
+        points.append(MeasuredPoint(ArchConfig("mobilenet_v1", group_size=group_size, width=width, num_classes=10),
+                                    {16: epf}, curve, (1.0, 1.0, 1.0), val_size=400, epf_std_mj={16: 0.1}))
+    return MeasuredTable.of(points, resolution=48)
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random"])  # gp: in benchmarks/search_replay.py (slow)
+def test_replay_measures_the_points_the_budget_buys(sampler):
+    table = six_point_table()
+    whole = replay(table, sampler, seed=0, trials=6, early_stop=False)
+    assert len(set(whole.measured)) == 6 and whole.hypervolume_ratio == pytest.approx(1.0)
+    assert whole.train_s == pytest.approx(18.0)
+    half = replay(table, sampler, seed=1, trials=3, early_stop=False)
+    assert len(set(half.measured)) == 3 and 0.0 < half.hypervolume_ratio <= 1.0
+
+
+def test_replay_with_early_stopping_saves_time_and_keeps_the_front():
+    table = six_point_table()
+    hopeless = ArchConfig("mobilenet_v1", group_size=4, width=0.5, num_classes=10)
+    assert table.front_status(table.points)[hopeless] == "dominated"
+    runs = [replay(table, "random", seed, trials=6) for seed in range(6)]
+    assert all(r.hypervolume_ratio == pytest.approx(1.0) for r in runs)  # the front is whole in every run
+    late = [r for r in runs if r.measured.index(hopeless) >= MIN_COMPLETE]
+    assert late and all(hopeless not in r.completed and r.train_s < 18.0 for r in late)
