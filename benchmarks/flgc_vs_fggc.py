@@ -27,7 +27,6 @@ Run from the repository root:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import json
 import statistics

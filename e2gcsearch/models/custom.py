@@ -16,7 +16,6 @@ Example:
 from __future__ import annotations
 
 import collections
-import importlib
 import inspect
 import os
 import sys
