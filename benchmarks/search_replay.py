@@ -69,8 +69,6 @@ def _read_rows(path: Path) -> list[dict[str, str]]:
 
 def measure(args: argparse.Namespace) -> None:
     from e2gcsearch.data import load_data
-    from e2gcsearch.profiling import profile_model
-    from e2gcsearch.train import train_model
 
     torch.set_num_threads(1)
     config = default_run_config()
