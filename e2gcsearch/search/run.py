@@ -232,8 +232,8 @@ def _run_workers(config: SearchConfig, run_id: str, study: optuna.Study) -> None
 
 
 def _trials_left(study: optuna.Study, run_id: str, pid: int | None, quota: int | None) -> int | None:
-    """What is left of a dead worker's share: its quota less the trials it finished (the trial it was
-    killed in does not count: its point is retried, by whichever worker comes first)."""
+    """What is left of a dead worker's share: its quota less the new points it finished (repeats and the
+    trial it was killed in do not count: its point is retried, by whichever worker comes first)."""
     if quota is None:
         return None
     finished = 0
@@ -241,7 +241,8 @@ def _trials_left(study: optuna.Study, run_id: str, pid: int | None, quota: int |
         tag = trial.user_attrs.get(record.WORKER) or {}
         reason = str(trial.user_attrs.get(record.FAIL_REASON) or "worker lost")  # the heartbeat gives none
         lost = trial.state == TrialState.FAIL and reason.startswith("worker lost")
-        if trial.state.is_finished() and not lost and tag.get("run") == run_id and tag.get("pid") == pid:
+        repeat = record.DUPLICATE_OF in trial.user_attrs  # a repeat is not charged (see .budget)
+        if trial.state.is_finished() and not lost and not repeat and tag.get("run") == run_id and tag.get("pid") == pid:
             finished += 1
     return max(0, quota - finished)
 
