@@ -46,8 +46,8 @@ TINY_RUN = ["--objective", "epf@4,top1", "--arch", "mobilenet_v1", "--group-size
 
 
 def _worker_mid_trial(url: str, study_name: str, parent: int) -> tuple[int, int] | None:
-    """(pid, trial number) of a worker that is training a trial (its EPF is measured), once two trials
-    are complete; else ``None``."""
+    """(pid, trial number) of a worker that is training a trial (its EPF is measured, and it is still
+    running half a second later), once two trials are complete; else ``None``."""
     try:
         study = optuna.load_study(study_name=study_name, storage=get_storage(url))
     except KeyError:  # not created yet
@@ -57,9 +57,17 @@ def _worker_mid_trial(url: str, study_name: str, parent: int) -> tuple[int, int]
         return None
     for trial in trials:
         pid = (trial.user_attrs.get(record.WORKER) or {}).get("pid")
-        if trial.state == TrialState.RUNNING and record.EPF in trial.user_attrs and pid not in (None, parent):
-            return pid, trial.number
+        if _measuring(trial) and pid not in (None, parent):
+            time.sleep(0.5)  # a repeat copies its twin's record and ends within milliseconds: not a victim
+            if _measuring(study.get_trials(deepcopy=False)[trial.number]):
+                return pid, trial.number
     return None
+
+
+def _measuring(trial: optuna.trial.FrozenTrial) -> bool:
+    """Running, with its EPF measured, and no repeat of another trial."""
+    attrs = trial.user_attrs
+    return trial.state == TrialState.RUNNING and record.EPF in attrs and record.DUPLICATE_OF not in attrs
 
 
 @pytest.mark.slow
