@@ -72,6 +72,49 @@ def test_proxy_training_beats_chance_clearly(digits) -> None:
     assert torch.equal(torch.get_rng_state(), rng_before) and torch.get_num_threads() == threads_before
 
 
+def _trainer_after_one_epoch(data, bn_images: int):
+    from e2gcsearch.models import create_model
+    from e2gcsearch.train.loop import Trainer
+    from e2gcsearch.train.runtime import DistInfo
+
+    torch.manual_seed(0)
+    config = TrainConfig(epochs=2, batch_size=16, bn_images=bn_images, progress=False)
+    trainer = Trainer(create_model(TINY.replace(num_classes=4)), data, config, torch.device("cpu"), DistInfo())
+    trainer.train_epoch(0, type("Bar", (), {"update": lambda self, n: None})())
+    return trainer
+
+
+def test_validation_uses_statistics_recomputed_from_training_images(small_digits) -> None:
+    from e2gcsearch.data.augment import normalize_batch
+    from e2gcsearch.train.runtime import derived_seed
+
+    trainer = _trainer_after_one_epoch(small_digits, bn_images=48)
+    stem, norm = trainer.model.stem[0], trainer.model.stem[1]
+    running = norm.running_mean.clone()
+    trainer.evaluate()
+    # the stem's BatchNorm now holds the mean of its input over the 48 (of 64) training images drawn for
+    # the first validation, with the weights of that moment, not the running average of training
+    order = torch.randperm(64, generator=torch.Generator().manual_seed(derived_seed(0, "bn", 0)))[:48]
+    with torch.no_grad():
+        expected = stem(normalize_batch(small_digits.train_images[order], trainer.mean, trainer.std)).mean(dim=(0, 2, 3))
+    assert torch.allclose(norm.running_mean, expected, atol=1e-5)
+    assert not torch.allclose(running, expected, atol=1e-3)
+    # bn_images=0 keeps the running averages
+    plain = _trainer_after_one_epoch(small_digits, bn_images=0)
+    kept = plain.model.stem[1].running_mean.clone()
+    plain.evaluate()
+    assert torch.equal(plain.model.stem[1].running_mean, kept)
+    # and the recomputation touches nothing else: the next epoch trains the same weights
+    bar = type("Bar", (), {"update": lambda self, n: None})()
+    trainer.train_epoch(1, bar)
+    plain.train_epoch(1, bar)
+    weights = plain.model.state_dict()
+    assert all(torch.equal(value, weights[name]) for name, value in trainer.model.state_dict().items()
+               if "running" not in name and "num_batches" not in name)
+    with pytest.raises(ConfigError, match="bn_images"):
+        TrainConfig(bn_images=-1)
+
+
 def test_non_finite_loss_stops_the_run(small_digits) -> None:
     arch = TINY.replace(num_classes=4)
     result = train_model(arch, small_digits, TrainConfig(epochs=3, lr=1e30, warmup_epochs=0, progress=False,

@@ -127,8 +127,35 @@ class Trainer:
         return total.item() / self.dist.world_size
 
     @torch.no_grad()
+    def recompute_bn_stats(self) -> None:
+        """Recompute every BatchNorm's statistics from ``config.bn_images`` training images (a seeded
+        draw, un-augmented, in training batches) with the weights fixed; see ``TrainConfig.bn_images``.
+        Under torchrun each process uses its own share and the statistics are averaged over processes.
+        The global random stream is left as it was, so training (dropout) goes on exactly as without."""
+        count = min(self.config.bn_images, self.train_y.numel())
+        norms = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if count < 2 or not norms:
+            return
+        generator = torch.Generator().manual_seed(derived_seed(self.config.seed, "bn", len(self.history["top1"])))
+        order = torch.randperm(self.train_y.numel(), generator=generator)[:count]
+        order = order[self.dist.rank::self.dist.world_size].to(self.device)
+        batches = [to_layout(normalize_batch(self.train_x[index], self.mean, self.std), self.layout)
+                   for index in order.split(max(2, self.batch)) if index.numel() > 1]
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.optim.swa_utils.update_bn(batches, self.model)
+        if self.dist.active:
+            import torch.distributed as dist
+
+            for norm in norms:
+                for buffer in (norm.running_mean, norm.running_var):
+                    dist.all_reduce(buffer)
+                    buffer /= self.dist.world_size
+
+    @torch.no_grad()
     def evaluate(self) -> tuple[float, float | None]:
         """Validation top-1 and top-5 in percent (top-5 is ``None`` with fewer than 5 classes)."""
+        self.recompute_bn_stats()
         self.model.eval()
         counts = torch.zeros(3, dtype=torch.float64, device=self.device)  # correct@1, correct@5, images
         local = torch.arange(self.dist.rank, self.val_y.numel(), self.dist.world_size, device=self.device)
