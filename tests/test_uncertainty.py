@@ -3,6 +3,7 @@ noise-aware front status, and confirm's measurements of contested points."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -181,6 +182,25 @@ def test_confirm_refuses_data_other_than_the_search_used(tmp_path):
     with pytest.raises(ConfigError, match="other data"):
         confirm_study(study, settings.train, settings.profile, data, ConfirmLimits(budget_s=5))
     assert not confirmation(study, 0)
+
+
+def test_confirm_refuses_training_or_measurement_other_than_the_search_used(tmp_path):
+    from e2gcsearch.search.fingerprint import study_fingerprint
+    from e2gcsearch.search.preflight import device_fingerprint_of
+
+    study, _ = _planted_tie(tmp_path)
+    settings = _tiny_settings(tmp_path)
+    searched = study_fingerprint(settings.train, settings.profile, "digits", device_fingerprint_of(settings.profile))
+    for key, value in searched.items():
+        study.set_user_attr(key, value)
+    data = load_data(DataConfig(name="digits", classes=3, train_per_class=8, val_per_class=4, resolution=32,
+                                cache_dir=str(tmp_path / "tensors")), progress=False)
+    with pytest.raises(ConfigError, match=r"training\.epochs: stored 1, asked 2.*flags \(or --config\)"):
+        confirm_study(study, settings.train.replace(epochs=2), settings.profile, data, ConfirmLimits(budget_s=5))
+    with pytest.raises(ConfigError, match=r"profiling\.repeats: stored 2, asked 3"):
+        confirm_study(study, settings.train, dataclasses.replace(settings.profile, repeats=3), data,
+                      ConfirmLimits(budget_s=5))
+    assert not confirmation(study, 0) and not confirmation(study, 1)
 
 
 def test_unknown_intervals_never_call_a_difference_noise():

@@ -37,7 +37,10 @@ from ..train import TrainConfig, train_model
 from . import record
 from .record import TrialRecord
 from .results import front_info, trial_record
+from .fingerprint import study_fingerprint
+from .preflight import device_fingerprint_of
 from .run import data_key
+from .study import check_comparable
 from .trial import epf_figures
 
 Say = Callable[[str], None]
@@ -101,6 +104,8 @@ def confirm_study(study: optuna.Study, train: TrainConfig, profile: ProfileConfi
     """
     say = say or (lambda line: None)
     _check_data(study, data)
+    check_comparable(study, study_fingerprint(train, profile, data.name, device_fingerprint_of(profile)),
+                     "give confirm the training and measurement flags (or --config) the search ran with")
     start = time.perf_counter()
     front = front_info(study, include_dominated=True)
     before = _statuses(front)

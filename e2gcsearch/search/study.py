@@ -21,6 +21,7 @@ import optuna
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from ..console import note
+from ..train.runtime import derived_seed
 from ..version import __version__
 from ..errors import ConfigError, UnknownNameError
 from ..metrics import Metric
@@ -61,6 +62,16 @@ def check_storage_for_workers(url: str, workers: int) -> None:
         raise ConfigError(
             f"--workers {workers} needs a storage that several processes can share safely; SQLite locks up "
             f"under concurrent writers. Use a journal file (--storage {suggestion}) or a PostgreSQL URL")
+
+
+def sampler_seed(seed: int | None, trials_so_far: int, worker: int = 0) -> int | None:
+    """The sampler seed of a (resumed) run: a fresh stream per resume point and worker, so that a resume
+    continues the search instead of proposing the first run's points again."""
+    if seed is None:
+        return None
+    if trials_so_far == 0 and worker == 0:
+        return seed
+    return derived_seed(seed, "sampler", trials_so_far, worker) % 2**32
 
 
 def create_sampler(name: str, seed: int | None, space: SearchSpace, trials: int | None) -> optuna.samplers.BaseSampler:
@@ -143,17 +154,27 @@ def open_or_create_study(storage: BaseStorage, study_name: str, objectives: tupl
     differs = _mismatch(stored, wanted)
     if [d.name.lower() for d in study.directions] != directions:
         differs.insert(0, record.OBJECTIVES)
-    if differs:
-        details = "; ".join(f"{key}: stored {_short(_lookup(stored, key))}, asked {_short(_lookup(wanted, key))}"
-                            for key in dict.fromkeys(differs))
-        raise ConfigError(
-            f"study {study_name!r} was created for a different search ({details}); rerun with the same "
-            "options to resume it, or start a new study with --study NEW_NAME")
+    _refuse(study_name, stored, wanted, differs, "rerun with the same options to resume it, or start a new "
+                                                 "study with --study NEW_NAME")
     missing = [key for key in wanted if key not in stored]
     if missing:
         note(f"warning: study {study_name!r} predates the stored {', '.join(missing)} settings; resuming "
              "without checking them, so keep the options it was started with")
     return study
+
+
+def check_comparable(study: optuna.Study, fingerprint: dict[str, Any], fix: str) -> None:
+    """Refuse (:class:`ConfigError`, saying ``fix``) when ``study`` was searched with other training,
+    measurement or device settings than ``fingerprint`` (see :mod:`.fingerprint`): what is measured
+    now would be pooled with figures it cannot be compared with."""
+    _refuse(study.study_name, study.user_attrs, fingerprint, _mismatch(study.user_attrs, fingerprint), fix)
+
+
+def _refuse(study_name: str, stored: dict[str, Any], wanted: dict[str, Any], differs: list[str], fix: str) -> None:
+    if differs:
+        details = "; ".join(f"{key}: stored {_short(_lookup(stored, key))}, asked {_short(_lookup(wanted, key))}"
+                            for key in dict.fromkeys(differs))
+        raise ConfigError(f"study {study_name!r} was created for a different search ({details}); {fix}")
 
 
 def _check_encoding(study_name: str, stored: dict[str, Any], wanted: dict[str, Any]) -> None:
