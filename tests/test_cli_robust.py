@@ -66,7 +66,7 @@ def test_ctrl_c_is_one_line_unless_debugging(tmp_path, debug):
     lines = []
     for line in process.stderr:  # Ctrl-C once the search runs, however long the start took
         lines.append(line)
-        if "trial(s) to run" in line:
+        if "new point(s) to run" in line:
             break
     time.sleep(3)  # inside the first trial's 200-epoch training
     process.send_signal(signal.SIGINT)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import optuna
 
-from ..config import E2GC, FGGC
+from ..config import E2GC, FGGC, FLGC
 from ..data import DataConfig, load_data
 from ..profiling import ProfileConfig
 from ..report import noise_notes, render_front
@@ -75,7 +75,7 @@ def proxy_train_config(args: argparse.Namespace, data: DataConfig) -> TrainConfi
 def search_config(args: argparse.Namespace) -> SearchConfig:
     objectives = parse_objectives(args.objective, args.reference_batch)
     constraints = tuple(parse_constraint(text, args.reference_batch) for text in args.constraint)
-    modules = tuple({"e2gc": E2GC, "fggc": FGGC}.get(m.lower(), m) for m in args.modules)
+    modules = tuple({"e2gc": E2GC, "fggc": FGGC, "flgc": FLGC}.get(m.lower(), m) for m in args.modules)
     if args.space == "stagewise":
         space = StagewiseSearchSpace(archs=tuple(args.arch), group_sizes=tuple(args.group_sizes),
                                      widths=tuple(args.widths))

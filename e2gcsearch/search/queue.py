@@ -17,12 +17,12 @@ def _params(trial: Any) -> dict[str, Any]:
 
 def enqueue_once(study: Any, space: Any, items: Iterable[tuple[ArchConfig, dict[str, Any]]]) -> list[ArchConfig]:
     """Queue each ``(config, user_attrs)`` unless a trial with the same parameters is already
-    complete, running or waiting, so a resumed study never runs a queued point twice.
+    complete, stopped early, running or waiting, so a resumed study never runs a queued point twice.
 
     Returns the configurations actually queued.
     """
     taken = {tuple(sorted(_params(t).items())) for t in study.get_trials(
-        deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING))}
+        deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING))}
     queued = []
     for arch_config, attrs in items:
         params = space.params_of(arch_config)

@@ -40,7 +40,7 @@ from . import record
 from .budget import NewPoints
 from .early_stop import known_losses, rule_for
 from .space import SearchSpace
-from .study import create_sampler, enqueue_baselines
+from .study import create_sampler, enqueue_baselines, sampler_seed
 from .trial import measured_twin, repeat
 from .warm_start import enqueue_warm_start
 
@@ -80,7 +80,7 @@ class MeasuredTable:
         for row in rows:
             family = "group_size" if row["module"] == "E2GC" else "groups"
             arch_config = ArchConfig(row["arch"], width=float(row["width"]), num_classes=num_classes,
-                                     **{family: int(row["value"])})
+                                     module="FLGC" if row["module"] == "FLGC" else None, **{family: int(row["value"])})
             epochs = sorted(int(key[6:]) for key in row if key.startswith("top1_e"))
             points.append(MeasuredPoint(
                 arch_config, {int(key[len("epf_mj_b"):]): float(value) for key, value in row.items()
@@ -173,7 +173,7 @@ def replay(table: MeasuredTable, sampler: str, seed: int, trials: int, warm_star
         enqueue_baselines(study, space, num_classes)
     if warm_start:
         _enqueue_warm_start(study, table)
-    budget = NewPoints(space, trials, num_classes, seed, study)
+    budget = NewPoints(space, trials, num_classes, sampler_seed(seed, len(study.trials)), study)  # as run does
     spent = {"train_s": 0.0}
     study.optimize(lambda trial: _objective(trial, table, early_stop, spent), n_trials=None, callbacks=[budget])
     new = [t for t in study.get_trials(deepcopy=False) if record.DUPLICATE_OF not in t.user_attrs]

@@ -28,14 +28,14 @@ from optuna.trial import FrozenTrial, TrialState
 from ..console import debugging, note
 from ..data import DataConfig, LoadedData, load_data
 from ..devices import worker_devices
+from ..metrics import ENERGY_METRICS
 from . import record
-from ..train.runtime import derived_seed
 from ..train.threads import AUTO, usable_cores, worker_threads
 from .fingerprint import study_fingerprint, trial_settings
 from .lost import fail_lost_trials, has_heartbeat, new_run_id, worker_tag
 from .preflight import check_networks, check_places, device_fingerprint_of
 from .storage import redact
-from .study import check_storage_for_workers, create_sampler, enqueue_baselines, open_or_create_study, open_search_storage
+from .study import check_storage_for_workers, create_sampler, sampler_seed, enqueue_baselines, open_or_create_study, open_search_storage
 from .budget import NewPoints
 from .trial import TrialRunner, TrialSettings
 
@@ -81,7 +81,7 @@ def trial_line(study: optuna.Study, trial: FrozenTrial, objectives: list[dict[st
     for objective, value in zip(objectives, trial.values or []):
         unit = objective["unit"] if objective["unit"] != "count" else ""
         shown = f"{value:.4g}" if objective["unit"] != "count" else f"{value / 1e6:.3g} M"
-        suffix = f" ({backend})" if objective["metric"] in ("epf", "latency") else ""
+        suffix = f" ({backend})" if objective["metric"] in (*ENERGY_METRICS, "latency") else ""
         parts.append(f"{objective['name']}={shown} {unit}{suffix}".rstrip())
     status = "  INFEASIBLE: " + "; ".join(attrs.get(record.VIOLATIONS, [])) if attrs.get(record.INFEASIBLE) else ""
     if trial.state == TrialState.PRUNED:
@@ -149,7 +149,7 @@ def _optimize(study: optuna.Study, runner: TrialRunner, config: SearchConfig, tr
               run_id: str, tag: str = "", worker: int = 0) -> None:
     """Run trials until ``trials`` of them measured a new point (see :mod:`.budget`), or the timeout."""
     budget = NewPoints(config.settings.space, trials, runner.data.num_classes,
-                       _sampler_seed(config.seed, len(study.trials), worker), study, lambda line: note(tag + line))
+                       sampler_seed(config.seed, len(study.trials), worker), study, lambda line: note(tag + line))
     if budget.quota == 0:
         return
     callbacks, close = _callbacks(dataclasses.replace(config, trials=budget.quota), tag)
@@ -168,9 +168,9 @@ def _worker(config: SearchConfig, index: int, quota: int | None, run_id: str, de
         data = load_data(config.data, progress=False)
         storage = open_search_storage(config.storage)
         study = optuna.load_study(study_name=config.study_name, storage=storage,
-                                  sampler=create_sampler(config.sampler, _sampler_seed(config.seed, 0, index),
+                                  sampler=create_sampler(config.sampler, sampler_seed(config.seed, 0, index),
                                                          config.settings.space, config.trials))
-        study.sampler = create_sampler(config.sampler, _sampler_seed(config.seed, len(study.trials), index),
+        study.sampler = create_sampler(config.sampler, sampler_seed(config.seed, len(study.trials), index),
                                        config.settings.space, config.trials)
         _optimize(study, TrialRunner(config.settings, data), config, quota, run_id, tag=f"[worker {index}] ",
                   worker=index)
@@ -268,16 +268,6 @@ def _split_cores(config: SearchConfig) -> SearchConfig:
     return dataclasses.replace(config, settings=settings)
 
 
-def _sampler_seed(seed: int | None, trials_so_far: int, worker: int = 0) -> int | None:
-    """The sampler seed of a (resumed) run: a fresh stream per resume point and worker, so that a resume
-    continues the search instead of proposing the first run's points again."""
-    if seed is None:
-        return None
-    if trials_so_far == 0 and worker == 0:
-        return seed
-    return derived_seed(seed, "sampler", trials_so_far, worker) % 2**32
-
-
 def prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData]:
     """Check, load the data, open or resume the study and queue the baselines (no trial runs yet)."""
     study, data, _ = _prepare(config)
@@ -309,7 +299,7 @@ def _prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData, SearchConf
     sampler = create_sampler(config.sampler, config.seed, space, config.trials)
     study = open_or_create_study(storage, config.study_name, settings.objectives, space,
                                  data_key(data), sampler, config.storage, fingerprint)
-    study.sampler = create_sampler(config.sampler, _sampler_seed(config.seed, len(study.trials)), space, config.trials)
+    study.sampler = create_sampler(config.sampler, sampler_seed(config.seed, len(study.trials)), space, config.trials)
     for line in fail_lost_trials(study):
         note(line)
     if config.baselines:
@@ -371,7 +361,7 @@ def search(config: SearchConfig) -> SearchOutcome:
     config = _fit_budget(config, study, data.num_classes)
     done_before = sum(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False))
     note(f"study {config.study_name!r} in {redact(config.storage)}: {done_before} trial(s) so far; "
-         f"sampler {config.sampler}, {config.trials or 'unlimited'} trial(s) to run"
+         f"sampler {config.sampler}, {'unlimited' if config.trials is None else config.trials} new point(s) to run"
          + (f", timeout {config.timeout_s:g} s" if config.timeout_s else "")
          + (f", {config.workers} workers" if config.workers > 1 else ""))
     start = time.perf_counter()
