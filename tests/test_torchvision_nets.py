@@ -136,6 +136,9 @@ def test_a_grouping_that_does_not_divide_is_refused_naming_the_layer_and_what_fi
         create_model(ArchConfig("regnet_y_400mf", group_size=16))
     with pytest.raises(ConfigError, match="width 1.0 only"):
         create_model(ArchConfig("efficientnet_b0", group_size=1, width=0.5))
+    # FLGC's permutations fold into the hand-written networks' neighbours only: never a plain FgGC labelled FLGC
+    with pytest.raises(ConfigError, match="FLGC needs .* mobilenet_v2 takes E2GC"):
+        create_model(ArchConfig("mobilenet_v2", groups=4, module="FLGC"))
     assert [c.grouping for c in table_configs(archs=["regnet_y_400mf"])] == \
         ["G=1", "G=2", "G=4", "G=8", "g=2", "g=4", "g=8"]
 

@@ -41,7 +41,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from ..config import E2GC, ArchConfig
+from ..config import E2GC, FLGC, ArchConfig
 from ..errors import ConfigError
 from .layers import grouping_at
 from .registry import ExportRows, ModelEntry, StagePlan
@@ -240,6 +240,9 @@ class StockNetwork:
 
 @functools.lru_cache(maxsize=512)
 def _plan(network: StockNetwork, arch_config: ArchConfig) -> RegroupPlan:
+    if arch_config.module == FLGC:
+        raise ConfigError(f"FLGC needs a network whose channel permutations can be folded into its 1x1 "
+                          f"neighbours (mobilenet_v1, resnext50); {network.name} takes E2GC (-G) or FgGC (-g)")
     values = arch_config.stage_group_sizes or (arch_config.grouping_value,)
     call = network.constructor(arch_config.width, math.lcm(8, *map(int, values)))
     layers, stem = _survey(call, arch_config.num_classes)

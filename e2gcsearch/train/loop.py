@@ -141,6 +141,8 @@ class Trainer:
         order = order[self.dist.rank::self.dist.world_size].to(self.device)
         batches = [to_layout(normalize_batch(self.train_x[index], self.mean, self.std), self.layout)
                    for index in order.split(max(2, self.batch)) if index.numel() > 1]
+        if not batches:  # this process's share is under 2 images: keep the running averages
+            return
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.optim.swa_utils.update_bn(batches, self.model)
@@ -155,7 +157,9 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float | None]:
         """Validation top-1 and top-5 in percent (top-5 is ``None`` with fewer than 5 classes)."""
+        self.between_steps()  # a measurement waiting for the device goes first
         self.recompute_bn_stats()
+        self.between_steps()
         self.model.eval()
         counts = torch.zeros(3, dtype=torch.float64, device=self.device)  # correct@1, correct@5, images
         local = torch.arange(self.dist.rank, self.val_y.numel(), self.dist.world_size, device=self.device)
