@@ -89,20 +89,24 @@ def test_profiling_waits_for_the_device_and_a_trial_records_the_wait(tmp_path):
     stop = tmp_path / "stop"
     trainer = context.Process(target=_slow_trainer, args=(str(tmp_path / "profiles"), lock.key, str(stop)))
     trainer.start()
+    stepping = Path(str(stop) + ".stepping")
     try:
-        time.sleep(0.3)
+        deadline = time.monotonic() + 60
+        while not stepping.exists() and time.monotonic() < deadline:  # the trainer is inside a 3 s step
+            time.sleep(0.01)
         profile_model(ArchConfig("mobilenet_v1", group_size=8, width=0.25, num_classes=10), config, lock=lock)
     finally:
         stop.touch()
         trainer.join(timeout=60)
-    assert lock.waited_s >= 0.2  # the trainer's step of 0.5 s had to end first
+    assert lock.waited_s >= 0.5  # the step had to end first (building the network takes well under 2.5 s)
 
 
 def _slow_trainer(folder: str, key: str, stop: str) -> None:
     lock = DeviceLock(folder, key)
     with lock.shared() as step_boundary:
+        Path(stop + ".stepping").touch()
         while not Path(stop).exists():
-            time.sleep(0.5)
+            time.sleep(3.0)
             step_boundary()
 
 
