@@ -250,6 +250,12 @@ USER_PACKAGE = textwrap.dedent('''
 
     def dense_net(num_classes):
         return nn.Sequential(nn.Conv2d(3, 8, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, num_classes))
+
+
+    def full_width_only(num_classes, width=1.0):
+        if width != 1.0:
+            raise RuntimeError("this network exists at width 1.0 only")
+        return build_net(num_classes)
 ''')
 
 
@@ -261,7 +267,7 @@ def user_package(tmp_path, monkeypatch):
     (package / "models.py").write_text(USER_PACKAGE)
     monkeypatch.syspath_prepend(str(tmp_path))
     yield "userpkg_e2gc.models"
-    for name in ("userpkg_e2gc.models:build_net", "userpkg_e2gc.models:dense_net"):
+    for name in ("userpkg_e2gc.models:build_net", "userpkg_e2gc.models:dense_net", "userpkg_e2gc.models:full_width_only"):
         if name in list_models():
             unregister_model(name)
     for name in ("userpkg_e2gc", "userpkg_e2gc.models"):
@@ -310,3 +316,13 @@ def test_a_factory_without_grouped_convs_or_that_cannot_be_imported_is_one_line_
     assert main(["cost", arch, "-G", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert fragment in err and len(err.splitlines()) == 1
+
+
+def test_a_factory_that_fails_at_another_width_is_one_line_exit_2(user_package, capsys):
+    arch = f"{user_package}:full_width_only"
+    assert main(["cost", arch, "-G", "1", "--resolution", "32", "--classes", "10"]) == 0
+    capsys.readouterr()
+    assert main(["cost", arch, "-G", "1", "--width", "0.5", "--resolution", "32", "--classes", "10"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "full_width_only(10, width=0.5) failed" in err and "exists at width 1.0 only" in err
+    assert len(err.splitlines()) == 1

@@ -90,10 +90,16 @@ class Call:
         if self.classes == "keyword":
             kwargs["num_classes"] = num_classes
         function = Ref(self.function).resolve()
-        if torch.empty(0).is_meta:  # a shape-only build (cost model): no values to initialise
-            with _without_init():
+        meta = torch.empty(0).is_meta  # a shape-only build (cost model): no values to initialise
+        try:
+            with _without_init() if meta else contextlib.nullcontext():
                 return function(*args, **kwargs)
-        return function(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - a user's factory may fail in any way
+            if self.classes != "positional" or isinstance(exc, ConfigError):
+                raise
+            where = " on the meta device (the cost model builds shapes only, without values)" if meta else ""
+            raise ConfigError(f"{self.source(str(num_classes))} failed{where} ({type(exc).__name__}: {exc}); the "
+                              "factory must build the network from num_classes (and width, if it takes one)") from None
 
     def source(self, num_classes: str = "num_classes") -> str:
         parts = [num_classes] if self.classes == "positional" else []
