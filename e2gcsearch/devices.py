@@ -33,6 +33,18 @@ def parse_device(device: str) -> tuple[str, int]:
     raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
 
 
+def cuda_uuid(index: int) -> str | None:
+    """``GPU-…`` UUID of torch's ``cuda:index`` (the same board under any ``CUDA_VISIBLE_DEVICES``),
+    when torch can tell."""
+    try:
+        if not torch.cuda.is_available():
+            return None
+        uuid = str(torch.cuda.get_device_properties(index).uuid)
+    except Exception:  # noqa: BLE001 - any failure just means "no UUID"
+        return None
+    return uuid if uuid.startswith("GPU-") else f"GPU-{uuid}"
+
+
 def resolve_device(device: str, local_rank: int = 0) -> str:
     """``auto`` → ``cuda:<local rank>`` when torch sees a GPU, else ``cpu``; ``cuda`` → the local
     rank's GPU; checks that an asked-for GPU exists."""

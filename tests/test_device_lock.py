@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 import multiprocessing
 import time
+import types
 from pathlib import Path
+
+import torch
 
 from e2gcsearch.profiling import DeviceLock, ProfileConfig, profile_model
 from e2gcsearch.profiling.lock import device_key
@@ -78,6 +81,22 @@ def test_a_process_measuring_while_it_trains_lets_go_of_its_own_share(tmp_path):
 def test_devices_have_their_own_keys():
     assert device_key("cpu") == device_key("cpu")
     assert device_key("cpu").startswith("cpu-") and "/" not in device_key("cpu")
+
+
+def test_a_gpu_is_keyed_by_its_board_not_by_the_index_a_process_sees(monkeypatch):
+    """Fakes at the torch.cuda boundary: a process with CUDA_VISIBLE_DEVICES=1 sees board B as cuda:0,
+    another with the default order sees it as cuda:1; both must take the same lock."""
+    boards = {0: "8e2f0c6a-0000-4a4a-9c9c-00000000000a", 1: "8e2f0c6a-0000-4a4a-9c9c-00000000000b"}
+    visible = {"order": [0, 1]}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "NVIDIA H200")
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda index: types.SimpleNamespace(uuid=boards[visible["order"][index]]))
+    default_order = device_key("cuda:1")
+    visible["order"] = [1]
+    assert device_key("cuda:0") == default_order
+    visible["order"] = [0, 1]
+    assert device_key("cuda:0") != default_order and "H200" in default_order
 
 
 def test_profiling_waits_for_the_device_and_a_trial_records_the_wait(tmp_path):

@@ -27,6 +27,7 @@ import threading
 import time
 from typing import Any, Callable, Mapping
 
+from ..devices import cuda_uuid
 from .base import Meter, MeterError, MeterUnavailableError
 
 _STALL_WINDOW_S = 1.0  # the counter refreshes every 20-100 ms; silence over 1 s means it is stuck
@@ -85,19 +86,6 @@ def visible_devices(environ: Mapping[str, str]) -> list[str] | None:
             break
         entries.append(part)
     return entries
-
-
-def _torch_uuid(device_index: int) -> str | None:
-    """``GPU-…`` UUID of torch's ``cuda:device_index``, when torch can tell."""
-    try:
-        import torch
-
-        if not torch.cuda.is_available():
-            return None
-        uuid = str(torch.cuda.get_device_properties(device_index).uuid)
-    except Exception:  # noqa: BLE001 - any failure just means "use CUDA_VISIBLE_DEVICES"
-        return None
-    return uuid if uuid.startswith("GPU-") else f"GPU-{uuid}"
 
 
 def nvml_handle(nvml: Any, device_index: int, environ: Mapping[str, str], uuid: str | None = None) -> Any:
@@ -226,7 +214,7 @@ class NvmlMeter(Meter):
         self._nvml = load_nvml(nvml_module)
         try:
             environ = os.environ if environ is None else environ
-            self._handle = nvml_handle(self._nvml, device_index, environ, _torch_uuid(device_index))
+            self._handle = nvml_handle(self._nvml, device_index, environ, cuda_uuid(device_index))
             self.gpu_name = _text(self._nvml.nvmlDeviceGetName(self._handle))
             self.driver_version = _text(self._nvml.nvmlSystemGetDriverVersion())
             if not self._has_counter():

@@ -5,7 +5,7 @@ Energy counters read a whole device (NVML the whole board, RAPL the whole CPU pa
 estimate's clock slows down when another process shares the cores. A measurement window that overlaps
 another worker's training therefore charges that training to the measured network. So every process
 of a host coordinates through two lock files per device, kept beside the profile cache
-(``<profiles>/.locks/<device key>.{room,turnstile}``, the key naming the device model and index):
+(``<profiles>/.locks/<device key>.{room,turnstile}``, the key naming the device model and board):
 
 * a **trainer** holds ``room`` shared while it runs steps. Between two steps it probes ``turnstile``
   (shared, non-blocking); when a measurement holds it, the trainer lets go of ``room`` and waits on
@@ -49,19 +49,20 @@ from typing import Callable, Iterator
 
 import torch
 
-from ..devices import parse_device
+from ..devices import cuda_uuid, parse_device
 from .fingerprint import cpu_model
 
 LOCKS = ".locks"
 
 
 def device_key(device: str) -> str:
-    """A file-name-safe key naming one device of this host: its kind, model and index (``cuda:1`` on a
-    board of the same model as ``cuda:0`` is another key; every CPU socket of the host is one key)."""
+    """A file-name-safe key naming one device of this host: its kind, model and board UUID, so that two
+    processes that see one board under different ``CUDA_VISIBLE_DEVICES`` indices share its lock (the
+    index stands in when torch gives no UUID); every CPU socket of the host is one key."""
     kind, index = parse_device(device)
     if kind == "cuda":
         model = torch.cuda.get_device_name(index)
-        name = f"cuda{index}-{model}"
+        name = f"cuda-{model}-{cuda_uuid(index) or index}"
     else:
         name = f"cpu-{cpu_model()}"
     readable = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")[:60]
