@@ -3,6 +3,7 @@ measurement waiting for the device gets it while trainers keep stepping, and tri
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import time
@@ -137,3 +138,16 @@ def test_no_device_lock_measures_without_waiting(tmp_path):
         result = profile_model(ArchConfig("mobilenet_v1", group_size=8, width=0.25, num_classes=10), config)
     assert result.batches[2].status == "ok"
 
+
+
+def test_a_measurement_made_without_the_lock_is_not_reused_by_a_run_that_holds_it(tmp_path):
+    config = ProfileConfig(batch_sizes=(2,), resolution=32, device="cpu", backend="estimate", repeats=1,
+                           min_window_s=0.01, warmup=1, cache_dir=str(tmp_path), impl="nchw", device_lock=False)
+    network = ArchConfig("mobilenet_v1", group_size=8, width=0.25, num_classes=10)
+    unlocked = profile_model(network, config).batches[2]
+    assert unlocked.isolated is False and not unlocked.cached
+    assert profile_model(network, config).batches[2].cached  # another unlocked run may reuse it
+    locked = dataclasses.replace(config, device_lock=True)
+    again = profile_model(network, locked).batches[2]
+    assert not again.cached and again.isolated is True  # measured again, with the device to itself
+    assert profile_model(network, locked).batches[2].cached

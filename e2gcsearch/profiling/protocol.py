@@ -250,7 +250,8 @@ def _measure_batch(model: nn.Module, meter: Meter, arch_config: ArchConfig, batc
 
 
 def _usable(entry: dict[str, Any] | None, config: ProfileConfig, window_s: float) -> BatchProfile | None:
-    """A cached entry, if it is at least as precise as asked."""
+    """A cached entry, if it is at least as precise as asked (and, when the device lock is on, was not
+    measured without it)."""
     if not entry:
         return None
     try:
@@ -258,6 +259,8 @@ def _usable(entry: dict[str, Any] | None, config: ProfileConfig, window_s: float
     except (TypeError, ValueError):
         return None
     if cached.status != "ok" or cached.repeats < config.repeats or cached.window_s + 1e-9 < window_s:
+        return None
+    if config.device_lock and cached.isolated is False:  # measured beside other processes' training
         return None
     return dataclasses.replace(cached, cached=True)
 
@@ -363,8 +366,9 @@ def _profile_batch(bench: _Bench, batch_size: int, fingerprint: dict[str, Any], 
     key = cache_key(arch_config, batch_size, config.resolution, with_implementation(fingerprint, impl), config.mode)
     batch = _usable(cache.load(key), config, window_s) if cache is not None else None
     if batch is None:
-        batch = _measure_batch(bench.model_as(impl), bench.meter, arch_config, batch_size, bench.device, config,
-                               bench.idle_power_w, impl)
+        batch = dataclasses.replace(_measure_batch(bench.model_as(impl), bench.meter, arch_config, batch_size,
+                                                   bench.device, config, bench.idle_power_w, impl),
+                                    isolated=config.device_lock)
         if cache is not None and batch.status == "ok":
             cache.store(key, batch.to_dict())
     batch = dataclasses.replace(batch, impl=impl, impl_choice=choice.to_dict() if choice else None)

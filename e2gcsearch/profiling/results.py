@@ -52,6 +52,7 @@ class BatchProfile:
     impl: str = "nchw"  # entries cached before implementations were recorded measured nchw or named their layout
     impl_choice: dict[str, Any] | None = None
     compile_s: float | None = None
+    isolated: bool | None = None  # measured holding the device lock; None in entries cached before it was recorded
 
     def epf(self) -> Summary:
         """EPF over the windows (mJ/frame): n, mean, std; ``.interval()`` is its 95 % interval."""
@@ -73,7 +74,8 @@ class BatchProfile:
             self, epf_mj=epf.mean, epf_std_mj=epf.std, cv=epf.std / epf.mean if epf.mean > 0 else 0.0,
             latency_ms=latency.mean, latency_std_ms=latency.std, repeats=epf.n, measured_s=measured_s,
             throughput_ips=frames / measured_s if measured_s > 0 else 0.0, epf_idle_subtracted_mj=idle,
-            iterations=max(self.iterations, more.iterations), wall_s=self.wall_s + more.wall_s, cached=False)
+            iterations=max(self.iterations, more.iterations), wall_s=self.wall_s + more.wall_s, cached=False,
+            isolated=None if None in (self.isolated, more.isolated) else self.isolated and more.isolated)
 
     @classmethod
     def failed(cls, batch_size: int, status: str, repeats: int, window_s: float, wall_s: float) -> "BatchProfile":
