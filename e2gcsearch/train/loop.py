@@ -3,13 +3,14 @@ non-finite-loss detection, per-epoch checkpoints, and progress on stderr."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -96,18 +97,28 @@ class Trainer:
         running = torch.zeros((), device=self.device)
         self.net.train()
         started = time.perf_counter()
-        for i in range(steps):
-            index = order[i * batch:(i + 1) * batch]
-            x = augment_batch(self.train_x[index], self.mean, self.std, generator, self.augment)  # (B, 3, R, R)
-            x = to_layout(x, self.layout)
-            running += self._step(x, self.train_y[index], learning_rate(config, epoch * steps + i, steps))
-            if ((i + 1) % CHECK_EVERY == 0 or i + 1 == steps) and not self._all_finite(running):
-                return None
-            bar.update(batch * self.dist.world_size)
-            self.between_steps()
+        with self._seeded_global_rng(epoch):
+            for i in range(steps):
+                index = order[i * batch:(i + 1) * batch]
+                x = augment_batch(self.train_x[index], self.mean, self.std, generator, self.augment)  # (B, 3, R, R)
+                x = to_layout(x, self.layout)
+                running += self._step(x, self.train_y[index], learning_rate(config, epoch * steps + i, steps))
+                if ((i + 1) % CHECK_EVERY == 0 or i + 1 == steps) and not self._all_finite(running):
+                    return None
+                bar.update(batch * self.dist.world_size)
+                self.between_steps()
         self.train_s += time.perf_counter() - started
         self.train_images += steps * batch * self.dist.world_size
         return self._mean_over_ranks(running.item() / steps)
+
+    @contextlib.contextmanager
+    def _seeded_global_rng(self, epoch: int) -> Iterator[None]:
+        """Torch's global RNG (dropout, stochastic depth) seeded per epoch and rank, and restored after, so
+        an epoch draws the same whatever ran before it in the process (a calibration, a cache miss)."""
+        device = torch.device(self.device)
+        with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+            torch.manual_seed(derived_seed(self.config.seed, "global", epoch, self.dist.rank))
+            yield
 
     def _all_finite(self, value: torch.Tensor) -> bool:
         flag = torch.isfinite(value).to(torch.float32).reshape(1)
