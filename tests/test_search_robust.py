@@ -174,3 +174,17 @@ def test_a_lost_workers_trial_is_failed_with_a_reason_at_the_next_start(tmp_path
     assert lost.state == TrialState.FAIL
     assert lost.user_attrs[record.FAIL_REASON].startswith(f"worker lost: process {dead_pid}")
     assert TrialState.RUNNING not in states(study)
+
+
+def test_the_default_warm_start_steps_aside_when_the_model_cannot_be_calibrated(tmp_path, monkeypatch, capsys):
+    import e2gcsearch.energy_model
+
+    def cannot(*args, **kwargs):
+        raise DataError("the measured EPF does not grow with the networks' work")
+
+    monkeypatch.setattr(e2gcsearch.energy_model, "load_or_calibrate", cannot)
+    study, _ = prepare(tiny_config(tmp_path, warm_start="auto", study_name="auto"))
+    assert [t.user_attrs.get(record.BASELINE) is not None for t in study.trials] == [True]  # the baseline alone
+    assert "no warm start from the energy model (the measured EPF does not grow" in capsys.readouterr().err
+    with pytest.raises(DataError, match="does not grow"):  # asked for by name, the model must be there
+        prepare(tiny_config(tmp_path, warm_start="model", study_name="model"))

@@ -187,7 +187,8 @@ def test_search_and_export_of_torchvision_networks(tmp_path, capsys):
              "shufflenet_v2_x1_0"]
     url = f"sqlite:///{tmp_path / 'tv.db'}"
     assert main(["run", "--arch", ",".join(names), "--trials", str(len(names)), "--storage", url, "--study", "tv",
-                 "--sampler", "random", "--objective", "epf@2,top1", "--modules", "E2GC", "--group-sizes", "1,8,16",
+                 "--sampler", "random", "--warm-start", "none", "--objective", "epf@2,top1", "--modules", "E2GC",
+                 "--group-sizes", "1,8,16",
                  "--widths", "1.0", "--data", "digits", "--train-per-class", "2", "--val-per-class", "2",
                  "--resolution", "32", "--epochs", "1", "--batch-sizes", "2", "--repeats", "1", "--backend", "estimate",
                  "--device", "cpu", "--threads", "1", "--batch-size", "4", "--min-window-s", "0.01", "--warmup", "1"]) == 0
@@ -286,7 +287,8 @@ def test_a_users_factory_is_searched_and_exported(user_package, tmp_path, capsys
                  "--data", "digits", "--train-per-class", "2", "--val-per-class", "2", "--resolution", "32",
                  "--epochs", "1", "--batch-sizes", "2", "--repeats", "1", "--backend", "estimate", "--device", "cpu",
                  "--threads", "1", "--batch-size", "4", "--min-window-s", "0.01", "--warmup", "1"]) == 0
-    (trial,) = optuna.load_study(study_name="own", storage=get_storage(url)).trials
+    study = optuna.load_study(study_name="own", storage=get_storage(url))
+    (trial,) = study.get_trials(states=(TrialState.COMPLETE,))
     assert trial.state == TrialState.COMPLETE and TrialRecord.from_trial(trial).arch_config.grouping == "G=1"  # the factory's own network first
     out = tmp_path / "own_model.py"
     assert main(["export", "--storage", url, "--study", "own", "--trial", "0", "--out", str(out)]) == 0

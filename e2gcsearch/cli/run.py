@@ -32,7 +32,8 @@ examples:
   e2gcsearch run --config studies/food101.toml --trials 40  # a versioned study spec; flags override it
   e2gcsearch run --storage studies/e2gcsearch.log --workers 2   # two processes on one journal file
   e2gcsearch run --storage postgresql://me:PASSWORD@dbhost/e2gc --device cuda --devices 0,1 --workers 2
-  e2gcsearch run --warm-start model --space stagewise --study stagewise  # one G per stage, seeded by Eq. 2
+  e2gcsearch run --space stagewise --study stagewise   # one G per stage, warm-started from Eq. 2
+  e2gcsearch run --warm-start none --study plain         # the sampler alone, no energy-model calibration
   e2gcsearch run --no-early-stop --trials 33               # every point of the default space, each trained fully
 
 objectives: epf (mJ/frame at batch {DEFAULT_BATCH_SIZE}; epf@B for batch B), top1 (maximized), params, macs,

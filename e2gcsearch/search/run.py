@@ -28,6 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ..console import debugging, note
 from ..data import DataConfig, LoadedData, load_data
 from ..devices import worker_devices
+from ..errors import UserError
 from ..metrics import ENERGY_METRICS
 from . import record
 from ..train.threads import AUTO, usable_cores, worker_threads
@@ -40,6 +41,7 @@ from .budget import NewPoints
 from .trial import TrialRunner, TrialSettings
 
 DEFAULT_TRIALS = 16  # one 'run' on the embedded digits: about 5 minutes on 2 cores
+WARM_STARTS = ("auto", "model", "none")  # the CLI's default is auto (see benchmarks/search_replay.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +61,8 @@ class SearchConfig:
     devices: tuple[int, ...] | None = None  # GPU of each worker (default: every GPU with device cuda)
     share_devices: bool = False  # allow more workers than GPUs (they take turns measuring)
     progress: bool = True
-    warm_start: str | None = None  # "model": queue the energy model's predicted best points
+    warm_start: str | None = None  # "model": queue the energy model's predicted best points; "auto": model
+    # unless it cannot be calibrated for the space (then a note); None or "none": the sampler alone
     warm_start_profile: str | None = None  # device profile JSON (default: calibrate or reuse the cached one)
 
 
@@ -305,13 +308,14 @@ def _prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData, SearchConf
     if config.baselines:
         for label in enqueue_baselines(study, space, data.num_classes):
             note(f"queued {label}")
-    if config.warm_start == "model":
+    if config.warm_start in ("model", "auto"):
         _warm_start(study, config, data.num_classes)
     return study, data, config
 
 
 def _warm_start(study: optuna.Study, config: SearchConfig, num_classes: int) -> None:
-    """Queue the optimum-group-size model's predicted best points (calibrating it first if needed)."""
+    """Queue the optimum-group-size model's predicted best points (calibrating it first if needed).
+    With ``auto``, a model that cannot be calibrated or used for the space leaves the sampler alone."""
     from ..energy_model import DeviceProfile, load_or_calibrate, warm_start_configs
     from .warm_start import enqueue_warm_start
 
@@ -319,7 +323,14 @@ def _warm_start(study: optuna.Study, config: SearchConfig, num_classes: int) -> 
     if config.warm_start_profile:
         profile = DeviceProfile.load(config.warm_start_profile)
     else:
-        profile = load_or_calibrate(space, num_classes, profile_config, progress=note)
+        try:
+            profile = load_or_calibrate(space, num_classes, profile_config, progress=note)
+        except UserError as exc:
+            if config.warm_start != "auto":
+                raise
+            note(f"note: no warm start from the energy model ({exc}); the sampler starts alone "
+                 "(--warm-start none skips the calibration)")
+            return
     seeds = warm_start_configs(profile, space, num_classes, k=3, resolution=profile_config.resolution)
     for label in enqueue_warm_start(study, space, seeds):
         note(f"queued {label} (predicted by the energy model)")
