@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from e2gcsearch.cli import build_parser, main
-from e2gcsearch.cli.options import complete, data_config, load_spec, profile_config
+from e2gcsearch.cli.configs import data_config, profile_config
+from e2gcsearch.cli.options import complete, load_spec
 from e2gcsearch.cli.run import RUN_DEFAULTS, RUN_GROUPS, search_config
 from e2gcsearch.cli.validate import settings as validate_settings
 

@@ -10,7 +10,8 @@ from ..energy_model.equations import FIG3_SHAPE
 from ..errors import ConfigError
 from ..report.tables import fixed, human_count, render, to_json
 from ._common import HelpFormatter, emit, int_list, note
-from .options import MODEL, OUTPUT, add_options, arch_config_from
+from .configs import arch_config_from
+from .options import MODEL, OUTPUT, add_options
 
 EXAMPLES = """\
 examples:

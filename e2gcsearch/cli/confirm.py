@@ -19,8 +19,8 @@ from ..search.results import front_info
 from ..search.storage import open_study
 from ._common import HelpFormatter, emit, note, positive_int, positive_float
 from ..search.confirm import ConfirmLimits
-from .options import (DATA, MEASUREMENT_WHILE_TRAINING, OUTPUT, STUDY, TRAINING, add_options, complete, data_config,
-                      load_spec, profile_config)
+from .configs import data_config, profile_config
+from .options import DATA, MEASUREMENT_WHILE_TRAINING, OUTPUT, STUDY, TRAINING, add_options, complete, load_spec
 from .run import RUN_DEFAULTS, RUN_GROUPS, confirm, proxy_train_config
 
 EXAMPLES = """\

@@ -10,7 +10,8 @@ from ..cost import network_cost
 from ..models import layer_notes
 from ..report.tables import fixed, human_count, render, to_json
 from ._common import HelpFormatter, emit
-from .options import MODEL, OUTPUT, add_option, add_options, arch_config_from
+from .configs import arch_config_from
+from .options import MODEL, OUTPUT, add_option, add_options
 
 EXAMPLES = """\
 examples:

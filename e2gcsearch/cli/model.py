@@ -18,7 +18,8 @@ from ..models import DEFAULT_ARCH, get_entry
 from ..search.warm_start import dataset_from_study
 from ..report.tables import fixed, human_count, render, to_json
 from ._common import HelpFormatter, emit, note, positive_int
-from .options import MEASUREMENT, MODEL, OUTPUT, add_option, add_options, profile_config
+from .configs import profile_config
+from .options import MEASUREMENT, MODEL, OUTPUT, add_option, add_options
 
 FIT_EXAMPLES = f"""\
 examples:

@@ -1,4 +1,5 @@
-"""The option vocabulary of every command: one table of options, grouped, and the configs they build.
+"""The option vocabulary of every command: one table of options, grouped (the configs they describe are
+built in :mod:`.configs`).
 
 Each option is declared once in :data:`OPTIONS` (flags, type, default, help); a command registers the
 groups it needs with :func:`add_options`, so a flag means the same thing, has the same ``dest`` and
@@ -30,14 +31,11 @@ import tomllib
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
-from ..config import E2GC, FGGC, FLGC, ArchConfig
-from ..data import DataConfig
+from ..config import E2GC, FGGC
 from ..data.augment import AUGMENTATIONS
 from ..energy import BACKENDS
 from ..errors import ConfigError, DataError
 from ..models import DEFAULT_ARCH, list_models
-from ..paths import PROFILES, TENSORS, cache_folder
-from ..profiling import ProfileConfig
 from ..profiling.implementations import AUTO_CANDIDATES, IMPL_CHOICES, MODES
 from ..profiling.protocol import DTYPES
 from ..report.tables import FORMATS
@@ -46,7 +44,7 @@ from ..search.space import DEFAULT_WIDTHS, SearchSpace
 from ..search.storage import DEFAULT_STORAGE, DEFAULT_STUDY
 from ..search.run import DEFAULT_TRIALS, WARM_STARTS
 from ..search.study import SAMPLERS
-from ..train import SCHEDULES, TrainConfig, proxy_data_config
+from ..train import SCHEDULES, TrainConfig
 from ._common import class_list, float_list, index_list, int_list, name_list, positive_float, positive_int, threads
 
 
@@ -398,71 +396,3 @@ def complete(args: argparse.Namespace, groups: tuple[Group, ...], defaults: Mapp
         if dest not in given:
             values[dest] = spec.get(dest, list(default) if isinstance(default, list) else default)
     return argparse.Namespace(**values, **given)
-
-
-# --- what the options describe -----------------------------------------------------------------------
-
-
-def class_count(classes: int | tuple[str, ...] | None) -> int | None:
-    """``--classes`` where it sizes a network without loading data: a number, not class names."""
-    if isinstance(classes, tuple):
-        raise ConfigError(f"--classes takes a number here (the network's outputs), got names {','.join(classes)}; "
-                          "class names pick the classes of a dataset in train, run and validate")
-    return classes
-
-
-def arch_config_from(args: argparse.Namespace) -> ArchConfig:
-    """The ArchConfig the network flags describe (raises ConfigError with a fix)."""
-    return ArchConfig(args.arch, group_size=args.group_size, groups=args.groups, width=args.width,
-                      num_classes=class_count(args.classes), **flgc_fields(args))
-
-
-def flgc_fields(args: argparse.Namespace) -> dict[str, Any]:
-    """The ArchConfig fields ``--flgc`` / ``--flgc-uneven`` ask for (none without them)."""
-    if not (args.flgc or args.flgc_uneven):
-        return {}
-    return {"module": FLGC, "uneven": bool(args.flgc_uneven)}
-
-
-def cached_under(home: str | None, kind: str) -> str | None:
-    """The folder of one kind of cache (``paths.TENSORS``, ``paths.PROFILES``) under ``--cache-dir``;
-    ``None`` (the library's default) when the flag is unset."""
-    return None if home is None else str(cache_folder(kind, home))
-
-
-def data_config(args: argparse.Namespace, proxy: bool = False) -> DataConfig:
-    """The DataConfig the data flags describe; with ``proxy``, unset subset flags take the dataset's proxy budget."""
-    config = DataConfig(name=args.data, root=args.data_root, classes=args.classes,
-                        train_per_class=args.train_per_class, val_per_class=args.val_per_class,
-                        resolution=args.resolution or 64, seed=args.data_seed,
-                        cache_dir=cached_under(args.cache_dir, TENSORS), download=args.download)
-    return proxy_data_config(config, args.resolution) if proxy else config
-
-
-def implementation(args: argparse.Namespace) -> str:
-    """``--impl``, with the older ``--channels-last`` read as ``--impl channels_last``."""
-    if not getattr(args, "channels_last", False):
-        return args.impl
-    if args.impl == "compile":
-        raise ConfigError("--channels-last contradicts --impl compile; drop --channels-last "
-                          "(it is the older spelling of --impl channels_last)")
-    return "channels_last"
-
-
-def training_layout(args: argparse.Namespace) -> str:
-    """The trainer's layout for ``--impl``: nchw, channels_last or auto (compile trains nchw)."""
-    impl = implementation(args)
-    return "nchw" if impl == "compile" else impl
-
-
-def profile_config(args: argparse.Namespace, threads: int | None, resolution: int | None = None,
-                   batch_sizes: tuple[int, ...] | None = None) -> ProfileConfig:
-    """The ProfileConfig the measurement flags describe; ``threads`` is ``--threads`` or ``--profile-threads``
-    (the latter where the command also trains)."""
-    return ProfileConfig(
-        batch_sizes=tuple(batch_sizes or args.batch_sizes), resolution=resolution or args.resolution,
-        device=args.device, backend=args.backend, dtype=args.dtype, impl=implementation(args),
-        mode=getattr(args, "mode", "train"),
-        repeats=args.repeats, min_window_s=args.min_window_s, warmup=args.warmup,
-        cache_dir=cached_under(args.cache_dir, PROFILES), use_cache=not args.no_cache, power_w=args.cpu_power_w,
-        threads=threads, device_lock=not args.no_device_lock)

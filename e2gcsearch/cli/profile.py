@@ -12,7 +12,8 @@ from ..profiling.probe import step_timer
 from ..train import choose_threads
 from ..report.tables import fixed, render, to_json
 from ._common import HelpFormatter, emit, note
-from .options import MEASUREMENT, MODEL, OUTPUT, add_option, add_options, arch_config_from, profile_config
+from .configs import arch_config_from, profile_config
+from .options import MEASUREMENT, MODEL, OUTPUT, add_option, add_options
 
 EXAMPLES = """\
 examples:

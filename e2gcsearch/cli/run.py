@@ -19,8 +19,9 @@ from ..search.space import SearchSpace, StagewiseSearchSpace
 from ..search.trial import TrialSettings
 from ..train import TrainConfig, proxy_budget
 from ._common import HelpFormatter, emit, note
+from .configs import data_config, profile_config, training_layout
 from .options import (DATA, DEFAULT_TRIALS, MEASUREMENT_WHILE_TRAINING, OUTPUT, SEARCH, SPACE, TRAINING, add_options,
-                      complete, data_config, load_spec, profile_config, training_layout)
+                      complete, load_spec)
 
 EXAMPLES = f"""\
 examples:

@@ -11,7 +11,8 @@ from .. import paper
 from ..profiling import epf_columns, profile_many
 from ..report.tables import fixed, human_count, render
 from ._common import HelpFormatter, emit, name_list, note
-from .options import MEASUREMENT, MODEL, OUTPUT, Group, add_options, profile_config
+from .configs import profile_config
+from .options import MEASUREMENT, MODEL, OUTPUT, Group, add_options
 from .profile import backend_lines
 
 EXAMPLES = """\

@@ -13,7 +13,8 @@ from ..data import DataConfig, LoadedData, load_data
 from ..report.tables import fixed, render, to_json
 from ..train import TrainConfig, TrainResult, process_rank, train_model
 from ._common import HelpFormatter, emit, note
-from .options import DATA, NETWORK, OUTPUT, TRAINER, TRAINING, add_options, data_config, flgc_fields, training_layout
+from .configs import data_config, flgc_fields, training_layout
+from .options import DATA, NETWORK, OUTPUT, TRAINER, TRAINING, add_options
 
 EXAMPLES = """\
 examples:

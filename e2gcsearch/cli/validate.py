@@ -17,8 +17,8 @@ import argparse
 from ..paths import TENSORS
 from ..validate import ValidateSettings, checkpoint_root, render_validation, validate_study
 from ._common import HelpFormatter, emit, positive_int
-from .options import (DATA, MEASUREMENT_WHILE_TRAINING, OUTPUT, STUDY, TRAINING, add_options, cached_under,
-                      profile_config, training_layout)
+from .configs import cached_under, profile_config, training_layout
+from .options import DATA, MEASUREMENT_WHILE_TRAINING, OUTPUT, STUDY, TRAINING, add_options
 from .studies import load_study
 
 EXAMPLES = """\
