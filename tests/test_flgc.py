@@ -22,7 +22,7 @@ from e2gcsearch.cost import learned_cost, model_cost, network_cost
 from e2gcsearch.export import export_model
 from e2gcsearch.models import deploy, learned_structure, load_structure
 from e2gcsearch.models.flgc import LearnedGroupConv2d, SplitGroupConv2d, balanced_groups, sinkhorn
-from e2gcsearch.profiling.protocol import ProfileConfig, _build_model
+from e2gcsearch.profiling.settings import ProfileConfig, build_model
 from e2gcsearch.search import record
 from e2gcsearch.search.space import SearchSpace
 
@@ -131,12 +131,12 @@ def test_a_trained_model_deployed_costs_what_the_fixed_group_network_costs():
 
 def test_the_profiler_measures_the_deployed_network():
     flgc = ArchConfig("mobilenet_v1", module="FLGC", groups=8, width=0.25, num_classes=10)
-    model = _build_model(flgc, "cpu", ProfileConfig(resolution=32))
+    model = build_model(flgc, "cpu", ProfileConfig(resolution=32))
     grouped = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.groups > 1]
     assert len(grouped) == 13 and all(m.groups == 8 for m in grouped)
     assert not any(isinstance(m, LearnedGroupConv2d) for m in model.modules())
     with pytest.raises(ConfigError, match="learns in training"):
-        _build_model(flgc.replace(uneven=True), "cpu", ProfileConfig(resolution=32))
+        build_model(flgc.replace(uneven=True), "cpu", ProfileConfig(resolution=32))
 
 
 def test_a_stored_structure_is_restored_exactly():

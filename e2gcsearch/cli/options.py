@@ -37,7 +37,7 @@ from ..energy import BACKENDS
 from ..errors import ConfigError, DataError
 from ..models import DEFAULT_ARCH, list_models
 from ..profiling.implementations import AUTO_CANDIDATES, IMPL_CHOICES, MODES
-from ..profiling.protocol import DTYPES
+from ..profiling.settings import DTYPES
 from ..report.tables import FORMATS
 from ..search.objectives import DEFAULT_BATCH_SIZE
 from ..search.space import DEFAULT_WIDTHS, SearchSpace

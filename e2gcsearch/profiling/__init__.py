@@ -17,7 +17,8 @@ from .cache import ProfileCache, default_cache_dir
 from ..devices import resolve_device
 from .fingerprint import device_fingerprint
 from .lock import DeviceLock
-from .protocol import ProfileConfig, epf_columns, extend_measurement, profile_many, profile_model
+from .protocol import epf_columns, extend_measurement, profile_many, profile_model
+from .settings import ProfileConfig
 from .results import BatchProfile, ProfileError, ProfileResult
 
 __all__ = [

@@ -38,7 +38,7 @@ from ..errors import ConfigError
 from ..train.layout import LAYOUTS, memory_format
 from ..train.runtime import thread_limit
 from .implementations import IMPLEMENTATIONS, make_step, prepare
-from .protocol import ProfileConfig, _build_model, _synchronize, _synthetic_batch
+from .settings import ProfileConfig, build_model, synchronize, synthetic_batch
 from .results import ProfileResult
 
 CLIFF_FACTOR = 3.0
@@ -395,10 +395,10 @@ def attribute_profile(result: ProfileResult, config: ProfileConfig, batch_size: 
     batch = result.batches[batch_size or measured[-1]]
     device = result.device
     with thread_limit(config.threads):
-        model = prepare(_build_model(result.arch_config, device, config), batch.impl, config.mode)
-        inputs, targets = _synthetic_batch(result.arch_config, batch.batch_size, device, config)
+        model = prepare(build_model(result.arch_config, device, config), batch.impl, config.mode)
+        inputs, targets = synthetic_batch(result.arch_config, batch.batch_size, device, config)
         window = {"latency_ms": batch.latency_ms, "energy_mj": batch.epf_mj * batch.batch_size,
                   "backend": result.backend, "is_estimate": result.is_estimate, "resolution": result.resolution,
                   "device": device}
         return attribute(result.arch_config, model, inputs, targets, batch.impl, config.mode,
-                         lambda: _synchronize(device), window)
+                         lambda: synchronize(device), window)

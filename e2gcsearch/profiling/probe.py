@@ -16,7 +16,7 @@ from ..energy import create_meter
 from ..models import check_resolution, validate_config
 from .fingerprint import device_fingerprint
 from .implementations import AUTO, AUTO_CANDIDATES, make_step, prepare
-from .protocol import ProfileConfig, _build_model, _synchronize, _synthetic_batch
+from .settings import ProfileConfig, build_model, synchronize, synthetic_batch
 
 TIMED_STEPS = 3
 
@@ -28,13 +28,13 @@ def measured_step(arch_config: ArchConfig, config: ProfileConfig, batch_size: in
     validate_config(arch_config)
     device = resolve_device(config.device)
     impl = AUTO_CANDIDATES[0] if config.impl == AUTO else config.impl
-    model = prepare(_build_model(arch_config, device, config), impl, config.mode)
-    inputs, targets = _synthetic_batch(arch_config, batch_size or min(config.batch_sizes), device, config)
+    model = prepare(build_model(arch_config, device, config), impl, config.mode)
+    inputs, targets = synthetic_batch(arch_config, batch_size or min(config.batch_sizes), device, config)
     run = make_step(model, inputs, targets, impl, config.mode)
 
     def step() -> None:
         run()
-        _synchronize(device)
+        synchronize(device)
 
     return step
 

@@ -52,116 +52,22 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..checks import is_int, positive_int
 from ..config import ArchConfig
 from ..devices import resolve_device
 from ..energy import Meter, create_meter
 from ..errors import ConfigError
-from ..models import check_resolution, create_model, deploy, validate_config
+from ..models import check_resolution, validate_config
 from ..train.layout import Choice
 from .cache import ProfileCache, cache_key, choice_key
 from .fingerprint import device_fingerprint, with_implementation
-from .implementations import (AUTO, AUTO_CANDIDATES, IMPL_CHOICES, IMPLEMENTATIONS, MODES, STEPS, calibrate,
+from .implementations import (AUTO, AUTO_CANDIDATES, IMPLEMENTATIONS, STEPS, calibrate,
                               compile_first_step, make_step, prepare)
 from .lock import DeviceLock
+from .settings import ProfileConfig, build_model, synchronize, synthetic_batch
 from .results import BatchProfile, ProfileResult
 
-CPU_MIN_WINDOW_S = 0.25  # see the module docstring
-GPU_MIN_WINDOW_S = 5.0
-GPU_WARMUP_S = 1.0
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+GPU_WARMUP_S = 1.0  # on a GPU the warm-up also lasts this long, so clocks and power settle
 Progress = Callable[[str], None]
-
-
-@dataclasses.dataclass(frozen=True)
-class ProfileConfig:
-    """How to profile (see the module docstring for the protocol).
-
-    Args:
-        batch_sizes: batch sizes B to profile (the paper's 1, 4, 16).
-        resolution: input height and width in pixels.
-        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
-        backend: energy backend, ``auto``, ``nvml``, ``rapl`` or ``estimate``.
-        dtype: ``float32``, ``float16`` or ``bfloat16`` (weights and input).
-        impl: ``nchw``, ``channels_last``, ``compile`` or ``auto`` (see
-            :mod:`e2gcsearch.profiling.implementations`).
-        mode: ``train`` (forward + backward, the paper's EPF) or ``infer`` (forward only, eval mode).
-        repeats: measured windows per batch size.
-        min_window_s: minimum window length; ``None`` = 5 s on a GPU, 0.25 s on a CPU.
-        warmup: warm-up steps per batch size (timed, to calibrate the iteration count).
-        cache_dir: cache directory; ``None`` = ``$E2GCSEARCH_CACHE_DIR/profiles`` or
-            ``~/.cache/e2gcsearch/profiles``.
-        use_cache: reuse and store measurements (``False`` measures afresh and stores nothing).
-        power_w: the estimate backend's power in watts (overrides its TDP model).
-        threads: torch intra-op threads while profiling; ``None`` leaves torch's setting. The
-            default, 1, makes CPU figures those of one busy core: they do not depend on OpenMP
-            scaling, and on a CPU shared with other jobs no thread waits at a barrier for a
-            preempted sibling (with 2 threads on this project's loaded 2-core machine a step took
-            10-50x longer and the CV rose above 30 %). GPU work barely uses these threads.
-        device_lock: measure with the device to ourselves: wait until other e2gcsearch processes of
-            the host stand aside between two training steps (:mod:`e2gcsearch.profiling.lock`).
-    """
-
-    batch_sizes: tuple[int, ...] = (1, 4, 16)
-    resolution: int = 224
-    device: str = "auto"
-    backend: str = "auto"
-    dtype: str = "float32"
-    impl: str = "nchw"
-    mode: str = "train"
-    repeats: int = 5
-    min_window_s: float | None = None
-    warmup: int = 3
-    cache_dir: str | None = None
-    use_cache: bool = True
-    power_w: float | None = None
-    threads: int | None = 1
-    device_lock: bool = True
-
-    def __post_init__(self) -> None:
-        sizes = tuple(self.batch_sizes)
-        if not sizes or not all(is_int(b) for b in sizes):
-            raise ConfigError(f"batch sizes must be positive integers like (1, 4, 16), got {self.batch_sizes!r}")
-        object.__setattr__(self, "batch_sizes", tuple(sorted(set(sizes))))
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
-        if self.impl not in IMPL_CHOICES:
-            raise ConfigError(f"unknown implementation {self.impl!r}; choose one of {', '.join(IMPL_CHOICES)}")
-        if self.mode not in MODES:
-            raise ConfigError(f"unknown mode {self.mode!r}; choose train (forward + backward) or infer (forward only)")
-        positive_int("repeats", self.repeats, example="5")
-        if not is_int(self.warmup, minimum=0):
-            raise ConfigError(f"warmup must be a non-negative number of steps (e.g. 3), got {self.warmup!r}")
-        positive_int("threads", self.threads, example="1", optional=True)
-        if self.min_window_s is not None and not (self.min_window_s > 0 and math.isfinite(self.min_window_s)):
-            raise ConfigError(f"min_window_s must be a duration in seconds > 0 (e.g. 0.25), got {self.min_window_s!r}")
-
-    def window_s(self, device: str) -> float:
-        """The minimum window length on ``device`` (the default depends on CPU/GPU)."""
-        if self.min_window_s is not None:
-            return float(self.min_window_s)
-        return GPU_MIN_WINDOW_S if device.startswith("cuda") else CPU_MIN_WINDOW_S
-
-
-def _build_model(arch_config: ArchConfig, device: str, config: ProfileConfig) -> nn.Module:
-    """The network as it runs after training, on the device in the dtype asked (NCHW, train mode;
-    :func:`prepare` sets it up): FLGC deployed (a grouped conv), never its masked dense form."""
-    arch_config.deployed()  # uneven FLGC: its groups come from training; a one-line error says what to do
-    return deploy(create_model(arch_config), inplace=True).to(device=device, dtype=DTYPES[config.dtype]).train()
-
-
-def _synthetic_batch(arch_config: ArchConfig, batch_size: int, device: str, config: ProfileConfig):
-    """Input ``(B, 3, R, R)`` in NCHW (the step lays it out for its implementation) and labels ``(B,)``."""
-    generator = torch.Generator().manual_seed(batch_size)
-    inputs = torch.randn(batch_size, 3, config.resolution, config.resolution, generator=generator)
-    inputs = inputs.to(device=device, dtype=DTYPES[config.dtype])
-    targets = torch.randint(0, arch_config.num_classes, (batch_size,), generator=generator).to(device)
-    return inputs, targets
-
-
-def _synchronize(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(device)
 
 
 def _warm_up(step: Callable[[], None], device: str, config: ProfileConfig) -> float:
@@ -172,7 +78,7 @@ def _warm_up(step: Callable[[], None], device: str, config: ProfileConfig) -> fl
             device.startswith("cuda") and time.perf_counter() - started < GPU_WARMUP_S):
         tic = time.perf_counter()
         step()
-        _synchronize(device)
+        synchronize(device)
         times_s.append(time.perf_counter() - tic)
     steady = sorted(times_s[1:] or times_s)
     return max(steady[len(steady) // 2], 1e-6)
@@ -221,10 +127,10 @@ def _measure_batch(model: nn.Module, meter: Meter, arch_config: ArchConfig, batc
     timing = {"wall_start": time.perf_counter(), "compile_s": None}
 
     def measure() -> tuple[int, list[Any]]:
-        inputs, targets = _synthetic_batch(arch_config, batch_size, device, config)
+        inputs, targets = synthetic_batch(arch_config, batch_size, device, config)
         step = make_step(model, inputs, targets, impl, config.mode)
         if IMPLEMENTATIONS[impl].compiled:
-            timing["compile_s"] = compile_first_step(step, lambda: _synchronize(device))
+            timing["compile_s"] = compile_first_step(step, lambda: synchronize(device))
             timing["wall_start"] = time.perf_counter()  # compile time is reported apart, not in wall_s
         iterations = max(1, math.ceil(window_s / _warm_up(step, device, config)))
         measurements = []
@@ -314,7 +220,7 @@ class _Bench:
         if self.base is None:  # only when something must be measured (calibrated or profiled)
             self.claim()  # the device to ourselves until the last batch size is measured
             self.idle_power_w = self.meter.idle_power_w()
-            self.base = _build_model(self.arch_config, self.device, self.config)
+            self.base = build_model(self.arch_config, self.device, self.config)
         if IMPLEMENTATIONS[impl].compiled:
             if self.compiled is None:
                 self.compiled = prepare(self.base, impl, self.config.mode)
@@ -323,10 +229,10 @@ class _Bench:
 
     def choose(self, batch_size: int) -> Choice:
         """``auto``: calibrate the candidates at ``batch_size`` (see implementations.calibrate)."""
-        inputs, targets = _synthetic_batch(self.arch_config, batch_size, self.device, self.config)
+        inputs, targets = synthetic_batch(self.arch_config, batch_size, self.device, self.config)
         return calibrate(AUTO_CANDIDATES,
                          lambda impl: make_step(self.model_as(impl), inputs, targets, impl, self.config.mode),
-                         lambda: _synchronize(self.device))
+                         lambda: synchronize(self.device))
 
 
 def _profile(arch_config: ArchConfig, config: ProfileConfig, device: str, progress: Progress,
