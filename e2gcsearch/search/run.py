@@ -28,7 +28,6 @@ from optuna.trial import FrozenTrial, TrialState
 from ..console import debugging, note
 from ..data import DataConfig, LoadedData, load_data
 from ..devices import worker_devices
-from ..errors import UserError
 from ..metrics import ENERGY_METRICS
 from . import record
 from ..train.threads import AUTO, usable_cores, worker_threads
@@ -38,6 +37,7 @@ from .preflight import check_networks, check_places, device_fingerprint_of
 from .storage import redact
 from .study import check_storage_for_workers, create_sampler, sampler_seed, enqueue_baselines, open_or_create_study, open_search_storage
 from .budget import NewPoints
+from .warm_start import warm_start_study
 from .trial import TrialRunner, TrialSettings
 
 DEFAULT_TRIALS = 16  # one 'run' on the embedded digits: about 5 minutes on 2 cores
@@ -309,31 +309,9 @@ def _prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData, SearchConf
         for label in enqueue_baselines(study, space, data.num_classes):
             note(f"queued {label}")
     if config.warm_start in ("model", "auto"):
-        _warm_start(study, config, data.num_classes)
+        warm_start_study(study, space, data.num_classes, settings.profile, config.warm_start,
+                         config.warm_start_profile, say=note)
     return study, data, config
-
-
-def _warm_start(study: optuna.Study, config: SearchConfig, num_classes: int) -> None:
-    """Queue the optimum-group-size model's predicted best points (calibrating it first if needed).
-    With ``auto``, a model that cannot be calibrated or used for the space leaves the sampler alone."""
-    from ..energy_model import DeviceProfile, load_or_calibrate, warm_start_configs
-    from .warm_start import enqueue_warm_start
-
-    space, profile_config = config.settings.space, config.settings.profile
-    if config.warm_start_profile:
-        profile = DeviceProfile.load(config.warm_start_profile)
-    else:
-        try:
-            profile = load_or_calibrate(space, num_classes, profile_config, progress=note)
-        except UserError as exc:
-            if config.warm_start != "auto":
-                raise
-            note(f"note: no warm start from the energy model ({exc}); the sampler starts alone "
-                 "(--warm-start none skips the calibration)")
-            return
-    seeds = warm_start_configs(profile, space, num_classes, k=3, resolution=profile_config.resolution)
-    for label in enqueue_warm_start(study, space, seeds):
-        note(f"queued {label} (predicted by the energy model)")
 
 
 def data_key(data: LoadedData) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """Where the energy model meets a study: the EPF a search measured, as data to fit the model to, and
-the model's predicted best points, queued on a study.
+the model's predicted best points, queued on a study (``run --warm-start``).
 
 The energy model (:mod:`e2gcsearch.energy_model`) fits and predicts without knowing studies; these
-two functions read and write one.
+functions read and write one.
 
 Example:
     >>> dataset = dataset_from_study("sqlite:///studies/e2gcsearch.db", "e2gcsearch")   # doctest: +SKIP
@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 
 from ..config import ArchConfig
 from ..energy_model import EpfDataset, EpfMeasurement
-from ..errors import DataError
+from ..errors import DataError, UserError
 from . import record
 from .queue import enqueue_once
 from .record import TrialRecord
@@ -63,4 +63,31 @@ def enqueue_warm_start(study: Any, space: Any, configs: Sequence[ArchConfig], no
     return [arch_config.label() for arch_config in enqueue_once(study, space, [(arch_config, {record.WARM_START: note}) for arch_config in configs])]
 
 
-__all__ = ["dataset_from_study", "enqueue_warm_start"]
+def warm_start_study(study: Any, space: Any, num_classes: int, profile_config: Any, mode: str = "model",
+                     profile_path: str | None = None, say: Progress | None = None) -> list[str]:
+    """Queue the optimum-group-size model's predicted best points on ``study`` (calibrating the model
+    first when this device has no cached profile and ``profile_path`` gives none); returns the labels
+    queued. ``mode`` ``auto``: a model that cannot be calibrated leaves the sampler alone, with a note;
+    ``model``: that is an error."""
+    from ..energy_model import DeviceProfile, load_or_calibrate, warm_start_configs
+
+    say = say or (lambda line: None)
+    if profile_path:
+        profile = DeviceProfile.load(profile_path)
+    else:
+        try:
+            profile = load_or_calibrate(space, num_classes, profile_config, progress=say)
+        except UserError as exc:
+            if mode != "auto":
+                raise
+            say(f"note: no warm start from the energy model ({exc}); the sampler starts alone "
+                "(--warm-start none skips the calibration)")
+            return []
+    seeds = warm_start_configs(profile, space, num_classes, k=3, resolution=profile_config.resolution)
+    queued = enqueue_warm_start(study, space, seeds)
+    for label in queued:
+        say(f"queued {label} (predicted by the energy model)")
+    return queued
+
+
+__all__ = ["dataset_from_study", "enqueue_warm_start", "warm_start_study"]
