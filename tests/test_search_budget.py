@@ -196,3 +196,13 @@ def test_replay_with_early_stopping_saves_time_and_keeps_the_front():
     assert all(r.hypervolume_ratio == pytest.approx(1.0) for r in runs)  # the front is whole in every run
     late = [r for r in runs if r.measured.index(hopeless) >= MIN_COMPLETE]
     assert late and all(hopeless not in r.completed and r.train_s < 18.0 for r in late)
+
+
+def test_foresight_bounds_what_early_stopping_can_save():
+    table = six_point_table()
+    # beaten beyond the ~2.5-point margin by a cheaper point: G=4 w0.25 (88 % < G=1 w0.25's 94 %) and
+    # G=4 w0.5 (70 %); stopping each after its first 1 s epoch saves 2 s apiece of the grid's 18 s
+    assert table.foresight_saving() == pytest.approx(4 / 18)
+    # without the margin G=2 at both widths (92 < 94, 93 < 95) counts as well
+    assert table.foresight_saving(beyond_noise=False) == pytest.approx(8 / 18)
+    assert table.largest_gains() == [pytest.approx(65.0), pytest.approx(20.0)]  # 30 -> 95, 50 -> 70

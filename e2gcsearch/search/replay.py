@@ -38,7 +38,7 @@ from ..report.front import HV_MARGIN, hypervolume
 from ..stats import Summary, accuracy_interval
 from . import record
 from .budget import NewPoints
-from .early_stop import known_losses, rule_for
+from .early_stop import known_losses, rule_for, top1_margin
 from .space import SearchSpace
 from .study import create_sampler, enqueue_baselines, sampler_seed
 from .trial import measured_twin, repeat
@@ -131,6 +131,27 @@ class MeasuredTable:
                  for c in calibration_configs(self.space, num_classes) if c in measured]
         profile = fit_device_profile(EpfDataset("table", True, {}, sweep, source="replay table"))
         return warm_start_configs(profile, self.space, num_classes, k=3, resolution=self.resolution)
+
+    def foresight_saving(self, beyond_noise: bool = True) -> float:
+        """The share of the whole grid's training time a stopping rule with perfect foresight saves: every
+        point that some point with lower or equal EPF beats on final top-1 (by more than the noise margin
+        the rule adds, with ``beyond_noise``) stopped after its first epoch. A rule that sees only the
+        curves so far cannot save more on this table."""
+        margin = top1_margin(self.points[0].val_size, None) if beyond_noise else (lambda top1: 0.0)
+        total = saved = 0.0
+        for point in self.points:
+            epf, final = point.epf_mj[self.batch_size], point.top1_curve[-1]
+            total += sum(point.epoch_s)
+            if any(other.epf_mj[self.batch_size] <= epf and other.top1_curve[-1] > final + margin(final)
+                   for other in self.points if other is not point):
+                saved += sum(point.epoch_s[1:])
+        return saved / total if total else 0.0
+
+    def largest_gains(self) -> list[float]:
+        """The largest top-1 gain from after each epoch (1 .. last - 1) to the end over the table's curves:
+        what the stopping rule adds to a trial's top-1 once every point has completed."""
+        return [max(p.top1_curve[-1] - p.top1_curve[epoch - 1] for p in self.points)
+                for epoch in range(1, len(self.points[0].top1_curve))]
 
     def hypervolume(self, points: Sequence[MeasuredPoint]) -> float:
         return hypervolume(self.losses(points), np.ones(2)) if points else 0.0

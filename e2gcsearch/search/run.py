@@ -40,7 +40,7 @@ from .budget import NewPoints
 from .warm_start import warm_start_study
 from .trial import TrialRunner, TrialSettings
 
-DEFAULT_TRIALS = 16  # one 'run' on the embedded digits: about 5 minutes on 2 cores
+DEFAULT_TRIALS = 16  # one 'run' on the embedded digits: about 6 minutes on 2 cores, plus a minute of one-off calibration
 WARM_STARTS = ("auto", "model", "none")  # the CLI's default is auto (see benchmarks/search_replay.py)
 
 
