@@ -257,6 +257,12 @@ USER_PACKAGE = textwrap.dedent('''
         if width != 1.0:
             raise RuntimeError("this network exists at width 1.0 only")
         return build_net(num_classes)
+
+
+    def needs_values(num_classes):
+        import torch
+        channels = int(torch.tensor([16.0]).item())  # computes with a value: cannot build on the meta device
+        return build_net(num_classes) if channels == 16 else None
 ''')
 
 
@@ -268,7 +274,8 @@ def user_package(tmp_path, monkeypatch):
     (package / "models.py").write_text(USER_PACKAGE)
     monkeypatch.syspath_prepend(str(tmp_path))
     yield "userpkg_e2gc.models"
-    for name in ("userpkg_e2gc.models:build_net", "userpkg_e2gc.models:dense_net", "userpkg_e2gc.models:full_width_only"):
+    for name in ("userpkg_e2gc.models:build_net", "userpkg_e2gc.models:dense_net", "userpkg_e2gc.models:full_width_only",
+                 "userpkg_e2gc.models:needs_values"):
         if name in list_models():
             unregister_model(name)
     for name in ("userpkg_e2gc", "userpkg_e2gc.models"):
@@ -328,3 +335,7 @@ def test_a_factory_that_fails_at_another_width_is_one_line_exit_2(user_package, 
     err = capsys.readouterr().err.strip()
     assert "full_width_only(10, width=0.5) failed" in err and "exists at width 1.0 only" in err
     assert len(err.splitlines()) == 1
+    # a factory that computes with values is surveyed on the CPU instead; counting on meta says why it cannot
+    assert main(["cost", f"{user_package}:needs_values", "-G", "1", "--resolution", "32", "--classes", "10"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "needs_values(" in err and "failed on the meta device" in err and len(err.splitlines()) == 1

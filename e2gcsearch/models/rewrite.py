@@ -68,6 +68,11 @@ class Ref:
         return {self.target.partition(":")[0]}
 
 
+class MetaBuildError(ConfigError):
+    """A user's factory that cannot build on the ``meta`` device (it computes with tensor values);
+    where a CPU build can stand in, it does."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Call:
     """``function(**kwargs)``, runnable here and printable as the same Python expression.
@@ -95,11 +100,14 @@ class Call:
             with _without_init() if meta else contextlib.nullcontext():
                 return function(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - a user's factory may fail in any way
-            if self.classes != "positional" or isinstance(exc, ConfigError):
+            if self.classes != "positional" or isinstance(exc, (ConfigError, MemoryError, torch.OutOfMemoryError)):
                 raise
-            where = " on the meta device (the cost model builds shapes only, without values)" if meta else ""
-            raise ConfigError(f"{self.source(str(num_classes))} failed{where} ({type(exc).__name__}: {exc}); the "
-                              "factory must build the network from num_classes (and width, if it takes one)") from None
+            reason = (str(exc).strip().splitlines() or [""])[0][:300]
+            on_meta = meta and isinstance(exc, (NotImplementedError, RuntimeError))
+            error = MetaBuildError if on_meta else ConfigError
+            where = " on the meta device (shape-only builds compute nothing)" if on_meta else ""
+            raise error(f"{self.source(str(num_classes))} failed{where} ({type(exc).__name__}: {reason}); the "
+                        "factory must build the network from num_classes (and width, if it takes one)") from None
 
     def source(self, num_classes: str = "num_classes") -> str:
         parts = [num_classes] if self.classes == "positional" else []
@@ -194,7 +202,7 @@ def _survey(call: Call, num_classes: int) -> tuple[tuple[tuple[str, int, int, in
     try:
         with torch.device("meta"):
             model = call.run(num_classes)
-    except (NotImplementedError, RuntimeError):
+    except (NotImplementedError, RuntimeError, MetaBuildError):
         model = call.run(num_classes)
     if not isinstance(model, nn.Module):
         raise ConfigError(f"{call.source()} returned a {type(model).__name__}, not a torch.nn.Module; "
