@@ -188,3 +188,12 @@ def test_the_default_warm_start_steps_aside_when_the_model_cannot_be_calibrated(
     assert "no warm start from the energy model (the measured EPF does not grow" in capsys.readouterr().err
     with pytest.raises(DataError, match="does not grow"):  # asked for by name, the model must be there
         prepare(tiny_config(tmp_path, warm_start="model", study_name="model"))
+    with pytest.raises(DataError, match="missing.json"):  # and so must a profile given by name
+        prepare(tiny_config(tmp_path, warm_start="auto", study_name="given",
+                            warm_start_profile=str(tmp_path / "missing.json")))
+    capsys.readouterr()
+    prepare(tiny_config(tmp_path, warm_start="none", study_name="none"))  # no calibration is attempted
+    assert "warm start" not in capsys.readouterr().err
+    argv = ["run", "--warm-start", "none", "--warm-start-profile", str(tmp_path / "p.json"), "--storage",
+            f"sqlite:///{tmp_path}/cli.db"]
+    assert main(argv) == 2 and "drop one of them" in capsys.readouterr().err

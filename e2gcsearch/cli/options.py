@@ -230,7 +230,8 @@ OPTIONS: dict[str, Option] = {
                                "benchmark the warm start lifts the front found within a quarter of the grid from "
                                "0.89 to 0.98 of the exhaustive hypervolume"),
     "warm_start_profile": _option("--warm-start-profile", metavar="FILE.json",
-                                  help="device profile from 'e2gcsearch model fit' used by --warm-start model"),
+                                  help="device profile from 'e2gcsearch model fit' for the warm start (auto or model), "
+                                       "instead of this device's cached calibration"),
     "no_early_stop": _option("--no-early-stop", action="store_true",
                              help="train every trial to its last epoch; by default a proxy training stops (the trial "
                                   "is PRUNED, with the reason) once even its current top-1 + the largest remaining "

@@ -9,6 +9,7 @@ import optuna
 
 from ..config import E2GC, FGGC, FLGC
 from ..data import DataConfig, load_data
+from ..errors import ConfigError
 from ..profiling import ProfileConfig
 from ..report import noise_notes, render_front
 from ..search.confirm import ConfirmLimits, ConfirmReport, confirm_study
@@ -75,6 +76,9 @@ def proxy_train_config(args: argparse.Namespace, data: DataConfig) -> TrainConfi
 
 
 def search_config(args: argparse.Namespace) -> SearchConfig:
+    if args.warm_start == "none" and args.warm_start_profile:
+        raise ConfigError("--warm-start-profile gives the warm start a device profile, but --warm-start none turns "
+                          "the warm start off; drop one of them")
     objectives = parse_objectives(args.objective, args.reference_batch)
     constraints = tuple(parse_constraint(text, args.reference_batch) for text in args.constraint)
     modules = tuple({"e2gc": E2GC, "fggc": FGGC, "flgc": FLGC}.get(m.lower(), m) for m in args.modules)

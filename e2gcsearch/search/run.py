@@ -309,8 +309,9 @@ def _prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData, SearchConf
         for label in enqueue_baselines(study, space, data.num_classes):
             note(f"queued {label}")
     if config.warm_start in ("model", "auto"):
-        warm_start_study(study, space, data.num_classes, settings.profile, config.warm_start,
-                         config.warm_start_profile, say=note)
+        on_device = _on_device(config, devices[0]).settings.profile if devices else settings.profile  # a worker's GPU
+        warm_start_study(study, space, data.num_classes, on_device, config.warm_start, config.warm_start_profile,
+                         say=note)
     return study, data, config
 
 

@@ -72,18 +72,17 @@ def warm_start_study(study: Any, space: Any, num_classes: int, profile_config: A
     from ..energy_model import DeviceProfile, load_or_calibrate, warm_start_configs
 
     say = say or (lambda line: None)
-    if profile_path:
-        profile = DeviceProfile.load(profile_path)
-    else:
-        try:
-            profile = load_or_calibrate(space, num_classes, profile_config, progress=say)
-        except UserError as exc:
-            if mode != "auto":
-                raise
-            say(f"note: no warm start from the energy model ({exc}); the sampler starts alone "
-                "(--warm-start none skips the calibration)")
-            return []
-    seeds = warm_start_configs(profile, space, num_classes, k=3, resolution=profile_config.resolution)
+    try:
+        # a profile given by name must be there and readable, whatever the mode
+        profile = (DeviceProfile.load(profile_path) if profile_path
+                   else load_or_calibrate(space, num_classes, profile_config, progress=say))
+        seeds = warm_start_configs(profile, space, num_classes, k=3, resolution=profile_config.resolution)
+    except UserError as exc:
+        if mode != "auto" or profile_path:
+            raise
+        say(f"note: no warm start from the energy model ({exc}); the sampler starts alone "
+            "(--warm-start none skips the calibration)")
+        return []
     queued = enqueue_warm_start(study, space, seeds)
     for label in queued:
         say(f"queued {label} (predicted by the energy model)")
