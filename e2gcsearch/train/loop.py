@@ -116,8 +116,13 @@ class Trainer:
         """Torch's global RNG (dropout, stochastic depth) seeded per epoch and rank, and restored after, so
         an epoch draws the same whatever ran before it in the process (a calibration, a cache miss)."""
         device = torch.device(self.device)
-        with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
-            torch.manual_seed(derived_seed(self.config.seed, "global", epoch, self.dist.rank))
+        cuda = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):  # restores exactly the generators seeded here
+            seed = derived_seed(self.config.seed, "global", epoch, self.dist.rank)
+            torch.default_generator.manual_seed(seed)
+            for index in cuda:
+                with torch.cuda.device(index):
+                    torch.cuda.manual_seed(seed)
             yield
 
     def _all_finite(self, value: torch.Tensor) -> bool:
