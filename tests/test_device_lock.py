@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from e2gcsearch.profiling import DeviceLock, ProfileConfig, profile_model
+from e2gcsearch.profiling import DeviceLock, ProfileConfig, extend_measurement, profile_model
 from e2gcsearch.profiling.lock import device_key
 from e2gcsearch import ArchConfig
 
@@ -139,7 +139,6 @@ def test_no_device_lock_measures_without_waiting(tmp_path):
     assert result.batches[2].status == "ok"
 
 
-
 def test_a_measurement_made_without_the_lock_is_not_reused_by_a_run_that_holds_it(tmp_path):
     config = ProfileConfig(batch_sizes=(2,), resolution=32, device="cpu", backend="estimate", repeats=1,
                            min_window_s=0.01, warmup=1, cache_dir=str(tmp_path), impl="nchw", device_lock=False)
@@ -151,3 +150,14 @@ def test_a_measurement_made_without_the_lock_is_not_reused_by_a_run_that_holds_i
     again = profile_model(network, locked).batches[2]
     assert not again.cached and again.isolated is True  # measured again, with the device to itself
     assert profile_model(network, locked).batches[2].cached
+
+
+def test_a_locked_extension_does_not_pool_windows_measured_without_the_lock(tmp_path):
+    config = ProfileConfig(batch_sizes=(2,), resolution=32, device="cpu", backend="estimate", repeats=2,
+                           min_window_s=0.01, warmup=1, cache_dir=str(tmp_path), impl="nchw", device_lock=False,
+                           use_cache=False)
+    network = ArchConfig("mobilenet_v1", group_size=8, width=0.25, num_classes=10)
+    earlier = profile_model(network, config).batches[2]  # 2 windows beside whatever else ran
+    assert extend_measurement(network, config, 2, windows=1, earlier=earlier).repeats == 3  # unlocked: pooled
+    locked = extend_measurement(network, dataclasses.replace(config, device_lock=True), 2, windows=1, earlier=earlier)
+    assert locked.repeats == 1 and locked.isolated is True

@@ -324,7 +324,8 @@ def extend_measurement(arch_config: ArchConfig, config: ProfileConfig, batch_siz
     key = cache_key(arch_config, batch_size, config.resolution, with_implementation(result.fingerprint, fresh.impl),
                     config.mode)
     stored = _usable(cache.load(key), dataclasses.replace(config, repeats=1), 0.0) if cache is not None else None
-    known = [b for b in (stored, earlier) if b is not None and b.status == "ok" and b.repeats >= 1 and b.impl == fresh.impl]
+    known = [b for b in (stored, earlier) if b is not None and b.status == "ok" and b.repeats >= 1 and b.impl == fresh.impl
+             and not (config.device_lock and b.isolated is False)]  # no shared-device windows in a locked pool
     base = max(known, key=lambda b: b.repeats, default=None)  # whichever holds more windows
     pooled = base.pooled_with(fresh) if base is not None else fresh
     if cache is not None:
