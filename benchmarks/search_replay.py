@@ -199,11 +199,13 @@ def replay_all(args: argparse.Namespace) -> None:
     print(f"early stopping over every full-grid run (100 %): {len(lost)} point(s) of the exhaustive front were stopped"
           + ("" if not lost else ": " + "; ".join(sorted(set(lost)))))
     gains = table.largest_gains()
-    print("what early stopping can save on this table: with perfect foresight of every final top-1, stopping after "
-          f"epoch 1 each point a cheaper point beats beyond noise saves {table.foresight_saving():.0%} of the full "
-          f"grid's training time ({table.foresight_saving(beyond_noise=False):.0%} counting ties within noise); "
-          "the rule, which sees only curves so far, adds the largest remaining gain, here "
-          + " / ".join(f"{g:.1f}" for g in gains) + f" points after epoch {'/'.join(map(str, range(1, len(gains) + 1)))}")
+    if gains:  # curves of two epochs or more
+        print("what early stopping can save on this table: with perfect foresight of every final top-1, stopping "
+              f"after epoch 1 each point a cheaper point beats beyond noise saves {table.foresight_saving():.0%} of "
+              f"the full grid's training time ({table.foresight_saving(beyond_noise=False):.0%} counting ties within "
+              "noise); the rule, which sees only curves so far, adds the largest remaining gain, here "
+              + " / ".join(f"{g:.1f}" for g in gains)
+              + f" points after epoch {'/'.join(map(str, range(1, len(gains) + 1)))}")
     print(f"replay took {time.perf_counter() - started:.0f} s")
 
 

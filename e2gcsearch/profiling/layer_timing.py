@@ -71,7 +71,6 @@ def layer_seconds(layer: nn.Module, shape: tuple[int, ...], impl: str, mode: str
     return (time.perf_counter() - start) / LAYER_STEPS
 
 
-
 @dataclasses.dataclass(frozen=True)
 class LayoutPlan:
     """Would choosing the layout per layer beat one layout for the network? (conv layers timed alone

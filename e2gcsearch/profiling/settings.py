@@ -28,7 +28,7 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 
 @dataclasses.dataclass(frozen=True)
 class ProfileConfig:
-    """How to profile (see the module docstring for the protocol).
+    """How to profile (see :mod:`e2gcsearch.profiling.protocol` for the protocol).
 
     Args:
         batch_sizes: batch sizes B to profile (the paper's 1, 4, 16).
@@ -98,7 +98,7 @@ class ProfileConfig:
 
 def build_model(arch_config: ArchConfig, device: str, config: ProfileConfig) -> nn.Module:
     """The network as it runs after training, on the device in the dtype asked (NCHW, train mode;
-    :func:`prepare` sets it up): FLGC deployed (a grouped conv), never its masked dense form."""
+    :func:`.implementations.prepare` sets it up): FLGC deployed (a grouped conv), never its masked dense form."""
     arch_config.deployed()  # uneven FLGC: its groups come from training; a one-line error says what to do
     return deploy(create_model(arch_config), inplace=True).to(device=device, dtype=DTYPES[config.dtype]).train()
 

@@ -185,7 +185,8 @@ class Replay:
 
 def replay(table: MeasuredTable, sampler: str, seed: int, trials: int, warm_start: bool = False,
            early_stop: bool = True, baselines: bool = True) -> Replay:
-    """Replay ``e2gcsearch run --sampler SAMPLER --seed SEED --trials TRIALS`` on ``table``."""
+    """Replay ``e2gcsearch run --sampler SAMPLER --seed SEED --trials TRIALS`` on ``table``, with
+    ``--warm-start model`` when ``warm_start`` (the CLI's default, auto) and ``--warm-start none`` otherwise."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space, num_classes = table.space, table.points[0].arch_config.num_classes
     study = optuna.create_study(directions=["minimize", "maximize"],
