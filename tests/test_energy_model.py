@@ -215,8 +215,8 @@ def test_calibration_runs_once_then_reuses_the_profile(tmp_path):
     from e2gcsearch.profiling import ProfileConfig
 
     space = SearchSpace(widths=(0.25,))
-    config = ProfileConfig(batch_sizes=(2,), resolution=32, device="cpu", backend="estimate", repeats=2,
-                           min_window_s=0.02, warmup=1, cache_dir=str(tmp_path / "cache"), threads=1)
+    config = ProfileConfig(batch_sizes=(2,), resolution=48, device="cpu", backend="estimate", repeats=3,
+                           min_window_s=0.05, warmup=1, cache_dir=str(tmp_path / "cache"), threads=1)
     lines: list[str] = []
     path = str(tmp_path / "calibration.json")
     first = load_or_calibrate(space, 10, config, path=path, progress=lines.append)
