@@ -11,7 +11,7 @@ import pytest
 
 from e2gcsearch import ArchConfig, DataError
 from e2gcsearch.energy_model import (DeviceProfile, EnergyFit, EpfDataset, EpfMeasurement, balanced_work,
-                                     config_predictions, config_terms, eq2_group_sizes_by_stage,
+                                     config_predictions, config_terms, default_profile_path, eq2_group_sizes_by_stage,
                                      eq2_groups, eq4_group_size_ratio, fig3_frame, fingerprint_warning,
                                      fit_device_profile, fit_energy_model, layer_optima, layer_table,
                                      load_or_calibrate, optimal_groups, stage_group_sizes, table2,
@@ -218,11 +218,12 @@ def test_calibration_runs_once_then_reuses_the_profile(tmp_path):
     config = ProfileConfig(batch_sizes=(2,), resolution=48, device="cpu", backend="estimate", repeats=3,
                            min_window_s=0.05, warmup=1, cache_dir=str(tmp_path / "cache"), threads=1)
     lines: list[str] = []
-    path = str(tmp_path / "calibration.json")
-    first = load_or_calibrate(space, 10, config, path=path, progress=lines.append)
+    first = load_or_calibrate(space, 10, config, progress=lines.append)
     assert any("calibrating on 9 networks" in line for line in lines)
     assert first.backend == "estimate" and first.is_estimate and 2 in first.fits
+    (path,) = (tmp_path / "cache" / "device-profiles").glob("*.json")  # beside the profile cache it was given
     lines.clear()
-    second = load_or_calibrate(space, 10, config, path=path, progress=lines.append)
+    second = load_or_calibrate(space, 10, config, progress=lines.append)
     assert lines == [f"energy model: using the device profile {path}"]
+    assert default_profile_path(first.fingerprint, tmp_path, 32) != default_profile_path(first.fingerprint, tmp_path, 48)
     assert second.fits[2].beta == pytest.approx(first.fits[2].beta)

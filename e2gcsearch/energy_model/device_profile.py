@@ -205,8 +205,12 @@ def fingerprint_warning(profile: DeviceProfile, current: dict[str, Any] | None =
             + "); its predictions may not hold here - refit with 'e2gcsearch model fit'")
 
 
-def default_profile_path(fingerprint: dict[str, Any], cache_dir: str | Path | None = None) -> Path:
-    """Where the calibration of a device is kept: ``<cache>/device-profiles/<identity hash>.json``."""
+def default_profile_path(fingerprint: dict[str, Any], cache_dir: str | Path | None = None,
+                         resolution: int | None = None) -> Path:
+    """Where the calibration of a device is kept: ``<cache>/device-profiles/<identity hash>.json``, the
+    identity naming the device, its threads and (when given) the resolution calibrated at, so that
+    studies at two resolutions keep a calibration each."""
     root = Path(cache_dir) if cache_dir else cache_home()
-    identity = json.dumps({key: fingerprint.get(key) for key in (*IDENTITY_KEYS, "device", "threads")}, sort_keys=True)
+    keys = {key: fingerprint.get(key) for key in (*IDENTITY_KEYS, "device", "threads")}
+    identity = json.dumps(keys if resolution is None else {**keys, "resolution": resolution}, sort_keys=True)
     return root / "device-profiles" / f"{hashlib.sha1(identity.encode()).hexdigest()[:12]}.json"

@@ -213,16 +213,18 @@ def calibration_configs(space: Space, num_classes: int) -> list[ArchConfig]:
 
 def load_or_calibrate(space: Space, num_classes: int, profile_config: Any, path: str | None = None,
                       progress: Progress | None = None) -> DeviceProfile:
-    """The device profile at ``path`` (default: this device's cached calibration), or a new one from a
-    short calibration sweep (:func:`calibration_configs`), saved there for the next run."""
-    from ..profiling import resolve_device
+    """The device profile at ``path`` (default: this device's calibration at this resolution, kept beside
+    the profile cache in ``device-profiles/``), or a new one from a short calibration sweep
+    (:func:`calibration_configs`), saved there for the next run."""
+    from ..profiling import ProfileCache, resolve_device
     from .data import run_sweep
     from .device_profile import current_fingerprint, default_profile_path, fit_device_profile, fingerprint_differences
 
     say = progress or (lambda line: None)
     device = resolve_device(profile_config.device)
     here = current_fingerprint(device, profile_config.dtype, profile_config.impl)
-    target = path or default_profile_path(here)
+    target = path or default_profile_path(here, ProfileCache(profile_config.cache_dir).directory,
+                                          profile_config.resolution)  # beside the profile cache (--cache-dir)
     try:
         profile = DeviceProfile.load(target)
         if not fingerprint_differences(profile.fingerprint, here) and profile.resolution == profile_config.resolution:
