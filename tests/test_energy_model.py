@@ -3,6 +3,8 @@ made by the model itself, device profiles, predictions and warm-start seeds."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 
 import numpy as np
@@ -227,3 +229,8 @@ def test_calibration_runs_once_then_reuses_the_profile(tmp_path):
     assert lines == [f"energy model: using the device profile {path}"]
     assert default_profile_path(first.fingerprint, tmp_path, 32) != default_profile_path(first.fingerprint, tmp_path, 48)
     assert second.fits[2].beta == pytest.approx(first.fits[2].beta)
+    stored = path.read_bytes()
+    lines.clear()
+    load_or_calibrate(space, 10, dataclasses.replace(config, use_cache=False), progress=lines.append)  # --no-cache
+    assert any("--no-cache: calibrating afresh" in line for line in lines)
+    assert not any("saved" in line for line in lines) and path.read_bytes() == stored

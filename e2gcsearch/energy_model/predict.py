@@ -215,7 +215,8 @@ def load_or_calibrate(space: Space, num_classes: int, profile_config: Any, path:
                       progress: Progress | None = None) -> DeviceProfile:
     """The device profile at ``path`` (default: this device's calibration at this resolution, kept beside
     the profile cache in ``device-profiles/``), or a new one from a short calibration sweep
-    (:func:`calibration_configs`), saved there for the next run."""
+    (:func:`calibration_configs`), saved there for the next run. Without the profile cache
+    (``profile_config.use_cache`` false, ``--no-cache``) the calibration runs afresh and is not stored."""
     from ..profiling import ProfileCache, resolve_device
     from .data import run_sweep
     from .device_profile import current_fingerprint, default_profile_path, fit_device_profile, fingerprint_differences
@@ -225,16 +226,21 @@ def load_or_calibrate(space: Space, num_classes: int, profile_config: Any, path:
     here = current_fingerprint(device, profile_config.dtype, profile_config.impl)
     target = path or default_profile_path(here, ProfileCache(profile_config.cache_dir).directory,
                                           profile_config.resolution)  # beside the profile cache (--cache-dir)
-    try:
-        profile = DeviceProfile.load(target)
-        if not fingerprint_differences(profile.fingerprint, here) and profile.resolution == profile_config.resolution:
-            say(f"energy model: using the device profile {target}")
-            return profile
-    except DataError:
-        pass
+    cached = path is not None or profile_config.use_cache
+    if cached:
+        try:
+            profile = DeviceProfile.load(target)
+            if (not fingerprint_differences(profile.fingerprint, here)
+                    and profile.resolution == profile_config.resolution):
+                say(f"energy model: using the device profile {target}")
+                return profile
+        except DataError:
+            pass
     configs = calibration_configs(space, num_classes)
-    say(f"energy model: no profile for this device yet; calibrating on {len(configs)} networks")
+    why = "no profile for this device yet" if cached else "--no-cache: calibrating afresh"
+    say(f"energy model: {why}; calibrating on {len(configs)} networks")
     profile = fit_device_profile(run_sweep(configs, profile_config, progress=say), progress=say)
-    profile.save(target)
-    say(f"energy model: saved the device profile to {target}")
+    if cached:
+        profile.save(target)
+        say(f"energy model: saved the device profile to {target}")
     return profile
