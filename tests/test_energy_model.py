@@ -12,6 +12,7 @@ import optuna
 import pytest
 
 from e2gcsearch import ArchConfig, DataError
+from e2gcsearch.cost import network_cost
 from e2gcsearch.energy_model import (DeviceProfile, EnergyFit, EpfDataset, EpfMeasurement, balanced_work,
                                      config_predictions, config_terms, default_profile_path, eq2_group_sizes_by_stage,
                                      eq2_groups, eq4_group_size_ratio, fig3_frame, fingerprint_warning,
@@ -201,6 +202,22 @@ def test_warm_start_seeds_are_valid_and_queued_once(profile):
     assert enqueue_warm_start(study, space, seeds) == []  # resuming queues nothing twice
     queued = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
     assert [space.to_config(t.system_attrs["fixed_params"], 10) for t in queued] == seeds
+
+
+def test_warm_start_seeds_keep_the_params_and_macs_constraints(profile):
+    from e2gcsearch.search.objectives import parse_constraint
+    from e2gcsearch.search.objectives import cost_feasible
+
+    space = SearchSpace(widths=(0.25, 0.5))
+    free = warm_start_configs(profile, space, num_classes=10, k=3, resolution=64)
+    floor = network_cost(free[0], 64).macs + 1  # the unconstrained best at width 0.5 breaks it
+    keep = cost_feasible([parse_constraint(f"macs>={floor}"), parse_constraint("epf<=1e-9")], 64)  # EPF: not known yet
+    seeds = warm_start_configs(profile, space, num_classes=10, k=3, resolution=64, keep=keep)
+    assert len(seeds) == 3 and free[0] not in seeds
+    assert all(network_cost(cfg, 64).macs >= floor for cfg in seeds)
+    feasible_at_half = [c for c in space.points(10) if c.width == 0.5 and network_cost(c, 64).macs >= floor]
+    assert seeds[0] == min(feasible_at_half, key=lambda c: profile.predict_epf_mj(c, 64))  # the best that keeps it
+    assert warm_start_configs(profile, space, 10, k=3, resolution=64, keep=lambda cfg: False) == []
 
 
 def test_stagewise_warm_start_seeds_the_per_stage_optimum(profile):

@@ -59,6 +59,24 @@ def test_a_sampler_forced_to_repeat_is_not_charged_and_new_points_are_drawn(tmp_
     assert sorted(front_info(study, include_dominated=True).frame["trial"]) == sorted(t.number for t in new)
 
 
+def test_queued_baselines_keep_the_params_constraint():
+    from e2gcsearch.cost import network_cost
+    from e2gcsearch.search.objectives import cost_feasible, parse_constraint
+    from e2gcsearch.search.study import enqueue_baselines
+
+    space = SearchSpace(modules=("E2GC",), group_sizes=(1, 2), widths=(0.25, 0.5, 0.75))
+    at = {w: ArchConfig("mobilenet_v1", group_size=1, width=w, num_classes=10) for w in space.widths}
+    cap = network_cost(at[0.5], 48).params  # the baseline at 0.75 breaks it, at 0.5 keeps it
+    study = optuna.create_study(directions=["minimize", "maximize"])
+    lines = enqueue_baselines(study, space, 10, cost_feasible([parse_constraint(f"params<={cap}")], 48))
+    assert lines == ["queued mobilenet_v1 G=1 (paper baseline) at width 0.5"]
+    (queued,) = study.get_trials(states=(TrialState.WAITING,))
+    assert space.to_config(queued.system_attrs["fixed_params"], 10) == at[0.5]
+    lines = enqueue_baselines(optuna.create_study(directions=["minimize", "maximize"]), space, 10,
+                              cost_feasible([parse_constraint("params<=1000")], 48))
+    assert len(lines) == 1 and "breaks the params/MACs constraints at every width" in lines[0]
+
+
 # --- studies stored with the categorical encoding ------------------------------------------------------
 
 def _categorical_study(url: str) -> None:

@@ -181,18 +181,22 @@ def _ranked_groups(profile: DeviceProfile, space: Space, num_classes: int, resol
 
 
 def warm_start_configs(profile: DeviceProfile, space: Space, num_classes: int, k: int = 3,
-                       resolution: int | None = None, batch_size: int | None = None) -> list[ArchConfig]:
+                       resolution: int | None = None, batch_size: int | None = None,
+                       keep: Callable[[ArchConfig], bool] | None = None) -> list[ArchConfig]:
     """The model's predicted best configurations within ``space``, to enqueue before a search.
 
     Energy is only one objective, so the seeds spread over the space: the model's best grouping at
     each (arch, width), widest first, then the second best of each, until ``k``. For a
     :class:`~e2gcsearch.search.space.StagewiseSearchSpace` the seeds of each width are the per-stage
     optimum (:func:`stage_group_sizes`), then the uniform G's from the best. Every seed is in the space
-    and buildable; duplicates are dropped.
+    and buildable; duplicates are dropped. ``keep`` (e.g. a search's params/MACs constraints) leaves
+    out the candidates it rejects, so each width is seeded with its best point that ``keep`` accepts.
     """
     if k < 1:
         raise ConfigError(f"k must be a positive number of seeds, got {k}")
     groups = _ranked_groups(profile, space, num_classes, resolution or profile.resolution, batch_size)
+    if keep is not None:
+        groups = [[arch_config for arch_config in group if keep(arch_config)] for group in groups]
     seeds: list[ArchConfig] = []
     for rank in itertools.count():
         row = [group[rank] for group in groups if rank < len(group)]

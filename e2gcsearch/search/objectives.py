@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any
+from typing import Any, Callable, Sequence
 
+from ..config import ArchConfig
+from ..cost import network_cost
 from ..errors import ConfigError
 from ..metrics import METRICS, Metric
 
@@ -103,3 +105,14 @@ def parse_constraint(text: str, reference_batch: int = DEFAULT_BATCH_SIZE) -> Co
     except ValueError:
         raise ConfigError(f"bad bound {bound!r} in constraint {text!r}; write a number such as 5e6") from None
     return Constraint(parse_metric(name, reference_batch), op, value)
+
+
+def cost_feasible(constraints: Sequence[Constraint], resolution: int) -> Callable[[ArchConfig], bool]:
+    """Whether a configuration keeps the constraints known before anything is measured: those on params
+    and MACs (EPF, latency and top-1 constraints are left to the trial)."""
+    def keep(arch_config: ArchConfig) -> bool:
+        cost = network_cost(arch_config, resolution)
+        known = {"params": cost.params, "macs": cost.macs}
+        return all(constraint.violation(known[constraint.metric.metric]) <= 0
+                   for constraint in constraints if constraint.metric.metric in known)
+    return keep

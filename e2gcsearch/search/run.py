@@ -32,6 +32,7 @@ from ..metrics import ENERGY_METRICS
 from . import record
 from ..train.threads import AUTO, usable_cores, worker_threads
 from .fingerprint import study_fingerprint, trial_settings
+from .objectives import cost_feasible
 from .lost import fail_lost_trials, has_heartbeat, new_run_id, worker_tag
 from .preflight import check_networks, check_places, device_fingerprint_of
 from .storage import redact
@@ -305,13 +306,14 @@ def _prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData, SearchConf
     study.sampler = create_sampler(config.sampler, sampler_seed(config.seed, len(study.trials)), space, config.trials)
     for line in fail_lost_trials(study):
         note(line)
+    keep = cost_feasible(settings.constraints, profile.resolution) if settings.constraints else None
     if config.baselines:
-        for label in enqueue_baselines(study, space, data.num_classes):
-            note(f"queued {label}")
+        for line in enqueue_baselines(study, space, data.num_classes, keep):
+            note(line)
     if config.warm_start in ("model", "auto"):
         on_device = _on_device(config, devices[0]).settings.profile if devices else settings.profile  # a worker's GPU
         warm_start_study(study, space, data.num_classes, on_device, config.warm_start, config.warm_start_profile,
-                         say=note)
+                         say=note, keep=keep)
     return study, data, config
 
 

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 
+from ..config import ArchConfig
 from ..console import note
 from ..train.runtime import derived_seed
 from ..version import __version__
@@ -192,17 +193,25 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def enqueue_baselines(study: optuna.Study, space: SearchSpace, num_classes: int) -> list[str]:
+def enqueue_baselines(study: optuna.Study, space: SearchSpace, num_classes: int,
+                      keep: Callable[[ArchConfig], bool] | None = None) -> list[str]:
     """Queue the paper baseline of each network of the space (its registry entry's ``baseline``) once;
-    returns what was queued.
+    returns a line for each: what was queued, or why nothing was.
 
-    A baseline is queued at the width of the space closest to 1.0, and not again on resume.
+    A baseline is queued at the width of the space closest to 1.0 that ``keep`` accepts (e.g. the
+    search's params/MACs constraints, :func:`~e2gcsearch.search.objectives.cost_feasible`), and not
+    again on resume.
     """
-    width = min(space.widths, key=lambda w: abs(w - 1.0))
-    items = []
+    widths = sorted(space.widths, key=lambda w: abs(w - 1.0))
+    items, lines = [], []
     for arch in space.archs:
-        baseline = get_entry(arch).baseline.replace(width=width, num_classes=num_classes)
-        if space.contains(baseline):
-            items.append((baseline, {record.BASELINE: f"{arch} {baseline.grouping} (paper baseline)"}))
-    return [f"{arch_config.arch} {arch_config.grouping} (paper baseline) at width {width:g}"
-            for arch_config in enqueue_once(study, space, items)]
+        baselines = [get_entry(arch).baseline.replace(width=width, num_classes=num_classes) for width in widths]
+        baselines = [baseline for baseline in baselines if space.contains(baseline)]
+        kept = [baseline for baseline in baselines if keep is None or keep(baseline)]
+        if kept:
+            items.append((kept[0], {record.BASELINE: f"{arch} {kept[0].grouping} (paper baseline)"}))
+        elif baselines:
+            lines.append(f"note: {arch} {baselines[0].grouping} (paper baseline) breaks the params/MACs constraints "
+                         "at every width of the space; not queued")
+    return [f"queued {arch_config.arch} {arch_config.grouping} (paper baseline) at width {arch_config.width:g}"
+            for arch_config in enqueue_once(study, space, items)] + lines

@@ -64,11 +64,13 @@ def enqueue_warm_start(study: Any, space: Any, configs: Sequence[ArchConfig], no
 
 
 def warm_start_study(study: Any, space: Any, num_classes: int, profile_config: Any, mode: str = "model",
-                     profile_path: str | None = None, say: Progress | None = None) -> list[str]:
+                     profile_path: str | None = None, say: Progress | None = None,
+                     keep: Callable[[ArchConfig], bool] | None = None) -> list[str]:
     """Queue the optimum-group-size model's predicted best points on ``study`` (calibrating the model
     first when this device has no cached profile and ``profile_path`` gives none); returns the labels
-    queued. ``mode`` ``auto``: a model that cannot be calibrated leaves the sampler alone, with a note;
-    ``model``: that is an error."""
+    queued. Points ``keep`` rejects (:func:`~e2gcsearch.search.objectives.cost_feasible`: a params or
+    MACs constraint) are not queued: each width gets its best point that ``keep`` accepts. ``mode`` ``auto``: a model that cannot be calibrated leaves the sampler
+    alone, with a note; ``model``: that is an error."""
     from ..energy_model import DeviceProfile, load_or_calibrate, warm_start_configs
 
     say = say or (lambda line: None)
@@ -76,13 +78,16 @@ def warm_start_study(study: Any, space: Any, num_classes: int, profile_config: A
         # a profile given by name must be there and readable, whatever the mode
         profile = (DeviceProfile.load(profile_path) if profile_path
                    else load_or_calibrate(space, num_classes, profile_config, progress=say))
-        seeds = warm_start_configs(profile, space, num_classes, k=3, resolution=profile_config.resolution)
+        seeds = warm_start_configs(profile, space, num_classes, k=3, resolution=profile_config.resolution,
+                                   keep=keep)
     except UserError as exc:
         if mode != "auto" or profile_path:
             raise
         say(f"note: no warm start from the energy model ({exc}); the sampler starts alone "
             "(--warm-start none skips the calibration)")
         return []
+    if not seeds:
+        say("note: no point of the space keeps the params/MACs constraints; nothing queued from the energy model")
     queued = enqueue_warm_start(study, space, seeds)
     for label in queued:
         say(f"queued {label} (predicted by the energy model)")
