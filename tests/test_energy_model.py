@@ -249,5 +249,5 @@ def test_calibration_runs_once_then_reuses_the_profile(tmp_path):
     stored = path.read_bytes()
     lines.clear()
     load_or_calibrate(space, 10, dataclasses.replace(config, use_cache=False), progress=lines.append)  # --no-cache
-    assert any("--no-cache: calibrating afresh" in line for line in lines)
+    assert any("--no-cache; calibrating afresh on 9 networks" in line for line in lines)
     assert not any("saved" in line for line in lines) and path.read_bytes() == stored

@@ -75,6 +75,24 @@ def test_queued_baselines_keep_the_params_constraint():
     lines = enqueue_baselines(optuna.create_study(directions=["minimize", "maximize"]), space, 10,
                               cost_feasible([parse_constraint("params<=1000")], 48))
     assert len(lines) == 1 and "breaks the params/MACs constraints at every width" in lines[0]
+    # a resume without the constraint does not add the baseline at another width
+    assert enqueue_baselines(study, space, 10) == [] and len(study.get_trials(states=(TrialState.WAITING,))) == 1
+    # a configuration that cannot be built is left to its trial, which names why
+    assert cost_feasible([parse_constraint("params<=1000")], 48)(
+        ArchConfig("mobilenet_v1", group_size=3, width=1.0, num_classes=10))
+
+
+def test_run_queues_the_baseline_that_keeps_the_constraint(tmp_path):
+    from e2gcsearch.cost import network_cost
+    from e2gcsearch.search.objectives import parse_constraint
+
+    space = SearchSpace(modules=("E2GC",), group_sizes=(1, 2), widths=(0.25, 0.5))
+    small = ArchConfig("mobilenet_v1", group_size=1, width=0.25, num_classes=10)
+    cap = network_cost(small, 32).params
+    study, _ = prepare(tiny_config(tmp_path, settings={"space": space,
+                                                       "constraints": (parse_constraint(f"params<={cap}"),)}))
+    (queued,) = study.get_trials(states=(TrialState.WAITING,))
+    assert space.to_config(queued.system_attrs["fixed_params"], 10) == small and record.BASELINE in queued.user_attrs
 
 
 # --- studies stored with the categorical encoding ------------------------------------------------------

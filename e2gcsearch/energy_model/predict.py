@@ -190,7 +190,9 @@ def warm_start_configs(profile: DeviceProfile, space: Space, num_classes: int, k
     :class:`~e2gcsearch.search.space.StagewiseSearchSpace` the seeds of each width are the per-stage
     optimum (:func:`stage_group_sizes`), then the uniform G's from the best. Every seed is in the space
     and buildable; duplicates are dropped. ``keep`` (e.g. a search's params/MACs constraints) leaves
-    out the candidates it rejects, so each width is seeded with its best point that ``keep`` accepts.
+    out the candidates it rejects: each width of a network-level space is seeded with its best point
+    that ``keep`` accepts; in a stage-wise space the per-stage optimum is found without ``keep``, so
+    when ``keep`` rejects it the width is seeded with its best uniform G that ``keep`` accepts.
     """
     if k < 1:
         raise ConfigError(f"k must be a positive number of seeds, got {k}")
@@ -220,7 +222,8 @@ def load_or_calibrate(space: Space, num_classes: int, profile_config: Any, path:
     """The device profile at ``path`` (default: this device's calibration at this resolution, kept beside
     the profile cache in ``device-profiles/``), or a new one from a short calibration sweep
     (:func:`calibration_configs`), saved there for the next run. Without the profile cache
-    (``profile_config.use_cache`` false, ``--no-cache``) the calibration runs afresh and is not stored."""
+    (``profile_config.use_cache`` false, ``--no-cache``) and no ``path``, the calibration runs afresh
+    and is not stored; a ``path`` given is read and written whatever the cache setting."""
     from ..profiling import ProfileCache, resolve_device
     from .data import run_sweep
     from .device_profile import current_fingerprint, default_profile_path, fit_device_profile, fingerprint_differences
@@ -241,8 +244,8 @@ def load_or_calibrate(space: Space, num_classes: int, profile_config: Any, path:
         except DataError:
             pass
     configs = calibration_configs(space, num_classes)
-    why = "no profile for this device yet" if cached else "--no-cache: calibrating afresh"
-    say(f"energy model: {why}; calibrating on {len(configs)} networks")
+    why = "no profile for this device yet; calibrating" if cached else "--no-cache; calibrating afresh"
+    say(f"energy model: {why} on {len(configs)} networks")
     profile = fit_device_profile(run_sweep(configs, profile_config, progress=say), progress=say)
     if cached:
         profile.save(target)

@@ -109,9 +109,13 @@ def parse_constraint(text: str, reference_batch: int = DEFAULT_BATCH_SIZE) -> Co
 
 def cost_feasible(constraints: Sequence[Constraint], resolution: int) -> Callable[[ArchConfig], bool]:
     """Whether a configuration keeps the constraints known before anything is measured: those on params
-    and MACs (EPF, latency and top-1 constraints are left to the trial)."""
+    and MACs (EPF, latency and top-1 constraints are left to the trial, and so is a configuration that
+    cannot be built: its trial names why)."""
     def keep(arch_config: ArchConfig) -> bool:
-        cost = network_cost(arch_config, resolution)
+        try:
+            cost = network_cost(arch_config, resolution)
+        except ConfigError:
+            return True
         known = {"params": cost.params, "macs": cost.macs}
         return all(constraint.violation(known[constraint.metric.metric]) <= 0
                    for constraint in constraints if constraint.metric.metric in known)

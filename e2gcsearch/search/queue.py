@@ -15,14 +15,26 @@ def _params(trial: Any) -> dict[str, Any]:
     return trial.params or trial.system_attrs.get(FIXED_PARAMS, {})
 
 
+LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+
+
+def live_trials(study: Any) -> list[Any]:
+    """The trials that are complete, stopped early, running or waiting (not failed)."""
+    return study.get_trials(deepcopy=False, states=LIVE)
+
+
+def queued_archs(study: Any, attr: str) -> set[str]:
+    """The archs of the live trials queued with the user attr ``attr`` (e.g. a paper baseline)."""
+    return {_params(t).get("arch") for t in live_trials(study) if attr in t.user_attrs}
+
+
 def enqueue_once(study: Any, space: Any, items: Iterable[tuple[ArchConfig, dict[str, Any]]]) -> list[ArchConfig]:
     """Queue each ``(config, user_attrs)`` unless a trial with the same parameters is already
     complete, stopped early, running or waiting, so a resumed study never runs a queued point twice.
 
     Returns the configurations actually queued.
     """
-    taken = {tuple(sorted(_params(t).items())) for t in study.get_trials(
-        deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING))}
+    taken = {tuple(sorted(_params(t).items())) for t in live_trials(study)}
     queued = []
     for arch_config, attrs in items:
         params = space.params_of(arch_config)

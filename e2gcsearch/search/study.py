@@ -28,7 +28,7 @@ from ..errors import ConfigError, UnknownNameError
 from ..metrics import Metric
 from ..models import get_entry
 from . import record
-from .queue import enqueue_once
+from .queue import enqueue_once, queued_archs
 from .space import SearchSpace
 from .storage import get_storage, redact, storage_file
 
@@ -200,11 +200,12 @@ def enqueue_baselines(study: optuna.Study, space: SearchSpace, num_classes: int,
 
     A baseline is queued at the width of the space closest to 1.0 that ``keep`` accepts (e.g. the
     search's params/MACs constraints, :func:`~e2gcsearch.search.objectives.cost_feasible`), and not
-    again on resume.
+    again on resume, even when the constraints changed since (a failed baseline is queued again).
     """
     widths = sorted(space.widths, key=lambda w: abs(w - 1.0))
     items, lines = [], []
-    for arch in space.archs:
+    have = queued_archs(study, record.BASELINE)
+    for arch in (arch for arch in space.archs if arch not in have):
         baselines = [get_entry(arch).baseline.replace(width=width, num_classes=num_classes) for width in widths]
         baselines = [baseline for baseline in baselines if space.contains(baseline)]
         kept = [baseline for baseline in baselines if keep is None or keep(baseline)]

@@ -68,9 +68,10 @@ def warm_start_study(study: Any, space: Any, num_classes: int, profile_config: A
                      keep: Callable[[ArchConfig], bool] | None = None) -> list[str]:
     """Queue the optimum-group-size model's predicted best points on ``study`` (calibrating the model
     first when this device has no cached profile and ``profile_path`` gives none); returns the labels
-    queued. Points ``keep`` rejects (:func:`~e2gcsearch.search.objectives.cost_feasible`: a params or
-    MACs constraint) are not queued: each width gets its best point that ``keep`` accepts. ``mode`` ``auto``: a model that cannot be calibrated leaves the sampler
-    alone, with a note; ``model``: that is an error."""
+    queued. Candidates ``keep`` rejects (:func:`~e2gcsearch.search.objectives.cost_feasible`: a params
+    or MACs constraint) are not queued (see :func:`~e2gcsearch.energy_model.warm_start_configs`).
+    ``mode`` ``auto``: a model that cannot be calibrated leaves the sampler alone, with a note;
+    ``model``: that is an error."""
     from ..energy_model import DeviceProfile, load_or_calibrate, warm_start_configs
 
     say = say or (lambda line: None)
@@ -86,8 +87,8 @@ def warm_start_study(study: Any, space: Any, num_classes: int, profile_config: A
         say(f"note: no warm start from the energy model ({exc}); the sampler starts alone "
             "(--warm-start none skips the calibration)")
         return []
-    if not seeds:
-        say("note: no point of the space keeps the params/MACs constraints; nothing queued from the energy model")
+    if not seeds and keep is not None:
+        say("note: no candidate of the energy model keeps the params/MACs constraints; nothing queued from it")
     queued = enqueue_warm_start(study, space, seeds)
     for label in queued:
         say(f"queued {label} (predicted by the energy model)")
