@@ -33,16 +33,23 @@ FOUR_POINTS = SearchSpace(modules=("E2GC",), group_sizes=(1, 2, 4, 8), widths=(0
 
 # --- --trials N means N new points ---------------------------------------------------------------------
 
-def test_a_sampler_forced_to_repeat_is_not_charged_and_new_points_are_drawn(tmp_path):
-    settings = dataclasses.replace(tiny_config(tmp_path, **{"settings": CHEAP}).settings, space=FOUR_POINTS)
+def search_fixed_to(tmp_path, space, point, trials):
+    """A cheap search whose sampler (Optuna's own) proposes ``point`` every time, under a budget of
+    ``trials`` new points; returns the study, the budget and the lines it said."""
+    settings = dataclasses.replace(tiny_config(tmp_path, **{"settings": CHEAP}).settings, space=space)
     data = load_data(TINY_DATA, progress=False)
-    first = ArchConfig("mobilenet_v1", group_size=2, width=0.25, num_classes=data.num_classes)
-    # Optuna's own sampler, fixed to one point: every proposal after the first repeats it.
-    sampler = optuna.samplers.PartialFixedSampler(FOUR_POINTS.params_of(first), optuna.samplers.RandomSampler(seed=0))
+    sampler = optuna.samplers.PartialFixedSampler(space.params_of(point), optuna.samplers.RandomSampler(seed=0))
     study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
     lines = []
-    budget = NewPoints(FOUR_POINTS, 3, data.num_classes, seed=0, study=study, say=lines.append)
-    study.optimize(TrialRunner(settings, data), n_trials=40, callbacks=[budget])
+    budget = NewPoints(space, trials, data.num_classes, seed=0, study=study, say=lines.append)
+    study.optimize(TrialRunner(settings, data), n_trials=40, catch=(Exception,), callbacks=[budget])
+    return study, budget, lines
+
+
+def test_a_sampler_forced_to_repeat_is_not_charged_and_new_points_are_drawn(tmp_path):
+    # every proposal after the first repeats it
+    first = ArchConfig("mobilenet_v1", group_size=2, width=0.25, num_classes=10)
+    study, budget, lines = search_fixed_to(tmp_path, FOUR_POINTS, first, 3)
 
     trials = study.get_trials(deepcopy=False)
     new = [t for t in trials if record.DUPLICATE_OF not in t.user_attrs]
@@ -57,6 +64,37 @@ def test_a_sampler_forced_to_repeat_is_not_charged_and_new_points_are_drawn(tmp_
     assert any("drawn from the 3 unmeasured points" in line for line in lines)
     # repeats carry no information of their own: `front --all` lists each point once
     assert sorted(front_info(study, include_dominated=True).frame["trial"]) == sorted(t.number for t in new)
+
+
+def test_a_point_that_cannot_be_built_is_not_charged(tmp_path):
+    space = SearchSpace(modules=("E2GC",), group_sizes=(3, 4), widths=(1.0, 0.5))  # G=3 at width 1.0 cannot be built
+    bad = ArchConfig("mobilenet_v1", group_size=3, width=1.0, num_classes=10)
+    study, budget, lines = search_fixed_to(tmp_path, space, bad, 5)
+    assert budget.quota == 3  # the three buildable points
+
+    trials = study.get_trials(deepcopy=False)
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert budget.charged == 3 and sum(t.state == TrialState.COMPLETE for t in trials) == 3
+    assert len(failed) == REPEAT_STREAK * 3  # three failures in a row, then a point drawn from the buildable ones
+    assert all("does not divide" in t.user_attrs[record.FAIL_REASON] for t in failed)
+    assert any("measured or unbuildable points" in line for line in lines)
+
+
+def test_failures_before_measuring_stop_the_search():
+    from e2gcsearch.search.budget import GIVE_UP_FAILED
+
+    space = SearchSpace(modules=("E2GC",), group_sizes=(1, 2), widths=(0.25,))
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    lines = []
+    budget = NewPoints(space, 2, 10, seed=0, study=study, say=lines.append)
+
+    def broken(trial):  # fails before anything is measured, whatever the point
+        space.sample(trial, 10)
+        raise RuntimeError("the factory is broken")
+
+    study.optimize(broken, n_trials=100, catch=(Exception,), callbacks=[budget])
+    assert len(study.trials) == GIVE_UP_FAILED and budget.charged == 0
+    assert "failed before measuring anything; stopping" in lines[-1]
 
 
 def test_queued_baselines_keep_the_params_constraint():

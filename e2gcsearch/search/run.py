@@ -37,7 +37,7 @@ from .lost import fail_lost_trials, has_heartbeat, new_run_id, worker_tag
 from .preflight import check_networks, check_places, device_fingerprint_of
 from .storage import redact
 from .study import check_storage_for_workers, create_sampler, sampler_seed, enqueue_baselines, open_or_create_study, open_search_storage
-from .budget import NewPoints
+from .budget import NewPoints, failed_unmeasured
 from .warm_start import warm_start_study
 from .trial import TrialRunner, TrialSettings
 
@@ -370,11 +370,14 @@ def search(config: SearchConfig) -> SearchOutcome:
     ran = [t for t in study.get_trials(deepcopy=False)
            if (t.user_attrs.get(record.WORKER) or {}).get("run") == run_id]
     repeats = sum(record.DUPLICATE_OF in t.user_attrs for t in ran)
+    unbuilt = sum(failed_unmeasured(t) for t in ran)
     stopped = sum(t.state == TrialState.PRUNED and record.DUPLICATE_OF not in t.user_attrs for t in ran)
-    note(f"ran {len(ran) - repeats} new point(s) in {time.perf_counter() - start:.0f} s"
+    note(f"ran {len(ran) - repeats - unbuilt} new point(s) in {time.perf_counter() - start:.0f} s"
          + (f" ({stopped} stopped early)" if stopped else "")
          + (f"; {repeats} proposal(s) repeated a measured point and were answered from the study, "
-            "not charged" if repeats else ""))
+            "not charged" if repeats else "")
+         + (f"; {unbuilt} proposal(s) failed before measuring (see the FAILED lines), not charged"
+            if unbuilt else ""))
     return SearchOutcome(study, ran)
 
 
