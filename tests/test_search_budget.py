@@ -133,6 +133,16 @@ def test_run_queues_the_baseline_that_keeps_the_constraint(tmp_path):
     assert space.to_config(queued.system_attrs["fixed_params"], 10) == small and record.BASELINE in queued.user_attrs
 
 
+def test_a_space_with_no_point_within_the_params_constraint_is_refused_before_any_work(tmp_path):
+    from e2gcsearch.search.objectives import parse_constraint
+    from e2gcsearch.search.preflight import PreflightError
+
+    config = tiny_config(tmp_path, settings={"constraints": (parse_constraint("params<=1000"),)})
+    with pytest.raises(PreflightError, match=r"no point of the space keeps params<=1000 \(the space spans params "):
+        prepare(config)
+    assert not (tmp_path / "study.db").exists()
+
+
 # --- studies stored with the categorical encoding ------------------------------------------------------
 
 def _categorical_study(url: str) -> None:

@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from typing import Any, Callable, Sequence
 
@@ -107,10 +108,16 @@ def parse_constraint(text: str, reference_batch: int = DEFAULT_BATCH_SIZE) -> Co
     return Constraint(parse_metric(name, reference_batch), op, value)
 
 
+def cost_constraints(constraints: Sequence[Constraint]) -> tuple[Constraint, ...]:
+    """The constraints known before anything is measured: those on params and MACs."""
+    return tuple(constraint for constraint in constraints if constraint.metric.metric in ("params", "macs"))
+
+
 def cost_feasible(constraints: Sequence[Constraint], resolution: int) -> Callable[[ArchConfig], bool]:
     """Whether a configuration keeps the constraints known before anything is measured: those on params
     and MACs (EPF, latency and top-1 constraints are left to the trial, and so is a configuration that
     cannot be built: its trial names why)."""
+    @functools.lru_cache(maxsize=None)  # the queue, the warm start and the pre-flight ask about the same points
     def keep(arch_config: ArchConfig) -> bool:
         try:
             cost = network_cost(arch_config, resolution)
@@ -118,5 +125,5 @@ def cost_feasible(constraints: Sequence[Constraint], resolution: int) -> Callabl
             return True
         known = {"params": cost.params, "macs": cost.macs}
         return all(constraint.violation(known[constraint.metric.metric]) <= 0
-                   for constraint in constraints if constraint.metric.metric in known)
+                   for constraint in cost_constraints(constraints))
     return keep

@@ -11,9 +11,10 @@ chosen device. ``--threads auto`` is resolved from those training steps.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from ..config import ArchConfig
+from ..cost import network_cost
 from ..data import DataConfig, LoadedData
 from ..devices import resolve_device
 from ..errors import ConfigError, UserError
@@ -22,6 +23,8 @@ from ..profiling import ProfileConfig, default_cache_dir
 from ..profiling.probe import expected_fingerprint, measured_step
 from ..train import TrainConfig, choose_threads
 from ..train.threads import AUTO, training_step_timer
+from ..report.tables import human_count
+from .objectives import Constraint, cost_constraints
 from .storage import storage_file
 
 
@@ -93,3 +96,22 @@ def _attempt(action: Callable[[], Any], what: str, fix: str) -> Any:
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         raise PreflightError(f"pre-flight: {what} ({type(exc).__name__}: {first}); {fix}. "
                              "Nothing was written") from None
+
+
+def check_cost_constraints(space: Any, constraints: Sequence[Constraint], resolution: int, num_classes: int,
+                           keep: Callable[[ArchConfig], bool]) -> None:
+    """A network-level space keeps at least one buildable point within the params/MACs constraints
+    (``keep``, see :func:`~e2gcsearch.search.objectives.cost_feasible`); else one line, before any
+    work. Stage-wise spaces are too large to list and are left to their trials."""
+    if space.stagewise:
+        return
+    impossible = {arch_config for arch_config, _ in space.impossible(num_classes)}
+    points = [arch_config for arch_config in space.points(num_classes) if arch_config not in impossible]
+    if not points or any(keep(arch_config) for arch_config in points):
+        return
+    costs = [network_cost(arch_config, resolution) for arch_config in points]
+    ranges = ", ".join(f"{name} {human_count(min(values))}-{human_count(max(values))}" for name, values in
+                       (("params", [c.params for c in costs]), ("MACs", [c.macs for c in costs])))
+    wanted = " and ".join(constraint.text for constraint in cost_constraints(constraints))
+    raise PreflightError(f"no point of the space keeps {wanted} (the space spans {ranges}); loosen the "
+                         "constraint or change the space (--widths, --group-sizes, --groups, --arch)")

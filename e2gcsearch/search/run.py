@@ -32,9 +32,9 @@ from ..metrics import ENERGY_METRICS
 from . import record
 from ..train.threads import AUTO, usable_cores, worker_threads
 from .fingerprint import study_fingerprint, trial_settings
-from .objectives import cost_feasible
+from .objectives import cost_constraints, cost_feasible
 from .lost import fail_lost_trials, has_heartbeat, new_run_id, worker_tag
-from .preflight import check_networks, check_places, device_fingerprint_of
+from .preflight import check_cost_constraints, check_networks, check_places, device_fingerprint_of
 from .storage import redact
 from .study import check_storage_for_workers, create_sampler, sampler_seed, enqueue_baselines, open_or_create_study, open_search_storage
 from .budget import NewPoints, failed_unmeasured
@@ -294,6 +294,10 @@ def _prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData, SearchConf
     for arch_config, reason in space.impossible(data.num_classes):
         note(f"note: {arch_config.label()} cannot be built and will fail at once if sampled: {reason}")
     profile = dataclasses.replace(settings.profile, batch_sizes=settings.batch_sizes)
+    keep = (cost_feasible(settings.constraints, profile.resolution)
+            if cost_constraints(settings.constraints) else None)
+    if keep is not None:
+        check_cost_constraints(space, settings.constraints, profile.resolution, data.num_classes, keep)
     train = check_networks(space, data, profile, settings.train if settings.needs_training else None, note)
     if train is not None:
         settings = dataclasses.replace(settings, train=train)
@@ -306,7 +310,6 @@ def _prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData, SearchConf
     study.sampler = create_sampler(config.sampler, sampler_seed(config.seed, len(study.trials)), space, config.trials)
     for line in fail_lost_trials(study):
         note(line)
-    keep = cost_feasible(settings.constraints, profile.resolution) if settings.constraints else None
     if config.baselines:
         for line in enqueue_baselines(study, space, data.num_classes, keep):
             note(line)
