@@ -14,7 +14,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from e2gcsearch import ConfigError
+from e2gcsearch import ArchConfig, ConfigError
 from e2gcsearch.data import DataConfig
 from e2gcsearch.profiling import ProfileConfig
 from e2gcsearch.search import record
@@ -109,16 +109,22 @@ def test_failing_trial_is_recorded_and_the_study_continues(tmp_path):
 
 
 def test_constraint_on_cheap_metric_skips_training(tmp_path):
-    constraint = parse_constraint("params<=1e5")  # every MobileNet-V1 here has more
+    from e2gcsearch.cost import network_cost
+
+    smallest = ArchConfig("mobilenet_v1", group_size=1, width=0.25, num_classes=10)  # the queued baseline
+    bound = network_cost(smallest, 32).params
+    constraint = parse_constraint(f"params<={bound}")  # every other MobileNet-V1 here has more
     config = tiny_config(tmp_path, trials=2, settings={"constraints": (constraint,)})
     study = run_search(config)
-    for trial in study.trials:
-        assert trial.state == TrialState.COMPLETE
-        assert trial.user_attrs["infeasible"] is True
-        assert trial.user_attrs["train_status"] == "skipped (infeasible)"
-        assert trial.user_attrs["violations"][0].startswith("params<=100000 (got")
-        assert trial.constraints["params<=100000"] > 0
-    assert study.best_trials == []  # infeasible trials never reach the front
+    new = [t for t in study.trials if record.DUPLICATE_OF not in t.user_attrs]
+    assert len(new) == 2 and all(t.state == TrialState.COMPLETE for t in new)
+    baseline, other = new
+    assert record.BASELINE in baseline.user_attrs and baseline.user_attrs["infeasible"] is False
+    assert other.user_attrs["infeasible"] is True
+    assert other.user_attrs["train_status"] == "skipped (infeasible)"
+    assert other.user_attrs["violations"][0].startswith(f"{constraint.text} (got")
+    assert other.constraints[constraint.text] > 0
+    assert [t.number for t in study.best_trials] == [baseline.number]  # infeasible trials never reach the front
 
 
 @pytest.mark.slow
