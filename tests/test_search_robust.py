@@ -176,6 +176,24 @@ def test_a_lost_workers_trial_is_failed_with_a_reason_at_the_next_start(tmp_path
     assert TrialState.RUNNING not in states(study)
 
 
+def test_a_queued_point_killed_before_its_worker_recorded_itself_is_failed_and_queued_again(tmp_path, monkeypatch):
+    import time
+
+    from e2gcsearch.search.lost import HEARTBEAT_ENV, fail_lost_trials
+
+    monkeypatch.setenv(HEARTBEAT_ENV, "1")
+    config = tiny_config(tmp_path, storage=str(tmp_path / "study.log"), trials=1, settings=CHEAP)
+    study, _ = prepare(config)  # the paper baseline is queued
+    killed = study.ask()  # RUNNING with the baseline's fixed params; the process dies before anything else
+    assert killed.params == {} and fail_lost_trials(study) == []  # a live worker gets its moment
+    time.sleep(2.1)  # past 2 heartbeat periods without a tag
+    (line,) = fail_lost_trials(study)
+    assert line.startswith(f"trial {killed.number} failed: worker lost: its process ended before it recorded itself")
+    (retry,) = study.get_trials(states=(TrialState.WAITING,))
+    assert retry.system_attrs["fixed_params"]["arch"] == "mobilenet_v1" and record.BASELINE in retry.user_attrs
+    assert retry.system_attrs[record.RETRY_OF] == killed.number
+
+
 def test_the_default_warm_start_steps_aside_when_the_model_cannot_be_calibrated(tmp_path, monkeypatch, capsys):
     import e2gcsearch.energy_model
 

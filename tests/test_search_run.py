@@ -180,6 +180,6 @@ def test_sigkill_mid_trial_leaves_a_resumable_storage(tmp_path):
     study = optuna.load_study(study_name="killed", storage=get_storage(url))
     trials = study.get_trials(deepcopy=False)
     assert trials[0].state == TrialState.FAIL  # the killed trial, failed at the next start, with the reason
-    assert trials[0].user_attrs[record.FAIL_REASON].startswith("worker lost: process")
+    assert trials[0].user_attrs[record.FAIL_REASON].startswith("worker lost: ")  # killed before or after it tagged the trial
     assert sum(t.state == TrialState.COMPLETE for t in trials) >= 3
     assert not any(t.state == TrialState.RUNNING for t in trials)

@@ -8,6 +8,7 @@ by Optuna a minute later without a reason.
 
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 import uuid
@@ -17,6 +18,18 @@ import optuna
 from optuna.trial import TrialState
 
 from . import record
+from .queue import trial_params
+
+QUEUED_AS = (record.BASELINE, record.WARM_START, record.DRAWN)  # why a point was queued: kept on its retry
+
+HEARTBEAT_S = 30  # a RUNNING trial whose process stopped beating for 2 x this is failed and retried
+HEARTBEAT_ENV = "E2GCSEARCH_HEARTBEAT_S"
+
+
+def heartbeat_seconds() -> int:
+    """The heartbeat period: ``$E2GCSEARCH_HEARTBEAT_S``, else 30 s."""
+    return int(os.environ.get(HEARTBEAT_ENV) or HEARTBEAT_S)
+
 
 def worker_tag(run_id: str) -> dict[str, Any]:
     """What a trial records about the process running it (``record.WORKER``)."""
@@ -62,6 +75,11 @@ def lost_reason(trial: Any, stale: set[int]) -> str | None:
     if trial._trial_id in stale:
         where = f"process {tag['pid']} on {tag['host']}" if tag else "its process"
         return f"worker lost: no heartbeat from {where} within the grace period (started {started})"
+    # A live worker tags its trial the moment it starts it; one killed in between leaves a RUNNING trial
+    # with neither a tag nor a heartbeat, which nothing above would ever fail.
+    age = (datetime.datetime.now() - trial.datetime_start).total_seconds() if trial.datetime_start else 0.0
+    if not tag and age > 2 * heartbeat_seconds():
+        return f"worker lost: its process ended before it recorded itself on the trial (started {started})"
     return None
 
 
@@ -80,8 +98,10 @@ def fail_lost_trials(study: optuna.Study) -> list[str]:
         except RuntimeError:  # another process failed it first
             continue
         lines.append(f"trial {trial.number} failed: {reason}")
-        if record.RETRY_OF not in trial.system_attrs and trial.params:
-            study.enqueue_trial(trial.params)
+        params = trial_params(trial)  # a queued point killed before it sampled keeps its fixed params
+        if record.RETRY_OF not in trial.system_attrs and params:
+            queued_as = {key: trial.user_attrs[key] for key in QUEUED_AS if key in trial.user_attrs}
+            study.enqueue_trial(params, user_attrs=queued_as)
             waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))[-1]
             storage.set_trial_system_attr(waiting._trial_id, record.RETRY_OF, trial.number)
     return lines

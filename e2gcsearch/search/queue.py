@@ -10,7 +10,8 @@ from ..config import ArchConfig
 from .record import FIXED_PARAMS
 
 
-def _params(trial: Any) -> dict[str, Any]:
+def trial_params(trial: Any) -> dict[str, Any]:
+    """A trial's parameters, also for a queued trial that has not sampled them yet."""
     # A queued trial that has not run yet keeps its parameters in Optuna's system attrs.
     return trial.params or trial.system_attrs.get(FIXED_PARAMS, {})
 
@@ -25,7 +26,7 @@ def live_trials(study: Any) -> list[Any]:
 
 def queued_archs(study: Any, attr: str) -> set[str]:
     """The archs of the live trials queued with the user attr ``attr`` (e.g. a paper baseline)."""
-    return {_params(t).get("arch") for t in live_trials(study) if attr in t.user_attrs}
+    return {trial_params(t).get("arch") for t in live_trials(study) if attr in t.user_attrs}
 
 
 def enqueue_once(study: Any, space: Any, items: Iterable[tuple[ArchConfig, dict[str, Any]]]) -> list[ArchConfig]:
@@ -34,7 +35,7 @@ def enqueue_once(study: Any, space: Any, items: Iterable[tuple[ArchConfig, dict[
 
     Returns the configurations actually queued.
     """
-    taken = {tuple(sorted(_params(t).items())) for t in live_trials(study)}
+    taken = {tuple(sorted(trial_params(t).items())) for t in live_trials(study)}
     queued = []
     for arch_config, attrs in items:
         params = space.params_of(arch_config)

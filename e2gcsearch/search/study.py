@@ -13,7 +13,6 @@ Optuna does the searching; this module only wires e2gcsearch's choices into it:
 
 from __future__ import annotations
 
-import os
 import warnings
 from typing import Any, Callable
 
@@ -28,13 +27,12 @@ from ..errors import ConfigError, UnknownNameError
 from ..metrics import Metric
 from ..models import get_entry
 from . import record
+from .lost import heartbeat_seconds
 from .queue import enqueue_once, queued_archs
 from .space import SearchSpace
 from .storage import get_storage, redact, storage_file
 
 SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random", "grid")
-HEARTBEAT_S = 30  # a RUNNING trial whose process stopped beating for 2 x this is failed and retried
-HEARTBEAT_ENV = "E2GCSEARCH_HEARTBEAT_S"
 
 
 def open_search_storage(url: str, heartbeat_s: int | None = None) -> BaseStorage:
@@ -42,7 +40,7 @@ def open_search_storage(url: str, heartbeat_s: int | None = None) -> BaseStorage
 
     The heartbeat period is ``heartbeat_s``, else ``$E2GCSEARCH_HEARTBEAT_S``, else 30 s.
     """
-    heartbeat_s = heartbeat_s or int(os.environ.get(HEARTBEAT_ENV) or HEARTBEAT_S)
+    heartbeat_s = heartbeat_s or heartbeat_seconds()
     storage = get_storage(url, create=True)
     if isinstance(storage, RDBStorage):
         with warnings.catch_warnings():
