@@ -99,14 +99,15 @@ def _attempt(action: Callable[[], Any], what: str, fix: str) -> Any:
 
 
 def check_cost_constraints(space: Any, constraints: Sequence[Constraint], resolution: int, num_classes: int,
-                           keep: Callable[[ArchConfig], bool]) -> None:
-    """A network-level space keeps at least one buildable point within the params/MACs constraints
-    (``keep``, see :func:`~e2gcsearch.search.objectives.cost_feasible`); else one line, before any
-    work. Stage-wise spaces are too large to list and are left to their trials."""
+                           keep: Callable[[ArchConfig], bool], impossible: Sequence[ArchConfig] = ()) -> None:
+    """A network-level space keeps at least one buildable point (not in ``impossible``, the space's
+    unbuildable points) within the params/MACs constraints (``keep``, see
+    :func:`~e2gcsearch.search.objectives.cost_feasible`); else one line, before any work. Stage-wise
+    spaces are too large to list and are left to their trials."""
     if space.stagewise:
         return
-    impossible = {arch_config for arch_config, _ in space.impossible(num_classes)}
-    points = [arch_config for arch_config in space.points(num_classes) if arch_config not in impossible]
+    unbuildable = set(impossible)
+    points = [arch_config for arch_config in space.points(num_classes) if arch_config not in unbuildable]
     if not points or any(keep(arch_config) for arch_config in points):
         return
     costs = [network_cost(arch_config, resolution) for arch_config in points]

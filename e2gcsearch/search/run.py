@@ -291,13 +291,15 @@ def _prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData, SearchConf
     check_places(config.storage, config.data, settings.profile, settings.train)
     data = load_data(config.data, progress=config.progress)
     space = settings.space
-    for arch_config, reason in space.impossible(data.num_classes):
+    impossible = space.impossible(data.num_classes)
+    for arch_config, reason in impossible:
         note(f"note: {arch_config.label()} cannot be built and will fail at once if sampled: {reason}")
     profile = dataclasses.replace(settings.profile, batch_sizes=settings.batch_sizes)
     keep = (cost_feasible(settings.constraints, profile.resolution)
             if cost_constraints(settings.constraints) else None)
     if keep is not None:
-        check_cost_constraints(space, settings.constraints, profile.resolution, data.num_classes, keep)
+        check_cost_constraints(space, settings.constraints, profile.resolution, data.num_classes, keep,
+                               [arch_config for arch_config, _ in impossible])
     train = check_networks(space, data, profile, settings.train if settings.needs_training else None, note)
     if train is not None:
         settings = dataclasses.replace(settings, train=train)
