@@ -5,8 +5,9 @@ told the known result at once (:func:`e2gcsearch.search.trial.repeat`, no traini
 and is not charged: the study goes on until N trials have measured a point the study had not
 measured. Nor is a trial that failed before measuring anything (a point that cannot be built: the
 sampler learns it from the failure). When the sampler proposes such points :data:`REPEAT_STREAK`
-times in a row, the next trial is drawn (seeded) from the unmeasured buildable points instead. When fewer than N unmeasured points
-remain, the search measures them all and says so; when none remain, it stops.
+times in a row, the next trial is drawn (seeded) from the unmeasured buildable points instead. When
+fewer than N unmeasured points remain, the search measures them all and says so; when none remain,
+it stops.
 
 Example:
     >>> from e2gcsearch.search.space import SearchSpace
@@ -99,8 +100,8 @@ class NewPoints:
         elif self.streak >= REPEAT_STREAK and unmeasured:
             point = self.rng.choice(unmeasured)
             enqueue_once(study, self.space, [(point, {record.DRAWN: True})])
-            self.say(f"the sampler proposed measured or unbuildable points {self.streak} times in a row; the next trial is "
-                     f"{point.label()}, drawn from the {len(unmeasured)} unmeasured points")
+            self.say(f"the sampler proposed measured or unbuildable points {self.streak} times in a row; the next "
+                     f"trial is {point.label()}, drawn from the {len(unmeasured)} unmeasured points")
             self.streak = 0
         elif self.streak >= GIVE_UP_STREAK:
             self.say(f"the sampler proposed measured points {self.streak} times in a row; stopping")
