@@ -197,16 +197,13 @@ def warm_start_configs(profile: DeviceProfile, space: Space, num_classes: int, k
     if k < 1:
         raise ConfigError(f"k must be a positive number of seeds, got {k}")
     groups = _ranked_groups(profile, space, num_classes, resolution or profile.resolution, batch_size)
-    if keep is not None:
-        groups = [[arch_config for arch_config in group if keep(arch_config)] for group in groups]
+    # each group's candidates best first, ``keep`` asked only about those reached (it may cost a build)
+    streams = [(arch_config for arch_config in group if keep is None or keep(arch_config)) for group in groups]
     seeds: list[ArchConfig] = []
-    for rank in itertools.count():
-        row = [group[rank] for group in groups if rank < len(group)]
-        if not row:
-            break
-        seeds += [arch_config for arch_config in row if arch_config not in seeds]
-        if len(seeds) >= k:
-            break
+    while streams and len(seeds) < k:
+        row = [next(stream, None) for stream in streams]
+        streams = [stream for stream, arch_config in zip(streams, row) if arch_config is not None]
+        seeds += [arch_config for arch_config in row if arch_config is not None and arch_config not in seeds]
     return seeds[:k]
 
 
