@@ -101,8 +101,9 @@ def test_three_workers_one_killed_lose_and_duplicate_nothing(postgres_url, tmp_p
     assert len(new) == 12  # the requested number of new points, the killed one's share included
     assert [t.number for t in by_state[TrialState.FAIL]] == [victim[1]]
     assert not by_state[TrialState.RUNNING] and not by_state[TrialState.WAITING]
-    retries = [t for t in trials if t.system_attrs.get("failed_trial") == victim[1]]
-    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE  # retried once, by the heartbeat
+    assert study.trials[victim[1]].user_attrs[record.FAIL_REASON].startswith(f"worker lost: process {victim[0]}")
+    retries = [t for t in trials if t.system_attrs.get(record.RETRY_OF) == victim[1]]
+    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE  # retried once
     assert retries[0].params == study.trials[victim[1]].params
     for trial in by_state[TrialState.COMPLETE]:
         assert REQUIRED_ATTRS <= set(trial.user_attrs), trial.number

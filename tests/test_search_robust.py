@@ -215,3 +215,27 @@ def test_the_default_warm_start_steps_aside_when_the_model_cannot_be_calibrated(
     argv = ["run", "--warm-start", "none", "--warm-start-profile", str(tmp_path / "p.json"), "--storage",
             f"sqlite:///{tmp_path}/cli.db"]
     assert main(argv) == 2 and "drop one of them" in capsys.readouterr().err
+
+
+def test_a_heartbeat_retry_starts_clean_and_a_failure_before_measuring_stays_uncharged(tmp_path):
+    import time
+
+    from e2gcsearch.search.budget import uncharged
+    from e2gcsearch.search.study import open_search_storage
+
+    study = optuna.create_study(storage=open_search_storage(f"sqlite:///{tmp_path}/hb.db", heartbeat_s=1))
+    lost = study.ask({"arch": optuna.distributions.CategoricalDistribution(["mobilenet_v1"])})
+    for key, value in {record.PARAMS: 1000, record.TOP1_CURVE: [10.0], record.WARM_START: "model",
+                       record.WORKER: {"run": "old", "host": "elsewhere", "pid": 1}}.items():
+        lost.set_user_attr(key, value)
+    study._storage.record_heartbeat(lost._trial_id)
+    time.sleep(3.1)  # past the grace period (2 x 1 s; SQLite keeps whole seconds): Optuna fails it and retries
+    optuna.storages.fail_stale_trials(study)
+    (retry,) = study.get_trials(states=(TrialState.WAITING,))
+    assert retry.system_attrs[record.RETRY_OF] == lost.number
+    assert retry.system_attrs[record.FIXED_PARAMS] == {"arch": "mobilenet_v1"}
+    assert retry.user_attrs == {record.WARM_START: "model"}  # why it was queued; not the lost run's records
+    again = study.ask()  # the retry, run: its point fails to build before anything is measured
+    study.tell(again, state=TrialState.FAIL)
+    assert again.number == retry.number and uncharged(study.trials[again.number])
+    assert not study.get_trials(states=(TrialState.WAITING,))  # a retry is not retried

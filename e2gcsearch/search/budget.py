@@ -46,7 +46,7 @@ def measured_points(study: Any) -> set[str]:
 
 def failed_unmeasured(trial: FrozenTrial) -> bool:
     """Whether ``trial`` failed before anything was measured (its point cannot be built): no new point."""
-    return trial.state == TrialState.FAIL and "params" not in trial.user_attrs
+    return trial.state == TrialState.FAIL and record.PARAMS not in trial.user_attrs
 
 
 def uncharged(trial: FrozenTrial) -> bool:

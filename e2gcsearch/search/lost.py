@@ -1,6 +1,7 @@
 """Trials whose worker died: each running trial names its process (host, pid, run); a run that starts
 fails the RUNNING trials of processes that no longer exist on this host, and (on an RDB storage)
-those whose heartbeat stopped, with the reason recorded, and queues their point again once.
+those whose heartbeat stopped, with the reason recorded, and queues their point again once
+(:func:`queue_retry`).
 
 Without this a killed worker's trial stayed RUNNING (a journal storage has no heartbeat) or was failed
 by Optuna a minute later without a reason.
@@ -15,7 +16,7 @@ import uuid
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from . import record
 from .queue import trial_params
@@ -98,10 +99,21 @@ def fail_lost_trials(study: optuna.Study) -> list[str]:
         except RuntimeError:  # another process failed it first
             continue
         lines.append(f"trial {trial.number} failed: {reason}")
-        params = trial_params(trial)  # a queued point killed before it sampled keeps its fixed params
-        if record.RETRY_OF not in trial.system_attrs and params:
-            queued_as = {key: trial.user_attrs[key] for key in QUEUED_AS if key in trial.user_attrs}
-            study.enqueue_trial(params, user_attrs=queued_as)
-            waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))[-1]
-            storage.set_trial_system_attr(waiting._trial_id, record.RETRY_OF, trial.number)
+        queue_retry(study, trial)
     return lines
+
+
+def queue_retry(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue the point of ``trial`` (lost) once more, unless ``trial`` is itself a retry.
+
+    The retry takes the point's parameters and why it was queued (baseline, warm start, drawn), not
+    what the lost run had recorded (its cost, partial curve, worker), so it starts as a new trial.
+    Also Optuna's heartbeat callback on an RDB storage (:func:`.study.open_search_storage`).
+    """
+    params = trial_params(trial)  # a queued point killed before it sampled keeps its fixed params
+    if record.RETRY_OF in trial.system_attrs or not params:
+        return
+    study.add_trial(optuna.trial.create_trial(
+        state=TrialState.WAITING,
+        system_attrs={record.FIXED_PARAMS: params, record.RETRY_OF: trial.number},
+        user_attrs={key: trial.user_attrs[key] for key in QUEUED_AS if key in trial.user_attrs}))

@@ -74,6 +74,7 @@ from ..stats import SeedNoise, Summary, accuracy_interval
 
 # Trial user attrs read or written outside this module (the rest go through TrialRecord / user_attrs).
 ARCH_CONFIG = "arch_config"
+PARAMS = "params"  # the network's parameter count: set once the trial has measured its cost
 EPF = "epf"
 EPF_INFER = "epf_infer"
 ENERGY_BACKEND = "energy_backend"

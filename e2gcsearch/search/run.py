@@ -33,7 +33,7 @@ from . import record
 from ..train.threads import AUTO, usable_cores, worker_threads
 from .fingerprint import study_fingerprint, trial_settings
 from .objectives import cost_constraints, cost_feasible
-from .lost import fail_lost_trials, has_heartbeat, new_run_id, worker_tag
+from .lost import fail_lost_trials, new_run_id, worker_tag
 from .preflight import check_cost_constraints, check_networks, check_places, device_fingerprint_of
 from .storage import redact
 from .study import check_storage_for_workers, create_sampler, sampler_seed, enqueue_baselines, open_or_create_study, open_search_storage
@@ -220,7 +220,7 @@ def _run_workers(config: SearchConfig, run_id: str, study: optuna.Study) -> None
                     note(f"[worker {index}] process {process.pid} was killed (signal {-process.exitcode}); "
                          + (f"a new process runs the {left} trial(s) left of its share" if left != 0 else
                             "its share was done"))
-                    for line in [] if has_heartbeat(study) else fail_lost_trials(study):  # else the heartbeat does it
+                    for line in fail_lost_trials(study):  # at once, with the reason, before any heartbeat expires
                         note(line)
                     replaced += 1
                     if left != 0:

@@ -17,7 +17,7 @@ import warnings
 from typing import Any, Callable
 
 import optuna
-from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import BaseStorage, RDBStorage
 
 from ..config import ArchConfig
 from ..console import note
@@ -27,7 +27,7 @@ from ..errors import ConfigError, UnknownNameError
 from ..metrics import Metric
 from ..models import get_entry
 from . import record
-from .lost import heartbeat_seconds
+from .lost import heartbeat_seconds, queue_retry
 from .queue import enqueue_once, queued_archs
 from .space import SearchSpace
 from .storage import get_storage, redact, storage_file
@@ -36,7 +36,8 @@ SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random", "grid")
 
 
 def open_search_storage(url: str, heartbeat_s: int | None = None) -> BaseStorage:
-    """The storage ``run`` writes to: created if missing; RDB storages get Optuna's heartbeat.
+    """The storage ``run`` writes to: created if missing; RDB storages get Optuna's heartbeat, which
+    fails a trial whose process stopped beating and queues its point once more (:func:`.lost.queue_retry`).
 
     The heartbeat period is ``heartbeat_s``, else ``$E2GCSEARCH_HEARTBEAT_S``, else 30 s.
     """
@@ -49,7 +50,7 @@ def open_search_storage(url: str, heartbeat_s: int | None = None) -> BaseStorage
                 storage.url,
                 heartbeat_interval=heartbeat_s,
                 grace_period=2 * heartbeat_s,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+                heartbeat_stale_trial_callback=queue_retry,
             )
     return storage
 
