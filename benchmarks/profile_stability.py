@@ -123,7 +123,7 @@ def main() -> None:
 def print_rounds(rounds: dict[str, list[Summary]]) -> None:
     """Per network (B = 16): the rounds' spread against one round's 95 % interval, and the pairs of
     rounds whose intervals are disjoint."""
-    print(f"\nbetween rounds, B=16 (EPF mJ/frame; half-width = 95 % interval of one round, from its windows)")
+    print("\nbetween rounds, B=16 (EPF mJ/frame; half-width = 95 % interval of one round, from its windows)")
     print(f"{'network':32s} {'rounds':>6s} {'mean':>9s} {'between CV %':>12s} {'median half-width %':>19s} "
           f"{'disjoint pairs':>14s}")
     disjoint = pairs = 0
