@@ -161,3 +161,14 @@ def test_a_locked_extension_does_not_pool_windows_measured_without_the_lock(tmp_
     assert extend_measurement(network, config, 2, windows=1, earlier=earlier).repeats == 3  # unlocked: pooled
     locked = extend_measurement(network, dataclasses.replace(config, device_lock=True), 2, windows=1, earlier=earlier)
     assert locked.repeats == 1 and locked.isolated is True
+
+
+def test_a_pooled_measurement_lists_the_minute_of_every_sitting(tmp_path):
+    config = ProfileConfig(batch_sizes=(2,), resolution=32, device="cpu", backend="estimate", repeats=2,
+                           min_window_s=0.01, warmup=1, cache_dir=str(tmp_path), impl="nchw", use_cache=False)
+    network = ArchConfig("mobilenet_v1", group_size=8, width=0.25, num_classes=10)
+    earlier = dataclasses.replace(profile_model(network, config).batches[2], measured_at=["2026-01-01 00:00"])
+    pooled = extend_measurement(network, config, 2, windows=1, earlier=earlier)
+    assert pooled.repeats == 3 and pooled.measured_at[0] == "2026-01-01 00:00" and len(pooled.measured_at) == 2
+    unknown = dataclasses.replace(earlier, measured_at=None)  # cached before the time was recorded
+    assert extend_measurement(network, config, 2, windows=1, earlier=unknown).measured_at is None

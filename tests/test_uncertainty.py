@@ -97,16 +97,17 @@ def _tiny_settings(tmp_path) -> TrialSettings:
                          train=TrainConfig(epochs=1, batch_size=8, threads=1, progress=False))
 
 
-def _planted_tie(tmp_path) -> tuple[optuna.Study, str]:
-    """Two trials whose EPF and top-1 intervals overlap (few windows, one seed each)."""
+def _planted_tie(tmp_path, measured_at=(None, None)) -> tuple[optuna.Study, str]:
+    """Two trials whose EPF and top-1 intervals overlap (few windows, one seed each), their EPF
+    measured at ``measured_at`` (UTC minutes, or ``None``: not recorded)."""
     url = f"sqlite:///{tmp_path / 'tie.db'}"
     study = optuna.create_study(directions=["minimize", "maximize"], storage=get_storage(url, create=True),
                                 study_name="tie")
     study.set_user_attr("objectives", [o.to_dict() for o in OBJECTIVES])
-    for group_size, epf, top1 in ((1, 2.0, 40.0), (2, 2.1, 39.0)):
+    for group_size, epf, top1, when in ((1, 2.0, 40.0, measured_at[0]), (2, 2.1, 39.0, measured_at[1])):
         arch_config = ArchConfig("mobilenet_v1", group_size=group_size, width=0.25, num_classes=3)
         figures = {"epf_mj": epf, "epf_std_mj": 0.4, "repeats": 2, "latency_ms": 5.0, "latency_std_ms": 1.0,
-                   "status": "ok"}
+                   "status": "ok", "measured_at": when}
         attrs = user_attrs(arch_config=arch_config, params=1000, macs=10000, resolution=32, epf={4: figures},
                            energy_backend="estimate", energy_is_estimate=True, top1=top1, top1_seeds=[top1],
                            val_size=12, wall_s={"train": 1.0})
@@ -159,6 +160,53 @@ def test_validate_says_plainly_when_the_tau_interval_includes_zero():
                           "full_top1": [12.0, 25.0, 22.0, 41.0, 55.0, 61.0]})
     report = rank_agreement(frame)
     assert report.tau_low <= report.tau <= report.tau_high
+
+
+def test_the_front_says_when_its_epf_was_measured_hours_apart(tmp_path, capsys):
+    _, url = _planted_tie(tmp_path, measured_at=(["2026-11-30 21:05"], ["2026-12-01 08:00", "2026-12-01 08:02"]))
+    assert main(["front", "--study", "tie", "--storage", url, "--format", "csv"]) == 0
+    captured = capsys.readouterr()
+    rows = pd.read_csv(__import__("io").StringIO(captured.out))
+    assert list(rows["measured_from"]) == ["2026-11-30 21:05", "2026-12-01 08:00"]
+    assert list(rows["measured_to"]) == ["2026-11-30 21:05", "2026-12-01 08:02"]
+    assert main(["front", "--study", "tie", "--storage", url]) == 0
+    captured = capsys.readouterr()
+    assert "the front's EPF was measured over 10.9 h (2026-11-30 21:05 to 2026-12-01 08:02 UTC)" in captured.err
+    assert "--no-cache" in captured.err
+
+    _, url = _planted_tie(tmp_path / "one", measured_at=(["2026-12-01 08:00"], ["2026-12-01 08:40"]))
+    assert main(["front", "--study", "tie", "--storage", url]) == 0
+    assert "measured over" not in capsys.readouterr().err  # within the hour: one session
+    _, url = _planted_tie(tmp_path / "some", measured_at=(["2026-12-01 08:00"], None))
+    assert main(["front", "--study", "tie", "--storage", url]) == 0
+    assert "1 of the front's trials do not record when their EPF was measured" in capsys.readouterr().err
+    _, url = _planted_tie(tmp_path / "old")  # a study from before the times were recorded: nothing to say
+    assert main(["front", "--study", "tie", "--storage", url]) == 0
+    assert "record when" not in capsys.readouterr().err
+
+
+def test_a_trial_keeps_when_its_epf_was_measured_also_from_the_cache(tmp_path):
+    import datetime
+
+    from test_search_run import tiny_config
+
+    from e2gcsearch.search.run import run_search
+
+    cheap = {"objectives": parse_objectives("params,macs")}  # no training: a trial is a cost count + a profile
+    config = dataclasses.replace(tiny_config(tmp_path, trials=1, baselines=False, warm_start="none",
+                                             settings=cheap), seed=3)
+    before = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    first = run_search(config).trials[0]
+    (when,) = first.user_attrs["epf"]["4"]["measured_at"]
+    assert before <= when <= datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    for entry in (tmp_path / "profiles").rglob("*.json"):  # as if measured in an earlier session
+        stored = json.loads(entry.read_text())
+        if "measured_at" in stored.get("profile", {}):  # an implementation choice has no windows
+            stored["profile"]["measured_at"] = ["2026-01-01 00:00"]
+            entry.write_text(json.dumps(stored))
+    again = run_search(dataclasses.replace(config, study_name="again")).trials[0]
+    assert again.params == first.params
+    assert again.user_attrs["epf"]["4"]["measured_at"] == ["2026-01-01 00:00"]  # the cached entry's own time
 
 
 def test_a_trial_from_before_windows_were_recorded_shows_an_unknown_interval(tmp_path, capsys):

@@ -4,6 +4,7 @@ one device (:class:`ProfileResult`), each with the meter that made them."""
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import statistics
 from typing import Any, Mapping
 
@@ -11,6 +12,11 @@ from ..config import ArchConfig, from_known_fields
 from ..energy import Measurement
 from ..errors import UserError
 from ..stats import Summary, pool
+
+
+def utc_minute() -> str:
+    """Now, to the minute, in UTC: ``YYYY-MM-DD HH:MM`` (sorts as text)."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
 class ProfileError(UserError, ValueError):
@@ -30,7 +36,9 @@ class BatchProfile:
     ``impl`` is the implementation measured (see :mod:`e2gcsearch.profiling.implementations`);
     ``impl_choice`` what ``--impl auto`` chose and why, with every candidate's ms per step
     (``None`` when the implementation was asked by name); ``compile_s`` the seconds the first,
-    compiling step of ``compile`` took, outside every window and not in ``wall_s``.
+    compiling step of ``compile`` took, outside every window and not in ``wall_s``; ``measured_at``
+    the UTC minute (``YYYY-MM-DD HH:MM``) of each sitting whose windows the figures pool, since EPF
+    drifts between sessions by more than one sitting's interval.
     """
 
     batch_size: int
@@ -53,6 +61,7 @@ class BatchProfile:
     impl_choice: dict[str, Any] | None = None
     compile_s: float | None = None
     isolated: bool | None = None  # measured holding the device lock; None in entries cached before it was recorded
+    measured_at: list[str] | None = None  # UTC minute of each sitting whose windows these are; None: not recorded
 
     def epf(self) -> Summary:
         """EPF over the windows (mJ/frame): n, mean, std; ``.interval()`` is its 95 % interval."""
@@ -75,7 +84,8 @@ class BatchProfile:
             latency_ms=latency.mean, latency_std_ms=latency.std, repeats=epf.n, measured_s=measured_s,
             throughput_ips=frames / measured_s if measured_s > 0 else 0.0, epf_idle_subtracted_mj=idle,
             iterations=max(self.iterations, more.iterations), wall_s=self.wall_s + more.wall_s, cached=False,
-            isolated=None if None in (self.isolated, more.isolated) else self.isolated and more.isolated)
+            isolated=None if None in (self.isolated, more.isolated) else self.isolated and more.isolated,
+            measured_at=None if None in (self.measured_at, more.measured_at) else self.measured_at + more.measured_at)
 
     @classmethod
     def failed(cls, batch_size: int, status: str, repeats: int, window_s: float, wall_s: float) -> "BatchProfile":
@@ -103,7 +113,8 @@ class BatchProfile:
             latency_std_ms=statistics.stdev(latency_ms) if len(latency_ms) > 1 else 0.0,
             throughput_ips=frames * len(measurements) / measured_s if measured_s > 0 else 0.0,
             idle_power_w=idle_power_w, epf_idle_subtracted_mj=idle_mj, iterations=iterations,
-            repeats=len(measurements), window_s=window_s, measured_s=measured_s, wall_s=wall_s)
+            repeats=len(measurements), window_s=window_s, measured_s=measured_s, wall_s=wall_s,
+            measured_at=[utc_minute()])
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -178,5 +189,6 @@ class ProfileResult:
             row = {**head, **self.batches[b].to_dict()}
             choice = row.pop("impl_choice")
             row["impl_reason"] = choice["reason"] if choice else "asked by name"
+            row["measured_at"] = "; ".join(row["measured_at"] or [])  # UTC minutes of the sittings
             rows.append({**row, "mode": self.mode, **tail})
         return rows

@@ -29,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import datetime
 from typing import Sequence
 
 import numpy as np
@@ -37,6 +38,7 @@ import pandas as pd
 from ..metrics import Metric
 
 STATUSES = ("front", "tied", "dominated", "infeasible")
+SESSION_SPAN_S = 3600  # front figures measured further apart than this may come from different sessions
 
 
 def bounds(frame: pd.DataFrame, objectives: Sequence[Metric]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -152,7 +154,48 @@ def noise_notes(frame: pd.DataFrame, objectives: Sequence[Metric]) -> list[str]:
     if accuracy and "seeds" in frame and not (frame["seeds"].fillna(0) >= 2).any():
         notes.append("top-1 intervals count the validation sample only: seed noise is not estimated yet "
                      "(run with --proxy-seeds 2, or 'e2gcsearch confirm' adds seeds to contested trials)")
+    session = session_note(frame)
+    if session:
+        notes.append(session)
     return notes
+
+
+def session_note(frame: pd.DataFrame) -> str | None:
+    """A sentence when the front's measured figures (EPF, latency: columns ``measured_from`` and
+    ``measured_to``, UTC minutes) were measured more than :data:`SESSION_SPAN_S` apart, or some do not
+    say when: an interval covers one sitting, not the drift between sessions.
+
+    Example:
+        >>> import pandas as pd
+        >>> frame = pd.DataFrame({"front_status": ["front", "front"],
+        ...     "measured_from": ["2026-11-30 21:05", "2026-12-01 08:00"],
+        ...     "measured_to": ["2026-11-30 21:05", "2026-12-01 08:02"]})
+        >>> session_note(frame)[:72]
+        "the front's EPF was measured over 10.9 h (2026-11-30 21:05 to 2026-12-01"
+    """
+    if "measured_from" not in frame or "front_status" not in frame:
+        return None
+    rows = frame[frame["front_status"].isin(("front", "tied"))]
+    known = rows.dropna(subset=["measured_from", "measured_to"])
+    unknown = len(rows) - len(known)
+    if len(rows) < 2 or known.empty:
+        return None
+    first, last = min(known["measured_from"]), max(known["measured_to"])
+    span_s = (_minute(last) - _minute(first)).total_seconds()
+    fix = "compare within one session: a new study run with --no-cache measures every point afresh"
+    if span_s > SESSION_SPAN_S:
+        return (f"the front's EPF was measured over {span_s / 3600:.1f} h ({first} to {last} UTC"
+                + (f"; {unknown} of its trials do not record when" if unknown else "") + "); EPF drifts between "
+                "sessions by more than one sitting's interval (see the README: how far one measurement can be "
+                f"trusted) and the profile cache reuses earlier sessions' measurements, so {fix}")
+    if unknown:
+        return (f"{unknown} of the front's trials do not record when their EPF was measured (a measurement cached "
+                f"by an older version), so they may come from another session than the rest; {fix}")
+    return None
+
+
+def _minute(text: str) -> datetime.datetime:
+    return datetime.datetime.strptime(str(text), "%Y-%m-%d %H:%M")
 
 
 def _within_noise(frame: pd.DataFrame, objective: Metric) -> str | None:

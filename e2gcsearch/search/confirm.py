@@ -272,4 +272,4 @@ def _stored_batch(batch_size: int, figures: dict[str, Any]) -> BatchProfile | No
                         latency_ms=figures.get("latency_ms"), throughput_ips=figures.get("throughput_ips"),
                         idle_power_w=None, epf_idle_subtracted_mj=None, iterations=0,
                         repeats=int(figures["repeats"]), latency_std_ms=figures.get("latency_std_ms"),
-                        impl=figures.get("impl") or "nchw")
+                        impl=figures.get("impl") or "nchw", measured_at=figures.get("measured_at"))

@@ -166,6 +166,12 @@ class TrialRecord:
         measured = self.epf_infer if metric.metric == EPF_INFER else self.epf
         return measured.get(metric.batch_size) if metric.batch_size else None
 
+    def measured_at(self, metric: Metric) -> list[str] | None:
+        """The UTC minutes of the sittings behind a measured per-batch metric (``None``: not recorded,
+        or not measured)."""
+        figures = self.figures(metric)
+        return list(figures["measured_at"]) if figures and figures.get("measured_at") else None
+
     def epf_mj(self, batch_size: int) -> float | None:
         figures = self.epf.get(batch_size)
         return None if not figures or figures.get("status", "ok") != "ok" else figures.get("epf_mj")

@@ -112,6 +112,11 @@ def _row(trial: FrozenTrial, stored: TrialRecord, objectives: list[Metric], nois
         value = summary.mean if summary is not None else float(value)  # pooled with confirm's measurements
         row[objective.name] = value
         row[f"{objective.name}_low"], row[f"{objective.name}_high"] = stored.interval(objective, value, noise)
+    measured = [o for o in objectives if o.metric in ("epf", record.EPF_INFER, "latency")]
+    if measured:  # when the measured objectives were measured (see report.dominance.session_note)
+        times = [stored.measured_at(o) for o in measured]
+        known = None if None in times else [minute for sittings in times for minute in sittings]
+        row["measured_from"], row["measured_to"] = (min(known), max(known)) if known else (None, None)
     if stored.top1_values():
         row["seeds"] = len(stored.top1_values())
         row["val_size"] = stored.validation_images()

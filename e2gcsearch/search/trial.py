@@ -272,7 +272,7 @@ def epf_figures(batch: Any) -> dict[str, Any]:
     return {"epf_mj": batch.epf_mj, "epf_std_mj": batch.epf_std_mj, "cv": batch.cv, "repeats": batch.repeats,
             "latency_ms": batch.latency_ms, "latency_std_ms": batch.latency_std_ms,
             "throughput_ips": batch.throughput_ips, "status": batch.status, "impl": batch.impl,
-            "impl_choice": batch.impl_choice, "compile_s": batch.compile_s}
+            "impl_choice": batch.impl_choice, "compile_s": batch.compile_s, "measured_at": batch.measured_at}
 
 
 def _training_layout(layout: str, profile: Any) -> str:
