@@ -259,3 +259,17 @@ def test_unknown_training_layout_is_a_config_error():
     from e2gcsearch.train import TrainConfig
     with pytest.raises(ConfigError, match="unknown layout 'nhwc'"):
         TrainConfig(layout="nhwc")
+
+
+def test_the_front_shows_the_training_step_epf_beside_an_inference_objective():
+    from e2gcsearch.metrics import Metric
+    from e2gcsearch.report import render_front
+    from e2gcsearch.report.front import front_info_from_rows
+
+    objectives = [Metric.of("epf_infer", 4), Metric.of("top1")]
+    row = {"trial": 0, "arch": "mobilenet_v1", "module": "E2GC", "value": 1, "grouping": "G=1", "width": 0.25,
+           "epf_infer@4": 1.25, "top1": 50.0, "params": 1000, "macs": 10000, "epf_mj@4": 3.5, "backend": "estimate",
+           "resolution": 32, "feasible": True, "violations": "", "baseline": None}
+    table = render_front(front_info_from_rows([row], objectives, "infer", {"complete": 1}, False), "table")
+    assert "EPF-infer@4 (mJ/frame, estimate)" in table and "EPF@4 (mJ/frame, estimate)" in table
+    assert "1.250" in table and "3.500" in table

@@ -229,7 +229,7 @@ def render_front(front: FrontInfo, fmt: str) -> str:
                         "rows": frame.to_dict(orient="records")})
     if fmt == "csv":
         return render(frame, "csv")
-    as_objective = {f"epf_mj@{o.batch_size}" for o in objectives if o.is_energy}
+    as_objective = {f"epf_mj@{o.batch_size}" for o in objectives if o.metric == "epf"}  # not epf_infer: another step
     epf_columns = [c for c in frame.columns if c.startswith("epf_mj@") and c not in as_objective]
     shown = frame.copy()
     shown["note"] = [_note(row) for _, row in frame.iterrows()] if len(frame) else []
