@@ -224,7 +224,8 @@ def _full_result(record: TrialRecord, data: LoadedData, settings: ValidateSettin
         measured = profile_model(arch_config, dataclasses.replace(settings.profile, resolution=data.resolution,
                                                            batch_sizes=sizes))
         full["epf"] = {str(b): {"epf_mj": p.epf_mj, "epf_std_mj": p.epf_std_mj, "latency_ms": p.latency_ms,
-                                "status": p.status} for b, p in sorted(measured.batches.items())}
+                                "status": p.status, "measured_at": p.measured_at}
+                       for b, p in sorted(measured.batches.items())}
         full.update(backend=measured.backend, is_estimate=measured.is_estimate, resolution=data.resolution)
     return full
 

@@ -239,3 +239,22 @@ def test_a_heartbeat_retry_starts_clean_and_a_failure_before_measuring_stays_unc
     study.tell(again, state=TrialState.FAIL)
     assert again.number == retry.number and uncharged(study.trials[again.number])
     assert not study.get_trials(states=(TrialState.WAITING,))  # a retry is not retried
+
+
+def test_a_retry_keeps_the_queued_params_it_had_not_sampled_and_an_older_retry_is_not_retried():
+    from optuna.distributions import CategoricalDistribution
+
+    from e2gcsearch.search.lost import queue_retry
+
+    study = optuna.create_study()
+    half_sampled = optuna.trial.create_trial(
+        state=TrialState.FAIL, params={"arch": "mobilenet_v1"},
+        distributions={"arch": CategoricalDistribution(["mobilenet_v1"])},
+        system_attrs={record.FIXED_PARAMS: {"arch": "mobilenet_v1", "width": 0.5}})
+    queue_retry(study, half_sampled)
+    (retry,) = study.get_trials(states=(TrialState.WAITING,))
+    assert retry.system_attrs[record.FIXED_PARAMS] == {"arch": "mobilenet_v1", "width": 0.5}
+    older = optuna.trial.create_trial(state=TrialState.FAIL, system_attrs={
+        "failed_trial": 0, record.FIXED_PARAMS: {"arch": "mobilenet_v1"}})  # retried by Optuna's callback
+    queue_retry(study, older)
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == 1

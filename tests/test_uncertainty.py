@@ -171,12 +171,17 @@ def test_the_front_says_when_its_epf_was_measured_hours_apart(tmp_path, capsys):
     assert list(rows["measured_to"]) == ["2026-11-30 21:05", "2026-12-01 08:02"]
     assert main(["front", "--study", "tie", "--storage", url]) == 0
     captured = capsys.readouterr()
-    assert "the front's EPF was measured over 10.9 h (2026-11-30 21:05 to 2026-12-01 08:02 UTC)" in captured.err
+    assert ("the front's EPF comes from 2 sessions: measured 2026-11-30 21:05 and 2026-12-01 08:00 to 08:02 UTC"
+            in captured.err)
     assert "--no-cache" in captured.err
 
     _, url = _planted_tie(tmp_path / "one", measured_at=(["2026-12-01 08:00"], ["2026-12-01 08:40"]))
     assert main(["front", "--study", "tie", "--storage", url]) == 0
-    assert "measured over" not in capsys.readouterr().err  # within the hour: one session
+    assert "sessions" not in capsys.readouterr().err  # within the hour: one session
+    _, url = _planted_tie(tmp_path / "long", measured_at=(["2026-12-01 08:00", "2026-12-01 09:50"],
+                                                          ["2026-12-01 09:00"]))
+    assert main(["front", "--study", "tie", "--storage", url]) == 0
+    assert "sessions" not in capsys.readouterr().err  # a long search that measured all along is one session
     _, url = _planted_tie(tmp_path / "some", measured_at=(["2026-12-01 08:00"], None))
     assert main(["front", "--study", "tie", "--storage", url]) == 0
     assert "1 of the front's trials do not record when their EPF was measured" in capsys.readouterr().err

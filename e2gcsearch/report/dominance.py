@@ -162,16 +162,18 @@ def noise_notes(frame: pd.DataFrame, objectives: Sequence[Metric]) -> list[str]:
 
 def session_note(frame: pd.DataFrame) -> str | None:
     """A sentence when the front's measured figures (EPF, latency: columns ``measured_from`` and
-    ``measured_to``, UTC minutes) were measured more than :data:`SESSION_SPAN_S` apart, or some do not
-    say when: an interval covers one sitting, not the drift between sessions.
+    ``measured_to``, UTC minutes) come from sessions more than :data:`SESSION_SPAN_S` apart (a pause
+    that long between one sitting and the next: a cached measurement from an earlier session, or a
+    ``confirm`` run later), or some do not say when: an interval covers one sitting, not the drift
+    between sessions. A long search that measures all along is one session.
 
     Example:
         >>> import pandas as pd
-        >>> frame = pd.DataFrame({"front_status": ["front", "front"],
-        ...     "measured_from": ["2026-11-30 21:05", "2026-12-01 08:00"],
-        ...     "measured_to": ["2026-11-30 21:05", "2026-12-01 08:02"]})
-        >>> session_note(frame)[:72]
-        "the front's EPF was measured over 10.9 h (2026-11-30 21:05 to 2026-12-01"
+        >>> frame = pd.DataFrame({"front_status": ["front", "front", "tied"],
+        ...     "measured_from": ["2026-11-30 21:05", "2026-12-01 08:00", "2026-12-01 09:30"],
+        ...     "measured_to": ["2026-11-30 21:05", "2026-12-01 08:50", "2026-12-01 09:40"]})
+        >>> session_note(frame)[:99]
+        "the front's EPF comes from 2 sessions: measured 2026-11-30 21:05 and 2026-12-01 08:00 to 09:40 UTC;"
     """
     if "measured_from" not in frame or "front_status" not in frame:
         return None
@@ -180,18 +182,37 @@ def session_note(frame: pd.DataFrame) -> str | None:
     unknown = len(rows) - len(known)
     if len(rows) < 2 or known.empty:
         return None
-    first, last = min(known["measured_from"]), max(known["measured_to"])
-    span_s = (_minute(last) - _minute(first)).total_seconds()
-    fix = "compare within one session: a new study run with --no-cache measures every point afresh"
-    if span_s > SESSION_SPAN_S:
-        return (f"the front's EPF was measured over {span_s / 3600:.1f} h ({first} to {last} UTC"
-                + (f"; {unknown} of its trials do not record when" if unknown else "") + "); EPF drifts between "
+    fix = ("compare EPF measured in one session: a new study run with --no-cache (and 'confirm --no-cache') "
+           "measures every point afresh")
+    sessions = _sessions(list(zip(known["measured_from"], known["measured_to"])))
+    if len(sessions) > 1:
+        spans = " and ".join(_span(first, last) for first, last in sessions)
+        return (f"the front's EPF comes from {len(sessions)} sessions: measured {spans} UTC"
+                + (f" ({unknown} of its trials do not record when)" if unknown else "") + "; EPF drifts between "
                 "sessions by more than one sitting's interval (see the README: how far one measurement can be "
                 f"trusted) and the profile cache reuses earlier sessions' measurements, so {fix}")
     if unknown:
         return (f"{unknown} of the front's trials do not record when their EPF was measured (a measurement cached "
                 f"by an older version), so they may come from another session than the rest; {fix}")
     return None
+
+
+def _sessions(spans: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Merge measuring spans (UTC minutes) that lie within :data:`SESSION_SPAN_S` of each other."""
+    merged: list[tuple[str, str]] = []
+    for first, last in sorted(spans):
+        if merged and (_minute(first) - _minute(merged[-1][1])).total_seconds() <= SESSION_SPAN_S:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+        else:
+            merged.append((first, last))
+    return merged
+
+
+def _span(first: str, last: str) -> str:
+    """``first`` alone, or ``first to last`` with ``last`` as ``HH:MM`` on the same day."""
+    if first == last:
+        return first
+    return f"{first} to {last[11:] if last[:10] == first[:10] else last}"
 
 
 def _minute(text: str) -> datetime.datetime:

@@ -19,10 +19,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from . import record
-from .queue import trial_params
 
 QUEUED_AS = (record.BASELINE, record.WARM_START, record.DRAWN)  # why a point was queued: kept on its retry
 
+OPTUNA_RETRY_OF = "failed_trial"  # what Optuna's own retry callback, used before queue_retry, set on a retry
 HEARTBEAT_S = 30  # a RUNNING trial whose process stopped beating for 2 x this is failed and retried
 HEARTBEAT_ENV = "E2GCSEARCH_HEARTBEAT_S"
 
@@ -110,8 +110,9 @@ def queue_retry(study: optuna.Study, trial: FrozenTrial) -> None:
     what the lost run had recorded (its cost, partial curve, worker), so it starts as a new trial.
     Also Optuna's heartbeat callback on an RDB storage (:func:`.study.open_search_storage`).
     """
-    params = trial_params(trial)  # a queued point killed before it sampled keeps its fixed params
-    if record.RETRY_OF in trial.system_attrs or not params:
+    # A queued point killed before it sampled (all) its params keeps them in its fixed params.
+    params = {**trial.system_attrs.get(record.FIXED_PARAMS, {}), **trial.params}
+    if record.RETRY_OF in trial.system_attrs or OPTUNA_RETRY_OF in trial.system_attrs or not params:
         return
     study.add_trial(optuna.trial.create_trial(
         state=TrialState.WAITING,
