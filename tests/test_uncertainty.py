@@ -173,7 +173,7 @@ def test_the_front_says_when_its_epf_was_measured_hours_apart(tmp_path, capsys):
     captured = capsys.readouterr()
     assert ("the front's EPF comes from 2 sessions: measured 2026-11-30 21:05 and 2026-12-01 08:00 to 08:02 UTC"
             in captured.err)
-    assert "--no-cache" in captured.err
+    assert "confirm --remeasure-epf" in captured.err
 
     _, url = _planted_tie(tmp_path / "one", measured_at=(["2026-12-01 08:00"], ["2026-12-01 08:40"]))
     assert main(["front", "--study", "tie", "--storage", url]) == 0
@@ -188,6 +188,30 @@ def test_the_front_says_when_its_epf_was_measured_hours_apart(tmp_path, capsys):
     _, url = _planted_tie(tmp_path / "old")  # a study from before the times were recorded: nothing to say
     assert main(["front", "--study", "tie", "--storage", url]) == 0
     assert "record when" not in capsys.readouterr().err
+
+
+def test_confirm_remeasure_epf_measures_every_trial_again_in_one_session(tmp_path):
+    from e2gcsearch.profiling import profile_model
+    from e2gcsearch.report import noise_notes
+
+    study, _ = _planted_tie(tmp_path, measured_at=(["2026-01-01 00:00"], ["2026-06-01 00:00"]))
+    front = front_info(study)
+    assert any("2 sessions" in line for line in noise_notes(front.frame, front.objectives))
+    data = load_data(DataConfig(name="digits", classes=3, train_per_class=8, val_per_class=4, resolution=32,
+                                cache_dir=str(tmp_path / "tensors")), progress=False)
+    settings = _tiny_settings(tmp_path)
+    lines: list[str] = []
+    confirm_study(study, settings.train, settings.profile, data, ConfirmLimits(budget_s=0.001), say=lines.append,
+                  remeasure=True)
+    assert any(line.startswith("[2/2] trial 1 mobilenet_v1 E2GC G=2 w=0.25: EPF@4 2.1 -> ") for line in lines)
+    for trial in study.trials:
+        figures = confirmation(study, trial.number)["epf"]["4"]
+        assert figures["repeats"] == 2 and figures["measured_at"][0] > "2026-06-01 00:00"
+        cached = profile_model(ArchConfig.from_dict(trial.user_attrs["arch_config"]), settings.profile).batches[4]
+        assert cached.cached and cached.measured_at == figures["measured_at"]  # the cache holds them too
+    front = front_info(study)
+    assert front.frame["epf@4"].tolist() != [2.0, 2.1]  # the front shows the figures measured now
+    assert not any("session" in line for line in noise_notes(front.frame, front.objectives))
 
 
 def test_a_trial_keeps_when_its_epf_was_measured_also_from_the_cache(tmp_path):

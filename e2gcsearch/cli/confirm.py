@@ -28,6 +28,7 @@ examples:
   e2gcsearch confirm --budget-s 300                       # after 'e2gcsearch run' with default flags
   e2gcsearch confirm --config studies/food101.toml --budget-s 1800
   e2gcsearch run --objective epf,top1 --confirm 300       # the same, right after the search
+  e2gcsearch confirm --remeasure-epf --budget-s 60         # EPF from several sessions: measure it all again now
 """
 
 
@@ -43,6 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--windows", type=positive_int, default=5, help="EPF windows added per measurement")
     parser.add_argument("--max-windows", type=positive_int, default=40, help="at most this many EPF windows per trial")
     parser.add_argument("--max-seeds", type=positive_int, default=5, help="at most this many seeds per trial")
+    parser.add_argument("--remeasure-epf", action="store_true",
+                        help="first measure the EPF of every trial again, now, and use these figures (and put them "
+                             "in the cache): a study whose EPF comes from several sessions is then compared within "
+                             "one; no training, about the profiling time of the search")
     parser.add_argument("--config", type=Path, metavar="FILE.toml",
                         help="study spec (TOML, keys named like these flags); flags given here override it")
     add_options(parser, *CONFIRM_GROUPS, defaults=RUN_DEFAULTS, given_only=True)
@@ -59,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     study = open_study(args.storage, args.study)
     limits = ConfirmLimits(budget_s=args.budget_s, windows=args.windows, max_windows=args.max_windows,
                            max_seeds=args.max_seeds)
-    confirm(study, data, train, profile, limits)
+    confirm(study, data, train, profile, limits, remeasure=args.remeasure_epf)
     front = front_info(study)
     emit(render_front(front, args.format))
     for line in noise_notes(front.frame, front.objectives):

@@ -129,10 +129,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def confirm(study: optuna.Study, data: DataConfig, train: TrainConfig, profile: ProfileConfig,
-            limits: ConfirmLimits) -> ConfirmReport:
-    """Run confirm on ``study``; prints each measurement and the account on stderr."""
+            limits: ConfirmLimits, remeasure: bool = False) -> ConfirmReport:
+    """Run confirm on ``study`` (with ``remeasure``, every trial's EPF again first); prints each
+    measurement and the account on stderr."""
     note(f"confirm: study {study.study_name!r}, budget {limits.budget_s:g} s")
-    report = confirm_study(study, train, profile, load_data(data, progress=False), limits, say=note)
+    report = confirm_study(study, train, profile, load_data(data, progress=False), limits, say=note,
+                           remeasure=remeasure)
     for line in report.lines():
         note(line)
     return report

@@ -260,7 +260,7 @@ def _profile_batch(bench: _Bench, batch_size: int, fingerprint: dict[str, Any], 
     impl, choice = config.impl, None
     if impl == AUTO:
         request = choice_key(cache_key(arch_config, batch_size, config.resolution, fingerprint, config.mode))
-        choice = _stored_choice(cache.load(request) if cache is not None else None)
+        choice = _stored_choice(cache.load(request) if cache is not None and not config.refresh else None)
         if choice is None:
             choice = _guarded(lambda: bench.choose(batch_size), batch_size, config)
             if choice is None:
@@ -270,7 +270,7 @@ def _profile_batch(bench: _Bench, batch_size: int, fingerprint: dict[str, Any], 
         impl = choice.chosen
         progress(f"{arch_config.label()} B={batch_size}: {choice.line()}")
     key = cache_key(arch_config, batch_size, config.resolution, with_implementation(fingerprint, impl), config.mode)
-    batch = _usable(cache.load(key), config, window_s) if cache is not None else None
+    batch = _usable(cache.load(key), config, window_s) if cache is not None and not config.refresh else None
     if batch is None:
         batch = dataclasses.replace(_measure_batch(bench.model_as(impl), bench.meter, arch_config, batch_size,
                                                    bench.device, config, bench.idle_power_w, impl),

@@ -45,6 +45,8 @@ class ProfileConfig:
         cache_dir: cache directory; ``None`` = ``$E2GCSEARCH_CACHE_DIR/profiles`` or
             ``~/.cache/e2gcsearch/profiles``.
         use_cache: reuse and store measurements (``False`` measures afresh and stores nothing).
+        refresh: with the cache, measure afresh (the implementation choice too) and replace the
+            cached entries, so later reuse gets this session's figures (``confirm --remeasure-epf``).
         power_w: the estimate backend's power in watts (overrides its TDP model).
         threads: torch intra-op threads while profiling; ``None`` leaves torch's setting. The
             default, 1, makes CPU figures those of one busy core: they do not depend on OpenMP
@@ -67,6 +69,7 @@ class ProfileConfig:
     warmup: int = 3
     cache_dir: str | None = None
     use_cache: bool = True
+    refresh: bool = False
     power_w: float | None = None
     threads: int | None = 1
     device_lock: bool = True

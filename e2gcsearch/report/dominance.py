@@ -182,8 +182,8 @@ def session_note(frame: pd.DataFrame) -> str | None:
     unknown = len(rows) - len(known)
     if len(rows) < 2 or known.empty:
         return None
-    fix = ("compare EPF measured in one session: a new study run with --no-cache (and 'confirm --no-cache') "
-           "measures every point afresh")
+    fix = ("compare EPF measured in one session: 'e2gcsearch confirm --remeasure-epf' measures every trial's EPF "
+           "again now (no training)")
     sessions = _sessions(list(zip(known["measured_from"], known["measured_to"])))
     if len(sessions) > 1:
         spans = " and ".join(_span(first, last) for first, last in sessions)

@@ -29,7 +29,7 @@ from ..data import LoadedData
 from ..devices import resolve_device
 from ..errors import ConfigError
 from ..metrics import Metric
-from ..profiling import BatchProfile, ProfileConfig, extend_measurement
+from ..profiling import BatchProfile, ProfileConfig, extend_measurement, profile_model
 from ..report import contested_pairs
 from ..report.front import FrontInfo
 from ..stats import wilson_interval
@@ -96,8 +96,9 @@ class ConfirmLimits:
 
 
 def confirm_study(study: optuna.Study, train: TrainConfig, profile: ProfileConfig, data: LoadedData,
-                  limits: ConfirmLimits, say: Say | None = None) -> ConfirmReport:
-    """Measure contested points of ``study`` until none is left or the budget is spent (module docstring).
+                  limits: ConfirmLimits, say: Say | None = None, remeasure: bool = False) -> ConfirmReport:
+    """Measure contested points of ``study`` until none is left or the budget is spent (module docstring);
+    first, with ``remeasure``, the EPF of every trial again (:func:`remeasure_epf`, outside the budget).
 
     ``train``, ``profile`` and ``data`` must be those the search ran with: the data are checked
     against the study's, since seeds trained on other images would pool into meaningless figures.
@@ -106,9 +107,12 @@ def confirm_study(study: optuna.Study, train: TrainConfig, profile: ProfileConfi
     _check_data(study, data)
     check_comparable(study, study_fingerprint(train, profile, data.name, device_fingerprint_of(profile)),
                      "give confirm the training and measurement flags (or --config) the search ran with")
+    before = _statuses(front_info(study, include_dominated=True))  # the account counts what remeasuring changed
+    if remeasure:
+        say("confirm: measuring the EPF of every trial again, in this session")
+        say(f"confirm: {remeasure_epf(study, profile, say)} trials measured again; the cache now holds these figures")
     start = time.perf_counter()
     front = front_info(study, include_dominated=True)
-    before = _statuses(front)
     steps: list[Step] = []
     exhausted: set[tuple[int, str]] = set()
     reason = "no contested pair left: the data order every pair of neighbouring front points"
@@ -136,6 +140,40 @@ def confirm_study(study: optuna.Study, train: TrainConfig, profile: ProfileConfi
         front = measured
     return ConfirmReport(tuple(steps), before, _statuses(front), len(contested_pairs(front.frame, front.objectives)),
                          reason, time.perf_counter() - start)
+
+
+def remeasure_epf(study: optuna.Study, profile: ProfileConfig, say: Say | None = None) -> int:
+    """Measure the training step's EPF of every completed trial of ``study`` again, now, and keep these
+    figures in place of whatever the trial and ``confirm`` had (``confirm --remeasure-epf``).
+
+    EPF drifts between sessions by more than one sitting's interval, and a study's figures may come
+    from several (resumed runs, the profile cache): afterwards its front compares EPF measured in one
+    session. The cache entries are replaced too (``ProfileConfig.refresh``), so a later ``confirm``
+    pools with these. No training; a constraint on EPF is not judged again. Returns the trials
+    measured.
+    """
+    say = say or (lambda line: None)
+    trials = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+              if record.ARCH_CONFIG in t.user_attrs and record.DUPLICATE_OF not in t.user_attrs]
+    refresh = dataclasses.replace(profile, use_cache=True, refresh=True)
+    measured = 0
+    for index, trial in enumerate(trials, 1):
+        stored = trial_record(study, trial)
+        sizes = tuple(sorted(b for b, figures in stored.epf.items() if figures.get("status", "ok") == "ok"))
+        if not sizes:
+            continue
+        fresh = profile_model(stored.arch_config, dataclasses.replace(
+            refresh, batch_sizes=sizes, resolution=stored.resolution or profile.resolution))
+        confirmed = dict(record.confirmation(study, trial.number))
+        confirmed[record.EPF] = {str(b): epf_figures(p) for b, p in fresh.batches.items() if p.status == "ok"}
+        study.set_user_attr(record.confirm_key(trial.number), confirmed)
+        measured += 1
+        largest = sizes[-1]
+        now = fresh.batches[largest]
+        say(f"[{index}/{len(trials)}] trial {trial.number} {stored.arch_config.label()}: EPF@{largest} "
+            f"{stored.epf_mj(largest):.4g} -> "
+            + (f"{now.epf_mj:.4g} mJ/frame ({fresh.backend})" if now.status == "ok" else now.status))
+    return measured
 
 
 def _check_data(study: optuna.Study, data: LoadedData) -> None:

@@ -24,7 +24,7 @@ from . import record
 # TrainConfig fields that do not change a trained network's top-1.
 NOT_OBJECTIVE = ("threads", "progress", "device", "checkpoint_dir", "resume", "full")
 # ProfileConfig fields that do not change a measured figure (the cache only saves time).
-NOT_MEASURED = ("cache_dir", "use_cache", "device", "device_lock")
+NOT_MEASURED = ("cache_dir", "use_cache", "refresh", "device", "device_lock")
 
 
 def training_key(train: TrainConfig, dataset: str) -> dict[str, Any]:
