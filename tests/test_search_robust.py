@@ -217,6 +217,7 @@ def test_the_default_warm_start_steps_aside_when_the_model_cannot_be_calibrated(
     assert main(argv) == 2 and "drop one of them" in capsys.readouterr().err
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage", "ignore::optuna.exceptions.ExperimentalWarning")
 def test_a_heartbeat_retry_starts_clean_and_a_failure_before_measuring_stays_uncharged(tmp_path):
     import time
 

@@ -204,6 +204,8 @@ def test_confirm_remeasure_epf_measures_every_trial_again_in_one_session(tmp_pat
     confirm_study(study, settings.train, settings.profile, data, ConfirmLimits(budget_s=0.001), say=lines.append,
                   remeasure=True)
     assert any(line.startswith("[2/2] trial 1 mobilenet_v1 E2GC G=2 w=0.25: EPF@4 2.1 -> ") for line in lines)
+    assert any("2 trials measured again: EPF at their largest batch size moved by a median of" in line
+               for line in lines)
     for trial in study.trials:
         figures = confirmation(study, trial.number)["epf"]["4"]
         assert figures["repeats"] == 2 and figures["measured_at"][0] > "2026-06-01 00:00"

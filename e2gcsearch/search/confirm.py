@@ -110,7 +110,7 @@ def confirm_study(study: optuna.Study, train: TrainConfig, profile: ProfileConfi
     before = _statuses(front_info(study, include_dominated=True))  # the account counts what remeasuring changed
     if remeasure:
         say("confirm: measuring the EPF of every trial again, in this session")
-        say(f"confirm: {remeasure_epf(study, profile, say)} trials measured again; the cache now holds these figures")
+        say(f"confirm: {moved_line(remeasure_epf(study, profile, say))}; the cache now holds these figures")
     start = time.perf_counter()
     front = front_info(study, include_dominated=True)
     steps: list[Step] = []
@@ -149,14 +149,14 @@ def remeasure_epf(study: optuna.Study, profile: ProfileConfig, say: Say | None =
     EPF drifts between sessions by more than one sitting's interval, and a study's figures may come
     from several (resumed runs, the profile cache): afterwards its front compares EPF measured in one
     session. The cache entries are replaced too (``ProfileConfig.refresh``), so a later ``confirm``
-    pools with these. No training; a constraint on EPF is not judged again. Returns the trials
-    measured.
+    pools with these. No training; a constraint on EPF is not judged again. Returns, per trial
+    measured, how far its EPF at its largest batch size moved (new / old - 1; see :func:`moved_line`).
     """
     say = say or (lambda line: None)
     trials = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
               if record.ARCH_CONFIG in t.user_attrs and record.DUPLICATE_OF not in t.user_attrs]
     refresh = dataclasses.replace(profile, use_cache=True, refresh=True)
-    measured = 0
+    moved: list[float] = []
     for index, trial in enumerate(trials, 1):
         stored = trial_record(study, trial)
         sizes = tuple(sorted(b for b, figures in stored.epf.items() if figures.get("status", "ok") == "ok"))
@@ -167,13 +167,29 @@ def remeasure_epf(study: optuna.Study, profile: ProfileConfig, say: Say | None =
         confirmed = dict(record.confirmation(study, trial.number))
         confirmed[record.EPF] = {str(b): epf_figures(p) for b, p in fresh.batches.items() if p.status == "ok"}
         study.set_user_attr(record.confirm_key(trial.number), confirmed)
-        measured += 1
         largest = sizes[-1]
-        now = fresh.batches[largest]
+        before, now = stored.epf_mj(largest), fresh.batches[largest]
+        if now.status == "ok":
+            moved.append(now.epf_mj / before - 1)
+        after = f"{now.epf_mj:.4g} mJ/frame ({fresh.backend})" if now.status == "ok" else now.status
         say(f"[{index}/{len(trials)}] trial {trial.number} {stored.arch_config.label()}: EPF@{largest} "
-            f"{stored.epf_mj(largest):.4g} -> "
-            + (f"{now.epf_mj:.4g} mJ/frame ({fresh.backend})" if now.status == "ok" else now.status))
-    return measured
+            f"{before:.4g} -> {after}")
+    return moved
+
+
+def moved_line(moved: list[float]) -> str:
+    """How far :func:`remeasure_epf` found EPF had moved since it was first measured, in one line.
+
+    >>> moved_line([-0.23, 0.02, -0.04, 0.13])[-71:]
+    'moved by a median of 8.5 % (-23 % to +13 %) since their earlier sitting'
+    """
+    if not moved:
+        return "no trial had an EPF to measure again"
+    size = sorted(abs(m) for m in moved)
+    median = (size[(len(size) - 1) // 2] + size[len(size) // 2]) / 2
+    return (f"{len(moved)} trials measured again: EPF at their largest batch size moved by a median of "
+            f"{100 * median:.2g} % ({100 * min(moved):+.0f} % to {100 * max(moved):+.0f} %) since their "
+            "earlier sitting")
 
 
 def _check_data(study: optuna.Study, data: LoadedData) -> None:
