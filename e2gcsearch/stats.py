@@ -11,6 +11,12 @@
   every trial of a study that ran two or more seeds, once they give :data:`MIN_POOLED_DF` degrees of
   freedom (:func:`pooled_std`; seed noise depends little on the network), else the trial's own; a
   single seed with no pooled estimate has only the binomial part, and the front says so.
+* **Between sittings** (EPF): a measurement's windows follow each other within seconds, and a
+  second sitting minutes later scatters by more than their spread (``benchmarks/profile_stability.py
+  --rounds``). Where trials were measured in two independent sittings (``confirm --remeasure-epf``),
+  :func:`sitting_noise` estimates that scatter as a relative std, after removing the shift common to
+  every network (a session's drift moves them alike), and :func:`with_sitting_noise` adds
+  ``t(0.975, df) · cv · value`` in quadrature to a window interval.
 * **Counts** (params, MACs) are exact: their interval is the value itself.
 
 Example:
@@ -108,6 +114,53 @@ def pooled_std(groups: Sequence[Sequence[float]], min_df: int = MIN_POOLED_DF) -
     if df < max(1, min_df):
         return None
     return SeedNoise(math.sqrt(sum((s.n - 1) * s.std ** 2 for s in used) / df), df)
+
+
+@dataclasses.dataclass(frozen=True)
+class SittingNoise:
+    """How far one sitting's EPF scatters between sittings beyond its windows: a relative std (0.04 is
+    4 %) and its degrees of freedom (networks measured twice, less one)."""
+
+    cv: float
+    df: int
+
+
+def sitting_noise(pairs: Sequence[tuple[Summary, Summary]], min_df: int = MIN_POOLED_DF) -> SittingNoise | None:
+    """The between-sitting relative std from ``pairs`` of independent sittings of one network each
+    (``None`` below ``min_df`` degrees of freedom).
+
+    With ``d = ln(second / first)`` per network, ``var(d) = 2 cv² + (within-sitting variance of
+    both means)``; the mean of ``d`` (the session's common drift) is removed, and what the windows
+    explain is subtracted.
+
+    Example:
+        >>> pairs = [(Summary(3, m, 0.0), Summary(3, m * f, 0.0))
+        ...          for m, f in ((10, 1.10), (20, 1.02), (30, 1.06), (40, 1.14), (50, 1.06))]
+        >>> noise = sitting_noise(pairs)
+        >>> round(noise.cv, 3), noise.df
+        (0.03, 4)
+    """
+    used = [(a, b) for a, b in pairs if a.n >= 1 and b.n >= 1 and a.mean > 0 and b.mean > 0]
+    df = len(used) - 1
+    if df < max(1, min_df):
+        return None
+    shifts = [math.log(b.mean / a.mean) for a, b in used]
+    spread = statistics.variance(shifts)
+    within = statistics.fmean((a.std / a.mean) ** 2 / a.n + (b.std / b.mean) ** 2 / b.n for a, b in used)
+    return SittingNoise(math.sqrt(max(0.0, spread - within) / 2), df)
+
+
+def with_sitting_noise(low: float, high: float, value: float, noise: SittingNoise | None,
+                       confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The window interval ``(low, high)`` of ``value`` widened by the between-sitting noise.
+
+    >>> with_sitting_noise(9.0, 11.0, 10.0, SittingNoise(cv=0.05, df=8))
+    (8.47..., 11.52...)
+    """
+    if noise is None or math.isnan(low) or math.isnan(high):
+        return low, high
+    extra = t_quantile(noise.df + 1, confidence) * noise.cv * abs(value)
+    return value - math.hypot(value - low, extra), value + math.hypot(high - value, extra)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -292,3 +292,53 @@ def test_unknown_intervals_never_call_a_difference_noise():
     assert not any("every epf@4 difference" in line for line in notes)
     assert any("every top1 difference" in line for line in notes)
     assert any("without an interval" in line for line in notes)
+
+
+def _two_sittings(tmp_path, factors, pooled=False) -> optuna.Study:
+    """Trials whose EPF@4 was measured once (2026-01-01) and again a day later (``factors`` x the first),
+    stored as confirm --remeasure-epf stores it; ``pooled``: the second figures pool the first sitting's
+    windows instead (as confirm's contested-pair steps do), so they are not an independent sitting."""
+    study = optuna.create_study(directions=["minimize", "maximize"],
+                                storage=get_storage(f"sqlite:///{tmp_path / 'two.db'}", create=True), study_name="two")
+    study.set_user_attr("objectives", [o.to_dict() for o in OBJECTIVES])
+    for number, factor in enumerate(factors):
+        arch_config = ArchConfig("mobilenet_v1", group_size=2 ** (number % 6), width=0.25 * (1 + number // 6),
+                                 num_classes=3)
+        epf, top1 = 10.0 + number, 40.0 + number
+        first = {"epf_mj": epf, "epf_std_mj": 0.1, "repeats": 3, "status": "ok", "measured_at": ["2026-01-01 00:00"]}
+        attrs = user_attrs(arch_config=arch_config, params=1000, macs=10000, resolution=32, epf={4: first},
+                           energy_backend="estimate", energy_is_estimate=True, top1=top1, top1_seeds=[top1],
+                           val_size=12)
+        study.add_trial(create_trial(values=[epf, top1], user_attrs=attrs))
+        again = dict(first, epf_mj=epf * factor, measured_at=(["2026-01-01 00:00"] if pooled else []) + ["2026-01-02 00:00"])
+        study.set_user_attr(f"confirm:trial-{number}", {"epf": {"4": again}})
+    return study
+
+
+def test_trials_measured_in_two_sittings_put_the_scatter_between_sittings_into_every_epf_interval(tmp_path):
+    from e2gcsearch.report import noise_notes
+
+    factors = (1.10, 1.02, 1.06, 1.14, 1.06, 1.0)
+    frame = front_info(_two_sittings(tmp_path, factors), include_dominated=True).frame.set_index("trial")
+    expected = math.sqrt(max(0.0, np.var(np.log(factors), ddof=1) - 2 * (0.1 / 10.0) ** 2 / 3) / 2)  # about
+    cv = frame["epf@4_sitting_cv"].iloc[0]
+    assert 0.02 < cv < 0.04 and cv == pytest.approx(expected, rel=0.2)
+    for number, row in frame.iterrows():
+        windows = Summary(3, row["epf@4"], 0.1).half_width()
+        assert (row["epf@4_high"] - row["epf@4_low"]) / 2 > 2 * windows  # the sitting scatter dominates
+    notes = noise_notes(frame.reset_index(), OBJECTIVES)
+    assert any(f"epf@4 intervals include the scatter between sittings, {100 * cv:.2g} %" in n for n in notes)
+
+    pooled = front_info(_two_sittings(tmp_path / "pooled", factors, pooled=True), include_dominated=True).frame
+    assert pooled["epf@4_sitting_cv"].isna().all()  # pooled windows are no second sitting: nothing estimated
+    assert any("intervals count one sitting's windows only" in n for n in noise_notes(pooled, OBJECTIVES))
+
+
+def test_confirm_spends_no_windows_on_an_epf_gap_inside_the_scatter_between_sittings():
+    from e2gcsearch.search.confirm import _windows_can_separate
+
+    a = pd.Series({"epf@4": 11.0, "epf@4_sitting_cv": 0.03})
+    assert not _windows_can_separate(a, pd.Series({"epf@4": 11.22}), "epf@4")  # 2 % apart, 3 % scatter
+    assert _windows_can_separate(a, pd.Series({"epf@4": 13.0}), "epf@4")
+    assert _windows_can_separate(pd.Series({"epf@4": 11.0, "epf@4_sitting_cv": float("nan")}),
+                                 pd.Series({"epf@4": 11.22}), "epf@4")  # not estimated: windows may help

@@ -154,9 +154,29 @@ def noise_notes(frame: pd.DataFrame, objectives: Sequence[Metric]) -> list[str]:
     if accuracy and "seeds" in frame and not (frame["seeds"].fillna(0) >= 2).any():
         notes.append("top-1 intervals count the validation sample only: seed noise is not estimated yet "
                      "(run with --proxy-seeds 2, or 'e2gcsearch confirm' adds seeds to contested trials)")
+    notes += sitting_notes(frame, objectives)
     session = session_note(frame)
     if session:
         notes.append(session)
+    return notes
+
+
+def sitting_notes(frame: pd.DataFrame, objectives: Sequence[Metric]) -> list[str]:
+    """Per EPF objective with a ``<objective>_sitting_cv`` column: whether its intervals include the
+    scatter between sittings (estimated from trials measured twice) or cover one sitting only."""
+    notes = []
+    for objective in objectives:
+        column = f"{objective.name}_sitting_cv"
+        if frame.empty or column not in frame:
+            continue
+        cv = frame[column].dropna()
+        if cv.empty:
+            notes.append(f"{objective.name} intervals count one sitting's windows only, and between sittings EPF "
+                         "scatters by more (see the README: how far one measurement can be trusted); 'e2gcsearch "
+                         "confirm --remeasure-epf' measures every trial again and puts that scatter into them")
+        else:
+            notes.append(f"{objective.name} intervals include the scatter between sittings, {100 * cv.iloc[0]:.2g} % "
+                         "of the value (from the trials measured twice)")
     return notes
 
 

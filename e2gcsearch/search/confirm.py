@@ -210,7 +210,8 @@ def _candidates(front: FrontInfo, pair: tuple[int, int, float],
     """(relative interval width, trial, objective) worth measuring for a contested pair, widest first.
 
     Only objectives in which the pair's intervals overlap; top-1 only while the validation set's
-    binomial part alone leaves room to separate them (more seeds shrink the seed part, never that).
+    binomial part alone leaves room to separate them (more seeds shrink the seed part, never that),
+    EPF only while the scatter between sittings does.
     """
     frame = front.frame
     a, b = frame.iloc[pair[0]], frame.iloc[pair[1]]
@@ -223,12 +224,23 @@ def _candidates(front: FrontInfo, pair: tuple[int, int, float],
             continue  # already separated here
         if objective.metric == "top1" and not _seeds_can_separate(a, b):
             continue
+        if objective.metric == "epf" and not _windows_can_separate(a, b, name):
+            continue
         for row in (a, b):
             if (int(row["trial"]), name) not in exhausted:
                 width = float(row[f"{name}_high"] - row[f"{name}_low"])
                 width = width if width == width else float("inf")  # unknown spread: measure it first
                 found.append((width / max(abs(float(row[name])), 1e-9), int(row["trial"]), objective))
     return sorted(found, key=lambda c: -c[0])
+
+
+def _windows_can_separate(a: Any, b: Any, name: str) -> bool:
+    """Whether the EPF gap exceeds what the scatter between sittings alone blurs (at least 1.96 x its
+    relative std of the larger value); more windows shrink only the window part of an interval."""
+    cv = a.get(f"{name}_sitting_cv")
+    if cv is None or cv != cv:  # not estimated
+        return True
+    return abs(float(a[name]) - float(b[name])) > 1.96 * float(cv) * max(abs(float(a[name])), abs(float(b[name])))
 
 
 def _seeds_can_separate(a: Any, b: Any) -> bool:

@@ -9,7 +9,8 @@ User attrs of a trial:
     params, macs       raw integer counts (cost model conventions) at the search resolution
     resolution         input size the costs, EPF and training used
     epf                {"<B>": {"epf_mj", "epf_std_mj", "cv", "latency_ms", "latency_std_ms", "repeats",
-                        "throughput_ips", "status"}}: means over ``repeats`` windows and their spread
+                        "throughput_ips", "status", "measured_at"}}: means over ``repeats`` windows, their
+                        spread, and the UTC minute of each sitting
     epf_infer          the same figures for inference (forward only, eval mode), at the batch sizes of the
                        epf_infer objectives and constraints; absent when none asks for it
     energy_backend     meter that produced every EPF figure ("estimate", "rapl", "nvml")
@@ -70,7 +71,7 @@ from typing import Any
 
 from ..config import ArchConfig, field_names
 from ..metrics import Metric
-from ..stats import SeedNoise, Summary, accuracy_interval
+from ..stats import SeedNoise, SittingNoise, Summary, accuracy_interval, with_sitting_noise
 
 # Trial user attrs read or written outside this module (the rest go through TrialRecord / user_attrs).
 ARCH_CONFIG = "arch_config"
@@ -195,9 +196,11 @@ class TrialRecord:
         spread = figures.get("latency_std_ms" if metric.metric == "latency" else "epf_std_mj") or 0.0
         return Summary(int(figures.get("repeats") or 0), float(figures[prefix]), float(spread))  # 0: not recorded
 
-    def interval(self, metric: Metric, value: float, seed_noise: SeedNoise | None = None) -> tuple[float, float]:
+    def interval(self, metric: Metric, value: float, seed_noise: SeedNoise | None = None,
+                 sitting: SittingNoise | None = None) -> tuple[float, float]:
         """The 95 % interval of ``metric`` around ``value`` (see :mod:`e2gcsearch.stats`): over the
-        windows for EPF and latency, binomial and seeds for top-1, exact for counts."""
+        windows for EPF and latency (EPF widened by the study's noise between sittings, when known),
+        binomial and seeds for top-1, exact for counts."""
         summary = self.summary(metric)
         if summary is None:
             return value, value
@@ -207,7 +210,7 @@ class TrialRecord:
             interval = accuracy_interval(self.top1_values(), self.validation_images(), seed_noise)
             return max(0.0, value - (interval.mean - interval.low)), min(100.0, value + (interval.high - interval.mean))
         half = summary.half_width()
-        return value - half, value + half
+        return with_sitting_noise(value - half, value + half, value, sitting if metric.metric == "epf" else None)
 
     def with_confirmation(self, confirmed: dict[str, Any]) -> "TrialRecord":
         """This record with the pooled figures ``confirm`` stored for it (see the module docstring)."""

@@ -27,7 +27,7 @@ from ..metrics import Metric
 from ..models import get_entry
 from ..report.front import FrontInfo, HypervolumeHistory, front_info_from_rows
 from ..report.front import hypervolume_history as history_of_front
-from ..stats import SeedNoise, pooled_std
+from ..stats import SeedNoise, SittingNoise, pooled_std, sitting_noise
 from . import record
 from .record import TrialRecord
 
@@ -100,8 +100,25 @@ def seed_noise(records: list[TrialRecord]) -> SeedNoise | None:
     return pooled_std([stored.top1_values() for stored in records if not stored.infeasible])
 
 
+def sitting_noises(trials: list[FrozenTrial], records: list[TrialRecord],
+                   objectives: list[Metric]) -> dict[str, SittingNoise | None]:
+    """Per EPF objective, the noise between sittings (:func:`~e2gcsearch.stats.sitting_noise`) from the
+    trials whose figures ``records`` (with confirm's) come from a sitting independent of the trial's
+    own (``confirm --remeasure-epf``), told apart by their ``measured_at`` minutes."""
+    out: dict[str, SittingNoise | None] = {}
+    for objective in (o for o in objectives if o.metric == "epf"):
+        pairs = []
+        for trial, stored in zip(trials, records):
+            own = TrialRecord.from_trial(trial)
+            first, second = own.measured_at(objective), stored.measured_at(objective)
+            if first and second and not set(first) & set(second):
+                pairs.append((own.summary(objective), stored.summary(objective)))
+        out[objective.name] = sitting_noise([pair for pair in pairs if None not in pair])
+    return out
+
+
 def _row(trial: FrozenTrial, stored: TrialRecord, objectives: list[Metric], noise: SeedNoise | None,
-         confirmed: bool) -> dict[str, Any]:
+         confirmed: bool, sittings: dict[str, SittingNoise | None]) -> dict[str, Any]:
     arch_config = stored.arch_config
     row: dict[str, Any] = {
         "trial": trial.number, "arch": arch_config.arch, "module": arch_config.module, "value": arch_config.grouping_value,
@@ -111,7 +128,10 @@ def _row(trial: FrozenTrial, stored: TrialRecord, objectives: list[Metric], nois
         summary = stored.summary(objective) if confirmed else None
         value = summary.mean if summary is not None else float(value)  # pooled with confirm's measurements
         row[objective.name] = value
-        row[f"{objective.name}_low"], row[f"{objective.name}_high"] = stored.interval(objective, value, noise)
+        sitting = sittings.get(objective.name)
+        row[f"{objective.name}_low"], row[f"{objective.name}_high"] = stored.interval(objective, value, noise, sitting)
+        if objective.name in sittings:  # the between-sitting noise in that interval (None: not estimated)
+            row[f"{objective.name}_sitting_cv"] = sitting.cv if sitting else None
     measured = [o for o in objectives if o.metric in ("epf", record.EPF_INFER, "latency")]
     if measured:  # when the measured objectives were measured (see report.dominance.session_note)
         times = [stored.measured_at(o) for o in measured]
@@ -151,8 +171,8 @@ def front_info(study: optuna.Study, include_dominated: bool = False) -> FrontInf
               if any(t.state == state for t in every)}
     study_attrs = study.user_attrs
     records = [trial_record(study, t, study_attrs) for t in trials]
-    noise = seed_noise(records)
-    rows = [_row(t, stored, objectives, noise, bool(record.confirmation(study, t.number, study_attrs)))
+    noise, sittings = seed_noise(records), sitting_noises(trials, records, objectives)
+    rows = [_row(t, stored, objectives, noise, bool(record.confirmation(study, t.number, study_attrs)), sittings)
             for t, stored in zip(trials, records)]
     return front_info_from_rows(rows, objectives, study.study_name, states, include_dominated)
 
