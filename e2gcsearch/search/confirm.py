@@ -20,6 +20,7 @@ stay tied, and confirm says so instead of measuring forever.
 from __future__ import annotations
 
 import dataclasses
+import statistics
 import time
 from typing import Any, Callable
 
@@ -142,7 +143,7 @@ def confirm_study(study: optuna.Study, train: TrainConfig, profile: ProfileConfi
                          reason, time.perf_counter() - start)
 
 
-def remeasure_epf(study: optuna.Study, profile: ProfileConfig, say: Say | None = None) -> int:
+def remeasure_epf(study: optuna.Study, profile: ProfileConfig, say: Say | None = None) -> list[float]:
     """Measure the training step's EPF of every completed trial of ``study`` again, now, and keep these
     figures in place of whatever the trial and ``confirm`` had (``confirm --remeasure-epf``).
 
@@ -185,8 +186,7 @@ def moved_line(moved: list[float]) -> str:
     """
     if not moved:
         return "no trial had an EPF to measure again"
-    size = sorted(abs(m) for m in moved)
-    median = (size[(len(size) - 1) // 2] + size[len(size) // 2]) / 2
+    median = statistics.median(abs(m) for m in moved)
     return (f"{len(moved)} trials measured again: EPF at their largest batch size moved by a median of "
             f"{100 * median:.2g} % ({100 * min(moved):+.0f} % to {100 * max(moved):+.0f} %) since their "
             "earlier sitting")

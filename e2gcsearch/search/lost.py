@@ -19,6 +19,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from . import record
+from .queue import trial_params
 
 QUEUED_AS = (record.BASELINE, record.WARM_START, record.DRAWN)  # why a point was queued: kept on its retry
 
@@ -110,8 +111,7 @@ def queue_retry(study: optuna.Study, trial: FrozenTrial) -> None:
     what the lost run had recorded (its cost, partial curve, worker), so it starts as a new trial.
     Also Optuna's heartbeat callback on an RDB storage (:func:`.study.open_search_storage`).
     """
-    # A queued point killed before it sampled (all) its params keeps them in its fixed params.
-    params = {**trial.system_attrs.get(record.FIXED_PARAMS, {}), **trial.params}
+    params = trial_params(trial)  # also the fixed params of a queued point lost before it sampled them
     if record.RETRY_OF in trial.system_attrs or OPTUNA_RETRY_OF in trial.system_attrs or not params:
         return
     study.add_trial(optuna.trial.create_trial(

@@ -12,8 +12,12 @@ from .record import FIXED_PARAMS
 
 def trial_params(trial: Any) -> dict[str, Any]:
     """A trial's parameters, also for a queued trial that has not sampled them yet."""
-    # A queued trial that has not run yet keeps its parameters in Optuna's system attrs.
-    return trial.params or trial.system_attrs.get(FIXED_PARAMS, {})
+    # A queued trial keeps its parameters in Optuna's system attrs until it has sampled them, so one
+    # that did not finish (waiting, running, or lost part-way) has them there; a finished one's are its own
+    # (an older study may have queued them under other names).
+    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+        return trial.params or trial.system_attrs.get(FIXED_PARAMS, {})
+    return {**trial.system_attrs.get(FIXED_PARAMS, {}), **trial.params}
 
 
 LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)

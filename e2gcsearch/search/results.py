@@ -106,10 +106,10 @@ def sitting_noises(trials: list[FrozenTrial], records: list[TrialRecord],
     trials whose figures ``records`` (with confirm's) come from a sitting independent of the trial's
     own (``confirm --remeasure-epf``), told apart by their ``measured_at`` minutes."""
     out: dict[str, SittingNoise | None] = {}
+    owns = [TrialRecord.from_trial(trial) for trial in trials]  # the trials' own figures, without confirm's
     for objective in (o for o in objectives if o.metric == "epf"):
         pairs = []
-        for trial, stored in zip(trials, records):
-            own = TrialRecord.from_trial(trial)
+        for own, stored in zip(owns, records):
             first, second = own.measured_at(objective), stored.measured_at(objective)
             if first and second and not set(first) & set(second):
                 pairs.append((own.summary(objective), stored.summary(objective)))
@@ -135,7 +135,7 @@ def _row(trial: FrozenTrial, stored: TrialRecord, objectives: list[Metric], nois
     measured = [o for o in objectives if o.metric in ("epf", record.EPF_INFER, "latency")]
     if measured:  # when the measured objectives were measured (see report.dominance.session_note)
         times = [stored.measured_at(o) for o in measured]
-        known = None if None in times else [minute for sittings in times for minute in sittings]
+        known = None if None in times else [minute for minutes in times for minute in minutes]
         row["measured_from"], row["measured_to"] = (min(known), max(known)) if known else (None, None)
     if stored.top1_values():
         row["seeds"] = len(stored.top1_values())
