@@ -1,271 +1,370 @@
-"""Proxy fidelity: does the short proxy training rank networks the way full training does?
+"""Proxy fidelity on food101-10: does a cheap proxy rank networks the way full training does, and how
+well does full training agree with itself?
 
-Every configuration is trained with every seed twice over, side by side in one run (interleaved per
-configuration and seed, so a load change on the shared machine hits both alike):
+``measure`` (the default) appends one row per run to ``benchmarks/data/proxy_fidelity_food101-10.csv``
+and skips every run already there, so the measurement spans sittings (``--max-seconds`` stops starting
+new runs; several processes can share the work: each claims its next run in a ``.claims`` file beside
+the table). The runs:
 
-  full   all training images, ``--full-epochs`` epochs, step schedule (``TrainConfig.full_training``)
-  proxy  ``--proxy-train-per-class`` images per class (a fixed subset, data seed 0), ``--proxy-epochs``
-         epochs, cosine schedule (``TrainConfig``) -- the per-trial training the search runs
+  full    the reference recipe (``e2gcsearch.train.FULL_RECIPE``: 12 cosine epochs, all 300 images
+          per class, 64 px, random-resized crop + flip), seeds 0 and 1, for the fidelity set: 24
+          MobileNet-V1 networks (every E2GC G and FgGC g of the default space at widths 0.25 and 0.5,
+          six of them E2GC/FgGC pairs of comparable MACs, and two FLGC networks)
+  proxy   every proxy budget of ``--proxies`` (epochs x images per class x resolution, cosine, seed 0),
+          for the fidelity set and then the rest of the default ``e2gcsearch run`` space (widths 0.75),
+          so that a search can be replayed on the table; top-1 and seconds after every epoch
+  score   the training-free scores of ``e2gcsearch.train.scores`` at initialisation (seeds 0-2)
+  epf     EPF at B = 1, 4, 16 (``--impl auto``, no cache); run it alone (``--kinds epf``) on a quiet
+          machine: ``hold`` says whether anything else ran
 
-Validation is always the whole official test split (160 images on food101-mini), so both rankings
-are judged on the same images. Printed per proxy setting: Kendall tau between the proxy ranking and
-the full ranking (each the mean top-1 over seeds), a bootstrap 95 % interval for tau (configurations
-resampled with replacement; seed noise of the full results is not resampled), the mean over
-configurations of the seed std of top-1, proxy seconds per run and the cost ratio proxy / full in
-wall time. Comma lists in ``--proxy-epochs``, ``--proxy-train-per-class`` and ``--proxy-resolution``
-form a grid of proxy settings judged against the same full results, computed once.
+Every run is judged on the same 750 validation images. ``report`` (also printed after ``measure``)
+reads the table and prints, per proxy: Kendall tau and Spearman rho against the mean full top-1 over
+seeds, a bootstrap 95 % interval of tau over configurations, tau / the noise ceiling (tau between the
+two full-training seeds, with its own interval), cost / full training (training seconds, same
+configurations), the share of E2GC/FgGC pairs of comparable MACs whose order it gets right, and the
+share of the full-training Pareto front (EPF@16 x top-1) it recovers.
 
-food101-mini has 48 train images per class, so the default proxy (24 per class, 8 epochs) sees half
-the images for 8 epochs. A default run (8 configurations x 2 seeds, 15 full epochs, 1 torch thread)
-takes about 20 minutes on a quiet CPU core, 30 on two cores shared with other jobs. At 15 epochs the
-preset's step schedule (x0.1 after epochs 5 and 10) leaves MobileNet near chance on food101-mini
-(one G=16 w=0.25 run: 13.8 % step, 24.4 % with ``--full-schedule cosine``); the script warns when the
-full results are within two standard errors of chance, because tau against them is then noise.
-
-Run from the repository root:
-    python benchmarks/proxy_fidelity.py                                   # ../shared/data/food101-mini
-    python benchmarks/proxy_fidelity.py --proxy-epochs 4,8 --proxy-train-per-class 16,24 --json out.json
-    python benchmarks/proxy_fidelity.py --limit 3 --proxy-epochs 1 --full-epochs 1 --proxy-train-per-class 4
+Run from the repository root (``--workers`` starts that many measuring processes, one torch thread each):
+    python benchmarks/proxy_fidelity.py --workers 2                    # measure what is missing, then report
+    python benchmarks/proxy_fidelity.py report
+    flock -x /tmp/quiet.lock python benchmarks/proxy_fidelity.py --kinds epf --hold exclusive
+    python benchmarks/proxy_fidelity.py --data-root ../shared/data/food101-mini --table /tmp/mini.csv --limit 2
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
-import json
-import math
+import contextlib
+import csv
+import datetime
+import fcntl
 import os
-import re
 import shlex
-import statistics
+import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import Iterator, NamedTuple
 
-import numpy as np
 import torch
-from scipy.stats import kendalltau, rankdata
 
-from e2gcsearch import ArchConfig, network_cost
-from e2gcsearch.data import DataConfig, LoadedData, load_data
-from e2gcsearch.stats import bootstrap_tau
-from e2gcsearch.train import TrainConfig, train_model
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from fidelity_report import report  # noqa: E402  (the statistics, kept apart so that tests import them)
 
-DEFAULT_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "food101-mini"
-# MobileNet-V1 at 64 px, 3.3 to 33 MMACs: E2GC G in {1, 4, 16} and FgGC g in {4, 32}, widths 0.25 and 0.5.
-DEFAULT_CONFIGS = "G1w0.25,G4w0.25,g32w0.25,G16w0.25,G1w0.5,g32w0.5,G16w0.5,g4w0.5"
-CONFIG_SPEC = re.compile(r"^(?P<family>[Gg])(?P<value>\d+)w(?P<width>\d*\.?\d+)$")
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "food101-10"
+DEFAULT_TABLE = ROOT / "benchmarks" / "data" / "proxy_fidelity_food101-10.csv"
+KINDS = ("score", "proxy", "full", "epf")
+COLUMNS = ["label", "arch", "module", "value", "width", "params", "macs", "kind", "setting", "seed",
+           "epochs", "train_per_class", "resolution", "top1", "top1_curve", "epoch_s", "train_s", "value_out",
+           "unit", "status", "val_size", "hold", "load", "measured_at"]
+FULL_SEEDS = (0, 1)
+COMMAND_VARIABLE = "PROXY_FIDELITY_COMMAND"
+SCORE_SEEDS = (0, 1, 2)
 
 
-class ProxySetting(NamedTuple):
+class Proxy(NamedTuple):
     epochs: int
-    train_per_class: int
+    train_per_class: int | None  # None: every training image
     resolution: int
 
     @property
     def key(self) -> str:
-        return f"e{self.epochs}-n{self.train_per_class}-r{self.resolution}"
+        return f"e{self.epochs}-n{self.train_per_class or 'all'}-r{self.resolution}"
+
+
+def parse_proxy(text: str) -> Proxy:
+    """``e4-n100-r64`` -> 4 epochs, 100 images per class, 64 px (``nall``: every image)."""
+    try:
+        epochs, images, resolution = text.split("-")
+        return Proxy(int(epochs[1:]), None if images == "nall" else int(images[1:]), int(resolution[1:]))
+    except ValueError:
+        raise SystemExit(f"bad proxy {text!r}; write e<epochs>-n<images per class or all>-r<pixels>, e.g. e4-n100-r64")
+
+
+DEFAULT_PROXIES = "e2-nall-r64,e4-n100-r64,e4-nall-r48,e4-nall-r64"
+
+
+def fidelity_set(num_classes: int):
+    """The 24 networks trained in full: the default space at widths 0.25 and 0.5, and two FLGC."""
+    from e2gcsearch import ArchConfig
+    from e2gcsearch.paper import GROUP_SIZES, GROUPS
+
+    archs = [ArchConfig("mobilenet_v1", width=width, num_classes=num_classes, **{field: value})
+             for width in (0.25, 0.5) for field, values in (("group_size", GROUP_SIZES), ("groups", GROUPS))
+             for value in values]
+    archs += [ArchConfig("mobilenet_v1", groups=4, width=0.25, num_classes=num_classes, module="FLGC"),
+              ArchConfig("mobilenet_v1", groups=8, width=0.5, num_classes=num_classes, module="FLGC")]
+    return archs
+
+
+def replay_rest(num_classes: int):
+    """The rest of the default ``e2gcsearch run`` space (width 0.75): proxies only."""
+    from e2gcsearch import ArchConfig
+    from e2gcsearch.paper import GROUP_SIZES, GROUPS
+
+    return [ArchConfig("mobilenet_v1", width=0.75, num_classes=num_classes, **{field: value})
+            for field, values in (("group_size", GROUP_SIZES), ("groups", GROUPS)) for value in values]
+
+
+class Job(NamedTuple):
+    arch: object  # ArchConfig
+    kind: str
+    setting: str
+    seed: int
 
     @property
-    def label(self) -> str:
-        return f"{self.epochs} ep, {self.train_per_class}/class, {self.resolution} px"
+    def key(self) -> str:
+        return f"{self.arch.label()}|{self.kind}|{self.setting}|{self.seed}"
 
 
-def parse_config(spec: str, arch: str, num_classes: int) -> ArchConfig:
-    """``G4w0.5`` -> E2GC group size 4, width 0.5; ``g32w0.25`` -> FgGC 32 groups, width 0.25."""
-    match = CONFIG_SPEC.match(spec.strip())
-    if not match:
-        raise SystemExit(f"bad --configs entry {spec!r}; write G<group size>w<width> or g<groups>w<width>, e.g. G4w0.5")
-    family = "group_size" if match["family"] == "G" else "groups"
-    return ArchConfig(arch, width=float(match["width"]), num_classes=num_classes, **{family: int(match["value"])})
+def plan(args: argparse.Namespace, num_classes: int) -> list[Job]:
+    if "score" in args.kinds:
+        from e2gcsearch.train.scores import SCORES
+    else:
+        SCORES = ()
+    jobs: list[Job] = []
+    fidelity = fidelity_set(num_classes)[:args.limit]
+    for arch in fidelity:
+        jobs += [Job(arch, "score", name, seed) for name in SCORES for seed in SCORE_SEEDS]
+        jobs += [Job(arch, "proxy", proxy.key, 0) for proxy in args.proxies]
+        jobs += [Job(arch, "full", "full", seed) for seed in FULL_SEEDS]
+    rest = [] if args.limit else replay_rest(num_classes)
+    jobs += [Job(arch, "proxy", proxy.key, 0) for arch in rest for proxy in args.proxies]
+    jobs += [Job(arch, "score", name, seed) for arch in rest for name in SCORES for seed in SCORE_SEEDS]
+    jobs += [Job(arch, "epf", "epf", 0) for arch in [*fidelity, *rest]]
+    return [job for job in jobs if job.kind in args.kinds]
 
 
-def int_list(text: str) -> list[int]:
-    return [int(part) for part in text.split(",") if part.strip()]
+# --- the table --------------------------------------------------------------------------------------
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with path.open() as handle:
+        return list(csv.DictReader(line for line in handle if not line.startswith("#")))
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", type=Path, default=DEFAULT_ROOT, help="folder holding food-101/")
-    parser.add_argument("--arch", default="mobilenet_v1")
-    parser.add_argument("--configs", default=DEFAULT_CONFIGS, help="comma list of G<size>w<width> / g<groups>w<width>")
-    parser.add_argument("--limit", type=int, help="keep only the first N configurations (smoke runs)")
-    parser.add_argument("--seeds", type=int, default=2, help="training seeds per configuration (0, 1, ...)")
-    parser.add_argument("--proxy-epochs", type=int_list, default=[8], help="comma list for a grid")
-    parser.add_argument("--proxy-train-per-class", type=int_list, default=[24], help="comma list for a grid")
-    parser.add_argument("--proxy-resolution", type=int_list, default=[64], help="pixels; comma list for a grid")
-    parser.add_argument("--full-epochs", type=int, default=15)
-    parser.add_argument("--full-resolution", type=int, default=64, help="pixels")
-    parser.add_argument("--full-schedule", choices=("step", "cosine"), default="step",
-                        help="step: the full-training preset (x0.1 at 1/3 and 2/3 of the epochs)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per training")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the tau interval")
-    parser.add_argument("--json", type=Path, help="write every run (per config, seed, setting) here")
-    return parser.parse_args()
+def row_key(row: dict[str, str]) -> str:
+    return f"{row['label']}|{row['kind']}|{row['setting']}|{row['seed']}"
 
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """One process at a time reads or changes the table and its claims."""
+    with open(path.with_suffix(".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def claim_next(table: Path, jobs: list[Job]) -> Job | None:
+    """The first job neither in the table nor claimed by a live process, claimed for this one."""
+    claims_path = table.with_suffix(".claims")
+    with locked(table):
+        done = {row_key(row) for row in read_rows(table)}
+        claims = {}
+        if claims_path.exists():
+            for line in claims_path.read_text().splitlines():
+                key, _, pid = line.rpartition(" ")
+                if pid.isdigit() and alive(int(pid)) and key not in done:
+                    claims[key] = int(pid)
+        job = next((job for job in jobs if job.key not in done and job.key not in claims), None)
+        if job is not None:
+            claims[job.key] = os.getpid()
+        claims_path.write_text("".join(f"{key} {pid}\n" for key, pid in claims.items()))
+        return job
+
+
+def append(table: Path, row: dict, header: list[str]) -> None:
+    with locked(table):
+        new = not table.exists()
+        with table.open("a") as handle:
+            if new:
+                handle.writelines(f"# {line}\n" for line in header)
+            writer = csv.DictWriter(handle, COLUMNS)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+
+# --- one run ----------------------------------------------------------------------------------------
 
 def load_average() -> str:
-    return " ".join(f"{value:.2f}" for value in os.getloadavg()) + f" on {os.cpu_count()} cores"
+    return "/".join(f"{value:.2f}" for value in os.getloadavg())
 
 
-def load(args: argparse.Namespace, train_per_class: int | None, resolution: int,
-         memo: dict[tuple, LoadedData]) -> LoadedData:
-    """One decoded split per (subset, resolution); the test split is always whole (val_per_class=None)."""
-    key = (train_per_class, resolution)
-    if key not in memo:
-        memo[key] = load_data(DataConfig(name="food101", root=str(args.data_root), train_per_class=train_per_class,
-                                         val_per_class=None, resolution=resolution, seed=0), progress=False)
-    return memo[key]
+def base_row(arch, job: Job, hold: str) -> dict:
+    from e2gcsearch import network_cost
+
+    cost = network_cost(arch.deployed() if not arch.uneven else arch, 64)
+    return {"label": arch.label(), "arch": arch.arch, "module": arch.module, "value": arch.group_size or arch.groups,
+            "width": arch.width, "params": cost.params, "macs": cost.macs, "kind": job.kind, "setting": job.setting,
+            "seed": job.seed, "hold": hold,
+            "measured_at": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M}"}
 
 
-def train_once(arch: ArchConfig, data: LoadedData, config: TrainConfig) -> dict:
-    with tempfile.TemporaryDirectory() as folder:  # full training checkpoints; a fresh folder each run
-        result = train_model(arch, data, config.replace(checkpoint_dir=folder) if config.full else config)
-    return {"top1": result.top1, "wall_s": result.wall_s, "status": result.status,
-            "train_size": result.train_size, "val_size": result.val_size, "device": result.device}
+def train_row(job: Job, data, config) -> dict:
+    from e2gcsearch.train import train_model
+
+    ticks, curve = [time.perf_counter()], []
+
+    def on_epoch_end(epochs_done: int, metrics: dict) -> bool:
+        ticks.append(time.perf_counter())
+        curve.append(metrics["top1"])
+        return False
+
+    result = train_model(job.arch, data, config, on_epoch_end=on_epoch_end)
+    epoch_s = [b - a for a, b in zip(ticks, ticks[1:])]
+    return {"epochs": config.epochs, "top1": f"{result.top1:.4f}", "top1_curve": ";".join(f"{v:.4f}" for v in curve),
+            "epoch_s": ";".join(f"{s:.2f}" for s in epoch_s), "train_s": f"{sum(epoch_s):.2f}",
+            "status": result.status, "val_size": result.val_size}
 
 
-def collect(args: argparse.Namespace, archs: list[ArchConfig], settings: list[ProxySetting]) -> dict:
-    """Runs as ``{"full": {label: [run per seed]}, "proxy": {setting key: {label: [run per seed]}}}``."""
-    memo: dict[tuple, LoadedData] = {}
-    common = dict(batch_size=args.batch_size, threads=args.threads, device=args.device, progress=False)
-    runs: dict = {"full": {}, "proxy": {setting.key: {} for setting in settings}}
-    for index, arch in enumerate(archs, 1):
-        label = arch.label()
-        for seed in range(args.seeds):  # full then every proxy, per seed: interleaved against load drift
-            full = train_once(arch, load(args, None, args.full_resolution, memo),
-                              TrainConfig.full_training(epochs=args.full_epochs, seed=seed,
-                                                        schedule=args.full_schedule, **common))
-            runs["full"].setdefault(label, []).append(full)
-            line = f"full {full['top1']:5.1f} % {full['wall_s']:6.1f} s"
-            for setting in settings:
-                proxy = train_once(arch, load(args, setting.train_per_class, setting.resolution, memo),
-                                   TrainConfig(epochs=setting.epochs, seed=seed, **common))
-                runs["proxy"][setting.key].setdefault(label, []).append(proxy)
-                line += f" | {setting.key} {proxy['top1']:5.1f} % {proxy['wall_s']:5.1f} s"
-            print(f"  [{index}/{len(archs)}] {label:32s} seed {seed}: {line}", flush=True)
-    return runs
+def run_job(job: Job, args: argparse.Namespace, memo: dict) -> dict:
+    from e2gcsearch.data import DataConfig, load_data
+    from e2gcsearch.train import FULL_RECIPE, TrainConfig
 
+    def data(train_per_class: int | None, resolution: int):
+        key = (train_per_class, resolution)
+        if key not in memo:
+            memo[key] = load_data(DataConfig(name="food101", root=str(args.data_root), train_per_class=train_per_class,
+                                             val_per_class=None, resolution=resolution, seed=0), progress=False)
+        return memo[key]
 
-def mean_std(runs: list[dict]) -> tuple[float, float]:
-    values = [run["top1"] for run in runs]
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else math.nan
+    row = base_row(job.arch, job, args.hold)
+    load_before = load_average()
+    common = dict(threads=1, progress=False, device="cpu", seed=job.seed, layout="auto")  # the faster layout
+    if job.kind == "full":
+        config = FULL_RECIPE.train_config(full=False, **common)  # no checkpoints
+        config = config.replace(epochs=args.full_epochs or config.epochs)
+        resolution = args.full_resolution or FULL_RECIPE.resolution
+        row.update(train_per_class="all", resolution=resolution, **train_row(job, data(None, resolution), config))
+    elif job.kind == "proxy":
+        proxy = parse_proxy(job.setting)
+        config = TrainConfig(epochs=proxy.epochs, **common)
+        row.update(train_per_class=proxy.train_per_class or "all", resolution=proxy.resolution,
+                   **train_row(job, data(proxy.train_per_class, proxy.resolution), config))
+    elif job.kind == "score":
+        from e2gcsearch.train.scores import score_network
 
-
-def fmt(value: float, spec: str = "5.1f") -> str:
-    return "  n/a" if math.isnan(value) else format(value, spec)
-
-
-def report_setting(setting: ProxySetting, runs: dict, macs: dict[str, int], args: argparse.Namespace) -> dict:
-    """Print one proxy setting's agreement with full training; return the figures."""
-    labels = list(macs)
-    proxy_stats = [mean_std(runs["proxy"][setting.key][label]) for label in labels]
-    full_stats = [mean_std(runs["full"][label]) for label in labels]
-    proxy = np.array([mean for mean, _ in proxy_stats])
-    full = np.array([mean for mean, _ in full_stats])
-    result = kendalltau(proxy, full) if len(labels) > 1 else None
-    tau = math.nan if result is None else float(result.statistic)
-    p_value = math.nan if result is None else float(result.pvalue)
-    low, high, used = bootstrap_tau(proxy, full, args.bootstrap)
-    proxy_s = [run["wall_s"] for label in labels for run in runs["proxy"][setting.key][label]]
-    full_s = [run["wall_s"] for label in labels for run in runs["full"][label]]
-    figures = {"tau": tau, "p_value": p_value, "tau_ci95": [low, high], "bootstrap_used": used,
-               "proxy_seed_std_pct": statistics.fmean(std for _, std in proxy_stats) if args.seeds > 1 else math.nan,
-               "full_seed_std_pct": statistics.fmean(std for _, std in full_stats) if args.seeds > 1 else math.nan,
-               "proxy_s_per_run": statistics.fmean(proxy_s), "cost_ratio": sum(proxy_s) / sum(full_s)}
-    print(f"\n== proxy {setting.label}  vs  full {args.full_epochs} ep ({args.full_schedule}), all images, "
-          f"{args.full_resolution} px")
-    print(f"   Kendall tau                    : {fmt(tau, '+.3f')}   "
-          f"(p = {fmt(p_value, '.3f')}, {len(labels)} configs)")
-    print(f"   bootstrap 95 % interval of tau : [{fmt(low, '+.3f')}, {fmt(high, '+.3f')}]   "
-          f"({used}/{args.bootstrap} resamples usable)")
-    if math.isnan(tau):
-        print("   -> tau is undefined (fewer than 2 configurations, or one ranking is all ties): no verdict")
-    elif math.isnan(low) or low <= 0 <= high:
-        print("   -> the interval includes 0: the proxy ranking is not distinguishable from chance at this sample size")
+        started = time.perf_counter()
+        value = score_network(job.setting, job.arch, data(None, 64), seed=job.seed)
+        row.update(resolution=64, value_out=f"{value:.6g}", unit="score", train_s=f"{time.perf_counter() - started:.2f}",
+                   status="ok")
     else:
-        print(f"   -> the interval excludes 0: the proxy ranks {'like' if tau > 0 else 'against'} full training")
-    print(f"   mean seed std of top-1         : proxy {fmt(figures['proxy_seed_std_pct'], '.2f')} pp, "
-          f"full {fmt(figures['full_seed_std_pct'], '.2f')} pp   ({args.seeds} seed(s))")
-    print(f"   proxy wall time                : {figures['proxy_s_per_run']:.1f} s per run (one config, one seed)")
-    print(f"   cost ratio proxy / full        : {figures['cost_ratio']:.3f}   (wall time, same configs and seeds)")
-    everything = [run for label in labels for run in runs["full"][label] + runs["proxy"][setting.key][label]]
-    failed = sorted({run["status"] for run in everything if run["status"] != "ok"})
-    if failed:
-        print(f"   !! some runs did not finish cleanly ({', '.join(failed)}); their top-1 is used as reported")
-    proxy_rank, full_rank = rankdata(-proxy), rankdata(-full)  # 1 = best top-1; ties share the mean rank
-    print(f"\n   {'configuration':32s} {'MMACs':>7s} {'proxy top-1 %':>14s} {'full top-1 %':>14s} "
-          f"{'rank proxy':>10s} {'rank full':>9s}")
-    for i, label in enumerate(labels):
-        print(f"   {label:32s} {macs[label] / 1e6:7.2f} {proxy[i]:6.1f} ± {fmt(proxy_stats[i][1], '4.1f'):>5s} "
-              f"{full[i]:6.1f} ± {fmt(full_stats[i][1], '4.1f'):>5s} {proxy_rank[i]:10.1f} {full_rank[i]:9.1f}")
-    return figures
+        row.update(resolution=64, **epf_row(job.arch))
+    row["load"] = f"{load_before} -> {load_average()}"
+    return row
 
 
-def warn_if_full_near_chance(runs: dict, data: LoadedData) -> None:
-    """A full ranking made of near-chance accuracies is noise, and so is any tau against it."""
-    chance = 1 / data.num_classes
-    mean = statistics.fmean(run["top1"] for seeds in runs["full"].values() for run in seeds)
-    ceiling = 100 * (chance + 2 * math.sqrt(chance * (1 - chance) / data.val_labels.numel()))
-    if mean < ceiling:
-        print(f"\n!! full training is near chance: mean top-1 {mean:.1f} % < {ceiling:.1f} % (chance "
-              f"{100 * chance:.0f} % + 2 std errors); its ranking is noise. Train longer (--full-epochs) "
-              "or try --full-schedule cosine.")
+def epf_row(arch) -> dict:
+    from e2gcsearch.profiling import ProfileConfig, profile_model
+
+    config = ProfileConfig(batch_sizes=(1, 4, 16), resolution=64, use_cache=False, threads=1, impl="auto")
+    result = profile_model(arch.deployed(), config)
+    b16 = result.batches[-1]
+    return {"value_out": f"{b16.epf_mj:.4f}", "unit": f"mJ/frame@16 ({result.backend})", "status": "ok",
+            "setting": "epf", "epoch_s": ";".join(f"{b.batch_size}:{b.epf_mj:.4f}:{b.epf_std_mj:.4f}"
+                                                  for b in result.batches)}
 
 
-def no_nan(value):
-    """NaN (an undefined std or tau) as JSON null, so the file is strict JSON."""
-    if isinstance(value, dict):
-        return {key: no_nan(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [no_nan(item) for item in value]
-    return None if isinstance(value, float) and math.isnan(value) else value
+# --- driving ----------------------------------------------------------------------------------------
+
+def header_lines(args: argparse.Namespace) -> list[str]:
+    from e2gcsearch.train import FULL_RECIPE
+
+    made_by = os.environ.get(COMMAND_VARIABLE) or shlex.join(sys.argv[1:])  # a worker writes its parent's
+    return [f"made by: python benchmarks/proxy_fidelity.py {made_by}",
+            f"started {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores, "
+            f"torch {torch.__version__}, one torch thread per run, data {args.data_root.name} (all validation images)",
+            f"full = {FULL_RECIPE.describe()}"
+            + (f" (overridden: {args.full_epochs or FULL_RECIPE.epochs} epochs, "
+               f"{args.full_resolution or FULL_RECIPE.resolution} px)" if args.full_epochs or args.full_resolution else "")
+            + "; proxy = <epochs>-<images per class>-<px>, cosine, lr 0.05, batch 32; layout auto (the faster of nchw and channels_last, timed at the start)",
+            "one row per run; top1_curve / epoch_s: after every epoch (epoch 1 also builds the model); train_s: their "
+            "sum; score rows: value_out at initialisation; epf rows: value_out = EPF@16, epoch_s = B:mean:std; "
+            "hold: exclusive = nothing else ran, shared = other jobs did (see load, the 1/5/15-min load average)"]
 
 
-def check_root(root: Path) -> None:
-    if not (root / "food-101" / "meta" / "train.json").is_file():
-        print(f"proxy_fidelity: no Food-101 at {root} (looked for {root / 'food-101' / 'meta' / 'train.json'}); "
-              "pass --data-root DIR, the folder holding food-101/", file=sys.stderr)
-        raise SystemExit(2)
+def measure(args: argparse.Namespace) -> None:
+    from e2gcsearch.data import DataConfig, load_data
+
+    torch.set_num_threads(1)
+    probe = load_data(DataConfig(name="food101", root=str(args.data_root), resolution=32, seed=0), progress=False)
+    jobs = plan(args, probe.num_classes)
+    done = {row_key(row) for row in read_rows(args.table)}
+    print(f"{sum(job.key in done for job in jobs)} of {len(jobs)} runs in {args.table}", file=sys.stderr)
+    started, memo, header = time.perf_counter(), {}, header_lines(args)
+    while time.perf_counter() - started < args.max_seconds:
+        job = claim_next(args.table, jobs)
+        if job is None:
+            return
+        row = run_job(job, args, memo)
+        append(args.table, row, header)
+        shown = row.get("top1") or row.get("value_out")
+        print(f"[{os.getpid()}] {job.key}: {shown} ({row.get('train_s') or '-'} s)", file=sys.stderr, flush=True)
+    print(f"stopped starting runs after {args.max_seconds:g} s; run again to go on", file=sys.stderr)
 
 
-def main() -> None:
-    args = parse_args()
-    command = shlex.join([sys.executable, *sys.argv])
-    check_root(args.data_root)
-    print(f"command: {command}")
-    print(f"load average before: {load_average()}")
-    print(f"torch {torch.__version__}, {args.threads} torch thread(s) per training (default here "
-          f"{torch.get_num_threads()}), device {args.device}, batch {args.batch_size}")
-    started = time.perf_counter()
-    full_data = load(args, None, args.full_resolution, {})
-    print(full_data.summary_line())
-    print(f"one top-1 on {full_data.val_labels.numel()} validation images has a binomial std error of up to "
-          f"{50 / math.sqrt(full_data.val_labels.numel()):.1f} pp (at 50 %); differences below that are noise")
-    specs = [spec for spec in args.configs.split(",") if spec.strip()][:args.limit]
-    archs = [parse_config(spec, args.arch, full_data.num_classes) for spec in specs]
-    settings = [ProxySetting(*values) for values in itertools.product(
-        args.proxy_epochs, args.proxy_train_per_class, args.proxy_resolution)]
-    print(f"{len(archs)} configurations x {args.seeds} seed(s); full: {args.full_epochs} epoch(s), "
-          f"{args.full_schedule} schedule; proxy settings: {'; '.join(setting.label for setting in settings)}\n")
-    runs = collect(args, archs, settings)
-    macs = {arch.label(): network_cost(arch, args.full_resolution).macs for arch in archs}
-    warn_if_full_near_chance(runs, full_data)
-    figures = {setting.key: report_setting(setting, runs, macs, args) for setting in settings}
-    total_s = time.perf_counter() - started
-    print(f"\nwall time: {total_s:.0f} s in all ({sum(r['wall_s'] for v in runs['full'].values() for r in v):.0f} s "
-          f"full training); load average after: {load_average()}")
-    if args.json:
-        args.json.write_text(json.dumps({
-            "command": command, "torch": torch.__version__, "args": {k: str(v) for k, v in vars(args).items()},
-            "data": full_data.summary_line(), "settings": {s.key: s._asdict() for s in settings},
-            "configs": {arch.label(): dict(arch.to_dict(), macs=macs[arch.label()]) for arch in archs},
-            "runs": no_nan(runs), "figures": no_nan(figures), "total_s": total_s}, indent=1))
-        print(f"raw results written to {args.json}")
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("step", nargs="?", choices=("measure", "report"), default="measure")
+    parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA, help="folder holding food-101/")
+    parser.add_argument("--table", type=Path, default=DEFAULT_TABLE)
+    parser.add_argument("--proxies", type=lambda s: [parse_proxy(p) for p in s.split(",") if p],
+                        default=[parse_proxy(p) for p in DEFAULT_PROXIES.split(",")],
+                        help=f"comma list of proxy budgets (default {DEFAULT_PROXIES})")
+    parser.add_argument("--kinds", type=lambda s: tuple(k for k in s.split(",") if k), default=KINDS[:3],
+                        help="which runs to measure: score,proxy,full (default) and epf (alone, on a quiet machine)")
+    parser.add_argument("--full-epochs", type=int, help="override the recipe's epochs (smoke runs only)")
+    parser.add_argument("--full-resolution", type=int, help="override the recipe's resolution (smoke runs only)")
+    parser.add_argument("--limit", type=int, help="only the first N networks of the fidelity set (smoke runs)")
+    parser.add_argument("--workers", type=int, default=1, help="measuring processes (one torch thread each)")
+    parser.add_argument("--max-seconds", type=float, default=float("inf"), help="start no run after this long")
+    parser.add_argument("--hold", choices=("shared", "exclusive"), default="shared",
+                        help="recorded per row: did the machine run anything else meanwhile")
+    parser.add_argument("--no-report", action="store_true", help="measure only")
+    parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the tau intervals")
+    args = parser.parse_args(argv)
+    unknown = set(args.kinds) - set(KINDS)
+    if unknown:
+        parser.error(f"unknown kinds {sorted(unknown)}; choose from {', '.join(KINDS)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.step == "measure":
+        if not (args.data_root / "food-101" / "meta" / "train.json").is_file():
+            print(f"proxy_fidelity: no Food-101 at {args.data_root}; pass --data-root DIR, the folder holding food-101/",
+                  file=sys.stderr)
+            raise SystemExit(2)
+        if args.workers > 1:
+            argv = sys.argv[1:]
+            if "--workers" in argv:  # the children measure; only this process reports
+                del argv[argv.index("--workers"):argv.index("--workers") + 2]
+            argv = [a for a in argv if not a.startswith("--workers=")]
+            command = [sys.executable, __file__, *argv, "--workers", "1", "--no-report"]
+            environment = {**os.environ, COMMAND_VARIABLE: shlex.join(sys.argv[1:])}
+            children = [subprocess.Popen(command, env=environment) for _ in range(args.workers)]
+            codes = [child.wait() for child in children]
+            if any(codes):
+                raise SystemExit(max(codes))
+        else:
+            measure(args)
+    if not args.no_report:
+        print(f"load average now: {load_average()} on {os.cpu_count()} cores")
+        report(args.table, args.bootstrap)
 
 
 if __name__ == "__main__":

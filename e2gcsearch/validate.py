@@ -1,15 +1,18 @@
 """Did the proxy lie? Fully train the front's members, re-profile them, and compare rankings.
 
-For each chosen trial (the front's members by proxy top-1, or trials named by number) this trains
-the trial's network with the trainer's full mode (step schedule, a checkpoint every epoch under
+For each chosen trial (the front's members by proxy top-1, or trials named by number, and with
+``spread`` that many more completed trials spread over the proxy's range, so that tau is not measured
+on the narrow band of the front alone) this trains the trial's network with the trainer's full mode
+(:data:`~e2gcsearch.train.FULL_RECIPE`, ``full_seeds`` seeds, a checkpoint every epoch under
 ``<studies dir>/checkpoints/<study>/trial-<n>``, resumed when interrupted), measures its EPF again,
 and stores ``{"top1", "top5", "epochs", "epf", "backend", ...}`` under the trial's ``full`` user attr.
 Kendall's tau between the proxy and the full top-1 of the validated trials says how far the proxy's
-ranking can be trusted. An FLGC trial's full training starts from the groups its proxy training learned
+ranking can be trusted; with two seeds, tau between the seeds' rankings is the noise ceiling that no
+proxy can be expected to beat. An FLGC trial's full training starts from the groups its proxy training learned
 (stored on the trial) and goes on learning them; its EPF is that of the deployed grouped network.
 
 Example:
-    >>> report = validate_study(study, ValidateSettings(top=3, epochs=30))   # doctest: +SKIP
+    >>> report = validate_study(study, ValidateSettings(top=3, spread=6))    # doctest: +SKIP
     >>> print(report.sentence)                                               # doctest: +SKIP
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import statistics
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -27,6 +31,7 @@ import optuna
 import pandas as pd
 from scipy import stats
 
+from . import fidelity
 from .console import note
 from .data import DataConfig, LoadedData, load_data
 from .errors import ConfigError
@@ -34,11 +39,11 @@ from .profiling import ProfileConfig, profile_model
 from .report import require_trials
 from .search.record import TOP1, TrialRecord, full_key
 from .search.record import full_result as record_full_result
-from .search.results import front_info, get_trial, study_objectives, trial_record
+from .search.results import front_info, get_trial, proxy_fidelity_note, study_objectives, trial_record
 from .search.storage import studies_dir
 from .report.tables import fixed, render, to_json
 from .stats import bootstrap_tau
-from .train import TrainConfig, train_model
+from .train import FULL_RECIPE, TrainConfig, train_model
 
 DATA_FIELDS = ("name", "root", "classes", "train_per_class", "val_per_class", "resolution", "seed", "download",
                "cache_dir")
@@ -52,7 +57,10 @@ class ValidateSettings:
     Args:
         top: validate the ``top`` front members with the best proxy top-1 (``None`` = all of them).
         trials: trial numbers to validate instead of the front.
-        epochs: full-training epochs.
+        spread: also validate this many completed trials spread evenly over the proxy top-1 range.
+        full_seeds: train every chosen trial with this many seeds (the training seed and the next ones);
+            two or more give the noise ceiling.
+        epochs: full-training epochs (``None``: the full recipe's).
         data: DataConfig fields that override the dataset description stored on each trial.
         train: TrainConfig fields (batch_size, lr, seed, device, ...) on top of the full-training preset.
         profile: how to re-measure EPF (resolution is taken from the data); ``None`` skips profiling.
@@ -64,7 +72,9 @@ class ValidateSettings:
 
     top: int | None = None
     trials: tuple[int, ...] | None = None
-    epochs: int = 30
+    spread: int = 0
+    full_seeds: int = 1
+    epochs: int | None = None
     data: dict[str, Any] = dataclasses.field(default_factory=dict)
     train: dict[str, Any] = dataclasses.field(default_factory=dict)
     profile: ProfileConfig | None = dataclasses.field(default_factory=ProfileConfig)
@@ -84,6 +94,7 @@ class ValidationReport:
     sentence: str
     tau_low: float = math.nan  # bootstrap 95 % interval of tau (trials resampled with replacement)
     tau_high: float = math.nan
+    ceiling: fidelity.RankAgreement | None = None  # tau between two full-training seeds (None: one seed)
 
 
 def checkpoint_root(storage: str, study_name: str) -> Path:
@@ -135,9 +146,31 @@ def agreement_sentence(tau: float, trials: int, concordant: int, pairs: int,
     return head + verdict
 
 
-def select_trials(study: optuna.Study, top: int | None = None,
-                  numbers: Sequence[int] | None = None) -> list[optuna.trial.FrozenTrial]:
-    """The named trials (each must be COMPLETE), else the front's members by proxy top-1, best first."""
+def select_trials(study: optuna.Study, top: int | None = None, numbers: Sequence[int] | None = None,
+                  spread: int = 0) -> list[optuna.trial.FrozenTrial]:
+    """The named trials (each must be COMPLETE), else the front's members by proxy top-1, best first;
+    then ``spread`` more completed trials spread over the proxy's range (:func:`spread_trials`)."""
+    chosen = _named_or_front(study, top, numbers)
+    return chosen + spread_trials(study, spread, {trial.number for trial in chosen})
+
+
+def spread_trials(study: optuna.Study, count: int, taken: set[int]) -> list[optuna.trial.FrozenTrial]:
+    """``count`` completed trials with a proxy top-1, not in ``taken``, at evenly spaced places of the
+    proxy top-1 order (best and worst included): validating the front alone ranks a narrow band of
+    accuracies and understates how well the proxy ranks the space it searched."""
+    if count <= 0:
+        return []
+    pool = sorted((t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                   if t.number not in taken and t.user_attrs.get(TOP1) is not None),
+                  key=lambda t: (-t.user_attrs[TOP1], t.number))
+    if len(pool) <= count:
+        return pool
+    places = sorted({round(i * (len(pool) - 1) / (count - 1)) for i in range(count)} if count > 1 else {0})
+    return [pool[place] for place in places]
+
+
+def _named_or_front(study: optuna.Study, top: int | None,
+                    numbers: Sequence[int] | None) -> list[optuna.trial.FrozenTrial]:
     if numbers:
         return [get_trial(study, number) for number in dict.fromkeys(numbers)]
     front = require_trials(front_info(study))
@@ -199,23 +232,19 @@ def _full_result(record: TrialRecord, data: LoadedData, settings: ValidateSettin
         say(f"trial {record.number}: {data.num_classes} classes in the data, {arch_config.num_classes} in the search; "
             "training with the data's")
         arch_config = arch_config.replace(num_classes=data.num_classes)
-    if settings.retrain and (folder / "last.pt").exists():
-        (folder / "last.pt").unlink()
-    config = TrainConfig.full_training(settings.epochs, checkpoint_dir=str(folder), resume=True, **settings.train)
-    say(f"trial {record.number}: full training of {arch_config.label()} for {settings.epochs} epochs "
-        f"(checkpoints in {folder})")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="no checkpoint at", category=RuntimeWarning)
-        try:
-            trained = train_model(arch_config, data, config, structure=record.flgc_structure)  # FLGC: learned groups
-        except ConfigError as exc:  # e.g. a checkpoint left by a run with other settings
-            reason = re.sub(r";[^;]*--checkpoint-dir[^;]*", "", str(exc))  # validate picks the folder itself
-            raise ConfigError(f"trial {record.number}: {reason}; rerun validate with the settings it was started "
-                              "with, or pass --retrain to start its full training over") from None
+    epochs = settings.epochs or FULL_RECIPE.epochs
+    first_seed = settings.train.get("seed") or 0
+    runs = [_train_seed(record, arch_config, data, settings, seed_folder(folder, offset), first_seed + offset, say)
+            for offset in range(settings.full_seeds)]
+    top1 = [run.top1 for run in runs if run.ok]
+    trained = runs[0]
     described = data.description()
     full: dict[str, Any] = {
-        "top1": trained.top1 if trained.ok else None, "top5": trained.top5, "epochs": settings.epochs,
-        "status": trained.status, "checkpoint": trained.checkpoint, "train_s": round(trained.wall_s, 2),
+        "top1": statistics.fmean(top1) if len(top1) == len(runs) else None, "top5": trained.top5, "epochs": epochs,
+        "top1_seeds": top1, "seeds": [first_seed + offset for offset in range(len(runs))],
+        "recipe": FULL_RECIPE.describe() if epochs == FULL_RECIPE.epochs else f"{epochs} epochs, cosine schedule",
+        "status": next((run.status for run in runs if not run.ok), "ok"), "checkpoint": trained.checkpoint,
+        "train_s": round(sum(run.wall_s for run in runs), 2),
         "data": {key: described[key] for key in ("dataset", "classes", "resolution", "seed", "train_size", "val_size")
                  if key in described},
     }
@@ -230,6 +259,29 @@ def _full_result(record: TrialRecord, data: LoadedData, settings: ValidateSettin
     return full
 
 
+def seed_folder(folder: Path, offset: int) -> Path:
+    """The checkpoint folder of a trial's ``offset``-th full-training seed (the first keeps ``trial-<n>``)."""
+    return folder if offset == 0 else folder.with_name(f"{folder.name}-seed{offset}")
+
+
+def _train_seed(record: TrialRecord, arch_config: Any, data: LoadedData, settings: ValidateSettings, folder: Path,
+                seed: int, say: Say) -> Any:
+    if settings.retrain and (folder / "last.pt").exists():
+        (folder / "last.pt").unlink()
+    config = TrainConfig.full_training(settings.epochs, checkpoint_dir=str(folder), resume=True,
+                                       **{**settings.train, "seed": seed})
+    say(f"trial {record.number}: full training of {arch_config.label()} for {config.epochs} epochs, seed {seed} "
+        f"(checkpoints in {folder})")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="no checkpoint at", category=RuntimeWarning)
+        try:
+            return train_model(arch_config, data, config, structure=record.flgc_structure)  # FLGC: learned groups
+        except ConfigError as exc:  # e.g. a checkpoint left by a run with other settings
+            reason = re.sub(r";[^;]*--checkpoint-dir[^;]*", "", str(exc))  # validate picks the folder itself
+            raise ConfigError(f"trial {record.number}: {reason}; rerun validate with the settings it was started "
+                              "with, or pass --retrain to start its full training over") from None
+
+
 def validate_trials(study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial], settings: ValidateSettings,
                     checkpoints: Path, say: Say = note) -> None:
     """Fully train and re-profile ``trials``, storing each result under the trial's ``full`` attr."""
@@ -237,9 +289,11 @@ def validate_trials(study: optuna.Study, trials: Sequence[optuna.trial.FrozenTri
     for trial in trials:
         record = trial_record(study, trial)
         full = full_result(study, trial)
-        done = full.get("epochs") == settings.epochs and full.get("top1") is not None
+        epochs = settings.epochs or FULL_RECIPE.epochs
+        done = (full.get("epochs") == epochs and full.get("top1") is not None
+                and len(full.get("top1_seeds") or [full["top1"]]) >= settings.full_seeds)
         if done and not settings.retrain:
-            say(f"trial {record.number}: already validated with {settings.epochs} epochs "
+            say(f"trial {record.number}: already validated with {epochs} epochs "
                 f"(top-1 {full['top1']:.2f} %); pass --retrain to train again")
             continue
         data_config = data_config_for(record, settings.data)
@@ -271,6 +325,7 @@ def validation_frame(study: optuna.Study, numbers: Sequence[int]) -> pd.DataFram
             "grouping": record.arch_config.grouping,
             "width": record.arch_config.width, "proxy_top1": record.top1, "full_top1": full.get("top1"),
             "full_top5": full.get("top5"), "full_epochs": full.get("epochs"),
+            "full_top1_seeds": full.get("top1_seeds") or ([full["top1"]] if full.get("top1") is not None else []),
             "batch_size": reference, "search_epf_mj": record.epf_mj(reference) if reference else None,
             "search_backend": record.energy_backend,
             "full_epf_mj": full_epf.get("epf_mj") if full_epf.get("status", "ok") == "ok" else None,
@@ -291,18 +346,40 @@ def rank_agreement(frame: pd.DataFrame) -> ValidationReport:
     tau, pairs, concordant = kendall_tau(proxy, full)
     low, high = (math.nan, math.nan) if math.isnan(tau) else bootstrap_tau(proxy, full)[:2]
     sentence = agreement_sentence(tau, len(both), concordant, pairs, (low, high))
-    return ValidationReport(frame, tau, pairs, concordant, sentence, low, high)
+    ceiling = noise_ceiling(both)
+    if ceiling is not None:
+        sentence += " " + ceiling_sentence(ceiling, tau)
+    return ValidationReport(frame, tau, pairs, concordant, sentence, low, high, ceiling)
+
+
+def noise_ceiling(frame: pd.DataFrame) -> fidelity.RankAgreement | None:
+    """Tau between the rankings of the first two full-training seeds, over the trials trained with both
+    (``None`` with fewer than 3 such trials)."""
+    seeds = [list(values) for values in frame.get("full_top1_seeds", []) if len(values) >= 2]
+    if len(seeds) < 3:
+        return None
+    return fidelity.rank_agreement([values[0] for values in seeds], [values[1] for values in seeds])
+
+
+def ceiling_sentence(ceiling: fidelity.RankAgreement, tau: float) -> str:
+    """The noise ceiling, and the proxy's tau read against it."""
+    text = f"Noise ceiling: two full-training seeds agree to Kendall {ceiling.text()}"
+    if math.isnan(ceiling.tau) or ceiling.tau <= 0 or math.isnan(tau):
+        return text + "; full training does not rank these trials consistently, so no proxy can be judged on them."
+    return text + f"; the proxy reaches {tau / ceiling.tau:.2f} of it."
 
 
 def render_validation(report: ValidationReport, fmt: str) -> str:
     """The proxy-vs-full table followed by the tau sentence (JSON: one document with both)."""
     frame = report.frame
     if fmt == "json":
+        ceiling = dataclasses.asdict(report.ceiling) if report.ceiling is not None else None
         return to_json({"rows": frame.to_dict(orient="records"), "kendall_tau": report.tau,
-                        "kendall_tau_low": report.tau_low, "kendall_tau_high": report.tau_high, "pairs": report.pairs,
+                        "kendall_tau_low": report.tau_low, "kendall_tau_high": report.tau_high,
+                        "noise_ceiling": ceiling, "pairs": report.pairs,
                         "concordant": report.concordant, "meaning": report.sentence})
     if fmt == "csv":
-        return render(frame, "csv")
+        return render(frame.drop(columns=["full_top1_seeds"], errors="ignore"), "csv")
     batch = next((int(b) for b in frame.get("batch_size", []) if b == b and b is not None), None)
     backends = {"search": _one(frame.get("search_backend")), "full": _one(frame.get("full_backend"))}
     headers = {"grouping": "G/g", "proxy_top1": "proxy top-1 (%)", "full_top1": "full top-1 (%)",
@@ -324,11 +401,15 @@ def _one(values: Any) -> str:
 def validate_study(study: optuna.Study, settings: ValidateSettings, checkpoints: Path | None = None,
                    say: Say = note) -> ValidationReport:
     """Select, fully train, re-profile and store; then compare proxy and full rankings."""
-    trials = select_trials(study, settings.top, settings.trials)
+    trials = select_trials(study, settings.top, settings.trials, settings.spread)
     root = Path(settings.checkpoint_root or checkpoints or Path("studies") / "checkpoints" / study.study_name)
     say(f"validating {len(trials)} trial(s) of study {study.study_name!r}: {', '.join(str(t.number) for t in trials)}")
     validate_trials(study, trials, settings, root, say)
-    return rank_agreement(validation_frame(reload(study), [t.number for t in trials]))
+    report = rank_agreement(validation_frame(reload(study), [t.number for t in trials]))
+    fidelity_text = proxy_fidelity_note(study)
+    if fidelity_text:
+        report.sentence += f"\nKnown fidelity of this proxy: {fidelity_text}."
+    return report
 
 
 __all__ = [

@@ -16,7 +16,7 @@ from e2gcsearch import ArchConfig
 from e2gcsearch.cli import main
 from e2gcsearch.data import DataConfig, load_data
 from e2gcsearch.errors import ConfigError
-from e2gcsearch.train import TrainConfig, learning_rate, train_model
+from e2gcsearch.train import FULL_RECIPE, TrainConfig, learning_rate, train_model
 
 TINY = ArchConfig("mobilenet_v1", group_size=8, width=0.25, num_classes=10)
 
@@ -39,7 +39,9 @@ def test_schedules_warm_up_then_decay() -> None:
     rates = [learning_rate(cosine, step, 10) for step in range(40)]
     assert rates[0] == pytest.approx(0.01) and rates[9] == pytest.approx(0.1)
     assert all(a >= b for a, b in zip(rates[10:], rates[11:])) and rates[-1] < 0.001
-    step = TrainConfig.full_training(epochs=9, lr=0.1, warmup_epochs=0)
+    recipe = TrainConfig.full_training()
+    assert recipe.full and (recipe.epochs, recipe.schedule) == (FULL_RECIPE.epochs, FULL_RECIPE.schedule) == (12, "cosine")
+    step = TrainConfig.full_training(epochs=9, lr=0.1, warmup_epochs=0, schedule="step")
     assert step.full and step.schedule == "step"
     by_epoch = [learning_rate(step, epoch * 10, 10) for epoch in range(9)]
     assert by_epoch == pytest.approx([0.1] * 3 + [0.01] * 3 + [0.001] * 3)

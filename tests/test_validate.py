@@ -101,6 +101,30 @@ def test_select_trials_front_by_proxy_top1_or_by_number(url):
         select_trials(study, numbers=[4])
 
 
+def test_spread_adds_trials_over_the_whole_proxy_range(url):
+    study = open_study(url, "e2gcsearch")
+    # The front's best (trial 3) and then, of the rest ordered by proxy top-1 (1: 55, 2: 50, 0: 40 %),
+    # the best and the worst: tau is then measured beyond the front's narrow band.
+    assert [t.number for t in select_trials(study, top=1, spread=2)] == [3, 1, 0]
+    assert [t.number for t in select_trials(study, numbers=[2], spread=9)] == [2, 3, 1, 0]
+
+
+def test_two_full_seeds_give_the_noise_ceiling(url, tmp_path):
+    settings = ValidateSettings(trials=(0, 1, 3), full_seeds=2, epochs=1, train={"batch_size": 8, "device": "cpu"},
+                                profile=None)
+    report = validate_study(open_study(url, "e2gcsearch"), settings, tmp_path / "ckpt", say=lambda _: None)
+    study = open_study(url, "e2gcsearch")
+    full = full_result(study, study.trials[1])
+    assert full["seeds"] == [0, 1] and len(full["top1_seeds"]) == 2
+    assert full["top1"] == pytest.approx(sum(full["top1_seeds"]) / 2)
+    assert (tmp_path / "ckpt" / "trial-1" / "last.pt").exists() and (tmp_path / "ckpt" / "trial-1-seed1" / "last.pt").exists()
+    seeds = report.frame["full_top1_seeds"].tolist()
+    expected = kendall_tau([s[0] for s in seeds], [s[1] for s in seeds])[0]
+    assert report.ceiling is not None and report.ceiling.n == 3
+    assert report.ceiling.tau == expected or (math.isnan(report.ceiling.tau) and math.isnan(expected))
+    assert "Noise ceiling" in report.sentence and "fidelity was not measured for this data" in report.sentence
+
+
 def test_validate_trains_profiles_and_stores_results_on_the_trials(url, tmp_path):
     messages: list[str] = []
     settings = ValidateSettings(top=2, epochs=1, train={"batch_size": 8, "device": "cpu"}, profile=TINY_PROFILE)

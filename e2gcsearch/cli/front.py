@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from ..report import noise_notes, render_front, require_trials
-from ..search.results import front_info, hypervolume_history
+from ..search.results import front_info, hypervolume_history, proxy_fidelity_note
 from ._common import HelpFormatter, emit, note
 from .options import OUTPUT, add_options
 from .studies import add_study_args, load_study
@@ -54,3 +54,6 @@ def run(args: argparse.Namespace) -> None:
     if args.format in ("table", "markdown"):
         for line in noise_notes(front.frame, front.objectives):
             note(f"note: {line}")
+        fidelity = proxy_fidelity_note(study)
+        if fidelity:
+            note(f"note: {fidelity}")

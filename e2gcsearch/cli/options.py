@@ -129,7 +129,7 @@ OPTIONS: dict[str, Option] = {
                               "unset: $E2GCSEARCH_CACHE_DIR, else ~/.cache/e2gcsearch"),
     # training
     "epochs": _option("--epochs", type=positive_int,
-                      help="training epochs; unset in train: 5 (30 with --full), in run: the dataset's proxy budget "
+                      help="training epochs; unset in train: 5 (12 with --full, the full recipe), in run: the dataset's proxy budget "
                            "(4 on the digits, 8 otherwise)"),
     "batch_size": _option("--batch-size", type=positive_int, default=32,
                           help="training images per step (per process under torchrun)"),
@@ -161,7 +161,7 @@ OPTIONS: dict[str, Option] = {
     "augment": _option("--augment", choices=("auto", *AUGMENTATIONS), default="auto",
                        help="rrc = random-resized crop + flip; auto = none on digits, rrc on photos"),
     "no_amp": _option("--no-amp", action="store_true", help="disable mixed precision (CUDA only)"),
-    "full": _option("--full", action="store_true", help="full training: step schedule, checkpoint every epoch"),
+    "full": _option("--full", action="store_true", help="full training: the full recipe (cosine schedule), checkpoint every epoch"),
     "checkpoint_dir": _option("--checkpoint-dir", metavar="DIR",
                               help="checkpoint folder; unset with --full: "
                                    "~/.cache/e2gcsearch/checkpoints/<arch>-<digest>"),

@@ -37,7 +37,7 @@ upsampled; works offline). Data root: --data-root, else $E2GCSEARCH_DATA, else ~
 (the folder holding food-101/). Decoded tensors are cached in <cache home>/tensors: --cache-dir, else
 $E2GCSEARCH_CACHE_DIR, else ~/.cache/e2gcsearch. --data-seed draws the subset and the split,
 --train-seed the initial weights, the batch order and the augmentation. Proxy runs use warm-up +
-cosine; --full uses the step schedule (x0.1 at 1/3 and 2/3 of the epochs) and checkpoints every epoch.
+cosine; --full trains the full recipe (12 cosine epochs unless --epochs) and checkpoints every epoch.
 """
 
 COLUMNS = ["arch", "dataset", "classes", "train_images", "val_images", "resolution", "epochs", "top1_pct",

@@ -1,9 +1,13 @@
 """``e2gcsearch validate``: full training of the front's members; does the proxy rank them right?
 
-Each chosen trial is trained with the trainer's full mode (step schedule, a checkpoint every epoch
-under <studies dir>/checkpoints/<study>/trial-<n>; an interrupted run resumes where it stopped), its
-EPF is measured again, and both are stored on the trial (user attr "full"). Then proxy and full
-top-1 are printed side by side with Kendall's tau between the two rankings.
+Each chosen trial is trained with the full recipe (12 cosine epochs on every training image, random-
+resized crop + flip; a checkpoint every epoch under <studies dir>/checkpoints/<study>/trial-<n>; an
+interrupted run resumes where it stopped), its EPF is measured again, and both are stored on the
+trial (user attr "full"). Then proxy and full top-1 are printed side by side with Kendall's tau
+between the two rankings and its 95 % interval. The front alone is a narrow band of accuracies:
+--spread K also validates K completed trials spread over the proxy's whole range. --full-seeds 2
+trains every trial twice, and tau between the two seeds is the noise ceiling: how well full
+training agrees with itself, which no proxy can be expected to beat.
 
 Data: by default each trial's own dataset description (dataset, classes, images per class,
 resolution, seed) as stored by 'run'; the data flags below override it. EPF is measured at the
@@ -24,6 +28,7 @@ from .studies import load_study
 EXAMPLES = """\
 examples:
   e2gcsearch validate --top 3                      # the 3 front members with the best proxy top-1
+  e2gcsearch validate --top 3 --spread 6 --full-seeds 2   # tau over 9 trials, with its noise ceiling
   e2gcsearch validate --trials 3,7 --epochs 60
   e2gcsearch validate --train-per-class 500        # more images than the proxy used
   e2gcsearch validate --top 3 --format json
@@ -54,7 +59,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     chosen.add_argument("--trials", type=trial_numbers, metavar="N,…", help="validate these trial numbers instead")
     # Unset data flags and batch sizes keep each trial's stored values.
     groups = add_options(parser, STUDY, TRAINING, DATA, MEASUREMENT_WHILE_TRAINING, OUTPUT,
-                         defaults={"epochs": 30, "data_seed": None, "batch_sizes": None})
+                         defaults={"epochs": None, "data_seed": None, "batch_sizes": None})
+    parser.add_argument("--spread", type=positive_int, default=0, metavar="K",
+                        help="also validate K completed trials spread evenly over the proxy top-1 range (best and "
+                             "worst included), so that tau covers the space searched, not only the front")
+    groups["training"].add_argument("--full-seeds", type=positive_int, default=1, metavar="N",
+                                    help="train every chosen trial with N seeds (default 1); with 2 or more, tau "
+                                         "between two seeds' rankings is printed as the noise ceiling")
     groups["training"].add_argument("--retrain", action="store_true",
                                     help="start over: ignore stored results and existing checkpoints of these trials")
     groups["energy measurement"].add_argument("--no-profile", action="store_true", help="skip measuring EPF again")
@@ -71,7 +82,8 @@ def settings(args: argparse.Namespace) -> ValidateSettings:
     # Unset --batch-sizes: the batch sizes the search measured; the resolution is the data's.
     profile = None if args.no_profile else profile_config(args, threads=args.profile_threads, resolution=224,
                                                           batch_sizes=args.batch_sizes or (1, 4, 16))
-    return ValidateSettings(top=args.top, trials=args.trials, epochs=args.epochs, data=data, train=train,
+    return ValidateSettings(top=args.top, trials=args.trials, spread=args.spread, full_seeds=args.full_seeds,
+                            epochs=args.epochs, data=data, train=train,
                             profile=profile, search_batch_sizes=args.batch_sizes is None, retrain=args.retrain)
 
 

@@ -23,6 +23,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import ConfigError, UnknownNameError
+from ..fidelity import fidelity_note
 from ..metrics import Metric
 from ..models import get_entry
 from ..report.front import FrontInfo, HypervolumeHistory, front_info_from_rows
@@ -184,3 +185,11 @@ def hypervolume_history(study: optuna.Study) -> HypervolumeHistory:
 
 __all__ = ["baseline_label", "front_info", "get_trial", "hypervolume_history", "is_feasible", "seed_noise",
            "study_objectives", "trial_record"]
+
+
+def proxy_fidelity_note(study: optuna.Study) -> str | None:
+    """What is known about how well the study's proxy ranks networks like full training
+    (:func:`e2gcsearch.fidelity.fidelity_note`); ``None`` when no objective is a proxy top-1."""
+    if not any(objective.metric in ("top1", "top5") for objective in study_objectives(study)):
+        return None
+    return fidelity_note(study.user_attrs.get(record.DATA) or {}, study.user_attrs.get(record.TRAINING) or {})

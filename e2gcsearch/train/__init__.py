@@ -2,9 +2,10 @@
 training (longer, checkpointed every epoch, resumable, DistributedDataParallel under ``torchrun``).
 
 The optimiser follows the E2GC paper: SGD with Nesterov momentum 0.9 and weight decay 4e-5. The
-proxy uses a short linear warm-up then cosine decay; full training uses a step schedule (x0.1 at 1/3
-and 2/3 of the epochs). Images stay on the device as uint8 tensors; each batch is gathered, normalised
-and augmented there (:mod:`e2gcsearch.data.augment`), so there are no loader workers.
+proxy uses a short linear warm-up then cosine decay; full training follows :data:`FULL_RECIPE` (12
+cosine epochs on every image, chosen on food101-10 by ``benchmarks/proxy_fidelity.py``). Images stay
+on the device as uint8 tensors; each batch is gathered, normalised and augmented there
+(:mod:`e2gcsearch.data.augment`), so there are no loader workers.
 
 Every run is seeded: the model initialisation, the epoch order and the augmentation draw from
 generators derived from ``(seed, epoch, rank)``, never from the global RNG (which is left untouched),
@@ -35,7 +36,7 @@ from ..devices import resolve_device
 from ..errors import ConfigError
 from ..models import learned_structure, load_structure
 from . import checkpoint
-from .config import (PROXY_BUDGETS, SCHEDULES, ProxyBudget, TrainConfig, TrainResult, learning_rate, proxy_budget,
+from .config import (FULL_RECIPE, PROXY_BUDGETS, SCHEDULES, FullRecipe, ProxyBudget, TrainConfig, TrainResult, learning_rate, proxy_budget,
                      proxy_data_config)
 from .loop import Trainer
 from .runtime import build_model, check_inputs, distributed, process_rank, thread_limit
@@ -94,6 +95,8 @@ def train_model(arch_config: ArchConfig, data: LoadedData, config: TrainConfig |
 
 __all__ = [
     "AUTO",
+    "FULL_RECIPE",
+    "FullRecipe",
     "PROXY_BUDGETS",
     "ProxyBudget",
     "SCHEDULES",

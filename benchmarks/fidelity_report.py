@@ -1,0 +1,145 @@
+"""The report of ``benchmarks/proxy_fidelity.py``: reads its table and prints, as a markdown table, how
+every proxy ranks the networks against full training (see that script's docstring for the columns).
+
+Only networks with every full-training seed in the table are judged, so a table that is still being
+measured gives a report over the networks done so far (the header says how many).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from e2gcsearch.fidelity import RankAgreement, front_recovery, matched_pairs, pair_order_share, rank_agreement
+
+FULL_SEEDS = ("0", "1")
+
+
+def read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """The ``#`` header lines and the rows of the table."""
+    lines = path.read_text().splitlines()
+    notes = [line[2:] for line in lines if line.startswith("#")]
+    rows = list(csv.DictReader(line for line in lines if not line.startswith("#")))
+    return notes, rows
+
+
+class Pivot:
+    """The table by network: full top-1 per seed, each proxy's value, seconds, EPF."""
+
+    def __init__(self, rows: list[dict[str, str]]) -> None:
+        self.info: dict[str, dict[str, str]] = {}
+        self.full: dict[str, dict[str, float]] = defaultdict(dict)
+        self.full_s: dict[str, list[float]] = defaultdict(list)
+        self.proxy: dict[str, dict[str, float]] = defaultdict(dict)  # proxy name -> label -> value
+        self.proxy_s: dict[str, dict[str, float]] = defaultdict(dict)
+        self.score_seeds: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+        self.epf: dict[str, float] = {}
+        self.epf_backend = ""
+        for row in rows:
+            label = row["label"]
+            self.info.setdefault(label, row)
+            if row["status"] != "ok":
+                continue
+            if row["kind"] == "full":
+                self.full[label][row["seed"]] = float(row["top1"])
+                self.full_s[label].append(float(row["train_s"]))
+            elif row["kind"] == "proxy" and row["seed"] == "0":
+                self.proxy[row["setting"]][label] = float(row["top1"])
+                self.proxy_s[row["setting"]][label] = float(row["train_s"])
+            elif row["kind"] == "score":
+                self.score_seeds[row["setting"]][row["seed"]][label] = float(row["value_out"])
+                if row["seed"] == "0":
+                    self.proxy[row["setting"]][label] = float(row["value_out"])
+                    self.proxy_s[row["setting"]][label] = float(row["train_s"])
+            elif row["kind"] == "epf":
+                self.epf[label] = float(row["value_out"])
+                self.epf_backend = row["unit"]
+        self.judged = [label for label in self.info if all(seed in self.full[label] for seed in FULL_SEEDS)]
+        for name in ("params", "macs"):
+            self.proxy[name] = {label: float(self.info[label][name]) for label in self.info}
+            self.proxy_s[name] = {label: 0.0 for label in self.info}
+
+    def full_mean(self, labels: list[str]) -> list[float]:
+        return [statistics.fmean(self.full[label][seed] for seed in FULL_SEEDS) for label in labels]
+
+
+def proxy_line(name: str, pivot: Pivot, labels: list[str], ceiling: RankAgreement, pairs: list[tuple[int, int]],
+               cost: list[float], resamples: int) -> dict:
+    """Every figure of one proxy over ``labels`` (those it has a value for)."""
+    have = [label for label in labels if label in pivot.proxy[name]]
+    values = [pivot.proxy[name][label] for label in have]
+    full = pivot.full_mean(have)
+    agreement = rank_agreement(values, full, resamples)
+    full_s = sum(statistics.fmean(pivot.full_s[label]) for label in have)
+    index = {label: i for i, label in enumerate(labels)}
+    kept = {labels.index(label) for label in have}
+    local = {labels.index(label): i for i, label in enumerate(have)}
+    own_pairs = [(local[a], local[b]) for a, b in pairs if a in kept and b in kept]
+    recovered = front_recovery([cost[index[label]] for label in have], values, full)
+    return {"name": name, "agreement": agreement, "ratio": agreement.tau / ceiling.tau if ceiling.tau else math.nan,
+            "cost": sum(pivot.proxy_s[name][label] for label in have) / full_s if full_s else math.nan,
+            "pairs": pair_order_share(values, full, own_pairs), "pair_count": len(own_pairs),
+            "front": recovered, "n": len(have)}
+
+
+def fmt(value: float, spec: str) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+def report(table: Path, resamples: int = 2000) -> list[dict]:
+    """Print the report of ``table``; return one dict of figures per proxy."""
+    if not table.exists():
+        print(f"no table at {table} yet: measure first (python benchmarks/proxy_fidelity.py)")
+        return []
+    notes, rows = read_table(table)
+    pivot = Pivot(rows)
+    labels = pivot.judged
+    print("\n".join(f"# {note}" for note in notes[:2]))
+    if len(labels) < 3:
+        print(f"{len(labels)} network(s) have every full-training seed; the report needs 3 or more")
+        return []
+    seed_a = [pivot.full[label]["0"] for label in labels]
+    seed_b = [pivot.full[label]["1"] for label in labels]
+    ceiling = rank_agreement(seed_a, seed_b, resamples)
+    full = pivot.full_mean(labels)
+    seed_sd = statistics.fmean(abs(a - b) / math.sqrt(2) for a, b in zip(seed_a, seed_b))
+    val_size = int(pivot.info[labels[0]]["val_size"] or 0)
+    groups = [(pivot.info[label]["module"], float(pivot.info[label]["width"])) for label in labels]
+    macs = [float(pivot.info[label]["macs"]) for label in labels]
+    pairs = matched_pairs(groups, macs)
+    with_epf = all(label in pivot.epf for label in labels)
+    cost = [pivot.epf[label] for label in labels] if with_epf else macs
+    print(f"\n{len(labels)} networks with full training at seeds {', '.join(FULL_SEEDS)} ({val_size} validation "
+          f"images each); full top-1 {min(full):.1f} to {max(full):.1f} % (mean {statistics.fmean(full):.1f} %), "
+          f"seed std {seed_sd:.2f} pp (mean over networks)")
+    print(f"noise ceiling (seed 0 vs seed 1): Kendall {ceiling.text()}, Spearman {ceiling.rho:+.2f}; "
+          f"{pair_order_share(seed_a, seed_b, pairs) * 100 if pairs else math.nan:.0f} % of {len(pairs)} "
+          "E2GC/FgGC pairs of comparable MACs ordered alike by the two seeds")
+    print(f"front axis: {'EPF@16 ' + pivot.epf_backend if with_epf else 'MACs (no EPF rows yet)'} x top-1\n")
+    names = [name for name in pivot.proxy if name not in ("params", "macs")] + ["params", "macs"]
+    lines = [proxy_line(name, pivot, labels, ceiling, pairs, cost, resamples) for name in names]
+    print("| proxy | n | Kendall τ [95 %] | Spearman ρ | τ ÷ ceiling | cost ÷ full | pairs right | front recovered |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|")
+    for line in lines:
+        a = line["agreement"]
+        interval = f"{fmt(a.tau, '+.2f')} [{fmt(a.low, '+.2f')}, {fmt(a.high, '+.2f')}]"
+        print(f"| {line['name']} | {line['n']} | {interval} | {fmt(a.rho, '+.2f')} | {fmt(line['ratio'], '.2f')} | "
+              f"{fmt(line['cost'], '.3f')} | {fmt(line['pairs'] * 100, '.0f')} % of {line['pair_count']} | "
+              f"{fmt(line['front'] * 100, '.0f')} % |")
+    usable = [line for line in lines if line["agreement"].excludes_zero and line["cost"] > 0]
+    if usable:
+        best = max(usable, key=lambda line: line["agreement"].tau / line["cost"])
+        print(f"\nbest tau per second among trained proxies whose interval excludes 0: {best['name']} "
+              f"(tau {best['agreement'].tau:+.2f}, cost {best['cost']:.3f} of full training)")
+    for name, seeds in pivot.score_seeds.items():
+        if "0" in seeds and "1" in seeds:
+            common = [label for label in labels if label in seeds["0"] and label in seeds["1"]]
+            print(f"{name}: seed 0 vs seed 1 of the initialisation, {rank_agreement([seeds['0'][l] for l in common], [seeds['1'][l] for l in common], resamples).text()}")
+    print("\n| network | MMACs | full top-1 seed 0 | seed 1 |")
+    print("|---|---:|---:|---:|")
+    for label, a, b, m in zip(labels, seed_a, seed_b, macs):
+        print(f"| {label} | {m / 1e6:.2f} | {a:.1f} | {b:.1f} |")
+    return lines

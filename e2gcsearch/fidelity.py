@@ -1,0 +1,184 @@
+"""How far a proxy's ranking of networks can be trusted: rank agreement with full training, the noise
+ceiling full training sets itself, and the proxy fidelity measured for each dataset's proxy budget.
+
+A proxy (a short training, or a score computed at initialisation) is judged by how it orders networks
+against the order full training gives them:
+
+* :func:`rank_agreement` — Kendall's tau and Spearman's rho, with a bootstrap 95 % interval of tau
+  over the networks (resampled with replacement).
+* The **noise ceiling** is the same agreement between two independent full-training seeds: no proxy
+  can be expected to rank like full training better than full training ranks like itself, so a
+  proxy's tau is also read as tau / ceiling.
+* :func:`pair_order_share` — of given pairs (E2GC vs FgGC networks of comparable MACs, the paper's
+  comparison), the share whose order the proxy gets right.
+* :func:`front_recovery` — the share of the full-training Pareto front (lower energy, higher top-1)
+  that the proxy's front also holds.
+
+:data:`MEASURED` records what ``benchmarks/proxy_fidelity.py`` measured for a proxy budget on a named
+dataset; ``front`` and ``validate`` quote it for studies on that data, and say that the fidelity was
+not measured for any other.
+
+Example:
+    >>> agreement = rank_agreement([1, 2, 3, 4, 5, 6], [1, 3, 2, 4, 6, 5], resamples=500)
+    >>> round(agreement.tau, 2), agreement.n, agreement.low < agreement.tau < agreement.high
+    (0.73, 6, True)
+    >>> pair_order_share([30.0, 20.0, 25.0, 24.0], [40.0, 35.0, 30.0, 31.0], [(0, 1), (2, 3)])
+    0.5
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Sequence
+
+import numpy as np
+from scipy import stats as _scipy
+
+from .stats import bootstrap_tau
+
+
+@dataclasses.dataclass(frozen=True)
+class RankAgreement:
+    """Kendall's tau (with its bootstrap 95 % interval) and Spearman's rho between two rankings of ``n``
+    networks; ``nan`` where undefined (fewer than two networks, or a constant ranking)."""
+
+    tau: float
+    low: float
+    high: float
+    rho: float
+    n: int
+
+    @property
+    def excludes_zero(self) -> bool:
+        """True when the whole interval lies above 0: the proxy ranks like full training beyond chance."""
+        return not math.isnan(self.low) and self.low > 0
+
+    def text(self) -> str:
+        """``tau +0.62 [+0.41, +0.79] over 24 networks``."""
+        if math.isnan(self.tau):
+            return f"tau undefined over {self.n} networks"
+        interval = "" if math.isnan(self.low) else f" [{self.low:+.2f}, {self.high:+.2f}]"
+        return f"tau {self.tau:+.2f}{interval} over {self.n} networks"
+
+
+def rank_agreement(x: Sequence[float], y: Sequence[float], resamples: int = 2000) -> RankAgreement:
+    """Rank agreement of ``x`` and ``y`` (one value per network, same order)."""
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(xs) < 2 or np.ptp(xs) == 0 or np.ptp(ys) == 0:
+        return RankAgreement(math.nan, math.nan, math.nan, math.nan, len(xs))
+    tau = float(_scipy.kendalltau(xs, ys).statistic)
+    rho = float(_scipy.spearmanr(xs, ys).statistic)
+    low, high, _ = bootstrap_tau(xs, ys, resamples)
+    return RankAgreement(tau, low, high, rho, len(xs))
+
+
+def pair_order_share(proxy: Sequence[float], full: Sequence[float], pairs: Sequence[tuple[int, int]]) -> float:
+    """Share of ``pairs`` (indices into both lists) that ``proxy`` orders as ``full`` does; a pair that
+    either ranking ties counts as wrong. ``nan`` without pairs."""
+    if not pairs:
+        return math.nan
+    right = sum((proxy[a] - proxy[b]) * (full[a] - full[b]) > 0 for a, b in pairs)
+    return right / len(pairs)
+
+
+def matched_pairs(groups: Sequence[tuple[str, float]], macs: Sequence[float], tolerance: float = 0.1,
+                  ) -> list[tuple[int, int]]:
+    """E2GC/FgGC pairs of comparable MACs: ``groups[i]`` is ``(module, width)`` of network i. Within one
+    width, each E2GC network is paired with the FgGC network nearest in MACs, when within ``tolerance``
+    (relative), each network in at most one pair, closest pairs first."""
+    candidates = sorted(
+        (abs(macs[a] / macs[b] - 1), a, b)
+        for a, (module_a, width_a) in enumerate(groups) if module_a == "E2GC"
+        for b, (module_b, width_b) in enumerate(groups) if module_b == "FgGC" and width_b == width_a)
+    used: set[int] = set()
+    pairs = []
+    for gap, a, b in candidates:
+        if gap <= tolerance and a not in used and b not in used:
+            pairs.append((a, b))
+            used.update((a, b))
+    return sorted(pairs)
+
+
+def pareto_front(cost: Sequence[float], accuracy: Sequence[float]) -> set[int]:
+    """Indices of the networks no other network beats on both lower ``cost`` and higher ``accuracy``
+    (better on one, at least as good on the other)."""
+    front = set()
+    for i in range(len(cost)):
+        dominated = any(cost[j] <= cost[i] and accuracy[j] >= accuracy[i]
+                        and (cost[j] < cost[i] or accuracy[j] > accuracy[i]) for j in range(len(cost)))
+        if not dominated:
+            front.add(i)
+    return front
+
+
+def front_recovery(cost: Sequence[float], proxy: Sequence[float], full: Sequence[float]) -> float:
+    """Share of the full-training front (``cost`` x ``full``) that the proxy's front (``cost`` x ``proxy``)
+    holds too."""
+    truth = pareto_front(cost, full)
+    return len(truth & pareto_front(cost, proxy)) / len(truth) if truth else math.nan
+
+
+@dataclasses.dataclass(frozen=True)
+class MeasuredFidelity:
+    """What ``benchmarks/proxy_fidelity.py`` measured for one proxy budget on one dataset.
+
+    Attributes:
+        data: the dataset it was measured on (``food101-10``).
+        signature: the fields of a study's data description that identify that dataset (``dataset``,
+            ``classes``, ``train_size``, ``val_size``).
+        epochs, resolution: the proxy budget measured.
+        agreement: the proxy's rank agreement with the mean full top-1 over seeds.
+        ceiling_tau: tau between two full-training seeds (the noise ceiling), ``ceiling_low``/``high``
+            its bootstrap interval.
+        cost_ratio: proxy training seconds / full training seconds, same networks.
+        reference: the full training it was judged against.
+    """
+
+    data: str
+    signature: dict[str, Any]
+    epochs: int
+    resolution: int
+    agreement: RankAgreement
+    ceiling_tau: float
+    ceiling_low: float
+    ceiling_high: float
+    cost_ratio: float
+    reference: str
+
+    def sentence(self) -> str:
+        """One line for ``front`` and ``validate``."""
+        a = self.agreement
+        return (f"proxy fidelity measured on {self.data}: Kendall {a.text()} against full training "
+                f"({self.reference}); {a.tau / self.ceiling_tau:.2f} of the noise ceiling (two full-training "
+                f"seeds agree to tau {self.ceiling_tau:+.2f} [{self.ceiling_low:+.2f}, {self.ceiling_high:+.2f}]), "
+                f"at {100 * self.cost_ratio:.0f} % of full training's cost (docs/accuracy.md)")
+
+    def matches(self, data: dict[str, Any], training: dict[str, Any]) -> bool:
+        """True when a study's data description (``dataset``, ``classes``, sizes, ``resolution``) and proxy
+        training (``epochs``) are the ones this fidelity was measured with."""
+        wanted = {**self.signature, "resolution": self.resolution}
+        return (all(data.get(key) == value for key, value in wanted.items())
+                and training.get("epochs") == self.epochs)
+
+
+FOOD101_10_CLASSES = ("apple_pie", "baby_back_ribs", "baklava", "beef_carpaccio", "beef_tartare", "beet_salad",
+                      "beignets", "bibimbap", "bread_pudding", "breakfast_burrito")
+
+# What benchmarks/proxy_fidelity.py measured (docs/accuracy.md has the table, its command and the load).
+MEASURED: tuple[MeasuredFidelity, ...] = ()
+
+
+def fidelity_note(data: dict[str, Any], training: dict[str, Any],
+                  measurements: Sequence[MeasuredFidelity] = MEASURED) -> str:
+    """What is known about the fidelity of a study's proxy: the measurement for its data and budget, or
+    that none was made (with the measurement there is and how to measure it on the study)."""
+    for measured in measurements:
+        if measured.matches(data, training):
+            return measured.sentence()
+    where = f"{data.get('dataset', 'unknown data')}, {len(data.get('classes') or [])} classes, " \
+            f"{data.get('train_size', '?')} training images, {data.get('resolution', '?')} px"
+    known = f"; on {measurements[0].data} it was measured: {measurements[0].sentence()}" if measurements else ""
+    return (f"the proxy's ranking fidelity was not measured for this data and budget ({where}, "
+            f"{training.get('epochs', '?')} epochs){known}. 'e2gcsearch validate --top 3 --spread 6 --full-seeds 2' "
+            "measures it on this study")

@@ -1,0 +1,63 @@
+"""Rank agreement, the E2GC/FgGC pairs of comparable MACs, front recovery and the fidelity note."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from e2gcsearch.fidelity import (FOOD101_10_CLASSES, MeasuredFidelity, RankAgreement, fidelity_note, front_recovery,
+                                 matched_pairs, pair_order_share, pareto_front, rank_agreement)
+
+
+def test_rank_agreement_on_known_rankings():
+    same = rank_agreement([1, 2, 3, 4, 5], [10, 20, 30, 40, 50], resamples=200)
+    assert (same.tau, same.rho, same.n) == (pytest.approx(1.0), pytest.approx(1.0), 5) and same.excludes_zero
+    reversed_ = rank_agreement([1, 2, 3, 4, 5], [50, 40, 30, 20, 10], resamples=200)
+    assert reversed_.tau == pytest.approx(-1.0) and reversed_.high == pytest.approx(-1.0) and not reversed_.excludes_zero
+    constant = rank_agreement([1, 1, 1], [1, 2, 3])
+    assert math.isnan(constant.tau) and "undefined" in constant.text()
+
+
+def test_an_interval_that_includes_zero_is_no_evidence():
+    agreement = rank_agreement([1, 2, 3, 4], [2, 1, 4, 3], resamples=500)  # tau +0.33 over 4 networks
+    assert agreement.low < 0 < agreement.high and not agreement.excludes_zero
+
+
+def test_pairs_of_comparable_macs_within_one_width_closest_first():
+    groups = [("E2GC", 0.25), ("FgGC", 0.25), ("FgGC", 0.25), ("E2GC", 0.5), ("FgGC", 0.5), ("FLGC", 0.25)]
+    macs = [100.0, 104.0, 101.0, 200.0, 260.0, 100.0]
+    # E2GC 0 pairs with the nearer FgGC 2; E2GC 3 has no FgGC within 10 % at its width; FLGC is no side.
+    assert matched_pairs(groups, macs) == [(0, 2)]
+    assert pair_order_share([30.0, 0.0, 20.0], [40.0, 0.0, 35.0], [(0, 2)]) == 1.0
+    assert pair_order_share([30.0, 0.0, 30.0], [40.0, 0.0, 35.0], [(0, 2)]) == 0.0  # a tie is not an order
+    assert math.isnan(pair_order_share([], [], []))
+
+
+def test_front_recovery_counts_the_full_training_front_the_proxy_finds():
+    cost = [1.0, 2.0, 3.0, 4.0]
+    full = [10.0, 20.0, 15.0, 30.0]  # front: 0, 1, 3
+    assert pareto_front(cost, full) == {0, 1, 3}
+    assert front_recovery(cost, [10.0, 20.0, 15.0, 30.0], full) == 1.0
+    assert front_recovery(cost, [10.0, 5.0, 15.0, 30.0], full) == pytest.approx(2 / 3)  # proxy front: 0, 2, 3
+
+
+MEASURED = MeasuredFidelity(
+    data="food101-10", signature={"dataset": "food101", "classes": list(FOOD101_10_CLASSES), "train_size": 3000,
+                                  "val_size": 750},
+    epochs=4, resolution=64, agreement=RankAgreement(0.6, 0.4, 0.8, 0.75, 24), ceiling_tau=0.75, ceiling_low=0.6,
+    ceiling_high=0.85, cost_ratio=0.33, reference="12 cosine epochs")
+
+
+def test_the_note_quotes_the_measurement_only_for_its_data_and_budget():
+    data = {"dataset": "food101", "classes": list(FOOD101_10_CLASSES), "train_size": 3000, "val_size": 750,
+            "resolution": 64}
+    note = fidelity_note(data, {"epochs": 4}, (MEASURED,))
+    assert "measured on food101-10" in note and "tau +0.60 [+0.40, +0.80] over 24 networks" in note
+    assert "0.80 of the noise ceiling" in note and "33 %" in note
+    other = fidelity_note({**data, "train_size": 480}, {"epochs": 4}, (MEASURED,))
+    assert other.startswith("the proxy's ranking fidelity was not measured for this data and budget (food101, 10 "
+                            "classes, 480 training images, 64 px, 4 epochs)")
+    assert "on food101-10 it was measured" in other and "validate --top 3 --spread 6 --full-seeds 2" in other
+    assert "was not measured" in fidelity_note(data, {"epochs": 8}, (MEASURED,))
+    assert "it was measured" not in fidelity_note(data, {"epochs": 4}, ())
