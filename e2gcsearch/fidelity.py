@@ -119,6 +119,58 @@ def front_recovery(cost: Sequence[float], proxy: Sequence[float], full: Sequence
     return len(truth & pareto_front(cost, proxy)) / len(truth) if truth else math.nan
 
 
+def kendall_tau(x: Sequence[float], y: Sequence[float]) -> tuple[float, int, int]:
+    """Kendall's tau-b between two rankings (``scipy.stats.kendalltau``), with the number of pairs and
+    of concordant pairs (ordered alike, no tie in either list).
+
+    ``nan`` when fewer than two values, or when either list is constant.
+    """
+    pairs = len(x) * (len(x) - 1) // 2
+    if len(x) < 2:  # scipy would warn about the sample size; the sentence already asks for more trials
+        return math.nan, pairs, 0
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    same_order = np.sign(xs[:, None] - xs[None, :]) * np.sign(ys[:, None] - ys[None, :]) > 0
+    concordant = int(np.triu(same_order, k=1).sum())
+    return float(_scipy.kendalltau(xs, ys).statistic), pairs, concordant
+
+
+def agreement_sentence(tau: float, trials: int, concordant: int, pairs: int,
+                       interval: tuple[float, float] = (math.nan, math.nan)) -> str:
+    """What ``tau`` over ``trials`` validated trials means for trusting the proxy, in plain words."""
+    if trials < 2 or math.isnan(tau):
+        return "Kendall's tau needs two or more validated trials with different accuracies; validate more trials."
+    low, high = interval
+    shown = "" if math.isnan(low) else f", 95 % interval {low:+.2f} to {high:+.2f}"
+    head = f"Kendall's tau = {tau:+.2f} over {trials} trials ({concordant} of {pairs} pairs ordered alike{shown}): "
+    if not math.isnan(low) and low <= 0 <= high and trials >= 4:
+        return head + ("the interval includes 0, so these trials cannot tell the proxy's ranking from chance; "
+                       "validate more trials, or lengthen the proxy (more epochs or images), before trusting the "
+                       "front's accuracy axis.")
+    if trials < 4:
+        return head + (f"with so few trials tau says little (one swapped pair moves it by {2 / max(pairs, 1):.2f}), "
+                       "so it neither confirms nor refutes the proxy; validate 4 or more trials (e.g. --top 5).")
+    if tau >= 0.7:
+        verdict = "the proxy ranks these networks almost as full training does, so picking by proxy top-1 is safe."
+    elif tau >= 0.3:
+        verdict = ("the proxy gets most pairs right but not all; use it to shortlist, then validate the "
+                   "shortlist before choosing.")
+    elif tau > -0.3:
+        verdict = ("the proxy ranking is close to unrelated to the full-training ranking; do not pick by proxy "
+                   "top-1 alone: lengthen the proxy (more epochs or images) or validate more trials.")
+    else:
+        verdict = ("the proxy ranks these networks largely in reverse; its accuracy objective is misleading here, "
+                   "so rethink the proxy budget before trusting the front's accuracy axis.")
+    return head + verdict
+
+
+def ceiling_sentence(ceiling: RankAgreement, tau: float) -> str:
+    """The noise ceiling, and the proxy's tau read against it."""
+    text = f"Noise ceiling: two full-training seeds agree to Kendall {ceiling.text()}"
+    if math.isnan(ceiling.tau) or ceiling.tau <= 0 or math.isnan(tau):
+        return text + "; full training does not rank these trials consistently, so no proxy can be judged on them."
+    return text + f"; the proxy reaches {tau / ceiling.tau:.2f} of it."
+
+
 @dataclasses.dataclass(frozen=True)
 class MeasuredFidelity:
     """What ``benchmarks/proxy_fidelity.py`` measured for one proxy budget on one dataset.

@@ -26,10 +26,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
 import optuna
 import pandas as pd
-from scipy import stats
 
 from . import fidelity
 from .console import note
@@ -42,6 +40,7 @@ from .search.record import full_result as record_full_result
 from .search.results import front_info, get_trial, proxy_fidelity_note, study_objectives, trial_record
 from .search.storage import studies_dir
 from .report.tables import fixed, render, to_json
+from .fidelity import agreement_sentence, kendall_tau  # re-exported: validate's API
 from .stats import bootstrap_tau
 from .train import FULL_RECIPE, TrainConfig, train_model
 
@@ -100,50 +99,6 @@ class ValidationReport:
 def checkpoint_root(storage: str, study_name: str) -> Path:
     """``<folder of the storage>/checkpoints/<study>``: where validate keeps full-training checkpoints."""
     return studies_dir(storage) / "checkpoints" / study_name
-
-
-def kendall_tau(x: Sequence[float], y: Sequence[float]) -> tuple[float, int, int]:
-    """Kendall's tau-b between two rankings (``scipy.stats.kendalltau``), with the number of pairs and
-    of concordant pairs (ordered alike, no tie in either list).
-
-    ``nan`` when fewer than two values, or when either list is constant.
-    """
-    pairs = len(x) * (len(x) - 1) // 2
-    if len(x) < 2:  # scipy would warn about the sample size; the sentence already asks for more trials
-        return math.nan, pairs, 0
-    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    same_order = np.sign(xs[:, None] - xs[None, :]) * np.sign(ys[:, None] - ys[None, :]) > 0
-    concordant = int(np.triu(same_order, k=1).sum())
-    return float(stats.kendalltau(xs, ys).statistic), pairs, concordant
-
-
-def agreement_sentence(tau: float, trials: int, concordant: int, pairs: int,
-                       interval: tuple[float, float] = (math.nan, math.nan)) -> str:
-    """What ``tau`` over ``trials`` validated trials means for trusting the proxy, in plain words."""
-    if trials < 2 or math.isnan(tau):
-        return "Kendall's tau needs two or more validated trials with different accuracies; validate more trials."
-    low, high = interval
-    shown = "" if math.isnan(low) else f", 95 % interval {low:+.2f} to {high:+.2f}"
-    head = f"Kendall's tau = {tau:+.2f} over {trials} trials ({concordant} of {pairs} pairs ordered alike{shown}): "
-    if not math.isnan(low) and low <= 0 <= high and trials >= 4:
-        return head + ("the interval includes 0, so these trials cannot tell the proxy's ranking from chance; "
-                       "validate more trials, or lengthen the proxy (more epochs or images), before trusting the "
-                       "front's accuracy axis.")
-    if trials < 4:
-        return head + (f"with so few trials tau says little (one swapped pair moves it by {2 / max(pairs, 1):.2f}), "
-                       "so it neither confirms nor refutes the proxy; validate 4 or more trials (e.g. --top 5).")
-    if tau >= 0.7:
-        verdict = "the proxy ranks these networks almost as full training does, so picking by proxy top-1 is safe."
-    elif tau >= 0.3:
-        verdict = ("the proxy gets most pairs right but not all; use it to shortlist, then validate the "
-                   "shortlist before choosing.")
-    elif tau > -0.3:
-        verdict = ("the proxy ranking is close to unrelated to the full-training ranking; do not pick by proxy "
-                   "top-1 alone: lengthen the proxy (more epochs or images) or validate more trials.")
-    else:
-        verdict = ("the proxy ranks these networks largely in reverse; its accuracy objective is misleading here, "
-                   "so rethink the proxy budget before trusting the front's accuracy axis.")
-    return head + verdict
 
 
 def select_trials(study: optuna.Study, top: int | None = None, numbers: Sequence[int] | None = None,
@@ -343,12 +298,12 @@ def rank_agreement(frame: pd.DataFrame) -> ValidationReport:
     """Kendall's tau between proxy and full top-1 over the rows that have both."""
     both = frame.dropna(subset=["proxy_top1", "full_top1"]) if len(frame) else frame
     proxy, full = list(both.get("proxy_top1", [])), list(both.get("full_top1", []))
-    tau, pairs, concordant = kendall_tau(proxy, full)
+    tau, pairs, concordant = fidelity.kendall_tau(proxy, full)
     low, high = (math.nan, math.nan) if math.isnan(tau) else bootstrap_tau(proxy, full)[:2]
-    sentence = agreement_sentence(tau, len(both), concordant, pairs, (low, high))
+    sentence = fidelity.agreement_sentence(tau, len(both), concordant, pairs, (low, high))
     ceiling = noise_ceiling(both)
     if ceiling is not None:
-        sentence += " " + ceiling_sentence(ceiling, tau)
+        sentence += " " + fidelity.ceiling_sentence(ceiling, tau)
     return ValidationReport(frame, tau, pairs, concordant, sentence, low, high, ceiling)
 
 
@@ -359,14 +314,6 @@ def noise_ceiling(frame: pd.DataFrame) -> fidelity.RankAgreement | None:
     if len(seeds) < 3:
         return None
     return fidelity.rank_agreement([values[0] for values in seeds], [values[1] for values in seeds])
-
-
-def ceiling_sentence(ceiling: fidelity.RankAgreement, tau: float) -> str:
-    """The noise ceiling, and the proxy's tau read against it."""
-    text = f"Noise ceiling: two full-training seeds agree to Kendall {ceiling.text()}"
-    if math.isnan(ceiling.tau) or ceiling.tau <= 0 or math.isnan(tau):
-        return text + "; full training does not rank these trials consistently, so no proxy can be judged on them."
-    return text + f"; the proxy reaches {tau / ceiling.tau:.2f} of it."
 
 
 def render_validation(report: ValidationReport, fmt: str) -> str:

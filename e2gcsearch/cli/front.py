@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..report import noise_notes, render_front, require_trials
-from ..search.results import front_info, hypervolume_history, proxy_fidelity_note
+from ..report import render_front, require_trials
+from ..search.results import front_info, front_notes, hypervolume_history
 from ._common import HelpFormatter, emit, note
 from .options import OUTPUT, add_options
 from .studies import add_study_args, load_study
@@ -52,8 +52,5 @@ def run(args: argparse.Namespace) -> None:
         note(f"hypervolume plot written to {plots.save_hypervolume_plot(hypervolume_history(study), args.plot_hv)}")
     emit(render_front(front, args.format))
     if args.format in ("table", "markdown"):
-        for line in noise_notes(front.frame, front.objectives):
+        for line in front_notes(study, front):
             note(f"note: {line}")
-        fidelity = proxy_fidelity_note(study)
-        if fidelity:
-            note(f"note: {fidelity}")

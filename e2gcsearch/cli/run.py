@@ -11,10 +11,10 @@ from ..config import E2GC, FGGC, FLGC
 from ..data import DataConfig, load_data
 from ..errors import ConfigError
 from ..profiling import ProfileConfig
-from ..report import noise_notes, render_front
+from ..report import render_front
 from ..search.confirm import ConfirmLimits, ConfirmReport, confirm_study
 from ..search.objectives import DEFAULT_BATCH_SIZE, parse_constraint, parse_objectives
-from ..search.results import front_info
+from ..search.results import front_info, front_notes
 from ..search.run import SearchConfig, SearchInterrupted, search
 from ..search.space import SearchSpace, StagewiseSearchSpace
 from ..search.trial import TrialSettings
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     note("Pareto front (also: e2gcsearch front):")
     emit(render_front(front, args.format))
-    for line in noise_notes(front.frame, front.objectives):
+    for line in front_notes(outcome.study, front):
         note(f"note: {line}")
     return 0
 

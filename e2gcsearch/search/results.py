@@ -26,6 +26,7 @@ from ..errors import ConfigError, UnknownNameError
 from ..fidelity import fidelity_note
 from ..metrics import Metric
 from ..models import get_entry
+from ..report.dominance import noise_notes
 from ..report.front import FrontInfo, HypervolumeHistory, front_info_from_rows
 from ..report.front import hypervolume_history as history_of_front
 from ..stats import SeedNoise, SittingNoise, pooled_std, sitting_noise
@@ -185,6 +186,13 @@ def hypervolume_history(study: optuna.Study) -> HypervolumeHistory:
 
 __all__ = ["baseline_label", "front_info", "get_trial", "hypervolume_history", "is_feasible", "seed_noise",
            "study_objectives", "trial_record"]
+
+
+def front_notes(study: optuna.Study, front: FrontInfo) -> list[str]:
+    """What a reader of the front should know: how far the data separate its points
+    (:func:`e2gcsearch.report.noise_notes`) and how far its accuracy axis ranks like full training."""
+    fidelity = proxy_fidelity_note(study)
+    return noise_notes(front.frame, front.objectives) + ([fidelity] if fidelity else [])
 
 
 def proxy_fidelity_note(study: optuna.Study) -> str | None:
