@@ -243,3 +243,20 @@ def test_front_subprocess(url):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert [row["trial"] for row in json.loads(result.stdout)["rows"]] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("names", [("params", "macs"), ("macs",), ("top1", "params")])
+def test_counts_as_objectives_print_once_formatted(names):
+    """A count that is itself an objective is shown once, as a count (it used to be formatted twice)."""
+    from e2gcsearch.metrics import Metric
+    from e2gcsearch.report.front import front_info_from_rows
+
+    objectives = [Metric.of(name) for name in names]
+    rows = [{"trial": n, "arch": "mobilenet_v1", "module": "E2GC", "value": 1, "grouping": "G=1", "width": 0.25,
+             "params": 210170 * (n + 1), "macs": 3331072 * (2 - n), "top1": 40.0 + 10 * n, "backend": None,
+             "resolution": 64, "feasible": True, "violations": None, "baseline": None} for n in range(2)]
+    front = front_info_from_rows(rows, objectives, "s", {"COMPLETE": 2})
+    table = render_front(front, "table")
+    from e2gcsearch.report.tables import human_count
+    for name in ("params", "macs"):
+        assert all(human_count(value) in table for value in front.frame[name])

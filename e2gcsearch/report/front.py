@@ -245,9 +245,9 @@ def render_front(front: FrontInfo, fmt: str) -> str:
                **{o.name: f"{o.header(backend)} ± 95 %" if _has_interval(frame, o) else o.header(backend)
                   for o in objectives},
                **{c: f"EPF@{c.split('@')[1]} (mJ/frame, {backend or 'unmeasured'})" for c in epf_columns}}
-    formatters = {"width": fixed(2), "params": human_count, "macs": human_count,
-                  **{c: fixed(3) for c in epf_columns},
-                  }
+    formatters = {"width": fixed(2), "params": human_count, "macs": human_count, **{c: fixed(3) for c in epf_columns}}
+    for objective in objectives:  # already text, with its interval (params and macs as objectives too)
+        formatters.pop(objective.name, None)
     return render(shown[columns], fmt, formatters, headers)
 
 
