@@ -355,7 +355,7 @@ def validate_study(study: optuna.Study, settings: ValidateSettings, checkpoints:
     report = rank_agreement(validation_frame(reload(study), [t.number for t in trials]))
     fidelity_text = proxy_fidelity_note(study)
     if fidelity_text:
-        report.sentence += f"\nKnown fidelity of this proxy: {fidelity_text}."
+        report.sentence += f"\n{fidelity_text[0].upper()}{fidelity_text[1:]}."
     return report
 
 
