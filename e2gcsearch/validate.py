@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 import optuna
 import pandas as pd
 
-from . import fidelity
+from . import checks, fidelity
 from .console import note
 from .data import DataConfig, LoadedData, load_data
 from .errors import ConfigError
@@ -97,8 +97,9 @@ class ValidationReport:
 
 
 def checkpoint_root(storage: str, study_name: str) -> Path:
-    """``<folder of the storage>/checkpoints/<study>``: where validate keeps full-training checkpoints."""
-    return studies_dir(storage) / "checkpoints" / study_name
+    """``<folder of the storage>/checkpoints/<study>``: where validate keeps full-training checkpoints (a
+    study name that is not a plain folder name is refused: it would write elsewhere)."""
+    return studies_dir(storage) / "checkpoints" / checks.study_name(study_name)
 
 
 def select_trials(study: optuna.Study, top: int | None = None, numbers: Sequence[int] | None = None,

@@ -88,6 +88,6 @@ def settings(args: argparse.Namespace) -> ValidateSettings:
 
 
 def run(args: argparse.Namespace) -> None:
-    study = load_study(args)
-    report = validate_study(study, settings(args), checkpoint_root(args.storage, args.study))
+    checkpoints = checkpoint_root(args.storage, args.study)  # refuses a study name that is no folder name
+    report = validate_study(load_study(args), settings(args), checkpoints)
     emit(render_validation(report, args.format))

@@ -25,6 +25,7 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from ..checks import study_name
 from ..console import debugging, note
 from ..data import DataConfig, LoadedData, load_data
 from ..devices import worker_devices
@@ -65,6 +66,9 @@ class SearchConfig:
     warm_start: str | None = None  # "model": queue the energy model's predicted best points; "auto": model
     # unless it cannot be calibrated for the space (then a note); None or "none": the sampler alone
     warm_start_profile: str | None = None  # device profile JSON (default: calibrate or reuse the cached one)
+
+    def __post_init__(self) -> None:
+        study_name(self.study_name)  # refused before anything is measured or written
 
 
 class SearchInterrupted(Exception):
