@@ -38,6 +38,19 @@ def test_studies_listing_never_prints_the_password(password):
     assert "user:***@127.0.0.1:1/db" in done.stderr
 
 
+@pytest.mark.parametrize("url", ["postgresql://user:abc@SECRET@127.0.0.1:1/db",
+                                 "postgresql:///db?user=u&password=SECRET&host=127.0.0.1&port=1"])
+def test_a_password_the_driver_echoes_in_part_or_from_the_query_stays_hidden(url, tmp_path):
+    """The driver splits an unescaped '@' into the host ("failed to resolve host 'SECRET@127.0.0.1'"),
+    and a password can be a query parameter: neither reaches the user."""
+    assert "SECRET" not in redact(url)
+    assert "SECRET" not in hide_secrets("failed to resolve host 'SECRET@127.0.0.1'", url)
+    done = subprocess.run([sys.executable, "-m", "e2gcsearch", "front", "--storage", url],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "SECRET" not in done.stderr + done.stdout
+
+
 RACER = """
 import sys, time
 import optuna

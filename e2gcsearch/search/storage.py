@@ -51,9 +51,34 @@ def _password(url: str) -> str | None:
     return credentials.split(":", 1)[1] if ":" in credentials else None
 
 
+QUERY_SECRETS = ("password", "passwd", "pass", "sslpassword")  # libpq and driver keys that carry a secret
+
+
+def _query_secrets(url: str) -> list[str]:
+    """Secrets given as query parameters (``postgresql:///db?user=u&password=...``), as typed."""
+    query = str(url).partition("?")[2]
+    return [value for key, _, value in (part.partition("=") for part in query.split("&"))
+            if key.lower() in QUERY_SECRETS and value]
+
+
+def _secrets(url: str) -> set[str]:
+    """Every form of every secret in ``url`` that a driver may echo: the password as typed, decoded and
+    encoded, and, where it holds a bare ``@``, each part (a driver that splits at the first ``@`` shows
+    the rest as a host name)."""
+    found = set(_query_secrets(url))
+    password = _password(url)
+    if password:
+        found |= {password, *password.split("@")}
+    forms = {form for secret in found for form in (secret, unquote(secret), quote(secret, safe=""))}
+    return {form for form in forms if len(form) >= 3}
+
+
 def redact(url: str) -> str:
     """``url`` with any password replaced by ``***`` (safe to print in messages, logs and listings)."""
     url = str(url)
+    for secret in _query_secrets(url):
+        url = re.sub(rf"([?&](?:{'|'.join(QUERY_SECRETS)})=){re.escape(secret)}(?=&|$)", r"\1***", url,
+                     flags=re.IGNORECASE)
     password = _password(url)
     if password is None:
         return url
@@ -71,11 +96,8 @@ def redact(url: str) -> str:
 def hide_secrets(text: str, url: str) -> str:
     """``text`` (an exception's message, a log line) with the URL and its password masked."""
     text = str(text).replace(str(url), redact(url))
-    password = _password(url)
-    if password:
-        for form in {password, unquote(password), quote(password, safe="")}:
-            if len(form) >= 3:
-                text = text.replace(form, "***")
+    for form in sorted(_secrets(url), key=len, reverse=True):  # longest first: a part never unmasks a whole
+        text = text.replace(form, "***")
     return text
 
 
