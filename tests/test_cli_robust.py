@@ -47,15 +47,20 @@ def test_a_timeout_must_be_positive(capsys, value):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("debug", [False, True])
-def test_ctrl_c_is_one_line_unless_debugging(tmp_path, debug):
+@pytest.mark.parametrize(("signal_name", "debug", "status", "reason"), [
+    ("SIGINT", False, 130, "interrupted by the user"), ("SIGINT", True, 130, "interrupted by the user"),
+    ("SIGTERM", False, 143, "terminated (SIGTERM)")])
+def test_ctrl_c_and_sigterm_fail_the_trial_and_queue_its_point_again(tmp_path, signal_name, debug, status, reason):
     import signal
     import subprocess
     import sys
     import time
 
+    import optuna
+
+    storage = f"sqlite:///{tmp_path}/s.db"
     argv = (["--debug"] if debug else []) + [
-        "run", "--storage", f"sqlite:///{tmp_path}/s.db", "--data", "digits", "--train-per-class", "12",
+        "run", "--storage", storage, "--data", "digits", "--train-per-class", "12",
         "--val-per-class", "6", "--resolution", "32", "--epochs", "200", "--batch-sizes", "2",
         "--repeats", "1", "--backend", "estimate", "--widths", "0.25", "--threads", "1", "--trials", "2"]
     # A shell starts background jobs with SIGINT ignored, and Python keeps an ignored SIGINT ignored:
@@ -64,18 +69,26 @@ def test_ctrl_c_is_one_line_unless_debugging(tmp_path, debug):
                                env={**os.environ, "E2GCSEARCH_CACHE_DIR": str(tmp_path / "cache")},
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines = []
-    for line in process.stderr:  # Ctrl-C once the search runs, however long the start took
+    for line in process.stderr:  # the signal once the search runs, however long the start took
         lines.append(line)
         if "new point(s) to run" in line:
             break
     time.sleep(3)  # inside the first trial's 200-epoch training
-    process.send_signal(signal.SIGINT)
+    process.send_signal(getattr(signal, signal_name))
     rest = process.communicate(timeout=300)[1]
     stderr = "".join(lines) + rest
-    assert process.returncode == 130, stderr
+    assert process.returncode == status, stderr
     assert ("Traceback" in stderr) is debug
     assert "KeyboardInterrupt" not in stderr or debug
-    assert stderr.strip().splitlines()[-1].startswith("interrupted: the running trial is marked failed"), stderr
+    how = "terminated (SIGTERM)" if signal_name == "SIGTERM" else "interrupted"
+    assert stderr.strip().splitlines()[-1].startswith(f"{how}: 1 running trial(s) marked failed and their point(s) "
+                                                      "queued again"), stderr
+    trials = optuna.load_study(study_name="e2gcsearch", storage=storage).get_trials(deepcopy=False)
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    waiting = [t for t in trials if t.state == optuna.trial.TrialState.WAITING]
+    assert len(failed) == 1 and failed[0].user_attrs["fail_reason"] == reason
+    assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    assert any(t.system_attrs.get("retry_of") == failed[0].number for t in waiting)
 
 
 def test_debug_is_a_top_level_flag_described_in_help(capsys, monkeypatch):

@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         outcome = search(config)
     except SearchInterrupted as exc:
         note(str(exc))
-        return 130
+        return exc.exit_status
     failures = outcome.failure_summary()
     if failures:
         note("\n".join(failures))

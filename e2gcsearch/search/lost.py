@@ -4,16 +4,21 @@ those whose heartbeat stopped, with the reason recorded, and queues their point 
 (:func:`queue_retry`).
 
 Without this a killed worker's trial stayed RUNNING (a journal storage has no heartbeat) or was failed
-by Optuna a minute later without a reason.
+by Optuna a minute later without a reason. A run stopped by Ctrl-C or by SIGTERM (``kill``, a batch
+scheduler, a container runtime: :func:`sigterm_as_interrupt`) fails its running trials with the reason
+and queues their points again too (:func:`requeue_interrupted`), as ``kill -9`` does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
+import signal
 import socket
+import threading
 import uuid
-from typing import Any
+from typing import Any, Iterator
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -118,3 +123,45 @@ def queue_retry(study: optuna.Study, trial: FrozenTrial) -> None:
         state=TrialState.WAITING,
         system_attrs={record.FIXED_PARAMS: params, record.RETRY_OF: trial.number},
         user_attrs={key: trial.user_attrs[key] for key in QUEUED_AS if key in trial.user_attrs}))
+
+
+INTERRUPTED = "interrupted by the user"
+TERMINATED = "terminated (SIGTERM)"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: the running trial fails with its reason and its point is queued
+    again; the process exits 143."""
+
+
+def interruption_reason(exc: BaseException) -> str:
+    return TERMINATED if isinstance(exc, Terminated) else INTERRUPTED
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within this block SIGTERM raises :class:`Terminated` in the main thread (instead of ending the
+    process on the spot and leaving its trial RUNNING); the previous handler is restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def requeue_interrupted(study: optuna.Study, run_id: str) -> int:
+    """Queue again the point of every trial of run ``run_id`` that an interruption failed; return how many."""
+    queued = 0
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+        ran_here = (trial.user_attrs.get(record.WORKER) or {}).get("run") == run_id
+        if ran_here and trial.user_attrs.get(record.FAIL_REASON) in (INTERRUPTED, TERMINATED):
+            queue_retry(study, trial)
+            queued += 1
+    return queued

@@ -34,7 +34,7 @@ from . import record
 from ..train.threads import AUTO, usable_cores, worker_threads
 from .fingerprint import study_fingerprint, trial_settings
 from .objectives import cost_constraints, cost_feasible
-from .lost import fail_lost_trials, new_run_id, worker_tag
+from .lost import Terminated, fail_lost_trials, new_run_id, requeue_interrupted, sigterm_as_interrupt, worker_tag
 from .preflight import check_cost_constraints, check_networks, check_places, device_fingerprint_of
 from .storage import redact
 from .study import check_storage_for_workers, create_sampler, sampler_seed, enqueue_baselines, open_or_create_study, open_search_storage
@@ -72,7 +72,12 @@ class SearchConfig:
 
 
 class SearchInterrupted(Exception):
-    """Ctrl-C: the running trial was marked failed; finished trials are kept."""
+    """Ctrl-C or SIGTERM: the running trials were failed and their points queued again; finished trials
+    are kept. ``exit_status`` is 130 for Ctrl-C, 143 for SIGTERM (128 + the signal)."""
+
+    def __init__(self, message: str, exit_status: int = 130) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
 
 
 def trial_line(study: optuna.Study, trial: FrozenTrial, objectives: list[dict[str, Any]]) -> str:
@@ -170,20 +175,26 @@ def _optimize(study: optuna.Study, runner: TrialRunner, config: SearchConfig, tr
 
 
 def _worker(config: SearchConfig, index: int, quota: int | None, run_id: str, device: str | None) -> None:
-    """Entry point of one worker process (``--workers N``); Ctrl-C ends it quietly (the parent says so)."""
+    """Entry point of one worker process (``--workers N``); Ctrl-C or SIGTERM (which the parent forwards)
+    fails its running trial and ends it quietly (the parent says so and queues the point again)."""
     try:
-        config = _on_device(config, device)
-        data = load_data(config.data, progress=False)
-        storage = open_search_storage(config.storage)
-        study = optuna.load_study(study_name=config.study_name, storage=storage,
-                                  sampler=create_sampler(config.sampler, sampler_seed(config.seed, 0, index),
-                                                         config.settings.space, config.trials))
-        study.sampler = create_sampler(config.sampler, sampler_seed(config.seed, len(study.trials), index),
-                                       config.settings.space, config.trials)
-        _optimize(study, TrialRunner(config.settings, data), config, quota, run_id, tag=f"[worker {index}] ",
-                  worker=index)
+        with sigterm_as_interrupt():
+            _work(config, index, quota, run_id, device)
     except KeyboardInterrupt:
         pass
+
+
+def _work(config: SearchConfig, index: int, quota: int | None, run_id: str, device: str | None) -> None:
+    config = _on_device(config, device)
+    data = load_data(config.data, progress=False)
+    storage = open_search_storage(config.storage)
+    study = optuna.load_study(study_name=config.study_name, storage=storage,
+                              sampler=create_sampler(config.sampler, sampler_seed(config.seed, 0, index),
+                                                     config.settings.space, config.trials))
+    study.sampler = create_sampler(config.sampler, sampler_seed(config.seed, len(study.trials), index),
+                                   config.settings.space, config.trials)
+    _optimize(study, TrialRunner(config.settings, data), config, quota, run_id, tag=f"[worker {index}] ",
+              worker=index)
 
 
 def quotas(trials: int | None, workers: int) -> list[int | None]:
@@ -232,6 +243,9 @@ def _run_workers(config: SearchConfig, run_id: str, study: optuna.Study) -> None
                 elif process.exitcode:
                     failed.append(process.exitcode)
     except KeyboardInterrupt:
+        for process in running:  # Ctrl-C reached the workers too; SIGTERM went to this process alone
+            if process.is_alive():
+                process.terminate()
         for process in running:
             process.join(timeout=60)
         raise
@@ -367,15 +381,19 @@ def search(config: SearchConfig) -> SearchOutcome:
          + (f", {config.workers} workers" if config.workers > 1 else ""))
     start = time.perf_counter()
     try:
-        if config.workers > 1:
-            _run_workers(config, run_id, study)
-        else:
-            _optimize(study, TrialRunner(config.settings, data), config, config.trials, run_id)
-    except KeyboardInterrupt:
+        with sigterm_as_interrupt():
+            if config.workers > 1:
+                _run_workers(config, run_id, study)
+            else:
+                _optimize(study, TrialRunner(config.settings, data), config, config.trials, run_id)
+    except KeyboardInterrupt as exc:
+        queued = requeue_interrupted(study, run_id)
         finished = sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+        how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
         raise SearchInterrupted(
-            f"interrupted: the running trial is marked failed, {finished} finished trial(s) are kept in "
-            f"{redact(config.storage)}; run the same command again to resume") from None
+            f"{how}: {queued} running trial(s) marked failed and their point(s) queued again, {finished} finished "
+            f"trial(s) kept in {redact(config.storage)}; run the same command again to resume",
+            143 if isinstance(exc, Terminated) else 130) from None
     ran = [t for t in study.get_trials(deepcopy=False)
            if (t.user_attrs.get(record.WORKER) or {}).get("run") == run_id]
     repeats = sum(record.DUPLICATE_OF in t.user_attrs for t in ran)

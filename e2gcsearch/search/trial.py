@@ -33,6 +33,7 @@ from ..train import TrainConfig, train_model
 from . import record
 from ..metrics import MODES, Metric
 from .early_stop import known_losses, rule_for
+from .lost import interruption_reason
 from .objectives import Constraint
 from .results import seed_noise, trial_record
 from .space import SearchSpace
@@ -105,7 +106,7 @@ class TrialRunner:
         except optuna.TrialPruned:
             raise
         except BaseException as exc:  # also KeyboardInterrupt: the trial is failed, then Ctrl-C goes on
-            reason = "interrupted by the user" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+            reason = interruption_reason(exc) if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
             trial.set_user_attr(record.FAIL_REASON, reason[:2000])
             raise
 
