@@ -13,7 +13,8 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from e2gcsearch.fidelity import RankAgreement, front_recovery, matched_pairs, pair_order_share, rank_agreement
+from e2gcsearch.fidelity import (RankAgreement, front_recovery, matched_pairs, pair_order_share, rank_agreement,
+                                 tau_difference)
 
 FULL_SEEDS = ("0", "1")
 
@@ -38,6 +39,7 @@ class Pivot:
         self.score_seeds: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
         self.epf: dict[str, float] = {}
         self.epf_backend = ""
+        self.trained: set[str] = set()
         for row in rows:
             label = row["label"]
             self.info.setdefault(label, row)
@@ -47,6 +49,7 @@ class Pivot:
                 self.full[label][row["seed"]] = float(row["top1"])
                 self.full_s[label].append(float(row["train_s"]))
             elif row["kind"] == "proxy" and row["seed"] == "0":
+                self.trained.add(row["setting"])
                 self.proxy[row["setting"]][label] = float(row["top1"])
                 self.proxy_s[row["setting"]][label] = float(row["train_s"])
             elif row["kind"] == "score":
@@ -129,11 +132,28 @@ def report(table: Path, resamples: int = 2000) -> list[dict]:
         print(f"| {line['name']} | {line['n']} | {interval} | {fmt(a.rho, '+.2f')} | {fmt(line['ratio'], '.2f')} | "
               f"{fmt(line['cost'], '.3f')} | {fmt(line['pairs'] * 100, '.0f')} % of {line['pair_count']} | "
               f"{fmt(line['front'] * 100, '.0f')} % |")
-    usable = [line for line in lines if line["agreement"].excludes_zero and line["cost"] > 0]
+    trained = [line for line in lines if line["name"] in pivot.trained]
+    usable = [line for line in trained if line["agreement"].excludes_zero]
     if usable:
         best = max(usable, key=lambda line: line["agreement"].tau / line["cost"])
         print(f"\nbest tau per second among trained proxies whose interval excludes 0: {best['name']} "
               f"(tau {best['agreement'].tau:+.2f}, cost {best['cost']:.3f} of full training)")
+    else:
+        best = max(trained, key=lambda line: line["agreement"].tau, default=None)
+        if best is not None:
+            print(f"\nno trained proxy's interval excludes 0; the highest tau is {best['name']}'s "
+                  f"({best['agreement'].text()})")
+    print()
+    for line in lines:  # does a proxy rank better than MACs alone? a paired bootstrap over the same networks
+        if line["name"] in ("params", "macs"):
+            continue
+        have = [label for label in labels if label in pivot.proxy[line["name"]]]
+        difference, low, high = tau_difference([pivot.proxy[line["name"]][label] for label in have],
+                                               [pivot.proxy["macs"][label] for label in have],
+                                               pivot.full_mean(have), resamples)
+        verdict = "beats" if low > 0 else "does not beat"
+        print(f"{line['name']} {verdict} MACs alone: tau difference {difference:+.2f} [{fmt(low, '+.2f')}, "
+              f"{fmt(high, '+.2f')}] (paired bootstrap over networks)")
     for name, seeds in pivot.score_seeds.items():
         if "0" in seeds and "1" in seeds:
             common = [label for label in labels if label in seeds["0"] and label in seeds["1"]]

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from e2gcsearch.fidelity import (FOOD101_10_CLASSES, MeasuredFidelity, RankAgreement, fidelity_note, front_recovery,
-                                 matched_pairs, pair_order_share, pareto_front, rank_agreement)
+                                 matched_pairs, pair_order_share, pareto_front, rank_agreement, tau_difference)
 
 
 def test_rank_agreement_on_known_rankings():
@@ -61,3 +61,11 @@ def test_the_note_quotes_the_measurement_only_for_its_data_and_budget():
     assert "on food101-10 it was measured" in other and "validate --top 3 --spread 6 --full-seeds 2" in other
     assert "was not measured" in fidelity_note(data, {"epochs": 8}, (MEASURED,))
     assert "it was measured" not in fidelity_note(data, {"epochs": 4}, ())
+
+
+def test_tau_difference_is_paired_over_the_same_networks():
+    reference = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    same = tau_difference(reference, reference, reference, resamples=200)
+    assert same[0] == pytest.approx(0.0) and same[1] == pytest.approx(0.0) and same[2] == pytest.approx(0.0)
+    better = tau_difference(reference, reference[::-1], reference, resamples=200)
+    assert better[0] == pytest.approx(2.0) and better[1] > 0
