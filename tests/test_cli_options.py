@@ -131,3 +131,19 @@ def test_run_end_to_end_with_a_spec_prints_the_front(tmp_path, capsys):
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert out.startswith("trial,") and "mobilenet_v1" in out
+
+
+def test_help_never_shows_an_unset_default_as_none():
+    """'validate --help' showed '(default: 30)' beside a text that said otherwise, and unset options
+    showed '(default: None)'; an unset option's help says what happens instead."""
+    import subprocess
+    import sys
+
+    for command in ("validate", "run", "train"):
+        done = subprocess.run([sys.executable, "-m", "e2gcsearch", command, "--help"], capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0
+        assert "(default: None)" not in done.stdout and "(default: False)" not in done.stdout, command
+    assert "in validate: 12 (the full recipe)" in " ".join(
+        subprocess.run([sys.executable, "-m", "e2gcsearch", "validate", "--help"], capture_output=True,
+                       text=True, timeout=120).stdout.split())

@@ -18,7 +18,13 @@ class Parser(argparse.ArgumentParser):
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps example blocks as written and shows defaults."""
+    """Keeps example blocks as written and shows defaults; an unset default (``None``: the help says what
+    happens then) and an off switch are not shown as "(default: None)" / "(default: False)"."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def positive_int(text: str) -> int:

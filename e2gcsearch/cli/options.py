@@ -129,7 +129,8 @@ OPTIONS: dict[str, Option] = {
                               "unset: $E2GCSEARCH_CACHE_DIR, else ~/.cache/e2gcsearch"),
     # training
     "epochs": _option("--epochs", type=positive_int,
-                      help="training epochs; unset in train: 5 (12 with --full, the full recipe), in run: the dataset's proxy budget "
+                      help="training epochs; unset in train: 5 (12 with --full, the full recipe), in validate: 12 (the full "
+                           "recipe), in run: the dataset's proxy budget "
                            "(4 on the digits, 8 otherwise)"),
     "batch_size": _option("--batch-size", type=positive_int, default=32,
                           help="training images per step (per process under torchrun)"),

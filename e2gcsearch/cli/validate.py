@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="also validate K completed trials spread evenly over the proxy top-1 range (best and "
                              "worst included), so that tau covers the space searched, not only the front")
     groups["training"].add_argument("--full-seeds", type=positive_int, default=1, metavar="N",
-                                    help="train every chosen trial with N seeds (default 1); with 2 or more, tau "
+                                    help="train every chosen trial with N seeds; with 2 or more, tau "
                                          "between two seeds' rankings is printed as the noise ceiling")
     groups["training"].add_argument("--retrain", action="store_true",
                                     help="start over: ignore stored results and existing checkpoints of these trials")
