@@ -3,6 +3,7 @@ and nothing written. One row per case, so the next defect of this kind is one mo
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -18,14 +19,22 @@ CASES = [  # (argv, fragment of the one-line message)
     (["run", "--study", ".hidden", "--trials", "1"], "must not start with '.'"),
     (["validate", "--study", "../up"], "study name '../up' may hold only"),
     (["run", "--objective", "epf,speed", "--trials", "1"], "speed"),
+    (["run", "--seed", "-1", "--trials", "1"], "expected a seed from 0 to 4294967295, got '-1'"),
+    (["run", "--train-seed", "2**40", "--trials", "1"], "expected a seed from 0 to 4294967295"),
+    (["run", "--trials", "1", "--storage", "sqlite:///"], "keeps nothing after the command ends"),
+    (["run", "--trials", "1", "--storage", "sqlite:///:memory:"], "keeps nothing after the command ends"),
 ]
 
 
 @pytest.mark.parametrize(("argv", "fragment"), CASES, ids=[" ".join(a)[:40] for a, _ in CASES])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(argv, fragment, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert main([*argv, "--storage", f"sqlite:///{tmp_path / 'studies' / 's.db'}"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    storage = [] if "--storage" in argv else ["--storage", f"sqlite:///{tmp_path / 'studies' / 's.db'}"]
+    with pytest.raises(SystemExit) if "seed" in " ".join(argv) else contextlib.nullcontext() as stop:  # argparse
+        assert main([*argv, *storage]) == 2
+    assert stop is None or stop.value.code == 2
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("usage:")
+           and not line.startswith(" ")]
     assert len(err) == 1 and fragment in err[0], err
     written = [os.path.relpath(os.path.join(folder, name), tmp_path)
                for folder, _, names in os.walk(tmp_path) for name in names]

@@ -45,7 +45,7 @@ from ..search.storage import DEFAULT_STORAGE, DEFAULT_STUDY
 from ..search.run import DEFAULT_TRIALS, WARM_STARTS
 from ..search.study import SAMPLERS
 from ..train import SCHEDULES, TrainConfig
-from ._common import class_list, float_list, index_list, int_list, name_list, positive_float, positive_int, threads
+from ._common import class_list, float_list, index_list, int_list, name_list, positive_float, positive_int, seed, threads
 
 
 
@@ -122,7 +122,7 @@ OPTIONS: dict[str, Option] = {
     "val_per_class": _option("--val-per-class", type=positive_int, metavar="M",
                              help="validation images per class; unset: Food-101's test split, 20 %% elsewhere "
                                   "(run: the proxy budget)"),
-    "data_seed": _option("--data-seed", type=int, default=0, help="seed of the subset draw and the validation split"),
+    "data_seed": _option("--data-seed", type=seed, default=0, help="seed of the subset draw and the validation split"),
     "download": _option("--download", action="store_true", help="allow downloading Food-101 (5 GB) when missing"),
     "cache_dir": _option("--cache-dir", metavar="DIR",
                          help="cache home: decoded images in DIR/tensors, EPF measurements in DIR/profiles; "
@@ -135,7 +135,7 @@ OPTIONS: dict[str, Option] = {
     "batch_size": _option("--batch-size", type=positive_int, default=32,
                           help="training images per step (per process under torchrun)"),
     "lr": _option("--lr", type=float, default=TrainConfig.lr, help="peak learning rate (SGD, Nesterov momentum 0.9)"),
-    "train_seed": _option("--train-seed", type=int, default=0,
+    "train_seed": _option("--train-seed", type=seed, default=0,
                           help="seed of the weight initialisation, the batch order and the augmentation"),
     "proxy_seeds": _option("--proxy-seeds", type=positive_int, default=1, metavar="K",
                            help="proxy trainings per trial, seeds --train-seed .. +K-1; top-1 is their mean and its "
@@ -207,7 +207,7 @@ OPTIONS: dict[str, Option] = {
                       help="new points to measure in this invocation (repeats of measured points are not counted)"),
     "timeout": _option("--timeout", type=positive_float, metavar="S", help="stop starting new trials after S seconds"),
     "sampler": _option("--sampler", choices=SAMPLERS, default="tpe", help="Optuna sampler"),
-    "seed": _option("--seed", type=int, default=0, help="sampler seed"),
+    "seed": _option("--seed", type=seed, default=0, help="sampler seed"),
     "workers": _option("--workers", type=positive_int, default=1,
                        help="processes optimizing the study at once; on a CPU each gets its share of the cores "
                             "(--threads auto = cores / N), on GPUs each its own GPU (see --devices)"),

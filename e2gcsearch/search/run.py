@@ -36,7 +36,7 @@ from .fingerprint import study_fingerprint, trial_settings
 from .objectives import cost_constraints, cost_feasible
 from .lost import Terminated, fail_lost_trials, new_run_id, requeue_interrupted, sigterm_as_interrupt, worker_tag
 from .preflight import check_cost_constraints, check_networks, check_places, device_fingerprint_of
-from .storage import redact
+from .storage import redact, refuse_unkept
 from .study import check_storage_for_workers, create_sampler, sampler_seed, enqueue_baselines, open_or_create_study, open_search_storage
 from .budget import NewPoints, failed_unmeasured
 from .warm_start import warm_start_study
@@ -69,6 +69,7 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         study_name(self.study_name)  # refused before anything is measured or written
+        refuse_unkept(self.storage)
 
 
 class SearchInterrupted(Exception):

@@ -122,6 +122,15 @@ def studies_dir(url: str) -> Path:
     return path.parent if path is not None else Path("studies")
 
 
+def refuse_unkept(url: str) -> str:
+    """``url``, unless it is a storage that keeps nothing once the command ends (``sqlite:///`` names no
+    file, ``sqlite:///:memory:`` lives in memory): a search there would be lost, so it is refused."""
+    if re.fullmatch(r"sqlite:///(:memory:)?(\?.*)?", url.strip()):
+        raise ConfigError(f"storage {url!r} keeps nothing after the command ends (no file is named); give a file, "
+                          "e.g. sqlite:///studies/e2gcsearch.db, or a journal path ending in .log")
+    return url
+
+
 def get_storage(url: str | BaseStorage, create: bool = False) -> BaseStorage:
     """Open a storage.
 
@@ -136,7 +145,7 @@ def get_storage(url: str | BaseStorage, create: bool = False) -> BaseStorage:
     """
     if isinstance(url, BaseStorage):
         return url
-    url = str(url)
+    url = refuse_unkept(str(url))
     path = storage_file(url)
     if path is not None and not path.exists():
         if not create:
