@@ -23,12 +23,16 @@ CASES = [  # (argv, fragment of the one-line message)
     (["run", "--train-seed", "2**40", "--trials", "1"], "expected a seed from 0 to 4294967295"),
     (["run", "--trials", "1", "--storage", "sqlite:///"], "keeps nothing after the command ends"),
     (["run", "--trials", "1", "--storage", "sqlite:///:memory:"], "keeps nothing after the command ends"),
+    (["export", "--trial", "0", "--out", "keep.py"], "keep.py exists; pass --force to overwrite it"),
 ]
+EXISTING = {"keep.py": "# the user's own file\n"}  # files a case finds in its folder; they must stay as they were
 
 
 @pytest.mark.parametrize(("argv", "fragment"), CASES, ids=[" ".join(a)[:40] for a, _ in CASES])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(argv, fragment, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    for name, text in EXISTING.items():
+        (tmp_path / name).write_text(text)
     storage = [] if "--storage" in argv else ["--storage", f"sqlite:///{tmp_path / 'studies' / 's.db'}"]
     with pytest.raises(SystemExit) if "seed" in " ".join(argv) else contextlib.nullcontext() as stop:  # argparse
         assert main([*argv, *storage]) == 2
@@ -38,4 +42,5 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(argv, fragment, tmp_pat
     assert len(err) == 1 and fragment in err[0], err
     written = [os.path.relpath(os.path.join(folder, name), tmp_path)
                for folder, _, names in os.walk(tmp_path) for name in names]
-    assert written == [], written
+    assert sorted(written) == sorted(EXISTING), written
+    assert all((tmp_path / name).read_text() == text for name, text in EXISTING.items())

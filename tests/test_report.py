@@ -227,6 +227,15 @@ def test_studies_command_and_journal_storage(tmp_path, capsys):
     assert "| trial |" in capsys.readouterr().out
 
 
+def test_studies_on_an_empty_storage_says_so(tmp_path, capsys):
+    from e2gcsearch.search.storage import get_storage
+
+    get_storage(f"sqlite:///{tmp_path / 'e.db'}", create=True)
+    assert main(["studies", "--storage", f"sqlite:///{tmp_path / 'e.db'}"]) == 0
+    captured = capsys.readouterr()
+    assert "DataFrame" not in captured.out + captured.err and "holds no study yet" in captured.err
+
+
 def test_open_study_errors_do_not_leak_passwords():
     with pytest.raises(ConfigError) as info:
         open_study("postgresql://alice:s3cret@127.0.0.1:1/optuna", "x")

@@ -12,7 +12,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from ..errors import ConfigError
 from ..export import export_trial
 from ._common import HelpFormatter, note
 from .studies import add_study_args, load_study
@@ -39,9 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="FILE.py, FILE.json, FILE.pt, FILE.pt2 or FILE.onnx")
     parser.add_argument("--weights", metavar="CKPT",
                         help="checkpoint (or its folder) whose weights to include, e.g. from 'e2gcsearch validate'")
+    parser.add_argument("--force", action="store_true", help="overwrite FILE when it exists")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> None:
+    if Path(args.out).exists() and not args.force:
+        raise ConfigError(f"{args.out} exists; pass --force to overwrite it, or choose another --out")
     for path in export_trial(load_study(args), args.trial, args.out, args.weights):
         note(f"wrote {path}")

@@ -6,9 +6,9 @@ import argparse
 
 import optuna
 
-from ..search.storage import open_study, studies_frame
+from ..search.storage import open_study, redact, studies_frame
 from ..report.tables import render
-from ._common import HelpFormatter, emit
+from ._common import HelpFormatter, emit, note
 from .options import OUTPUT, STUDY, add_option, add_options
 
 EXAMPLES = """\
@@ -39,4 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    emit(render(studies_frame(args.storage), args.format))
+    frame = studies_frame(args.storage)
+    if frame.empty and args.format in ("table", "markdown"):
+        note(f"{redact(args.storage)} holds no study yet; 'e2gcsearch run --storage {redact(args.storage)}' starts one")
+        return
+    emit(render(frame, args.format))
