@@ -112,3 +112,31 @@ def test_a_full_disk_is_named_as_such(tmp_path):
     assert "is full" in write_problem(OSError("database or disk is full"), tmp_path, "the study storage")
     probe_writable(tmp_path, "the cache dir")  # a writable folder passes and keeps nothing
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_torn_journal_record_is_cut_out_kept_aside_and_the_study_stays_readable(tmp_path, capsys):
+    """A full disk or a killed process leaves half a record; the next append merged it with a whole one,
+    and every later read failed with JSONDecodeError. Opening the journal repairs it."""
+    import optuna
+
+    from e2gcsearch.cli import main
+    from e2gcsearch.search.journal import repair_journal
+
+    journal = tmp_path / "s.log"
+    study = optuna.create_study(study_name="s", storage=get_storage(str(journal), create=True))
+    study.add_trial(optuna.trial.create_trial(value=1.0))
+    whole = journal.read_bytes()
+    attr = b'{"op_code":2,"worker_id":"w","study_id":0,"user_attr":{"after":"the tear"}}\n'
+    with journal.open("ab") as handle:  # the torn write, and the next record appended right after it
+        handle.write(b'{"op_code":5,"worker_id":"w","trial_id":0,"us' + attr + attr.replace(b"the tear", b"more"))
+    with pytest.raises(ValueError):  # what every later command met before
+        optuna.load_study(study_name="s", storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(journal))))
+    assert main(["studies", "--storage", str(journal)]) == 0
+    captured = capsys.readouterr()
+    assert "removed 1 torn record(s)" in captured.err and "s " in captured.out
+    reopened = optuna.load_study(study_name="s", storage=get_storage(str(journal)))
+    assert len(reopened.trials) == 1 and reopened.user_attrs == {"after": "more"}  # both whole records kept
+    aside = list(tmp_path.glob("s.log.torn-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == b'{"op_code":5,"worker_id":"w","trial_id":0,"us\n'
+    assert journal.read_bytes().startswith(whole) and repair_journal(journal) == []  # whole again

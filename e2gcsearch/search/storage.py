@@ -27,9 +27,11 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
+from ..console import note
 from ..errors import ConfigError, DataError, UnknownNameError
 from ..paths import probe_writable, write_problem
 from . import record
+from .journal import repair_journal
 
 DEFAULT_STORAGE = "sqlite:///studies/e2gcsearch.db"
 DEFAULT_STUDY = "e2gcsearch"
@@ -162,6 +164,8 @@ def get_storage(url: str | BaseStorage, create: bool = False) -> BaseStorage:
     if is_journal(url):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
         try:
+            for line in repair_journal(path):  # a torn record would make every later read fail
+                note(f"warning: {line}")
             return JournalStorage(JournalFileBackend(url))
         except OSError as exc:
             raise DataError(write_problem(exc, path, "the study storage")) from None

@@ -1,0 +1,87 @@
+"""Journal files that survive a torn write: a full disk, a power cut or a killed process can leave the
+last record of an Optuna journal half-written.
+
+Optuna tolerates a torn *last* line when reading, but the next record is appended right after the
+torn bytes, and the merged line then fails to parse on every later read: the whole study becomes
+unreadable. :func:`repair_journal` runs before a journal is opened: under the journal's own lock it
+cuts a torn tail off (it can only be a record that never completed), salvages the whole record that
+follows torn bytes inside a line, and keeps every byte it removes in a ``<journal>.torn-<time>`` file
+beside the journal, so nothing is lost silently.
+
+Example:
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "s.log"
+    >>> _ = path.write_bytes(b'{"op_code":0,"study_name":"s"}\\n{"op_code":4,"stu')
+    >>> repair_journal(path)[0].startswith(f"journal {path}: removed 1 torn record")
+    True
+    >>> path.read_bytes()
+    b'{"op_code":0,"study_name":"s"}\\n'
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from pathlib import Path
+
+RECORD_START = b'{"op_code"'  # how Optuna writes every journal record (json.dumps, compact separators)
+
+
+def _parses(line: bytes) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
+
+
+def _mend(lines: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """(lines to keep, bytes removed): a last line without its newline is torn; a line that does not
+    parse keeps the last whole record in it, if any."""
+    kept, removed = [], []
+    for index, line in enumerate(lines):
+        if not line.endswith(b"\n") and index == len(lines) - 1:
+            removed.append(line)
+            continue
+        if _parses(line):
+            kept.append(line)
+            continue
+        start = line.rfind(RECORD_START)
+        if start > 0 and _parses(line[start:]):
+            kept.append(line[start:])
+            removed.append(line[:start])
+        else:
+            removed.append(line)
+    return kept, removed
+
+
+def repair_journal(path: str | Path) -> list[str]:
+    """Cut torn records out of the journal at ``path`` (under Optuna's journal lock); return one line per
+    repair made, for the user (empty when the journal was whole or does not exist)."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return []
+    data = path.read_bytes()
+    if data.endswith(b"\n") and all(_parses(line) for line in data.splitlines(keepends=True)):
+        return []
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    lock = JournalFileSymlinkLock(str(path))
+    lock.acquire()
+    try:
+        lines = path.read_bytes().splitlines(keepends=True)  # again, now that no process appends
+        kept, removed = _mend(lines)
+        if not removed:
+            return []
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        aside = path.with_name(f"{path.name}.torn-{stamp}")
+        aside.write_bytes(b"\n".join(part.rstrip(b"\n") for part in removed) + b"\n")
+        temporary = path.with_name(f".{path.name}.repair")
+        temporary.write_bytes(b"".join(kept))
+        os.replace(temporary, path)
+    finally:
+        lock.release()
+    return [f"journal {path}: removed {len(removed)} torn record(s) left by an interrupted write (a full disk or a "
+            f"killed process); the bytes are kept in {aside}. A trial that was running then is failed and its "
+            "point queued again at the next 'e2gcsearch run'"]
