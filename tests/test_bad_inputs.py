@@ -24,6 +24,8 @@ CASES = [  # (argv, fragment of the one-line message)
     (["run", "--trials", "1", "--storage", "sqlite:///"], "keeps nothing after the command ends"),
     (["run", "--trials", "1", "--storage", "sqlite:///:memory:"], "keeps nothing after the command ends"),
     (["export", "--trial", "0", "--out", "keep.py"], "keep.py exists; pass --force to overwrite it"),
+    (["run", "--cpu-power-w", "1e308", "--trials", "1"], "must be a power in watts above 0 and at most 100,000"),
+    (["profile", "mobilenet_v1", "-G", "1", "--cpu-power-w", "-3"], "must be a power in watts above 0"),
 ]
 EXISTING = {"keep.py": "# the user's own file\n"}  # files a case finds in its folder; they must stay as they were
 
@@ -34,7 +36,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(argv, fragment, tmp_pat
     for name, text in EXISTING.items():
         (tmp_path / name).write_text(text)
     storage = [] if "--storage" in argv else ["--storage", f"sqlite:///{tmp_path / 'studies' / 's.db'}"]
-    with pytest.raises(SystemExit) if "seed" in " ".join(argv) else contextlib.nullcontext() as stop:  # argparse
+    parsing = any(word in " ".join(argv) for word in ("seed", "power"))  # refused by argparse itself
+    with pytest.raises(SystemExit) if parsing else contextlib.nullcontext() as stop:
         assert main([*argv, *storage]) == 2
     assert stop is None or stop.value.code == 2
     err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("usage:")

@@ -269,3 +269,8 @@ def test_counts_as_objectives_print_once_formatted(names):
     from e2gcsearch.report.tables import human_count
     for name in ("params", "macs"):
         assert all(human_count(value) in table for value in front.frame[name])
+
+
+def test_an_empty_plot_name_is_refused(url, capsys):
+    assert main(["front", "--storage", url, "--study", "s", "--plot", ""]) == 2
+    assert "cannot draw '': give a file ending in .png" in capsys.readouterr().err

@@ -51,6 +51,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def watts(text: str) -> float:
+    """A power in watts for the estimate backend (the meter's own rule)."""
+    from ..energy.estimate import parse_power
+
+    try:
+        return parse_power(text, "the power")
+    except ValueError as exc:  # ConfigError
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def positive_float(text: str) -> float:
     """A number of seconds (or the like) above zero."""
     try:

@@ -45,10 +45,10 @@ def run(args: argparse.Namespace) -> None:
 
     study = load_study(args)
     front = require_trials(front_info(study, include_dominated=args.all))
-    if args.plot:
+    if args.plot is not None:  # '--plot ""' is a mistake to name, not a plot to skip
         everything = front_info(study, include_dominated=True)
         note(f"front plot written to {plots.save_front_plot(everything, args.plot)}")
-    if args.plot_hv:
+    if args.plot_hv is not None:
         note(f"hypervolume plot written to {plots.save_hypervolume_plot(hypervolume_history(study), args.plot_hv)}")
     emit(render_front(front, args.format))
     if args.format in ("table", "markdown"):

@@ -45,7 +45,7 @@ from ..search.storage import DEFAULT_STORAGE, DEFAULT_STUDY
 from ..search.run import DEFAULT_TRIALS, WARM_STARTS
 from ..search.study import SAMPLERS
 from ..train import SCHEDULES, TrainConfig
-from ._common import class_list, float_list, index_list, int_list, name_list, positive_float, positive_int, seed, threads
+from ._common import class_list, float_list, index_list, int_list, name_list, positive_float, positive_int, seed, threads, watts
 
 
 
@@ -190,7 +190,7 @@ OPTIONS: dict[str, Option] = {
                                help="torch intra-op threads while measuring, in commands that also train (--threads "
                                     "is the training's); 1 measures one busy core, steady on a shared CPU; "
                                     "0 = torch's default (all cores)"),
-    "cpu_power_w": _option("--cpu-power-w", type=float, metavar="W",
+    "cpu_power_w": _option("--cpu-power-w", type=watts, metavar="W",
                            help="estimate backend: assumed power in watts; unset: $E2GCSEARCH_CPU_POWER_W if set, "
                                 "else 7.5 W per thread"),
     "no_cache": _option("--no-cache", action="store_true",

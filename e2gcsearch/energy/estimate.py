@@ -43,13 +43,18 @@ def cpu_tdp_model_w(threads: int | None = None) -> float:
     return CPU_POWER_PER_CORE_W * busy_cores
 
 
-def _parse_power(text: str, source: str) -> float:
+MAX_POWER_W = 1e5  # a whole rack; above this a typo, and energies overflow to inf
+
+
+def parse_power(text: str, source: str) -> float:
+    """``text`` as a power in watts, above 0 and at most :data:`MAX_POWER_W`, else a one-line error."""
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise ConfigError(f"{source} must be a power in watts > 0 (e.g. 15), got {text!r}")
+    if not 0 < value <= MAX_POWER_W:
+        raise ConfigError(f"{source} must be a power in watts above 0 and at most {MAX_POWER_W:,.0f} (e.g. 15), "
+                          f"got {text!r}")
     return value
 
 
@@ -76,10 +81,10 @@ class EstimateMeter(Meter):
         on_gpu = device.startswith("cuda")
         env_name = GPU_POWER_ENV if on_gpu else CPU_POWER_ENV
         if power_w is not None:
-            self.power_w = _parse_power(str(power_w), "the estimate power (--cpu-power-w)")
+            self.power_w = parse_power(str(power_w), "the estimate power (--cpu-power-w)")
             self.model = ", set by the caller"
         elif environ.get(env_name):
-            self.power_w = _parse_power(environ[env_name], env_name)
+            self.power_w = parse_power(environ[env_name], env_name)
             self.model = f", from {env_name}"
         elif on_gpu:
             self.power_w, self.model = GPU_POWER_W, " P100 TDP model"
