@@ -26,8 +26,14 @@ CASES = [  # (argv, fragment of the one-line message)
     (["export", "--trial", "0", "--out", "keep.py"], "keep.py exists; pass --force to overwrite it"),
     (["run", "--cpu-power-w", "1e308", "--trials", "1"], "must be a power in watts above 0 and at most 100,000"),
     (["profile", "mobilenet_v1", "-G", "1", "--cpu-power-w", "-3"], "must be a power in watts above 0"),
+    (["train", "mobilenet_v1", "-G", "1", "--data", "digits", "--full", "--checkpoint-dir", "keep.py"],
+     "'keep.py' is a file, not a folder"),
+    (["profile", "mobilenet_v1", "-G", "1", "--cache-dir", "keep.py"], "'keep.py' is a file, not a folder"),
+    (["front", "--storage", "app.log"], "app.log is not an Optuna journal (its first line is no journal record)"),
+    (["run", "--storage", "app.log", "--trials", "1"], "app.log is not an Optuna journal"),
 ]
-EXISTING = {"keep.py": "# the user's own file\n"}  # files a case finds in its folder; they must stay as they were
+# Files a case finds in its folder; they must stay as they were.
+EXISTING = {"keep.py": "# the user's own file\n", "app.log": "12:00 another program's log line\n"}
 
 
 @pytest.mark.parametrize(("argv", "fragment"), CASES, ids=[" ".join(a)[:40] for a, _ in CASES])
@@ -35,8 +41,9 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(argv, fragment, tmp_pat
     monkeypatch.chdir(tmp_path)
     for name, text in EXISTING.items():
         (tmp_path / name).write_text(text)
-    storage = [] if "--storage" in argv else ["--storage", f"sqlite:///{tmp_path / 'studies' / 's.db'}"]
-    parsing = any(word in " ".join(argv) for word in ("seed", "power"))  # refused by argparse itself
+    storage = [] if "--storage" in argv or argv[0] in ("train", "profile") else [
+        "--storage", f"sqlite:///{tmp_path / 'studies' / 's.db'}"]
+    parsing = any(word in " ".join(argv) for word in ("seed", "power", "-dir"))  # refused by argparse itself
     with pytest.raises(SystemExit) if parsing else contextlib.nullcontext() as stop:
         assert main([*argv, *storage]) == 2
     assert stop is None or stop.value.code == 2

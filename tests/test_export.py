@@ -205,3 +205,15 @@ def test_export_command(study, tmp_path, capsys):
         assert main(["export", "--storage", url, *argv]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1
+
+
+def test_a_trial_of_a_study_not_made_by_e2gcsearch_is_one_line(tmp_path, capsys):
+    import optuna
+
+    from e2gcsearch.cli import main
+
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    study = optuna.create_study(study_name="foreign", storage=url)
+    study.add_trial(optuna.trial.create_trial(value=1.0))
+    assert main(["export", "--storage", url, "--study", "foreign", "--trial", "0", "--out", str(tmp_path / "m.py")]) == 2
+    assert "records no architecture" in capsys.readouterr().err and not (tmp_path / "m.py").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 from ..console import note  # noqa: F401 - the commands' stderr writer, beside emit
@@ -49,6 +50,15 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def folder(text: str) -> str:
+    """A folder to write into: missing (it is made) or a folder, never an existing file."""
+    path = Path(text).expanduser()
+    if not text or (path.exists() and not path.is_dir()):
+        raise argparse.ArgumentTypeError(f"{text!r} is a file, not a folder; give a folder (it is made if missing)"
+                                         if text else "expected a folder, got ''")
+    return text
 
 
 def watts(text: str) -> float:

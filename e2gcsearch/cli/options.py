@@ -45,7 +45,7 @@ from ..search.storage import DEFAULT_STORAGE, DEFAULT_STUDY
 from ..search.run import DEFAULT_TRIALS, WARM_STARTS
 from ..search.study import SAMPLERS
 from ..train import SCHEDULES, TrainConfig
-from ._common import class_list, float_list, index_list, int_list, name_list, positive_float, positive_int, seed, threads, watts
+from ._common import class_list, float_list, index_list, int_list, name_list, positive_float, positive_int, seed, threads, watts, folder
 
 
 
@@ -124,7 +124,7 @@ OPTIONS: dict[str, Option] = {
                                   "(run: the proxy budget)"),
     "data_seed": _option("--data-seed", type=seed, default=0, help="seed of the subset draw and the validation split"),
     "download": _option("--download", action="store_true", help="allow downloading Food-101 (5 GB) when missing"),
-    "cache_dir": _option("--cache-dir", metavar="DIR",
+    "cache_dir": _option("--cache-dir", type=folder, metavar="DIR",
                          help="cache home: decoded images in DIR/tensors, EPF measurements in DIR/profiles; "
                               "unset: $E2GCSEARCH_CACHE_DIR, else ~/.cache/e2gcsearch"),
     # training
@@ -163,7 +163,7 @@ OPTIONS: dict[str, Option] = {
                        help="rrc = random-resized crop + flip; auto = none on digits, rrc on photos"),
     "no_amp": _option("--no-amp", action="store_true", help="disable mixed precision (CUDA only)"),
     "full": _option("--full", action="store_true", help="full training: the full recipe (cosine schedule), checkpoint every epoch"),
-    "checkpoint_dir": _option("--checkpoint-dir", metavar="DIR",
+    "checkpoint_dir": _option("--checkpoint-dir", type=folder, metavar="DIR",
                               help="checkpoint folder; unset with --full: "
                                    "~/.cache/e2gcsearch/checkpoints/<arch>-<digest>"),
     "resume": _option("--resume", action="store_true", help="continue from the checkpoint in the folder"),

@@ -36,7 +36,7 @@ from ..config import ArchConfig
 from ..errors import ConfigError, DataError
 from ..models import create_model, deploy, get_entry, load_structure
 from ..profiling.implementations import layout_of
-from ..search.results import front_info, get_trial, study_objectives, trial_record
+from ..search.results import front_info, get_trial, require_architecture, study_objectives, trial_record
 from ..search.record import TrialRecord, full_result
 from ..report.tables import human_count
 
@@ -291,7 +291,7 @@ def _export_compiled(model: nn.Module, out: Path, resolution: int) -> None:
 def export_trial(study: optuna.Study, number: int, out: str | Path, weights: str | Path | None = None) -> list[Path]:
     """Export trial ``number`` of ``study`` (must be COMPLETE) to ``out``; returns the files written."""
     check_writable(out)
-    record = trial_record(study, get_trial(study, number))
+    record = trial_record(study, require_architecture(study, get_trial(study, number)))
     frame = front_info(study, include_dominated=True).frame
     rows = frame[frame["trial"] == number].to_dict(orient="records")
     return export_model(record.arch_config, out, record, study_objectives(study), study.study_name, weights,

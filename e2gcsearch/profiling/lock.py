@@ -49,6 +49,8 @@ from typing import Callable, Iterator
 
 import torch
 
+from ..errors import DataError
+from ..paths import write_problem
 from ..devices import cuda_uuid, parse_device
 from .fingerprint import cpu_model
 
@@ -96,8 +98,12 @@ class DeviceLock:
 
     def _file(self, name: str) -> int:
         if name not in self._files:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            self._files[name] = os.open(self.folder / f"{self.key}.{name}", os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                self._files[name] = os.open(self.folder / f"{self.key}.{name}", os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as exc:  # e.g. --cache-dir names a file
+                raise DataError(write_problem(exc, self.folder, "the measurement lock folder (under --cache-dir)")) \
+                    from None
         return self._files[name]
 
     @contextlib.contextmanager

@@ -25,6 +25,8 @@ import json
 import os
 from pathlib import Path
 
+from ..errors import ConfigError
+
 RECORD_START = b'{"op_code"'  # how Optuna writes every journal record (json.dumps, compact separators)
 
 
@@ -56,13 +58,34 @@ def _mend(lines: list[bytes]) -> tuple[list[bytes], list[bytes]]:
     return kept, removed
 
 
+def require_journal(path: str | Path, data: bytes | None = None) -> None:
+    """Nothing, when ``path`` is missing, empty or an Optuna journal; else a one-line error (another
+    program's log, say, which must not be appended to or repaired)."""
+    path = Path(path)
+    if data is None:
+        if not path.is_file():
+            return
+        with path.open("rb") as handle:
+            data = handle.readline()
+    first = data.split(b"\n", 1)[0]
+    if data and not (first.startswith(RECORD_START) and _parses(first)):
+        raise ConfigError(f"{path} is not an Optuna journal (its first line is no journal record), so it was left "
+                          "as it is; give a new or an existing journal file (.log or .jsonl) with --storage")
+
+
 def repair_journal(path: str | Path) -> list[str]:
     """Cut torn records out of the journal at ``path`` (under Optuna's journal lock); return one line per
-    repair made, for the user (empty when the journal was whole or does not exist)."""
+    repair made, for the user (empty when the journal was whole or does not exist).
+
+    Raises:
+        ConfigError: the file is not an Optuna journal (its first line is no journal record), e.g. another
+            program's log: it is left untouched.
+    """
     path = Path(path)
     if not path.is_file() or path.stat().st_size == 0:
         return []
     data = path.read_bytes()
+    require_journal(path, data)
     if data.endswith(b"\n") and all(_parses(line) for line in data.splitlines(keepends=True)):
         return []
     from optuna.storages.journal import JournalFileSymlinkLock

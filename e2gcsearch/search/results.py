@@ -90,6 +90,15 @@ def is_feasible(trial: FrozenTrial) -> bool:
     return not trial.user_attrs.get(record.INFEASIBLE, False) and all(value <= 0.0 for value in values)
 
 
+def require_architecture(study: optuna.Study, trial: FrozenTrial) -> FrozenTrial:
+    """``trial``, when it records the network it measured; else the one-line error for a study that
+    'e2gcsearch run' did not make."""
+    if record.ARCH_CONFIG not in trial.user_attrs:
+        raise ConfigError(f"trial {trial.number} of study {study.study_name!r} records no architecture, so the study "
+                          "was not made by 'e2gcsearch run'; pick one that was (see 'e2gcsearch studies')")
+    return trial
+
+
 def trial_record(study: optuna.Study, trial: FrozenTrial, study_attrs: dict[str, Any] | None = None) -> TrialRecord:
     """The stored record of ``trial`` with what ``confirm`` has measured of it since."""
     stored = TrialRecord.from_trial(trial)
@@ -165,10 +174,8 @@ def front_info(study: optuna.Study, include_dominated: bool = False) -> FrontInf
     # A repeat of an already measured point (see search.trial) adds no row of its own.
     trials = [t for t in every if t.state == TrialState.COMPLETE and record.DUPLICATE_OF not in t.user_attrs
               and t.values is not None and all(math.isfinite(v) for v in t.values)]
-    foreign = [t.number for t in trials if record.ARCH_CONFIG not in t.user_attrs]
-    if foreign:
-        raise ConfigError(f"trial {foreign[0]} of study {study.study_name!r} records no architecture, so the study "
-                          "was not made by 'e2gcsearch run'; pick one that was (see 'e2gcsearch studies')")
+    for trial in trials:
+        require_architecture(study, trial)
     states = {state.name.lower(): sum(t.state == state for t in every) for state in TrialState
               if any(t.state == state for t in every)}
     study_attrs = study.user_attrs

@@ -31,7 +31,7 @@ from ..console import note
 from ..errors import ConfigError, DataError, UnknownNameError
 from ..paths import probe_writable, write_problem
 from . import record
-from .journal import repair_journal
+from .journal import repair_journal, require_journal
 
 DEFAULT_STORAGE = "sqlite:///studies/e2gcsearch.db"
 DEFAULT_STUDY = "e2gcsearch"
@@ -126,7 +126,10 @@ def studies_dir(url: str) -> Path:
 
 def refuse_unkept(url: str) -> str:
     """``url``, unless it is a storage that keeps nothing once the command ends (``sqlite:///`` names no
-    file, ``sqlite:///:memory:`` lives in memory): a search there would be lost, so it is refused."""
+    file, ``sqlite:///:memory:`` lives in memory: a search there would be lost) or a journal path that
+    holds another program's file; checked before any work."""
+    if is_journal(url):
+        require_journal(url)
     if re.fullmatch(r"sqlite:///(:memory:)?(\?.*)?", url.strip()):
         raise ConfigError(f"storage {url!r} keeps nothing after the command ends (no file is named); give a file, "
                           "e.g. sqlite:///studies/e2gcsearch.db, or a journal path ending in .log")

@@ -34,6 +34,7 @@ from ..data import LoadedData
 from ..console import note
 from ..devices import resolve_device
 from ..errors import ConfigError
+from ..paths import probe_writable
 from ..models import learned_structure, load_structure
 from . import checkpoint
 from .config import (FULL_RECIPE, PROXY_BUDGETS, SCHEDULES, FullRecipe, ProxyBudget, TrainConfig, TrainResult, learning_rate, proxy_budget,
@@ -82,6 +83,8 @@ def train_model(arch_config: ArchConfig, data: LoadedData, config: TrainConfig |
         folder = config.checkpoint_dir or (str(checkpoint.default_checkpoint_dir(arch_config, identity)) if config.full else None)
         if config.resume and folder is None:
             raise ConfigError("resume needs a checkpoint folder: pass --full or --checkpoint-dir DIR")
+        if folder is not None:  # a file there, a read-only disk: one line now, not an error after an epoch
+            probe_writable(folder, "the checkpoint folder")
         model = build_model(arch_config, config.seed)
         if structure is not None:
             load_structure(model, structure)
