@@ -30,7 +30,7 @@ def read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 class Pivot:
     """The table by network: full top-1 per seed, each proxy's value, seconds, EPF."""
 
-    def __init__(self, rows: list[dict[str, str]]) -> None:
+    def __init__(self, rows: list[dict[str, str]], full_setting: str) -> None:
         self.info: dict[str, dict[str, str]] = {}
         self.full: dict[str, dict[str, float]] = defaultdict(dict)
         self.full_s: dict[str, list[float]] = defaultdict(list)
@@ -45,7 +45,7 @@ class Pivot:
             self.info.setdefault(label, row)
             if row["status"] != "ok":
                 continue
-            if row["kind"] == "full":
+            if row["kind"] == "full" and row["setting"] == full_setting:
                 self.full[label][row["seed"]] = float(row["top1"])
                 self.full_s[label].append(float(row["train_s"]))
             elif row["kind"] == "proxy" and row["seed"] == "0":
@@ -92,13 +92,14 @@ def fmt(value: float, spec: str) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
 
 
-def report(table: Path, resamples: int = 2000) -> list[dict]:
-    """Print the report of ``table``; return one dict of figures per proxy."""
+def report(table: Path, resamples: int = 2000, full_setting: str = "e12-nall-r64") -> list[dict]:
+    """Print the report of ``table`` against the full training ``full_setting``; return one dict of figures
+    per proxy."""
     if not table.exists():
         print(f"no table at {table} yet: measure first (python benchmarks/proxy_fidelity.py)")
         return []
     notes, rows = read_table(table)
-    pivot = Pivot(rows)
+    pivot = Pivot(rows, full_setting)
     labels = pivot.judged
     print("\n".join(f"# {note}" for note in notes[:2]))
     if len(labels) < 3:
@@ -115,7 +116,7 @@ def report(table: Path, resamples: int = 2000) -> list[dict]:
     pairs = matched_pairs(groups, macs)
     with_epf = all(label in pivot.epf for label in labels)
     cost = [pivot.epf[label] for label in labels] if with_epf else macs
-    print(f"\n{len(labels)} networks with full training at seeds {', '.join(FULL_SEEDS)} ({val_size} validation "
+    print(f"\n{len(labels)} networks with full training {full_setting} at seeds {', '.join(FULL_SEEDS)} ({val_size} validation "
           f"images each); full top-1 {min(full):.1f} to {max(full):.1f} % (mean {statistics.fmean(full):.1f} %), "
           f"seed std {seed_sd:.2f} pp (mean over networks)")
     print(f"noise ceiling (seed 0 vs seed 1): Kendall {ceiling.text()}, Spearman {ceiling.rho:+.2f}; "

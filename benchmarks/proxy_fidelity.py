@@ -118,6 +118,14 @@ class Job(NamedTuple):
         return f"{self.arch.label()}|{self.kind}|{self.setting}|{self.seed}"
 
 
+def full_setting(args: argparse.Namespace) -> str:
+    """The full-training rows' setting: the recipe's budget (``e12-nall-r64``), so that another recipe
+    measured later gets rows of its own."""
+    from e2gcsearch.train import FULL_RECIPE
+
+    return Proxy(args.full_epochs or FULL_RECIPE.epochs, None, args.full_resolution or FULL_RECIPE.resolution).key
+
+
 def plan(args: argparse.Namespace, num_classes: int) -> list[Job]:
     if "score" in args.kinds:
         from e2gcsearch.train.scores import SCORES
@@ -128,7 +136,7 @@ def plan(args: argparse.Namespace, num_classes: int) -> list[Job]:
     for arch in fidelity:
         jobs += [Job(arch, "score", name, seed) for name in SCORES for seed in SCORE_SEEDS]
         jobs += [Job(arch, "proxy", proxy.key, 0) for proxy in args.proxies]
-        jobs += [Job(arch, "full", "full", seed) for seed in FULL_SEEDS]
+        jobs += [Job(arch, "full", full_setting(args), seed) for seed in FULL_SEEDS]
     rest = [] if args.limit else replay_rest(num_classes)
     jobs += [Job(arch, "proxy", proxy.key, 0) for arch in rest for proxy in args.proxies]
     jobs += [Job(arch, "score", name, seed) for arch in rest for name in SCORES for seed in SCORE_SEEDS]
@@ -245,10 +253,10 @@ def run_job(job: Job, args: argparse.Namespace, memo: dict) -> dict:
     load_before = load_average()
     common = dict(threads=1, progress=False, device="cpu", seed=job.seed, layout="auto")  # the faster layout
     if job.kind == "full":
-        config = FULL_RECIPE.train_config(full=False, **common)  # no checkpoints
-        config = config.replace(epochs=args.full_epochs or config.epochs)
-        resolution = args.full_resolution or FULL_RECIPE.resolution
-        row.update(train_per_class="all", resolution=resolution, **train_row(job, data(None, resolution), config))
+        budget = parse_proxy(job.setting)
+        config = FULL_RECIPE.train_config(full=False, epochs=budget.epochs, **common)  # no checkpoints
+        row.update(train_per_class="all", resolution=budget.resolution,
+                   **train_row(job, data(None, budget.resolution), config))
     elif job.kind == "proxy":
         proxy = parse_proxy(job.setting)
         config = TrainConfig(epochs=proxy.epochs, **common)
@@ -326,8 +334,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"comma list of proxy budgets (default {DEFAULT_PROXIES})")
     parser.add_argument("--kinds", type=lambda s: tuple(k for k in s.split(",") if k), default=KINDS[:3],
                         help="which runs to measure: score,proxy,full (default) and epf (alone, on a quiet machine)")
-    parser.add_argument("--full-epochs", type=int, help="override the recipe's epochs (smoke runs only)")
-    parser.add_argument("--full-resolution", type=int, help="override the recipe's resolution (smoke runs only)")
+    parser.add_argument("--full-epochs", type=int,
+                        help="full training of this many epochs instead of the recipe's (rows of their own: setting "
+                             "e<epochs>-nall-r<px>; the report judges against the one asked for)")
+    parser.add_argument("--full-resolution", type=int, help="full training at this resolution instead of the recipe's")
     parser.add_argument("--limit", type=int, help="only the first N networks of the fidelity set (smoke runs)")
     parser.add_argument("--workers", type=int, default=1, help="measuring processes (one torch thread each)")
     parser.add_argument("--max-seconds", type=float, default=float("inf"), help="start no run after this long")
@@ -364,7 +374,7 @@ def main(argv: list[str] | None = None) -> None:
             measure(args)
     if not args.no_report:
         print(f"load average now: {load_average()} on {os.cpu_count()} cores")
-        report(args.table, args.bootstrap)
+        report(args.table, args.bootstrap, full_setting(args))
 
 
 if __name__ == "__main__":

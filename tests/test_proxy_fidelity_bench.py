@@ -37,7 +37,7 @@ def test_the_table_is_resumable_and_the_report_judges_every_proxy(bench, tmp_pat
     bench.main(argv)
     first = rows(table)
     kinds = {(row["kind"], row["setting"]) for row in first}
-    assert kinds == {("full", "full"), ("proxy", "e1-n4-r32"), *{("score", name) for name in
+    assert kinds == {("full", "e1-nall-r32"), ("proxy", "e1-n4-r32"), *{("score", name) for name in
                                                                    ("synflow", "naswot", "grad_norm", "snip")}}
     assert len(first) == 3 * (2 + 1 + 4 * 3)  # per network: 2 full seeds, 1 proxy, 4 scores x 3 seeds
     proxy = next(row for row in first if row["kind"] == "proxy")
