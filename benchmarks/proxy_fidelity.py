@@ -7,12 +7,14 @@ new runs; several processes can share the work: each claims its next run in a ``
 the table). The runs:
 
   full    the reference recipe (``e2gcsearch.train.FULL_RECIPE``: 12 cosine epochs, all 300 images
-          per class, 64 px, random-resized crop + flip), seeds 0 and 1, for the fidelity set: 24
+          per class, 64 px, random-resized crop + flip), seeds 0 and 1, for the fidelity set: 26
           MobileNet-V1 networks (every E2GC G and FgGC g of the default space at widths 0.25 and 0.5,
-          six of them E2GC/FgGC pairs of comparable MACs, and two FLGC networks)
-  proxy   every proxy budget of ``--proxies`` (epochs x images per class x resolution, cosine, seed 0),
-          for the fidelity set and then the rest of the default ``e2gcsearch run`` space (widths 0.75),
-          so that a search can be replayed on the table; top-1 and seconds after every epoch
+          two FLGC networks, and E2GC G=8 / FgGC g=32 at width 0.75; six E2GC/FgGC pairs of MACs
+          within 10 %)
+  proxy   every proxy budget of ``--proxies`` (epochs x images per class x resolution, cosine, seed 0)
+          for the fidelity set, then ``--rest-proxies`` for the rest of the default ``e2gcsearch run``
+          space (width 0.75), so that a search can be replayed on the table; top-1 and seconds after
+          every epoch
   score   the training-free scores of ``e2gcsearch.train.scores`` at initialisation (seeds 0-2)
   epf     EPF at B = 1, 4, 16 (``--impl auto``, no cache); run it alone (``--kinds epf``) on a quiet
           machine: ``hold`` says whether anything else ran
@@ -86,7 +88,9 @@ DEFAULT_PROXIES = "e2-nall-r64,e4-n100-r64,e4-nall-r48,e4-nall-r64"
 
 
 def fidelity_set(num_classes: int):
-    """The 24 networks trained in full: the default space at widths 0.25 and 0.5, and two FLGC."""
+    """The 26 networks trained in full: the default space at widths 0.25 and 0.5, two FLGC, and the one
+    E2GC/FgGC pair of comparable MACs at width 0.75 (a sixth pair: at 64 px and these widths the pairs
+    of comparable MACs are not the paper's G=8/g=32, G=16/g=16, G=32/g=8)."""
     from e2gcsearch import ArchConfig
     from e2gcsearch.paper import GROUP_SIZES, GROUPS
 
@@ -94,17 +98,22 @@ def fidelity_set(num_classes: int):
              for width in (0.25, 0.5) for field, values in (("group_size", GROUP_SIZES), ("groups", GROUPS))
              for value in values]
     archs += [ArchConfig("mobilenet_v1", groups=4, width=0.25, num_classes=num_classes, module="FLGC"),
-              ArchConfig("mobilenet_v1", groups=8, width=0.5, num_classes=num_classes, module="FLGC")]
+              ArchConfig("mobilenet_v1", groups=8, width=0.5, num_classes=num_classes, module="FLGC"),
+              ArchConfig("mobilenet_v1", group_size=8, width=0.75, num_classes=num_classes),
+              ArchConfig("mobilenet_v1", groups=32, width=0.75, num_classes=num_classes)]
     return archs
 
 
 def replay_rest(num_classes: int):
-    """The rest of the default ``e2gcsearch run`` space (width 0.75): proxies only."""
+    """The rest of the default ``e2gcsearch run`` space (width 0.75, less the pair trained in full):
+    proxies only."""
     from e2gcsearch import ArchConfig
     from e2gcsearch.paper import GROUP_SIZES, GROUPS
 
-    return [ArchConfig("mobilenet_v1", width=0.75, num_classes=num_classes, **{field: value})
-            for field, values in (("group_size", GROUP_SIZES), ("groups", GROUPS)) for value in values]
+    full = {arch.label() for arch in fidelity_set(num_classes)}
+    every = [ArchConfig("mobilenet_v1", width=0.75, num_classes=num_classes, **{field: value})
+             for field, values in (("group_size", GROUP_SIZES), ("groups", GROUPS)) for value in values]
+    return [arch for arch in every if arch.label() not in full]
 
 
 class Job(NamedTuple):
@@ -138,7 +147,7 @@ def plan(args: argparse.Namespace, num_classes: int) -> list[Job]:
         jobs += [Job(arch, "proxy", proxy.key, 0) for proxy in args.proxies]
         jobs += [Job(arch, "full", full_setting(args), seed) for seed in FULL_SEEDS]
     rest = [] if args.limit else replay_rest(num_classes)
-    jobs += [Job(arch, "proxy", proxy.key, 0) for arch in rest for proxy in args.proxies]
+    jobs += [Job(arch, "proxy", proxy.key, 0) for arch in rest for proxy in args.rest_proxies or args.proxies]
     jobs += [Job(arch, "score", name, seed) for arch in rest for name in SCORES for seed in SCORE_SEEDS]
     jobs += [Job(arch, "epf", "epf", 0) for arch in [*fidelity, *rest]]
     return [job for job in jobs if job.kind in args.kinds]
@@ -332,6 +341,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--proxies", type=lambda s: [parse_proxy(p) for p in s.split(",") if p],
                         default=[parse_proxy(p) for p in DEFAULT_PROXIES.split(",")],
                         help=f"comma list of proxy budgets (default {DEFAULT_PROXIES})")
+    parser.add_argument("--rest-proxies", type=lambda s: [parse_proxy(p) for p in s.split(",") if p],
+                        help="proxy budgets for the rest of the default space (default: --proxies)")
     parser.add_argument("--kinds", type=lambda s: tuple(k for k in s.split(",") if k), default=KINDS[:3],
                         help="which runs to measure: score,proxy,full (default) and epf (alone, on a quiet machine)")
     parser.add_argument("--full-epochs", type=int,
