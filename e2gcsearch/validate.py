@@ -140,12 +140,14 @@ def _named_or_front(study: optuna.Study, top: int | None,
 
 
 def data_config_for(record: TrialRecord, overrides: dict[str, Any]) -> DataConfig:
-    """The DataConfig of a trial's stored dataset description, with ``overrides`` applied."""
+    """The DataConfig of a trial's stored dataset description, with ``overrides`` applied: the same
+    classes, validation images and resolution, and every training image (the full recipe) unless
+    ``overrides`` names a number per class."""
     stored = record.data or {}
     fields: dict[str, Any] = {
         "name": stored.get("dataset"), "root": stored.get("root"),
         "classes": tuple(stored["classes"]) if stored.get("classes") else None,
-        "train_per_class": _uniform(stored.get("train_per_class")),
+        "train_per_class": None,
         "val_per_class": _uniform(stored.get("val_per_class")),
         "resolution": stored.get("resolution") or record.resolution or 64, "seed": stored.get("seed", 0),
     }

@@ -75,8 +75,12 @@ def test_run_and_validate_take_the_measurement_flags():
 def test_run_defaults_keep_profiling_on_one_thread_and_take_the_proxy_budget():
     config = search_config(complete(build_parser().parse_args(["run", "--data", "digits"]), RUN_GROUPS, RUN_DEFAULTS))
     assert config.settings.profile.threads == 1 and config.settings.train.threads == "auto"
-    assert (config.data.resolution, config.data.train_per_class, config.settings.train.epochs) == (48, 80, 4)
+    assert (config.data.resolution, config.data.train_cap, config.settings.train.epochs) == (48, 80, 4)
     assert config.settings.profile.repeats == 3 and config.trials == 16 and config.baselines
+    photos = search_config(complete(build_parser().parse_args(["run", "--data", "food101"]), RUN_GROUPS, RUN_DEFAULTS))
+    # the proxy measured best per second on food101-10: 4 epochs, at most 100 images per class, 64 px
+    assert (photos.data.resolution, photos.data.train_cap, photos.data.train_per_class, photos.settings.train.epochs) \
+        == (64, 100, None, 4)
 
 
 def test_a_flag_beats_the_spec_and_the_spec_beats_the_default(tmp_path):

@@ -87,8 +87,9 @@ def url(tmp_path, tiny_data) -> str:
 def test_data_config_comes_from_the_stored_description(url, tiny_data):
     record = TrialRecord.from_trial(open_study(url, "e2gcsearch").trials[0])
     config = data_config_for(record, {})
+    # every training image (the full recipe), the search's classes, validation images and resolution
     assert (config.name, config.classes, config.train_per_class, config.val_per_class, config.resolution) == \
-        ("digits", ("0", "1", "2"), 4, 2, 32)
+        ("digits", ("0", "1", "2"), None, 2, 32)
     assert data_config_for(record, {"train_per_class": 20, "resolution": None}).train_per_class == 20
 
 

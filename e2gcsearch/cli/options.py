@@ -131,7 +131,7 @@ OPTIONS: dict[str, Option] = {
     "epochs": _option("--epochs", type=positive_int,
                       help="training epochs; unset in train: 5 (12 with --full, the full recipe), in validate: 12 (the full "
                            "recipe), in run: the dataset's proxy budget "
-                           "(4 on the digits, 8 otherwise)"),
+                           "(4 on the digits and on photos)"),
     "batch_size": _option("--batch-size", type=positive_int, default=32,
                           help="training images per step (per process under torchrun)"),
     "lr": _option("--lr", type=float, default=TrainConfig.lr, help="peak learning rate (SGD, Nesterov momentum 0.9)"),

@@ -105,10 +105,12 @@ def food101_split(root: Path, config: DataConfig) -> Split:
         counts = {name: len(lists[split].get(name, [])) for name in class_names}
         if wanted is not None and min(counts.values()) < wanted:
             raise _too_few("train" if split == "train" else "test (validation)", counts, wanted, flag, where)
+        cap = config.train_cap if split == "train" and wanted is None else None
         picked[split] = tuple(
             (f"{entry}.jpg", label)
             for label, name in enumerate(class_names)
-            for entry in draw(lists[split].get(name, []), wanted, config.seed, split, name))
+            for entry in draw(lists[split].get(name, []), min(cap, counts[name]) if cap else wanted, config.seed,
+                              split, name))
     return Split("food101", str(root), str(base / "images"), tuple(class_names), picked["train"], picked["test"])
 
 
@@ -132,6 +134,8 @@ def split_pool(items: Sequence, config: DataConfig, class_name: str, where: str)
                         "(one to train, one to validate) -- add images or leave the class out with --classes")
     n_val = config.val_per_class or max(1, round(config.val_fraction * len(items)))
     n_train = config.train_per_class if config.train_per_class is not None else len(items) - n_val
+    if config.train_per_class is None and config.train_cap:
+        n_train = min(n_train, config.train_cap)
     if n_val + n_train > len(items) or n_train < 1:
         raise DataError(f"class {class_name!r} in {where} has {len(items)} images, fewer than the {n_train} train + "
                         f"{n_val} validation asked for; lower --train-per-class/--val-per-class "

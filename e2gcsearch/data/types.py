@@ -43,6 +43,8 @@ class DataConfig:
             full Food-101 gives the classes of ``food101-mini``); a tuple of names keeps those.
             ``None`` keeps all.
         train_per_class: training images per class, drawn with ``seed`` (``None`` = all).
+        train_cap: with ``train_per_class`` unset, at most this many training images per class (a class
+            with fewer keeps all of them): how a proxy budget subsamples large datasets only.
         val_per_class: validation images per class, drawn with ``seed`` (``None`` = all of the
             official test split for Food-101, ``val_fraction`` of each class otherwise).
         resolution: side of the square images in pixels (short side resized, centre crop).
@@ -58,6 +60,7 @@ class DataConfig:
     train_per_class: int | None = None
     val_per_class: int | None = None
     resolution: int = 64
+    train_cap: int | None = None
     seed: int = 0
     cache_dir: str | None = None
     download: bool = False
@@ -70,7 +73,7 @@ class DataConfig:
             raise ConfigError(f"classes must be a positive number or a list of class names, got {self.classes!r}")
         if isinstance(self.classes, tuple) and not self.classes:
             raise ConfigError("classes is an empty list; name at least one class or pass a number like --classes 10")
-        for field in ("train_per_class", "val_per_class"):
+        for field in ("train_per_class", "val_per_class", "train_cap"):
             positive_int(field, getattr(self, field), optional=True)
         if not is_int(self.resolution, minimum=8):
             raise ConfigError(f"resolution must be an integer >= 8 pixels (e.g. 64), got {self.resolution!r}")

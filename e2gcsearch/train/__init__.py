@@ -37,8 +37,8 @@ from ..errors import ConfigError
 from ..paths import probe_writable
 from ..models import learned_structure, load_structure
 from . import checkpoint
-from .config import (FULL_RECIPE, PROXY_BUDGETS, SCHEDULES, FullRecipe, ProxyBudget, TrainConfig, TrainResult, learning_rate, proxy_budget,
-                     proxy_data_config)
+from .config import (FULL_RECIPE, PROXY_BUDGETS, SCHEDULES, FullRecipe, ProxyBudget, TrainConfig, TrainResult,
+                     learning_rate, proxy_budget, proxy_data_config)
 from .loop import Trainer
 from .runtime import build_model, check_inputs, distributed, process_rank, thread_limit
 from .threads import AUTO, ThreadChoice, choose_threads, resolve_layout, resolve_threads
