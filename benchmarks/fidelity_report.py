@@ -122,7 +122,7 @@ def report(table: Path, resamples: int = 2000, full_setting: str = "e12-nall-r64
     print(f"noise ceiling (seed 0 vs seed 1): Kendall {ceiling.text()}, Spearman {ceiling.rho:+.2f}; "
           f"{pair_order_share(seed_a, seed_b, pairs) * 100 if pairs else math.nan:.0f} % of {len(pairs)} "
           "E2GC/FgGC pairs of comparable MACs ordered alike by the two seeds")
-    print(f"front axis: {'EPF@16 ' + pivot.epf_backend if with_epf else 'MACs (no EPF rows yet)'} x top-1\n")
+    print(f"front axis: {'EPF, ' + pivot.epf_backend if with_epf else 'MACs (no EPF rows yet)'} x top-1\n")
     names = [name for name in pivot.proxy if name not in ("params", "macs")] + ["params", "macs"]
     lines = [proxy_line(name, pivot, labels, ceiling, pairs, cost, resamples) for name in names]
     print("| proxy | n | Kendall τ [95 %] | Spearman ρ | τ ÷ ceiling | cost ÷ full | pairs right | front recovered |")

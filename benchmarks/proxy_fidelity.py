@@ -289,10 +289,10 @@ def epf_row(arch) -> dict:
 
     config = ProfileConfig(batch_sizes=(1, 4, 16), resolution=64, use_cache=False, threads=1, impl="auto")
     result = profile_model(arch.deployed(), config)
-    b16 = result.batches[-1]
-    return {"value_out": f"{b16.epf_mj:.4f}", "unit": f"mJ/frame@16 ({result.backend})", "status": "ok",
-            "setting": "epf", "epoch_s": ";".join(f"{b.batch_size}:{b.epf_mj:.4f}:{b.epf_std_mj:.4f}"
-                                                  for b in result.batches)}
+    largest = result.batches[max(result.batches)]
+    return {"value_out": f"{largest.epf_mj:.4f}", "unit": f"mJ/frame@{max(result.batches)} ({result.backend})",
+            "status": largest.status, "epoch_s": ";".join(f"{size}:{batch.epf_mj:.4f}:{batch.epf_std_mj:.4f}:{batch.impl}"
+                                                         for size, batch in sorted(result.batches.items()))}
 
 
 # --- driving ----------------------------------------------------------------------------------------
@@ -309,7 +309,7 @@ def header_lines(args: argparse.Namespace) -> list[str]:
                f"{args.full_resolution or FULL_RECIPE.resolution} px)" if args.full_epochs or args.full_resolution else "")
             + "; proxy = <epochs>-<images per class>-<px>, cosine, lr 0.05, batch 32; layout auto (the faster of nchw and channels_last, timed at the start)",
             "one row per run; top1_curve / epoch_s: after every epoch (epoch 1 also builds the model); train_s: their "
-            "sum; score rows: value_out at initialisation; epf rows: value_out = EPF@16, epoch_s = B:mean:std; "
+            "sum; score rows: value_out at initialisation; epf rows: value_out = EPF@16, epoch_s = B:mean:std:implementation; "
             "hold: exclusive = nothing else ran, shared = other jobs did (see load, the 1/5/15-min load average)"]
 
 
