@@ -110,7 +110,7 @@ def report(table: Path, resamples: int = 2000, full_setting: str = "e12-nall-r64
     ceiling = rank_agreement(seed_a, seed_b, resamples)
     full = pivot.full_mean(labels)
     seed_sd = statistics.fmean(abs(a - b) / math.sqrt(2) for a, b in zip(seed_a, seed_b))
-    val_size = int(pivot.info[labels[0]]["val_size"] or 0)
+    val_size = next(int(row["val_size"]) for row in rows if row["kind"] == "full" and row["val_size"])
     groups = [(pivot.info[label]["module"], float(pivot.info[label]["width"])) for label in labels]
     macs = [float(pivot.info[label]["macs"]) for label in labels]
     pairs = matched_pairs(groups, macs)

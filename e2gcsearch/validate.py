@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 import statistics
@@ -35,7 +36,7 @@ from .data import DataConfig, LoadedData, load_data
 from .errors import ConfigError
 from .profiling import ProfileConfig, profile_model
 from .report import require_trials
-from .search.record import TOP1, TrialRecord, full_key
+from .search.record import ARCH_CONFIG, DUPLICATE_OF, TOP1, TrialRecord, full_key
 from .search.record import full_result as record_full_result
 from .search.results import front_info, get_trial, proxy_fidelity_note, study_objectives, trial_record
 from .search.storage import studies_dir
@@ -116,9 +117,15 @@ def spread_trials(study: optuna.Study, count: int, taken: set[int]) -> list[optu
     accuracies and understates how well the proxy ranks the space it searched."""
     if count <= 0:
         return []
-    pool = sorted((t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-                   if t.number not in taken and t.user_attrs.get(TOP1) is not None),
-                  key=lambda t: (-t.user_attrs[TOP1], t.number))
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    seen = {json.dumps(t.user_attrs.get(ARCH_CONFIG), sort_keys=True) for t in complete if t.number in taken}
+    pool = []
+    for trial in sorted(complete, key=lambda t: t.number):  # a repeat, or the same network again, adds nothing
+        key = json.dumps(trial.user_attrs.get(ARCH_CONFIG), sort_keys=True)
+        if trial.user_attrs.get(TOP1) is not None and DUPLICATE_OF not in trial.user_attrs and key not in seen:
+            pool.append(trial)
+            seen.add(key)
+    pool.sort(key=lambda t: (-t.user_attrs[TOP1], t.number))
     if len(pool) <= count:
         return pool
     places = sorted({round(i * (len(pool) - 1) / (count - 1)) for i in range(count)} if count > 1 else {0})
@@ -200,7 +207,7 @@ def _full_result(record: TrialRecord, data: LoadedData, settings: ValidateSettin
     full: dict[str, Any] = {
         "top1": statistics.fmean(top1) if len(top1) == len(runs) else None, "top5": trained.top5, "epochs": epochs,
         "top1_seeds": top1, "seeds": [first_seed + offset for offset in range(len(runs))],
-        "recipe": FULL_RECIPE.describe() if epochs == FULL_RECIPE.epochs else f"{epochs} epochs, cosine schedule",
+        "recipe": f"{epochs} epochs, {runs[0].train_size} training images, {data.resolution} px",
         "status": next((run.status for run in runs if not run.ok), "ok"), "checkpoint": trained.checkpoint,
         "train_s": round(sum(run.wall_s for run in runs), 2),
         "data": {key: described[key] for key in ("dataset", "classes", "resolution", "seed", "train_size", "val_size")

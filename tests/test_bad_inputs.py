@@ -23,6 +23,7 @@ CASES = [  # (argv, fragment of the one-line message)
     (["run", "--train-seed", "2**40", "--trials", "1"], "expected a seed from 0 to 4294967295"),
     (["run", "--trials", "1", "--storage", "sqlite:///"], "keeps nothing after the command ends"),
     (["run", "--trials", "1", "--storage", "sqlite:///:memory:"], "keeps nothing after the command ends"),
+    (["run", "--trials", "1", "--storage", "sqlite://"], "keeps nothing after the command ends"),
     (["export", "--trial", "0", "--out", "keep.py"], "keep.py exists; pass --force to overwrite it"),
     (["run", "--cpu-power-w", "1e308", "--trials", "1"], "must be a power in watts above 0 and at most 100,000"),
     (["profile", "mobilenet_v1", "-G", "1", "--cpu-power-w", "-3"], "must be a power in watts above 0"),

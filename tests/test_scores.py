@@ -29,7 +29,7 @@ def test_synflow_conserves_the_flow_through_every_layer():
     assert synflow(model, torch.zeros(5, 4), torch.zeros(5, dtype=torch.long)) == pytest.approx(2 * flow)
     after = model.state_dict()
     assert all(torch.equal(before[key], after[key]) for key in before)  # signs and dtype restored
-    assert after["0.weight"].dtype == torch.float32
+    assert after["0.weight"].dtype == torch.float32 and model.training  # and left in training mode
 
 
 def test_naswot_is_the_log_determinant_of_the_hamming_kernel():

@@ -259,3 +259,26 @@ def test_a_retry_keeps_the_queued_params_it_had_not_sampled_and_an_older_retry_i
         "failed_trial": 0, record.FIXED_PARAMS: {"arch": "mobilenet_v1"}})  # retried by Optuna's callback
     queue_retry(study, older)
     assert len(study.get_trials(states=(TrialState.WAITING,))) == 1
+
+
+def test_an_interrupted_retry_is_queued_again_and_counted_only_when_queued():
+    """A lost worker's point is retried once; a point the user interrupted is queued again even when it was
+    itself a retry (the interruption says nothing against it), and the count says what was queued."""
+    from e2gcsearch.search.lost import INTERRUPTED, requeue_interrupted
+
+    from optuna.distributions import CategoricalDistribution
+
+    study = optuna.create_study(directions=["minimize", "maximize"])
+    params = {"arch": "mobilenet_v1"}
+    distributions = {"arch": CategoricalDistribution(["mobilenet_v1"])}
+    for retry in (False, True):
+        study.add_trial(optuna.trial.create_trial(
+            state=TrialState.FAIL, params=params, distributions=distributions,
+            system_attrs={record.RETRY_OF: 0} if retry else {},
+            user_attrs={record.WORKER: {"run": "r1"}, record.FAIL_REASON: INTERRUPTED}))
+    study.add_trial(optuna.trial.create_trial(  # another run's interruption: not this run's to queue
+        state=TrialState.FAIL, params=params, distributions=distributions,
+        user_attrs={record.WORKER: {"run": "r0"}, record.FAIL_REASON: INTERRUPTED}))
+    assert requeue_interrupted(study, "r1") == 2
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    assert sorted(t.system_attrs[record.RETRY_OF] for t in waiting) == [0, 1]

@@ -108,6 +108,12 @@ def test_spread_adds_trials_over_the_whole_proxy_range(url):
     # the best and the worst: tau is then measured beyond the front's narrow band.
     assert [t.number for t in select_trials(study, top=1, spread=2)] == [3, 1, 0]
     assert [t.number for t in select_trials(study, numbers=[2], spread=9)] == [2, 3, 1, 0]
+    # a repeat of a network (the sampler proposed it again) or the same network again is never picked
+    attrs = dict(study.trials[1].user_attrs, duplicate_of=1)
+    study.add_trial(create_trial(values=study.trials[1].values, user_attrs=attrs))
+    again = dict(study.trials[0].user_attrs, top1=45.0)
+    study.add_trial(create_trial(values=study.trials[0].values, user_attrs=again))
+    assert [t.number for t in select_trials(study, numbers=[3], spread=9)] == [3, 1, 2, 0]
 
 
 def test_two_full_seeds_give_the_noise_ceiling(url, tmp_path):

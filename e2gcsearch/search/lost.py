@@ -109,20 +109,23 @@ def fail_lost_trials(study: optuna.Study) -> list[str]:
     return lines
 
 
-def queue_retry(study: optuna.Study, trial: FrozenTrial) -> None:
-    """Queue the point of ``trial`` (lost) once more, unless ``trial`` is itself a retry.
+def queue_retry(study: optuna.Study, trial: FrozenTrial, again: bool = False) -> bool:
+    """Queue the point of ``trial`` (lost) once more, unless ``trial`` is itself a retry (``again``: also
+    then, for a trial the user interrupted, which says nothing against its point); True when queued.
 
     The retry takes the point's parameters and why it was queued (baseline, warm start, drawn), not
     what the lost run had recorded (its cost, partial curve, worker), so it starts as a new trial.
     Also Optuna's heartbeat callback on an RDB storage (:func:`.study.open_search_storage`).
     """
     params = trial_params(trial)  # also the fixed params of a queued point lost before it sampled them
-    if record.RETRY_OF in trial.system_attrs or OPTUNA_RETRY_OF in trial.system_attrs or not params:
-        return
+    retried = record.RETRY_OF in trial.system_attrs or OPTUNA_RETRY_OF in trial.system_attrs
+    if (retried and not again) or not params:
+        return False
     study.add_trial(optuna.trial.create_trial(
         state=TrialState.WAITING,
         system_attrs={record.FIXED_PARAMS: params, record.RETRY_OF: trial.number},
         user_attrs={key: trial.user_attrs[key] for key in QUEUED_AS if key in trial.user_attrs}))
+    return True
 
 
 INTERRUPTED = "interrupted by the user"
@@ -162,6 +165,5 @@ def requeue_interrupted(study: optuna.Study, run_id: str) -> int:
     for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
         ran_here = (trial.user_attrs.get(record.WORKER) or {}).get("run") == run_id
         if ran_here and trial.user_attrs.get(record.FAIL_REASON) in (INTERRUPTED, TERMINATED):
-            queue_retry(study, trial)
-            queued += 1
+            queued += queue_retry(study, trial, again=True)
     return queued

@@ -243,12 +243,15 @@ def _run_workers(config: SearchConfig, run_id: str, study: optuna.Study) -> None
                         start(index, left)
                 elif process.exitcode:
                     failed.append(process.exitcode)
-    except KeyboardInterrupt:
-        for process in running:  # Ctrl-C reached the workers too; SIGTERM went to this process alone
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Terminated):  # SIGTERM came to this process alone; Ctrl-C reached the workers too
+            for process in running:
+                process.terminate()
+        for process in running:  # let each worker record its failed trial before anything else
+            process.join(timeout=60)
+        for process in running:
             if process.is_alive():
                 process.terminate()
-        for process in running:
-            process.join(timeout=60)
         raise
     if failed:
         note(f"warning: {len(failed)} worker(s) exited with an error (exit codes {failed}); see the lines above")

@@ -130,7 +130,7 @@ def refuse_unkept(url: str) -> str:
     holds another program's file; checked before any work."""
     if is_journal(url):
         require_journal(url)
-    if re.fullmatch(r"sqlite:///(:memory:)?(\?.*)?", url.strip()):
+    if re.fullmatch(r"sqlite:///?(:memory:)?(\?.*)?", url.strip()):
         raise ConfigError(f"storage {url!r} keeps nothing after the command ends (no file is named); give a file, "
                           "e.g. sqlite:///studies/e2gcsearch.db, or a journal path ending in .log")
     return url

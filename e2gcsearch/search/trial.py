@@ -118,7 +118,9 @@ class TrialRunner:
             return repeat(trial, twin)
         resolution = settings.profile.resolution
         _set(trial, arch_config=arch_config, resolution=resolution, data=self.data.description())
-        running = running_twin(trial, arch_config)  # checked after setting ours, so one of two racers sees the other
+        # Checked after recording ours: a twin that started measuring earlier is seen; two that start in
+        # the same instant may still both measure (wasted time, never a wrong result).
+        running = running_twin(trial, arch_config)
         if running is not None:
             trial.set_user_attr(record.DUPLICATE_OF, running.number)
             raise optuna.TrialPruned(f"the same point is being measured by trial {running.number}")

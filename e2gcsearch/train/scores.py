@@ -61,6 +61,7 @@ def synflow(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> flo
     ``images`` gives only the input shape. BatchNorm is in eval mode, at initialisation an identity.
     The network is left as it was."""
     state = {key: value.clone() for key, value in model.state_dict().items()}
+    training = model.training
     try:
         model.double().eval()
         with torch.no_grad():
@@ -71,7 +72,7 @@ def synflow(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> flo
         model(ones).sum().backward()
         return float(sum((weight.detach() * weight.grad).abs().sum() for weight in _weights(model) if weight.grad is not None))
     finally:
-        model.float()
+        model.float().train(training)
         model.zero_grad(set_to_none=True)
         _restore(model, state)
 
