@@ -53,10 +53,14 @@ def distributed(device_type: str) -> Iterator[DistInfo]:
     created = not dist.is_initialized()
     if created:
         dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+    finished = False
     try:
         yield DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+        finished = True
     finally:
         if created:
+            if finished:  # no process tears gloo down while another still talks to it (an abort at exit)
+                dist.barrier()
             dist.destroy_process_group()
 
 
