@@ -35,7 +35,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import stats as _scipy
 
-from .stats import bootstrap_tau
+from .stats import bootstrap_interval, bootstrap_tau
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,18 +83,9 @@ def tau_difference(first: Sequence[float], second: Sequence[float], reference: S
     def tau(x: np.ndarray, y: np.ndarray) -> float:
         return float(_scipy.kendalltau(x, y).statistic) if np.ptp(x) > 0 and np.ptp(y) > 0 else math.nan
 
-    observed = tau(a, r) - tau(b, r)
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(resamples):
-        index = rng.integers(0, len(r), len(r))
-        value = tau(a[index], r[index]) - tau(b[index], r[index])
-        if not math.isnan(value):
-            draws.append(value)
-    if not draws:
-        return observed, math.nan, math.nan
-    low, high = np.percentile(draws, [2.5, 97.5])
-    return observed, float(low), float(high)
+    low, high, _ = bootstrap_interval(lambda index: tau(a[index], r[index]) - tau(b[index], r[index]), len(r),
+                                      resamples, seed=seed)
+    return tau(a, r) - tau(b, r), low, high
 
 
 def pair_order_share(proxy: Sequence[float], full: Sequence[float], pairs: Sequence[tuple[int, int]]) -> float:

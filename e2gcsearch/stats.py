@@ -37,7 +37,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from scipy import stats as _scipy
@@ -212,17 +212,23 @@ def bootstrap_tau(x: Sequence[float], y: Sequence[float], resamples: int = 2000,
         True
     """
     xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+
+    def tau(index: np.ndarray) -> float:
+        return _scipy.kendalltau(xs[index], ys[index]).statistic if len(set(index.tolist())) > 1 else math.nan
+
+    return bootstrap_interval(tau, len(xs), resamples, confidence, seed)
+
+
+def bootstrap_interval(statistic: Callable[[np.ndarray], float], items: int, resamples: int = 2000,
+                       confidence: float = CONFIDENCE, seed: int = 0) -> tuple[float, float, int]:
+    """Percentile interval of ``statistic(index)`` over ``resamples`` draws of ``items`` indices with
+    replacement (a fixed RNG seed, so reproducible); draws where it is ``nan`` are skipped. Returns
+    (low, high, usable draws), ``nan`` bounds if none."""
     rng = np.random.default_rng(seed)
-    taus = []
-    for _ in range(resamples):
-        index = rng.integers(0, len(xs), len(xs))
-        if len(set(index.tolist())) < 2:
-            continue
-        tau = _scipy.kendalltau(xs[index], ys[index]).statistic
-        if not math.isnan(tau):
-            taus.append(tau)
-    if not taus:
+    values = [value for value in (statistic(rng.integers(0, items, items)) for _ in range(resamples))
+              if not math.isnan(value)]
+    if not values:
         return math.nan, math.nan, 0
     tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(taus, [tail, 100 - tail])
-    return float(low), float(high), len(taus)
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high), len(values)
