@@ -40,6 +40,17 @@ def positive_int(name: str, value: Any, example: str | None = None, optional: bo
     raise ConfigError(f"{name} must be a positive integer{hint}{alternative}, got {value!r}")
 
 
+MAX_RESOLUTION = 2048  # px: Food-101's photos are at most 512 px; beyond this a batch of activations fills memory
+
+
+def resolution(value: Any) -> int:
+    """``value`` when it is an image side a run can hold: 8 to :data:`MAX_RESOLUTION` pixels."""
+    if not is_int(value, minimum=8) or value > MAX_RESOLUTION:
+        raise ConfigError(f"resolution must be a whole number of pixels from 8 to {MAX_RESOLUTION} (e.g. 64), "
+                          f"got {value!r}")
+    return value
+
+
 STUDY_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 STUDY_NAME_MAX = 100
 

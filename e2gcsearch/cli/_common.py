@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from ..console import note  # noqa: F401 - the commands' stderr writer, beside emit
+from ..errors import ConfigError
 
 
 class Parser(argparse.ArgumentParser):
@@ -50,6 +51,20 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def resolution(text: str) -> int:
+    """An image side in pixels: 8 to :data:`~e2gcsearch.checks.MAX_RESOLUTION`."""
+    from ..checks import resolution as check
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of pixels (e.g. 64), got {text!r}") from None
+    try:
+        return check(value)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def folder(text: str) -> str:

@@ -6,6 +6,7 @@ import argparse
 
 import pandas as pd
 
+from ..models import check_resolution
 from ..profiling import ProfileResult, profile_model
 from ..profiling.attribution import Attribution, attribute_profile
 from ..profiling.probe import step_timer
@@ -69,6 +70,7 @@ def backend_lines(result: ProfileResult) -> list[str]:
 def run(args: argparse.Namespace) -> None:
     arch_config = arch_config_from(args)
     threads = args.threads
+    check_resolution(arch_config.arch, args.resolution, min(args.batch_sizes) if args.mode == "train" else None)
     if threads == "auto":  # time the measured step with 1 thread and with every core, keep the faster
         choice = choose_threads(step_timer(arch_config, profile_config(args, threads=1)))
         note(choice.line())

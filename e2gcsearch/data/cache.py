@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..console import note
-from .sources import Split
+from .sources import Split, require_memory
 from .types import LoadedData
 
 CACHE_FORMAT = 1  # bump when the decoding or the file layout changes; old files are then ignored
@@ -87,6 +87,7 @@ def decode_files(paths: Sequence[str], resolution: int, progress: bool = True,
         uint8 images ``(n_ok, 3, R, R)``, the indices of ``paths`` that decoded, and ``(path, reason)``
         of those that did not.
     """
+    require_memory(len(paths), resolution)
     images = torch.empty((len(paths), 3, resolution, resolution), dtype=torch.uint8)
     kept: list[int] = []
     skipped: list[tuple[str, str]] = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import os
 import random
 from pathlib import Path
 from typing import Sequence
@@ -46,20 +47,40 @@ def find_food101(root: Path) -> Path | None:
 
 def select_classes(available: Sequence[str], wanted: int | tuple[str, ...] | None, where: str) -> list[str]:
     """The classes to keep, in the dataset's order (so labels do not depend on how they were listed)."""
-    if wanted is None:
-        return list(available)
-    if isinstance(wanted, int):
-        if wanted > len(available):
-            raise DataError(f"{where} has only {len(available)} classes; use --classes {len(available)} or fewer")
-        return list(available[:wanted])
-    known = set(available)
-    for name in wanted:
-        if name not in known:
+    if isinstance(wanted, int) and wanted > len(available):
+        raise DataError(f"{where} has only {len(available)} classes; use --classes {len(available)} or fewer")
+    for name in wanted if isinstance(wanted, tuple) else ():
+        if name not in available:
             close = difflib.get_close_matches(name, available, n=3)
             hint = f"did you mean {', '.join(close)}?" if close else f"the first classes are {', '.join(available[:5])}"
             raise UnknownNameError(f"no class {name!r} in {where}; {hint} (list them with ls)")
-    keep = set(wanted)
-    return [name for name in available if name in keep]
+    if wanted is None:
+        chosen = list(available)
+    elif isinstance(wanted, int):
+        chosen = list(available[:wanted])
+    else:
+        chosen = [name for name in available if name in set(wanted)]
+    if len(chosen) < 2:  # one class: every prediction is right, and top-1 says 100 % about nothing
+        raise DataError(f"{where} gives one class ({', '.join(chosen) or 'none'}); a classifier needs two or more: "
+                        "name more with --classes, or add class folders")
+    return chosen
+
+
+def available_memory() -> int | None:
+    """Bytes of memory free for new allocations (Linux and macOS), or None where unknown."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def require_memory(count: int, resolution: int) -> None:
+    """Refuse, before allocating, a decoded set larger than the memory free now."""
+    needed, free = count * 3 * resolution * resolution, available_memory()
+    if free is not None and needed > free:
+        raise DataError(f"{count:,} images at {resolution}x{resolution} px need {needed / 2**30:,.1f} GiB decoded, "
+                        f"more than the {free / 2**30:,.1f} GiB free; use a smaller --resolution (e.g. 64) or "
+                        "fewer images (--train-per-class)")
 
 
 def _rng(seed: int, split: str, class_name: str) -> random.Random:
@@ -192,6 +213,7 @@ def load_digits_split(config: DataConfig) -> LoadedData:
         val_idx += val
         train_lab += [label] * len(train)
         val_lab += [label] * len(val)
+    require_memory(len(train_idx) + len(val_idx), config.resolution)
     return LoadedData(
         train_images=_digits_tensor(images[train_idx], config.resolution),
         train_labels=torch.tensor(train_lab, dtype=torch.int64),

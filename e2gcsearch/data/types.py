@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from ..checks import is_int, positive_int
+from ..checks import resolution as check_resolution
 from ..errors import ConfigError
 from ..paths import TENSORS, cache_folder, user_cache_home
 
@@ -75,8 +76,7 @@ class DataConfig:
             raise ConfigError("classes is an empty list; name at least one class or pass a number like --classes 10")
         for field in ("train_per_class", "val_per_class", "train_cap"):
             positive_int(field, getattr(self, field), optional=True)
-        if not is_int(self.resolution, minimum=8):
-            raise ConfigError(f"resolution must be an integer >= 8 pixels (e.g. 64), got {self.resolution!r}")
+        check_resolution(self.resolution)
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction must lie strictly between 0 and 1 (e.g. 0.2), got {self.val_fraction!r}")
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from torch import nn
 
+from .. import checks
 from ..checks import is_int
 from ..config import ArchConfig
 from ..errors import ConfigError
@@ -27,14 +28,23 @@ from .registry import (ExportRows, ModelEntry, StagePlan, default_arch, get_entr
 DEFAULT_ARCH: str = default_arch()  # the architecture library defaults use
 
 
-def check_resolution(arch: str, resolution: int) -> None:
-    """Reject input sizes smaller than the network's total stride (the last stage would be empty)."""
+def check_resolution(arch: str, resolution: int, train_batch: int | None = None) -> None:
+    """Reject input sizes smaller than the network's total stride (the last stage would be empty) or larger
+    than :data:`~e2gcsearch.checks.MAX_RESOLUTION`; with ``train_batch`` (the smallest batch of a training
+    step), also a last stage of one pixel at batch 1, where batch norm has one value per channel."""
     stride = get_entry(arch).total_stride
+    if is_int(resolution):
+        checks.resolution(resolution)
     if not is_int(resolution, minimum=stride):
         raise ConfigError(
             f"resolution {resolution} is too small for {arch}, whose total stride is {stride}; "
             f"use --resolution {stride} or larger (e.g. 64, 112 or 224)"
         )
+    if train_batch == 1 and resolution <= stride:
+        raise ConfigError(
+            f"at {resolution} px the last stage of {arch} is one pixel, so a training step at batch size 1 gives "
+            f"batch norm one value per channel; use a --resolution above {stride} (e.g. 64), batch sizes of 2 or more, "
+            "or --mode infer")
 
 
 def create_model(arch_config: ArchConfig | str, **kwargs: Any) -> nn.Module:
