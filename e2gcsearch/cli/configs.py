@@ -58,11 +58,12 @@ def data_config(args: argparse.Namespace, proxy: bool = False) -> DataConfig:
 
 
 def implementation(args: argparse.Namespace) -> str:
-    """``--impl``, with the older ``--channels-last`` read as ``--impl channels_last``."""
+    """``--impl`` (unset: nchw), with the older ``--channels-last`` read as ``--impl channels_last``."""
     if not getattr(args, "channels_last", False):
-        return args.impl
-    if args.impl == "compile":
-        raise ConfigError("--channels-last contradicts --impl compile; drop --channels-last "
+        return args.impl or "nchw"
+    chosen = args.impl if "impl" in getattr(args, "chosen", {"impl"}) else None  # run's default is auto
+    if chosen not in (None, "channels_last"):
+        raise ConfigError(f"--channels-last contradicts --impl {chosen}; drop --channels-last "
                           "(it is the older spelling of --impl channels_last)")
     return "channels_last"
 

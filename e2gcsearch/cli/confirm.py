@@ -14,6 +14,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from optuna.trial import TrialState
+
+from ..errors import DataError
 from ..report import noise_notes, render_front
 from ..search.results import front_info
 from ..search.storage import open_study
@@ -62,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
     train = proxy_train_config(args, data)
     profile = profile_config(args, threads=args.profile_threads, resolution=data.resolution)
     study = open_study(args.storage, args.study)
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        raise DataError(f"study {args.study!r} has no completed trial yet, so nothing to confirm; run "
+                        f"'e2gcsearch run --study {args.study}' first")
     limits = ConfirmLimits(budget_s=args.budget_s, windows=args.windows, max_windows=args.max_windows,
                            max_seeds=args.max_seeds)
     confirm(study, data, train, profile, limits, remeasure=args.remeasure_epf)

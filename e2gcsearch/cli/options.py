@@ -45,7 +45,7 @@ from ..search.storage import DEFAULT_STORAGE, DEFAULT_STUDY
 from ..search.run import DEFAULT_TRIALS, WARM_STARTS
 from ..search.study import SAMPLERS
 from ..train import SCHEDULES, TrainConfig
-from ._common import class_list, float_list, index_list, int_list, name_list, positive_float, positive_int, seed, threads, watts, folder
+from ._common import class_list, float_list, index_list, int_list, name_list, positive_float, positive_int, resolution, seed, threads, watts, folder
 
 
 
@@ -106,7 +106,7 @@ OPTIONS: dict[str, Option] = {
                                 "with MACs set by what it learned; implies --flgc"),
     "width": _option("--width", type=float, default=1.0,
                      help="width multiplier; channels are rounded so every grouped conv stays divisible"),
-    "resolution": _option("--resolution", type=positive_int, metavar="R",
+    "resolution": _option("--resolution", type=resolution, metavar="R",
                           help="image height and width in pixels; unset in run: the dataset's proxy budget "
                                "(48 on the digits, 64 otherwise), in validate: each trial's"),
     "classes": _option("--classes", type=class_list, metavar="K|NAMES",
@@ -146,8 +146,9 @@ OPTIONS: dict[str, Option] = {
                             "trained; auto times a few steps with 1 thread and with every core at the start, keeps "
                             "the faster and says so (a shared CPU can make all cores 10x slower than one); "
                             "0 = torch's default (all cores)"),
-    "impl": _option("--impl", choices=IMPL_CHOICES, default="nchw",
-                    help="how the network runs while measuring and training: nchw (PyTorch's default layout), "
+    "impl": _option("--impl", choices=IMPL_CHOICES,
+                    help="how the network runs while measuring and training: nchw (PyTorch's default layout; the "
+                         "default), "
                          "channels_last (NHWC kernels), compile (torch.compile; compile time reported apart, "
                          "training runs nchw), auto (time " + " and ".join(AUTO_CANDIDATES) + " for a few steps per "
                          "network and batch size, keep the faster; recorded with every figure). "
@@ -245,9 +246,9 @@ OPTIONS: dict[str, Option] = {
     "space": _option("--space", choices=("network", "stagewise"), default="network",
                      help="one G or g per network, or one E2GC group size per network stage"),
     "search_arch": _option("--arch", type=name_list, default=(DEFAULT_ARCH,), help="comma list of architectures"),
-    "modules": _option("--modules", type=name_list, default=(E2GC, FGGC),
-                       help="some of E2GC, FgGC, FLGC (FLGC learns its groups in the proxy training and takes the "
-                            "--groups values, e.g. --modules FgGC,FLGC --groups 4,8)"),
+    "modules": _option("--modules", type=name_list,
+                       help=f"some of E2GC, FgGC, FLGC (unset: {E2GC},{FGGC}; FLGC learns its groups in the proxy "
+                            "training and takes the --groups values, e.g. --modules FgGC,FLGC --groups 4,8)"),
     "group_sizes": _option("--group-sizes", type=int_list, default=SearchSpace.group_sizes, metavar="G,…",
                            help="E2GC group sizes"),
     "search_groups": _option("--groups", type=int_list, default=SearchSpace.groups, metavar="g,…",
@@ -390,11 +391,12 @@ def _flatten(spec: dict[str, Any]) -> dict[str, Any]:
 
 def complete(args: argparse.Namespace, groups: tuple[Group, ...], defaults: Mapping[str, Any] | None = None,
              spec: Mapping[str, Any] | None = None) -> argparse.Namespace:
-    """``args`` parsed with ``given_only``, completed: a flag given wins over the spec, the spec over the default."""
+    """``args`` parsed with ``given_only``, completed: a flag given wins over the spec, the spec over the default.
+    ``chosen`` names the options the flags or the spec set (the rest hold defaults)."""
     given, spec = vars(args), spec or {}
     values = {}
     for _, name, default in _entries(groups, defaults or {}):
         dest = OPTIONS[name].dest
         if dest not in given:
             values[dest] = spec.get(dest, list(default) if isinstance(default, list) else default)
-    return argparse.Namespace(**values, **given)
+    return argparse.Namespace(**values, **given, chosen=frozenset(given) | frozenset(spec))

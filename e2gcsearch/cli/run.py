@@ -81,8 +81,11 @@ def search_config(args: argparse.Namespace) -> SearchConfig:
                           "the warm start off; drop one of them")
     objectives = parse_objectives(args.objective, args.reference_batch)
     constraints = tuple(parse_constraint(text, args.reference_batch) for text in args.constraint)
-    modules = tuple({"e2gc": E2GC, "fggc": FGGC, "flgc": FLGC}.get(m.lower(), m) for m in args.modules)
+    modules = tuple({"e2gc": E2GC, "fggc": FGGC, "flgc": FLGC}.get(m.lower(), m) for m in args.modules or (E2GC, FGGC))
     if args.space == "stagewise":
+        if args.modules and set(modules) != {E2GC}:
+            raise ConfigError("--space stagewise searches one E2GC group size per stage; drop --modules (or give "
+                              "--modules E2GC), or use --space grid for FgGC and FLGC")
         space = StagewiseSearchSpace(archs=tuple(args.arch), group_sizes=tuple(args.group_sizes),
                                      widths=tuple(args.widths))
     else:

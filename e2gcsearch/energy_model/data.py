@@ -101,6 +101,8 @@ def read_document(path: Path, kind: str, what: str, make_one: str, wrong_kind_hi
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise DataError(f"no {what} at {path}; {make_one}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not a {what} (not a text file); {wrong_kind_hint}") from None
     except (OSError, json.JSONDecodeError) as exc:
         raise DataError(f"cannot read the {what} {path}: {exc}") from None
     if not isinstance(data, dict) or data.get("kind") != kind:

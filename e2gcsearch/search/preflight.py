@@ -91,11 +91,11 @@ def _attempt(action: Callable[[], Any], what: str, fix: str) -> Any:
     except (KeyboardInterrupt, SystemExit):
         raise
     except UserError as exc:
-        raise PreflightError(f"pre-flight: {what}: {exc}; nothing was written") from None
+        raise PreflightError(f"pre-flight: {what}: {exc}; the study storage was not touched") from None
     except Exception as exc:  # noqa: BLE001 - any failure here would fail every trial of the family
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         raise PreflightError(f"pre-flight: {what} ({type(exc).__name__}: {first}); {fix}. "
-                             "Nothing was written") from None
+                             "The study storage was not touched") from None
 
 
 def check_cost_constraints(space: Any, constraints: Sequence[Constraint], resolution: int, num_classes: int,

@@ -28,6 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ..checks import study_name
 from ..console import debugging, note
 from ..data import DataConfig, LoadedData, load_data
+from ..errors import ConfigError
 from ..devices import worker_devices
 from ..metrics import ENERGY_METRICS
 from . import record
@@ -304,6 +305,12 @@ def _prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData, SearchConf
     """:func:`prepare`, also returning ``config`` with ``--threads auto`` resolved. Nothing is written to
     the storage before every pre-flight check has passed."""
     check_storage_for_workers(config.storage, config.workers)
+    if config.warm_start_profile:  # read first: a bad file costs no work and leaves no study behind
+        from ..energy_model import DeviceProfile
+
+        given = DeviceProfile.load(config.warm_start_profile)
+    else:
+        given = None
     devices = worker_devices(config.settings.profile.device, config.workers, config.devices, config.share_devices)
     if config.workers == 1 and devices:
         config = _on_device(config, devices[0])
@@ -314,6 +321,8 @@ def _prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData, SearchConf
     data = load_data(config.data, progress=config.progress)
     space = settings.space
     impossible = space.impossible(data.num_classes)
+    if not space.buildable(data.num_classes, impossible):
+        raise ConfigError(f"no point of the search space can be built: {impossible[0][1]}")
     for arch_config, reason in impossible:
         note(f"note: {arch_config.label()} cannot be built and will fail at once if sampled: {reason}")
     profile = dataclasses.replace(settings.profile, batch_sizes=settings.batch_sizes)
@@ -339,7 +348,7 @@ def _prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData, SearchConf
             note(line)
     if config.warm_start in ("model", "auto"):
         on_device = _on_device(config, devices[0]).settings.profile if devices else settings.profile  # a worker's GPU
-        warm_start_study(study, space, data.num_classes, on_device, config.warm_start, config.warm_start_profile,
+        warm_start_study(study, space, data.num_classes, on_device, config.warm_start, given,
                          say=note, keep=keep)
     return study, data, config
 

@@ -259,6 +259,10 @@ class SearchSpace:
         """Points that cannot be built, with the reason (checked without allocating weights)."""
         return _unbuildable(self.points(num_classes))
 
+    def buildable(self, num_classes: int, impossible: list[tuple[ArchConfig, str]]) -> bool:
+        """Whether any point can be built, given :meth:`impossible`'s answer."""
+        return len(impossible) < self.size
+
     def describe(self) -> dict[str, Any]:
         """JSON-ready description stored on the study; resuming requires the same one."""
         return {"archs": list(self.archs), "groupings": list(self.groupings), "widths": list(self.widths),
@@ -375,6 +379,15 @@ class StagewiseSearchSpace:
                 sizes = tuple(size if i == stage else 1 for i in range(stages))
                 probes.append(ArchConfig(arch, stage_group_sizes=sizes, width=width, num_classes=num_classes))
         return _unbuildable(probes)
+
+    def buildable(self, num_classes: int, impossible: list[tuple[ArchConfig, str]]) -> bool:
+        """Whether any point can be built, given :meth:`impossible`'s answer: for some arch and width,
+        every stage has a G that fits."""
+        bad = {(c.arch, c.width, stage, size) for c, _ in impossible
+               for stage, size in enumerate(c.stage_group_sizes) if size != 1}  # a probe's one stage off G=1
+        return any(all(any((arch, width, stage, size) not in bad for size in self.group_sizes)
+                       for stage in range(num_stages(arch)))
+                   for arch, width in itertools.product(self.archs, self.widths))
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready description stored on the study; resuming requires the same one."""

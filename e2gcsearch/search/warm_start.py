@@ -64,25 +64,24 @@ def enqueue_warm_start(study: Any, space: Any, configs: Sequence[ArchConfig], no
 
 
 def warm_start_study(study: Any, space: Any, num_classes: int, profile_config: Any, mode: str = "model",
-                     profile_path: str | None = None, say: Progress | None = None,
+                     given: Any = None, say: Progress | None = None,
                      keep: Callable[[ArchConfig], bool] | None = None) -> list[str]:
     """Queue the optimum-group-size model's predicted best points on ``study`` (calibrating the model
-    first when this device has no cached profile and ``profile_path`` gives none); returns the labels
+    first when this device has no cached profile and none is ``given``, a loaded
+    :class:`~e2gcsearch.energy_model.DeviceProfile`); returns the labels
     queued. Candidates ``keep`` rejects (:func:`~e2gcsearch.search.objectives.cost_feasible`: a params
     or MACs constraint) are not queued (see :func:`~e2gcsearch.energy_model.warm_start_configs`).
     ``mode`` ``auto``: a model that cannot be calibrated leaves the sampler alone, with a note;
     ``model``: that is an error."""
-    from ..energy_model import DeviceProfile, load_or_calibrate, warm_start_configs
+    from ..energy_model import load_or_calibrate, warm_start_configs
 
     say = say or (lambda line: None)
     try:
-        # a profile given by name must be there and readable, whatever the mode
-        profile = (DeviceProfile.load(profile_path) if profile_path
-                   else load_or_calibrate(space, num_classes, profile_config, progress=say))
+        profile = given or load_or_calibrate(space, num_classes, profile_config, progress=say)
         seeds = warm_start_configs(profile, space, num_classes, k=3, resolution=profile_config.resolution,
                                    keep=keep)
     except UserError as exc:
-        if mode != "auto" or profile_path:
+        if mode != "auto" or given:  # a profile given by name must serve, whatever the mode
             raise
         say(f"note: no warm start from the energy model ({exc}); the sampler starts alone "
             "(--warm-start none skips the calibration)")
