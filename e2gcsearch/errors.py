@@ -28,3 +28,7 @@ class DataError(UserError, OSError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class DiskFullError(DataError):
+    """A write that failed for want of space (``ENOSPC``, SQLite's "database or disk is full")."""

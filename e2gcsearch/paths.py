@@ -47,11 +47,23 @@ def cache_folder(kind: str, home: str | Path | None = None, environ: Mapping[str
     return (Path(home).expanduser() if home else cache_home(environ)) / kind
 
 
+def is_disk_full(exc: BaseException | None) -> bool:
+    """Whether ``exc``, or an exception it was raised from or during, is a write that failed for want of
+    space (``ENOSPC``, a quota, SQLite's "database or disk is full" inside the storage's own error)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "disk is full" in str(exc).lower():
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def write_problem(exc: OSError, path: Path | str, what: str) -> str:
     """One sentence for an ``OSError`` met while writing ``path`` (``what``: "the study storage",
     "the cache dir"): a read-only file or folder, a full disk, a file where a folder should be."""
     code = getattr(exc, "errno", None)
-    if code == errno.ENOSPC or "disk is full" in str(exc).lower():
+    if is_disk_full(exc):
         return f"the disk holding {what} {path} is full; free some space or choose another location"
     if code in (errno.EROFS,) or "readonly" in str(exc).lower().replace("-", "").replace(" ", ""):
         return f"{what} {path} is read-only; make it writable or choose another location"
@@ -63,10 +75,10 @@ def write_problem(exc: OSError, path: Path | str, what: str) -> str:
 
 
 def probe_writable(folder: Path | str, what: str, file: Path | str | None = None) -> None:
-    """Check that ``folder`` takes a new file (a missing one: that its nearest existing parent does),
-    and that ``file`` (if it exists) can be written, by writing and removing a small probe; an
-    ``OSError`` becomes one :class:`DataError` sentence (see :func:`write_problem`). Nothing is left
-    behind, not even a folder."""
+    """Check that ``folder`` (``what``: "the checkpoint folder") takes a new file (a missing one: that
+    its nearest existing parent does), and that ``file`` (if it exists) can be written, by writing and
+    removing a small probe; an ``OSError`` becomes one :class:`DataError` sentence (see
+    :func:`write_problem`). Nothing is left behind, not even a folder."""
     folder = Path(folder).expanduser().absolute()
     existing = folder
     while not existing.exists() and existing != existing.parent:
@@ -86,7 +98,7 @@ def probe_writable(folder: Path | str, what: str, file: Path | str | None = None
     except OSError as exc:
         raise DataError(write_problem(exc, existing if existing.is_file() else folder, what)) from None
     if file is not None and Path(file).exists() and _read_only(Path(file)):
-        raise DataError(write_problem(OSError(errno.EROFS, "read-only"), file, what))
+        raise DataError(write_problem(OSError(errno.EROFS, "read-only"), file, "the file"))
 
 
 def _read_only(path: Path) -> bool:

@@ -14,6 +14,7 @@ import traceback
 from ..console import DEBUG_ENV, debugging
 from ..version import __version__
 from ..errors import UserError
+from ..paths import is_disk_full
 from ._common import HelpFormatter, Parser
 
 # Subcommand modules, in the order `e2gcsearch --help` lists them.
@@ -70,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug or an environment problem nobody foresaw: one line, the rest on request
         if debugging():
             raise
+        if is_disk_full(exc):
+            sys.stderr.write(f"e2gcsearch {args.command}: error: the disk is full; free some space and run it again "
+                             "(what was written before is kept)\n")
+            return 2
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         sys.stderr.write(f"e2gcsearch {args.command}: error: {type(exc).__name__}: {first} (unexpected; "
                          f"'e2gcsearch --debug {args.command} ...' shows the traceback, please report it)\n")

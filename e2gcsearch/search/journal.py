@@ -3,10 +3,16 @@ last record of an Optuna journal half-written.
 
 Optuna tolerates a torn *last* line when reading, but the next record is appended right after the
 torn bytes, and the merged line then fails to parse on every later read: the whole study becomes
-unreadable. :func:`repair_journal` runs before a journal is opened: under the journal's own lock it
-cuts a torn tail off (it can only be a record that never completed), salvages the whole record that
-follows torn bytes inside a line, and keeps every byte it removes in a ``<journal>.torn-<time>`` file
-beside the journal, so nothing is lost silently.
+unreadable. Two defences:
+
+- :func:`open_journal` writes through :class:`WholeRecordBackend`, whose appends are whole or absent: a
+  write that fails part-way (``ENOSPC``) is cut back off the file before the error is raised, as one
+  :class:`~e2gcsearch.errors.DataError` sentence;
+- :func:`repair_journal` runs before a journal is opened, for the tears no process could undo (a power
+  cut, ``kill -9`` mid-write, an older version): under the journal's own lock it cuts a torn tail off
+  (it can only be a record that never completed), salvages the whole record that follows torn bytes
+  inside a line, and keeps every byte it removes in a ``<journal>.torn-<time>`` file beside the
+  journal, so nothing is lost silently.
 
 Example:
     >>> import pathlib, tempfile
@@ -20,12 +26,18 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import errno
 import json
 import os
 from pathlib import Path
+from typing import Any
 
-from ..errors import ConfigError
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, JournalStorage
+
+from ..errors import ConfigError, DataError, DiskFullError
+from ..paths import write_problem
 
 RECORD_START = b'{"op_code"'  # how Optuna writes every journal record (json.dumps, compact separators)
 
@@ -88,8 +100,6 @@ def repair_journal(path: str | Path) -> list[str]:
     require_journal(path, data)
     if data.endswith(b"\n") and all(_parses(line) for line in data.splitlines(keepends=True)):
         return []
-    from optuna.storages.journal import JournalFileSymlinkLock
-
     lock = JournalFileSymlinkLock(str(path))
     lock.acquire()
     try:
@@ -108,3 +118,50 @@ def repair_journal(path: str | Path) -> list[str]:
     return [f"journal {path}: removed {len(removed)} torn record(s) left by an interrupted write (a full disk or a "
             f"killed process); the bytes are kept in {aside}. A trial that was running then is failed and its "
             "point queued again at the next 'e2gcsearch run'"]
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write ``data`` at the end of the file open as ``fd`` (``O_APPEND``) and onto the disk: the one place
+    a journal write happens, unbuffered, so that no buffer is flushed after a failed write is undone."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.fsync(fd)
+
+
+class WholeRecordBackend(JournalFileBackend):
+    """Optuna's journal file backend, whose appends are whole or absent: if the write fails part-way (a
+    full disk, a quota), the file is cut back to its length before the write, under the journal's lock,
+    and the error is one sentence (:func:`~e2gcsearch.paths.write_problem`). Reads are Optuna's."""
+
+    def __init__(self, path: str) -> None:
+        self._whole_lock = JournalFileSymlinkLock(path)
+        super().__init__(path, lock_obj=self._whole_lock)
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        data = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode("utf-8")
+        self._whole_lock.acquire()
+        try:
+            fd = os.open(self._file_path, os.O_WRONLY | os.O_APPEND)
+            start = os.lseek(fd, 0, os.SEEK_END)
+            try:
+                write_all(fd, data)
+            except OSError as exc:
+                with contextlib.suppress(OSError):  # if even this fails, repair_journal cuts it at the next open
+                    os.ftruncate(fd, start)
+                kind = DiskFullError if exc.errno in (errno.ENOSPC, errno.EDQUOT) else DataError
+                raise kind(write_problem(exc, self._file_path, "the study storage")) from None
+            finally:
+                os.close(fd)
+        finally:
+            self._whole_lock.release()
+
+
+def open_journal(path: str | Path) -> JournalStorage:
+    """The journal at ``path`` as an Optuna storage, repaired first (warnings through ``note``) and written
+    through :class:`WholeRecordBackend`."""
+    from ..console import note
+
+    for line in repair_journal(path):  # a torn record would make every later read fail
+        note(f"warning: {line}")
+    return JournalStorage(WholeRecordBackend(str(path)))

@@ -37,7 +37,7 @@ from .fingerprint import study_fingerprint, trial_settings
 from .objectives import cost_constraints, cost_feasible
 from .lost import Terminated, fail_lost_trials, new_run_id, requeue_interrupted, sigterm_as_interrupt, worker_tag
 from .preflight import check_cost_constraints, check_networks, check_places, device_fingerprint_of
-from .storage import redact, refuse_unkept
+from .storage import redact, refuse_unkept, storage_failure
 from .study import check_storage_for_workers, create_sampler, sampler_seed, enqueue_baselines, open_or_create_study, open_search_storage
 from .budget import NewPoints, failed_unmeasured
 from .warm_start import warm_start_study
@@ -172,6 +172,15 @@ def _optimize(study: optuna.Study, runner: TrialRunner, config: SearchConfig, tr
     try:
         study.optimize(_TaggedRunner(runner, run_id), n_trials=None, timeout=config.timeout_s,
                        catch=(Exception,), callbacks=[*callbacks, budget])
+    except AssertionError as exc:  # Optuna raises "Should not reach" over a trial's failed last write (optuna#5986)
+        if exc.__context__ is None:
+            raise
+        raise storage_failure(exc.__context__, config.storage) from None
+    except Exception as exc:
+        failure = storage_failure(exc, config.storage)
+        if failure is exc:
+            raise
+        raise failure from None
     finally:
         close()
 

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import importlib.util
 import os
@@ -27,11 +28,10 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
-from ..console import note
-from ..errors import ConfigError, DataError, UnknownNameError
-from ..paths import probe_writable, write_problem
+from ..errors import ConfigError, DataError, DiskFullError, UnknownNameError, UserError
+from ..paths import is_disk_full, probe_writable, write_problem
 from . import record
-from .journal import repair_journal, require_journal
+from .journal import open_journal, require_journal
 
 DEFAULT_STORAGE = "sqlite:///studies/e2gcsearch.db"
 DEFAULT_STUDY = "e2gcsearch"
@@ -165,11 +165,8 @@ def get_storage(url: str | BaseStorage, create: bool = False) -> BaseStorage:
     if path is not None and create:
         probe_writable(path.parent, "the study storage folder", file=path)
     if is_journal(url):
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
         try:
-            for line in repair_journal(path):  # a torn record would make every later read fail
-                note(f"warning: {line}")
-            return JournalStorage(JournalFileBackend(url))
+            return open_journal(path)
         except OSError as exc:
             raise DataError(write_problem(exc, path, "the study storage")) from None
     if "://" not in url:
@@ -177,6 +174,20 @@ def get_storage(url: str | BaseStorage, create: bool = False) -> BaseStorage:
         raise ConfigError(f"storage {redact(url)!r} is neither a URL nor a journal file; give {STORAGE_HELP}{hint}")
     with _creation_lock(path):
         return _open_rdb(with_driver(url), path, shown=url)
+
+
+def storage_failure(exc: BaseException, url: str) -> BaseException:
+    """``exc`` as the user should see it: a write to the storage ``url`` that failed for want of space
+    (a journal's ``ENOSPC``, SQLite's "database or disk is full") as one :class:`DiskFullError` sentence
+    that says what became of the running trial; any other exception as it is."""
+    if isinstance(exc, DiskFullError):
+        problem = str(exc)
+    elif not isinstance(exc, UserError) and is_disk_full(exc):
+        problem = write_problem(OSError(errno.ENOSPC, "full"), redact(url), "the study storage")
+    else:
+        return exc
+    return DiskFullError(f"{problem}. The trials finished before are kept; a trial that was running stays RUNNING "
+                         "until the next 'e2gcsearch run', which fails it with the reason and queues its point again")
 
 
 def with_driver(url: str) -> str:
