@@ -290,3 +290,21 @@ def test_foresight_bounds_what_early_stopping_can_save():
     # without the margin G=2 at both widths (92 < 94, 93 < 95) counts as well
     assert table.foresight_saving(beyond_noise=False) == pytest.approx(8 / 18)
     assert table.largest_gains() == [pytest.approx(65.0), pytest.approx(20.0)]  # 30 -> 95, 50 -> 70
+
+
+def test_a_point_another_worker_is_measuring_is_left_to_it_uncharged(tmp_path):
+    """Two workers that draw the same point (two queued baselines, or a sampler's repeat) while the first
+    still measures it: the later trial leaves it to the earlier one and is not charged."""
+    point = ArchConfig("mobilenet_v1", group_size=2, width=0.25, num_classes=10)
+    settings = dataclasses.replace(tiny_config(tmp_path, **{"settings": CHEAP}).settings, space=FOUR_POINTS)
+    data = load_data(TINY_DATA, progress=False)
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    elsewhere = study.ask()  # another worker's trial, measuring the point now
+    elsewhere.set_user_attr(record.ARCH_CONFIG, point.to_dict())
+    study.enqueue_trial(FOUR_POINTS.params_of(point))
+    budget = NewPoints(FOUR_POINTS, 1, data.num_classes, seed=0, study=study, say=lambda _: None)
+    study.optimize(TrialRunner(settings, data), n_trials=1, catch=(Exception,), callbacks=[budget])
+    mine = study.trials[1]
+    assert mine.state == TrialState.PRUNED and mine.user_attrs[record.LEFT_TO] == elsewhere.number
+    assert mine.user_attrs[record.DUPLICATE_OF] == elsewhere.number  # left out of the front, like a repeat
+    assert budget.charged == 0 and record.EPF not in mine.user_attrs  # nothing measured, nothing charged

@@ -88,6 +88,7 @@ INFEASIBLE = "infeasible"
 VIOLATIONS = "violations"
 FAIL_REASON = "fail_reason"
 DUPLICATE_OF = "duplicate_of"
+LEFT_TO = "left_to"  # with DUPLICATE_OF: the point was being measured by that trial, so this one left it (PRUNED)
 BASELINE = "baseline"
 WARM_START = "warm_start"  # set on points queued by the energy model
 FLGC_STRUCTURE = "flgc_structure"

@@ -99,6 +99,8 @@ def trial_line(study: optuna.Study, trial: FrozenTrial, objectives: list[dict[st
         suffix = f" ({backend})" if objective["metric"] in (*ENERGY_METRICS, "latency") else ""
         parts.append(f"{objective['name']}={shown} {unit}{suffix}".rstrip())
     status = "  INFEASIBLE: " + "; ".join(attrs.get(record.VIOLATIONS, [])) if attrs.get(record.INFEASIBLE) else ""
+    if record.LEFT_TO in attrs:
+        return f"{head}  left to trial {attrs[record.LEFT_TO]}, which is measuring this point (not measured twice, not charged)"
     if trial.state == TrialState.PRUNED:
         return f"{head}  STOPPED EARLY: {attrs.get(record.EARLY_STOP, 'no reason recorded')}" + (
             f"  (repeats trial {attrs[record.DUPLICATE_OF]}; not charged)" if record.DUPLICATE_OF in attrs else "")
@@ -418,13 +420,16 @@ def search(config: SearchConfig) -> SearchOutcome:
             143 if isinstance(exc, Terminated) else 130) from None
     ran = [t for t in study.get_trials(deepcopy=False)
            if (t.user_attrs.get(record.WORKER) or {}).get("run") == run_id]
-    repeats = sum(record.DUPLICATE_OF in t.user_attrs for t in ran)
+    left = sum(record.LEFT_TO in t.user_attrs for t in ran)
+    repeats = sum(record.DUPLICATE_OF in t.user_attrs for t in ran) - left
     unbuilt = sum(failed_unmeasured(t) for t in ran)
     stopped = sum(t.state == TrialState.PRUNED and record.DUPLICATE_OF not in t.user_attrs for t in ran)
-    note(f"ran {len(ran) - repeats - unbuilt} new point(s) in {time.perf_counter() - start:.0f} s"
+    note(f"ran {len(ran) - repeats - left - unbuilt} new point(s) in {time.perf_counter() - start:.0f} s"
          + (f" ({stopped} stopped early)" if stopped else "")
          + (f"; {repeats} proposal(s) repeated a measured point and were answered from the study, "
             "not charged" if repeats else "")
+         + (f"; {left} proposal(s) drew a point another worker was measuring and left it to that worker, "
+            "not charged" if left else "")
          + (f"; {unbuilt} proposal(s) failed before measuring (see the FAILED lines), not charged"
             if unbuilt else ""))
     return SearchOutcome(study, ran)

@@ -118,6 +118,13 @@ class TrialRunner:
             return repeat(trial, twin)
         resolution = settings.profile.resolution
         _set(trial, arch_config=arch_config, resolution=resolution, data=self.data.description())
+        # Checked after recording ours: a twin that started measuring earlier is seen; two that start in
+        # the same instant may still both measure (wasted time, never a wrong result).
+        running = running_twin(trial, arch_config)
+        if running is not None:
+            trial.set_user_attr(record.DUPLICATE_OF, running.number)
+            trial.set_user_attr(record.LEFT_TO, running.number)
+            raise optuna.TrialPruned(f"the same point is being measured by trial {running.number}")
         validate_config(arch_config)  # an impossible point fails here, before any work
 
         start = time.perf_counter()
@@ -245,6 +252,20 @@ def measured_twin(trial: Any, arch_config: Any) -> Any:
     for other in study.get_trials(deepcopy=False, states=MEASURED):
         attrs = other.user_attrs
         if other.number != trial.number and record.DUPLICATE_OF not in attrs and attrs.get(record.ARCH_CONFIG) == wanted:
+            return other
+    return None
+
+
+def running_twin(trial: Any, arch_config: Any) -> Any:
+    """An earlier-numbered RUNNING trial of the same point ``arch_config`` (another worker measuring it
+    now), if any: this trial then leaves the point to it, uncharged, instead of measuring it twice."""
+    study = getattr(trial, "study", None)
+    if study is None:
+        return None
+    wanted = arch_config.to_dict()
+    for other in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        attrs = other.user_attrs
+        if other.number < trial.number and record.DUPLICATE_OF not in attrs and attrs.get(record.ARCH_CONFIG) == wanted:
             return other
     return None
 
