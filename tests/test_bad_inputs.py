@@ -4,6 +4,7 @@ and nothing written. One row per case, so the next defect of this kind is one mo
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -48,9 +49,32 @@ CASES = [  # (argv, fragment of the one-line message)
     (["run", "--space", "stagewise", "--modules", "FgGC", "--trials", "1"],
      "--space stagewise searches one E2GC group size per stage"),
 ]
+FOREIGN = ["--storage", "sqlite:///foreign.db", "--study", "foreign"]  # a study another program made
+CASES += [
+    (["front", *FOREIGN, "--plot", ""], "records no architecture, so the study was not made by 'e2gcsearch run'"),
+    (["export", *FOREIGN, "--trial", "0", "--out", "m.py"], "the study was not made by 'e2gcsearch run'"),
+    (["confirm", *FOREIGN], "the study was not made by 'e2gcsearch run'"),
+    (["validate", *FOREIGN], "the study was not made by 'e2gcsearch run'"),
+]
+
+
+def _foreign_study() -> bytes:
+    """The bytes of a SQLite storage holding one study made with Optuna alone (one completed trial)."""
+    import tempfile
+
+    import optuna
+
+    with tempfile.TemporaryDirectory() as folder:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(study_name="foreign", storage=f"sqlite:///{folder}/f.db")
+        study.add_trial(optuna.trial.create_trial(value=1.0))
+        del study
+        return Path(folder, "f.db").read_bytes()
+
+
 # Files a case finds in its folder; they must stay as they were.
 EXISTING = {"keep.py": b"# the user's own file\n", "app.log": b"12:00 another program's log line\n",
-            "bad.json": b"{not json", "binary.json": b"\x7fELF\xff\xfe\x00\x01"}
+            "bad.json": b"{not json", "binary.json": b"\x7fELF\xff\xfe\x00\x01", "foreign.db": _foreign_study()}
 
 
 @pytest.mark.parametrize(("argv", "fragment"), CASES, ids=[" ".join(a)[:40] for a, _ in CASES])

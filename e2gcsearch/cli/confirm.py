@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 
 from ..errors import DataError
 from ..report import noise_notes, render_front
-from ..search.results import front_info
+from ..search.results import front_info, require_architecture
 from ..search.storage import open_study
 from ._common import HelpFormatter, emit, note, positive_int, positive_float
 from ..search.confirm import ConfirmLimits
@@ -65,9 +65,11 @@ def run(args: argparse.Namespace) -> int:
     train = proxy_train_config(args, data)
     profile = profile_config(args, threads=args.profile_threads, resolution=data.resolution)
     study = open_study(args.storage, args.study)
-    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not completed:
         raise DataError(f"study {args.study!r} has no completed trial yet, so nothing to confirm; run "
                         f"'e2gcsearch run --study {args.study}' first")
+    require_architecture(study, completed[0])  # before any work: a study another program made
     limits = ConfirmLimits(budget_s=args.budget_s, windows=args.windows, max_windows=args.max_windows,
                            max_seeds=args.max_seeds)
     confirm(study, data, train, profile, limits, remeasure=args.remeasure_epf)
