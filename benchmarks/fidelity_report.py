@@ -13,10 +13,10 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from e2gcsearch.fidelity import (RankAgreement, front_recovery, matched_pairs, pair_order_share, rank_agreement,
-                                 tau_difference)
+from e2gcsearch.fidelity import (RankAgreement, front_recovery, matched_pairs, noise_ceiling, pair_order_share,
+                                 rank_agreement, seed_splits, tau_against_halves, tau_difference)
 
-FULL_SEEDS = ("0", "1")
+FIRST_SEEDS = ("0", "1")  # a network is judged once it has these; further seeds count once every judged one has them
 
 
 def read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -60,13 +60,19 @@ class Pivot:
             elif row["kind"] == "epf":
                 self.epf[label] = float(row["value_out"])
                 self.epf_backend = row["unit"]
-        self.judged = [label for label in self.info if all(seed in self.full[label] for seed in FULL_SEEDS)]
+        self.judged = [label for label in self.info if all(seed in self.full[label] for seed in FIRST_SEEDS)]
+        common = set.intersection(*(set(self.full[label]) for label in self.judged)) if self.judged else set()
+        self.seeds = sorted(common, key=int)
         for name in ("params", "macs"):
             self.proxy[name] = {label: float(self.info[label][name]) for label in self.info}
             self.proxy_s[name] = {label: 0.0 for label in self.info}
 
     def full_mean(self, labels: list[str]) -> list[float]:
-        return [statistics.fmean(self.full[label][seed] for seed in FULL_SEEDS) for label in labels]
+        return [statistics.fmean(self.full[label][seed] for seed in self.seeds) for label in labels]
+
+    def per_seed(self, labels: list[str]) -> list[list[float]]:
+        """Full top-1 of ``labels``, one list per seed."""
+        return [[self.full[label][seed] for label in labels] for seed in self.seeds]
 
 
 def proxy_line(name: str, pivot: Pivot, labels: list[str], ceiling: RankAgreement, pairs: list[tuple[int, int]],
@@ -76,13 +82,14 @@ def proxy_line(name: str, pivot: Pivot, labels: list[str], ceiling: RankAgreemen
     values = [pivot.proxy[name][label] for label in have]
     full = pivot.full_mean(have)
     agreement = rank_agreement(values, full, resamples)
+    like_for_like = tau_against_halves(values, pivot.per_seed(have))  # against references of the ceiling's size
     full_s = sum(statistics.fmean(pivot.full_s[label]) for label in have)
     index = {label: i for i, label in enumerate(labels)}
     kept = {labels.index(label) for label in have}
     local = {labels.index(label): i for i, label in enumerate(have)}
     own_pairs = [(local[a], local[b]) for a, b in pairs if a in kept and b in kept]
     recovered = front_recovery([cost[index[label]] for label in have], values, full)
-    return {"name": name, "agreement": agreement, "ratio": agreement.tau / ceiling.tau if ceiling.tau else math.nan,
+    return {"name": name, "agreement": agreement, "ratio": like_for_like / ceiling.tau if ceiling.tau else math.nan,
             "cost": sum(pivot.proxy_s[name][label] for label in have) / full_s if full_s else math.nan,
             "pairs": pair_order_share(values, full, own_pairs), "pair_count": len(own_pairs),
             "front": recovered, "n": len(have)}
@@ -105,23 +112,31 @@ def report(table: Path, resamples: int = 2000, full_setting: str = "e12-nall-r64
     if len(labels) < 3:
         print(f"{len(labels)} network(s) have every full-training seed; the report needs 3 or more")
         return []
-    seed_a = [pivot.full[label]["0"] for label in labels]
-    seed_b = [pivot.full[label]["1"] for label in labels]
-    ceiling = rank_agreement(seed_a, seed_b, resamples)
+    per_seed = pivot.per_seed(labels)
+    single, ceiling = noise_ceiling(per_seed, 1, resamples), noise_ceiling(per_seed, resamples=resamples)
+    half = len(per_seed) // 2
     full = pivot.full_mean(labels)
-    seed_sd = statistics.fmean(abs(a - b) / math.sqrt(2) for a, b in zip(seed_a, seed_b))
+    seed_sd = statistics.fmean(statistics.stdev(values) for values in zip(*per_seed))
     val_size = next(int(row["val_size"]) for row in rows if row["kind"] == "full" and row["val_size"])
     groups = [(pivot.info[label]["module"], float(pivot.info[label]["width"])) for label in labels]
     macs = [float(pivot.info[label]["macs"]) for label in labels]
     pairs = matched_pairs(groups, macs)
     with_epf = all(label in pivot.epf for label in labels)
     cost = [pivot.epf[label] for label in labels] if with_epf else macs
-    print(f"\n{len(labels)} networks with full training {full_setting} at seeds {', '.join(FULL_SEEDS)} ({val_size} validation "
-          f"images each); full top-1 {min(full):.1f} to {max(full):.1f} % (mean {statistics.fmean(full):.1f} %), "
-          f"seed std {seed_sd:.2f} pp (mean over networks)")
-    print(f"noise ceiling (seed 0 vs seed 1): Kendall {ceiling.text()}, Spearman {ceiling.rho:+.2f}; "
-          f"{pair_order_share(seed_a, seed_b, pairs) * 100 if pairs else math.nan:.0f} % of {len(pairs)} "
-          "E2GC/FgGC pairs of comparable MACs ordered alike by the two seeds")
+    print(f"\n{len(labels)} networks with full training {full_setting} at seeds {', '.join(pivot.seeds)} ({val_size} "
+          f"validation images each); reference: the mean over these seeds, top-1 {min(full):.1f} to {max(full):.1f} % "
+          f"(mean {statistics.fmean(full):.1f} %), seed std {seed_sd:.2f} pp (mean over networks)")
+    first, second = seed_splits(len(per_seed))[0]
+    halves = [[statistics.fmean(per_seed[s][i] for s in group) for i in range(len(labels))] for group in (first, second)]
+    print(f"noise ceiling, one seed against another: Kendall {single.text()}, Spearman {single.rho:+.2f} (mean over "
+          f"{len(seed_splits(len(per_seed), 1))} pair(s) of seeds)")
+    if half > 1:
+        print(f"noise ceiling, the mean of {half} seeds against the mean of {half} others: Kendall {ceiling.text()}, "
+              f"Spearman {ceiling.rho:+.2f} (mean over {len(seed_splits(len(per_seed)))} splits)")
+    print(f"{pair_order_share(*halves, pairs) * 100 if pairs else math.nan:.0f} % of {len(pairs)} E2GC/FgGC pairs of "
+          f"comparable MACs ordered alike by seeds {'+'.join(pivot.seeds[s] for s in first)} and "
+          f"{'+'.join(pivot.seeds[s] for s in second)}; tau / ceiling below: the proxy against the mean of {half} "
+          f"seed(s), over the same groups, / the {half}-seed ceiling")
     print(f"front axis: {'EPF, ' + pivot.epf_backend if with_epf else 'MACs (no EPF rows yet)'} x top-1\n")
     names = [name for name in pivot.proxy if name not in ("params", "macs")] + ["params", "macs"]
     lines = [proxy_line(name, pivot, labels, ceiling, pairs, cost, resamples) for name in names]
@@ -159,8 +174,8 @@ def report(table: Path, resamples: int = 2000, full_setting: str = "e12-nall-r64
         if "0" in seeds and "1" in seeds:
             common = [label for label in labels if label in seeds["0"] and label in seeds["1"]]
             print(f"{name}: seed 0 vs seed 1 of the initialisation, {rank_agreement([seeds['0'][l] for l in common], [seeds['1'][l] for l in common], resamples).text()}")
-    print("\n| network | MMACs | full top-1 seed 0 | seed 1 |")
-    print("|---|---:|---:|---:|")
-    for label, a, b, m in zip(labels, seed_a, seed_b, macs):
-        print(f"| {label} | {m / 1e6:.2f} | {a:.1f} | {b:.1f} |")
+    print("\n| network | MMACs | " + " | ".join(f"full top-1 seed {seed}" for seed in pivot.seeds) + " |")
+    print("|---|---:|" + "---:|" * len(pivot.seeds))
+    for index, (label, m) in enumerate(zip(labels, macs)):
+        print(f"| {label} | {m / 1e6:.2f} | " + " | ".join(f"{values[index]:.1f}" for values in per_seed) + " |")
     return lines

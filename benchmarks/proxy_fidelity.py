@@ -7,7 +7,7 @@ new runs; several processes can share the work: each claims its next run in a ``
 the table). The runs:
 
   full    the reference recipe (``e2gcsearch.train.FULL_RECIPE``: 12 cosine epochs, all 300 images
-          per class, 64 px, random-resized crop + flip), seeds 0 and 1, for the fidelity set: 26
+          per class, 64 px, random-resized crop + flip), seeds 0 to --full-seeds - 1, for the fidelity set: 26
           MobileNet-V1 networks (every E2GC G and FgGC g of the default space at widths 0.25 and 0.5,
           two FLGC networks, and E2GC G=8 / FgGC g=32 at width 0.75; six E2GC/FgGC pairs of MACs
           within 10 %)
@@ -60,7 +60,7 @@ KINDS = ("score", "proxy", "full", "epf")
 COLUMNS = ["label", "arch", "module", "value", "width", "params", "macs", "kind", "setting", "seed",
            "epochs", "train_per_class", "resolution", "top1", "top1_curve", "epoch_s", "train_s", "value_out",
            "unit", "status", "val_size", "hold", "load", "measured_at"]
-FULL_SEEDS = (0, 1)
+FULL_SEEDS = 2  # full-training seeds per network, by default
 COMMAND_VARIABLE = "PROXY_FIDELITY_COMMAND"
 SCORE_SEEDS = (0, 1, 2)
 
@@ -145,7 +145,7 @@ def plan(args: argparse.Namespace, num_classes: int) -> list[Job]:
     for arch in fidelity:
         jobs += [Job(arch, "score", name, seed) for name in SCORES for seed in SCORE_SEEDS]
         jobs += [Job(arch, "proxy", proxy.key, 0) for proxy in args.proxies]
-        jobs += [Job(arch, "full", full_setting(args), seed) for seed in FULL_SEEDS]
+        jobs += [Job(arch, "full", full_setting(args), seed) for seed in range(args.full_seeds)]
     rest = [] if args.limit else replay_rest(num_classes)
     jobs += [Job(arch, "proxy", proxy.key, 0) for arch in rest for proxy in args.rest_proxies or args.proxies]
     jobs += [Job(arch, "score", name, seed) for arch in rest for name in SCORES for seed in SCORE_SEEDS]
@@ -349,6 +349,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="full training of this many epochs instead of the recipe's (rows of their own: setting "
                              "e<epochs>-nall-r<px>; the report judges against the one asked for)")
     parser.add_argument("--full-resolution", type=int, help="full training at this resolution instead of the recipe's")
+    parser.add_argument("--full-seeds", type=int, default=FULL_SEEDS,
+                        help=f"full-training seeds per network, 0 to N-1 (default {FULL_SEEDS}; 4 lets the report "
+                             "measure how well a two-seed reference agrees with another)")
     parser.add_argument("--limit", type=int, help="only the first N networks of the fidelity set (smoke runs)")
     parser.add_argument("--workers", type=int, default=1, help="measuring processes (one torch thread each)")
     parser.add_argument("--max-seconds", type=float, default=float("inf"), help="start no run after this long")

@@ -313,17 +313,29 @@ def rank_agreement(frame: pd.DataFrame) -> ValidationReport:
     sentence = fidelity.agreement_sentence(tau, len(both), concordant, pairs, (low, high))
     ceiling = noise_ceiling(both)
     if ceiling is not None:
-        sentence += " " + fidelity.ceiling_sentence(ceiling, tau)
+        proxies, per_seed = _seeded(both)
+        half = len(per_seed) // 2
+        sentence += " " + fidelity.ceiling_sentence(ceiling, fidelity.tau_against_halves(proxies, per_seed), half)
     return ValidationReport(frame, tau, pairs, concordant, sentence, low, high, ceiling)
 
 
+def _seeded(frame: pd.DataFrame) -> tuple[list[float], list[list[float]]]:
+    """Proxy top-1 and full top-1 per seed (``[seed][trial]``) of the trials trained with two or more
+    seeds, over as many seeds as every one of them has."""
+    rows = [(proxy, list(values)) for proxy, values in zip(frame.get("proxy_top1", []), frame.get("full_top1_seeds", []))
+            if len(values) >= 2]
+    seeds = min((len(values) for _, values in rows), default=0)
+    return [proxy for proxy, _ in rows], [[values[seed] for _, values in rows] for seed in range(seeds)]
+
+
 def noise_ceiling(frame: pd.DataFrame) -> fidelity.RankAgreement | None:
-    """Tau between the rankings of the first two full-training seeds, over the trials trained with both
-    (``None`` with fewer than 3 such trials)."""
-    seeds = [list(values) for values in frame.get("full_top1_seeds", []) if len(values) >= 2]
-    if len(seeds) < 3:
+    """How well full training agrees with itself over the trials trained with two or more seeds: tau
+    between two seeds' rankings, or between the means of two halves of the seeds
+    (:func:`~e2gcsearch.fidelity.noise_ceiling`); ``None`` with fewer than 3 such trials."""
+    _, per_seed = _seeded(frame)
+    if not per_seed or len(per_seed[0]) < 3:
         return None
-    return fidelity.rank_agreement([values[0] for values in seeds], [values[1] for values in seeds])
+    return fidelity.noise_ceiling(per_seed)
 
 
 def render_validation(report: ValidationReport, fmt: str) -> str:

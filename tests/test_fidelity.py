@@ -7,7 +7,8 @@ import math
 import pytest
 
 from e2gcsearch.fidelity import (FOOD101_10_CLASSES, MeasuredFidelity, RankAgreement, fidelity_note, front_recovery,
-                                 matched_pairs, pair_order_share, pareto_front, rank_agreement, tau_difference)
+                                 matched_pairs, noise_ceiling, pair_order_share, pareto_front, rank_agreement,
+                                 tau_against_halves, tau_difference)
 
 
 def test_rank_agreement_on_known_rankings():
@@ -45,8 +46,9 @@ def test_front_recovery_counts_the_full_training_front_the_proxy_finds():
 MEASURED = MeasuredFidelity(
     data="food101-10", signature={"dataset": "food101", "classes": list(FOOD101_10_CLASSES), "train_size": 3000,
                                   "val_size": 750},
-    epochs=4, resolution=64, agreement=RankAgreement(0.6, 0.4, 0.8, 0.75, 24), ceiling_tau=0.75, ceiling_low=0.6,
-    ceiling_high=0.85, cost_ratio=0.33, reference="12 cosine epochs")
+    epochs=4, resolution=64, agreement=RankAgreement(0.6, 0.4, 0.8, 0.75, 24),
+    ceiling=RankAgreement(0.75, 0.6, 0.85, 0.8, 24), ceiling_seeds=2, ratio=0.8, cost_ratio=0.33,
+    reference="12 cosine epochs")
 
 
 def test_the_note_quotes_the_measurement_only_for_its_data_and_budget():
@@ -54,7 +56,8 @@ def test_the_note_quotes_the_measurement_only_for_its_data_and_budget():
             "resolution": 64}
     note = fidelity_note(data, {"epochs": 4}, (MEASURED,))
     assert "measured on food101-10" in note and "tau +0.60 [+0.40, +0.80] over 24 networks" in note
-    assert "0.80 of the noise ceiling" in note and "33 %" in note
+    assert "0.80 of the noise ceiling (the means of two groups of 2 seeds agree to tau +0.75 [+0.60, +0.85])" in note
+    assert "33 %" in note
     other = fidelity_note({**data, "train_size": 480}, {"epochs": 4}, (MEASURED,))
     assert other.startswith("the proxy's ranking fidelity was not measured for this data and budget (food101, 10 "
                             "classes, 480 training images, 64 px, 4 epochs)")
@@ -69,3 +72,26 @@ def test_tau_difference_is_paired_over_the_same_networks():
     assert same[0] == pytest.approx(0.0) and same[1] == pytest.approx(0.0) and same[2] == pytest.approx(0.0)
     better = tau_difference(reference, reference[::-1], reference, resamples=200)
     assert better[0] == pytest.approx(2.0) and better[1] > 0
+
+
+def test_the_noise_ceiling_of_two_seeds_is_their_tau_and_more_seeds_average_every_split():
+    seed_0, seed_1 = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [1.0, 3.0, 2.0, 4.0, 6.0, 5.0]
+    two = noise_ceiling([seed_0, seed_1], resamples=200)
+    assert two.tau == pytest.approx(rank_agreement(seed_0, seed_1, 10).tau) and two.n == 6
+    # Four seeds: the mean of two against the mean of the other two, over the three ways to split them.
+    seeds = [seed_0, seed_1, [2.0, 1.0, 3.0, 4.0, 6.0, 5.0], [1.0, 2.0, 3.0, 5.0, 4.0, 6.0]]
+    expected = [rank_agreement([(a + b) / 2 for a, b in zip(seeds[i], seeds[j])],
+                               [(a + b) / 2 for a, b in zip(seeds[k], seeds[m])], 10).tau
+                for (i, j), (k, m) in [((0, 1), (2, 3)), ((0, 2), (1, 3)), ((0, 3), (1, 2))]]
+    assert noise_ceiling(seeds, resamples=200).tau == pytest.approx(sum(expected) / 3)
+    single = noise_ceiling(seeds, half=1, resamples=200)  # every pair of single seeds
+    assert single.tau == pytest.approx(sum(rank_agreement(seeds[a], seeds[b], 10).tau
+                                           for a in range(4) for b in range(a + 1, 4)) / 6)
+
+
+def test_a_proxy_is_read_against_references_of_the_ceilings_size():
+    seeds = [[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 4.0, 3.0], [2.0, 1.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]]
+    truth = [1.0, 2.0, 3.0, 4.0]
+    single = tau_against_halves(truth, seeds, half=1)  # against each seed alone, averaged
+    assert single == pytest.approx(sum(rank_agreement(truth, seed, 10).tau for seed in seeds) / 4)
+    assert tau_against_halves(truth, seeds) >= single  # a mean of two seeds is a steadier reference
