@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import multiprocessing
+import multiprocessing.connection
 import sys
 import time
 from collections import Counter
@@ -160,7 +162,7 @@ class _TaggedRunner:
             self._tag(trial)  # a repeated point copies its twin's attrs: these are this trial's own
 
 
-def optimize(study: optuna.Study, runner: TrialRunner, config: SearchConfig, trials: int | None,
+def _optimize(study: optuna.Study, runner: TrialRunner, config: SearchConfig, trials: int | None,
               run_id: str, tag: str = "", worker: int = 0) -> None:
     """Run trials until ``trials`` of them measured a new point (see :mod:`.budget`), or the timeout."""
     budget = NewPoints(config.settings.space, trials, runner.data.num_classes,
@@ -185,7 +187,105 @@ def optimize(study: optuna.Study, runner: TrialRunner, config: SearchConfig, tri
         close()
 
 
-def on_device(config: SearchConfig, device: str | None) -> SearchConfig:
+def _worker(config: SearchConfig, index: int, quota: int | None, run_id: str, device: str | None) -> None:
+    """Entry point of one worker process (``--workers N``); Ctrl-C or SIGTERM (which the parent forwards)
+    fails its running trial and ends it quietly (the parent says so and queues the point again)."""
+    try:
+        with sigterm_as_interrupt():
+            _work(config, index, quota, run_id, device)
+    except KeyboardInterrupt:
+        pass
+
+
+def _work(config: SearchConfig, index: int, quota: int | None, run_id: str, device: str | None) -> None:
+    config = _on_device(config, device)
+    data = load_data(config.data, progress=False)
+    storage = open_search_storage(config.storage)
+    study = optuna.load_study(study_name=config.study_name, storage=storage,
+                              sampler=create_sampler(config.sampler, sampler_seed(config.seed, 0, index),
+                                                     config.settings.space, config.trials))
+    study.sampler = create_sampler(config.sampler, sampler_seed(config.seed, len(study.trials), index),
+                                   config.settings.space, config.trials)
+    _optimize(study, TrialRunner(config.settings, data), config, quota, run_id, tag=f"[worker {index}] ",
+              worker=index)
+
+
+def quotas(trials: int | None, workers: int) -> list[int | None]:
+    """Trials per worker process: ``trials`` split as evenly as possible (``None``: no limit).
+
+    >>> quotas(5, 2), quotas(1, 3), quotas(None, 2)
+    ([3, 2], [1, 0, 0], [None, None])
+    """
+    if trials is None:
+        return [None] * workers
+    return [trials // workers + (index < trials % workers) for index in range(workers)]
+
+
+def _run_workers(config: SearchConfig, run_id: str, study: optuna.Study) -> None:
+    """Start the workers and wait for them; a worker killed by a signal (``kill -9``, the OOM killer) is
+    replaced by one that runs the trials left of its share, up to ``workers`` times in a run."""
+    context = multiprocessing.get_context("spawn")
+    devices = worker_devices(config.settings.profile.device, config.workers, config.devices,
+                             config.share_devices) or [None] * config.workers
+    running: dict[Any, tuple[int, int | None]] = {}
+
+    def start(index: int, quota: int | None) -> None:
+        process = context.Process(target=_worker, args=(config, index, quota, run_id, devices[index]), daemon=False)
+        process.start()
+        running[process] = (index, quota)
+
+    for index, quota in enumerate(quotas(config.trials, config.workers)):
+        if quota != 0:
+            start(index, quota)
+    failed, replaced = [], 0
+    try:
+        while running:
+            multiprocessing.connection.wait([p.sentinel for p in running])
+            for process in [p for p in running if not p.is_alive()]:
+                index, quota = running.pop(process)
+                if process.exitcode is not None and process.exitcode < 0 and replaced < config.workers:
+                    left = _trials_left(study, run_id, process.pid, quota)
+                    note(f"[worker {index}] process {process.pid} was killed (signal {-process.exitcode}); "
+                         + (f"a new process runs the {left} trial(s) left of its share" if left != 0 else
+                            "its share was done"))
+                    for line in fail_lost_trials(study):  # at once, with the reason, before any heartbeat expires
+                        note(line)
+                    replaced += 1
+                    if left != 0:
+                        start(index, left)
+                elif process.exitcode:
+                    failed.append(process.exitcode)
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Terminated):  # SIGTERM came to this process alone; Ctrl-C reached the workers too
+            for process in running:
+                process.terminate()
+        for process in running:  # let each worker record its failed trial before anything else
+            process.join(timeout=60)
+        for process in running:
+            if process.is_alive():
+                process.terminate()
+        raise
+    if failed:
+        note(f"warning: {len(failed)} worker(s) exited with an error (exit codes {failed}); see the lines above")
+
+
+def _trials_left(study: optuna.Study, run_id: str, pid: int | None, quota: int | None) -> int | None:
+    """What is left of a dead worker's share: its quota less the new points it finished (repeats and the
+    trial it was killed in do not count: its point is retried, by whichever worker comes first)."""
+    if quota is None:
+        return None
+    finished = 0
+    for trial in study.get_trials(deepcopy=False):
+        tag = trial.user_attrs.get(record.WORKER) or {}
+        reason = str(trial.user_attrs.get(record.FAIL_REASON) or "worker lost")  # the heartbeat gives none
+        lost = trial.state == TrialState.FAIL and reason.startswith("worker lost")
+        repeat = record.DUPLICATE_OF in trial.user_attrs  # a repeat is not charged (see .budget)
+        if trial.state.is_finished() and not lost and not repeat and tag.get("run") == run_id and tag.get("pid") == pid:
+            finished += 1
+    return max(0, quota - finished)
+
+
+def _on_device(config: SearchConfig, device: str | None) -> SearchConfig:
     """``config`` with its measurements and training on ``device`` (``None``: unchanged)."""
     if device is None:
         return config
@@ -224,7 +324,7 @@ def _prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData, SearchConf
         given = None
     devices = worker_devices(config.settings.profile.device, config.workers, config.devices, config.share_devices)
     if config.workers == 1 and devices:
-        config = on_device(config, devices[0])
+        config = _on_device(config, devices[0])
     config = _split_cores(config)
     _quiet_optuna()  # one line per trial is ours to print
     settings = config.settings
@@ -258,8 +358,8 @@ def _prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData, SearchConf
         for line in enqueue_baselines(study, space, data.num_classes, keep):
             note(line)
     if config.warm_start in ("model", "auto"):
-        measuring = on_device(config, devices[0]).settings.profile if devices else settings.profile  # a worker's GPU
-        warm_start_study(study, space, data.num_classes, measuring, config.warm_start, given,
+        on_device = _on_device(config, devices[0]).settings.profile if devices else settings.profile  # a worker's GPU
+        warm_start_study(study, space, data.num_classes, on_device, config.warm_start, given,
                          say=note, keep=keep)
     return study, data, config
 
@@ -307,11 +407,9 @@ def search(config: SearchConfig) -> SearchOutcome:
     try:
         with sigterm_as_interrupt():
             if config.workers > 1:
-                from .workers import run_workers  # it builds on this module
-
-                run_workers(config, run_id, study)
+                _run_workers(config, run_id, study)
             else:
-                optimize(study, TrialRunner(config.settings, data), config, config.trials, run_id)
+                _optimize(study, TrialRunner(config.settings, data), config, config.trials, run_id)
     except KeyboardInterrupt as exc:
         queued = requeue_interrupted(study, run_id)
         finished = sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
