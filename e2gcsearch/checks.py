@@ -43,11 +43,11 @@ def positive_int(name: str, value: Any, example: str | None = None, optional: bo
 MAX_RESOLUTION = 2048  # px: Food-101's photos are at most 512 px; beyond this a batch of activations fills memory
 
 
-def resolution(value: Any) -> int:
-    """``value`` when it is an image side a run can hold: 8 to :data:`MAX_RESOLUTION` pixels."""
-    if not is_int(value, minimum=8) or value > MAX_RESOLUTION:
-        raise ConfigError(f"resolution must be a whole number of pixels from 8 to {MAX_RESOLUTION} (e.g. 64), "
-                          f"got {value!r}")
+def resolution(value: Any, minimum: int = 8) -> int:
+    """``value`` when it is an image side a run can hold: ``minimum`` to :data:`MAX_RESOLUTION` pixels."""
+    if not is_int(value, minimum=minimum) or value > MAX_RESOLUTION:
+        raise ConfigError(f"resolution must be a whole number of pixels from {minimum} to {MAX_RESOLUTION} "
+                          f"(e.g. 64), got {value!r}")
     return value
 
 

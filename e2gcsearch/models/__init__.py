@@ -34,7 +34,7 @@ def check_resolution(arch: str, resolution: int, train_batch: int | None = None)
     step), also a last stage of one pixel at batch 1, where batch norm has one value per channel."""
     stride = get_entry(arch).total_stride
     if is_int(resolution):
-        checks.resolution(resolution)
+        checks.resolution(resolution, minimum=1)  # the least is the network's stride, below
     if not is_int(resolution, minimum=stride):
         raise ConfigError(
             f"resolution {resolution} is too small for {arch}, whose total stride is {stride}; "
