@@ -332,7 +332,7 @@ def _prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData, SearchConf
     data = load_data(config.data, progress=config.progress)
     space = settings.space
     impossible = space.impossible(data.num_classes)
-    if not space.buildable(data.num_classes, impossible):
+    if not space.buildable(impossible):
         raise ConfigError(f"no point of the search space can be built: {impossible[0][1]}")
     for arch_config, reason in impossible:
         note(f"note: {arch_config.label()} cannot be built and will fail at once if sampled: {reason}")

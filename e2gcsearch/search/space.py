@@ -259,7 +259,7 @@ class SearchSpace:
         """Points that cannot be built, with the reason (checked without allocating weights)."""
         return _unbuildable(self.points(num_classes))
 
-    def buildable(self, num_classes: int, impossible: list[tuple[ArchConfig, str]]) -> bool:
+    def buildable(self, impossible: list[tuple[ArchConfig, str]]) -> bool:
         """Whether any point can be built, given :meth:`impossible`'s answer."""
         return len(impossible) < self.size
 
@@ -380,7 +380,7 @@ class StagewiseSearchSpace:
                 probes.append(ArchConfig(arch, stage_group_sizes=sizes, width=width, num_classes=num_classes))
         return _unbuildable(probes)
 
-    def buildable(self, num_classes: int, impossible: list[tuple[ArchConfig, str]]) -> bool:
+    def buildable(self, impossible: list[tuple[ArchConfig, str]]) -> bool:
         """Whether any point can be built, given :meth:`impossible`'s answer: for some arch and width,
         every stage has a G that fits."""
         bad = {(c.arch, c.width, stage, size) for c, _ in impossible
