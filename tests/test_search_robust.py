@@ -16,7 +16,8 @@ from e2gcsearch.cli import main
 from e2gcsearch.search import record
 from e2gcsearch.search.objectives import parse_objectives
 from e2gcsearch.search.preflight import PreflightError
-from e2gcsearch.search.run import prepare, quotas, run_search, search
+from e2gcsearch.search.run import prepare, run_search, search
+from e2gcsearch.search.workers import quotas
 from e2gcsearch.search.space import SearchSpace
 from e2gcsearch.train import TrainConfig
 

@@ -42,7 +42,7 @@ from ..report.tables import FORMATS
 from ..search.objectives import DEFAULT_BATCH_SIZE
 from ..search.space import DEFAULT_WIDTHS, SearchSpace
 from ..search.storage import DEFAULT_STORAGE, DEFAULT_STUDY
-from ..search.run import DEFAULT_TRIALS, WARM_STARTS
+from ..search.search_config import DEFAULT_TRIALS, WARM_STARTS
 from ..search.study import SAMPLERS
 from ..train import SCHEDULES, TrainConfig
 from ._common import class_list, float_list, index_list, int_list, name_list, positive_float, positive_int, resolution, seed, threads, watts, folder
