@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import errno
 import json
 import os
 from pathlib import Path
@@ -37,7 +36,7 @@ from typing import Any
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, JournalStorage
 
 from ..errors import ConfigError, DataError, DiskFullError
-from ..paths import write_problem
+from ..paths import is_disk_full, write_problem
 
 RECORD_START = b'{"op_code"'  # how Optuna writes every journal record (json.dumps, compact separators)
 
@@ -135,22 +134,22 @@ class WholeRecordBackend(JournalFileBackend):
     and the error is one sentence (:func:`~e2gcsearch.paths.write_problem`). Reads are Optuna's."""
 
     def __init__(self, path: str) -> None:
-        self._whole_lock = JournalFileSymlinkLock(path)
+        self._path, self._whole_lock = path, JournalFileSymlinkLock(path)
         super().__init__(path, lock_obj=self._whole_lock)
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         data = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode("utf-8")
         self._whole_lock.acquire()
         try:
-            fd = os.open(self._file_path, os.O_WRONLY | os.O_APPEND)
+            fd = os.open(self._path, os.O_WRONLY | os.O_APPEND)
             start = os.lseek(fd, 0, os.SEEK_END)
             try:
                 write_all(fd, data)
             except OSError as exc:
                 with contextlib.suppress(OSError):  # if even this fails, repair_journal cuts it at the next open
                     os.ftruncate(fd, start)
-                kind = DiskFullError if exc.errno in (errno.ENOSPC, errno.EDQUOT) else DataError
-                raise kind(write_problem(exc, self._file_path, "the study storage")) from None
+                kind = DiskFullError if is_disk_full(exc) else DataError
+                raise kind(write_problem(exc, self._path, "the study storage")) from None
             finally:
                 os.close(fd)
         finally:
