@@ -239,35 +239,34 @@ class _EpochCheck:
 MEASURED = (TrialState.COMPLETE, TrialState.PRUNED)  # a point with one of these states is never run again
 
 
+def _twin(trial: Any, arch_config: Any, states: tuple[TrialState, ...], earlier: bool) -> Any:
+    """Another trial of ``states`` that measured (or measures) the point ``arch_config`` itself (not as a
+    repeat); with ``earlier``, only one numbered before ``trial``."""
+    study = getattr(trial, "study", None)
+    if study is None:  # e.g. optuna.trial.FixedTrial
+        return None
+    wanted = arch_config.to_dict()
+    for other in study.get_trials(deepcopy=False, states=states):
+        attrs = other.user_attrs
+        if (other.number < trial.number if earlier else other.number != trial.number) \
+                and record.DUPLICATE_OF not in attrs and attrs.get(record.ARCH_CONFIG) == wanted:
+            return other
+    return None
+
+
 def measured_twin(trial: Any, arch_config: Any) -> Any:
     """An earlier complete (or early-stopped) trial of the same point ``arch_config``, if any.
 
     Samplers of a discrete space propose a point again now and then; measuring it again would spend
     the budget on a result the study already has (EPF is cached and training is seeded).
     """
-    study = getattr(trial, "study", None)
-    if study is None:  # e.g. optuna.trial.FixedTrial
-        return None
-    wanted = arch_config.to_dict()
-    for other in study.get_trials(deepcopy=False, states=MEASURED):
-        attrs = other.user_attrs
-        if other.number != trial.number and record.DUPLICATE_OF not in attrs and attrs.get(record.ARCH_CONFIG) == wanted:
-            return other
-    return None
+    return _twin(trial, arch_config, MEASURED, earlier=False)
 
 
 def running_twin(trial: Any, arch_config: Any) -> Any:
     """An earlier-numbered RUNNING trial of the same point ``arch_config`` (another worker measuring it
     now), if any: this trial then leaves the point to it, uncharged, instead of measuring it twice."""
-    study = getattr(trial, "study", None)
-    if study is None:
-        return None
-    wanted = arch_config.to_dict()
-    for other in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        attrs = other.user_attrs
-        if other.number < trial.number and record.DUPLICATE_OF not in attrs and attrs.get(record.ARCH_CONFIG) == wanted:
-            return other
-    return None
+    return _twin(trial, arch_config, (TrialState.RUNNING,), earlier=True)
 
 
 def repeat(trial: Any, twin: Any) -> list[float]:
