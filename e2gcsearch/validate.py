@@ -36,10 +36,10 @@ from .data import DataConfig, LoadedData, load_data
 from .errors import ConfigError
 from .profiling import ProfileConfig, profile_model
 from .report import require_trials
-from .search.record import ARCH_CONFIG, DUPLICATE_OF, TOP1, TrialRecord, full_key
-from .search.record import full_result as record_full_result
-from .search.results import front_info, get_trial, proxy_fidelity_note, study_objectives, trial_record
-from .search.storage import studies_dir
+from .store.record import ARCH_CONFIG, DUPLICATE_OF, TOP1, TrialRecord, full_key
+from .store.record import full_result as record_full_result
+from .store.results import front_info, get_trial, proxy_fidelity_note, study_objectives, trial_record
+from .store.storage import studies_dir
 from .report.tables import fixed, render, to_json
 from .fidelity import agreement_sentence, kendall_tau  # re-exported: validate's API
 from .stats import bootstrap_tau

@@ -102,7 +102,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(argv, fragment, tmp_pat
 def test_confirm_on_a_study_without_a_completed_trial_says_so(tmp_path, capsys):
     import optuna
 
-    from e2gcsearch.search.storage import get_storage
+    from e2gcsearch.store.storage import get_storage
 
     url = f"sqlite:///{tmp_path / 's.db'}"
     optuna.create_study(study_name="empty", storage=get_storage(url, create=True)).enqueue_trial({"x": 1})

@@ -11,7 +11,7 @@ import pytest
 from e2gcsearch import ArchConfig
 from e2gcsearch.cli import main
 from e2gcsearch.energy_model import EnergyFit, config_terms
-from e2gcsearch.search.record import user_attrs
+from e2gcsearch.store.record import user_attrs
 
 TRUTH = EnergyFit(batch_size=16, beta=0.4, kappa_mj=5e-5, gamma=300.0, gamma_dw=20.0, e0_mj=1.0)
 FINGERPRINT = {"device": "cpu", "device_model": "Test CPU 9000", "torch": "0.0", "dtype": "float32",

@@ -18,8 +18,8 @@ from e2gcsearch import ArchConfig, create_model
 from e2gcsearch.cli import main
 from e2gcsearch.errors import ConfigError, DataError, UnknownNameError
 from e2gcsearch.export import export_model, export_trial, load_weights
-from e2gcsearch.search.record import user_attrs
-from e2gcsearch.search.storage import open_study
+from e2gcsearch.store.record import user_attrs
+from e2gcsearch.store.storage import open_study
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 

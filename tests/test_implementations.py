@@ -76,7 +76,7 @@ def test_auto_records_its_choice_and_caches_choice_and_measurement(tmp_path):
     batch = first.batches[2]
     assert batch.impl in ("nchw", "channels_last") and first.impl == "auto"
     assert set(batch.impl_choice["step_ms"]) == {"nchw", "channels_last"} and batch.impl_choice["reason"]
-    assert first.fingerprint["implementation"] == "auto"
+    assert first.fingerprint.implementation == "auto"
     assert any("impl: auto chose" in line for line in lines)
     document = first.to_dict()
     assert document["impl"] == "auto" and document["batches"][0]["impl_choice"]["chosen"] == batch.impl
@@ -200,8 +200,8 @@ def test_search_on_train_and_infer_epf_records_both_and_exports_the_layout(tmp_p
     from e2gcsearch.data import DataConfig
     from e2gcsearch.export.writer import export_trial
     from e2gcsearch.report import render_front
-    from e2gcsearch.search import record
-    from e2gcsearch.search.results import front_info
+    from e2gcsearch.store import record
+    from e2gcsearch.store.results import front_info
     from e2gcsearch.search.run import SearchConfig, run_search
     from e2gcsearch.search.space import SearchSpace
     from e2gcsearch.search.trial import TrialSettings

@@ -4,7 +4,8 @@ Every import counts, also one inside a function (that is how cycles hide). The l
 
     cli                                   argument parsing -> library calls
     search, validate, export              what a user runs on a study
-    report                                front data, tables, plots
+    store                                 the stored study they all read: storage, record keys, results
+    report                                front data, tables, plots (reads no study)
     profiling, train, energy_model, paper measuring, training, modelling
     models, data, energy, cost            networks, datasets, meters, counting
     config, errors, paths, console, ...   the vocabulary everything shares
@@ -23,6 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (  # bottom first
     ("models", "data", "energy", "cost"),
     ("profiling", "train", "energy_model", "paper"),
     ("report",),
+    ("store",),
     ("search", "validate", "export"),
     ("cli", "__main__"),
 )

@@ -18,8 +18,8 @@ from optuna.trial import TrialState
 
 from e2gcsearch import ConfigError
 from e2gcsearch.cli import main
-from e2gcsearch.search import record
-from e2gcsearch.search.storage import get_storage
+from e2gcsearch.store import record
+from e2gcsearch.store.storage import get_storage
 
 from pgserver import Unavailable, throwaway_postgres
 from test_search_run import REQUIRED_ATTRS

@@ -21,9 +21,9 @@ from e2gcsearch.cli import main
 from e2gcsearch.errors import ConfigError, DataError, UnknownNameError
 from e2gcsearch.report.plots import save_front_plot, save_hypervolume_plot
 from e2gcsearch.report import hypervolume, non_dominated, render_front
-from e2gcsearch.search.record import user_attrs
-from e2gcsearch.search.results import front_info, hypervolume_history
-from e2gcsearch.search.storage import open_study, studies_frame
+from e2gcsearch.store.record import user_attrs
+from e2gcsearch.store.results import front_info, hypervolume_history
+from e2gcsearch.store.storage import open_study, studies_frame
 
 REPO = Path(__file__).resolve().parents[1]
 OBJECTIVES = [
@@ -212,7 +212,7 @@ def test_a_study_not_made_by_run_is_named_as_such(tmp_path, capsys):
 
 def test_studies_command_and_journal_storage(tmp_path, capsys):
     journal = str(tmp_path / "search.log")
-    from e2gcsearch.search.storage import get_storage
+    from e2gcsearch.store.storage import get_storage
 
     study = new_study(get_storage(journal, create=True), "journal-study")
     add(study, mobilenet(group_size=2), 1.0, 40.0)
@@ -228,7 +228,7 @@ def test_studies_command_and_journal_storage(tmp_path, capsys):
 
 
 def test_studies_on_an_empty_storage_says_so(tmp_path, capsys):
-    from e2gcsearch.search.storage import get_storage
+    from e2gcsearch.store.storage import get_storage
 
     get_storage(f"sqlite:///{tmp_path / 'e.db'}", create=True)
     assert main(["studies", "--storage", f"sqlite:///{tmp_path / 'e.db'}"]) == 0

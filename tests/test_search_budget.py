@@ -16,11 +16,11 @@ from optuna.trial import TrialState
 from e2gcsearch import ArchConfig, ConfigError
 from e2gcsearch.cli import main
 from e2gcsearch.data import load_data
-from e2gcsearch.search import record
+from e2gcsearch.store import record
 from e2gcsearch.search.budget import REPEAT_STREAK, NewPoints
 from e2gcsearch.search.early_stop import MIN_COMPLETE, Finished, StoppingRule
 from e2gcsearch.search.replay import MeasuredPoint, MeasuredTable, replay
-from e2gcsearch.search.results import front_info
+from e2gcsearch.store.results import front_info
 from e2gcsearch.search.run import prepare
 from e2gcsearch.search.space import SearchSpace
 from e2gcsearch.search.trial import TrialRunner

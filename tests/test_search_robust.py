@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 
 from e2gcsearch import ConfigError, DataError
 from e2gcsearch.cli import main
-from e2gcsearch.search import record
+from e2gcsearch.store import record
 from e2gcsearch.search.objectives import parse_objectives
 from e2gcsearch.search.preflight import PreflightError
 from e2gcsearch.search.run import prepare, run_search, search
@@ -62,7 +62,8 @@ def test_each_trial_records_the_settings_it_ran_with(tmp_path):
 def test_an_older_study_without_a_fingerprint_is_resumed_with_a_warning(tmp_path, capsys):
     from e2gcsearch.data import load_data
     from e2gcsearch.search.run import data_key
-    from e2gcsearch.search.study import open_or_create_study, open_search_storage
+    from e2gcsearch.search.study import open_or_create_study
+    from e2gcsearch.store.storage import open_search_storage
 
     config = tiny_config(tmp_path, trials=1, baselines=False, settings=CHEAP)
     data = load_data(config.data, progress=False)
@@ -180,7 +181,7 @@ def test_a_lost_workers_trial_is_failed_with_a_reason_at_the_next_start(tmp_path
 def test_a_queued_point_killed_before_its_worker_recorded_itself_is_failed_and_queued_again(tmp_path, monkeypatch):
     import time
 
-    from e2gcsearch.search.lost import HEARTBEAT_ENV, fail_lost_trials
+    from e2gcsearch.store.lost import HEARTBEAT_ENV, fail_lost_trials
 
     monkeypatch.setenv(HEARTBEAT_ENV, "1")
     config = tiny_config(tmp_path, storage=str(tmp_path / "study.log"), trials=1, settings=CHEAP)
@@ -223,7 +224,7 @@ def test_a_heartbeat_retry_starts_clean_and_a_failure_before_measuring_stays_unc
     import time
 
     from e2gcsearch.search.budget import uncharged
-    from e2gcsearch.search.study import open_search_storage
+    from e2gcsearch.store.storage import open_search_storage
 
     study = optuna.create_study(storage=open_search_storage(f"sqlite:///{tmp_path}/hb.db", heartbeat_s=1))
     lost = study.ask({"arch": optuna.distributions.CategoricalDistribution(["mobilenet_v1"])})
@@ -246,7 +247,7 @@ def test_a_heartbeat_retry_starts_clean_and_a_failure_before_measuring_stays_unc
 def test_a_retry_keeps_the_queued_params_it_had_not_sampled_and_an_older_retry_is_not_retried():
     from optuna.distributions import CategoricalDistribution
 
-    from e2gcsearch.search.lost import queue_retry
+    from e2gcsearch.store.lost import queue_retry
 
     study = optuna.create_study()
     half_sampled = optuna.trial.create_trial(
@@ -265,7 +266,7 @@ def test_a_retry_keeps_the_queued_params_it_had_not_sampled_and_an_older_retry_i
 def test_an_interrupted_retry_is_queued_again_and_counted_only_when_queued():
     """A lost worker's point is retried once; a point the user interrupted is queued again even when it was
     itself a retry (the interruption says nothing against it), and the count says what was queued."""
-    from e2gcsearch.search.lost import INTERRUPTED, requeue_interrupted
+    from e2gcsearch.store.lost import INTERRUPTED, requeue_interrupted
 
     from optuna.distributions import CategoricalDistribution
 

@@ -13,7 +13,7 @@ import pytest
 
 from e2gcsearch import DataError
 from e2gcsearch.paths import probe_writable, write_problem
-from e2gcsearch.search.storage import get_storage, hide_secrets, redact
+from e2gcsearch.store.storage import get_storage, hide_secrets, redact
 
 PASSWORDS = ["se/cret", "p@ss@word", "50%25off", "a:b/c@d"]
 
@@ -54,7 +54,7 @@ def test_a_password_the_driver_echoes_in_part_or_from_the_query_stays_hidden(url
 RACER = """
 import sys, time
 import optuna
-from e2gcsearch.search.storage import get_storage
+from e2gcsearch.store.storage import get_storage
 url, start = sys.argv[1], float(sys.argv[2])
 while time.time() < start:
     time.sleep(0.001)
@@ -120,7 +120,7 @@ def test_a_torn_journal_record_is_cut_out_kept_aside_and_the_study_stays_readabl
     import optuna
 
     from e2gcsearch.cli import main
-    from e2gcsearch.search.journal import repair_journal
+    from e2gcsearch.store.journal import repair_journal
 
     journal = tmp_path / "s.log"
     study = optuna.create_study(study_name="s", storage=get_storage(str(journal), create=True))
@@ -152,7 +152,7 @@ TINY_RUN = ["run", "--data", "digits", "--train-per-class", "12", "--val-per-cla
 # its own that then ends.
 FULL_DISK = """
 import errno, os, sys
-from e2gcsearch.search import journal
+from e2gcsearch.store import journal
 from e2gcsearch.cli import main
 real, sampled = journal.write_all, []
 def full_disk(fd, data):
@@ -182,7 +182,7 @@ def _trials(journal):
 
 def test_a_journal_append_that_fails_part_way_leaves_the_file_as_it_was(tmp_path, monkeypatch):
     from e2gcsearch.errors import DiskFullError
-    from e2gcsearch.search import journal
+    from e2gcsearch.store import journal
 
     path = tmp_path / "s.log"
     backend = journal.WholeRecordBackend(str(path))

@@ -29,8 +29,8 @@ from e2gcsearch.models import get_entry, list_models, unregister_model
 from e2gcsearch.models.rewrite import grouped_convs
 from e2gcsearch.models.torchvision_nets import NETWORKS
 from e2gcsearch.paper import table_configs
-from e2gcsearch.search.record import TrialRecord
-from e2gcsearch.search.storage import get_storage
+from e2gcsearch.store.record import TrialRecord
+from e2gcsearch.store.storage import get_storage
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 

@@ -22,10 +22,10 @@ from e2gcsearch.profiling import ProfileConfig
 from e2gcsearch.report import contested_pairs, front_status
 from e2gcsearch.search.confirm import ConfirmLimits, confirm_study
 from e2gcsearch.search.objectives import parse_objectives
-from e2gcsearch.search.record import confirmation, user_attrs
-from e2gcsearch.search.results import front_info
+from e2gcsearch.store.record import confirmation, user_attrs
+from e2gcsearch.store.results import front_info
 from e2gcsearch.search.space import SearchSpace
-from e2gcsearch.search.storage import get_storage
+from e2gcsearch.store.storage import get_storage
 from e2gcsearch.search.trial import TrialSettings
 from e2gcsearch.stats import Summary, accuracy_interval, pool, pooled_std, wilson_interval
 from e2gcsearch.train import TrainConfig
@@ -264,7 +264,7 @@ def test_confirm_refuses_data_other_than_the_search_used(tmp_path):
 
 
 def test_confirm_refuses_training_or_measurement_other_than_the_search_used(tmp_path):
-    from e2gcsearch.search.fingerprint import study_fingerprint
+    from e2gcsearch.store.fingerprint import study_fingerprint
     from e2gcsearch.search.preflight import device_fingerprint_of
 
     study, _ = _planted_tie(tmp_path)

@@ -14,8 +14,8 @@ from e2gcsearch.cli import main
 from e2gcsearch.data import DataConfig, load_data
 from e2gcsearch.errors import ConfigError
 from e2gcsearch.profiling import ProfileConfig
-from e2gcsearch.search.record import TrialRecord, user_attrs
-from e2gcsearch.search.storage import get_storage, open_study
+from e2gcsearch.store.record import TrialRecord, user_attrs
+from e2gcsearch.store.storage import get_storage, open_study
 from e2gcsearch.validate import (
     ValidateSettings,
     agreement_sentence,

@@ -18,8 +18,8 @@ from optuna.trial import TrialState
 
 from ..errors import DataError
 from ..report import noise_notes, render_front
-from ..search.results import front_info, require_architecture
-from ..search.storage import open_study
+from ..store.results import front_info, require_architecture
+from ..store.storage import open_study
 from ._common import HelpFormatter, emit, note, positive_int, positive_float
 from ..search.confirm import ConfirmLimits
 from .configs import data_config, profile_config

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from ..report import render_front, require_trials
-from ..search.results import front_info, front_notes, hypervolume_history
+from ..store.results import front_info, front_notes, hypervolume_history
 from ._common import HelpFormatter, emit, note
 from .options import OUTPUT, add_options
 from .studies import add_study_args, load_study

@@ -41,7 +41,7 @@ from ..profiling.settings import DTYPES
 from ..report.tables import FORMATS
 from ..search.objectives import DEFAULT_BATCH_SIZE
 from ..search.space import DEFAULT_WIDTHS, SearchSpace
-from ..search.storage import DEFAULT_STORAGE, DEFAULT_STUDY
+from ..store.storage import DEFAULT_STORAGE, DEFAULT_STUDY
 from ..search.search_config import DEFAULT_TRIALS, WARM_STARTS
 from ..search.study import SAMPLERS
 from ..train import SCHEDULES, TrainConfig

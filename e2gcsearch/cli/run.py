@@ -14,7 +14,7 @@ from ..profiling import ProfileConfig
 from ..report import render_front
 from ..search.confirm import ConfirmLimits, ConfirmReport, confirm_study
 from ..search.objectives import DEFAULT_BATCH_SIZE, parse_constraint, parse_objectives
-from ..search.results import front_info, front_notes
+from ..store.results import front_info, front_notes
 from ..search.run import SearchConfig, SearchInterrupted, search
 from ..search.space import SearchSpace, StagewiseSearchSpace
 from ..search.trial import TrialSettings

@@ -6,7 +6,7 @@ import argparse
 
 import optuna
 
-from ..search.storage import open_study, redact, studies_frame
+from ..store.storage import open_study, redact, studies_frame
 from ..report.tables import render
 from ._common import HelpFormatter, emit, note
 from .options import OUTPUT, STUDY, add_option, add_options

@@ -36,8 +36,8 @@ from ..config import ArchConfig
 from ..errors import ConfigError, DataError
 from ..models import create_model, deploy, get_entry, load_structure
 from ..profiling.implementations import layout_of
-from ..search.results import front_info, get_trial, require_architecture, study_objectives, trial_record
-from ..search.record import TrialRecord, full_result
+from ..store.results import front_info, get_trial, require_architecture, study_objectives, trial_record
+from ..store.record import TrialRecord, full_result
 from ..report.tables import human_count
 
 SUFFIXES = {".py": "standalone PyTorch model builder", ".json": "ArchConfig JSON",

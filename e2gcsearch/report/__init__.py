@@ -2,7 +2,7 @@
 computed first from rows of trials), tables rendered in the command line's formats, and plots of the
 front and of the paper's Fig. 3 (drawn second, matplotlib imported only when a plot is asked for).
 
-Reading a study into rows is the search's job: :mod:`e2gcsearch.search.results`.
+Reading a study into rows is the store's job: :mod:`e2gcsearch.store.results`.
 """
 
 from __future__ import annotations

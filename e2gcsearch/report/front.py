@@ -3,7 +3,7 @@
 Compute first, draw second: :func:`front_info_from_rows` and :func:`hypervolume_history` return
 small typed results (:class:`FrontInfo`, :class:`HypervolumeHistory`); the command line prints them
 with :func:`render_front` and :mod:`e2gcsearch.report.plots` draws them. Nothing here prints, and
-nothing here reads a study: :func:`e2gcsearch.search.results.front_info` turns a study's trials into
+nothing here reads a study: :func:`e2gcsearch.store.results.front_info` turns a study's trials into
 rows and calls this module.
 
 Front rules:
@@ -17,7 +17,7 @@ Front rules:
       front.
 
 Example:
-    >>> from e2gcsearch.search.results import front_info     # doctest: +SKIP
+    >>> from e2gcsearch.store.results import front_info      # doctest: +SKIP
     >>> front = front_info(study)                               # doctest: +SKIP
     >>> front.frame[["trial", "grouping", "epf@16", "top1"]]    # doctest: +SKIP
 """

@@ -8,7 +8,7 @@ counts); it never opens a study.
 shows each trial's configuration; needs ``pip install plotly``).
 
 Example:
-    >>> from e2gcsearch.search.results import front_info
+    >>> from e2gcsearch.store.results import front_info
     >>> save_front_plot(front_info(study, include_dominated=True), "front.png")   # doctest: +SKIP
 """
 

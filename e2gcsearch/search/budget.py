@@ -23,8 +23,8 @@ from typing import Any, Callable
 
 from optuna.trial import FrozenTrial, TrialState
 
-from . import record
-from .queue import enqueue_once
+from ..store import record
+from ..store.queue import enqueue_once
 
 REPEAT_STREAK = 3  # repeats in a row after which the next point is drawn from the unmeasured ones
 GIVE_UP_STREAK = 100  # in a space too large to list: repeats in a row after which the search stops

@@ -12,9 +12,9 @@ pair with the wider interval there once more:
   the earlier seeds; the seeds' spread also tightens the study's pooled seed noise.
 
 Finished Optuna trials are immutable, so the pooled figures are kept on the study (the
-``confirm:trial-<n>`` attrs of :mod:`.record`); ``front``, ``export`` and the plots read them. A trial
-gets at most ``max_seeds`` seeds and ``max_windows`` windows: two networks that are equally good
-stay tied, and confirm says so instead of measuring forever.
+``confirm:trial-<n>`` attrs of :mod:`e2gcsearch.store.record`); ``front``, ``export`` and the plots
+read them. A trial gets at most ``max_seeds`` seeds and ``max_windows`` windows: two networks that are
+equally good stay tied, and confirm says so instead of measuring forever.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from ..report import contested_pairs
 from ..report.front import FrontInfo
 from ..stats import wilson_interval
 from ..train import TrainConfig, train_model
-from . import record
-from .record import TrialRecord
-from .results import front_info, trial_record
-from .fingerprint import study_fingerprint
+from ..store import record
+from ..store.record import TrialRecord
+from ..store.results import front_info, trial_record
+from ..store.fingerprint import study_fingerprint
 from .preflight import device_fingerprint_of
 from .run import data_key
 from .study import check_comparable

@@ -32,8 +32,8 @@ from optuna.trial import TrialState
 
 from ..metrics import Metric
 from ..stats import SeedNoise, accuracy_interval
-from . import record
-from .results import is_feasible
+from ..store import record
+from ..store.results import is_feasible
 
 MIN_COMPLETE = 4  # trials that always complete before the rule may stop one
 

@@ -13,12 +13,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..console import debugging, note
 from ..metrics import ENERGY_METRICS
-from . import record
+from ..store import record
 from .budget import NewPoints
-from .fingerprint import trial_settings
-from .lost import worker_tag
+from ..store.fingerprint import trial_settings
+from ..store.lost import worker_tag
 from .search_config import SearchConfig
-from .storage import storage_failure
+from ..store.storage import storage_failure
 from .study import sampler_seed
 from .trial import TrialRunner
 

@@ -19,13 +19,13 @@ from ..data import DataConfig, LoadedData
 from ..devices import resolve_device
 from ..errors import ConfigError, UserError
 from ..paths import TENSORS, cache_folder, probe_writable
-from ..profiling import ProfileConfig, default_cache_dir
+from ..profiling import DeviceFingerprint, ProfileConfig, default_cache_dir
 from ..profiling.probe import expected_fingerprint, measured_step
 from ..train import TrainConfig, choose_threads
 from ..train.threads import AUTO, training_step_timer
 from ..report.tables import human_count
 from .objectives import Constraint, cost_constraints
-from .storage import storage_file
+from ..store.storage import storage_file
 
 
 class PreflightError(ConfigError):
@@ -79,7 +79,7 @@ def check_networks(space: Any, data: LoadedData, profile: ProfileConfig, train: 
     return train
 
 
-def device_fingerprint_of(profile: ProfileConfig) -> dict[str, Any]:
+def device_fingerprint_of(profile: ProfileConfig) -> DeviceFingerprint:
     """The device fingerprint the search's measurements will carry."""
     return _attempt(lambda: expected_fingerprint(profile), "the energy meter cannot be opened",
                     "choose another --backend")

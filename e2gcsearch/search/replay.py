@@ -36,7 +36,7 @@ from ..metrics import Metric
 from ..report.dominance import front_status
 from ..report.front import HV_MARGIN, hypervolume
 from ..stats import Summary, accuracy_interval
-from . import record
+from ..store import record
 from .budget import NewPoints
 from .early_stop import known_losses, rule_for, top1_margin
 from .space import SearchSpace

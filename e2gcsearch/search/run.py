@@ -8,7 +8,7 @@ rest of its share (its trial is failed and retried by the heartbeat, or at once 
 
 Before the study is created or resumed, :mod:`.preflight` tries everything a trial needs once; a
 resumed study continues its sampler's stream rather than repeating it, and the trials of a worker
-that died are failed with that reason (:mod:`.lost`).
+that died are failed with that reason (:mod:`e2gcsearch.store.lost`).
 """
 
 from __future__ import annotations
@@ -25,14 +25,14 @@ from ..console import note
 from ..data import LoadedData, load_data
 from ..errors import ConfigError
 from ..devices import worker_devices
-from . import record
+from ..store import record
+from ..store.fingerprint import study_fingerprint
+from ..store.lost import Terminated, fail_lost_trials, new_run_id, requeue_interrupted, sigterm_as_interrupt
+from ..store.storage import check_storage_for_workers, open_search_storage, redact
 from ..train.threads import AUTO, usable_cores, worker_threads
-from .fingerprint import study_fingerprint
 from .objectives import cost_constraints, cost_feasible
-from .lost import Terminated, fail_lost_trials, new_run_id, requeue_interrupted, sigterm_as_interrupt
 from .preflight import check_cost_constraints, check_networks, check_places, device_fingerprint_of
-from .storage import redact
-from .study import check_storage_for_workers, create_sampler, sampler_seed, enqueue_baselines, open_or_create_study, open_search_storage
+from .study import create_sampler, sampler_seed, enqueue_baselines, open_or_create_study
 from .budget import NewPoints, failed_unmeasured
 from .warm_start import warm_start_study
 from .trial import TrialRunner

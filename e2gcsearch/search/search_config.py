@@ -7,7 +7,7 @@ import dataclasses
 
 from ..checks import study_name
 from ..data import DataConfig
-from .storage import refuse_unkept
+from ..store.storage import refuse_unkept
 from .trial import TrialSettings
 
 DEFAULT_TRIALS = 16  # one 'run' on the embedded digits: about 6 minutes on 2 cores, plus a minute of one-off calibration

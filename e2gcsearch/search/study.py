@@ -1,10 +1,8 @@
-"""Creating or resuming a study: storage, sampler, compatibility checks and the paper baselines.
+"""Creating or resuming a study: sampler, compatibility checks and the paper baselines.
 
-Optuna does the searching; this module only wires e2gcsearch's choices into it:
+Optuna does the searching; this module only wires e2gcsearch's choices into it (the storage a search
+writes to is opened by :func:`e2gcsearch.store.storage.open_search_storage`):
 
-* storage: any Optuna RDB URL (SQLite by default, PostgreSQL/MySQL for several machines) with
-  Optuna's heartbeat, so trials of a killed worker are failed and retried once; or a journal file
-  (``.log``/``.jsonl``) for several processes on one machine;
 * samplers: ``tpe`` (Optuna's multi-objective default), ``nsga2``, ``nsga3``, ``gp``, ``random``
   and ``grid`` (the whole space);
 * resuming: the stored objectives, space and dataset must equal the requested ones — a mismatch is
@@ -17,7 +15,7 @@ import warnings
 from typing import Any, Callable
 
 import optuna
-from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages import BaseStorage
 
 from ..config import ArchConfig
 from ..console import note
@@ -26,42 +24,12 @@ from ..version import __version__
 from ..errors import ConfigError, UnknownNameError
 from ..metrics import Metric
 from ..models import get_entry
-from . import record
-from .lost import heartbeat_seconds, queue_retry
-from .queue import enqueue_once, queued_archs
+from ..store import record
+from ..store.queue import enqueue_once, queued_archs
+from ..store.storage import redact
 from .space import SearchSpace
-from .storage import get_storage, redact, storage_file
 
 SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random", "grid")
-
-
-def open_search_storage(url: str, heartbeat_s: int | None = None) -> BaseStorage:
-    """The storage ``run`` writes to: created if missing; RDB storages get Optuna's heartbeat, which
-    fails a trial whose process stopped beating and queues its point once more (:func:`.lost.queue_retry`).
-
-    The heartbeat period is ``heartbeat_s``, else ``$E2GCSEARCH_HEARTBEAT_S``, else 30 s.
-    """
-    heartbeat_s = heartbeat_s or heartbeat_seconds()
-    storage = get_storage(url, create=True)
-    if isinstance(storage, RDBStorage):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            storage = RDBStorage(
-                storage.url,
-                heartbeat_interval=heartbeat_s,
-                grace_period=2 * heartbeat_s,
-                heartbeat_stale_trial_callback=queue_retry,
-            )
-    return storage
-
-
-def check_storage_for_workers(url: str, workers: int) -> None:
-    if workers > 1 and str(url).startswith("sqlite"):
-        path = storage_file(url)
-        suggestion = path.with_suffix(".log") if path else "studies/e2gcsearch.log"
-        raise ConfigError(
-            f"--workers {workers} needs a storage that several processes can share safely; SQLite locks up "
-            f"under concurrent writers. Use a journal file (--storage {suggestion}) or a PostgreSQL URL")
 
 
 def sampler_seed(seed: int | None, trials_so_far: int, worker: int = 0) -> int | None:
@@ -97,7 +65,7 @@ def create_sampler(name: str, seed: int | None, space: SearchSpace, trials: int 
 def study_attrs(objectives: tuple[Metric, ...], space: SearchSpace, data: dict[str, Any],
                 fingerprint: dict[str, Any] | None = None) -> dict[str, Any]:
     """What identifies a study's trials as comparable (checked on every resume); ``fingerprint`` adds
-    the training, measurement and device keys (:func:`e2gcsearch.search.fingerprint.study_fingerprint`)."""
+    the training, measurement and device keys (:func:`e2gcsearch.store.fingerprint.study_fingerprint`)."""
     return {
         record.OBJECTIVES: [o.to_dict() for o in objectives],
         record.SPACE: space.describe(),
@@ -165,8 +133,8 @@ def open_or_create_study(storage: BaseStorage, study_name: str, objectives: tupl
 
 def check_comparable(study: optuna.Study, fingerprint: dict[str, Any], fix: str) -> None:
     """Refuse (:class:`ConfigError`, saying ``fix``) when ``study`` was searched with other training,
-    measurement or device settings than ``fingerprint`` (see :mod:`.fingerprint`): what is measured
-    now would be pooled with figures it cannot be compared with."""
+    measurement or device settings than ``fingerprint`` (see :mod:`e2gcsearch.store.fingerprint`): what
+    is measured now would be pooled with figures it cannot be compared with."""
     _refuse(study.study_name, study.user_attrs, fingerprint, _mismatch(study.user_attrs, fingerprint), fix)
 
 

@@ -30,12 +30,12 @@ from ..profiling.implementations import layout_of
 from ..report.tables import human_count
 from ..stats import accuracy_interval
 from ..train import TrainConfig, train_model
-from . import record
+from ..store import record
 from ..metrics import MODES, Metric
 from .early_stop import known_losses, rule_for
-from .lost import interruption_reason
+from ..store.lost import interruption_reason
 from .objectives import Constraint
-from .results import seed_noise, trial_record
+from ..store.results import seed_noise, trial_record
 from .space import SearchSpace
 
 INFEASIBLE_TOP1 = 0.0  # reported for trials whose training a violated constraint skipped
@@ -139,7 +139,7 @@ class TrialRunner:
                                 lock=self.lock)
         results["epf"] = {batch: epf_figures(result) for batch, result in profile.batches.items()}
         _set(trial, epf=results["epf"], energy_backend=profile.backend, energy_is_estimate=profile.is_estimate,
-             fingerprint=profile.fingerprint, latency_ms=_reference_latency(results["epf"], settings))
+             fingerprint=profile.fingerprint.to_dict(), latency_ms=_reference_latency(results["epf"], settings))
         if settings.infer_batch_sizes:
             inference = profile_model(arch_config, dataclasses.replace(
                 settings.profile, mode="infer", batch_sizes=settings.infer_batch_sizes), lock=self.lock)

@@ -20,10 +20,11 @@ from optuna.trial import TrialState
 from ..config import ArchConfig
 from ..energy_model import EpfDataset, EpfMeasurement
 from ..errors import DataError, UserError
-from . import record
-from .queue import enqueue_once
-from .record import TrialRecord
-from .storage import open_study
+from ..profiling import DeviceFingerprint
+from ..store import record
+from ..store.queue import enqueue_once
+from ..store.record import TrialRecord
+from ..store.storage import open_study
 
 Progress = Callable[[str], None]
 
@@ -55,7 +56,7 @@ def dataset_from_study(storage_url: str, study_name: str, progress: Progress | N
                                    {b: f["epf_std_mj"] for b, f in r.epf.items() if f.get("epf_std_mj") is not None})
                     for r in kept]
     return EpfDataset(kept[0].energy_backend or "unknown", bool(kept[0].energy_is_estimate),
-                      dict(kept[0].fingerprint), measurements, source=f"study {study_name!r}")
+                      DeviceFingerprint.from_dict(kept[0].fingerprint), measurements, source=f"study {study_name!r}")
 
 
 def enqueue_warm_start(study: Any, space: Any, configs: Sequence[ArchConfig], note: str = "energy model") -> list[str]:

@@ -14,11 +14,12 @@ from optuna.trial import TrialState
 from ..console import note
 from ..data import load_data
 from ..devices import worker_devices
-from . import record
-from .lost import Terminated, fail_lost_trials, sigterm_as_interrupt
+from ..store import record
+from ..store.lost import Terminated, fail_lost_trials, sigterm_as_interrupt
+from ..store.storage import open_search_storage
 from .loop import on_device, optimize
 from .search_config import SearchConfig
-from .study import create_sampler, open_search_storage, sampler_seed
+from .study import create_sampler, sampler_seed
 from .trial import TrialRunner
 
 def worker_main(config: SearchConfig, index: int, quota: int | None, run_id: str, device: str | None) -> None:

@@ -115,7 +115,7 @@ def queue_retry(study: optuna.Study, trial: FrozenTrial, again: bool = False) ->
 
     The retry takes the point's parameters and why it was queued (baseline, warm start, drawn), not
     what the lost run had recorded (its cost, partial curve, worker), so it starts as a new trial.
-    Also Optuna's heartbeat callback on an RDB storage (:func:`.study.open_search_storage`).
+    Also Optuna's heartbeat callback on an RDB storage (:func:`.storage.open_search_storage`).
     """
     params = trial_params(trial)  # also the fixed params of a queued point lost before it sampled them
     retried = record.RETRY_OF in trial.system_attrs or OPTUNA_RETRY_OF in trial.system_attrs

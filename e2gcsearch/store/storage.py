@@ -2,10 +2,12 @@
 
 A storage is any Optuna RDB URL (``sqlite:///studies/e2gcsearch.db``, ``postgresql://…``) or the path
 of a journal file ending in ``.log`` or ``.jsonl`` (Optuna's ``JournalStorage`` with a file backend,
-safe for several processes on one machine without a database server).
+safe for several processes on one machine without a database server). The storage a search writes to
+(:func:`open_search_storage`) adds Optuna's heartbeat on an RDB, so the trials of a killed worker are
+failed and their points queued once more (:mod:`.lost`).
 
 Example:
-    >>> from e2gcsearch.search.storage import DEFAULT_STORAGE, DEFAULT_STUDY, open_study
+    >>> from e2gcsearch.store.storage import DEFAULT_STORAGE, DEFAULT_STUDY, open_study
     >>> study = open_study(DEFAULT_STORAGE, DEFAULT_STUDY)  # doctest: +SKIP
 """
 
@@ -18,13 +20,14 @@ import importlib.util
 import os
 import re
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import quote, unquote
 
 import optuna
 import pandas as pd
-from optuna.storages import BaseStorage
+from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
@@ -32,6 +35,7 @@ from ..errors import ConfigError, DataError, DiskFullError, UnknownNameError, Us
 from ..paths import is_disk_full, probe_writable, write_problem
 from . import record
 from .journal import open_journal, require_journal
+from .lost import heartbeat_seconds, queue_retry
 
 DEFAULT_STORAGE = "sqlite:///studies/e2gcsearch.db"
 DEFAULT_STUDY = "e2gcsearch"
@@ -174,6 +178,36 @@ def get_storage(url: str | BaseStorage, create: bool = False) -> BaseStorage:
         raise ConfigError(f"storage {redact(url)!r} is neither a URL nor a journal file; give {STORAGE_HELP}{hint}")
     with _creation_lock(path):
         return _open_rdb(with_driver(url), path, shown=url)
+
+
+def open_search_storage(url: str, heartbeat_s: int | None = None) -> BaseStorage:
+    """The storage ``run`` writes to: created if missing; RDB storages get Optuna's heartbeat, which
+    fails a trial whose process stopped beating and queues its point once more (:func:`.lost.queue_retry`).
+
+    The heartbeat period is ``heartbeat_s``, else ``$E2GCSEARCH_HEARTBEAT_S``, else 30 s.
+    """
+    heartbeat_s = heartbeat_s or heartbeat_seconds()
+    storage = get_storage(url, create=True)
+    if isinstance(storage, RDBStorage):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = RDBStorage(
+                storage.url,
+                heartbeat_interval=heartbeat_s,
+                grace_period=2 * heartbeat_s,
+                heartbeat_stale_trial_callback=queue_retry,
+            )
+    return storage
+
+
+def check_storage_for_workers(url: str, workers: int) -> None:
+    """Refuse several worker processes on SQLite, naming a journal file or PostgreSQL to use instead."""
+    if workers > 1 and str(url).startswith("sqlite"):
+        path = storage_file(url)
+        suggestion = path.with_suffix(".log") if path else "studies/e2gcsearch.log"
+        raise ConfigError(
+            f"--workers {workers} needs a storage that several processes can share safely; SQLite locks up "
+            f"under concurrent writers. Use a journal file (--storage {suggestion}) or a PostgreSQL URL")
 
 
 def storage_failure(exc: BaseException, url: str) -> BaseException:

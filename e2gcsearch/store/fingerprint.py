@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..profiling import ProfileConfig
+from ..profiling import DeviceFingerprint, ProfileConfig
 from ..train import TrainConfig
 from ..train.config import augmentation_for
 from . import record
@@ -42,9 +42,9 @@ def profiling_key(profile: ProfileConfig) -> dict[str, Any]:
 
 
 def study_fingerprint(train: TrainConfig | None, profile: ProfileConfig, dataset: str,
-                      device: dict[str, Any]) -> dict[str, Any]:
+                      device: DeviceFingerprint) -> dict[str, Any]:
     """Study attrs (beyond objectives, space and data) that must match to resume."""
-    out = {record.PROFILING: profiling_key(profile), record.DEVICE: dict(device)}
+    out = {record.PROFILING: profiling_key(profile), record.DEVICE: device.to_dict()}
     if train is not None:
         out[record.TRAINING] = training_key(train, dataset)
     return out

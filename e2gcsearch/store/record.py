@@ -55,7 +55,7 @@ User attrs of the study (written once by ``run``):
     data               dataset description of the proxy training (must match to resume)
     training, profiling, device
                        proxy training settings, measurement protocol and device fingerprint (must
-                       match to resume; see search/fingerprint.py)
+                       match to resume; see store/fingerprint.py)
     e2gcsearch_version version that created the study
     full:trial-<n>     full-training result of trial n written by ``validate`` (finished trials are
                        immutable in Optuna, so it lives on the study; see validate.full_result)

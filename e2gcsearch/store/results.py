@@ -171,7 +171,7 @@ def front_info(study: optuna.Study, include_dominated: bool = False) -> FrontInf
     """
     objectives = study_objectives(study)
     every = study.get_trials(deepcopy=False)
-    # A repeat of an already measured point (see search.trial) adds no row of its own.
+    # A repeat of an already measured point (see e2gcsearch.search.trial) adds no row of its own.
     trials = [t for t in every if t.state == TrialState.COMPLETE and record.DUPLICATE_OF not in t.user_attrs
               and t.values is not None and all(math.isfinite(v) for v in t.values)]
     for trial in trials:
