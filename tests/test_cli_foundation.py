@@ -52,8 +52,11 @@ def test_cost_json_per_layer(capsys):
 
 @pytest.mark.parametrize("argv, fragment", [
     (["cost", "vgg16", "-G", "1"], "unknown architecture 'vgg16'"),
-    (["cost", "mobilenet_v1"], "exactly one of group_size"),
-    (["cost", "mobilenet_v1", "-G", "2", "-g", "2"], "exactly one of group_size"),
+    (["cost", "mobilenet_v1"], "no grouping for mobilenet_v1: give one of --group-size G (E2GC"),
+    (["cost", "mobilenet_v1", "-G", "2", "-g", "2"], "both --group-size and --groups for mobilenet_v1"),
+    (["cost", "regnet_y_400mf"], "its stock network is --group-size 8"),  # the stock network is a grouping too
+    (["profile", "resnext50"], "or --groups g (FgGC); its stock network is --groups 32"),
+    (["train", "regnet_y_400mf", "--epochs", "1"], "no grouping for regnet_y_400mf"),
     (["cost", "mobilenet_v1", "-G", "3"], "does not divide the 32 channels"),
     (["cost", "resnext50", "-g", "48"], "does not divide the 128 channels"),
     (["cost", "mobilenet_v1", "-G", "1", "--width", "0"], "width must be a number > 0"),

@@ -16,6 +16,7 @@ from typing import Any
 from ..config import FLGC, ArchConfig
 from ..data import DataConfig
 from ..errors import ConfigError
+from ..models import get_entry
 from ..paths import PROFILES, TENSORS, cache_folder
 from ..profiling import ProfileConfig
 from ..train import proxy_data_config
@@ -31,8 +32,21 @@ def class_count(classes: int | tuple[str, ...] | None) -> int | None:
 
 def arch_config_from(args: argparse.Namespace) -> ArchConfig:
     """The ArchConfig the network flags describe (raises ConfigError with a fix)."""
-    return ArchConfig(args.arch, group_size=args.group_size, groups=args.groups, width=args.width,
-                      num_classes=class_count(args.classes), **flgc_fields(args))
+    return ArchConfig(args.arch, width=args.width, num_classes=class_count(args.classes),
+                      **grouping_fields(args), **flgc_fields(args))
+
+
+def grouping_fields(args: argparse.Namespace) -> dict[str, int | None]:
+    """``group_size`` and ``groups`` from ``--group-size`` / ``--groups``: exactly one of them, even for
+    the stock network (which is one grouping like any other, e.g. ``-G 8`` for regnet_y_400mf)."""
+    if (args.group_size is None) == (args.groups is None):
+        given = "both --group-size and --groups" if args.group_size is not None else "no grouping"
+        baseline = get_entry(args.arch).baseline
+        stock = (f"; its stock network is --group-size {baseline.group_size}" if baseline.group_size is not None
+                 else f"; its stock network is --groups {baseline.groups}" if baseline.groups is not None else "")
+        raise ConfigError(f"{given} for {args.arch}: give one of --group-size G (E2GC, g = m/G per layer) "
+                          f"or --groups g (FgGC){stock}")
+    return {"group_size": args.group_size, "groups": args.groups}
 
 
 def flgc_fields(args: argparse.Namespace) -> dict[str, Any]:

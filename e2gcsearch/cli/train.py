@@ -13,7 +13,7 @@ from ..data import DataConfig, LoadedData, load_data
 from ..report.tables import fixed, render, to_json
 from ..train import TrainConfig, TrainResult, process_rank, train_model
 from ._common import HelpFormatter, emit, note
-from .configs import data_config, flgc_fields, training_layout
+from .configs import data_config, flgc_fields, grouping_fields, training_layout
 from .options import DATA, NETWORK, OUTPUT, TRAINER, TRAINING, add_options
 
 EXAMPLES = """\
@@ -92,8 +92,8 @@ def _load(config: DataConfig, show: bool, progress: bool) -> LoadedData:
 
 def run(args: argparse.Namespace) -> int:
     show = process_rank() == 0  # under torchrun only rank 0 talks
-    arch_config = ArchConfig(args.arch, group_size=args.group_size, groups=args.groups, width=args.width,
-                             **flgc_fields(args))  # checks flags early
+    # checks flags early, before loading data
+    arch_config = ArchConfig(args.arch, width=args.width, **grouping_fields(args), **flgc_fields(args))
     config = train_config(args)
     data = _load(data_config(args), show, not args.no_progress)
     arch_config = arch_config.replace(num_classes=data.num_classes)
