@@ -20,6 +20,7 @@ from e2gcsearch.energy_model import (DeviceProfile, EnergyFit, EpfDataset, EpfMe
                                      load_or_calibrate, optimal_groups, stage_group_sizes, table2,
                                      warm_start_configs)
 from e2gcsearch.models import validate_config
+from e2gcsearch.profiling import DeviceFingerprint
 from e2gcsearch.search.space import SearchSpace, StagewiseSearchSpace
 from e2gcsearch.search.warm_start import enqueue_warm_start
 
@@ -42,7 +43,8 @@ def synthetic_dataset(noise: float = 0.0, seed: int = 0, configs=None, is_estima
     for cfg in configs or sweep_configs():
         epf = TRUTH.predict_mj(config_terms(cfg, 64)) * (1 + noise * rng.standard_normal())
         measurements.append(EpfMeasurement(cfg, 64, {4: epf}))
-    return EpfDataset("estimate" if is_estimate else "rapl", is_estimate, dict(FINGERPRINT), measurements, "synthetic")
+    return EpfDataset("estimate" if is_estimate else "rapl", is_estimate, DeviceFingerprint.from_dict(FINGERPRINT),
+                      measurements, "synthetic")
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +159,7 @@ def test_profile_round_trips_through_json(profile, tmp_path):
     back = DeviceProfile.load(path)
     cfg = ArchConfig("mobilenet_v1", group_size=8, width=0.5, num_classes=10)
     assert back.predict_epf_mj(cfg) == pytest.approx(profile.predict_epf_mj(cfg))
-    assert back.to_dict()["fits"] == profile.to_dict()["fits"] and back.fingerprint == FINGERPRINT
+    assert back.to_dict()["fits"] == profile.to_dict()["fits"] and back.fingerprint.to_dict() == FINGERPRINT
     assert "ESTIMATED energy" in back.to_dict()["energy_note"]
     (tmp_path / "other.json").write_text('{"kind": "something else"}')
     with pytest.raises(DataError, match="not a device profile"):
@@ -167,9 +169,9 @@ def test_profile_round_trips_through_json(profile, tmp_path):
 
 
 def test_profile_from_another_device_warns(profile):
-    same = dict(FINGERPRINT, threads=8)  # threads alone do not make it another device
+    same = DeviceFingerprint.from_dict(dict(FINGERPRINT, threads=8))  # threads alone do not make it another device
     assert fingerprint_warning(profile, current=same) is None
-    other = dict(FINGERPRINT, device_model="Other CPU 1")
+    other = DeviceFingerprint.from_dict(dict(FINGERPRINT, device_model="Other CPU 1"))
     line = fingerprint_warning(profile, current=other)
     assert line.startswith("warning:") and "device_model" in line and "\n" not in line
     assert fingerprint_warning(profile) is not None  # this machine is not 'Test CPU 9000'

@@ -47,9 +47,9 @@ def test_estimate_profile_reports_every_figure_per_batch_size(tmp_path):
         assert batch.idle_power_w is None and batch.epf_idle_subtracted_mj is None
         assert result.epf_mj(batch_size) == batch.epf_mj
     fingerprint = result.fingerprint
-    assert fingerprint["threads"] == 1 and fingerprint["dtype"] == "float32"
-    assert fingerprint["memory_format"] == "contiguous" and fingerprint["torch"] == torch.__version__
-    assert fingerprint["meter"] == result.backend_label and fingerprint["device_model"]
+    assert fingerprint.threads == 1 and fingerprint.dtype == "float32"
+    assert fingerprint.memory_format == "contiguous" and fingerprint.torch == torch.__version__
+    assert fingerprint.meter == result.backend_label and fingerprint.device_model
 
 
 def test_threads_setting_is_restored(tmp_path):

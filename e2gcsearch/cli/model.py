@@ -89,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _energy_lines(profile: DeviceProfile) -> list[str]:
-    fp = profile.fingerprint
+    fp = profile.fingerprint.to_dict()
     return [f"device: {fp.get('device_model', '?')} ({fp.get('device', '?')}, threads {fp.get('threads', '?')}, "
             f"torch {fp.get('torch', '?')}); data: {profile.source}",
             f"energy: {profile.energy_note}; EPF in mJ/frame"]
@@ -171,7 +171,7 @@ def _emitted_raw(fmt: str, document: Callable[[], dict], frame: pd.DataFrame) ->
 def _emit_prediction(args, profile, fit, arch_config, layers, configs, favoured, staged) -> None:
     document = lambda: {  # noqa: E731
         "profile": {"source": profile.source, "backend": profile.backend, "is_estimate": profile.is_estimate,
-                    "energy_note": profile.energy_note, "fingerprint": profile.fingerprint,
+                    "energy_note": profile.energy_note, "fingerprint": profile.fingerprint.to_dict(),
                     "model_form": profile.model_form, "fit": fit.to_dict()},
         "config": arch_config.to_dict(),
         "units": {"epf": "mJ/frame", "energy": "mJ/frame", "gamma": "MAC^(1-beta)*element^beta"},

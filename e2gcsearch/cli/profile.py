@@ -95,8 +95,8 @@ def run(args: argparse.Namespace) -> None:
     headers = {"batch_size": "B", "epf_mj": f"EPF mJ/frame ({result.backend})", "epf_std_mj": "std mJ/frame",
                "cv": "CV %", "latency_ms": "latency ms/batch", "throughput_ips": "img/s", "idle_power_w": "idle W",
                "epf_idle_subtracted_mj": f"EPF-idle mJ/frame ({result.backend})", "steps": "steps x windows"}
-    emit(f"{result.arch_config.label()} at {result.resolution}x{result.resolution} px, {fp['dtype']}, {result.mode} mode, "
-         f"impl {result.impl}, {fp['device']} ({fp['device_model']}, threads: {fp['threads']}, torch {fp['torch']})")
+    emit(f"{result.arch_config.label()} at {result.resolution}x{result.resolution} px, {fp.dtype}, {result.mode} mode, "
+         f"impl {result.impl}, {fp.device} ({fp.device_model}, threads: {fp.threads}, torch {fp.torch})")
     emit(backend_line)
     emit(render(frame[HUMAN_COLUMNS], args.format, FORMATTERS, headers))
     for batch in result.batches.values():

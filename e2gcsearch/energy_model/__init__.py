@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from .analysis import layer_table
 from .data import EpfDataset, EpfMeasurement, default_sweep_configs, load_sweep, run_sweep
-from .device_profile import (DeviceProfile, current_fingerprint, default_profile_path, fingerprint_differences,
-                             fingerprint_warning, fit_device_profile)
+from .device_profile import (DeviceProfile, current_fingerprint, default_profile_path, fingerprint_warning,
+                             fit_device_profile)
 from .equations import (balanced_work, eq2_group_sizes_by_stage, eq2_groups, eq4_group_size_ratio, fig3_frame,
                         optimal_groups, table2)
 from .fit import MIN_CONFIGS, MODEL_FORM, ConfigTerms, EnergyFit, config_terms, fit_energy_model
@@ -30,7 +30,7 @@ __all__ = [
     "MIN_CONFIGS", "MODEL_FORM", "ConfigTerms", "DeviceProfile", "EnergyFit", "EpfDataset", "EpfMeasurement",
     "LayerOptimum", "balanced_work", "calibration_configs", "config_predictions", "config_terms", "current_fingerprint",
     "default_profile_path", "default_sweep_configs", "eq2_group_sizes_by_stage", "eq2_groups", "eq4_group_size_ratio",
-    "favoured_group_size", "fig3_frame", "fingerprint_differences", "fingerprint_warning", "fit_device_profile",
+    "favoured_group_size", "fig3_frame", "fingerprint_warning", "fit_device_profile",
     "fit_energy_model", "layer_optima", "layer_table", "load_or_calibrate", "load_sweep", "optimal_groups", "run_sweep",
     "stage_group_sizes", "table2", "warm_start_configs",
 ]

@@ -29,6 +29,7 @@ from ..config import ArchConfig
 from ..errors import ConfigError, DataError
 from ..models import DEFAULT_ARCH
 from ..paper import GROUP_SIZES, GROUPS, design_grid
+from ..profiling.fingerprint import DeviceFingerprint
 
 SWEEP_KIND = "e2gcsearch.epf-sweep"
 SWEEP_VERSION = 1
@@ -67,7 +68,7 @@ class EpfDataset:
 
     backend: str
     is_estimate: bool
-    fingerprint: dict[str, Any]
+    fingerprint: DeviceFingerprint
     measurements: list[EpfMeasurement]
     source: str = ""
 
@@ -82,7 +83,7 @@ class EpfDataset:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": SWEEP_KIND, "version": SWEEP_VERSION, "backend": self.backend,
-                "is_estimate": self.is_estimate, "energy_unit": "mJ/frame", "fingerprint": self.fingerprint,
+                "is_estimate": self.is_estimate, "energy_unit": "mJ/frame", "fingerprint": self.fingerprint.to_dict(),
                 "source": self.source, "measurements": [m.to_dict() for m in self.measurements]}
 
     def save(self, path: str | Path) -> Path:
@@ -118,10 +119,11 @@ def load_sweep(path: str | Path) -> EpfDataset:
                          "a device profile is read with --profile, not --from-profile")
     try:
         measurements = [EpfMeasurement.from_dict(item) for item in data.get("measurements", [])]
+        fingerprint = DeviceFingerprint.from_dict(data.get("fingerprint"))
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(f"{path} has a malformed measurement ({exc}); regenerate it with 'e2gcsearch model fit --sweep'") from None
     return EpfDataset(str(data.get("backend", "unknown")), bool(data.get("is_estimate", False)),
-                      dict(data.get("fingerprint") or {}), measurements, source=f"sweep file {path}")
+                      fingerprint, measurements, source=f"sweep file {path}")
 
 
 def default_sweep_configs(arch: str = DEFAULT_ARCH, widths: Sequence[float] = (0.25, 0.5),
@@ -143,7 +145,7 @@ def run_sweep(configs: Sequence[ArchConfig], profile_config: Any, progress: Prog
     from ..profiling import profile_model
 
     say = progress or (lambda line: None)
-    measurements, backend, is_estimate, fingerprint = [], "unknown", False, {}
+    measurements, backend, is_estimate, fingerprint = [], "unknown", False, DeviceFingerprint()
     for index, arch_config in enumerate(configs, start=1):
         try:
             validate_config(arch_config)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Callable
@@ -23,14 +22,14 @@ from typing import Any, Callable
 from ..version import __version__
 from ..config import ArchConfig
 from ..errors import ConfigError, DataError
+from ..energy import create_meter
 from ..paths import cache_home
+from ..profiling.fingerprint import DeviceFingerprint, device_fingerprint
 from .data import EpfDataset, EpfMeasurement, read_document
 from .fit import MODEL_FORM, EnergyFit, config_terms, fit_energy_model
 
 PROFILE_KIND = "e2gcsearch.device-profile"
 PROFILE_VERSION = 1
-# Fingerprint fields that make a fit apply elsewhere: hardware model, software, precision, layout.
-IDENTITY_KEYS = ("device_model", "torch", "dtype", "memory_format", "implementation")
 Progress = Callable[[str], None]
 
 
@@ -38,7 +37,7 @@ Progress = Callable[[str], None]
 class DeviceProfile:
     """The energy model fitted to one device (see :mod:`.fit` for the model form)."""
 
-    fingerprint: dict[str, Any]
+    fingerprint: DeviceFingerprint
     backend: str
     is_estimate: bool
     fits: dict[int, EnergyFit]
@@ -96,13 +95,13 @@ class DeviceProfile:
         return {"kind": PROFILE_KIND, "version": PROFILE_VERSION, "e2gcsearch_version": __version__,
                 "created": self.created, "source": self.source, "model_form": self.model_form,
                 "energy_unit": "mJ/frame", "backend": self.backend, "is_estimate": self.is_estimate,
-                "energy_note": self.energy_note, "fingerprint": self.fingerprint, "resolution": self.resolution,
+                "energy_note": self.energy_note, "fingerprint": self.fingerprint.to_dict(), "resolution": self.resolution,
                 "fits": {str(b): fit.to_dict() for b, fit in sorted(self.fits.items())},
                 "measurements": [m.to_dict() for m in self.measurements]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DeviceProfile":
-        return cls(fingerprint=dict(data.get("fingerprint") or {}), backend=str(data["backend"]),
+        return cls(fingerprint=DeviceFingerprint.from_dict(data.get("fingerprint")), backend=str(data["backend"]),
                    is_estimate=bool(data["is_estimate"]),
                    fits={int(b): EnergyFit.from_dict(fit) for b, fit in data["fits"].items()},
                    measurements=[EpfMeasurement.from_dict(m) for m in data.get("measurements", [])],
@@ -168,49 +167,32 @@ def fit_device_profile(dataset: EpfDataset, batch_sizes: tuple[int, ...] | None 
                          created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
 
 
-def current_fingerprint(device: str = "cpu", dtype: str = "float32", impl: str = "nchw") -> dict[str, Any]:
+def current_fingerprint(device: str = "cpu", dtype: str = "float32", impl: str = "nchw") -> DeviceFingerprint:
     """This machine's fingerprint for ``device`` (the profiler's, with the estimate meter's label)."""
-    from ..energy import create_meter
-    from ..profiling import device_fingerprint
-
     with create_meter("estimate", device=device) as meter:
         return device_fingerprint(device, dtype, impl, meter)
 
 
-def _implementation_of(fingerprint: dict[str, Any]) -> str:
-    """The implementation a stored fingerprint names (profiles from before implementations: its layout)."""
-    return fingerprint.get("implementation") or (
-        "channels_last" if fingerprint.get("memory_format") == "channels_last" else "nchw")
-
-
-def fingerprint_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """``key: 'here' here, 'there' in the profile`` for every identity field that differs."""
-    return [f"{key}: {current.get(key)!r} here, {stored.get(key)!r} in the profile"
-            for key in IDENTITY_KEYS if key in stored and stored.get(key) != current.get(key)]
-
-
-def fingerprint_warning(profile: DeviceProfile, current: dict[str, Any] | None = None) -> str | None:
+def fingerprint_warning(profile: DeviceProfile, current: DeviceFingerprint | None = None) -> str | None:
     """One line when ``profile`` was fitted on another device (or software), else ``None``."""
+    stored = profile.fingerprint
     if current is None:
-        device = str(profile.fingerprint.get("device", "cpu"))
+        device = stored.device or "cpu"
         try:
-            current = current_fingerprint(device, str(profile.fingerprint.get("dtype", "float32")),
-                                          _implementation_of(profile.fingerprint))
+            current = current_fingerprint(device, stored.dtype or "float32", stored.implementation_name)
         except Exception as exc:  # noqa: BLE001 - e.g. a CUDA profile read on a machine without a GPU
             return f"warning: the profile was fitted on {device}, which this machine cannot use ({exc}); predictions are for that device"
-    differences = fingerprint_differences(profile.fingerprint, current)
+    differences = stored.differences(current, mine="in the profile")
     if not differences:
         return None
     return ("warning: the profile was fitted on another device or setup (" + "; ".join(differences)
             + "); its predictions may not hold here - refit with 'e2gcsearch model fit'")
 
 
-def default_profile_path(fingerprint: dict[str, Any], cache_dir: str | Path | None = None,
+def default_profile_path(fingerprint: DeviceFingerprint, cache_dir: str | Path | None = None,
                          resolution: int | None = None) -> Path:
-    """Where the calibration of a device is kept: ``<cache>/device-profiles/<identity hash>.json``, the
+    """Where the calibration of a device is kept: ``<cache>/device-profiles/<identity digest>.json``, the
     identity naming the device, its threads and (when given) the resolution calibrated at, so that
-    studies at two resolutions keep a calibration each."""
+    studies at two resolutions keep a calibration each (:meth:`DeviceFingerprint.identity_digest`)."""
     root = Path(cache_dir) if cache_dir else cache_home()
-    keys = {key: fingerprint.get(key) for key in (*IDENTITY_KEYS, "device", "threads")}
-    identity = json.dumps(keys if resolution is None else {**keys, "resolution": resolution}, sort_keys=True)
-    return root / "device-profiles" / f"{hashlib.sha1(identity.encode()).hexdigest()[:12]}.json"
+    return root / "device-profiles" / f"{fingerprint.identity_digest(resolution)}.json"

@@ -223,7 +223,7 @@ def load_or_calibrate(space: Space, num_classes: int, profile_config: Any, path:
     and is not stored; a ``path`` given is read and written whatever the cache setting."""
     from ..profiling import ProfileCache, resolve_device
     from .data import run_sweep
-    from .device_profile import current_fingerprint, default_profile_path, fit_device_profile, fingerprint_differences
+    from .device_profile import current_fingerprint, default_profile_path, fit_device_profile
 
     say = progress or (lambda line: None)
     device = resolve_device(profile_config.device)
@@ -234,7 +234,7 @@ def load_or_calibrate(space: Space, num_classes: int, profile_config: Any, path:
     if cached:
         try:
             profile = DeviceProfile.load(target)
-            if (not fingerprint_differences(profile.fingerprint, here)
+            if (not profile.fingerprint.differences(here)
                     and profile.resolution == profile_config.resolution):
                 say(f"energy model: using the device profile {target}")
                 return profile

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from .cache import ProfileCache, default_cache_dir
 from ..devices import resolve_device
-from .fingerprint import device_fingerprint
+from .fingerprint import DeviceFingerprint, device_fingerprint
 from .lock import DeviceLock
 from .protocol import epf_columns, extend_measurement, profile_many, profile_model
 from .settings import ProfileConfig
@@ -23,6 +23,7 @@ from .results import BatchProfile, ProfileError, ProfileResult
 
 __all__ = [
     "BatchProfile",
+    "DeviceFingerprint",
     "DeviceLock",
     "ProfileCache",
     "ProfileConfig",

@@ -5,9 +5,10 @@ One JSON file per measurement, named by the SHA-256 of its key::
 
     key = (ArchConfig, batch size, resolution, device fingerprint, mode)
 
-where the fingerprint holds the device model, driver, torch version, dtype, memory format (and the
-implementation where the layout does not name it, e.g. ``compile``), thread count and the meter's
-label (backend and, for the estimate, its power model) — so a different machine, precision,
+where the fingerprint (:class:`~e2gcsearch.profiling.fingerprint.DeviceFingerprint`) holds the device
+model, driver, torch version, dtype, memory format (and the implementation where the layout does not
+name it, e.g. ``compile``), thread count and the meter's label (backend and, for the estimate, its
+power model) — so a different machine, precision,
 implementation or power model is a different entry. The mode is left out of the key for ``train``
 (the paper's step, which entries written before modes existed measured) and written for ``infer``.
 ``--impl auto`` stores its choice per batch size under the key of the request (implementation
@@ -33,6 +34,7 @@ from typing import Any, Mapping
 
 from ..config import ArchConfig
 from ..paths import PROFILES, cache_folder
+from .fingerprint import DeviceFingerprint
 
 SCHEMA = 1
 
@@ -42,11 +44,11 @@ def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     return cache_folder(PROFILES, environ=environ)
 
 
-def cache_key(arch_config: ArchConfig, batch_size: int, resolution: int, fingerprint: Mapping[str, Any],
+def cache_key(arch_config: ArchConfig, batch_size: int, resolution: int, fingerprint: DeviceFingerprint,
               mode: str = "train") -> dict[str, Any]:
     """The identity of one measurement, as a JSON-ready dict."""
     key = {"schema": SCHEMA, "arch": arch_config.to_dict(), "batch_size": int(batch_size),
-           "resolution": int(resolution), "fingerprint": dict(fingerprint)}
+           "resolution": int(resolution), "fingerprint": fingerprint.key()}
     return key if mode == "train" else key | {"mode": mode}
 
 

@@ -6,7 +6,7 @@ measurement carry. Used by ``profile --threads auto`` and by the search's pre-fl
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 
@@ -14,7 +14,7 @@ from ..config import ArchConfig
 from ..devices import resolve_device
 from ..energy import create_meter
 from ..models import check_resolution, validate_config
-from .fingerprint import device_fingerprint
+from .fingerprint import DeviceFingerprint, device_fingerprint
 from .implementations import AUTO, AUTO_CANDIDATES, make_step, prepare
 from .settings import ProfileConfig, build_model, synchronize, synthetic_batch
 
@@ -60,7 +60,7 @@ def step_timer(arch_config: ArchConfig, config: ProfileConfig, steps: int = TIME
     return seconds_per_step
 
 
-def expected_fingerprint(config: ProfileConfig) -> dict[str, Any]:
+def expected_fingerprint(config: ProfileConfig) -> DeviceFingerprint:
     """The device fingerprint that measurements under ``config`` will carry (opens the meter once)."""
     device = resolve_device(config.device)
     options = {} if config.power_w is None else {"power_w": config.power_w}

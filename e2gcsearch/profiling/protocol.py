@@ -59,7 +59,7 @@ from ..errors import ConfigError
 from ..models import check_resolution, validate_config
 from ..train.layout import Choice
 from .cache import ProfileCache, cache_key, choice_key
-from .fingerprint import device_fingerprint, with_implementation
+from .fingerprint import DeviceFingerprint, device_fingerprint
 from .implementations import (AUTO, AUTO_CANDIDATES, IMPLEMENTATIONS, STEPS, calibrate,
                               compile_first_step, make_step, prepare)
 from .lock import DeviceLock
@@ -252,7 +252,7 @@ def _profile(arch_config: ArchConfig, config: ProfileConfig, device: str, progre
                                         "warmup": config.warmup, "step": STEPS[config.mode]})
 
 
-def _profile_batch(bench: _Bench, batch_size: int, fingerprint: dict[str, Any], cache: ProfileCache | None,
+def _profile_batch(bench: _Bench, batch_size: int, fingerprint: DeviceFingerprint, cache: ProfileCache | None,
                    progress: Progress) -> BatchProfile:
     """One batch size: the auto choice (cached or calibrated), then the measurement (cached or made)."""
     arch_config, config = bench.arch_config, bench.config
@@ -269,7 +269,7 @@ def _profile_batch(bench: _Bench, batch_size: int, fingerprint: dict[str, Any], 
                 cache.store(request, choice.to_dict())
         impl = choice.chosen
         progress(f"{arch_config.label()} B={batch_size}: {choice.line()}")
-    key = cache_key(arch_config, batch_size, config.resolution, with_implementation(fingerprint, impl), config.mode)
+    key = cache_key(arch_config, batch_size, config.resolution, fingerprint.with_implementation(impl), config.mode)
     batch = _usable(cache.load(key), config, window_s) if cache is not None and not config.refresh else None
     if batch is None:
         batch = dataclasses.replace(_measure_batch(bench.model_as(impl), bench.meter, arch_config, batch_size,
@@ -321,7 +321,7 @@ def extend_measurement(arch_config: ArchConfig, config: ProfileConfig, batch_siz
     if fresh.status != "ok":
         return fresh
     cache = ProfileCache(config.cache_dir) if config.use_cache else None
-    key = cache_key(arch_config, batch_size, config.resolution, with_implementation(result.fingerprint, fresh.impl),
+    key = cache_key(arch_config, batch_size, config.resolution, result.fingerprint.with_implementation(fresh.impl),
                     config.mode)
     stored = _usable(cache.load(key), dataclasses.replace(config, repeats=1), 0.0) if cache is not None else None
     known = [b for b in (stored, earlier) if b is not None and b.status == "ok" and b.repeats >= 1 and b.impl == fresh.impl

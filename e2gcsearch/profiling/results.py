@@ -12,6 +12,7 @@ from ..config import ArchConfig, from_known_fields
 from ..energy import Measurement
 from ..errors import UserError
 from ..stats import Summary, pool
+from .fingerprint import DeviceFingerprint
 
 
 def utc_minute() -> str:
@@ -131,7 +132,7 @@ class ProfileResult:
     arch_config: ArchConfig
     backend: str
     is_estimate: bool
-    fingerprint: dict[str, Any]
+    fingerprint: DeviceFingerprint
     batches: dict[int, BatchProfile]
     backend_notes: list[str] = dataclasses.field(default_factory=list)
     backend_label: str = ""
@@ -174,7 +175,7 @@ class ProfileResult:
             "is_estimate": self.is_estimate,
             "energy_unit": "mJ/frame",
             "backend_notes": list(self.backend_notes),
-            "fingerprint": dict(self.fingerprint),
+            "fingerprint": self.fingerprint.to_dict(),
             "protocol": dict(self.protocol),
             "batches": [self.batches[b].to_dict() for b in sorted(self.batches)],
         }
