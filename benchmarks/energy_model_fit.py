@@ -196,7 +196,7 @@ def main() -> None:
         datasets = list(sweep(args))
         print(f"sweeps saved to {datasets[0].save(args.sweep_out)} and "
               f"{datasets[1].save(args.sweep_out.replace('.json', '_raw.json'))}", file=sys.stderr)
-    fp = datasets[0].fingerprint
+    fp = datasets[0].fingerprint.to_dict()
     print(f"device: {fp.get('device_model')} ({fp.get('device')}, threads {fp.get('threads')}, torch {fp.get('torch')})")
     profile = fit_device_profile(datasets[0])
     print(f"energy: {profile.energy_note}; EPF in mJ/frame")
