@@ -35,10 +35,12 @@ from .console import note
 from .data import DataConfig, LoadedData, load_data
 from .errors import ConfigError
 from .profiling import ProfileConfig, profile_model
+from .profiling.implementations import layout_of
 from .report import require_trials
 from .store.record import ARCH_CONFIG, DUPLICATE_OF, TOP1, TrialRecord, full_key
 from .store.record import full_result as record_full_result
-from .store.results import front_info, get_trial, proxy_fidelity_note, study_objectives, trial_record
+from .store.results import (front_info, get_trial, proxy_fidelity_note, search_implementation, study_objectives,
+                            trial_record)
 from .store.storage import studies_dir
 from .report.tables import fixed, render, to_json
 from .fidelity import agreement_sentence, kendall_tau  # re-exported: validate's API
@@ -66,6 +68,8 @@ class ValidateSettings:
         profile: how to re-measure EPF (resolution is taken from the data); ``None`` skips profiling.
         search_batch_sizes: measure the batch sizes the search measured for each trial (else
             ``profile.batch_sizes``).
+        search_impl: measure and train with the implementation and layout the search used, as the study
+            stores them (else ``profile.impl`` and ``train["layout"]``, as for a study that does not say).
         retrain: discard an existing checkpoint or stored result and train again from scratch.
         checkpoint_root: folder of the ``trial-<n>`` checkpoint folders.
     """
@@ -79,6 +83,7 @@ class ValidateSettings:
     train: dict[str, Any] = dataclasses.field(default_factory=dict)
     profile: ProfileConfig | None = dataclasses.field(default_factory=ProfileConfig)
     search_batch_sizes: bool = True
+    search_impl: bool = False
     retrain: bool = False
     checkpoint_root: str | None = None
 
@@ -218,7 +223,7 @@ def _full_result(record: TrialRecord, data: LoadedData, settings: ValidateSettin
         measured = profile_model(arch_config, dataclasses.replace(settings.profile, resolution=data.resolution,
                                                            batch_sizes=sizes))
         full["epf"] = {str(b): {"epf_mj": p.epf_mj, "epf_std_mj": p.epf_std_mj, "latency_ms": p.latency_ms,
-                                "status": p.status, "measured_at": p.measured_at}
+                                "status": p.status, "impl": p.impl, "measured_at": p.measured_at}
                        for b, p in sorted(measured.batches.items())}
         full.update(backend=measured.backend, is_estimate=measured.is_estimate, resolution=data.resolution)
     return full
@@ -250,6 +255,7 @@ def _train_seed(record: TrialRecord, arch_config: Any, data: LoadedData, setting
 def validate_trials(study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial], settings: ValidateSettings,
                     checkpoints: Path, say: Say = note) -> None:
     """Fully train and re-profile ``trials``, storing each result under the trial's ``full`` attr."""
+    settings = _with_search_implementation(study, settings, say)
     loaded: dict[DataConfig, LoadedData] = {}
     for trial in trials:
         record = trial_record(study, trial)
@@ -268,6 +274,16 @@ def validate_trials(study: optuna.Study, trials: Sequence[optuna.trial.FrozenTri
         store_full_result(study, trial, full)
         top1 = "failed: " + full["status"] if full["top1"] is None else f"{full['top1']:.2f} %"
         say(f"trial {record.number}: full top-1 {top1} (proxy {_percent(record.top1)})")
+
+
+def _with_search_implementation(study: optuna.Study, settings: ValidateSettings, say: Say) -> ValidateSettings:
+    impl, layout = search_implementation(study)
+    if not settings.search_impl or impl is None:
+        return settings
+    layout = layout or layout_of("nchw" if impl == "compile" else impl)
+    say(f"implementation: {impl}, training layout {layout}, as the search ran (--impl to choose another)")
+    profile = settings.profile and dataclasses.replace(settings.profile, impl=impl)
+    return dataclasses.replace(settings, profile=profile, train={**settings.train, "layout": layout})
 
 
 def _percent(value: float | None) -> str:

@@ -177,3 +177,29 @@ def test_validate_command(url, tmp_path, capsys):
     assert (tmp_path / "studies" / "checkpoints" / "e2gcsearch" / "trial-0" / "last.pt").exists()
     assert main(["validate", "--storage", url, "--trials", "9"]) == 2
     assert "no trial 9" in capsys.readouterr().err
+
+
+def _checkpoint_layout(folder) -> str:
+    import json
+
+    import torch
+
+    state = torch.load(folder / "last.pt", map_location="cpu", weights_only=False)
+    return json.loads(state["identity"])["train"]["layout"]
+
+
+def test_validate_runs_the_implementation_the_search_ran_unless_told(url, tmp_path, capsys):
+    study = open_study(url, "e2gcsearch")
+    study.set_user_attr("profiling", {"impl": "channels_last", "batch_sizes": [4]})  # as 'run --impl channels_last'
+    study.set_user_attr("training", {"layout": "channels_last"})
+    argv = ["validate", "--storage", url, "--trials", "1", "--epochs", "1", "--batch-size", "8", "--device", "cpu",
+            "--backend", "estimate", "--repeats", "1", "--min-window-s", "0.01", "--warmup", "1", "--no-cache"]
+    folder = tmp_path / "studies" / "checkpoints" / "e2gcsearch" / "trial-1"
+    assert main(argv) == 0
+    assert "implementation: channels_last, training layout channels_last, as the search ran" in capsys.readouterr().err
+    assert full_result(open_study(url, "e2gcsearch"), study.trials[1])["epf"]["4"]["impl"] == "channels_last"
+    assert _checkpoint_layout(folder) == "channels_last"
+    # --impl given: it wins over the study's
+    assert main([*argv, "--impl", "nchw", "--retrain", "--no-profile"]) == 0
+    assert "as the search ran" not in capsys.readouterr().err
+    assert _checkpoint_layout(folder) == "nchw"

@@ -11,7 +11,8 @@ training agrees with itself, which no proxy can be expected to beat.
 
 Data: by default each trial's own dataset description (dataset, classes, images per class,
 resolution, seed) as stored by 'run'; the data flags below override it. EPF is measured at the
-data's resolution and, unless --batch-sizes is given, at the batch sizes the search measured.
+data's resolution and, unless --batch-sizes is given, at the batch sizes the search measured; unless
+--impl is given, measuring and training run the implementation the search ran (run's default: auto).
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ def settings(args: argparse.Namespace) -> ValidateSettings:
                                                           batch_sizes=args.batch_sizes or (1, 4, 16))
     return ValidateSettings(top=args.top, trials=args.trials, spread=args.spread, full_seeds=args.full_seeds,
                             epochs=args.epochs, data=data, train=train,
-                            profile=profile, search_batch_sizes=args.batch_sizes is None, retrain=args.retrain)
+                            profile=profile, search_batch_sizes=args.batch_sizes is None,
+                            search_impl=args.impl is None and not args.channels_last, retrain=args.retrain)
 
 
 def run(args: argparse.Namespace) -> None:

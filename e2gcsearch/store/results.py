@@ -208,3 +208,11 @@ def proxy_fidelity_note(study: optuna.Study) -> str | None:
     if not any(objective.metric in ("top1", "top5") for objective in study_objectives(study)):
         return None
     return fidelity_note(study.user_attrs.get(record.DATA) or {}, study.user_attrs.get(record.TRAINING) or {})
+
+
+def search_implementation(study: optuna.Study) -> tuple[str | None, str | None]:
+    """(the implementation ``run`` measured with, the layout its proxy training ran in: ``auto`` where
+    each trial timed its own), as stored on the study; ``None`` for what a study does not hold (one made
+    before they were stored, or one whose objectives needed no training)."""
+    profiling, training = (study.user_attrs.get(key) or {} for key in (record.PROFILING, record.TRAINING))
+    return profiling.get("impl"), training.get("layout")
