@@ -227,6 +227,21 @@ def test_studies_command_and_journal_storage(tmp_path, capsys):
     assert "| trial |" in capsys.readouterr().out
 
 
+def test_studies_counts_queued_points_apart_from_running_trials(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    study = new_study(url, "queued")
+    add(study, mobilenet(group_size=2), 1.0, 40.0)
+    for group_size in (4, 8):  # two points queued (as run queues its baselines), not started yet
+        study.enqueue_trial({}, user_attrs=user_attrs(arch_config=mobilenet(group_size=group_size)))
+    study.ask()  # a worker took the first queued point: it runs, one point still waits
+    frame = studies_frame(url)
+    assert frame[["trials", "complete", "running", "waiting"]].values.tolist() == [[3, 1, 1, 1]]
+    assert main(["studies", "--storage", url, "--format", "csv"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("study,objectives,trials,complete,running,waiting,failed")
+    assert out[1].startswith('queued,"epf@16 (min), top1 (max)",3,1,1,1,0')
+
+
 def test_studies_on_an_empty_storage_says_so(tmp_path, capsys):
     from e2gcsearch.store.storage import get_storage
 

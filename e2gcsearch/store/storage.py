@@ -317,7 +317,8 @@ def _objective_names(summary: Any, metric_names: list[str] | None) -> str:
 
 
 def studies_frame(storage: str | BaseStorage) -> pd.DataFrame:
-    """One row per study: name, objectives, trial counts by state, start time."""
+    """One row per study: name, objectives, trial counts by state (``waiting``: queued, not yet
+    started; ``running``: started and not finished), start time."""
     opened = get_storage(storage)
     rows = []
     for summary in optuna.get_all_study_summaries(storage=opened, include_best_trial=False):
@@ -329,12 +330,13 @@ def studies_frame(storage: str | BaseStorage) -> pd.DataFrame:
             "objectives": _objective_names(summary, opened.get_study_system_attrs(study_id).get(record.METRIC_NAMES)),
             "trials": len(states),
             "complete": states.count(TrialState.COMPLETE),
-            "running": states.count(TrialState.RUNNING) + states.count(TrialState.WAITING),
+            "running": states.count(TrialState.RUNNING),
+            "waiting": states.count(TrialState.WAITING),  # queued points (baselines, warm start) not yet started
             "failed": states.count(TrialState.FAIL),
             "pruned": states.count(TrialState.PRUNED),
             "started": start.strftime("%Y-%m-%d %H:%M") if start else "",
         })
-    columns = ["study", "objectives", "trials", "complete", "running", "failed", "pruned", "started"]
+    columns = ["study", "objectives", "trials", "complete", "running", "waiting", "failed", "pruned", "started"]
     return pd.DataFrame(rows, columns=columns).sort_values("study", ignore_index=True)
 
 
