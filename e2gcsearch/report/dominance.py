@@ -172,7 +172,7 @@ def sitting_notes(frame: pd.DataFrame, objectives: Sequence[Metric]) -> list[str
         cv = frame[column].dropna()
         if cv.empty:
             notes.append(f"{objective.name} intervals count one sitting's windows only, and between sittings EPF "
-                         "scatters by more (see the README: how far one measurement can be trusted); 'e2gcsearch "
+                         "scatters by more (docs/energy.md#how-far-one-measurement-can-be-trusted); 'e2gcsearch "
                          "confirm --remeasure-epf' measures every trial again and puts that scatter into them")
         else:
             notes.append(f"{objective.name} intervals include the scatter between sittings, {100 * cv.iloc[0]:.2g} % "
@@ -209,7 +209,7 @@ def session_note(frame: pd.DataFrame) -> str | None:
         spans = " and ".join(_span(first, last) for first, last in sessions)
         return (f"the front's EPF comes from {len(sessions)} sessions: measured {spans} UTC"
                 + (f" ({unknown} of its trials do not record when)" if unknown else "") + "; EPF drifts between "
-                "sessions by more than one sitting's interval (see the README: how far one measurement can be "
+                "sessions by more than one sitting's interval (docs/energy.md#how-far-one-measurement-can-be-"
                 f"trusted) and the profile cache reuses earlier sessions' measurements, so {fix}")
     if unknown:
         return (f"{unknown} of the front's trials do not record when their EPF was measured (a measurement cached "

@@ -197,7 +197,7 @@ class ProxyBudget:
 # smallest common size at which the last stage of both networks still sees a 2x2 map, so batch size 1
 # can be profiled in train mode (BN needs more than one value per channel). 80/40 images per class
 # and 4 epochs put a MobileNet-V1 clearly above chance (90 %+) within the default run's ten minutes
-# on two cores (but every grouping scores within noise of the others: see README). Photos (Food-101,
+# on two cores (but every grouping scores within noise of the others: see docs/searching.md). Photos (Food-101,
 # imagefolder): 4 epochs on at most 100 images per class at 64 px, the proxy with the best tau per
 # second among those whose interval excludes 0 on food101-10 (benchmarks/proxy_fidelity.py; the
 # figures are e2gcsearch.fidelity.MEASURED and docs/accuracy.md); the 8 epochs on every image it
