@@ -7,7 +7,7 @@ import pytest
 
 from e2gcsearch import ArchConfig, ConfigError, UnknownNameError, create_model
 from e2gcsearch.search.objectives import parse_constraint, parse_objectives
-from e2gcsearch.search.space import SearchSpace
+from e2gcsearch.search.space import SearchSpace, StagewiseSearchSpace
 
 
 @pytest.mark.parametrize("params, expected", [
@@ -102,3 +102,34 @@ def test_constraints():
     for bad in ("params<5e6", "params<=", "foo<=3", "params<=abc"):
         with pytest.raises(ConfigError):
             parse_constraint(bad)
+
+
+@pytest.mark.parametrize("space", [SearchSpace(), StagewiseSearchSpace(group_sizes=(1, 2), widths=(0.5,))],
+                         ids=["network", "stagewise"])
+def test_both_spaces_implement_the_protocol_the_search_takes(space):
+    from e2gcsearch.search.space import Space
+
+    assert isinstance(space, Space)
+    members = [name for name in vars(Space) if not name.startswith("_")]
+    assert {"size", "sample", "to_config", "params_of", "points", "impossible", "describe"} <= set(members)
+    for name in members:
+        assert hasattr(space, name), name
+    point = space.points(num_classes=10)[0]
+    assert space.contains(point) and space.to_config(space.params_of(point), num_classes=10) == point
+
+
+@pytest.mark.parametrize("name", ["tpe", "nsga2", "nsga3", "gp", "random", "grid"])
+def test_every_sampler_of_the_table_is_built(name):
+    from e2gcsearch.search.study import SAMPLERS, create_sampler
+
+    assert name in SAMPLERS
+    sampler = create_sampler(name, seed=0, space=SearchSpace(widths=(0.5,)), trials=8)
+    assert sampler.__class__.__module__.startswith("optuna.samplers")
+
+
+def test_an_unknown_sampler_names_the_known_ones():
+    from e2gcsearch.errors import UnknownNameError
+    from e2gcsearch.search.study import create_sampler
+
+    with pytest.raises(UnknownNameError, match="choose one of: tpe, nsga2"):
+        create_sampler("cmaes", seed=0, space=SearchSpace(), trials=8)

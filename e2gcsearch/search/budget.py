@@ -25,6 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..store import record
 from ..store.queue import enqueue_once
+from .space import Space
 
 REPEAT_STREAK = 3  # repeats in a row after which the next point is drawn from the unmeasured ones
 GIVE_UP_STREAK = 100  # in a space too large to list: repeats in a row after which the search stops
@@ -58,7 +59,7 @@ class NewPoints:
     """A study callback that charges only trials that measured a new point and stops the study after
     ``quota`` of them (``None``: no limit but the space)."""
 
-    def __init__(self, space: Any, quota: int | None, num_classes: int, seed: int | None = 0,
+    def __init__(self, space: Space, quota: int | None, num_classes: int, seed: int | None = 0,
                  study: Any = None, say: Callable[[str], None] | None = None) -> None:
         self.space, self.num_classes, self.say = space, num_classes, say or (lambda line: None)
         self.rng = random.Random(seed)

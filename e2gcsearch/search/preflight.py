@@ -25,6 +25,7 @@ from ..train import TrainConfig, choose_threads
 from ..train.threads import AUTO, training_step_timer
 from ..report.tables import human_count
 from .objectives import Constraint, cost_constraints
+from .space import Space
 from ..store.storage import storage_file
 
 
@@ -45,7 +46,7 @@ def check_places(storage_url: str, data: DataConfig, profile: ProfileConfig, tra
         probe_writable(path.parent, "the study storage folder", file=path)
 
 
-def families(space: Any, num_classes: int) -> list[ArchConfig]:
+def families(space: Space, num_classes: int) -> list[ArchConfig]:
     """One buildable network per architecture x module x width of ``space`` (the first in grid order)."""
     bad = {(config.arch, config.grouping, config.width) for config, _ in space.impossible(num_classes)}
     chosen: dict[tuple, ArchConfig] = {}
@@ -55,7 +56,7 @@ def families(space: Any, num_classes: int) -> list[ArchConfig]:
     return list(chosen.values())
 
 
-def check_networks(space: Any, data: LoadedData, profile: ProfileConfig, train: TrainConfig | None,
+def check_networks(space: Space, data: LoadedData, profile: ProfileConfig, train: TrainConfig | None,
                    note: Callable[[str], None]) -> TrainConfig | None:
     """Build and step each family's network (see the module docstring); returns ``train`` with
     ``threads="auto"`` resolved. Raises :class:`PreflightError` naming the family and the reason."""
@@ -98,7 +99,7 @@ def _attempt(action: Callable[[], Any], what: str, fix: str) -> Any:
                              "The study storage was not touched") from None
 
 
-def check_cost_constraints(space: Any, constraints: Sequence[Constraint], resolution: int, num_classes: int,
+def check_cost_constraints(space: Space, constraints: Sequence[Constraint], resolution: int, num_classes: int,
                            keep: Callable[[ArchConfig], bool], impossible: Sequence[ArchConfig] = ()) -> None:
     """A network-level space keeps at least one buildable point (not in ``impossible``, the space's
     unbuildable points) within the params/MACs constraints (``keep``, see

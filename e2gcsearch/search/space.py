@@ -1,6 +1,6 @@
 """The search space: architecture, module (E2GC or FgGC) with its G or g, and width multiplier.
 
-This is the only module that calls ``trial.suggest_*``. A point is drawn as
+Only this module and :mod:`.ordinal` call ``trial.suggest_*``. A point is drawn as
 
     arch      categorical, e.g. "mobilenet_v1"
     module    categorical, "E2GC", "FgGC" or "FLGC" (learned groups; FLGC takes the ``groups``
@@ -10,7 +10,7 @@ This is the only module that calls ``trial.suggest_*``. A point is drawn as
     width     the width multiplier, a float with a step (0.25, 0.5, 0.75 -> step 0.25)
 
 so that samplers which model order (TPE, GP, NSGA-II's mutation) see that G = 4 lies between 2 and 8
-and width 0.5 between 0.25 and 0.75 (:class:`Ordinal`). Values that do not lie on one step (say
+and width 0.5 between 0.25 and 0.75 (:class:`~.ordinal.Ordinal`). Values that do not lie on one step (say
 G = 1, 2, 16) are drawn on the finest step that holds them all and rounded to the nearest allowed
 value, so every draw is a point of the space and the divisibility rules apply as before.
 
@@ -41,10 +41,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from fractions import Fraction
-from typing import Any, ClassVar
-
-from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from ..config import E2GC, FGGC, FLGC, ArchConfig
 from ..checks import is_int
@@ -52,6 +49,7 @@ from ..errors import ConfigError
 from ..models import DEFAULT_ARCH, get_entry, validate_config
 from ..models.stages import num_stages
 from ..paper import GROUP_SIZES, GROUPS
+from .ordinal import Ordinal
 
 DEFAULT_WIDTHS: tuple[float, ...] = (0.25, 0.5, 0.75)
 ENCODING = "ordinal"  # how points are drawn (stored in the space description; older studies lack it)
@@ -59,75 +57,46 @@ MODULE = "module"
 WIDTH = "width"
 
 
-@dataclasses.dataclass(frozen=True)
-class Ordinal:
-    """An ordered parameter: its allowed values, drawn as a number on their (log2) scale with a step.
+@runtime_checkable
+class Space(Protocol):
+    """What a search asks of its space; :class:`SearchSpace` (one grouping per network) and
+    :class:`StagewiseSearchSpace` (one group size per stage) both implement it, and everything that
+    takes a space (the trial, the budget, the queue, pre-flight, the warm start) takes a ``Space``."""
 
-    The step is the largest one that holds every allowed value (an integer step when all coded values
-    are integers); a draw between allowed values is rounded to the nearest one.
+    stagewise: ClassVar[bool]
+    archs: tuple[str, ...]
+    widths: tuple[float, ...]
 
-    Example:
-        >>> axis = Ordinal("log2_G", (1, 2, 4, 8, 16, 32), log2=True)
-        >>> axis.distribution()
-        IntDistribution(high=5, log=False, low=0, step=1)
-        >>> axis.encode(8), axis.decode(3), Ordinal("width", (0.25, 0.5, 1.0)).decode(0.75)
-        (3, 8, 0.5)
-    """
+    @property
+    def size(self) -> int:
+        """How many points the space holds."""
 
-    name: str
-    values: tuple[float, ...]
-    log2: bool = False
+    def choices(self) -> dict[str, list[Any]]:
+        """Every parameter's coded values (the grid of ``GridSampler``)."""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "values", tuple(sorted(set(self.values))))
+    def sample(self, trial: Any, num_classes: int) -> ArchConfig:
+        """Draw a point from an Optuna trial."""
 
-    def encode(self, value: float) -> float:
-        coded = math.log2(value) if self.log2 else float(value)
-        return int(round(coded)) if self._integral() else coded
+    def to_config(self, params: dict[str, Any], num_classes: int) -> ArchConfig:
+        """The point that stored parameters stand for."""
 
-    def decode(self, coded: float) -> float:
-        """The allowed value nearest to ``coded`` on the parameter's scale (the lower one on a tie)."""
-        return min(self.values, key=lambda value: (abs(self.encode(value) - float(coded)), value))
+    def params_of(self, arch_config: ArchConfig) -> dict[str, Any]:
+        """The parameters that draw ``arch_config`` (to queue it)."""
 
-    def _integral(self) -> bool:
-        return all(float(math.log2(v) if self.log2 else v).is_integer() for v in self.values)
+    def contains(self, arch_config: ArchConfig) -> bool:
+        """Whether ``arch_config`` is a point of the space."""
 
-    def distribution(self) -> BaseDistribution:
-        coded = [math.log2(v) if self.log2 else float(v) for v in self.values]
-        if self._integral():
-            ints = [int(round(c)) for c in coded]
-            step = math.gcd(*[b - a for a, b in zip(ints, ints[1:])]) or 1
-            return IntDistribution(ints[0], ints[-1], step=step)
-        if self.log2:  # e.g. log2 of 3 and 4: no common step; continuous, rounded to the nearest
-            return FloatDistribution(coded[0], coded[-1])
-        fractions = [Fraction(c).limit_denominator(10_000) for c in coded]
-        step = _fraction_gcd([b - a for a, b in zip(fractions, fractions[1:])])
-        on_grid = step is not None and (fractions[-1] - fractions[0]) / step <= 1000 and all(
-            abs((c - coded[0]) / float(step) - round((c - coded[0]) / float(step))) < 1e-6 for c in coded)
-        if not on_grid:  # no common step holds them: continuous, rounded to the nearest
-            return FloatDistribution(coded[0], coded[-1])
-        return FloatDistribution(coded[0], coded[-1], step=float(step))
+    def points(self, num_classes: int) -> list[ArchConfig]:
+        """Every point, in a fixed order."""
 
-    def suggest(self, trial: Any) -> float:
-        """Draw this parameter from ``trial`` and return the allowed value it stands for."""
-        distribution = self.distribution()
-        if isinstance(distribution, IntDistribution):
-            coded = trial.suggest_int(self.name, distribution.low, distribution.high, step=distribution.step)
-        else:
-            coded = trial.suggest_float(self.name, distribution.low, distribution.high, step=distribution.step)
-        return self.decode(coded)
+    def impossible(self, num_classes: int) -> list[tuple[ArchConfig, str]]:
+        """The points that cannot be built, each with the reason."""
 
-    def choices(self) -> list[float]:
-        """The coded value of each allowed value (the grid of ``GridSampler``)."""
-        return [self.encode(value) for value in self.values]
+    def buildable(self, impossible: list[tuple[ArchConfig, str]]) -> bool:
+        """Whether any point is left once ``impossible`` is taken out."""
 
-
-def _fraction_gcd(differences: list[Fraction]) -> Fraction | None:
-    if not differences:
-        return None
-    numerator = math.gcd(*[d.numerator * (math.lcm(*[x.denominator for x in differences]) // d.denominator)
-                           for d in differences])
-    return Fraction(numerator, math.lcm(*[d.denominator for d in differences]))
+    def describe(self) -> dict[str, Any]:
+        """The space as stored on a study (compared when a study is resumed)."""
 
 
 def _width_axis(widths: tuple[float, ...]) -> Ordinal:

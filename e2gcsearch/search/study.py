@@ -27,9 +27,33 @@ from ..models import get_entry
 from ..store import record
 from ..store.queue import enqueue_once, queued_archs
 from ..store.storage import redact
-from .space import SearchSpace
+from .space import Space
 
-SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random", "grid")
+
+def _startup_trials(trials: int | None) -> int:
+    """Random trials before a model-based sampler (TPE, GP) starts modelling: a third of the budget, 3..10."""
+    return min(10, max(3, (trials or 30) // 3))
+
+
+def _population(trials: int | None) -> int:
+    """The population of NSGA-II/III: a third of the budget, 4..50, so a short run sees a few generations."""
+    return max(4, min(50, (trials or 50) // 3))
+
+
+SamplerFactory = Callable[[int | None, Space, int | None], optuna.samplers.BaseSampler]
+# name -> factory(seed, space, trials); a new sampler is one row here (and ``--sampler`` lists it)
+SAMPLER_FACTORIES: dict[str, SamplerFactory] = {
+    "tpe": lambda seed, space, trials: optuna.samplers.TPESampler(seed=seed, n_startup_trials=_startup_trials(trials)),
+    "nsga2": lambda seed, space, trials: optuna.samplers.NSGAIISampler(seed=seed, population_size=_population(trials)),
+    "nsga3": lambda seed, space, trials: optuna.samplers.NSGAIIISampler(seed=seed,
+                                                                        population_size=_population(trials)),
+    # log2_G and log2_g are conditional on the module: GP draws them independently, by design here
+    "gp": lambda seed, space, trials: optuna.samplers.GPSampler(seed=seed, n_startup_trials=_startup_trials(trials),
+                                                                warn_independent_sampling=False),
+    "random": lambda seed, space, trials: optuna.samplers.RandomSampler(seed=seed),
+    "grid": lambda seed, space, trials: optuna.samplers.GridSampler(space.choices(), seed=seed),
+}
+SAMPLERS = tuple(SAMPLER_FACTORIES)
 
 
 def sampler_seed(seed: int | None, trials_so_far: int, worker: int = 0) -> int | None:
@@ -42,27 +66,15 @@ def sampler_seed(seed: int | None, trials_so_far: int, worker: int = 0) -> int |
     return derived_seed(seed, "sampler", trials_so_far, worker) % 2**32
 
 
-def create_sampler(name: str, seed: int | None, space: SearchSpace, trials: int | None) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler called ``name``; population-based samplers get a population that fits the budget."""
-    population = max(4, min(50, (trials or 50) // 3))
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(3, (trials or 30) // 3)))
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
-    if name == "nsga3":
-        return optuna.samplers.NSGAIIISampler(seed=seed, population_size=population)
-    if name == "gp":
-        # log2_G and log2_g are conditional on the module: GP draws them independently, by design here
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=min(10, max(3, (trials or 30) // 3)),
-                                         warn_independent_sampling=False)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "grid":
-        return optuna.samplers.GridSampler(space.choices(), seed=seed)
-    raise UnknownNameError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
+def create_sampler(name: str, seed: int | None, space: Space, trials: int | None) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler called ``name`` (a row of :data:`SAMPLER_FACTORIES`)."""
+    factory = SAMPLER_FACTORIES.get(name)
+    if factory is None:
+        raise UnknownNameError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
+    return factory(seed, space, trials)
 
 
-def study_attrs(objectives: tuple[Metric, ...], space: SearchSpace, data: dict[str, Any],
+def study_attrs(objectives: tuple[Metric, ...], space: Space, data: dict[str, Any],
                 fingerprint: dict[str, Any] | None = None) -> dict[str, Any]:
     """What identifies a study's trials as comparable (checked on every resume); ``fingerprint`` adds
     the training, measurement and device keys (:func:`e2gcsearch.store.fingerprint.study_fingerprint`)."""
@@ -95,7 +107,7 @@ def _lookup(attrs: dict[str, Any], dotted: str) -> Any:
 
 
 def open_or_create_study(storage: BaseStorage, study_name: str, objectives: tuple[Metric, ...],
-                         space: SearchSpace, data: dict[str, Any], sampler: optuna.samplers.BaseSampler,
+                         space: Space, data: dict[str, Any], sampler: optuna.samplers.BaseSampler,
                          storage_url: str = "", fingerprint: dict[str, Any] | None = None) -> optuna.Study:
     """Create the study, or resume it after checking it was made for the same search.
 
@@ -160,7 +172,7 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def enqueue_baselines(study: optuna.Study, space: SearchSpace, num_classes: int,
+def enqueue_baselines(study: optuna.Study, space: Space, num_classes: int,
                       keep: Callable[[ArchConfig], bool] | None = None) -> list[str]:
     """Queue the paper baseline of each network of the space (its registry entry's ``baseline``) once;
     returns a line for each: what was queued, or why nothing was.

@@ -36,7 +36,7 @@ from .early_stop import known_losses, rule_for
 from ..store.lost import interruption_reason
 from .objectives import Constraint
 from ..store.results import seed_noise, trial_record
-from .space import SearchSpace
+from .space import Space
 
 INFEASIBLE_TOP1 = 0.0  # reported for trials whose training a violated constraint skipped
 
@@ -51,7 +51,7 @@ class TrialSettings:
 
     objectives: tuple[Metric, ...]
     constraints: tuple[Constraint, ...]
-    space: SearchSpace
+    space: Space
     profile: ProfileConfig
     train: TrainConfig
     proxy_seeds: int = 1  # proxy trainings per trial (seeds train.seed, train.seed + 1, ...); top-1 is their mean

@@ -25,6 +25,7 @@ from ..store import record
 from ..store.queue import enqueue_once
 from ..store.record import TrialRecord
 from ..store.storage import open_study
+from .space import Space
 
 Progress = Callable[[str], None]
 
@@ -59,12 +60,12 @@ def dataset_from_study(storage_url: str, study_name: str, progress: Progress | N
                       DeviceFingerprint.from_dict(kept[0].fingerprint), measurements, source=f"study {study_name!r}")
 
 
-def enqueue_warm_start(study: Any, space: Any, configs: Sequence[ArchConfig], note: str = "energy model") -> list[str]:
+def enqueue_warm_start(study: Any, space: Space, configs: Sequence[ArchConfig], note: str = "energy model") -> list[str]:
     """Queue ``configs`` on an Optuna study once (resuming queues none twice); returns the labels queued."""
     return [arch_config.label() for arch_config in enqueue_once(study, space, [(arch_config, {record.WARM_START: note}) for arch_config in configs])]
 
 
-def warm_start_study(study: Any, space: Any, num_classes: int, profile_config: Any, mode: str = "model",
+def warm_start_study(study: Any, space: Space, num_classes: int, profile_config: Any, mode: str = "model",
                      given: Any = None, say: Progress | None = None,
                      keep: Callable[[ArchConfig], bool] | None = None) -> list[str]:
     """Queue the optimum-group-size model's predicted best points on ``study`` (calibrating the model

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Protocol
 
 from optuna.trial import TrialState
 
@@ -33,7 +33,13 @@ def queued_archs(study: Any, attr: str) -> set[str]:
     return {trial_params(t).get("arch") for t in live_trials(study) if attr in t.user_attrs}
 
 
-def enqueue_once(study: Any, space: Any, items: Iterable[tuple[ArchConfig, dict[str, Any]]]) -> list[ArchConfig]:
+class ParamsOf(Protocol):
+    """What queueing asks of a search space (``search.space.Space`` has it): the parameters that draw a point."""
+
+    def params_of(self, arch_config: ArchConfig) -> dict[str, Any]: ...
+
+
+def enqueue_once(study: Any, space: ParamsOf, items: Iterable[tuple[ArchConfig, dict[str, Any]]]) -> list[ArchConfig]:
     """Queue each ``(config, user_attrs)`` unless a trial with the same parameters is already
     complete, stopped early, running or waiting, so a resumed study never runs a queued point twice.
 
