@@ -55,6 +55,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--backend", default="auto")
+    parser.add_argument("--window-s", type=float,
+                        help="shortest measured window in s (unset: the profiler's default; 0.2 with --clock cpu)")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall: the profiler (side by side with G=1); cpu: process CPU time x power model")
     parser.add_argument("--from-sweep", help="skip profiling; fit these sweep files (comma-separated)")
@@ -74,7 +76,8 @@ def sweep(args: argparse.Namespace) -> tuple[EpfDataset, EpfDataset]:
     configs = default_sweep_configs("mobilenet_v1", widths=widths, num_classes=10)
     profile_config = ProfileConfig(batch_sizes=tuple(int(b) for b in args.batch_sizes.split(",")),
                                    resolution=args.resolution, device="cpu", backend=args.backend,
-                                   repeats=args.repeats, threads=args.threads, use_cache=False)
+                                   repeats=args.repeats, threads=args.threads, use_cache=False,
+                                   min_window_s=args.window_s)
     probe = run_sweep(configs[:1], profile_config)
     ratios: dict = {}  # config -> batch -> [ratio per pass]
     raw: dict = {}  # config -> batch -> lowest reading
@@ -140,7 +143,7 @@ def cpu_sweep(args: argparse.Namespace) -> EpfDataset:
     power_w = cpu_tdp_model_w(args.threads)
     measurements = []
     for cfg in default_sweep_configs("mobilenet_v1", widths=widths, num_classes=10):
-        epf = {b: _cpu_epf_mj(cfg, b, args.resolution, power_w) for b in batches}
+        epf = {b: _cpu_epf_mj(cfg, b, args.resolution, power_w, min_cpu_s=args.window_s or 0.2) for b in batches}
         print(f"cpu clock: {cfg.label()}: " + ", ".join(f"B={b}: {v:.1f} mJ" for b, v in epf.items()), file=sys.stderr)
         measurements.append(EpfMeasurement(cfg, args.resolution, epf))
     return EpfDataset("estimate-cpu-time", True, current_fingerprint("cpu"), measurements,

@@ -102,7 +102,7 @@ def measure(args: argparse.Namespace) -> None:
             handle.writelines(f"# {line}\n" for line in header)
             csv.DictWriter(handle, columns).writeheader()
     start = time.perf_counter()
-    todo = [p for p in points if p.label() not in done]
+    todo = [p for p in points if p.label() not in done][:args.limit]
     print(f"{len(done)} of {len(points)} points in {args.out}; {len(todo)} to measure", file=sys.stderr)
     for index, arch_config in enumerate(todo, start=1):
         if time.perf_counter() - start > args.max_seconds:
@@ -227,6 +227,7 @@ def main() -> None:
     measuring.add_argument("--max-seconds", type=float, default=420.0, help="start no new point after this")
     measuring.add_argument("--hold", choices=("exclusive", "shared"), default="exclusive",
                            help="the lock this run holds (flock -x or -s), written on every row it measures")
+    measuring.add_argument("--limit", type=int, help="measure only the first N points still missing (smoke runs)")
     measuring.add_argument("--redo-shared", action="store_true", help="measure the rows of --hold shared again")
     measuring.set_defaults(func=measure)
     replaying = commands.add_parser("replay", help="replay every sampler against the measured table")

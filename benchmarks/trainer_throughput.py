@@ -103,7 +103,8 @@ def torchvision_images_per_s(arch: ArchConfig, root: Path, resolution: int, batc
 def trainer_figures(arch: ArchConfig, data: LoadedData, batch: int, epochs: int,
                     channels_last: bool) -> tuple[float, float]:
     """(img/s over the training steps, img/s over the whole call including validation each epoch)."""
-    config = TrainConfig(epochs=epochs, batch_size=batch, channels_last=channels_last, progress=False)
+    config = TrainConfig(epochs=epochs, batch_size=batch, layout="channels_last" if channels_last else "nchw",
+                         progress=False)
     result = train_model(arch, data, config)
     return result.images_per_s, result.train_size * epochs / result.wall_s
 

@@ -93,7 +93,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="scaling-"))
     wanted = args.storages.split(",")
     rows = []
-    with postgres(args.postgres if "postgres" in wanted else "") as pg_url:
+    with postgres(args.postgres) if "postgres" in wanted else contextlib.nullcontext() as pg_url:
         storages = {"journal": str(folder / "study.log"), "sqlite": f"sqlite:///{folder}/study.db", "postgres": pg_url}
         plan = [(kind, workers, lock) for kind in wanted if storages.get(kind)
                 for workers, lock in ((1, True), (2, True), (2, False))
