@@ -6,6 +6,10 @@ behind); then, after the data is loaded, for each architecture x module x width 
 one network is built at the search resolution and runs one measured step (forward + backward, train
 mode) at the smallest profiled batch size and one optimiser step at the training batch size on the
 chosen device. ``--threads auto`` is resolved from those training steps.
+
+:func:`check_search` is the one entry: it runs these checks in that order, loads the data on the way
+and hands back what it found out (:class:`Checked`), which the search then reads instead of asking
+again.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 from ..config import ArchConfig
 from ..cost import network_cost
-from ..data import DataConfig, LoadedData
+from ..data import DataConfig, LoadedData, load_data
 from ..devices import resolve_device
 from ..errors import ConfigError, UserError
 from ..paths import TENSORS, cache_folder, probe_writable
@@ -24,13 +28,51 @@ from ..profiling.probe import expected_fingerprint, measured_step
 from ..train import TrainConfig, choose_threads
 from ..train.threads import AUTO, training_step_timer
 from ..report.tables import human_count
-from .objectives import Constraint, cost_constraints
-from .space import Space
+from ..store.fingerprint import study_fingerprint
 from ..store.storage import storage_file
+from .objectives import Constraint, cost_constraints, cost_feasible
+from .space import Space
+from .trial import TrialSettings
 
 
 class PreflightError(ConfigError):
     """A search that would fail every trial (or write nowhere); nothing has been written."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Checked:
+    """What pre-flight found out about a search, for the rest of the run to read."""
+
+    data: LoadedData
+    settings: TrialSettings  # with --threads auto resolved from the timed training steps
+    impossible: list[tuple[ArchConfig, str]]  # the space's points that cannot be built, with the reason
+    keep: Callable[[ArchConfig], bool] | None  # the params/MACs constraints as a filter (None: none given)
+    fingerprint: dict[str, Any]  # the study fingerprint (training, measurement, device) a resume must match
+
+
+def check_search(storage_url: str, data_config: DataConfig, settings: TrialSettings,
+                 note: Callable[[str], None], progress: bool = True) -> Checked:
+    """Everything a trial of this search needs, tried once (see the module docstring); raises
+    :class:`PreflightError` (or the data's own error) before the study storage is touched."""
+    check_places(storage_url, data_config, settings.profile, settings.train)
+    data = load_data(data_config, progress=progress)
+    space = settings.space
+    impossible = space.impossible(data.num_classes)
+    if not space.buildable(impossible):
+        raise ConfigError(f"no point of the search space can be built: {impossible[0][1]}")
+    for arch_config, reason in impossible:
+        note(f"note: {arch_config.label()} cannot be built and will fail at once if sampled: {reason}")
+    profile = dataclasses.replace(settings.profile, batch_sizes=settings.batch_sizes)
+    keep = (cost_feasible(settings.constraints, profile.resolution)
+            if cost_constraints(settings.constraints) else None)
+    if keep is not None:
+        check_cost_constraints(space, settings.constraints, profile.resolution, data.num_classes, keep,
+                               [arch_config for arch_config, _ in impossible])
+    train = check_networks(space, data, profile, settings.train if settings.needs_training else None, note)
+    if train is not None:
+        settings = dataclasses.replace(settings, train=train)
+    fingerprint = study_fingerprint(train, profile, data.name, device_fingerprint_of(profile))
+    return Checked(data, settings, impossible, keep, fingerprint)
 
 
 def check_places(storage_url: str, data: DataConfig, profile: ProfileConfig, train: TrainConfig) -> None:

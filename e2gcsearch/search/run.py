@@ -22,17 +22,14 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..console import note
-from ..data import LoadedData, load_data
-from ..errors import ConfigError
+from ..data import LoadedData
 from ..devices import worker_devices
 from ..store import record
-from ..store.fingerprint import study_fingerprint
-from ..store.lost import Terminated, fail_lost_trials, new_run_id, requeue_interrupted, sigterm_as_interrupt
-from ..store.storage import check_storage_for_workers, open_search_storage, redact
+from ..store.lost import Terminated, new_run_id, requeue_interrupted, sigterm_as_interrupt
+from ..store.storage import check_storage_for_workers, redact
 from ..train.threads import AUTO, usable_cores, worker_threads
-from .objectives import cost_constraints, cost_feasible
-from .preflight import check_cost_constraints, check_networks, check_places, device_fingerprint_of
-from .study import create_sampler, sampler_seed, enqueue_baselines, open_or_create_study
+from .preflight import check_search
+from .study import enqueue_baselines, open_search_study
 from .budget import NewPoints, failed_unmeasured
 from .warm_start import warm_start_study
 from .trial import TrialRunner
@@ -68,8 +65,13 @@ def prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData]:
 
 
 def _prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData, SearchConfig]:
-    """:func:`prepare`, also returning ``config`` with ``--threads auto`` resolved. Nothing is written to
-    the storage before every pre-flight check has passed."""
+    """:func:`prepare`, also returning ``config`` as resolved: each worker's device, ``--threads auto``.
+    Nothing is written to the storage before every pre-flight check has passed.
+
+    The path of a run's config, each room entered once: the storage rules (may these workers share
+    it?), the devices (resolved here, once, into ``config.placed``), pre-flight (data, networks,
+    threads, fingerprint), the study (storage, sampler, resume check, lost workers, baselines), the
+    warm start."""
     check_storage_for_workers(config.storage, config.workers)
     if config.warm_start_profile:  # read first: a bad file costs no work and leaves no study behind
         from ..energy_model import DeviceProfile
@@ -77,46 +79,29 @@ def _prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData, SearchConf
         given = DeviceProfile.load(config.warm_start_profile)
     else:
         given = None
-    devices = worker_devices(config.settings.profile.device, config.workers, config.devices, config.share_devices)
-    if config.workers == 1 and devices:
-        config = on_device(config, devices[0])
-    config = _split_cores(config)
+    config = _split_cores(_place(config))
     quiet_optuna()  # one line per trial is ours to print
-    settings = config.settings
-    check_places(config.storage, config.data, settings.profile, settings.train)
-    data = load_data(config.data, progress=config.progress)
-    space = settings.space
-    impossible = space.impossible(data.num_classes)
-    if not space.buildable(impossible):
-        raise ConfigError(f"no point of the search space can be built: {impossible[0][1]}")
-    for arch_config, reason in impossible:
-        note(f"note: {arch_config.label()} cannot be built and will fail at once if sampled: {reason}")
-    profile = dataclasses.replace(settings.profile, batch_sizes=settings.batch_sizes)
-    keep = (cost_feasible(settings.constraints, profile.resolution)
-            if cost_constraints(settings.constraints) else None)
-    if keep is not None:
-        check_cost_constraints(space, settings.constraints, profile.resolution, data.num_classes, keep,
-                               [arch_config for arch_config, _ in impossible])
-    train = check_networks(space, data, profile, settings.train if settings.needs_training else None, note)
-    if train is not None:
-        settings = dataclasses.replace(settings, train=train)
-        config = dataclasses.replace(config, settings=settings)
-    fingerprint = study_fingerprint(train, profile, data.name, device_fingerprint_of(profile))
-    storage = open_search_storage(config.storage)
-    sampler = create_sampler(config.sampler, config.seed, space, config.trials)
-    study = open_or_create_study(storage, config.study_name, settings.objectives, space,
-                                 data_key(data), sampler, config.storage, fingerprint)
-    study.sampler = create_sampler(config.sampler, sampler_seed(config.seed, len(study.trials)), space, config.trials)
-    for line in fail_lost_trials(study):
-        note(line)
+    checked = check_search(config.storage, config.data, config.settings, note, config.progress)
+    config = dataclasses.replace(config, settings=checked.settings)
+    settings, data, space = checked.settings, checked.data, checked.settings.space
+    study = open_search_study(config, space, data_key(data), checked.fingerprint)
     if config.baselines:
-        for line in enqueue_baselines(study, space, data.num_classes, keep):
+        for line in enqueue_baselines(study, space, data.num_classes, checked.keep):
             note(line)
     if config.warm_start in ("model", "auto"):
-        measuring = on_device(config, devices[0]).settings.profile if devices else settings.profile  # a worker's GPU
+        measuring = on_device(config, config.placed[0]).settings.profile if config.placed else settings.profile
         warm_start_study(study, space, data.num_classes, measuring, config.warm_start, given,
-                         say=note, keep=keep)
+                         say=note, keep=checked.keep)
     return study, data, config
+
+
+def _place(config: SearchConfig) -> SearchConfig:
+    """The devices, resolved once: each worker's in ``placed``; a single process's settings move onto it."""
+    devices = worker_devices(config.settings.profile.device, config.workers, config.devices, config.share_devices)
+    if not devices:
+        return config
+    config = dataclasses.replace(config, placed=tuple(devices))
+    return on_device(config, devices[0]) if config.workers == 1 else config
 
 
 def data_key(data: LoadedData) -> dict[str, Any]:

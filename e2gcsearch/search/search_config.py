@@ -30,6 +30,7 @@ class SearchConfig:
     workers: int = 1
     devices: tuple[int, ...] | None = None  # GPU of each worker (default: every GPU with device cuda)
     share_devices: bool = False  # allow more workers than GPUs (they take turns measuring)
+    placed: tuple[str, ...] = ()  # each worker's device, resolved once by the run (empty: the settings' device)
     progress: bool = True
     warm_start: str | None = None  # "model": queue the energy model's predicted best points; "auto": model
     # unless it cannot be calibrated for the space (then a note); None or "none": the sampler alone

@@ -26,7 +26,9 @@ from ..metrics import Metric
 from ..models import get_entry
 from ..store import record
 from ..store.queue import enqueue_once, queued_archs
-from ..store.storage import redact
+from ..store.lost import fail_lost_trials
+from ..store.storage import open_search_storage, redact
+from .search_config import SearchConfig
 from .space import Space
 
 
@@ -72,6 +74,21 @@ def create_sampler(name: str, seed: int | None, space: Space, trials: int | None
     if factory is None:
         raise UnknownNameError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}")
     return factory(seed, space, trials)
+
+
+def open_search_study(config: SearchConfig, space: Space, data: dict[str, Any],
+                      fingerprint: dict[str, Any]) -> optuna.Study:
+    """The study ``run`` writes to: its storage opened (with Optuna's heartbeat), created or resumed
+    after the comparability check, with a sampler that continues the stored stream, and the trials of
+    workers that died failed with that reason."""
+    storage = open_search_storage(config.storage)
+    sampler = create_sampler(config.sampler, config.seed, space, config.trials)
+    study = open_or_create_study(storage, config.study_name, config.settings.objectives, space, data, sampler,
+                                 config.storage, fingerprint)
+    study.sampler = create_sampler(config.sampler, sampler_seed(config.seed, len(study.trials)), space, config.trials)
+    for line in fail_lost_trials(study):
+        note(line)
+    return study
 
 
 def study_attrs(objectives: tuple[Metric, ...], space: Space, data: dict[str, Any],

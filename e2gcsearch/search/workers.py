@@ -13,7 +13,6 @@ from optuna.trial import TrialState
 
 from ..console import note
 from ..data import load_data
-from ..devices import worker_devices
 from ..store import record
 from ..store.lost import Terminated, fail_lost_trials, sigterm_as_interrupt
 from ..store.storage import open_search_storage
@@ -60,8 +59,7 @@ def run_workers(config: SearchConfig, run_id: str, study: optuna.Study) -> None:
     """Start the workers and wait for them; a worker killed by a signal (``kill -9``, the OOM killer) is
     replaced by one that runs the trials left of its share, up to ``workers`` times in a run."""
     context = multiprocessing.get_context("spawn")
-    devices = worker_devices(config.settings.profile.device, config.workers, config.devices,
-                             config.share_devices) or [None] * config.workers
+    devices = list(config.placed) or [None] * config.workers
     running: dict[Any, tuple[int, int | None]] = {}
 
     def start(index: int, quota: int | None) -> None:
