@@ -38,10 +38,19 @@ from scipy import stats
 
 from e2gcsearch import create_model
 from e2gcsearch.energy.estimate import cpu_tdp_model_w
-
-from e2gcsearch.energy_model import (EpfDataset, EpfMeasurement, config_predictions, config_terms,
-                                     current_fingerprint, default_sweep_configs, favoured_group_size,
-                                     fit_device_profile, load_sweep, run_sweep, stage_group_sizes)
+from e2gcsearch.energy_model import (
+    EpfDataset,
+    EpfMeasurement,
+    config_predictions,
+    config_terms,
+    current_fingerprint,
+    default_sweep_configs,
+    favoured_group_size,
+    fit_device_profile,
+    load_sweep,
+    run_sweep,
+    stage_group_sizes,
+)
 from e2gcsearch.energy_model.fit import fit_and_predict
 from e2gcsearch.profiling import ProfileConfig
 

@@ -13,8 +13,17 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from e2gcsearch.fidelity import (RankAgreement, front_recovery, matched_pairs, noise_ceiling, pair_order_share,
-                                 rank_agreement, seed_splits, tau_against_halves, tau_difference)
+from e2gcsearch.fidelity import (
+    RankAgreement,
+    front_recovery,
+    matched_pairs,
+    noise_ceiling,
+    pair_order_share,
+    rank_agreement,
+    seed_splits,
+    tau_against_halves,
+    tau_difference,
+)
 
 FIRST_SEEDS = ("0", "1")  # a network is judged once it has these; further seeds count once every judged one has them
 
@@ -173,7 +182,9 @@ def report(table: Path, resamples: int = 2000, full_setting: str = "e12-nall-r64
     for name, seeds in pivot.score_seeds.items():
         if "0" in seeds and "1" in seeds:
             common = [label for label in labels if label in seeds["0"] and label in seeds["1"]]
-            print(f"{name}: seed 0 vs seed 1 of the initialisation, {rank_agreement([seeds['0'][l] for l in common], [seeds['1'][l] for l in common], resamples).text()}")
+            agreement = rank_agreement([seeds["0"][label] for label in common], [seeds["1"][label] for label in common],
+                                       resamples)
+            print(f"{name}: seed 0 vs seed 1 of the initialisation, {agreement.text()}")
     print("\n| network | MMACs | " + " | ".join(f"full top-1 seed {seed}" for seed in pivot.seeds) + " |")
     print("|---|---:|" + "---:|" * len(pivot.seeds))
     for index, (label, m) in enumerate(zip(labels, macs)):

@@ -38,8 +38,8 @@ import torch
 
 from e2gcsearch import ArchConfig
 from e2gcsearch.cost import learned_cost, network_cost
-from e2gcsearch.models import create_model, deploy, load_structure
 from e2gcsearch.data import DataConfig, load_data
+from e2gcsearch.models import create_model, deploy, load_structure
 from e2gcsearch.profiling import ProfileConfig, profile_model
 from e2gcsearch.train import TrainConfig, train_model
 

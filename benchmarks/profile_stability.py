@@ -94,7 +94,7 @@ def main() -> None:
                                repeats=args.repeats, min_window_s=window_s, threads=args.threads or None,
                                use_cache=False, impl=args.impl)
         header_done = False
-        for round_index, (arch, resolution) in ((r, c) for r in range(args.rounds) for c in CONFIGS):
+        for _, (arch, resolution) in ((r, c) for r in range(args.rounds) for c in CONFIGS):
             resolution = args.resolution or resolution
             config = dataclasses.replace(config, resolution=resolution)
             lines, result = run_config(arch, resolution, config)

@@ -45,8 +45,9 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 import torch
 
@@ -81,7 +82,7 @@ def parse_proxy(text: str) -> Proxy:
         epochs, images, resolution = text.split("-")
         return Proxy(int(epochs[1:]), None if images == "nall" else int(images[1:]), int(resolution[1:]))
     except ValueError:
-        raise SystemExit(f"bad proxy {text!r}; write e<epochs>-n<images per class or all>-r<pixels>, e.g. e4-n100-r64")
+        raise SystemExit(f"bad proxy {text!r}; write e<epochs>-n<images per class or all>-r<pixels>, e.g. e4-n100-r64") from None
 
 
 DEFAULT_PROXIES = "e2-nall-r64,e4-n100-r64,e4-nall-r48,e4-nall-r64"
@@ -227,7 +228,7 @@ def base_row(arch, job: Job, hold: str) -> dict:
     return {"label": arch.label(), "arch": arch.arch, "module": arch.module, "value": arch.group_size or arch.groups,
             "width": arch.width, "params": cost.params, "macs": cost.macs, "kind": job.kind, "setting": job.setting,
             "seed": job.seed, "hold": hold,
-            "measured_at": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M}"}
+            "measured_at": f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M}"}
 
 
 def train_row(job: Job, data, config) -> dict:
@@ -302,7 +303,7 @@ def header_lines(args: argparse.Namespace) -> list[str]:
 
     made_by = os.environ.get(COMMAND_VARIABLE) or shlex.join(sys.argv[1:])  # a worker writes its parent's
     return [f"made by: python benchmarks/proxy_fidelity.py {made_by}",
-            f"started {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores, "
+            f"started {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores, "
             f"torch {torch.__version__}, one torch thread per run, data {args.data_root.name} (all validation images)",
             f"full = {FULL_RECIPE.describe()}"
             + (f" (overridden: {args.full_epochs or FULL_RECIPE.epochs} epochs, "

@@ -88,7 +88,7 @@ def measure(args: argparse.Namespace) -> None:
         description = data.description()
         header = [
             f"made by: python benchmarks/search_replay.py {' '.join(shlex.quote(a) for a in sys.argv[1:])}",
-            f"started {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores "
+            f"started {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores "
             f"({torch.__version__})",
             "space: the default 'e2gcsearch run' space; training: its proxy budget "
             f"(epochs {train.epochs}, batch {train.batch_size}, lr {train.lr}, {train.schedule}, seed {train.seed}, "

@@ -28,6 +28,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the throwaway server of the tests
 
+from optuna.trial import TrialState  # noqa: E402
+
 from e2gcsearch.data import DataConfig  # noqa: E402
 from e2gcsearch.profiling import ProfileConfig  # noqa: E402
 from e2gcsearch.search.objectives import parse_objectives  # noqa: E402
@@ -35,7 +37,6 @@ from e2gcsearch.search.run import SearchConfig, search  # noqa: E402
 from e2gcsearch.search.space import SearchSpace  # noqa: E402
 from e2gcsearch.search.trial import TrialSettings  # noqa: E402
 from e2gcsearch.train import TrainConfig  # noqa: E402
-from optuna.trial import TrialState  # noqa: E402
 
 SPACE = SearchSpace(archs=("mobilenet_v1",), modules=("E2GC", "FgGC"), group_sizes=(1, 2, 4, 8, 16),
                     groups=(2, 4, 8, 16), widths=(0.25, 0.5))

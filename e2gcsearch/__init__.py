@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from .config import ArchConfig
 from .cost import LayerCost, NetworkCost, network_cost
+from .data import DataConfig, LoadedData, load_data
 from .errors import ConfigError, DataError, UnknownNameError, UserError
 from .models import create_model, list_models
-from .data import DataConfig, LoadedData, load_data
 from .train import TrainConfig, TrainResult, train_model
-
 from .version import __version__
 
 __all__ = [

@@ -96,7 +96,7 @@ class ArchConfig:
         """True for FLGC: the grouping is learned during training and must be deployed (:mod:`.models.flgc`)."""
         return self.module == FLGC
 
-    def deployed(self) -> "ArchConfig":
+    def deployed(self) -> ArchConfig:
         """The standard network that balanced FLGC deploys to (E2GC G or FgGC g with the same channels):
         the trained assignment only permutes channels, which deployment folds into the 1x1 convs. Other
         configs are their own deployed form. Uneven FLGC has no such config (its group sizes are learned)."""
@@ -136,7 +136,7 @@ class ArchConfig:
         ``... FLGC g=8 w=0.50``."""
         return f"{self.arch} {self.module_label} {self.grouping} w={self.width:.2f}"
 
-    def replace(self, **changes: Any) -> "ArchConfig":
+    def replace(self, **changes: Any) -> ArchConfig:
         """A copy with some fields changed; setting one grouping field clears the others (E2GC and FgGC
         follow the field set; FLGC stays FLGC unless ``module`` is changed too)."""
         grouping_fields = ("group_size", "groups", "stage_group_sizes")
@@ -171,7 +171,7 @@ class ArchConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ArchConfig":
+    def from_dict(cls, data: dict[str, Any]) -> ArchConfig:
         known = field_names(cls)
         unknown = sorted(set(data) - known)
         if unknown:
@@ -181,7 +181,7 @@ class ArchConfig:
         return cls(**data)
 
     @classmethod
-    def from_json(cls, text: str) -> "ArchConfig":
+    def from_json(cls, text: str) -> ArchConfig:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -17,7 +17,8 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 # kind → (direction, unit, takes a batch size)
 METRICS: dict[str, tuple[str, str, bool]] = {
@@ -57,14 +58,14 @@ class Metric:
     unit: str = ""
 
     @classmethod
-    def of(cls, metric: str, batch_size: int | None = None) -> "Metric":
+    def of(cls, metric: str, batch_size: int | None = None) -> Metric:
         """The metric of kind ``metric`` (direction and unit from :data:`METRICS`)."""
         direction, unit, _ = METRICS[metric]
         name = f"{metric}@{batch_size}" if batch_size else metric
         return cls(name=name, direction=direction, metric=metric, batch_size=batch_size, unit=unit)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], direction: str | None = None) -> "Metric":
+    def from_dict(cls, data: Mapping[str, Any], direction: str | None = None) -> Metric:
         """A metric from its stored form (:meth:`to_dict`); ``direction`` fills a missing one."""
         return cls(name=data["name"], direction=data.get("direction", direction), metric=data.get("metric", data["name"]),
                    batch_size=data.get("batch_size"), unit=data.get("unit") or "")

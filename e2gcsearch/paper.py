@@ -7,7 +7,7 @@ of the model registry (entries with ``in_paper_tables``).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import stats as _scipy
@@ -59,7 +59,7 @@ class Summary:
     std: float
 
     @classmethod
-    def of(cls, values: Sequence[float]) -> "Summary":
+    def of(cls, values: Sequence[float]) -> Summary:
         values = [float(v) for v in values]
         if not values:
             raise ValueError("a summary needs at least one value")

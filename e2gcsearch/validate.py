@@ -24,8 +24,9 @@ import math
 import re
 import statistics
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import optuna
 import pandas as pd
@@ -34,17 +35,23 @@ from . import checks, fidelity
 from .console import note
 from .data import DataConfig, LoadedData, load_data
 from .errors import ConfigError
+from .fidelity import agreement_sentence, kendall_tau  # re-exported: validate's API
 from .profiling import ProfileConfig, profile_model
 from .profiling.implementations import layout_of
 from .report import require_trials
+from .report.tables import fixed, render, to_json
+from .stats import bootstrap_tau
 from .store.record import ARCH_CONFIG, DUPLICATE_OF, TOP1, TrialRecord, full_key
 from .store.record import full_result as record_full_result
-from .store.results import (front_info, get_trial, proxy_fidelity_note, search_implementation, study_objectives,
-                            trial_record)
+from .store.results import (
+    front_info,
+    get_trial,
+    proxy_fidelity_note,
+    search_implementation,
+    study_objectives,
+    trial_record,
+)
 from .store.storage import studies_dir
-from .report.tables import fixed, render, to_json
-from .fidelity import agreement_sentence, kendall_tau  # re-exported: validate's API
-from .stats import bootstrap_tau
 from .train import FULL_RECIPE, TrainConfig, train_model
 
 DATA_FIELDS = ("name", "root", "classes", "train_per_class", "val_per_class", "resolution", "seed", "download",

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_data import make_food101
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"

@@ -16,7 +16,7 @@ from e2gcsearch.paper import cost_table
 def test_single_grouped_conv_by_formula():
     # features.1 of MobileNet-V1: 3x3 conv 64->64, stride 2, 112x112 -> 56x56; G = 4 -> 16 groups.
     cost = network_cost(ArchConfig("mobilenet_v1", group_size=4), resolution=224)
-    layer = next(l for l in cost.layers if l.name == "features.1.conv_grouped")
+    layer = next(row for row in cost.layers if row.name == "features.1.conv_grouped")
     assert (layer.in_channels, layer.groups, layer.group_size, layer.stride) == (64, 16, 4, 2)
     assert (layer.out_h, layer.out_w) == (56, 56)
     assert layer.macs == 56 * 56 * 64 * 4 * 3 * 3
@@ -27,7 +27,7 @@ def test_single_grouped_conv_by_formula():
 
 
 def test_kinds_are_named():
-    kinds = {l.name: l.kind for l in network_cost(ArchConfig("mobilenet_v1", group_size=1)).layers}
+    kinds = {row.name: row.kind for row in network_cost(ArchConfig("mobilenet_v1", group_size=1)).layers}
     assert kinds["features.0.conv_grouped"] == "depthwise"
     assert kinds["features.0.conv_pointwise"] == "conv"
     assert kinds["classifier"] == "linear"

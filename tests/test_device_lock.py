@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
+from e2gcsearch import ArchConfig
 from e2gcsearch.profiling import DeviceLock, ProfileConfig, extend_measurement, profile_model
 from e2gcsearch.profiling.lock import device_key
-from e2gcsearch import ArchConfig
 
 STEP_S = 0.01
 

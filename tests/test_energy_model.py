@@ -4,7 +4,6 @@ made by the model itself, device profiles, predictions and warm-start seeds."""
 from __future__ import annotations
 
 import dataclasses
-
 import math
 
 import numpy as np
@@ -13,12 +12,30 @@ import pytest
 
 from e2gcsearch import ArchConfig, DataError
 from e2gcsearch.cost import network_cost
-from e2gcsearch.energy_model import (DeviceProfile, EnergyFit, EpfDataset, EpfMeasurement, balanced_work,
-                                     config_predictions, config_terms, default_profile_path, eq2_group_sizes_by_stage,
-                                     eq2_groups, eq4_group_size_ratio, fig3_frame, fingerprint_warning,
-                                     fit_device_profile, fit_energy_model, layer_optima, layer_table,
-                                     load_or_calibrate, optimal_groups, stage_group_sizes, table2,
-                                     warm_start_configs)
+from e2gcsearch.energy_model import (
+    DeviceProfile,
+    EnergyFit,
+    EpfDataset,
+    EpfMeasurement,
+    balanced_work,
+    config_predictions,
+    config_terms,
+    default_profile_path,
+    eq2_group_sizes_by_stage,
+    eq2_groups,
+    eq4_group_size_ratio,
+    fig3_frame,
+    fingerprint_warning,
+    fit_device_profile,
+    fit_energy_model,
+    layer_optima,
+    layer_table,
+    load_or_calibrate,
+    optimal_groups,
+    stage_group_sizes,
+    table2,
+    warm_start_configs,
+)
 from e2gcsearch.models import validate_config
 from e2gcsearch.profiling import DeviceFingerprint
 from e2gcsearch.search.space import SearchSpace, StagewiseSearchSpace
@@ -207,8 +224,7 @@ def test_warm_start_seeds_are_valid_and_queued_once(profile):
 
 
 def test_warm_start_seeds_keep_the_params_and_macs_constraints(profile):
-    from e2gcsearch.search.objectives import parse_constraint
-    from e2gcsearch.search.objectives import cost_feasible
+    from e2gcsearch.search.objectives import cost_feasible, parse_constraint
 
     space = SearchSpace(widths=(0.25, 0.5))
     free = warm_start_configs(profile, space, num_classes=10, k=3, resolution=64)

@@ -6,9 +6,20 @@ import math
 
 import pytest
 
-from e2gcsearch.fidelity import (FOOD101_10_CLASSES, MeasuredFidelity, RankAgreement, fidelity_note, front_recovery,
-                                 matched_pairs, noise_ceiling, pair_order_share, pareto_front, rank_agreement,
-                                 tau_against_halves, tau_difference)
+from e2gcsearch.fidelity import (
+    FOOD101_10_CLASSES,
+    MeasuredFidelity,
+    RankAgreement,
+    fidelity_note,
+    front_recovery,
+    matched_pairs,
+    noise_ceiling,
+    pair_order_share,
+    pareto_front,
+    rank_agreement,
+    tau_against_halves,
+    tau_difference,
+)
 
 
 def test_rank_agreement_on_known_rankings():

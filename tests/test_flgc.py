@@ -23,8 +23,8 @@ from e2gcsearch.export import export_model
 from e2gcsearch.models import deploy, learned_structure, load_structure
 from e2gcsearch.models.flgc import LearnedGroupConv2d, SplitGroupConv2d, balanced_groups, sinkhorn
 from e2gcsearch.profiling.settings import ProfileConfig, build_model
-from e2gcsearch.store import record
 from e2gcsearch.search.space import SearchSpace
+from e2gcsearch.store import record
 
 NETWORKS = [("mobilenet_v1", {"groups": 4}), ("resnext50", {"groups": 8}), ("mobilenet_v1", {"group_size": 8})]
 

@@ -130,8 +130,8 @@ def test_per_layer_times_cover_the_step_and_apportion_the_window_energy(tmp_path
     grouped = [layer for layer in layers.layers if layer.kind == "grouped"]
     assert grouped and all(layer.group_size == 2 and layer.ps_per_mac > 0 for layer in grouped)
     plan = layers.layout_plan  # the one-layout plan is among those searched, so the best is no worse
-    assert plan.mixed_ms <= plan.network_ms + 1e-9 and set(plan.layouts) == {l.name for l in grouped} | {
-        l.name for l in layers.layers if l.kind == "conv"}
+    assert plan.mixed_ms <= plan.network_ms + 1e-9 and set(plan.layouts) == {row.name for row in grouped} | {
+        row.name for row in layers.layers if row.kind == "conv"}
     for cliff in layers.cliffs:
         assert cliff.ps_per_mac >= 3 * cliff.median_ps_per_mac
         assert set(cliff.alone_ps_per_mac) == {"nchw", "channels_last"}
@@ -200,11 +200,11 @@ def test_search_on_train_and_infer_epf_records_both_and_exports_the_layout(tmp_p
     from e2gcsearch.data import DataConfig
     from e2gcsearch.export.writer import export_trial
     from e2gcsearch.report import render_front
-    from e2gcsearch.store import record
-    from e2gcsearch.store.results import front_info
     from e2gcsearch.search.run import SearchConfig, run_search
     from e2gcsearch.search.space import SearchSpace
     from e2gcsearch.search.trial import TrialSettings
+    from e2gcsearch.store import record
+    from e2gcsearch.store.results import front_info
     from e2gcsearch.train import TrainConfig
 
     settings = TrialSettings(

@@ -15,14 +15,13 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
+from pgserver import Unavailable, throwaway_postgres
+from test_search_run import REQUIRED_ATTRS
 
 from e2gcsearch import ConfigError
 from e2gcsearch.cli import main
 from e2gcsearch.store import record
 from e2gcsearch.store.storage import get_storage
-
-from pgserver import Unavailable, throwaway_postgres
-from test_search_run import REQUIRED_ATTRS
 
 PASSWORD = "Pg-s3cret-77"
 USER = "e2gc"

@@ -16,8 +16,7 @@ import torch
 from e2gcsearch import ArchConfig
 from e2gcsearch.cli import main
 from e2gcsearch.errors import ConfigError
-from e2gcsearch.profiling import ProfileConfig, ProfileError, profile_model
-from e2gcsearch.profiling import ProfileCache, default_cache_dir
+from e2gcsearch.profiling import ProfileCache, ProfileConfig, ProfileError, default_cache_dir, profile_model
 
 TINY = ArchConfig("mobilenet_v1", group_size=4, width=0.25, num_classes=10)
 FAST = dict(resolution=64, repeats=2, min_window_s=0.03, warmup=1, threads=1, device="cpu")

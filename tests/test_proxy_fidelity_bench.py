@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_data import make_food101
 
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "proxy_fidelity.py"

@@ -22,7 +22,14 @@ from torch import nn
 from e2gcsearch import ArchConfig, ConfigError, create_model, list_models
 from e2gcsearch.cli import main
 from e2gcsearch.models import ExportRows, ModelEntry, StagePlan, check_resolution, get_entry, registered, stages
-from e2gcsearch.models.layers import CHANNEL_DIVISOR, create_conv2d, grouped_divisor, init_weights, num_groups, scale_channels
+from e2gcsearch.models.layers import (
+    CHANNEL_DIVISOR,
+    create_conv2d,
+    grouped_divisor,
+    init_weights,
+    num_groups,
+    scale_channels,
+)
 from e2gcsearch.paper import GROUP_SIZES, GROUPS, table_configs
 from e2gcsearch.store.record import TrialRecord
 from e2gcsearch.store.storage import get_storage

@@ -19,8 +19,8 @@ from optuna.trial import TrialState, create_trial
 from e2gcsearch import ArchConfig
 from e2gcsearch.cli import main
 from e2gcsearch.errors import ConfigError, DataError, UnknownNameError
-from e2gcsearch.report.plots import save_front_plot, save_hypervolume_plot
 from e2gcsearch.report import hypervolume, non_dominated, render_front
+from e2gcsearch.report.plots import save_front_plot, save_hypervolume_plot
 from e2gcsearch.store.record import user_attrs
 from e2gcsearch.store.results import front_info, hypervolume_history
 from e2gcsearch.store.storage import open_study, studies_frame

@@ -12,21 +12,20 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
+from test_search_robust import CHEAP
+from test_search_run import TINY_DATA, tiny_config
 
 from e2gcsearch import ArchConfig, ConfigError
 from e2gcsearch.cli import main
 from e2gcsearch.data import load_data
-from e2gcsearch.store import record
 from e2gcsearch.search.budget import REPEAT_STREAK, NewPoints
 from e2gcsearch.search.early_stop import MIN_COMPLETE, Finished, StoppingRule
 from e2gcsearch.search.replay import MeasuredPoint, MeasuredTable, replay
-from e2gcsearch.store.results import front_info
 from e2gcsearch.search.run import prepare
 from e2gcsearch.search.space import SearchSpace
 from e2gcsearch.search.trial import TrialRunner
-
-from test_search_robust import CHEAP
-from test_search_run import TINY_DATA, tiny_config
+from e2gcsearch.store import record
+from e2gcsearch.store.results import front_info
 
 FOUR_POINTS = SearchSpace(modules=("E2GC",), group_sizes=(1, 2, 4, 8), widths=(0.25,))
 
@@ -154,7 +153,7 @@ def _categorical_study(url: str) -> None:
                                              "direction": "maximize", "unit": "%"}])
     study.set_user_attr(record.SPACE, {"archs": ["mobilenet_v1"], "groupings": ["G=1", "G=8", "g=2", "g=16"],
                                        "widths": [0.25]})
-    for number, (grouping, epf, top1) in enumerate([("G=8", 12.0, 80.0), ("g=16", 15.0, 70.0)]):
+    for grouping, epf, top1 in [("G=8", 12.0, 80.0), ("g=16", 15.0, 70.0)]:
         symbol, _, value = grouping.partition("=")
         arch_config = ArchConfig("mobilenet_v1", width=0.25, num_classes=10,
                                  **{"group_size" if symbol == "G" else "groups": int(value)})

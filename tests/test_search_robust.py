@@ -10,18 +10,17 @@ import sys
 import optuna
 import pytest
 from optuna.trial import TrialState
+from test_search_run import TINY_DATA, states, tiny_config
 
 from e2gcsearch import ConfigError, DataError
 from e2gcsearch.cli import main
-from e2gcsearch.store import record
 from e2gcsearch.search.objectives import parse_objectives
 from e2gcsearch.search.preflight import PreflightError
 from e2gcsearch.search.run import prepare, run_search, search
-from e2gcsearch.search.workers import quotas
 from e2gcsearch.search.space import SearchSpace
+from e2gcsearch.search.workers import quotas
+from e2gcsearch.store import record
 from e2gcsearch.train import TrainConfig
-
-from test_search_run import TINY_DATA, states, tiny_config
 
 CHEAP = {"objectives": parse_objectives("params,macs")}  # no training: a trial is a cost count + a profile
 
@@ -266,9 +265,9 @@ def test_a_retry_keeps_the_queued_params_it_had_not_sampled_and_an_older_retry_i
 def test_an_interrupted_retry_is_queued_again_and_counted_only_when_queued():
     """A lost worker's point is retried once; a point the user interrupted is queued again even when it was
     itself a retry (the interruption says nothing against it), and the count says what was queued."""
-    from e2gcsearch.store.lost import INTERRUPTED, requeue_interrupted
-
     from optuna.distributions import CategoricalDistribution
+
+    from e2gcsearch.store.lost import INTERRUPTED, requeue_interrupted
 
     study = optuna.create_study(directions=["minimize", "maximize"])
     params = {"arch": "mobilenet_v1"}

@@ -18,12 +18,12 @@ from optuna.trial import TrialState
 from e2gcsearch import ArchConfig, ConfigError
 from e2gcsearch.data import DataConfig
 from e2gcsearch.profiling import ProfileConfig
-from e2gcsearch.store import record
 from e2gcsearch.search.objectives import parse_constraint, parse_objectives
 from e2gcsearch.search.run import SearchConfig, prepare, run_search
 from e2gcsearch.search.space import SearchSpace
-from e2gcsearch.store.storage import get_storage
 from e2gcsearch.search.trial import TrialSettings
+from e2gcsearch.store import record
+from e2gcsearch.store.storage import get_storage
 from e2gcsearch.train import TrainConfig
 
 TINY_DATA = DataConfig(name="digits", train_per_class=12, val_per_class=6, resolution=32)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import optuna
 import pytest
 import torch
@@ -42,12 +41,12 @@ def test_wrong_number_of_stages_names_the_stages():
 
 def test_each_stage_gets_its_own_group_size():
     cfg = ArchConfig("mobilenet_v1", stage_group_sizes=(1, 2, 4, 8, 16, 32))
-    grouped = [l for l in network_cost(cfg, 224).layers if l.name.endswith("conv_grouped")]
-    by_stage = {stages.layer_stage("mobilenet_v1", l.name): l.group_size for l in grouped}
+    grouped = [row for row in network_cost(cfg, 224).layers if row.name.endswith("conv_grouped")]
+    by_stage = {stages.layer_stage("mobilenet_v1", row.name): row.group_size for row in grouped}
     assert by_stage == {0: 1, 1: 2, 2: 4, 3: 8, 4: 16, 5: 32}
-    assert [stages.layer_stage("mobilenet_v1", l.name) for l in grouped] == [0, 1, 2, 2, 3, 3] + [4] * 6 + [5]
+    assert [stages.layer_stage("mobilenet_v1", row.name) for row in grouped] == [0, 1, 2, 2, 3, 3] + [4] * 6 + [5]
     resnext = ArchConfig("resnext50", stage_group_sizes=(1, 2, 4, 8), width=0.25, num_classes=10)
-    convs = {l.name: l.group_size for l in network_cost(resnext, 64).layers if l.name.endswith("conv2")}
+    convs = {row.name: row.group_size for row in network_cost(resnext, 64).layers if row.name.endswith("conv2")}
     assert (convs["layer1.0.conv2"], convs["layer2.3.conv2"], convs["layer3.5.conv2"], convs["layer4.2.conv2"]) == (1, 2, 4, 8)
 
 

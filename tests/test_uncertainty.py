@@ -22,12 +22,12 @@ from e2gcsearch.profiling import ProfileConfig
 from e2gcsearch.report import contested_pairs, front_status
 from e2gcsearch.search.confirm import ConfirmLimits, confirm_study
 from e2gcsearch.search.objectives import parse_objectives
-from e2gcsearch.store.record import confirmation, user_attrs
-from e2gcsearch.store.results import front_info
 from e2gcsearch.search.space import SearchSpace
-from e2gcsearch.store.storage import get_storage
 from e2gcsearch.search.trial import TrialSettings
 from e2gcsearch.stats import Summary, accuracy_interval, pool, pooled_std, wilson_interval
+from e2gcsearch.store.record import confirmation, user_attrs
+from e2gcsearch.store.results import front_info
+from e2gcsearch.store.storage import get_storage
 from e2gcsearch.train import TrainConfig
 
 OBJECTIVES = (Metric.of("epf", 4), Metric.of("top1"))
@@ -226,10 +226,10 @@ def test_a_trial_keeps_when_its_epf_was_measured_also_from_the_cache(tmp_path):
     cheap = {"objectives": parse_objectives("params,macs")}  # no training: a trial is a cost count + a profile
     config = dataclasses.replace(tiny_config(tmp_path, trials=1, baselines=False, warm_start="none",
                                              settings=cheap), seed=3)
-    before = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    before = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")
     first = run_search(config).trials[0]
     (when,) = first.user_attrs["epf"]["4"]["measured_at"]
-    assert before <= when <= datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    assert before <= when <= datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")
     for entry in (tmp_path / "profiles").rglob("*.json"):  # as if measured in an earlier session
         stored = json.loads(entry.read_text())
         if "measured_at" in stored.get("profile", {}):  # an implementation choice has no windows
@@ -264,8 +264,8 @@ def test_confirm_refuses_data_other_than_the_search_used(tmp_path):
 
 
 def test_confirm_refuses_training_or_measurement_other_than_the_search_used(tmp_path):
-    from e2gcsearch.store.fingerprint import study_fingerprint
     from e2gcsearch.search.preflight import device_fingerprint_of
+    from e2gcsearch.store.fingerprint import study_fingerprint
 
     study, _ = _planted_tie(tmp_path)
     settings = _tiny_settings(tmp_path)
@@ -323,7 +323,7 @@ def test_trials_measured_in_two_sittings_put_the_scatter_between_sittings_into_e
     expected = math.sqrt(max(0.0, np.var(np.log(factors), ddof=1) - 2 * (0.1 / 10.0) ** 2 / 3) / 2)  # about
     cv = frame["epf@4_sitting_cv"].iloc[0]
     assert 0.02 < cv < 0.04 and cv == pytest.approx(expected, rel=0.2)
-    for number, row in frame.iterrows():
+    for _, row in frame.iterrows():
         windows = Summary(3, row["epf@4"], 0.1).half_width()
         assert (row["epf@4_high"] - row["epf@4_low"]) / 2 > 2 * windows  # the sitting scatter dominates
     notes = noise_notes(frame.reset_index(), OBJECTIVES)

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_search_run import tiny_config
 
 from e2gcsearch import ConfigError
 from e2gcsearch.cli import main
 from e2gcsearch.devices import worker_devices
 from e2gcsearch.search.run import _prepare
 from e2gcsearch.train.threads import usable_cores, worker_threads
-
-from test_search_run import tiny_config
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import sys
 import traceback
 
 from ..console import DEBUG_ENV, debugging
-from ..version import __version__
 from ..errors import UserError
 from ..paths import is_disk_full
+from ..version import __version__
 from ._common import HelpFormatter, Parser
 
 # Subcommand modules, in the order `e2gcsearch --help` lists them.

@@ -18,10 +18,10 @@ from optuna.trial import TrialState
 
 from ..errors import DataError
 from ..report import noise_notes, render_front
+from ..search.confirm import ConfirmLimits
 from ..store.results import front_info, require_architecture
 from ..store.storage import open_study
-from ._common import HelpFormatter, emit, note, positive_int, positive_float
-from ..search.confirm import ConfirmLimits
+from ._common import HelpFormatter, emit, note, positive_float, positive_int
 from .configs import data_config, profile_config
 from .options import DATA, MEASUREMENT_WHILE_TRAINING, OUTPUT, STUDY, TRAINING, add_options, complete, load_spec
 from .run import RUN_DEFAULTS, RUN_GROUPS, confirm, proxy_train_config

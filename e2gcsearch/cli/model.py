@@ -4,19 +4,28 @@ device, and predict with it: per-layer optimal g (Eq. 2), the G it favours, EPF 
 from __future__ import annotations
 
 import argparse
-from typing import Callable
+from collections.abc import Callable
 
 import pandas as pd
 
 from ..config import ArchConfig
-from ..energy_model import (DeviceProfile, config_predictions, default_sweep_configs, favoured_group_size,
-                            fingerprint_warning, fit_device_profile, layer_optima, load_sweep, run_sweep,
-                            stage_group_sizes)
+from ..energy_model import (
+    DeviceProfile,
+    config_predictions,
+    default_sweep_configs,
+    favoured_group_size,
+    fingerprint_warning,
+    fit_device_profile,
+    layer_optima,
+    load_sweep,
+    run_sweep,
+    stage_group_sizes,
+)
 from ..energy_model.fit import MIN_CONFIGS, MODEL_FORM
 from ..errors import ConfigError
 from ..models import DEFAULT_ARCH, get_entry
-from ..search.warm_start import dataset_from_study
 from ..report.tables import fixed, human_count, render, to_json
+from ..search.warm_start import dataset_from_study
 from ._common import HelpFormatter, emit, note, positive_int
 from .configs import profile_config
 from .options import MEASUREMENT, MODEL, OUTPUT, add_option, add_options

@@ -28,8 +28,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import tomllib
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 from ..config import E2GC, FGGC
 from ..data.augment import AUGMENTATIONS
@@ -40,13 +41,25 @@ from ..profiling.implementations import AUTO_CANDIDATES, IMPL_CHOICES, MODES
 from ..profiling.settings import DTYPES
 from ..report.tables import FORMATS
 from ..search.objectives import DEFAULT_BATCH_SIZE
-from ..search.space import DEFAULT_WIDTHS, SearchSpace
-from ..store.storage import DEFAULT_STORAGE, DEFAULT_STUDY
 from ..search.search_config import DEFAULT_TRIALS, WARM_STARTS
+from ..search.space import DEFAULT_WIDTHS, SearchSpace
 from ..search.study import SAMPLERS
+from ..store.storage import DEFAULT_STORAGE, DEFAULT_STUDY
 from ..train import SCHEDULES, TrainConfig
-from ._common import class_list, float_list, index_list, int_list, name_list, positive_float, positive_int, resolution, seed, threads, watts, folder
-
+from ._common import (
+    class_list,
+    float_list,
+    folder,
+    index_list,
+    int_list,
+    name_list,
+    positive_float,
+    positive_int,
+    resolution,
+    seed,
+    threads,
+    watts,
+)
 
 
 @dataclasses.dataclass(frozen=True)

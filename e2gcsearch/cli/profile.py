@@ -10,8 +10,8 @@ from ..models import check_resolution
 from ..profiling import ProfileResult, profile_model
 from ..profiling.attribution import Attribution, attribute_profile
 from ..profiling.probe import step_timer
-from ..train import choose_threads
 from ..report.tables import fixed, render, to_json
+from ..train import choose_threads
 from ._common import HelpFormatter, emit, note
 from .configs import arch_config_from, profile_config
 from .options import MEASUREMENT, MODEL, OUTPUT, add_option, add_options

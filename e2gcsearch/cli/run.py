@@ -14,15 +14,25 @@ from ..profiling import ProfileConfig
 from ..report import render_front
 from ..search.confirm import ConfirmLimits, ConfirmReport, confirm_study
 from ..search.objectives import DEFAULT_BATCH_SIZE, parse_constraint, parse_objectives
-from ..store.results import front_info, front_notes
 from ..search.run import SearchConfig, SearchInterrupted, search
 from ..search.space import SearchSpace, StagewiseSearchSpace
 from ..search.trial import TrialSettings
+from ..store.results import front_info, front_notes
 from ..train import TrainConfig, proxy_budget
 from ._common import HelpFormatter, emit, note
 from .configs import data_config, profile_config, training_layout
-from .options import (DATA, DEFAULT_TRIALS, MEASUREMENT_WHILE_TRAINING, OUTPUT, SEARCH, SPACE, TRAINING, add_options,
-                      complete, load_spec)
+from .options import (
+    DATA,
+    DEFAULT_TRIALS,
+    MEASUREMENT_WHILE_TRAINING,
+    OUTPUT,
+    SEARCH,
+    SPACE,
+    TRAINING,
+    add_options,
+    complete,
+    load_spec,
+)
 
 EXAMPLES = f"""\
 examples:

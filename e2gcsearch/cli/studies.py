@@ -6,8 +6,8 @@ import argparse
 
 import optuna
 
-from ..store.storage import open_study, redact, studies_frame
 from ..report.tables import render
+from ..store.storage import open_study, redact, studies_frame
 from ._common import HelpFormatter, emit, note
 from .options import OUTPUT, STUDY, add_option, add_options
 

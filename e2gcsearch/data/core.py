@@ -10,6 +10,7 @@ from ..errors import DataError, UnknownNameError
 from . import cache, sources
 from .types import ALIASES, DATA_ENV, DATASETS, DataConfig, LoadedData, default_cache_dir, default_data_root
 
+
 def resolve_dataset(config: DataConfig) -> tuple[str, str | None, str]:
     """(dataset name, root, note) for ``config``; the note explains an automatic choice."""
     name = config.name.strip().lower() if config.name else None

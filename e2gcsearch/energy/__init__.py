@@ -24,7 +24,8 @@ Example:
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..devices import parse_device
 from ..errors import ConfigError, UnknownNameError

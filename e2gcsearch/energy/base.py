@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import UserError
 
@@ -145,7 +146,7 @@ class Meter:
     def close(self) -> None:
         """Release what the backend holds (threads, library handles). Safe to call twice."""
 
-    def __enter__(self) -> "Meter":
+    def __enter__(self) -> Meter:
         return self
 
     def __exit__(self, *exc: Any) -> None:

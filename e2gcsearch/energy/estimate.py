@@ -22,7 +22,8 @@ Example:
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..errors import ConfigError
 from .base import Meter

@@ -25,7 +25,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..devices import cuda_uuid
 from .base import Meter, MeterError, MeterUnavailableError

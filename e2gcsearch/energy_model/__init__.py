@@ -18,13 +18,33 @@ from __future__ import annotations
 
 from .analysis import layer_table
 from .data import EpfDataset, EpfMeasurement, default_sweep_configs, load_sweep, run_sweep
-from .device_profile import (DeviceProfile, current_fingerprint, default_profile_path, fingerprint_warning,
-                             fit_device_profile)
-from .equations import (balanced_work, eq2_group_sizes_by_stage, eq2_groups, eq4_group_size_ratio, fig3_frame,
-                        optimal_groups, table2)
+from .device_profile import (
+                             DeviceProfile,
+                             current_fingerprint,
+                             default_profile_path,
+                             fingerprint_warning,
+                             fit_device_profile,
+)
+from .equations import (
+                             balanced_work,
+                             eq2_group_sizes_by_stage,
+                             eq2_groups,
+                             eq4_group_size_ratio,
+                             fig3_frame,
+                             optimal_groups,
+                             table2,
+)
 from .fit import MIN_CONFIGS, MODEL_FORM, ConfigTerms, EnergyFit, config_terms, fit_energy_model
-from .predict import (LayerOptimum, calibration_configs, config_predictions, favoured_group_size, layer_optima,
-                      load_or_calibrate, stage_group_sizes, warm_start_configs)
+from .predict import (
+                             LayerOptimum,
+                             calibration_configs,
+                             config_predictions,
+                             favoured_group_size,
+                             layer_optima,
+                             load_or_calibrate,
+                             stage_group_sizes,
+                             warm_start_configs,
+)
 
 __all__ = [
     "MIN_CONFIGS", "MODEL_FORM", "ConfigTerms", "DeviceProfile", "EnergyFit", "EpfDataset", "EpfMeasurement",

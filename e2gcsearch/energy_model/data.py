@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ..config import ArchConfig
 from ..errors import ConfigError, DataError
@@ -52,7 +53,7 @@ class EpfMeasurement:
                 "resolution": self.resolution, "epf": epf}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "EpfMeasurement":
+    def from_dict(cls, data: dict[str, Any]) -> EpfMeasurement:
         epf, std = {}, {}
         for batch, figures in dict(data.get("epf", {})).items():
             if figures.get("status", "ok") == "ok" and figures.get("epf_mj") is not None:

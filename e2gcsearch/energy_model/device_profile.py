@@ -16,15 +16,16 @@ import collections
 import dataclasses
 import datetime
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from ..version import __version__
 from ..config import ArchConfig
-from ..errors import ConfigError, DataError
 from ..energy import create_meter
+from ..errors import ConfigError, DataError
 from ..paths import cache_home
 from ..profiling.fingerprint import DeviceFingerprint, device_fingerprint
+from ..version import __version__
 from .data import EpfDataset, EpfMeasurement, read_document
 from .fit import MODEL_FORM, EnergyFit, config_terms, fit_energy_model
 
@@ -100,7 +101,7 @@ class DeviceProfile:
                 "measurements": [m.to_dict() for m in self.measurements]}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "DeviceProfile":
+    def from_dict(cls, data: dict[str, Any]) -> DeviceProfile:
         return cls(fingerprint=DeviceFingerprint.from_dict(data.get("fingerprint")), backend=str(data["backend"]),
                    is_estimate=bool(data["is_estimate"]),
                    fits={int(b): EnergyFit.from_dict(fit) for b, fit in data["fits"].items()},
@@ -119,7 +120,7 @@ class DeviceProfile:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "DeviceProfile":
+    def load(cls, path: str | Path) -> DeviceProfile:
         path = Path(path)
         data = read_document(path, PROFILE_KIND, "device profile", f"fit one with 'e2gcsearch model fit --out {path}'",
                              "fit one with 'e2gcsearch model fit'")
@@ -164,7 +165,7 @@ def fit_device_profile(dataset: EpfDataset, batch_sizes: tuple[int, ...] | None 
     return DeviceProfile(fingerprint=dataset.fingerprint, backend=dataset.backend, is_estimate=dataset.is_estimate,
                          fits=fits, measurements=list(dataset.measurements), resolution=_main_resolution(dataset),
                          source=dataset.source,
-                         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+                         created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
 
 
 def current_fingerprint(device: str = "cpu", dtype: str = "float32", impl: str = "nchw") -> DeviceFingerprint:

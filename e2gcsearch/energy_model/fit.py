@@ -50,7 +50,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy import optimize, stats
@@ -132,7 +133,7 @@ class EnergyFit:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "EnergyFit":
+    def from_dict(cls, data: dict[str, Any]) -> EnergyFit:
         return from_known_fields(cls, data)
 
 

@@ -30,15 +30,15 @@ import optuna
 import torch
 from torch import nn
 
-from ..version import __version__
-from . import template
 from ..config import ArchConfig
 from ..errors import ConfigError, DataError
 from ..models import create_model, deploy, get_entry, load_structure
 from ..profiling.implementations import layout_of
-from ..store.results import front_info, get_trial, require_architecture, study_objectives, trial_record
-from ..store.record import TrialRecord, full_result
 from ..report.tables import human_count
+from ..store.record import TrialRecord, full_result
+from ..store.results import front_info, get_trial, require_architecture, study_objectives, trial_record
+from ..version import __version__
+from . import template
 
 SUFFIXES = {".py": "standalone PyTorch model builder", ".json": "ArchConfig JSON",
             ".pt": "TorchScript (traced)", ".pt2": "torch.export program", ".onnx": "ONNX graph"}

@@ -22,8 +22,18 @@ from ..config import ArchConfig
 from ..errors import ConfigError
 from . import custom, mobilenet_v1, resnext, torchvision_nets  # noqa: F401 - each registers its entry (custom: module:function names)
 from .flgc import deploy, learned_structure, load_structure
-from .registry import (ExportRows, ModelEntry, StagePlan, default_arch, get_entry, list_models, paper_archs,
-                       register_model, registered, unregister_model)
+from .registry import (
+    ExportRows,
+    ModelEntry,
+    StagePlan,
+    default_arch,
+    get_entry,
+    list_models,
+    paper_archs,
+    register_model,
+    registered,
+    unregister_model,
+)
 
 DEFAULT_ARCH: str = default_arch()  # the architecture library defaults use
 

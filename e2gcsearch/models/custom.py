@@ -19,7 +19,8 @@ import collections
 import inspect
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..config import ArchConfig
 from ..errors import ConfigError

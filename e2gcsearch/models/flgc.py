@@ -41,7 +41,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F

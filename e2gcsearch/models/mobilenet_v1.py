@@ -19,8 +19,15 @@ from torch import nn
 
 from ..config import ArchConfig
 from .flgc import FoldSite
-from .layers import (CHANNEL_DIVISOR, create_conv2d, grouped_divisor, init_weights, learned_assignment, num_groups,
-                     scale_channels)
+from .layers import (
+    CHANNEL_DIVISOR,
+    create_conv2d,
+    grouped_divisor,
+    init_weights,
+    learned_assignment,
+    num_groups,
+    scale_channels,
+)
 from .registry import ExportRows, ModelEntry, StagePlan, register_model
 from .stages import check_stage_count
 

@@ -36,7 +36,8 @@ import dataclasses
 import functools
 import importlib
 import math
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch import nn

@@ -24,7 +24,7 @@ the stock builder:
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 from ..config import ArchConfig
 from ..errors import ConfigError

@@ -13,13 +13,13 @@ Example:
 
 from __future__ import annotations
 
-from .cache import ProfileCache, default_cache_dir
 from ..devices import resolve_device
+from .cache import ProfileCache, default_cache_dir
 from .fingerprint import DeviceFingerprint, device_fingerprint
 from .lock import DeviceLock
 from .protocol import epf_columns, extend_measurement, profile_many, profile_model
-from .settings import ProfileConfig
 from .results import BatchProfile, ProfileError, ProfileResult
+from .settings import ProfileConfig
 
 __all__ = [
     "BatchProfile",

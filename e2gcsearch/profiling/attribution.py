@@ -27,7 +27,8 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -38,8 +39,8 @@ from ..errors import ConfigError
 from ..train.runtime import thread_limit
 from .implementations import IMPLEMENTATIONS, make_step, prepare
 from .layer_timing import LayerTime, LayoutPlan, layer_seconds, plan_layouts
-from .settings import ProfileConfig, build_model, synchronize, synthetic_batch
 from .results import ProfileResult
+from .settings import ProfileConfig, build_model, synchronize, synthetic_batch
 
 CLIFF_FACTOR = 3.0
 STEPS = 5  # instrumented steps averaged, after one untimed step

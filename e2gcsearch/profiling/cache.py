@@ -29,8 +29,9 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..config import ArchConfig
 from ..paths import PROFILES, cache_folder

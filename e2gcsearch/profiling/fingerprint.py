@@ -17,7 +17,8 @@ import dataclasses
 import hashlib
 import json
 import platform
-from typing import Any, ClassVar, Mapping
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
 

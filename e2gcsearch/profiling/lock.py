@@ -44,14 +44,14 @@ import hashlib
 import os
 import re
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import torch
 
+from ..devices import cuda_uuid, parse_device
 from ..errors import DataError
 from ..paths import write_problem
-from ..devices import cuda_uuid, parse_device
 from .fingerprint import cpu_model
 
 LOCKS = ".locks"
@@ -93,7 +93,7 @@ class DeviceLock:
         self._sharing = False
 
     @classmethod
-    def for_device(cls, device: str, directory: str | Path) -> "DeviceLock":
+    def for_device(cls, device: str, directory: str | Path) -> DeviceLock:
         return cls(directory, device_key(device), device)
 
     def _file(self, name: str) -> int:

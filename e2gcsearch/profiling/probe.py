@@ -6,7 +6,7 @@ measurement carry. Used by ``profile --threads auto`` and by the search's pre-fl
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

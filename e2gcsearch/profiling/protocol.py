@@ -47,7 +47,8 @@ import contextlib
 import dataclasses
 import math
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -60,11 +61,19 @@ from ..models import check_resolution, validate_config
 from ..train.layout import Choice
 from .cache import ProfileCache, cache_key, choice_key
 from .fingerprint import DeviceFingerprint, device_fingerprint
-from .implementations import (AUTO, AUTO_CANDIDATES, IMPLEMENTATIONS, STEPS, calibrate,
-                              compile_first_step, make_step, prepare)
+from .implementations import (
+    AUTO,
+    AUTO_CANDIDATES,
+    IMPLEMENTATIONS,
+    STEPS,
+    calibrate,
+    compile_first_step,
+    make_step,
+    prepare,
+)
 from .lock import DeviceLock
-from .settings import ProfileConfig, build_model, synchronize, synthetic_batch
 from .results import BatchProfile, ProfileResult
+from .settings import ProfileConfig, build_model, synchronize, synthetic_batch
 
 GPU_WARMUP_S = 1.0  # on a GPU the warm-up also lasts this long, so clocks and power settle
 Progress = Callable[[str], None]

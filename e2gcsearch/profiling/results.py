@@ -6,7 +6,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import statistics
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..config import ArchConfig, from_known_fields
 from ..energy import Measurement
@@ -17,7 +18,7 @@ from .fingerprint import DeviceFingerprint
 
 def utc_minute() -> str:
     """Now, to the minute, in UTC: ``YYYY-MM-DD HH:MM`` (sorts as text)."""
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")
 
 
 class ProfileError(UserError, ValueError):
@@ -72,7 +73,7 @@ class BatchProfile:
         """Latency per batch over the windows (ms)."""
         return Summary(self.repeats, float(self.latency_ms), float(self.latency_std_ms or 0.0))
 
-    def pooled_with(self, more: "BatchProfile") -> "BatchProfile":
+    def pooled_with(self, more: BatchProfile) -> BatchProfile:
         """This measurement extended by the windows of ``more`` (same network, device and batch size)."""
         epf, latency = pool(self.epf(), more.epf()), pool(self.latency(), more.latency())
         measured_s = self.measured_s + more.measured_s
@@ -89,13 +90,13 @@ class BatchProfile:
             measured_at=None if None in (self.measured_at, more.measured_at) else self.measured_at + more.measured_at)
 
     @classmethod
-    def failed(cls, batch_size: int, status: str, repeats: int, window_s: float, wall_s: float) -> "BatchProfile":
+    def failed(cls, batch_size: int, status: str, repeats: int, window_s: float, wall_s: float) -> BatchProfile:
         return cls(batch_size, status, None, None, None, None, None, None, None, 0, repeats,
                    window_s=window_s, wall_s=wall_s)
 
     @classmethod
     def from_measurements(cls, batch_size: int, measurements: list[Measurement], iterations: int,
-                          window_s: float, idle_power_w: float | None, wall_s: float) -> "BatchProfile":
+                          window_s: float, idle_power_w: float | None, wall_s: float) -> BatchProfile:
         """Figures from measured windows, each of ``iterations`` steps of ``batch_size`` images."""
         frames = iterations * batch_size
         epf_mj = [1000 * m.energy_j / frames for m in measurements]  # mJ per frame, one per window
@@ -121,7 +122,7 @@ class BatchProfile:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "BatchProfile":
+    def from_dict(cls, data: Mapping[str, Any]) -> BatchProfile:
         return from_known_fields(cls, data)
 
 

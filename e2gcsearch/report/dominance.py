@@ -30,7 +30,7 @@ Example:
 from __future__ import annotations
 
 import datetime
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -56,7 +56,10 @@ def bounds(frame: pd.DataFrame, objectives: Sequence[Metric]) -> tuple[np.ndarra
         else:
             values.append(-value), best.append(-high), worst.append(-low)
     shape = (len(frame), 0)
-    stack = (lambda columns: np.stack(columns, axis=1) if columns else np.zeros(shape))
+
+    def stack(columns: list) -> np.ndarray:
+        return np.stack(columns, axis=1) if columns else np.zeros(shape)
+
     return stack(values), stack(best), stack(worst)
 
 

@@ -19,7 +19,8 @@ Example:
 from __future__ import annotations
 
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import optuna
 
@@ -34,11 +35,11 @@ from ..profiling import BatchProfile, ProfileConfig, extend_measurement, profile
 from ..report import contested_pairs
 from ..report.front import FrontInfo
 from ..stats import wilson_interval
-from ..train import TrainConfig, train_model
 from ..store import record
+from ..store.fingerprint import study_fingerprint
 from ..store.record import TrialRecord
 from ..store.results import front_info, trial_record
-from ..store.fingerprint import study_fingerprint
+from ..train import TrainConfig, train_model
 from .preflight import device_fingerprint_of
 from .run import data_key
 from .study import check_comparable

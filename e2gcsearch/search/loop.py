@@ -6,7 +6,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -14,13 +15,14 @@ from optuna.trial import FrozenTrial, TrialState
 from ..console import debugging, note
 from ..metrics import ENERGY_METRICS
 from ..store import record
-from .budget import NewPoints
 from ..store.fingerprint import trial_settings
 from ..store.lost import worker_tag
-from .search_config import SearchConfig
 from ..store.storage import storage_failure
+from .budget import NewPoints
+from .search_config import SearchConfig
 from .study import sampler_seed
 from .trial import TrialRunner
+
 
 def trial_line(study: optuna.Study, trial: FrozenTrial, objectives: list[dict[str, Any]]) -> str:
     """One line per finished trial: number, config, objectives (with units) and front size."""

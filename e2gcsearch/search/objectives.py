@@ -23,7 +23,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..config import ArchConfig
 from ..cost import network_cost
@@ -117,7 +118,7 @@ def cost_feasible(constraints: Sequence[Constraint], resolution: int) -> Callabl
     """Whether a configuration keeps the constraints known before anything is measured: those on params
     and MACs (EPF, latency and top-1 constraints are left to the trial, and so is a configuration that
     cannot be built: its trial names why)."""
-    @functools.lru_cache(maxsize=None)  # the queue, the warm start and the pre-flight ask about the same points
+    @functools.cache  # the queue, the warm start and the pre-flight ask about the same points
     def keep(arch_config: ArchConfig) -> bool:
         try:
             cost = network_cost(arch_config, resolution)

@@ -15,7 +15,8 @@ again.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..config import ArchConfig
 from ..cost import network_cost
@@ -25,11 +26,11 @@ from ..errors import ConfigError, UserError
 from ..paths import TENSORS, cache_folder, probe_writable
 from ..profiling import DeviceFingerprint, ProfileConfig, default_cache_dir
 from ..profiling.probe import expected_fingerprint, measured_step
-from ..train import TrainConfig, choose_threads
-from ..train.threads import AUTO, training_step_timer
 from ..report.tables import human_count
 from ..store.fingerprint import study_fingerprint
 from ..store.storage import storage_file
+from ..train import TrainConfig, choose_threads
+from ..train.threads import AUTO, training_step_timer
 from .objectives import Constraint, cost_constraints, cost_feasible
 from .space import Space
 from .trial import TrialSettings
@@ -106,13 +107,13 @@ def check_networks(space: Space, data: LoadedData, profile: ProfileConfig, train
     timer = None
     for arch_config in families(space, data.num_classes):
         where = f"{arch_config.label()} at {data.resolution}x{data.resolution} px"
-        _attempt(lambda: measured_step(arch_config, profile)(),
+        _attempt(lambda: measured_step(arch_config, profile)(),  # noqa: B023 - _attempt calls it at once
                  f"{where} cannot run a measured step at batch size {batch} on {profile.device}",
                  "drop that batch size from --batch-sizes, or raise --resolution")
         if train is not None:
-            step = _attempt(lambda: training_step_timer(arch_config, data, train, steps=1),
+            step = _attempt(lambda: training_step_timer(arch_config, data, train, steps=1),  # noqa: B023 - called at once
                             f"{where} cannot be trained on {train.device}", "change --resolution or --batch-size")
-            _attempt(lambda: step(1), f"{where} cannot be trained on {train.device}",
+            _attempt(lambda: step(1), f"{where} cannot be trained on {train.device}",  # noqa: B023 - called at once
                      "change --resolution or --batch-size")
             timer = timer or training_step_timer(arch_config, data, train)
     if train is not None and train.threads == AUTO and timer is not None:

@@ -23,8 +23,9 @@ import csv
 import dataclasses
 import functools
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import optuna
@@ -71,7 +72,7 @@ class MeasuredTable:
 
     @classmethod
     def read(cls, path: str | Path, num_classes: int = 10, resolution: int = 48, batch_size: int = 16,
-             modules: Sequence[str] | None = None) -> "MeasuredTable":
+             modules: Sequence[str] | None = None) -> MeasuredTable:
         """Read a table written by ``benchmarks/search_replay.py measure`` (lines starting with # are notes),
         keeping the rows of ``modules`` (default: all)."""
         with Path(path).open() as handle:
@@ -93,7 +94,7 @@ class MeasuredTable:
         return dataclasses.replace(cls.of(kept, resolution, batch_size), measured=tuple(points))
 
     @classmethod
-    def of(cls, points: Sequence[MeasuredPoint], resolution: int, batch_size: int = 16) -> "MeasuredTable":
+    def of(cls, points: Sequence[MeasuredPoint], resolution: int, batch_size: int = 16) -> MeasuredTable:
         """The table of ``points``, over the smallest network-level space that holds them all."""
         configs = [p.arch_config for p in points]
         space = SearchSpace(archs=tuple(dict.fromkeys(c.arch for c in configs)),

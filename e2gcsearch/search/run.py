@@ -28,13 +28,13 @@ from ..store import record
 from ..store.lost import Terminated, new_run_id, requeue_interrupted, sigterm_as_interrupt
 from ..store.storage import check_storage_for_workers, redact
 from ..train.threads import AUTO, usable_cores, worker_threads
-from .preflight import check_search
-from .study import enqueue_baselines, open_search_study
 from .budget import NewPoints, failed_unmeasured
-from .warm_start import warm_start_study
-from .trial import TrialRunner
 from .loop import on_device, optimize, quiet_optuna
+from .preflight import check_search
 from .search_config import SearchConfig
+from .study import enqueue_baselines, open_search_study
+from .trial import TrialRunner
+from .warm_start import warm_start_study
 from .workers import run_workers
 
 

@@ -43,8 +43,8 @@ import itertools
 import math
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from ..config import E2GC, FGGC, FLGC, ArchConfig
 from ..checks import is_int
+from ..config import E2GC, FGGC, FLGC, ArchConfig
 from ..errors import ConfigError
 from ..models import DEFAULT_ARCH, get_entry, validate_config
 from ..models.stages import num_stages

@@ -12,22 +12,23 @@ writes to is opened by :func:`e2gcsearch.store.storage.open_search_storage`):
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage
 
 from ..config import ArchConfig
 from ..console import note
-from ..train.runtime import derived_seed
-from ..version import __version__
 from ..errors import ConfigError, UnknownNameError
 from ..metrics import Metric
 from ..models import get_entry
 from ..store import record
-from ..store.queue import enqueue_once, queued_archs
 from ..store.lost import fail_lost_trials
+from ..store.queue import enqueue_once, queued_archs
 from ..store.storage import open_search_storage, redact
+from ..train.runtime import derived_seed
+from ..version import __version__
 from .search_config import SearchConfig
 from .space import Space
 

@@ -23,19 +23,19 @@ from optuna.trial import TrialState
 
 from ..cost import network_cost
 from ..data import LoadedData
-from ..models import validate_config
 from ..devices import resolve_device
+from ..metrics import MODES, Metric
+from ..models import validate_config
 from ..profiling import DeviceLock, ProfileCache, ProfileConfig, profile_model
 from ..profiling.implementations import layout_of
 from ..report.tables import human_count
 from ..stats import accuracy_interval
-from ..train import TrainConfig, train_model
 from ..store import record
-from ..metrics import MODES, Metric
-from .early_stop import known_losses, rule_for
 from ..store.lost import interruption_reason
-from .objectives import Constraint
 from ..store.results import seed_noise, trial_record
+from ..train import TrainConfig, train_model
+from .early_stop import known_losses, rule_for
+from .objectives import Constraint
 from .space import Space
 
 INFEASIBLE_TOP1 = 0.0  # reported for trials whose training a violated constraint skipped
@@ -196,7 +196,7 @@ class TrialRunner:
     def _lock_counts(self) -> tuple[float, float]:
         return (self.lock.waited_s, self.lock.paused_s) if self.lock else (0.0, 0.0)
 
-    def _stopping(self, trial: Any, results: dict[str, Any]) -> "_EpochCheck | None":
+    def _stopping(self, trial: Any, results: dict[str, Any]) -> _EpochCheck | None:
         """The per-epoch check of the early-stopping rule (``None`` when it is off or cannot apply)."""
         study = getattr(trial, "study", None)
         if not self.settings.early_stop or study is None:

@@ -21,6 +21,7 @@ from .search_config import SearchConfig
 from .study import create_sampler, sampler_seed
 from .trial import TrialRunner
 
+
 def worker_main(config: SearchConfig, index: int, quota: int | None, run_id: str, device: str | None) -> None:
     """Entry point of one worker process (``--workers N``); Ctrl-C or SIGTERM (which the parent forwards)
     fails its running trial and ends it quietly (the parent says so and queues the point again)."""

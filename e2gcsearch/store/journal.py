@@ -106,7 +106,7 @@ def repair_journal(path: str | Path) -> list[str]:
         kept, removed = _mend(lines)
         if not removed:
             return []
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%f")
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S.%f")
         aside = path.with_name(f"{path.name}.torn-{stamp}")
         aside.write_bytes(b"\n".join(part.rstrip(b"\n") for part in removed) + b"\n")
         temporary = path.with_name(f".{path.name}.repair")

@@ -18,7 +18,8 @@ import signal
 import socket
 import threading
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState

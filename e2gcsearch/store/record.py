@@ -150,7 +150,7 @@ class TrialRecord:
     fail_reason: str | None = None
 
     @classmethod
-    def from_trial(cls, trial: Any) -> "TrialRecord":
+    def from_trial(cls, trial: Any) -> TrialRecord:
         """Read a :class:`optuna.trial.FrozenTrial` of an e2gcsearch study."""
         attrs = dict(trial.user_attrs)
         arch_config = ArchConfig.from_dict(attrs.pop(ARCH_CONFIG))
@@ -213,7 +213,7 @@ class TrialRecord:
         half = summary.half_width()
         return with_sitting_noise(value - half, value + half, value, sitting if metric.metric == "epf" else None)
 
-    def with_confirmation(self, confirmed: dict[str, Any]) -> "TrialRecord":
+    def with_confirmation(self, confirmed: dict[str, Any]) -> TrialRecord:
         """This record with the pooled figures ``confirm`` stored for it (see the module docstring)."""
         epf = dict(self.epf)
         epf.update({int(batch): dict(figures) for batch, figures in confirmed.get(EPF, {}).items()})

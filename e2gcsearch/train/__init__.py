@@ -25,20 +25,31 @@ Example:
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
 from ..config import ArchConfig
-from ..data import LoadedData
 from ..console import note
+from ..data import LoadedData
 from ..devices import resolve_device
 from ..errors import ConfigError
-from ..paths import probe_writable
 from ..models import learned_structure, load_structure
+from ..paths import probe_writable
 from . import checkpoint
-from .config import (FULL_RECIPE, PROXY_BUDGETS, SCHEDULES, FullRecipe, ProxyBudget, TrainConfig, TrainResult,
-                     learning_rate, proxy_budget, proxy_data_config)
+from .config import (
+    FULL_RECIPE,
+    PROXY_BUDGETS,
+    SCHEDULES,
+    FullRecipe,
+    ProxyBudget,
+    TrainConfig,
+    TrainResult,
+    learning_rate,
+    proxy_budget,
+    proxy_data_config,
+)
 from .loop import Trainer
 from .runtime import build_model, check_inputs, distributed, process_rank, thread_limit
 from .threads import AUTO, ThreadChoice, choose_threads, resolve_layout, resolve_threads

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..config import ArchConfig
-from ..paths import cache_home
 from ..errors import ConfigError
+from ..paths import cache_home
 
 if TYPE_CHECKING:
     from ..data import LoadedData

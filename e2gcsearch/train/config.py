@@ -7,12 +7,13 @@ import dataclasses
 import math
 from typing import Any
 
+from ..checks import positive_int
 from ..data import DataConfig
 from ..data.augment import AUGMENTATIONS
 from ..data.core import resolve_dataset
-from ..checks import positive_int
 from ..errors import ConfigError
-from .layout import AUTO as AUTO_LAYOUT, LAYOUTS
+from .layout import AUTO as AUTO_LAYOUT
+from .layout import LAYOUTS
 
 SCHEDULES = ("cosine", "step")
 
@@ -87,13 +88,13 @@ class TrainConfig:
         object.__setattr__(self, "step_milestones", tuple(float(m) for m in self.step_milestones))
 
     @classmethod
-    def full_training(cls, epochs: int | None = None, **changes: Any) -> "TrainConfig":
+    def full_training(cls, epochs: int | None = None, **changes: Any) -> TrainConfig:
         """The full-training preset (:data:`FULL_RECIPE`: cosine schedule, checkpoint every epoch)."""
         changes.setdefault("schedule", FULL_RECIPE.schedule)
         changes.setdefault("full", True)
         return cls(epochs=epochs or FULL_RECIPE.epochs, **changes)
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,7 +117,7 @@ class FullRecipe:
     schedule: str = "cosine"
     resolution: int = 64
 
-    def train_config(self, **changes: Any) -> "TrainConfig":
+    def train_config(self, **changes: Any) -> TrainConfig:
         """The recipe as a TrainConfig (full: checkpointed every epoch), with ``changes`` on top."""
         return TrainConfig.full_training(**{"epochs": self.epochs, "schedule": self.schedule, **changes})
 

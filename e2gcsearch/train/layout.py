@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -70,7 +71,7 @@ class Choice:
         return {"chosen": self.chosen, "step_ms": dict(self.step_ms), "reason": self.reason}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Choice":
+    def from_dict(cls, data: Mapping[str, Any]) -> Choice:
         return cls(chosen=str(data["chosen"]), step_ms={str(k): float(v) for k, v in data["step_ms"].items()},
                    reason=str(data["reason"]))
 

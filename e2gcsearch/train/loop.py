@@ -9,8 +9,9 @@ import math
 import sys
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,8 +22,8 @@ from ..data.augment import augment_batch, channel_stats, normalize_batch
 from ..data.cache import interactive
 from ..errors import ConfigError
 from . import checkpoint
-from .layout import apply_layout, to_layout
 from .config import TrainConfig, TrainResult, augmentation_for, learning_rate
+from .layout import apply_layout, to_layout
 from .runtime import DistInfo, derived_seed
 
 NON_FINITE = "non-finite loss"

@@ -7,7 +7,8 @@ import contextlib
 import dataclasses
 import hashlib
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
