@@ -9,8 +9,9 @@ import pytest
 
 from e2gcsearch.cli import build_parser, main
 from e2gcsearch.cli.configs import data_config, profile_config
-from e2gcsearch.cli.options import complete, load_spec
+from e2gcsearch.cli.options import complete
 from e2gcsearch.cli.run import RUN_DEFAULTS, RUN_GROUPS, search_config
+from e2gcsearch.cli.spec import load_spec
 from e2gcsearch.cli.validate import settings as validate_settings
 
 REPO = Path(__file__).resolve().parents[1]

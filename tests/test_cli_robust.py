@@ -7,8 +7,9 @@ import os
 import pytest
 
 from e2gcsearch.cli import build_parser, main
-from e2gcsearch.cli.options import complete, load_spec
+from e2gcsearch.cli.options import complete
 from e2gcsearch.cli.run import RUN_DEFAULTS, RUN_GROUPS, search_config
+from e2gcsearch.cli.spec import load_spec
 
 
 def _config_from(tmp_path, text: str):

@@ -23,8 +23,9 @@ from ..store.results import front_info, require_architecture
 from ..store.storage import open_study
 from ._common import HelpFormatter, emit, note, positive_float, positive_int
 from .configs import data_config, profile_config
-from .options import DATA, MEASUREMENT_WHILE_TRAINING, OUTPUT, STUDY, TRAINING, add_options, complete, load_spec
+from .options import DATA, MEASUREMENT_WHILE_TRAINING, OUTPUT, STUDY, TRAINING, add_options, complete
 from .run import RUN_DEFAULTS, RUN_GROUPS, confirm, proxy_train_config
+from .spec import load_spec
 
 EXAMPLES = """\
 examples:

@@ -6,7 +6,7 @@ groups it needs with :func:`add_options`, so a flag means the same thing, has th
 the same help in every command that takes it. A command may change a default (``--repeats`` is 5
 for ``profile`` and 3 per search trial), never the meaning. ``dest`` is the first flag with dashes
 as underscores, which is also the key of a study spec (``run --config FILE.toml``): the spec's keys
-are checked and converted from this same table (:func:`load_spec`, :func:`complete`).
+are checked and converted from this same table (:func:`.spec.load_spec`, :func:`complete`).
 
 The vocabulary in short:
 
@@ -27,15 +27,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import tomllib
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..config import E2GC, FGGC
 from ..data.augment import AUGMENTATIONS
 from ..energy import BACKENDS
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
 from ..models import DEFAULT_ARCH, list_models
 from ..profiling.implementations import AUTO_CANDIDATES, IMPL_CHOICES, MODES
 from ..profiling.settings import DTYPES
@@ -303,7 +301,7 @@ SPACE = Group("search space", ("space", "search_arch", "modules", "group_sizes",
 OUTPUT = Group("output", ("format",))
 
 
-def _entries(groups: tuple[Group, ...], defaults: Mapping[str, Any]) -> Iterator[tuple[str, str, Any]]:
+def entries(groups: tuple[Group, ...], defaults: Mapping[str, Any]) -> Iterator[tuple[str, str, Any]]:
     """(group title, option name, default) of every option of ``groups``, each once, under the first group
     naming it; the default is ``defaults``' (the command's), else the group's, else the option's."""
     seen: set[str] = set()
@@ -350,56 +348,11 @@ def add_options(parser: argparse.ArgumentParser, *groups: Group, defaults: Mappi
     ``defaults`` overrides a default by option name. Returns the argument groups by title, so that a
     command can add its own flags under the same heading."""
     containers: dict[str, Any] = {}
-    for title, name, default in _entries(groups, defaults or {}):
+    for title, name, default in entries(groups, defaults or {}):
         if title not in containers:
             containers[title] = parser.add_argument_group(title)
         add_option(containers[title], name, default, given_only)
     return containers
-
-
-# --- study specs (run --config FILE.toml) -----------------------------------------------------------
-
-
-def load_spec(path: Path, groups: tuple[Group, ...]) -> dict[str, Any]:
-    """The values of a study spec, by ``dest``: its keys are the flags of ``groups`` with dashes as
-    underscores; TOML tables only group keys (``[search] trials = 12`` is ``trials = 12``)."""
-    try:
-        spec = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"no study spec at {path}; see studies/ for examples") from None
-    except IsADirectoryError:
-        raise DataError(f"{path} is a folder; --config takes a study spec file (.toml), see studies/") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not a text file; --config takes a study spec (TOML), see studies/") from None
-    except OSError as exc:
-        raise DataError(f"cannot read the study spec {path} ({exc.strerror or exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML ({exc}); fix the file or drop --config") from None
-    options = {OPTIONS[name].dest: OPTIONS[name] for _, name, _ in _entries(groups, {})}
-    # A switch --no-X may also be written positively: 'baselines = false' is 'no_baselines = true'.
-    positive = {dest[3:]: dest for dest, option in options.items()
-                if dest.startswith("no_") and option.action == "store_true"}
-    values = {}
-    for key, value in _flatten(spec).items():
-        dest = key.replace("-", "_")
-        if dest in positive and dest not in options:
-            if not isinstance(value, bool):
-                raise ConfigError(f"{path}: {key} takes true or false (unquoted), got {value!r}")
-            dest, value = positive[dest], not value
-        if dest not in options:
-            valid = sorted([*options, *positive])
-            raise ConfigError(f"{path}: unknown key {key!r}; valid keys: {', '.join(valid)}")
-        if dest in values and values[dest] != options[dest].from_spec(value, f"{path}: {key}"):
-            raise ConfigError(f"{path}: {key} contradicts another key of the spec for the same flag; keep one")
-        values[dest] = options[dest].from_spec(value, f"{path}: {key}")
-    return values
-
-
-def _flatten(spec: dict[str, Any]) -> dict[str, Any]:
-    flat = {}
-    for key, value in spec.items():
-        flat.update(_flatten(value) if isinstance(value, dict) else {key: value})
-    return flat
 
 
 def complete(args: argparse.Namespace, groups: tuple[Group, ...], defaults: Mapping[str, Any] | None = None,
@@ -408,7 +361,7 @@ def complete(args: argparse.Namespace, groups: tuple[Group, ...], defaults: Mapp
     ``chosen`` names the options the flags or the spec set (the rest hold defaults)."""
     given, spec = vars(args), spec or {}
     values = {}
-    for _, name, default in _entries(groups, defaults or {}):
+    for _, name, default in entries(groups, defaults or {}):
         dest = OPTIONS[name].dest
         if dest not in given:
             values[dest] = spec.get(dest, list(default) if isinstance(default, list) else default)

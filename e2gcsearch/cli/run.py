@@ -31,8 +31,8 @@ from .options import (
     TRAINING,
     add_options,
     complete,
-    load_spec,
 )
+from .spec import load_spec
 
 EXAMPLES = f"""\
 examples:
