@@ -64,10 +64,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--backend", default="auto")
-    parser.add_argument("--window-s", type=float,
-                        help="shortest measured window in s (unset: the profiler's default; 0.2 with --clock cpu)")
-    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                        help="wall: the profiler (side by side with G=1); cpu: process CPU time x power model")
+    parser.add_argument(
+        "--window-s",
+        type=float,
+        help="shortest measured window in s (unset: the profiler's default; 0.2 with --clock cpu)",
+    )
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall: the profiler (side by side with G=1); cpu: process CPU time x power model",
+    )
     parser.add_argument("--from-sweep", help="skip profiling; fit these sweep files (comma-separated)")
     parser.add_argument("--sweep-out", default="energy_model_sweep.json", help="where the sweep is saved")
     parser.add_argument("--profile-out", default="energy_model_profile.json", help="where the device profile is saved")
@@ -83,10 +90,16 @@ def sweep(args: argparse.Namespace) -> tuple[EpfDataset, EpfDataset]:
     """(side-by-side normalised dataset, raw lowest-reading dataset)."""
     widths = tuple(float(w) for w in args.widths.split(","))
     configs = default_sweep_configs("mobilenet_v1", widths=widths, num_classes=10)
-    profile_config = ProfileConfig(batch_sizes=tuple(int(b) for b in args.batch_sizes.split(",")),
-                                   resolution=args.resolution, device="cpu", backend=args.backend,
-                                   repeats=args.repeats, threads=args.threads, use_cache=False,
-                                   min_window_s=args.window_s)
+    profile_config = ProfileConfig(
+        batch_sizes=tuple(int(b) for b in args.batch_sizes.split(",")),
+        resolution=args.resolution,
+        device="cpu",
+        backend=args.backend,
+        repeats=args.repeats,
+        threads=args.threads,
+        use_cache=False,
+        min_window_s=args.window_s,
+    )
     probe = run_sweep(configs[:1], profile_config)
     ratios: dict = {}  # config -> batch -> [ratio per pass]
     raw: dict = {}  # config -> batch -> lowest reading
@@ -109,18 +122,30 @@ def sweep(args: argparse.Namespace) -> tuple[EpfDataset, EpfDataset]:
                         floor.setdefault(width, {})[batch] = min(epf, floor.get(width, {}).get(batch, float("inf")))
                         raw.setdefault(reference, {})[batch] = floor[width][batch]
                         ratios.setdefault(reference, {})[batch] = [1.0]
-                print(f"pass {index + 1}: {cfg.label()}: " + ", ".join(
-                    f"B={b}: {ratios[cfg][b][-1]:.2f} x G=1" for b in sorted(reading)), file=sys.stderr)
+                print(
+                    f"pass {index + 1}: {cfg.label()}: "
+                    + ", ".join(f"B={b}: {ratios[cfg][b][-1]:.2f} x G=1" for b in sorted(reading)),
+                    file=sys.stderr,
+                )
                 before = after
         print(f"pass {index + 1}/{args.passes} in {time.perf_counter() - start:.0f} s", file=sys.stderr)
     resolution = probe.measurements[0].resolution
-    normalised = [EpfMeasurement(cfg, resolution, {b: float(np.mean(r)) * floor[cfg.width][b] for b, r in per.items()})
-                  for cfg, per in ratios.items()]
+    normalised = [
+        EpfMeasurement(cfg, resolution, {b: float(np.mean(r)) * floor[cfg.width][b] for b, r in per.items()})
+        for cfg, per in ratios.items()
+    ]
     lowest = [EpfMeasurement(cfg, resolution, dict(per)) for cfg, per in raw.items()]
     note = f"benchmarks/energy_model_fit.py, {args.passes} passes"
-    return (EpfDataset(probe.backend, probe.is_estimate, probe.fingerprint, normalised,
-                       source=f"{note}, side by side with G=1 (ratio x lowest G=1 reading)"),
-            EpfDataset(probe.backend, probe.is_estimate, probe.fingerprint, lowest, source=f"{note}, lowest reading"))
+    return (
+        EpfDataset(
+            probe.backend,
+            probe.is_estimate,
+            probe.fingerprint,
+            normalised,
+            source=f"{note}, side by side with G=1 (ratio x lowest G=1 reading)",
+        ),
+        EpfDataset(probe.backend, probe.is_estimate, probe.fingerprint, lowest, source=f"{note}, lowest reading"),
+    )
 
 
 def _cpu_epf_mj(cfg, batch: int, resolution: int, power_w: float, min_cpu_s: float = 0.2, repeats: int = 3) -> float:
@@ -155,8 +180,13 @@ def cpu_sweep(args: argparse.Namespace) -> EpfDataset:
         epf = {b: _cpu_epf_mj(cfg, b, args.resolution, power_w, min_cpu_s=args.window_s or 0.2) for b in batches}
         print(f"cpu clock: {cfg.label()}: " + ", ".join(f"B={b}: {v:.1f} mJ" for b, v in epf.items()), file=sys.stderr)
         measurements.append(EpfMeasurement(cfg, args.resolution, epf))
-    return EpfDataset("estimate-cpu-time", True, current_fingerprint("cpu"), measurements,
-                      source=f"benchmarks/energy_model_fit.py --clock cpu (process CPU time x {power_w:g} W)")
+    return EpfDataset(
+        "estimate-cpu-time",
+        True,
+        current_fingerprint("cpu"),
+        measurements,
+        source=f"benchmarks/energy_model_fit.py --clock cpu (process CPU time x {power_w:g} W)",
+    )
 
 
 def held_out_width(dataset: EpfDataset, batch: int, width: float) -> tuple[float, float]:
@@ -164,24 +194,33 @@ def held_out_width(dataset: EpfDataset, batch: int, width: float) -> tuple[float
     points = dataset.points(batch)
     train = [p for p in points if p.arch_config.width != width]
     test = [p for p in points if p.arch_config.width == width]
-    predicted = fit_and_predict([config_terms(p.arch_config, p.resolution) for p in train], [p.epf_mj[batch] for p in train],
-                                [config_terms(p.arch_config, p.resolution) for p in test])
+    predicted = fit_and_predict(
+        [config_terms(p.arch_config, p.resolution) for p in train],
+        [p.epf_mj[batch] for p in train],
+        [config_terms(p.arch_config, p.resolution) for p in test],
+    )
     measured = np.array([p.epf_mj[batch] for p in test])
-    return float(stats.spearmanr(predicted, measured).statistic), float(np.mean(np.abs(predicted - measured) / measured))
+    return float(stats.spearmanr(predicted, measured).statistic), float(
+        np.mean(np.abs(predicted - measured) / measured)
+    )
 
 
 def report(dataset: EpfDataset, title: str) -> None:
     """Fit per batch size; print the fit, LOO and held-out-width figures."""
     profile = fit_device_profile(dataset)
     widths = sorted({m.arch_config.width for m in dataset.measurements})
-    print(f"\n{title}: {len(dataset.measurements)} networks (widths {widths}), {profile.resolution}x{profile.resolution} px")
+    print(
+        f"\n{title}: {len(dataset.measurements)} networks (widths {widths}), {profile.resolution}x{profile.resolution} px"
+    )
     print("  B   beta    gamma  gamma_dw     R2   MAPE  LOO-MAPE  LOO-rho  | Spearman rho on a held-out width; MAPE")
     for batch, fit in sorted(profile.fits.items()):
         held = [held_out_width(dataset, batch, w) for w in widths] if len(widths) > 1 else []
         rho = ", ".join(f"w={w:g}: {r:+.2f}" for w, (r, _) in zip(widths, held))
         mape = np.mean([m for _, m in held]) if held else float("nan")
-        print(f"{batch:3d}  {fit.beta:5.3f}  {fit.gamma or 0:7.0f}  {fit.gamma_dw or 0:8.0f}  {fit.r2:5.3f}  "
-              f"{100 * fit.mape:4.1f}%  {100 * fit.loo_mape:7.1f}%  {fit.loo_spearman:+7.2f}  | {rho}; {100 * mape:.1f}%")
+        print(
+            f"{batch:3d}  {fit.beta:5.3f}  {fit.gamma or 0:7.0f}  {fit.gamma_dw or 0:8.0f}  {fit.r2:5.3f}  "
+            f"{100 * fit.mape:4.1f}%  {100 * fit.loo_mape:7.1f}%  {fit.loo_spearman:+7.2f}  | {rho}; {100 * mape:.1f}%"
+        )
 
 
 def favoured(profile) -> None:
@@ -194,7 +233,9 @@ def favoured(profile) -> None:
         measured_best = int(e2gc.loc[e2gc["measured_epf_mj"].idxmin(), "value"])
         staged = stage_group_sizes(profile, "mobilenet_v1", width, 10, profile.resolution, batch)
         model_best = favoured_group_size(profile, "mobilenet_v1", width, 10, profile.resolution, batch)
-        print(f"  width {width:g}: model G={model_best} (per stage {'-'.join(map(str, staged))}), measured G={measured_best}")
+        print(
+            f"  width {width:g}: model G={model_best} (per stage {'-'.join(map(str, staged))}), measured G={measured_best}"
+        )
 
 
 def main() -> None:
@@ -206,10 +247,15 @@ def main() -> None:
         print(f"sweep saved to {datasets[0].save(args.sweep_out)}", file=sys.stderr)
     else:
         datasets = list(sweep(args))
-        print(f"sweeps saved to {datasets[0].save(args.sweep_out)} and "
-              f"{datasets[1].save(args.sweep_out.replace('.json', '_raw.json'))}", file=sys.stderr)
+        print(
+            f"sweeps saved to {datasets[0].save(args.sweep_out)} and "
+            f"{datasets[1].save(args.sweep_out.replace('.json', '_raw.json'))}",
+            file=sys.stderr,
+        )
     fp = datasets[0].fingerprint.to_dict()
-    print(f"device: {fp.get('device_model')} ({fp.get('device')}, threads {fp.get('threads')}, torch {fp.get('torch')})")
+    print(
+        f"device: {fp.get('device_model')} ({fp.get('device')}, threads {fp.get('threads')}, torch {fp.get('torch')})"
+    )
     profile = fit_device_profile(datasets[0])
     print(f"energy: {profile.energy_note}; EPF in mJ/frame")
     for dataset in datasets:

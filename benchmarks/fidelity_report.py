@@ -84,8 +84,15 @@ class Pivot:
         return [[self.full[label][seed] for label in labels] for seed in self.seeds]
 
 
-def proxy_line(name: str, pivot: Pivot, labels: list[str], ceiling: RankAgreement, pairs: list[tuple[int, int]],
-               cost: list[float], resamples: int) -> dict:
+def proxy_line(
+    name: str,
+    pivot: Pivot,
+    labels: list[str],
+    ceiling: RankAgreement,
+    pairs: list[tuple[int, int]],
+    cost: list[float],
+    resamples: int,
+) -> dict:
     """Every figure of one proxy over ``labels`` (those it has a value for)."""
     have = [label for label in labels if label in pivot.proxy[name]]
     values = [pivot.proxy[name][label] for label in have]
@@ -98,10 +105,16 @@ def proxy_line(name: str, pivot: Pivot, labels: list[str], ceiling: RankAgreemen
     local = {labels.index(label): i for i, label in enumerate(have)}
     own_pairs = [(local[a], local[b]) for a, b in pairs if a in kept and b in kept]
     recovered = front_recovery([cost[index[label]] for label in have], values, full)
-    return {"name": name, "agreement": agreement, "ratio": like_for_like / ceiling.tau if ceiling.tau else math.nan,
-            "cost": sum(pivot.proxy_s[name][label] for label in have) / full_s if full_s else math.nan,
-            "pairs": pair_order_share(values, full, own_pairs), "pair_count": len(own_pairs),
-            "front": recovered, "n": len(have)}
+    return {
+        "name": name,
+        "agreement": agreement,
+        "ratio": like_for_like / ceiling.tau if ceiling.tau else math.nan,
+        "cost": sum(pivot.proxy_s[name][label] for label in have) / full_s if full_s else math.nan,
+        "pairs": pair_order_share(values, full, own_pairs),
+        "pair_count": len(own_pairs),
+        "front": recovered,
+        "n": len(have),
+    }
 
 
 def fmt(value: float, spec: str) -> str:
@@ -132,20 +145,30 @@ def report(table: Path, resamples: int = 2000, full_setting: str = "e12-nall-r64
     pairs = matched_pairs(groups, macs)
     with_epf = all(label in pivot.epf for label in labels)
     cost = [pivot.epf[label] for label in labels] if with_epf else macs
-    print(f"\n{len(labels)} networks with full training {full_setting} at seeds {', '.join(pivot.seeds)} ({val_size} "
-          f"validation images each); reference: the mean over these seeds, top-1 {min(full):.1f} to {max(full):.1f} % "
-          f"(mean {statistics.fmean(full):.1f} %), seed std {seed_sd:.2f} pp (mean over networks)")
+    print(
+        f"\n{len(labels)} networks with full training {full_setting} at seeds {', '.join(pivot.seeds)} ({val_size} "
+        f"validation images each); reference: the mean over these seeds, top-1 {min(full):.1f} to {max(full):.1f} % "
+        f"(mean {statistics.fmean(full):.1f} %), seed std {seed_sd:.2f} pp (mean over networks)"
+    )
     first, second = seed_splits(len(per_seed))[0]
-    halves = [[statistics.fmean(per_seed[s][i] for s in group) for i in range(len(labels))] for group in (first, second)]
-    print(f"noise ceiling, one seed against another: Kendall {single.text()}, Spearman {single.rho:+.2f} (mean over "
-          f"{len(seed_splits(len(per_seed), 1))} pair(s) of seeds)")
+    halves = [
+        [statistics.fmean(per_seed[s][i] for s in group) for i in range(len(labels))] for group in (first, second)
+    ]
+    print(
+        f"noise ceiling, one seed against another: Kendall {single.text()}, Spearman {single.rho:+.2f} (mean over "
+        f"{len(seed_splits(len(per_seed), 1))} pair(s) of seeds)"
+    )
     if half > 1:
-        print(f"noise ceiling, the mean of {half} seeds against the mean of {half} others: Kendall {ceiling.text()}, "
-              f"Spearman {ceiling.rho:+.2f} (mean over {len(seed_splits(len(per_seed)))} splits)")
-    print(f"{pair_order_share(*halves, pairs) * 100 if pairs else math.nan:.0f} % of {len(pairs)} E2GC/FgGC pairs of "
-          f"comparable MACs ordered alike by seeds {'+'.join(pivot.seeds[s] for s in first)} and "
-          f"{'+'.join(pivot.seeds[s] for s in second)}; tau / ceiling below: the proxy against the mean of {half} "
-          f"seed(s), over the same groups, / the {half}-seed ceiling")
+        print(
+            f"noise ceiling, the mean of {half} seeds against the mean of {half} others: Kendall {ceiling.text()}, "
+            f"Spearman {ceiling.rho:+.2f} (mean over {len(seed_splits(len(per_seed)))} splits)"
+        )
+    print(
+        f"{pair_order_share(*halves, pairs) * 100 if pairs else math.nan:.0f} % of {len(pairs)} E2GC/FgGC pairs of "
+        f"comparable MACs ordered alike by seeds {'+'.join(pivot.seeds[s] for s in first)} and "
+        f"{'+'.join(pivot.seeds[s] for s in second)}; tau / ceiling below: the proxy against the mean of {half} "
+        f"seed(s), over the same groups, / the {half}-seed ceiling"
+    )
     print(f"front axis: {'EPF, ' + pivot.epf_backend if with_epf else 'MACs (no EPF rows yet)'} x top-1\n")
     names = [name for name in pivot.proxy if name not in ("params", "macs")] + ["params", "macs"]
     lines = [proxy_line(name, pivot, labels, ceiling, pairs, cost, resamples) for name in names]
@@ -154,36 +177,48 @@ def report(table: Path, resamples: int = 2000, full_setting: str = "e12-nall-r64
     for line in lines:
         a = line["agreement"]
         interval = f"{fmt(a.tau, '+.2f')} [{fmt(a.low, '+.2f')}, {fmt(a.high, '+.2f')}]"
-        print(f"| {line['name']} | {line['n']} | {interval} | {fmt(a.rho, '+.2f')} | {fmt(line['ratio'], '.2f')} | "
-              f"{fmt(line['cost'], '.3f')} | {fmt(line['pairs'] * 100, '.0f')} % of {line['pair_count']} | "
-              f"{fmt(line['front'] * 100, '.0f')} % |")
+        print(
+            f"| {line['name']} | {line['n']} | {interval} | {fmt(a.rho, '+.2f')} | {fmt(line['ratio'], '.2f')} | "
+            f"{fmt(line['cost'], '.3f')} | {fmt(line['pairs'] * 100, '.0f')} % of {line['pair_count']} | "
+            f"{fmt(line['front'] * 100, '.0f')} % |"
+        )
     trained = [line for line in lines if line["name"] in pivot.trained]
     usable = [line for line in trained if line["agreement"].excludes_zero]
     if usable:
         best = max(usable, key=lambda line: line["agreement"].tau / line["cost"])
-        print(f"\nbest tau per second among trained proxies whose interval excludes 0: {best['name']} "
-              f"(tau {best['agreement'].tau:+.2f}, cost {best['cost']:.3f} of full training)")
+        print(
+            f"\nbest tau per second among trained proxies whose interval excludes 0: {best['name']} "
+            f"(tau {best['agreement'].tau:+.2f}, cost {best['cost']:.3f} of full training)"
+        )
     else:
         best = max(trained, key=lambda line: line["agreement"].tau, default=None)
         if best is not None:
-            print(f"\nno trained proxy's interval excludes 0; the highest tau is {best['name']}'s "
-                  f"({best['agreement'].text()})")
+            print(
+                f"\nno trained proxy's interval excludes 0; the highest tau is {best['name']}'s "
+                f"({best['agreement'].text()})"
+            )
     print()
     for line in lines:  # does a proxy rank better than MACs alone? a paired bootstrap over the same networks
         if line["name"] in ("params", "macs"):
             continue
         have = [label for label in labels if label in pivot.proxy[line["name"]]]
-        difference, low, high = tau_difference([pivot.proxy[line["name"]][label] for label in have],
-                                               [pivot.proxy["macs"][label] for label in have],
-                                               pivot.full_mean(have), resamples)
+        difference, low, high = tau_difference(
+            [pivot.proxy[line["name"]][label] for label in have],
+            [pivot.proxy["macs"][label] for label in have],
+            pivot.full_mean(have),
+            resamples,
+        )
         verdict = "beats" if low > 0 else "does not beat"
-        print(f"{line['name']} {verdict} MACs alone: tau difference {difference:+.2f} [{fmt(low, '+.2f')}, "
-              f"{fmt(high, '+.2f')}] (paired bootstrap over networks)")
+        print(
+            f"{line['name']} {verdict} MACs alone: tau difference {difference:+.2f} [{fmt(low, '+.2f')}, "
+            f"{fmt(high, '+.2f')}] (paired bootstrap over networks)"
+        )
     for name, seeds in pivot.score_seeds.items():
         if "0" in seeds and "1" in seeds:
             common = [label for label in labels if label in seeds["0"] and label in seeds["1"]]
-            agreement = rank_agreement([seeds["0"][label] for label in common], [seeds["1"][label] for label in common],
-                                       resamples)
+            agreement = rank_agreement(
+                [seeds["0"][label] for label in common], [seeds["1"][label] for label in common], resamples
+            )
             print(f"{name}: seed 0 vs seed 1 of the initialisation, {agreement.text()}")
     print("\n| network | MMACs | " + " | ".join(f"full top-1 seed {seed}" for seed in pivot.seeds) + " |")
     print("|---|---:|" + "---:|" * len(pivot.seeds))

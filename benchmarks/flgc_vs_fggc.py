@@ -47,8 +47,9 @@ MODULES = ("FgGC", "FLGC")
 
 
 def config_of(args: argparse.Namespace, module: str, groups: int, classes: int = 10) -> ArchConfig:
-    return ArchConfig(args.arch, groups=groups, width=args.width, num_classes=classes,
-                      module="FLGC" if module == "FLGC" else None)
+    return ArchConfig(
+        args.arch, groups=groups, width=args.width, num_classes=classes, module="FLGC" if module == "FLGC" else None
+    )
 
 
 def train_rows(path: Path) -> dict[tuple, dict]:
@@ -77,30 +78,60 @@ def train_part(args: argparse.Namespace) -> None:
             if mode == "proxy":
                 config = TrainConfig(epochs=args.proxy_epochs, seed=seed, threads=1, progress=False)
             else:
-                config = TrainConfig.full_training(args.full_epochs, seed=seed, threads=1, progress=False,
-                                                   checkpoint_dir=str(args.out.parent / f"ckpt-{module}-g{groups}-s{seed}"))
+                config = TrainConfig.full_training(
+                    args.full_epochs,
+                    seed=seed,
+                    threads=1,
+                    progress=False,
+                    checkpoint_dir=str(args.out.parent / f"ckpt-{module}-g{groups}-s{seed}"),
+                )
             result = train_model(arch_config, data, config, structure=structure if mode == "full" else None)
             structure = result.structure if mode == "proxy" else structure
-            row = {"part": "train", "mode": mode, "module": module, "groups": groups, "seed": seed,
-                   "arch": arch_config.label(), "top1": result.top1, "status": result.status,
-                   "epochs": config.epochs, "wall_s": round(result.wall_s, 1),
-                   "macs": network_cost(arch_config, data.resolution).macs}
+            row = {
+                "part": "train",
+                "mode": mode,
+                "module": module,
+                "groups": groups,
+                "seed": seed,
+                "arch": arch_config.label(),
+                "top1": result.top1,
+                "status": result.status,
+                "epochs": config.epochs,
+                "wall_s": round(result.wall_s, 1),
+                "macs": network_cost(arch_config, data.resolution).macs,
+            }
             print(json.dumps(row), flush=True)
             append(args.out, {**row, "structure": result.structure} if mode == "proxy" else row)
 
 
 def epf_part(args: argparse.Namespace) -> None:
     time_forms(args)
-    profile = ProfileConfig(batch_sizes=tuple(args.batch_sizes), resolution=args.resolution, backend="estimate",
-                            device="cpu", repeats=args.repeats, use_cache=False, threads=1)
+    profile = ProfileConfig(
+        batch_sizes=tuple(args.batch_sizes),
+        resolution=args.resolution,
+        backend="estimate",
+        device="cpu",
+        repeats=args.repeats,
+        use_cache=False,
+        threads=1,
+    )
     configs = [config_of(args, module, groups) for groups in args.groups for module in MODULES]
     for round_index in range(args.rounds):
         for arch_config in configs:  # interleaved: a load change hits every network alike
             result = profile_model(arch_config, profile)
             for batch, figures in sorted(result.batches.items()):
-                row = {"part": "epf", "round": round_index, "module": arch_config.module, "groups": arch_config.groups,
-                       "arch": arch_config.label(), "batch_size": batch, "epf_mj": figures.epf_mj,
-                       "epf_std_mj": figures.epf_std_mj, "backend": result.backend, "is_estimate": result.is_estimate}
+                row = {
+                    "part": "epf",
+                    "round": round_index,
+                    "module": arch_config.module,
+                    "groups": arch_config.groups,
+                    "arch": arch_config.label(),
+                    "batch_size": batch,
+                    "epf_mj": figures.epf_mj,
+                    "epf_std_mj": figures.epf_std_mj,
+                    "backend": result.backend,
+                    "is_estimate": result.is_estimate,
+                }
                 append(args.out, row)
                 print(json.dumps(row), flush=True)
 
@@ -117,12 +148,22 @@ def uneven_part(args: argparse.Namespace) -> None:
     for groups in args.groups:
         uneven = config_of(args, "FLGC", groups, data.num_classes).replace(uneven=True)
         result = train_model(uneven, data, TrainConfig(epochs=args.proxy_epochs, seed=0, threads=1, progress=False))
-        sizes = [size for layer in result.structure.values()
-                 for size in torch.bincount(torch.tensor(layer["in"]), minlength=groups).tolist()]
-        row = {"part": "uneven", "groups": groups, "arch": uneven.label(), "top1": result.top1,
-               "group_sizes_min": min(sizes), "group_sizes_max": max(sizes), "empty_groups": sizes.count(0),
-               "macs": learned_cost(uneven, result.structure, data.resolution).macs,
-               "balanced_macs": network_cost(uneven.replace(uneven=False), data.resolution).macs}
+        sizes = [
+            size
+            for layer in result.structure.values()
+            for size in torch.bincount(torch.tensor(layer["in"]), minlength=groups).tolist()
+        ]
+        row = {
+            "part": "uneven",
+            "groups": groups,
+            "arch": uneven.label(),
+            "top1": result.top1,
+            "group_sizes_min": min(sizes),
+            "group_sizes_max": max(sizes),
+            "empty_groups": sizes.count(0),
+            "macs": learned_cost(uneven, result.structure, data.resolution).macs,
+            "balanced_macs": network_cost(uneven.replace(uneven=False), data.resolution).macs,
+        }
         print(json.dumps(row), flush=True)
         append(args.out, {**row, "structure": result.structure})
 
@@ -136,17 +177,24 @@ def time_forms(args: argparse.Namespace) -> None:
         balanced = config_of(args, "FLGC", learned["groups"])
         trained = create_model(balanced.replace(uneven=True))
         load_structure(trained, learned["structure"])
-        models = {"balanced deployed": deploy(create_model(balanced)), "uneven deployed": deploy(trained),
-                  "masked dense (training form)": create_model(balanced)}
+        models = {
+            "balanced deployed": deploy(create_model(balanced)),
+            "uneven deployed": deploy(trained),
+            "masked dense (training form)": create_model(balanced),
+        }
         images = torch.randn(16, 3, args.resolution, args.resolution)
         times: dict[str, list[float]] = {name: [] for name in models}
         for _ in range(args.rounds * 10):
             for name, model in models.items():
                 times[name].append(_step_seconds(model.train(), images))
         reference = statistics.median(times["balanced deployed"])
-        row = {"part": "timing", "groups": learned["groups"], "batch_size": 16,
-               "step_ms": {name: round(1000 * statistics.median(t), 2) for name, t in times.items()},
-               "time_ratio_to_balanced": {name: round(statistics.median(t) / reference, 2) for name, t in times.items()}}
+        row = {
+            "part": "timing",
+            "groups": learned["groups"],
+            "batch_size": 16,
+            "step_ms": {name: round(1000 * statistics.median(t), 2) for name, t in times.items()},
+            "time_ratio_to_balanced": {name: round(statistics.median(t) / reference, 2) for name, t in times.items()},
+        }
         append(args.out, row)
         print(json.dumps(row), flush=True)
 
@@ -162,7 +210,9 @@ def table_part(args: argparse.Namespace) -> None:
     rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
     batches = sorted({r["batch_size"] for r in rows if r["part"] == "epf"})
     backend = next((r["backend"] for r in rows if r["part"] == "epf"), "?")
-    head = ["g", "module", "MACs", "proxy top-1 %", "full top-1 %"] + [f"EPF@{b} (mJ/frame, {backend})" for b in batches]
+    head = ["g", "module", "MACs", "proxy top-1 %", "full top-1 %"] + [
+        f"EPF@{b} (mJ/frame, {backend})" for b in batches
+    ]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for groups, module in itertools.product(sorted({r["groups"] for r in rows if r["part"] != "uneven"}), MODULES):
@@ -170,8 +220,11 @@ def table_part(args: argparse.Namespace) -> None:
         macs = next((r["macs"] for r in mine if "macs" in r), None)
         cells = [str(groups), module, f"{macs / 1e6:.2f} M" if macs else "-"]
         for mode in ("proxy", "full"):
-            cells.append(_mean_std([r["top1"] for r in mine if r["part"] == "train" and r["mode"] == mode
-                                    and r["status"] == "ok"]))
+            cells.append(
+                _mean_std(
+                    [r["top1"] for r in mine if r["part"] == "train" and r["mode"] == mode and r["status"] == "ok"]
+                )
+            )
         for batch in batches:
             values = [r["epf_mj"] for r in mine if r["part"] == "epf" and r["batch_size"] == batch]
             cells.append(f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}" if len(values) > 1 else "-")
@@ -180,15 +233,22 @@ def table_part(args: argparse.Namespace) -> None:
     if not uneven:
         return
     timing = {r["groups"]: r for r in rows if r["part"] == "timing"}
-    print("\n| g | FLGC-uneven proxy top-1 % (seed 0) | group sizes (min-max, empty) | deployed MACs (balanced) "
-          "| fwd+bwd B=16 ms: balanced / uneven / masked dense |")
+    print(
+        "\n| g | FLGC-uneven proxy top-1 % (seed 0) | group sizes (min-max, empty) | deployed MACs (balanced) "
+        "| fwd+bwd B=16 ms: balanced / uneven / masked dense |"
+    )
     print("|---|---|---|---|---|")
     for r in uneven:
         ms = timing.get(r["groups"], {}).get("step_ms", {})
-        times = " / ".join(f"{ms[k]:.1f}" for k in ("balanced deployed", "uneven deployed", "masked dense (training form)")
-                           ) if ms else "-"
-        print(f"| {r['groups']} | {r['top1']:.1f} | {r['group_sizes_min']}-{r['group_sizes_max']}, {r['empty_groups']} "
-              f"| {r['macs'] / 1e6:.2f} M ({r['balanced_macs'] / 1e6:.2f} M) | {times} |")
+        times = (
+            " / ".join(f"{ms[k]:.1f}" for k in ("balanced deployed", "uneven deployed", "masked dense (training form)"))
+            if ms
+            else "-"
+        )
+        print(
+            f"| {r['groups']} | {r['top1']:.1f} | {r['group_sizes_min']}-{r['group_sizes_max']}, {r['empty_groups']} "
+            f"| {r['macs'] / 1e6:.2f} M ({r['balanced_macs'] / 1e6:.2f} M) | {times} |"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

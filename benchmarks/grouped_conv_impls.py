@@ -64,6 +64,7 @@ def check_bmm(channels: int, group_size: int) -> None:
 def step_of(conv: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> Callable[[], None]:
     def step() -> None:
         conv(x).sum().backward()
+
     return step
 
 
@@ -78,8 +79,9 @@ def seconds(step: Callable[[], None], repeats: int) -> float:
     return statistics.median(times)
 
 
-def layer_steps(channels: int, size: int, batch: int, group_size: int, with_compile: bool
-                ) -> dict[str, Callable[[], None]]:
+def layer_steps(
+    channels: int, size: int, batch: int, group_size: int, with_compile: bool
+) -> dict[str, Callable[[], None]]:
     groups = channels // group_size
     steps = {}
     for impl in ("nchw", "channels_last"):
@@ -88,19 +90,23 @@ def layer_steps(channels: int, size: int, batch: int, group_size: int, with_comp
         x = torch.randn(batch, channels, size, size).contiguous(memory_format=memory_format(impl))
         steps[impl] = step_of(conv, x.requires_grad_(True))
     weight = torch.randn(channels, group_size, 3, 3, requires_grad=True)
-    steps["bmm (own)"] = step_of(lambda x: bmm_conv(x, weight, groups), torch.randn(batch, channels, size, size,
-                                                                                 requires_grad=True))
+    steps["bmm (own)"] = step_of(
+        lambda x: bmm_conv(x, weight, groups), torch.randn(batch, channels, size, size, requires_grad=True)
+    )
     if with_compile:
-        conv = torch.compile(torch.nn.Conv2d(channels, channels, 3, padding=1, groups=groups, bias=False),
-                             dynamic=False)
+        conv = torch.compile(
+            torch.nn.Conv2d(channels, channels, 3, padding=1, groups=groups, bias=False), dynamic=False
+        )
         steps["compile"] = step_of(conv, torch.randn(batch, channels, size, size, requires_grad=True))
     return steps
 
 
 def layer_table(args: argparse.Namespace) -> None:
     channels, size, batch = (64, 7, 4) if args.quick else (512, 14, 16)
-    print(f"(a) 3x3 grouped conv, {channels} channels, {size}x{size}, B={batch}, forward + backward; "
-          "time / nchw (lower is faster)")
+    print(
+        f"(a) 3x3 grouped conv, {channels} channels, {size}x{size}, B={batch}, forward + backward; "
+        "time / nchw (lower is faster)"
+    )
     names = ["channels_last", "bmm (own)"] + (["compile"] if args.compile else [])
     print(f"{'G':>3} {'nchw ms':>8} " + " ".join(f"{n:>14}" for n in names) + f" {'auto chose':>14} {'nchw/auto':>9}")
     for group_size in GROUP_SIZES:
@@ -116,14 +122,18 @@ def layer_table(args: argparse.Namespace) -> None:
         choice = calibrate(AUTO_CANDIDATES, steps.__getitem__, lambda: None)
         ratios = " ".join(f"{times[n] / times['nchw']:>14.2f}" for n in names)
         speedup = times["nchw"] / times[choice.chosen]
-        print(f"{group_size:>3} {1000 * times['nchw']:>8.2f} {ratios} {choice.chosen:>14} {speedup:>9.2f}"
-              + (f"   (compile took {compile_s:.1f} s)" if "compile" in steps else ""))
+        print(
+            f"{group_size:>3} {1000 * times['nchw']:>8.2f} {ratios} {choice.chosen:>14} {speedup:>9.2f}"
+            + (f"   (compile took {compile_s:.1f} s)" if "compile" in steps else "")
+        )
 
 
 def network_table(args: argparse.Namespace) -> None:
     width, resolution, batch = (0.25, 32, 4) if args.quick else (1.0, 112, 16)
-    print(f"\n(b) MobileNet-V1 width {width:g} at {resolution} px, EPF@{batch} (mJ/frame, estimate backend), "
-          "train step; auto measured with the implementation it chose")
+    print(
+        f"\n(b) MobileNet-V1 width {width:g} at {resolution} px, EPF@{batch} (mJ/frame, estimate backend), "
+        "train step; auto measured with the implementation it chose"
+    )
     print(f"{'G':>3} {'nchw':>9} {'auto':>9} {'auto/nchw':>9}  auto chose (reason)")
     best: dict[str, tuple[float, int]] = {}
     with tempfile.TemporaryDirectory() as cache:  # auto's choice of nchw reuses nchw's measurement
@@ -131,18 +141,32 @@ def network_table(args: argparse.Namespace) -> None:
             arch = ArchConfig("mobilenet_v1", group_size=group_size, width=width, num_classes=1000)
             epf = {}
             for impl in ("nchw", "auto"):
-                config = ProfileConfig(batch_sizes=(batch,), resolution=resolution, backend="estimate", device="cpu",
-                                       repeats=args.repeats, warmup=2, threads=1, impl=impl, cache_dir=cache)
+                config = ProfileConfig(
+                    batch_sizes=(batch,),
+                    resolution=resolution,
+                    backend="estimate",
+                    device="cpu",
+                    repeats=args.repeats,
+                    warmup=2,
+                    threads=1,
+                    impl=impl,
+                    cache_dir=cache,
+                )
                 result = profile_model(arch, config)
                 epf[impl] = result.epf_mj(batch)
                 best[impl] = min(best.get(impl, (float("inf"), 0)), (epf[impl], group_size))
                 chosen = result.batches[batch]
             reason = chosen.impl_choice["reason"] if chosen.impl_choice else ""
-            print(f"{group_size:>3} {epf['nchw']:>9.1f} {epf['auto']:>9.1f} {epf['auto'] / epf['nchw']:>9.3f}  "
-                  f"{chosen.impl} ({reason})", flush=True)
-    print(f"optimum G: nchw G={best['nchw'][1]} ({best['nchw'][0]:.1f} mJ/frame), "
-          f"auto G={best['auto'][1]} ({best['auto'][0]:.1f} mJ/frame) -> "
-          + ("the optimum moves" if best["nchw"][1] != best["auto"][1] else "the optimum stays"))
+            print(
+                f"{group_size:>3} {epf['nchw']:>9.1f} {epf['auto']:>9.1f} {epf['auto'] / epf['nchw']:>9.3f}  "
+                f"{chosen.impl} ({reason})",
+                flush=True,
+            )
+    print(
+        f"optimum G: nchw G={best['nchw'][1]} ({best['nchw'][0]:.1f} mJ/frame), "
+        f"auto G={best['auto'][1]} ({best['auto'][0]:.1f} mJ/frame) -> "
+        + ("the optimum moves" if best["nchw"][1] != best["auto"][1] else "the optimum stays")
+    )
 
 
 def main() -> None:

@@ -46,16 +46,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5, help="windows per measurement")
     parser.add_argument("--window-s", type=float, default=0.25)
-    parser.add_argument("--train-threads", type=int, default=0,
-                        help="threads of the training process (0 = every core, as torch's default)")
+    parser.add_argument(
+        "--train-threads",
+        type=int,
+        default=0,
+        help="threads of the training process (0 = every core, as torch's default)",
+    )
     return parser.parse_args()
 
 
 def _trainer(folder: str, key: str, threads: int, stop: str, steps_file: str) -> None:
     """Train for ever (epoch after epoch) until ``stop`` exists, standing aside at step boundaries."""
     torch.set_num_threads(threads or os.cpu_count() or 1)
-    data = load_data(DataConfig(name="digits", train_per_class=64, val_per_class=4, resolution=RESOLUTION),
-                     progress=False)
+    data = load_data(
+        DataConfig(name="digits", train_per_class=64, val_per_class=4, resolution=RESOLUTION), progress=False
+    )
     arch = dataclasses.replace(NETWORK, group_size=4)  # another network than the measured one
     lock, steps = DeviceLock(folder, key), [0]
 
@@ -69,8 +74,12 @@ def _trainer(folder: str, key: str, threads: int, stop: str, steps_file: str) ->
     with lock.shared() as step_aside:
         try:
             while True:
-                train_model(arch, data, TrainConfig(epochs=1, batch_size=32, threads=threads or None, progress=False,
-                                                    device="cpu"), between_steps=boundary)
+                train_model(
+                    arch,
+                    data,
+                    TrainConfig(epochs=1, batch_size=32, threads=threads or None, progress=False, device="cpu"),
+                    between_steps=boundary,
+                )
         except KeyboardInterrupt:
             pass
 
@@ -86,9 +95,17 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(1)
     folder = tempfile.mkdtemp(prefix="isolation-")
-    config = ProfileConfig(batch_sizes=(BATCH,), resolution=RESOLUTION, device="cpu", backend="estimate",
-                           repeats=args.repeats, min_window_s=args.window_s, use_cache=False, cache_dir=folder,
-                           threads=1)
+    config = ProfileConfig(
+        batch_sizes=(BATCH,),
+        resolution=RESOLUTION,
+        device="cpu",
+        backend="estimate",
+        repeats=args.repeats,
+        min_window_s=args.window_s,
+        use_cache=False,
+        cache_dir=folder,
+        threads=1,
+    )
     key = DeviceLock.for_device("cpu", folder).key
     context = multiprocessing.get_context("spawn")
     columns = {"alone": None, "beside training, lock on": None, "beside training, lock off": None}
@@ -102,13 +119,16 @@ def main() -> None:
             stop.unlink(missing_ok=True)
             steps_file.write_text("0")
             if name != "alone":
-                trainer = context.Process(target=_trainer, args=(folder, key, args.train_threads, str(stop),
-                                                                 str(steps_file)))
+                trainer = context.Process(
+                    target=_trainer, args=(folder, key, args.train_threads, str(stop), str(steps_file))
+                )
                 trainer.start()
                 while int(steps_file.read_text() or 0) < 5:  # training has started
                     time.sleep(0.1)
             before = int(steps_file.read_text() or 0)
-            batch, waited, backend = measure(dataclasses.replace(config, device_lock=name != "beside training, lock off"))
+            batch, waited, backend = measure(
+                dataclasses.replace(config, device_lock=name != "beside training, lock off")
+            )
             steps[name] += int(steps_file.read_text() or 0) - before
             columns[name] = batch if columns[name] is None else columns[name].pooled_with(batch)
             waits[name] += waited
@@ -116,16 +136,23 @@ def main() -> None:
                 stop.touch()
                 trainer.join(timeout=120)
     base = columns["alone"].epf()
-    print(f"{NETWORK.label()} at {RESOLUTION} px, B={BATCH}, {args.repeats} windows of >= {args.window_s} s per "
-          f"measurement, {args.rounds} rounds; backend {backend}; trainer threads "
-          f"{args.train_threads or os.cpu_count()} on {os.cpu_count()} CPUs")
-    print(f"{'measurement':28s} {'EPF@16 (mJ/frame, ' + backend + ')':>26s} {'windows':>7s} {'diff / std':>10s} "
-          f"{'waited (s)':>10s} {'trainer steps meanwhile':>24s}")
+    print(
+        f"{NETWORK.label()} at {RESOLUTION} px, B={BATCH}, {args.repeats} windows of >= {args.window_s} s per "
+        f"measurement, {args.rounds} rounds; backend {backend}; trainer threads "
+        f"{args.train_threads or os.cpu_count()} on {os.cpu_count()} CPUs"
+    )
+    print(
+        f"{'measurement':28s} {'EPF@16 (mJ/frame, ' + backend + ')':>26s} {'windows':>7s} {'diff / std':>10s} "
+        f"{'waited (s)':>10s} {'trainer steps meanwhile':>24s}"
+    )
     for name, batch in columns.items():
         epf = batch.epf()
-        combined = math.sqrt(base.std ** 2 + epf.std ** 2)
-        print(f"{name:28s} {epf.mean:>16.3f} ± {epf.std:<7.3f} {epf.n:>7d} {(epf.mean - base.mean) / combined:>+10.2f} "
-              f"{waits[name]:>10.2f} {steps[name]:>24d}")
+        combined = math.sqrt(base.std**2 + epf.std**2)
+        print(
+            f"{name:28s} {epf.mean:>16.3f} ± {epf.std:<7.3f} {epf.n:>7d} {(epf.mean - base.mean) / combined:>+10.2f} "
+            f"{waits[name]:>10.2f} {steps[name]:>24d}"
+        )
+
 
 if __name__ == "__main__":
     main()

@@ -58,9 +58,32 @@ from fidelity_report import report  # noqa: E402  (the statistics, kept apart so
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "food101-10"
 DEFAULT_TABLE = ROOT / "benchmarks" / "data" / "proxy_fidelity_food101-10.csv"
 KINDS = ("score", "proxy", "full", "epf")
-COLUMNS = ["label", "arch", "module", "value", "width", "params", "macs", "kind", "setting", "seed",
-           "epochs", "train_per_class", "resolution", "top1", "top1_curve", "epoch_s", "train_s", "value_out",
-           "unit", "status", "val_size", "hold", "load", "measured_at"]
+COLUMNS = [
+    "label",
+    "arch",
+    "module",
+    "value",
+    "width",
+    "params",
+    "macs",
+    "kind",
+    "setting",
+    "seed",
+    "epochs",
+    "train_per_class",
+    "resolution",
+    "top1",
+    "top1_curve",
+    "epoch_s",
+    "train_s",
+    "value_out",
+    "unit",
+    "status",
+    "val_size",
+    "hold",
+    "load",
+    "measured_at",
+]
 FULL_SEEDS = 2  # full-training seeds per network, by default
 COMMAND_VARIABLE = "PROXY_FIDELITY_COMMAND"
 SCORE_SEEDS = (0, 1, 2)
@@ -82,7 +105,9 @@ def parse_proxy(text: str) -> Proxy:
         epochs, images, resolution = text.split("-")
         return Proxy(int(epochs[1:]), None if images == "nall" else int(images[1:]), int(resolution[1:]))
     except ValueError:
-        raise SystemExit(f"bad proxy {text!r}; write e<epochs>-n<images per class or all>-r<pixels>, e.g. e4-n100-r64") from None
+        raise SystemExit(
+            f"bad proxy {text!r}; write e<epochs>-n<images per class or all>-r<pixels>, e.g. e4-n100-r64"
+        ) from None
 
 
 DEFAULT_PROXIES = "e2-nall-r64,e4-n100-r64,e4-nall-r48,e4-nall-r64"
@@ -95,13 +120,18 @@ def fidelity_set(num_classes: int):
     from e2gcsearch import ArchConfig
     from e2gcsearch.paper import GROUP_SIZES, GROUPS
 
-    archs = [ArchConfig("mobilenet_v1", width=width, num_classes=num_classes, **{field: value})
-             for width in (0.25, 0.5) for field, values in (("group_size", GROUP_SIZES), ("groups", GROUPS))
-             for value in values]
-    archs += [ArchConfig("mobilenet_v1", groups=4, width=0.25, num_classes=num_classes, module="FLGC"),
-              ArchConfig("mobilenet_v1", groups=8, width=0.5, num_classes=num_classes, module="FLGC"),
-              ArchConfig("mobilenet_v1", group_size=8, width=0.75, num_classes=num_classes),
-              ArchConfig("mobilenet_v1", groups=32, width=0.75, num_classes=num_classes)]
+    archs = [
+        ArchConfig("mobilenet_v1", width=width, num_classes=num_classes, **{field: value})
+        for width in (0.25, 0.5)
+        for field, values in (("group_size", GROUP_SIZES), ("groups", GROUPS))
+        for value in values
+    ]
+    archs += [
+        ArchConfig("mobilenet_v1", groups=4, width=0.25, num_classes=num_classes, module="FLGC"),
+        ArchConfig("mobilenet_v1", groups=8, width=0.5, num_classes=num_classes, module="FLGC"),
+        ArchConfig("mobilenet_v1", group_size=8, width=0.75, num_classes=num_classes),
+        ArchConfig("mobilenet_v1", groups=32, width=0.75, num_classes=num_classes),
+    ]
     return archs
 
 
@@ -112,8 +142,11 @@ def replay_rest(num_classes: int):
     from e2gcsearch.paper import GROUP_SIZES, GROUPS
 
     full = {arch.label() for arch in fidelity_set(num_classes)}
-    every = [ArchConfig("mobilenet_v1", width=0.75, num_classes=num_classes, **{field: value})
-             for field, values in (("group_size", GROUP_SIZES), ("groups", GROUPS)) for value in values]
+    every = [
+        ArchConfig("mobilenet_v1", width=0.75, num_classes=num_classes, **{field: value})
+        for field, values in (("group_size", GROUP_SIZES), ("groups", GROUPS))
+        for value in values
+    ]
     return [arch for arch in every if arch.label() not in full]
 
 
@@ -142,7 +175,7 @@ def plan(args: argparse.Namespace, num_classes: int) -> list[Job]:
     else:
         SCORES = ()
     jobs: list[Job] = []
-    fidelity = fidelity_set(num_classes)[:args.limit]
+    fidelity = fidelity_set(num_classes)[: args.limit]
     for arch in fidelity:
         jobs += [Job(arch, "score", name, seed) for name in SCORES for seed in SCORE_SEEDS]
         jobs += [Job(arch, "proxy", proxy.key, 0) for proxy in args.proxies]
@@ -155,6 +188,7 @@ def plan(args: argparse.Namespace, num_classes: int) -> list[Job]:
 
 
 # --- the table --------------------------------------------------------------------------------------
+
 
 def read_rows(path: Path) -> list[dict[str, str]]:
     if not path.exists():
@@ -217,6 +251,7 @@ def append(table: Path, row: dict, header: list[str]) -> None:
 
 # --- one run ----------------------------------------------------------------------------------------
 
+
 def load_average() -> str:
     return "/".join(f"{value:.2f}" for value in os.getloadavg())
 
@@ -225,10 +260,20 @@ def base_row(arch, job: Job, hold: str) -> dict:
     from e2gcsearch import network_cost
 
     cost = network_cost(arch.deployed() if not arch.uneven else arch, 64)
-    return {"label": arch.label(), "arch": arch.arch, "module": arch.module, "value": arch.group_size or arch.groups,
-            "width": arch.width, "params": cost.params, "macs": cost.macs, "kind": job.kind, "setting": job.setting,
-            "seed": job.seed, "hold": hold,
-            "measured_at": f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M}"}
+    return {
+        "label": arch.label(),
+        "arch": arch.arch,
+        "module": arch.module,
+        "value": arch.group_size or arch.groups,
+        "width": arch.width,
+        "params": cost.params,
+        "macs": cost.macs,
+        "kind": job.kind,
+        "setting": job.setting,
+        "seed": job.seed,
+        "hold": hold,
+        "measured_at": f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M}",
+    }
 
 
 def train_row(job: Job, data, config) -> dict:
@@ -243,9 +288,15 @@ def train_row(job: Job, data, config) -> dict:
 
     result = train_model(job.arch, data, config, on_epoch_end=on_epoch_end)
     epoch_s = [b - a for a, b in zip(ticks, ticks[1:])]
-    return {"epochs": config.epochs, "top1": f"{result.top1:.4f}", "top1_curve": ";".join(f"{v:.4f}" for v in curve),
-            "epoch_s": ";".join(f"{s:.2f}" for s in epoch_s), "train_s": f"{sum(epoch_s):.2f}",
-            "status": result.status, "val_size": result.val_size}
+    return {
+        "epochs": config.epochs,
+        "top1": f"{result.top1:.4f}",
+        "top1_curve": ";".join(f"{v:.4f}" for v in curve),
+        "epoch_s": ";".join(f"{s:.2f}" for s in epoch_s),
+        "train_s": f"{sum(epoch_s):.2f}",
+        "status": result.status,
+        "val_size": result.val_size,
+    }
 
 
 def run_job(job: Job, args: argparse.Namespace, memo: dict) -> dict:
@@ -255,8 +306,17 @@ def run_job(job: Job, args: argparse.Namespace, memo: dict) -> dict:
     def data(train_per_class: int | None, resolution: int):
         key = (train_per_class, resolution)
         if key not in memo:
-            memo[key] = load_data(DataConfig(name="food101", root=str(args.data_root), train_per_class=train_per_class,
-                                             val_per_class=None, resolution=resolution, seed=0), progress=False)
+            memo[key] = load_data(
+                DataConfig(
+                    name="food101",
+                    root=str(args.data_root),
+                    train_per_class=train_per_class,
+                    val_per_class=None,
+                    resolution=resolution,
+                    seed=0,
+                ),
+                progress=False,
+            )
         return memo[key]
 
     row = base_row(job.arch, job, args.hold)
@@ -265,20 +325,29 @@ def run_job(job: Job, args: argparse.Namespace, memo: dict) -> dict:
     if job.kind == "full":
         budget = parse_proxy(job.setting)
         config = FULL_RECIPE.train_config(full=False, epochs=budget.epochs, **common)  # no checkpoints
-        row.update(train_per_class="all", resolution=budget.resolution,
-                   **train_row(job, data(None, budget.resolution), config))
+        row.update(
+            train_per_class="all", resolution=budget.resolution, **train_row(job, data(None, budget.resolution), config)
+        )
     elif job.kind == "proxy":
         proxy = parse_proxy(job.setting)
         config = TrainConfig(epochs=proxy.epochs, **common)
-        row.update(train_per_class=proxy.train_per_class or "all", resolution=proxy.resolution,
-                   **train_row(job, data(proxy.train_per_class, proxy.resolution), config))
+        row.update(
+            train_per_class=proxy.train_per_class or "all",
+            resolution=proxy.resolution,
+            **train_row(job, data(proxy.train_per_class, proxy.resolution), config),
+        )
     elif job.kind == "score":
         from e2gcsearch.train.scores import score_network
 
         started = time.perf_counter()
         value = score_network(job.setting, job.arch, data(None, 64), seed=job.seed)
-        row.update(resolution=64, value_out=f"{value:.6g}", unit="score", train_s=f"{time.perf_counter() - started:.2f}",
-                   status="ok")
+        row.update(
+            resolution=64,
+            value_out=f"{value:.6g}",
+            unit="score",
+            train_s=f"{time.perf_counter() - started:.2f}",
+            status="ok",
+        )
     else:
         row.update(resolution=64, **epf_row(job.arch))
     row["load"] = f"{load_before} -> {load_average()}"
@@ -291,27 +360,40 @@ def epf_row(arch) -> dict:
     config = ProfileConfig(batch_sizes=(1, 4, 16), resolution=64, use_cache=False, threads=1, impl="auto")
     result = profile_model(arch.deployed(), config)
     largest = result.batches[max(result.batches)]
-    return {"value_out": f"{largest.epf_mj:.4f}", "unit": f"mJ/frame@{max(result.batches)} ({result.backend})",
-            "status": largest.status, "epoch_s": ";".join(f"{size}:{batch.epf_mj:.4f}:{batch.epf_std_mj:.4f}:{batch.impl}"
-                                                         for size, batch in sorted(result.batches.items()))}
+    return {
+        "value_out": f"{largest.epf_mj:.4f}",
+        "unit": f"mJ/frame@{max(result.batches)} ({result.backend})",
+        "status": largest.status,
+        "epoch_s": ";".join(
+            f"{size}:{batch.epf_mj:.4f}:{batch.epf_std_mj:.4f}:{batch.impl}"
+            for size, batch in sorted(result.batches.items())
+        ),
+    }
 
 
 # --- driving ----------------------------------------------------------------------------------------
+
 
 def header_lines(args: argparse.Namespace) -> list[str]:
     from e2gcsearch.train import FULL_RECIPE
 
     made_by = os.environ.get(COMMAND_VARIABLE) or shlex.join(sys.argv[1:])  # a worker writes its parent's
-    return [f"made by: python benchmarks/proxy_fidelity.py {made_by}",
-            f"started {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores, "
-            f"torch {torch.__version__}, one torch thread per run, data {args.data_root.name} (all validation images)",
-            f"full = {FULL_RECIPE.describe()}"
-            + (f" (overridden: {args.full_epochs or FULL_RECIPE.epochs} epochs, "
-               f"{args.full_resolution or FULL_RECIPE.resolution} px)" if args.full_epochs or args.full_resolution else "")
-            + "; proxy = <epochs>-<images per class>-<px>, cosine, lr 0.05, batch 32; layout auto (the faster of nchw and channels_last, timed at the start)",
-            "one row per run; top1_curve / epoch_s: after every epoch (epoch 1 also builds the model); train_s: their "
-            "sum; score rows: value_out at initialisation; epf rows: value_out = EPF@16, epoch_s = B:mean:std:implementation; "
-            "hold: exclusive = nothing else ran, shared = other jobs did (see load, the 1/5/15-min load average)"]
+    return [
+        f"made by: python benchmarks/proxy_fidelity.py {made_by}",
+        f"started {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores, "
+        f"torch {torch.__version__}, one torch thread per run, data {args.data_root.name} (all validation images)",
+        f"full = {FULL_RECIPE.describe()}"
+        + (
+            f" (overridden: {args.full_epochs or FULL_RECIPE.epochs} epochs, "
+            f"{args.full_resolution or FULL_RECIPE.resolution} px)"
+            if args.full_epochs or args.full_resolution
+            else ""
+        )
+        + "; proxy = <epochs>-<images per class>-<px>, cosine, lr 0.05, batch 32; layout auto (the faster of nchw and channels_last, timed at the start)",
+        "one row per run; top1_curve / epoch_s: after every epoch (epoch 1 also builds the model); train_s: their "
+        "sum; score rows: value_out at initialisation; epf rows: value_out = EPF@16, epoch_s = B:mean:std:implementation; "
+        "hold: exclusive = nothing else ran, shared = other jobs did (see load, the 1/5/15-min load average)",
+    ]
 
 
 def measure(args: argparse.Namespace) -> None:
@@ -339,25 +421,46 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("step", nargs="?", choices=("measure", "report"), default="measure")
     parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA, help="folder holding food-101/")
     parser.add_argument("--table", type=Path, default=DEFAULT_TABLE)
-    parser.add_argument("--proxies", type=lambda s: [parse_proxy(p) for p in s.split(",") if p],
-                        default=[parse_proxy(p) for p in DEFAULT_PROXIES.split(",")],
-                        help=f"comma list of proxy budgets (default {DEFAULT_PROXIES})")
-    parser.add_argument("--rest-proxies", type=lambda s: [parse_proxy(p) for p in s.split(",") if p],
-                        help="proxy budgets for the rest of the default space (default: --proxies)")
-    parser.add_argument("--kinds", type=lambda s: tuple(k for k in s.split(",") if k), default=KINDS[:3],
-                        help="which runs to measure: score,proxy,full (default) and epf (alone, on a quiet machine)")
-    parser.add_argument("--full-epochs", type=int,
-                        help="full training of this many epochs instead of the recipe's (rows of their own: setting "
-                             "e<epochs>-nall-r<px>; the report judges against the one asked for)")
+    parser.add_argument(
+        "--proxies",
+        type=lambda s: [parse_proxy(p) for p in s.split(",") if p],
+        default=[parse_proxy(p) for p in DEFAULT_PROXIES.split(",")],
+        help=f"comma list of proxy budgets (default {DEFAULT_PROXIES})",
+    )
+    parser.add_argument(
+        "--rest-proxies",
+        type=lambda s: [parse_proxy(p) for p in s.split(",") if p],
+        help="proxy budgets for the rest of the default space (default: --proxies)",
+    )
+    parser.add_argument(
+        "--kinds",
+        type=lambda s: tuple(k for k in s.split(",") if k),
+        default=KINDS[:3],
+        help="which runs to measure: score,proxy,full (default) and epf (alone, on a quiet machine)",
+    )
+    parser.add_argument(
+        "--full-epochs",
+        type=int,
+        help="full training of this many epochs instead of the recipe's (rows of their own: setting "
+        "e<epochs>-nall-r<px>; the report judges against the one asked for)",
+    )
     parser.add_argument("--full-resolution", type=int, help="full training at this resolution instead of the recipe's")
-    parser.add_argument("--full-seeds", type=int, default=FULL_SEEDS,
-                        help=f"full-training seeds per network, 0 to N-1 (default {FULL_SEEDS}; 4 lets the report "
-                             "measure how well a two-seed reference agrees with another)")
+    parser.add_argument(
+        "--full-seeds",
+        type=int,
+        default=FULL_SEEDS,
+        help=f"full-training seeds per network, 0 to N-1 (default {FULL_SEEDS}; 4 lets the report "
+        "measure how well a two-seed reference agrees with another)",
+    )
     parser.add_argument("--limit", type=int, help="only the first N networks of the fidelity set (smoke runs)")
     parser.add_argument("--workers", type=int, default=1, help="measuring processes (one torch thread each)")
     parser.add_argument("--max-seconds", type=float, default=float("inf"), help="start no run after this long")
-    parser.add_argument("--hold", choices=("shared", "exclusive"), default="shared",
-                        help="recorded per row: did the machine run anything else meanwhile")
+    parser.add_argument(
+        "--hold",
+        choices=("shared", "exclusive"),
+        default="shared",
+        help="recorded per row: did the machine run anything else meanwhile",
+    )
     parser.add_argument("--no-report", action="store_true", help="measure only")
     parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the tau intervals")
     args = parser.parse_args(argv)
@@ -371,13 +474,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.step == "measure":
         if not (args.data_root / "food-101" / "meta" / "train.json").is_file():
-            print(f"proxy_fidelity: no Food-101 at {args.data_root}; pass --data-root DIR, the folder holding food-101/",
-                  file=sys.stderr)
+            print(
+                f"proxy_fidelity: no Food-101 at {args.data_root}; pass --data-root DIR, the folder holding food-101/",
+                file=sys.stderr,
+            )
             raise SystemExit(2)
         if args.workers > 1:
             argv = sys.argv[1:]
             if "--workers" in argv:  # the children measure; only this process reports
-                del argv[argv.index("--workers"):argv.index("--workers") + 2]
+                del argv[argv.index("--workers") : argv.index("--workers") + 2]
             argv = [a for a in argv if not a.startswith("--workers=")]
             command = [sys.executable, __file__, *argv, "--workers", "1", "--no-report"]
             environment = {**os.environ, COMMAND_VARIABLE: shlex.join(sys.argv[1:])}

@@ -53,11 +53,16 @@ def default_run_config():
 
 # --- measure ------------------------------------------------------------------------------------------
 
+
 def _columns(epochs: int, batch_sizes: tuple[int, ...]) -> list[str]:
-    return (["label", "arch", "module", "value", "width", "params", "macs"]
-            + [f"epf_mj_b{b}" for b in batch_sizes] + [f"epf_std_mj_b{b}" for b in batch_sizes]
-            + ["epf_repeats", "backend", "val_size", "hold"]
-            + [f"top1_e{e}" for e in range(1, epochs + 1)] + [f"epoch_s_e{e}" for e in range(1, epochs + 1)])
+    return (
+        ["label", "arch", "module", "value", "width", "params", "macs"]
+        + [f"epf_mj_b{b}" for b in batch_sizes]
+        + [f"epf_std_mj_b{b}" for b in batch_sizes]
+        + ["epf_repeats", "backend", "val_size", "hold"]
+        + [f"top1_e{e}" for e in range(1, epochs + 1)]
+        + [f"epoch_s_e{e}" for e in range(1, epochs + 1)]
+    )
 
 
 def _read_rows(path: Path) -> list[dict[str, str]]:
@@ -102,19 +107,24 @@ def measure(args: argparse.Namespace) -> None:
             handle.writelines(f"# {line}\n" for line in header)
             csv.DictWriter(handle, columns).writeheader()
     start = time.perf_counter()
-    todo = [p for p in points if p.label() not in done][:args.limit]
+    todo = [p for p in points if p.label() not in done][: args.limit]
     print(f"{len(done)} of {len(points)} points in {args.out}; {len(todo)} to measure", file=sys.stderr)
     for index, arch_config in enumerate(todo, start=1):
         if time.perf_counter() - start > args.max_seconds:
-            print(f"stopping after {args.max_seconds:g} s; run again to measure the remaining {len(todo) - index + 1}",
-                  file=sys.stderr)
+            print(
+                f"stopping after {args.max_seconds:g} s; run again to measure the remaining {len(todo) - index + 1}",
+                file=sys.stderr,
+            )
             return
         row = {**measure_point(arch_config, data, train, profile), "hold": args.hold}
         with args.out.open("a") as handle:
             csv.DictWriter(handle, columns).writerow(row)
-        print(f"[{index}/{len(todo)}] {row['label']}: top-1 "
-              + " ".join(row[f"top1_e{e}"] for e in range(1, train.epochs + 1))
-              + f" %, EPF@16 {float(row['epf_mj_b16']):.2f} mJ/frame ({row['backend']})", file=sys.stderr)
+        print(
+            f"[{index}/{len(todo)}] {row['label']}: top-1 "
+            + " ".join(row[f"top1_e{e}"] for e in range(1, train.epochs + 1))
+            + f" %, EPF@16 {float(row['epf_mj_b16']):.2f} mJ/frame ({row['backend']})",
+            file=sys.stderr,
+        )
 
 
 def _rewrite(path: Path, columns: list[str], rows: list[dict[str, str]]) -> None:
@@ -145,10 +155,17 @@ def measure_point(arch_config, data, train, profile) -> dict[str, object]:
         raise SystemExit(f"{arch_config.label()}: training stopped ({trained.status})")
     measured = profile_model(arch_config, profile)
     cost = network_cost(arch_config, profile.resolution)
-    row: dict[str, object] = {"label": arch_config.label(), "arch": arch_config.arch, "module": arch_config.module,
-                              "value": arch_config.grouping_value, "width": arch_config.width,
-                              "params": cost.params, "macs": cost.macs, "backend": measured.backend,
-                              "val_size": trained.val_size}
+    row: dict[str, object] = {
+        "label": arch_config.label(),
+        "arch": arch_config.arch,
+        "module": arch_config.module,
+        "value": arch_config.grouping_value,
+        "width": arch_config.width,
+        "params": cost.params,
+        "macs": cost.macs,
+        "backend": measured.backend,
+        "val_size": trained.val_size,
+    }
     for batch, result in measured.batches.items():
         row[f"epf_mj_b{batch}"] = f"{result.epf_mj:.4f}"
         row[f"epf_std_mj_b{batch}"] = f"{result.epf_std_mj:.4f}"
@@ -172,40 +189,61 @@ def replay_all(args: argparse.Namespace) -> None:
     budgets = {"25 %": size // 4, "50 %": size // 2, "100 %": size}
     samplers = args.samplers.split(",")
     started = time.perf_counter()
-    print(f"table: {args.table.name}{f' ({args.modules} rows)' if args.modules else ''}, {size} points; exhaustive front: "
-          + ", ".join(c.label().replace("mobilenet_v1 ", "") for c, status in table.front_status(table.points).items()
-                      if status == "front"))
-    print(f"budgets: {', '.join(f'{k} = {v} new points' for k, v in budgets.items())}; {args.seeds} seeds each; "
-          "HV = hypervolume of the completed trials' front / the exhaustive front's")
+    print(
+        f"table: {args.table.name}{f' ({args.modules} rows)' if args.modules else ''}, {size} points; exhaustive front: "
+        + ", ".join(
+            c.label().replace("mobilenet_v1 ", "")
+            for c, status in table.front_status(table.points).items()
+            if status == "front"
+        )
+    )
+    print(
+        f"budgets: {', '.join(f'{k} = {v} new points' for k, v in budgets.items())}; {args.seeds} seeds each; "
+        "HV = hypervolume of the completed trials' front / the exhaustive front's"
+    )
     print()
-    print("| sampler | warm start | early stop | HV at 25 % | HV at 50 % | HV at 100 % | training s at 50 % | saved by early stop (25 / 50 / 100 %) |")
+    print(
+        "| sampler | warm start | early stop | HV at 25 % | HV at 50 % | HV at 100 % | training s at 50 % | saved by early stop (25 / 50 / 100 %) |"
+    )
     print("|---|---|---|---:|---:|---:|---:|---:|")
     lost = []
     for sampler in samplers:
         for warm in (False, True):
             times = {}
             for early in (False, True):
-                runs = {name: [replay(table, sampler, seed, trials, warm_start=warm, early_stop=early)
-                               for seed in range(args.seeds)] for name, trials in budgets.items()}
+                runs = {
+                    name: [
+                        replay(table, sampler, seed, trials, warm_start=warm, early_stop=early)
+                        for seed in range(args.seeds)
+                    ]
+                    for name, trials in budgets.items()
+                }
                 hv = {name: summary([r.hypervolume_ratio for r in rs]) for name, rs in runs.items()}
                 times[early] = {name: summary([r.train_s for r in rs])[0] for name, rs in runs.items()}
-                saved = ("" if not early else " / ".join(f"{1 - times[True][n] / times[False][n]:.0%}" for n in budgets))
-                print(f"| {sampler} | {'model' if warm else '-'} | {'on' if early else 'off'} | "
-                      + " | ".join(f"{m:.3f} ± {s:.3f}" for m, s in hv.values())
-                      + f" | {times[early]['50 %']:.0f} | {saved} |", flush=True)
+                saved = "" if not early else " / ".join(f"{1 - times[True][n] / times[False][n]:.0%}" for n in budgets)
+                print(
+                    f"| {sampler} | {'model' if warm else '-'} | {'on' if early else 'off'} | "
+                    + " | ".join(f"{m:.3f} ± {s:.3f}" for m, s in hv.values())
+                    + f" | {times[early]['50 %']:.0f} | {saved} |",
+                    flush=True,
+                )
                 if early:
                     lost += _front_losses(table, runs["100 %"])
     print()
-    print(f"early stopping over every full-grid run (100 %): {len(lost)} point(s) of the exhaustive front were stopped"
-          + ("" if not lost else ": " + "; ".join(sorted(set(lost)))))
+    print(
+        f"early stopping over every full-grid run (100 %): {len(lost)} point(s) of the exhaustive front were stopped"
+        + ("" if not lost else ": " + "; ".join(sorted(set(lost))))
+    )
     gains = table.largest_gains()
     if gains:  # curves of two epochs or more
-        print("what early stopping can save on this table: with perfect foresight of every final top-1, stopping "
-              f"after epoch 1 each point a cheaper point beats beyond noise saves {table.foresight_saving():.0%} of "
-              f"the full grid's training time ({table.foresight_saving(beyond_noise=False):.0%} counting ties within "
-              "noise); the rule, which sees only curves so far, adds the largest remaining gain, here "
-              + " / ".join(f"{g:.1f}" for g in gains)
-              + f" points after epoch {'/'.join(map(str, range(1, len(gains) + 1)))}")
+        print(
+            "what early stopping can save on this table: with perfect foresight of every final top-1, stopping "
+            f"after epoch 1 each point a cheaper point beats beyond noise saves {table.foresight_saving():.0%} of "
+            f"the full grid's training time ({table.foresight_saving(beyond_noise=False):.0%} counting ties within "
+            "noise); the rule, which sees only curves so far, adds the largest remaining gain, here "
+            + " / ".join(f"{g:.1f}" for g in gains)
+            + f" points after epoch {'/'.join(map(str, range(1, len(gains) + 1)))}"
+        )
     print(f"replay took {time.perf_counter() - started:.0f} s")
 
 
@@ -225,8 +263,12 @@ def main() -> None:
     measuring = commands.add_parser("measure", help="train and profile every point of the default space")
     measuring.add_argument("--out", type=Path, default=DEFAULT_TABLE)
     measuring.add_argument("--max-seconds", type=float, default=420.0, help="start no new point after this")
-    measuring.add_argument("--hold", choices=("exclusive", "shared"), default="exclusive",
-                           help="the lock this run holds (flock -x or -s), written on every row it measures")
+    measuring.add_argument(
+        "--hold",
+        choices=("exclusive", "shared"),
+        default="exclusive",
+        help="the lock this run holds (flock -x or -s), written on every row it measures",
+    )
     measuring.add_argument("--limit", type=int, help="measure only the first N points still missing (smoke runs)")
     measuring.add_argument("--redo-shared", action="store_true", help="measure the rows of --hold shared again")
     measuring.set_defaults(func=measure)

@@ -67,9 +67,14 @@ def torchvision_loader(root: Path, resolution: int, batch: int, workers: int) ->
     """The textbook pipeline: decode + RandomResizedCrop + flip per image per epoch, in a DataLoader."""
     from torchvision import datasets, transforms
 
-    transform = transforms.Compose([
-        transforms.RandomResizedCrop(resolution, scale=(0.35, 1.0)), transforms.RandomHorizontalFlip(),
-        transforms.ToTensor(), transforms.Normalize((0.55, 0.44, 0.34), (0.27, 0.27, 0.28))])
+    transform = transforms.Compose(
+        [
+            transforms.RandomResizedCrop(resolution, scale=(0.35, 1.0)),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize((0.55, 0.44, 0.34), (0.27, 0.27, 0.28)),
+        ]
+    )
     dataset = datasets.Food101(str(root), split="train", transform=transform)
     return torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True, num_workers=workers)
 
@@ -82,8 +87,9 @@ def decode_only_images_per_s(root: Path, resolution: int, batch: int) -> float:
     return images / (time.perf_counter() - start)
 
 
-def torchvision_images_per_s(arch: ArchConfig, root: Path, resolution: int, batch: int, epochs: int,
-                             workers: int, channels_last: bool) -> float:
+def torchvision_images_per_s(
+    arch: ArchConfig, root: Path, resolution: int, batch: int, epochs: int, workers: int, channels_last: bool
+) -> float:
     """Training with the torchvision pipeline, which decodes every image every epoch."""
     loader = torchvision_loader(root, resolution, batch, workers)
     model = _layout(build_model(arch, 0).train(), channels_last)
@@ -100,11 +106,13 @@ def torchvision_images_per_s(arch: ArchConfig, root: Path, resolution: int, batc
     return images / (time.perf_counter() - start)
 
 
-def trainer_figures(arch: ArchConfig, data: LoadedData, batch: int, epochs: int,
-                    channels_last: bool) -> tuple[float, float]:
+def trainer_figures(
+    arch: ArchConfig, data: LoadedData, batch: int, epochs: int, channels_last: bool
+) -> tuple[float, float]:
     """(img/s over the training steps, img/s over the whole call including validation each epoch)."""
-    config = TrainConfig(epochs=epochs, batch_size=batch, layout="channels_last" if channels_last else "nchw",
-                         progress=False)
+    config = TrainConfig(
+        epochs=epochs, batch_size=batch, layout="channels_last" if channels_last else "nchw", progress=False
+    )
     result = train_model(arch, data, config)
     return result.images_per_s, result.train_size * epochs / result.wall_s
 
@@ -132,20 +140,26 @@ def bench_dataset(label: str, config: DataConfig, args: argparse.Namespace, root
     steps = data.train_labels.numel() // args.batch_size
     bare, trainer_steps, trainer_wall, tv0, tv2, decode = [], [], [], [], [], []
     for _ in range(args.rounds):
-        bare.append(bare_images_per_s(arch, config.resolution, args.batch_size, steps * args.epochs,
-                                      args.channels_last))
+        bare.append(
+            bare_images_per_s(arch, config.resolution, args.batch_size, steps * args.epochs, args.channels_last)
+        )
         steps_ips, wall_ips = trainer_figures(arch, data, args.batch_size, args.epochs, args.channels_last)
         trainer_steps.append(steps_ips)
         trainer_wall.append(wall_ips)
         if root is not None:
             decode.append(decode_only_images_per_s(root, config.resolution, args.batch_size))
             for workers, figures in ((0, tv0), (2, tv2)):
-                figures.append(torchvision_images_per_s(arch, root, config.resolution, args.batch_size, args.epochs,
-                                                        workers, args.channels_last))
+                figures.append(
+                    torchvision_images_per_s(
+                        arch, root, config.resolution, args.batch_size, args.epochs, workers, args.channels_last
+                    )
+                )
     t_steps, t_wall, b = median(trainer_steps), median(trainer_wall), median(bare)
     print(f"\n== {label}: {data.summary_line()}")
-    print(f"   {arch.label()}, {config.resolution} px, B={args.batch_size}, {args.epochs} epoch(s) x {args.rounds} round(s), "
-          f"torch threads {torch.get_num_threads()}, {'channels_last' if args.channels_last else 'NCHW'}")
+    print(
+        f"   {arch.label()}, {config.resolution} px, B={args.batch_size}, {args.epochs} epoch(s) x {args.rounds} round(s), "
+        f"torch threads {torch.get_num_threads()}, {'channels_last' if args.channels_last else 'NCHW'}"
+    )
     print(f"   bare fwd+bwd+step on pre-made tensors : {b:8.1f} img/s")
     print(f"   trainer, training steps               : {t_steps:8.1f} img/s")
     print(f"   trainer, whole call (incl. validation): {t_wall:8.1f} img/s")
@@ -157,10 +171,14 @@ def bench_dataset(label: str, config: DataConfig, args: argparse.Namespace, root
     per_epoch = data.train_labels.numel() / t_steps
     first = data.train_labels.numel() / (per_epoch + build_s)
     ten = 10 * data.train_labels.numel() / (10 * per_epoch + build_s)
-    print(f"   decoded-tensor cache: build {build_s:.2f} s ({data.train_labels.numel() + data.val_labels.numel()} "
-          f"images), reload {hit_s * 1000:.1f} ms")
-    print(f"   torchvision Food101+transforms+DataLoader: {median(tv0):8.1f} img/s (workers 0), "
-          f"{median(tv2):8.1f} img/s (workers 2)")
+    print(
+        f"   decoded-tensor cache: build {build_s:.2f} s ({data.train_labels.numel() + data.val_labels.numel()} "
+        f"images), reload {hit_s * 1000:.1f} ms"
+    )
+    print(
+        f"   torchvision Food101+transforms+DataLoader: {median(tv0):8.1f} img/s (workers 0), "
+        f"{median(tv2):8.1f} img/s (workers 2)"
+    )
     print(f"   torchvision decode + transforms alone : {median(decode):8.1f} img/s (no training)")
     print(f"   (b) trainer / torchvision pipeline    : {t_steps / tv:8.3f}   (target >= 2)")
     print(f"       ceiling, bare / torchvision       : {b / tv:8.3f}   (what a zero-overhead trainer would get)")
@@ -184,8 +202,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} on {os.cpu_count()} cores")
     if (args.data_root / "food-101" / "meta" / "train.json").is_file():
-        bench_dataset("food101", DataConfig(name="food101", root=str(args.data_root), resolution=args.resolution),
-                      args, args.data_root)
+        bench_dataset(
+            "food101",
+            DataConfig(name="food101", root=str(args.data_root), resolution=args.resolution),
+            args,
+            args.data_root,
+        )
     else:
         print(f"\n(no Food-101 at {args.data_root}; skipping ratio (b))")
     bench_dataset("digits (embedded)", DataConfig(name="digits", resolution=args.resolution), args, None)

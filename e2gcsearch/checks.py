@@ -46,8 +46,9 @@ MAX_RESOLUTION = 2048  # px: Food-101's photos are at most 512 px; beyond this a
 def resolution(value: Any, minimum: int = 8) -> int:
     """``value`` when it is an image side a run can hold: ``minimum`` to :data:`MAX_RESOLUTION` pixels."""
     if not is_int(value, minimum=minimum) or value > MAX_RESOLUTION:
-        raise ConfigError(f"resolution must be a whole number of pixels from {minimum} to {MAX_RESOLUTION} "
-                          f"(e.g. 64), got {value!r}")
+        raise ConfigError(
+            f"resolution must be a whole number of pixels from {minimum} to {MAX_RESOLUTION} (e.g. 64), got {value!r}"
+        )
     return value
 
 
@@ -64,6 +65,8 @@ def study_name(name: Any) -> str:
     if len(name) > STUDY_NAME_MAX:
         raise ConfigError(f"study name of {len(name)} characters is too long; use at most {STUDY_NAME_MAX}")
     if not STUDY_NAME.fullmatch(name):
-        raise ConfigError(f"study name {name!r} may hold only letters, digits, '.', '_' and '-' (e.g. food101-tpe), "
-                          "and must not start with '.'")
+        raise ConfigError(
+            f"study name {name!r} may hold only letters, digits, '.', '_' and '-' (e.g. food101-tpe), "
+            "and must not start with '.'"
+        )
     return name

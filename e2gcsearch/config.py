@@ -80,15 +80,19 @@ class ArchConfig:
         if self.module not in (None, *MODULES):
             raise ConfigError(f"unknown module {self.module!r}; use one of {', '.join(MODULES)}")
         if self.module == FLGC and self.stage_group_sizes is not None:
-            raise ConfigError("FLGC takes one groups (g) or group_size (G) for the whole network, not stage group "
-                              "sizes; drop module='FLGC' or give groups=g")
+            raise ConfigError(
+                "FLGC takes one groups (g) or group_size (G) for the whole network, not stage group "
+                "sizes; drop module='FLGC' or give groups=g"
+            )
         if self.uneven is not False and (self.module != FLGC or self.uneven is not True):
             raise ConfigError("uneven (free group sizes, --flgc-uneven) applies to module FLGC only")
         if self.module != FLGC:
             implied = FGGC if self.groups is not None else E2GC
             if self.module not in (None, implied):
-                raise ConfigError(f"module {self.module} does not match the grouping given ({implied} follows from "
-                                  f"{'groups' if implied == FGGC else 'group_size'}); drop module or use FLGC")
+                raise ConfigError(
+                    f"module {self.module} does not match the grouping given ({implied} follows from "
+                    f"{'groups' if implied == FGGC else 'group_size'}); drop module or use FLGC"
+                )
             object.__setattr__(self, "module", implied)
 
     @property
@@ -103,9 +107,11 @@ class ArchConfig:
         if not self.is_learned:
             return self
         if self.uneven:
-            raise ConfigError(f"{self.label()} deploys to group sizes it learns in training, so its cost is known "
-                              "only after training: 'e2gcsearch train ... --flgc-uneven' prints it (in Python: "
-                              "e2gcsearch.cost.learned_cost with the trained structure)")
+            raise ConfigError(
+                f"{self.label()} deploys to group sizes it learns in training, so its cost is known "
+                "only after training: 'e2gcsearch train ... --flgc-uneven' prints it (in Python: "
+                "e2gcsearch.cost.learned_cost with the trained structure)"
+            )
         return dataclasses.replace(self, module=None)
 
     @property
@@ -177,7 +183,7 @@ class ArchConfig:
         if unknown:
             raise ConfigError(f"unknown ArchConfig field(s) {unknown}; expected some of {sorted(known)}")
         if "arch" not in data:
-            raise ConfigError("an ArchConfig needs an 'arch' field, e.g. {\"arch\": \"mobilenet_v1\", \"group_size\": 1}")
+            raise ConfigError('an ArchConfig needs an \'arch\' field, e.g. {"arch": "mobilenet_v1", "group_size": 1}')
         return cls(**data)
 
     @classmethod
@@ -194,11 +200,15 @@ class ArchConfig:
 def _positive_ints(values: Any) -> tuple[int, ...]:
     """``stage_group_sizes`` as a tuple of positive ints (a list from JSON is accepted)."""
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
-        raise ConfigError(f"stage_group_sizes must be a list of positive integers like [1, 2, 4, 4, 8, 8], got {values!r}")
+        raise ConfigError(
+            f"stage_group_sizes must be a list of positive integers like [1, 2, 4, 4, 8, 8], got {values!r}"
+        )
     values = tuple(values)
     if not values or not all(is_int(v) for v in values):
-        raise ConfigError(f"stage_group_sizes must be a non-empty list of positive integers like [1, 2, 4, 4, 8, 8], "
-                          f"got {list(values)!r}")
+        raise ConfigError(
+            f"stage_group_sizes must be a non-empty list of positive integers like [1, 2, 4, 4, 8, 8], "
+            f"got {list(values)!r}"
+        )
     return values
 
 

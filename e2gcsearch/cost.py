@@ -105,16 +105,40 @@ def _layer_cost(name: str, module: nn.Module, inp: torch.Tensor, out: torch.Tens
     params = sum(p.numel() for p in module.parameters(recurse=False))
     activations = inp[0].numel() + out[0].numel()  # batch size 1: one sample in, one out
     if isinstance(module, nn.Linear):
-        return LayerCost(name, "linear", module.in_features, module.out_features, 1, 1, 1,
-                         module.in_features, 1, 1, module.in_features * module.out_features,
-                         params, activations)
+        return LayerCost(
+            name,
+            "linear",
+            module.in_features,
+            module.out_features,
+            1,
+            1,
+            1,
+            module.in_features,
+            1,
+            1,
+            module.in_features * module.out_features,
+            params,
+            activations,
+        )
     kernel_h, kernel_w = module.kernel_size
     out_h, out_w = out.shape[-2:]
     group_size = module.in_channels // module.groups
     macs = out[0].numel() * group_size * kernel_h * kernel_w
-    return LayerCost(name, _conv_kind(module), module.in_channels, module.out_channels, kernel_h,
-                     module.stride[0], module.groups, group_size, int(out_h), int(out_w), int(macs),
-                     params, int(activations))
+    return LayerCost(
+        name,
+        _conv_kind(module),
+        module.in_channels,
+        module.out_channels,
+        kernel_h,
+        module.stride[0],
+        module.groups,
+        group_size,
+        int(out_h),
+        int(out_w),
+        int(macs),
+        params,
+        int(activations),
+    )
 
 
 def _strip_batchnorm(model: nn.Module) -> None:
@@ -142,8 +166,10 @@ def model_cost(model: nn.Module, arch_config: ArchConfig, resolution: int = 224)
     handles = []
     for name, module in model.named_modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
+
             def hook(mod: nn.Module, args: tuple, out: torch.Tensor, name: str = name) -> None:
                 layers.append(_layer_cost(name, mod, args[0], out))
+
             handles.append(module.register_forward_hook(hook))
     device = next(model.parameters()).device
     with torch.no_grad():
@@ -174,7 +200,12 @@ def learned_cost_line(arch_config: ArchConfig, structure: dict[str, Any], resolu
     """One sentence: what the trained FLGC network costs deployed, against the fixed-group network with its g/G."""
     learned = learned_cost(arch_config, structure, resolution)
     fixed = network_cost(arch_config.replace(module=None), resolution)
-    form = ("one conv per learned group (uneven sizes)" if arch_config.uneven
-            else "a standard grouped conv, channels permuted into the 1x1 convs")
-    return (f"FLGC deployed as {form}: {learned.macs:,} MACs, {learned.params:,} params at {resolution} px; "
-            f"{fixed.arch_config.module} {fixed.arch_config.grouping} has {fixed.macs:,} MACs, {fixed.params:,} params")
+    form = (
+        "one conv per learned group (uneven sizes)"
+        if arch_config.uneven
+        else "a standard grouped conv, channels permuted into the 1x1 convs"
+    )
+    return (
+        f"FLGC deployed as {form}: {learned.macs:,} MACs, {learned.params:,} params at {resolution} px; "
+        f"{fixed.arch_config.module} {fixed.arch_config.grouping} has {fixed.macs:,} MACs, {fixed.params:,} params"
+    )

@@ -64,8 +64,9 @@ def resolve_device(device: str, local_rank: int = 0) -> str:
     return f"cuda:{index}"
 
 
-def worker_devices(device: str, workers: int, devices: tuple[int, ...] | None = None,
-                   share: bool = False) -> list[str] | None:
+def worker_devices(
+    device: str, workers: int, devices: tuple[int, ...] | None = None, share: bool = False
+) -> list[str] | None:
     """The device of each of ``workers`` search processes, so that no two measure on one GPU.
 
     Worker i runs on GPU ``devices[i]``; ``devices`` defaults to every GPU torch sees when ``device``
@@ -80,8 +81,9 @@ def worker_devices(device: str, workers: int, devices: tuple[int, ...] | None = 
     on_gpu = text.startswith("cuda") or (text == "auto" and torch.cuda.is_available())
     if not on_gpu:
         if devices:
-            raise ConfigError(f"--devices picks GPUs, but the device is {device!r}; use --device cuda "
-                              "or drop --devices")
+            raise ConfigError(
+                f"--devices picks GPUs, but the device is {device!r}; use --device cuda or drop --devices"
+            )
         return None
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if count == 0:
@@ -90,12 +92,15 @@ def worker_devices(device: str, workers: int, devices: tuple[int, ...] | None = 
         devices = (parse_device(text)[1],) if ":" in text else tuple(range(count))
     missing = [index for index in devices if index >= count]
     if missing:
-        raise ConfigError(f"--devices names GPU {','.join(map(str, missing))}, but torch sees {count} GPU(s) "
-                          f"(0 to {count - 1}); check CUDA_VISIBLE_DEVICES or pick from those")
+        raise ConfigError(
+            f"--devices names GPU {','.join(map(str, missing))}, but torch sees {count} GPU(s) "
+            f"(0 to {count - 1}); check CUDA_VISIBLE_DEVICES or pick from those"
+        )
     if workers > len(devices) and not share:
         shown = ",".join(map(str, devices))
         raise ConfigError(
             f"--workers {workers} needs {workers} GPUs so that no two workers measure on one board, but the "
             f"search has {len(devices)} ({shown}); pass --workers {len(devices)}, more --devices, or "
-            "--share-devices to let workers share GPUs and take turns measuring")
+            "--share-devices to let workers share GPUs and take turns measuring"
+        )
     return [f"cuda:{devices[index % len(devices)]}" for index in range(workers)]

@@ -109,8 +109,11 @@ def _mean(values: list[float]) -> float:
     return sum(defined) / len(defined) if defined else math.nan
 
 
-def noise_ceiling(per_seed: Sequence[Sequence[float]], half: int | None = None, resamples: int = 2000,
-                  ) -> RankAgreement:
+def noise_ceiling(
+    per_seed: Sequence[Sequence[float]],
+    half: int | None = None,
+    resamples: int = 2000,
+) -> RankAgreement:
     """How well full training agrees with itself: Kendall's tau between the mean top-1 of one group of
     ``half`` seeds and that of another, disjoint group (``per_seed[s][i]``: seed ``s``, network ``i``),
     averaged over every such split (:func:`seed_splits`), with a bootstrap interval over networks.
@@ -138,14 +141,16 @@ def tau_against_halves(proxy: Sequence[float], per_seed: Sequence[Sequence[float
     return _mean([_tau(x, values[list(group)].mean(0)) for group in sorted(groups)])
 
 
-def tau_difference(first: Sequence[float], second: Sequence[float], reference: Sequence[float],
-                   resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+def tau_difference(
+    first: Sequence[float], second: Sequence[float], reference: Sequence[float], resamples: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
     """How much better ``first`` ranks like ``reference`` than ``second`` does: tau(first, reference) -
     tau(second, reference), with a paired bootstrap 95 % interval (the same networks drawn for both, so
     what the two proxies share cancels). Returns (difference, low, high); ``nan`` where undefined."""
     a, b, r = (np.asarray(values, dtype=float) for values in (first, second, reference))
-    low, high, _ = bootstrap_interval(lambda index: _tau(a[index], r[index]) - _tau(b[index], r[index]), len(r),
-                                      resamples, seed=seed)
+    low, high, _ = bootstrap_interval(
+        lambda index: _tau(a[index], r[index]) - _tau(b[index], r[index]), len(r), resamples, seed=seed
+    )
     return _tau(a, r) - _tau(b, r), low, high
 
 
@@ -158,15 +163,21 @@ def pair_order_share(proxy: Sequence[float], full: Sequence[float], pairs: Seque
     return right / len(pairs)
 
 
-def matched_pairs(groups: Sequence[tuple[str, float]], macs: Sequence[float], tolerance: float = 0.1,
-                  ) -> list[tuple[int, int]]:
+def matched_pairs(
+    groups: Sequence[tuple[str, float]],
+    macs: Sequence[float],
+    tolerance: float = 0.1,
+) -> list[tuple[int, int]]:
     """E2GC/FgGC pairs of comparable MACs: ``groups[i]`` is ``(module, width)`` of network i. Within one
     width, each E2GC network is paired with the FgGC network nearest in MACs, when within ``tolerance``
     (relative), each network in at most one pair, closest pairs first."""
     candidates = sorted(
         (abs(macs[a] / macs[b] - 1), a, b)
-        for a, (module_a, width_a) in enumerate(groups) if module_a == "E2GC"
-        for b, (module_b, width_b) in enumerate(groups) if module_b == "FgGC" and width_b == width_a)
+        for a, (module_a, width_a) in enumerate(groups)
+        if module_a == "E2GC"
+        for b, (module_b, width_b) in enumerate(groups)
+        if module_b == "FgGC" and width_b == width_a
+    )
     used: set[int] = set()
     pairs = []
     for gap, a, b in candidates:
@@ -181,8 +192,10 @@ def pareto_front(cost: Sequence[float], accuracy: Sequence[float]) -> set[int]:
     (better on one, at least as good on the other)."""
     front = set()
     for i in range(len(cost)):
-        dominated = any(cost[j] <= cost[i] and accuracy[j] >= accuracy[i]
-                        and (cost[j] < cost[i] or accuracy[j] > accuracy[i]) for j in range(len(cost)))
+        dominated = any(
+            cost[j] <= cost[i] and accuracy[j] >= accuracy[i] and (cost[j] < cost[i] or accuracy[j] > accuracy[i])
+            for j in range(len(cost))
+        )
         if not dominated:
             front.add(i)
     return front
@@ -210,8 +223,9 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> tuple[float, int, int
     return float(_scipy.kendalltau(xs, ys).statistic), pairs, concordant
 
 
-def agreement_sentence(tau: float, trials: int, concordant: int, pairs: int,
-                       interval: tuple[float, float] = (math.nan, math.nan)) -> str:
+def agreement_sentence(
+    tau: float, trials: int, concordant: int, pairs: int, interval: tuple[float, float] = (math.nan, math.nan)
+) -> str:
     """What ``tau`` over ``trials`` validated trials means for trusting the proxy, in plain words."""
     if trials < 2 or math.isnan(tau):
         return "Kendall's tau needs two or more validated trials with different accuracies; validate more trials."
@@ -219,30 +233,42 @@ def agreement_sentence(tau: float, trials: int, concordant: int, pairs: int,
     shown = "" if math.isnan(low) else f", 95 % interval {low:+.2f} to {high:+.2f}"
     head = f"Kendall's tau = {tau:+.2f} over {trials} trials ({concordant} of {pairs} pairs ordered alike{shown}): "
     if not math.isnan(low) and low <= 0 <= high and trials >= 4:
-        return head + ("the interval includes 0, so these trials cannot tell the proxy's ranking from chance; "
-                       "validate more trials, or lengthen the proxy (more epochs or images), before trusting the "
-                       "front's accuracy axis.")
+        return head + (
+            "the interval includes 0, so these trials cannot tell the proxy's ranking from chance; "
+            "validate more trials, or lengthen the proxy (more epochs or images), before trusting the "
+            "front's accuracy axis."
+        )
     if trials < 4:
-        return head + (f"with so few trials tau says little (one swapped pair moves it by {2 / max(pairs, 1):.2f}), "
-                       "so it neither confirms nor refutes the proxy; validate 4 or more trials (e.g. --top 5).")
+        return head + (
+            f"with so few trials tau says little (one swapped pair moves it by {2 / max(pairs, 1):.2f}), "
+            "so it neither confirms nor refutes the proxy; validate 4 or more trials (e.g. --top 5)."
+        )
     if tau >= 0.7:
         verdict = "the proxy ranks these networks almost as full training does, so picking by proxy top-1 is safe."
     elif tau >= 0.3:
-        verdict = ("the proxy gets most pairs right but not all; use it to shortlist, then validate the "
-                   "shortlist before choosing.")
+        verdict = (
+            "the proxy gets most pairs right but not all; use it to shortlist, then validate the "
+            "shortlist before choosing."
+        )
     elif tau > -0.3:
-        verdict = ("the proxy ranking is close to unrelated to the full-training ranking; do not pick by proxy "
-                   "top-1 alone: lengthen the proxy (more epochs or images) or validate more trials.")
+        verdict = (
+            "the proxy ranking is close to unrelated to the full-training ranking; do not pick by proxy "
+            "top-1 alone: lengthen the proxy (more epochs or images) or validate more trials."
+        )
     else:
-        verdict = ("the proxy ranks these networks largely in reverse; its accuracy objective is misleading here, "
-                   "so rethink the proxy budget before trusting the front's accuracy axis.")
+        verdict = (
+            "the proxy ranks these networks largely in reverse; its accuracy objective is misleading here, "
+            "so rethink the proxy budget before trusting the front's accuracy axis."
+        )
     return head + verdict
 
 
 def ceiling_sentence(ceiling: RankAgreement, tau: float, half: int = 1) -> str:
     """The noise ceiling (of references of ``half`` seeds each), and ``tau`` read against it: the proxy's
     tau against references of the same size (:func:`tau_against_halves`), like for like."""
-    who = "two full-training seeds agree" if half == 1 else f"the means of two groups of {half} full-training seeds agree"
+    who = (
+        "two full-training seeds agree" if half == 1 else f"the means of two groups of {half} full-training seeds agree"
+    )
     text = f"Noise ceiling: {who} to Kendall {ceiling.text()}"
     if math.isnan(ceiling.tau) or ceiling.tau <= 0 or math.isnan(tau):
         return text + "; full training does not rank these trials consistently, so no proxy can be judged on them."
@@ -281,10 +307,12 @@ class MeasuredFidelity:
         """One line for ``front`` and ``validate``."""
         a, c = self.agreement, self.ceiling
         who = "two seeds" if self.ceiling_seeds == 1 else f"the means of two groups of {self.ceiling_seeds} seeds"
-        return (f"proxy fidelity measured on {self.data}: Kendall {a.text()} against full training "
-                f"({self.reference}); {self.ratio:.2f} of the noise ceiling ({who} agree to tau {c.tau:+.2f} "
-                f"[{c.low:+.2f}, {c.high:+.2f}]), at {100 * self.cost_ratio:.0f} % of full training's cost "
-                "(docs/accuracy.md)")
+        return (
+            f"proxy fidelity measured on {self.data}: Kendall {a.text()} against full training "
+            f"({self.reference}); {self.ratio:.2f} of the noise ceiling ({who} agree to tau {c.tau:+.2f} "
+            f"[{c.low:+.2f}, {c.high:+.2f}]), at {100 * self.cost_ratio:.0f} % of full training's cost "
+            "(docs/accuracy.md)"
+        )
 
     def short(self) -> str:
         """``food101-10: Kendall tau +0.39 [+0.17, +0.60] over 26 networks (4 epochs, 64 px)``."""
@@ -294,12 +322,21 @@ class MeasuredFidelity:
         """True when a study's data description (``dataset``, ``classes``, sizes, ``resolution``) and proxy
         training (``epochs``) are the ones this fidelity was measured with."""
         wanted = {**self.signature, "resolution": self.resolution}
-        return (all(data.get(key) == value for key, value in wanted.items())
-                and training.get("epochs") == self.epochs)
+        return all(data.get(key) == value for key, value in wanted.items()) and training.get("epochs") == self.epochs
 
 
-FOOD101_10_CLASSES = ("apple_pie", "baby_back_ribs", "baklava", "beef_carpaccio", "beef_tartare", "beet_salad",
-                      "beignets", "bibimbap", "bread_pudding", "breakfast_burrito")
+FOOD101_10_CLASSES = (
+    "apple_pie",
+    "baby_back_ribs",
+    "baklava",
+    "beef_carpaccio",
+    "beef_tartare",
+    "beet_salad",
+    "beignets",
+    "bibimbap",
+    "bread_pudding",
+    "breakfast_burrito",
+)
 
 # What benchmarks/proxy_fidelity.py measured (docs/accuracy.md has the table, its command and the load):
 # the photos' proxy budget (4 epochs, at most 100 images per class, 64 px) on food101-10, 26 MobileNet-V1
@@ -309,24 +346,33 @@ MEASURED: tuple[MeasuredFidelity, ...] = (
     MeasuredFidelity(
         data="food101-10",
         signature={"dataset": "food101", "classes": list(FOOD101_10_CLASSES), "train_size": 1000, "val_size": 750},
-        epochs=4, resolution=64,
+        epochs=4,
+        resolution=64,
         agreement=RankAgreement(tau=0.391, low=0.173, high=0.598, rho=0.559, n=26),
-        ceiling=RankAgreement(tau=0.501, low=0.308, high=0.657, rho=0.679, n=26), ceiling_seeds=2, ratio=0.70,
+        ceiling=RankAgreement(tau=0.501, low=0.308, high=0.657, rho=0.679, n=26),
+        ceiling_seeds=2,
+        ratio=0.70,
         cost_ratio=0.144,
-        reference="12 cosine epochs on every image, 64 px, mean of four seeds"),
+        reference="12 cosine epochs on every image, 64 px, mean of four seeds",
+    ),
 )
 
 
-def fidelity_note(data: dict[str, Any], training: dict[str, Any],
-                  measurements: Sequence[MeasuredFidelity] = MEASURED) -> str:
+def fidelity_note(
+    data: dict[str, Any], training: dict[str, Any], measurements: Sequence[MeasuredFidelity] = MEASURED
+) -> str:
     """What is known about the fidelity of a study's proxy: the measurement for its data and budget, or
     that none was made (with the measurement there is and how to measure it on the study)."""
     for measured in measurements:
         if measured.matches(data, training):
             return measured.sentence()
-    where = f"{data.get('dataset', 'unknown data')}, {len(data.get('classes') or [])} classes, " \
-            f"{data.get('train_size', '?')} training images, {data.get('resolution', '?')} px"
+    where = (
+        f"{data.get('dataset', 'unknown data')}, {len(data.get('classes') or [])} classes, "
+        f"{data.get('train_size', '?')} training images, {data.get('resolution', '?')} px"
+    )
     known = f"; measured elsewhere: {measurements[0].short()} (docs/accuracy.md)" if measurements else ""
-    return (f"the proxy's ranking fidelity was not measured for this data and budget ({where}, "
-            f"{training.get('epochs', '?')} epochs){known}; 'e2gcsearch validate --top 3 --spread 6 --full-seeds 2' "
-            "measures it on this study")
+    return (
+        f"the proxy's ranking fidelity was not measured for this data and budget ({where}, "
+        f"{training.get('epochs', '?')} epochs){known}; 'e2gcsearch validate --top 3 --spread 6 --full-seeds 2' "
+        "measures it on this study"
+    )

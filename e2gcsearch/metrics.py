@@ -33,7 +33,15 @@ CHEAP_METRICS = ("params", "macs", "epf", "epf_infer", "latency")  # known befor
 ENERGY_METRICS = ("epf", "epf_infer")  # figures that carry the energy backend that produced them
 MODES = {"epf": "train", "latency": "train", "epf_infer": "infer"}  # the profiling mode of each measured kind
 ACCURACY_METRICS = ("top1", "top5")  # proxy accuracies (maximised)
-LABELS = {"epf": "EPF", "epf_infer": "EPF-infer", "top1": "top-1", "top5": "top-5", "macs": "MACs", "params": "params", "latency": "latency"}
+LABELS = {
+    "epf": "EPF",
+    "epf_infer": "EPF-infer",
+    "top1": "top-1",
+    "top5": "top-5",
+    "macs": "MACs",
+    "params": "params",
+    "latency": "latency",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,8 +75,13 @@ class Metric:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], direction: str | None = None) -> Metric:
         """A metric from its stored form (:meth:`to_dict`); ``direction`` fills a missing one."""
-        return cls(name=data["name"], direction=data.get("direction", direction), metric=data.get("metric", data["name"]),
-                   batch_size=data.get("batch_size"), unit=data.get("unit") or "")
+        return cls(
+            name=data["name"],
+            direction=data.get("direction", direction),
+            metric=data.get("metric", data["name"]),
+            batch_size=data.get("batch_size"),
+            unit=data.get("unit") or "",
+        )
 
     @property
     def is_cheap(self) -> bool:
@@ -84,8 +97,13 @@ class Metric:
 
     def to_dict(self) -> dict[str, Any]:
         """The stored form (a study's ``objectives`` attr holds a list of these)."""
-        return {"name": self.name, "metric": self.metric, "batch_size": self.batch_size,
-                "direction": self.direction, "unit": self.unit}
+        return {
+            "name": self.name,
+            "metric": self.metric,
+            "batch_size": self.batch_size,
+            "direction": self.direction,
+            "unit": self.unit,
+        }
 
     def header(self, backend: str | None = None) -> str:
         """A column header with unit, e.g. ``EPF@16 (mJ/frame, estimate)`` or ``top-1 (%, proxy)``."""

@@ -30,8 +30,13 @@ CITATION = """@inproceedings{jha2020e2gc,
 }"""
 
 
-def design_grid(archs: Sequence[str], widths: Sequence[float], num_classes: int,
-                group_sizes: Sequence[int] = GROUP_SIZES, groups: Sequence[int] = GROUPS) -> list[ArchConfig]:
+def design_grid(
+    archs: Sequence[str],
+    widths: Sequence[float],
+    num_classes: int,
+    group_sizes: Sequence[int] = GROUP_SIZES,
+    groups: Sequence[int] = GROUPS,
+) -> list[ArchConfig]:
     """E2GC ``group_sizes`` then FgGC ``groups`` of each architecture at each width, in that order.
 
     Example:
@@ -46,8 +51,7 @@ def design_grid(archs: Sequence[str], widths: Sequence[float], num_classes: int,
     return configs
 
 
-def table_configs(width: float = 1.0, num_classes: int = 1000,
-                  archs: Sequence[str] | None = None) -> list[ArchConfig]:
+def table_configs(width: float = 1.0, num_classes: int = 1000, archs: Sequence[str] | None = None) -> list[ArchConfig]:
     """Every row of Tables III and IV, E2GC rows before FgGC rows, per architecture.
 
     ``archs`` defaults to the paper's networks; any registered architecture gets the same rows, less
@@ -58,8 +62,9 @@ def table_configs(width: float = 1.0, num_classes: int = 1000,
     return [config for config in _grid(width, num_classes, archs) if config not in refused]
 
 
-def refused_configs(width: float = 1.0, num_classes: int = 1000,
-                    archs: Sequence[str] | None = None) -> list[tuple[ArchConfig, str]]:
+def refused_configs(
+    width: float = 1.0, num_classes: int = 1000, archs: Sequence[str] | None = None
+) -> list[tuple[ArchConfig, str]]:
     """The rows of :func:`table_configs`'s grid that cannot be built, each with the reason."""
     refused = []
     for config in _grid(width, num_classes, archs):
@@ -74,14 +79,18 @@ def _grid(width: float, num_classes: int, archs: Sequence[str] | None) -> list[A
     return design_grid(paper_archs() if archs is None else archs, [width], num_classes)
 
 
-def cost_table(resolution: int = 224, width: float = 1.0, num_classes: int = 1000,
-               archs: Sequence[str] | None = None) -> pd.DataFrame:
+def cost_table(
+    resolution: int = 224, width: float = 1.0, num_classes: int = 1000, archs: Sequence[str] | None = None
+) -> pd.DataFrame:
     """The paper's Tables III/IV as a DataFrame: arch, module, value, params, macs, activations, ai
     (``archs`` as in :func:`table_configs`)."""
     rows = []
     for arch_config in table_configs(width, num_classes, archs):
         summary = network_cost(arch_config, resolution).summary()
-        rows.append({key: summary[key] for key in
-                     ("arch", "module", "value", "params", "macs", "activations", "ai", "width", "resolution")})
+        rows.append(
+            {
+                key: summary[key]
+                for key in ("arch", "module", "value", "params", "macs", "activations", "ai", "width", "resolution")
+            }
+        )
     return pd.DataFrame(rows)
-

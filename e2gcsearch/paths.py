@@ -24,7 +24,7 @@ from pathlib import Path
 from .errors import DataError
 
 CACHE_ENV = "E2GCSEARCH_CACHE_DIR"
-TENSORS = "tensors"    # decoded images of a data subset (e2gcsearch.data)
+TENSORS = "tensors"  # decoded images of a data subset (e2gcsearch.data)
 PROFILES = "profiles"  # EPF measurements (e2gcsearch.profiling)
 
 

@@ -79,8 +79,12 @@ def pool(first: Summary, second: Summary) -> Summary:
     (both need n >= 1)."""
     n = first.n + second.n
     mean = (first.n * first.mean + second.n * second.mean) / n
-    squares = ((first.n - 1) * first.std ** 2 + (second.n - 1) * second.std ** 2
-               + first.n * (first.mean - mean) ** 2 + second.n * (second.mean - mean) ** 2)
+    squares = (
+        (first.n - 1) * first.std**2
+        + (second.n - 1) * second.std**2
+        + first.n * (first.mean - mean) ** 2
+        + second.n * (second.mean - mean) ** 2
+    )
     return Summary(n, mean, math.sqrt(squares / (n - 1)) if n > 1 else 0.0)
 
 
@@ -113,7 +117,7 @@ def pooled_std(groups: Sequence[Sequence[float]], min_df: int = MIN_POOLED_DF) -
     df = sum(summary.n - 1 for summary in used)
     if df < max(1, min_df):
         return None
-    return SeedNoise(math.sqrt(sum((s.n - 1) * s.std ** 2 for s in used) / df), df)
+    return SeedNoise(math.sqrt(sum((s.n - 1) * s.std**2 for s in used) / df), df)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,8 +154,9 @@ def sitting_noise(pairs: Sequence[tuple[Summary, Summary]], min_df: int = MIN_PO
     return SittingNoise(math.sqrt(max(0.0, spread - within) / 2), df)
 
 
-def with_sitting_noise(low: float, high: float, value: float, noise: SittingNoise | None,
-                       confidence: float = CONFIDENCE) -> tuple[float, float]:
+def with_sitting_noise(
+    low: float, high: float, value: float, noise: SittingNoise | None, confidence: float = CONFIDENCE
+) -> tuple[float, float]:
     """The window interval ``(low, high)`` of ``value`` widened by the between-sitting noise.
 
     >>> with_sitting_noise(9.0, 11.0, 10.0, SittingNoise(cv=0.05, df=8))
@@ -175,8 +180,9 @@ class AccuracyInterval:
     high: float
 
 
-def accuracy_interval(top1_pct: Sequence[float], val_size: int, seed_noise: SeedNoise | None = None,
-                      confidence: float = CONFIDENCE) -> AccuracyInterval:
+def accuracy_interval(
+    top1_pct: Sequence[float], val_size: int, seed_noise: SeedNoise | None = None, confidence: float = CONFIDENCE
+) -> AccuracyInterval:
     """The interval of a mean top-1 over seeds (see the module docstring); ``seed_noise`` is the
     study's pooled seed noise, else the seeds' own spread is used.
 
@@ -193,15 +199,17 @@ def accuracy_interval(top1_pct: Sequence[float], val_size: int, seed_noise: Seed
     below, above = seeds.mean - 100 * wilson_low, 100 * wilson_high - seeds.mean
     if seed_noise is None and seeds.n >= 2:  # no study-wide estimate: the trial's own seeds (few df, wide)
         seed_noise = SeedNoise(seeds.std, seeds.n - 1)
-    seed_half = 0.0 if seed_noise is None else (
-        t_quantile(seed_noise.df + 1, confidence) * seed_noise.std / math.sqrt(seeds.n))
+    seed_half = (
+        0.0 if seed_noise is None else (t_quantile(seed_noise.df + 1, confidence) * seed_noise.std / math.sqrt(seeds.n))
+    )
     low = seeds.mean - math.hypot(below, seed_half)
     high = seeds.mean + math.hypot(above, seed_half)
     return AccuracyInterval(seeds.mean, seeds.std, seeds.n, int(val_size), max(0.0, low), min(100.0, high))
 
 
-def bootstrap_tau(x: Sequence[float], y: Sequence[float], resamples: int = 2000,
-                  confidence: float = CONFIDENCE, seed: int = 0) -> tuple[float, float, int]:
+def bootstrap_tau(
+    x: Sequence[float], y: Sequence[float], resamples: int = 2000, confidence: float = CONFIDENCE, seed: int = 0
+) -> tuple[float, float, int]:
     """Percentile interval of Kendall's tau between ``x`` and ``y`` over items drawn with replacement
     (a fixed RNG seed, so the interval is reproducible). Resamples with fewer than two distinct items
     or an undefined tau are skipped; returns (low, high, usable resamples), ``nan`` bounds if none.
@@ -219,14 +227,20 @@ def bootstrap_tau(x: Sequence[float], y: Sequence[float], resamples: int = 2000,
     return bootstrap_interval(tau, len(xs), resamples, confidence, seed)
 
 
-def bootstrap_interval(statistic: Callable[[np.ndarray], float], items: int, resamples: int = 2000,
-                       confidence: float = CONFIDENCE, seed: int = 0) -> tuple[float, float, int]:
+def bootstrap_interval(
+    statistic: Callable[[np.ndarray], float],
+    items: int,
+    resamples: int = 2000,
+    confidence: float = CONFIDENCE,
+    seed: int = 0,
+) -> tuple[float, float, int]:
     """Percentile interval of ``statistic(index)`` over ``resamples`` draws of ``items`` indices with
     replacement (a fixed RNG seed, so reproducible); draws where it is ``nan`` are skipped. Returns
     (low, high, usable draws), ``nan`` bounds if none."""
     rng = np.random.default_rng(seed)
-    values = [value for value in (statistic(rng.integers(0, items, items)) for _ in range(resamples))
-              if not math.isnan(value)]
+    values = [
+        value for value in (statistic(rng.integers(0, items, items)) for _ in range(resamples)) if not math.isnan(value)
+    ]
     if not values:
         return math.nan, math.nan, 0
     tail = 100 * (1 - confidence) / 2

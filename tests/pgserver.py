@@ -47,14 +47,18 @@ def throwaway_postgres(user: str, password: str) -> Iterator[str]:
         raise Unavailable("needs a PostgreSQL driver: pip install -e '.[test]' (or '.[postgres]') installs psycopg")
     binaries = server_binaries()
     if binaries is None:
-        raise Unavailable("needs the PostgreSQL server binaries (initdb, pg_ctl): apt-get install postgresql "
-                          "(.ci/run installs it when it can)")
+        raise Unavailable(
+            "needs the PostgreSQL server binaries (initdb, pg_ctl): apt-get install postgresql "
+            "(.ci/run installs it when it can)"
+        )
     as_server_user, owner = [], None
     if os.geteuid() == 0:
         try:
             owner = pwd.getpwnam("postgres")
         except KeyError:
-            raise Unavailable("running as root needs a 'postgres' user to run the server (initdb refuses root)") from None
+            raise Unavailable(
+                "running as root needs a 'postgres' user to run the server (initdb refuses root)"
+            ) from None
         as_server_user = ["runuser", "-u", "postgres", "--"]
     base = Path(tempfile.mkdtemp(prefix="e2gcsearch-pg-"))
     (base / "password").write_text(password + "\n")
@@ -64,12 +68,40 @@ def throwaway_postgres(user: str, password: str) -> Iterator[str]:
     data, port = base / "data", _free_port()
     pg_ctl = [*as_server_user, str(binaries / "pg_ctl"), "-D", str(data)]
     try:
-        subprocess.run([*as_server_user, str(binaries / "initdb"), "-D", str(data), "-U", user,
-                        f"--pwfile={base / 'password'}", "--auth-local=trust", "--auth-host=scram-sha-256",
-                        "-E", "UTF8"], check=True, capture_output=True, text=True)
-        subprocess.run([*pg_ctl, "-l", str(base / "server.log"), "-w", "-t", "60",
-                        "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1", "start"],
-                       check=True, capture_output=True, text=True)
+        subprocess.run(
+            [
+                *as_server_user,
+                str(binaries / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                user,
+                f"--pwfile={base / 'password'}",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        subprocess.run(
+            [
+                *pg_ctl,
+                "-l",
+                str(base / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-p {port} -k {base} -c listen_addresses=127.0.0.1",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
     except subprocess.CalledProcessError as exc:
         shutil.rmtree(base, ignore_errors=True)
         raise RuntimeError(f"could not start a PostgreSQL server: {(exc.stderr or exc.stdout).strip()}") from None

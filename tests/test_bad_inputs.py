@@ -27,27 +27,42 @@ CASES = [  # (argv, fragment of the one-line message)
     (["export", "--trial", "0", "--out", "keep.py"], "keep.py exists; pass --force to overwrite it"),
     (["run", "--cpu-power-w", "1e308", "--trials", "1"], "must be a power in watts above 0 and at most 100,000"),
     (["profile", "mobilenet_v1", "-G", "1", "--cpu-power-w", "-3"], "must be a power in watts above 0"),
-    (["train", "mobilenet_v1", "-G", "1", "--data", "digits", "--full", "--checkpoint-dir", "keep.py"],
-     "'keep.py' is a file, not a folder"),
+    (
+        ["train", "mobilenet_v1", "-G", "1", "--data", "digits", "--full", "--checkpoint-dir", "keep.py"],
+        "'keep.py' is a file, not a folder",
+    ),
     (["profile", "mobilenet_v1", "-G", "1", "--cache-dir", "keep.py"], "'keep.py' is a file, not a folder"),
     (["front", "--storage", "app.log"], "app.log is not an Optuna journal (its first line is no journal record)"),
     (["run", "--storage", "app.log", "--trials", "1"], "app.log is not an Optuna journal"),
     (["run", "--resolution", "100000", "--trials", "1"], "resolution must be a whole number of pixels from 8 to 2048"),
     (["profile", "mobilenet_v1", "-G", "1", "--resolution", "99999"], "pixels from 8 to 2048"),
-    (["profile", "mobilenet_v1", "-G", "4", "--resolution", "32", "--batch-sizes", "1"],
-     "a training step at batch size 1 gives batch norm one value per channel"),
+    (
+        ["profile", "mobilenet_v1", "-G", "4", "--resolution", "32", "--batch-sizes", "1"],
+        "a training step at batch size 1 gives batch norm one value per channel",
+    ),
     (["run", "--warm-start-profile", "bad.json", "--trials", "1"], "cannot read the device profile bad.json"),
-    (["model", "predict", "mobilenet_v1", "--profile", "binary.json"], "binary.json is not a device profile (not a "
-                                                                         "text file)"),
-    (["run", "--data", "digits", "--modules", "E2GC", "--group-sizes", "3", "--widths", "1.0", "--trials", "1"],
-     "no point of the search space can be built: group size G=3 does not divide"),
-    (["run", "--data", "digits", "--space", "stagewise", "--group-sizes", "3", "--widths", "1.0", "--trials", "1"],
-     "no point of the search space can be built"),
-    (["run", "--data", "digits", "--classes", "1", "--trials", "1"], "gives one class (0); a classifier needs two or more"),
+    (
+        ["model", "predict", "mobilenet_v1", "--profile", "binary.json"],
+        "binary.json is not a device profile (not a text file)",
+    ),
+    (
+        ["run", "--data", "digits", "--modules", "E2GC", "--group-sizes", "3", "--widths", "1.0", "--trials", "1"],
+        "no point of the search space can be built: group size G=3 does not divide",
+    ),
+    (
+        ["run", "--data", "digits", "--space", "stagewise", "--group-sizes", "3", "--widths", "1.0", "--trials", "1"],
+        "no point of the search space can be built",
+    ),
+    (
+        ["run", "--data", "digits", "--classes", "1", "--trials", "1"],
+        "gives one class (0); a classifier needs two or more",
+    ),
     (["run", "--channels-last", "--impl", "nchw", "--trials", "1"], "--channels-last contradicts --impl nchw"),
     (["profile", "mobilenet_v1", "-G", "1", "--channels-last", "--impl", "auto"], "contradicts --impl auto"),
-    (["run", "--space", "stagewise", "--modules", "FgGC", "--trials", "1"],
-     "--space stagewise searches one E2GC group size per stage"),
+    (
+        ["run", "--space", "stagewise", "--modules", "FgGC", "--trials", "1"],
+        "--space stagewise searches one E2GC group size per stage",
+    ),
 ]
 FOREIGN = ["--storage", "sqlite:///foreign.db", "--study", "foreign"]  # a study another program made
 CASES += [
@@ -73,8 +88,13 @@ def _foreign_study() -> bytes:
 
 
 # Files a case finds in its folder; they must stay as they were.
-EXISTING = {"keep.py": b"# the user's own file\n", "app.log": b"12:00 another program's log line\n",
-            "bad.json": b"{not json", "binary.json": b"\x7fELF\xff\xfe\x00\x01", "foreign.db": _foreign_study()}
+EXISTING = {
+    "keep.py": b"# the user's own file\n",
+    "app.log": b"12:00 another program's log line\n",
+    "bad.json": b"{not json",
+    "binary.json": b"\x7fELF\xff\xfe\x00\x01",
+    "foreign.db": _foreign_study(),
+}
 
 
 @pytest.mark.parametrize(("argv", "fragment"), CASES, ids=[" ".join(a)[:40] for a, _ in CASES])
@@ -82,19 +102,29 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(argv, fragment, tmp_pat
     monkeypatch.chdir(tmp_path)
     for name, text in EXISTING.items():
         (tmp_path / name).write_bytes(text)
-    storage = [] if "--storage" in argv or argv[0] in ("train", "profile", "model") else [
-        "--storage", f"sqlite:///{tmp_path / 'studies' / 's.db'}"]
+    storage = (
+        []
+        if "--storage" in argv or argv[0] in ("train", "profile", "model")
+        else ["--storage", f"sqlite:///{tmp_path / 'studies' / 's.db'}"]
+    )
     monkeypatch.setenv("E2GCSEARCH_CACHE_DIR", str(tmp_path / "cache"))  # a case may decode the digits: not "written"
     try:
         status = main([*argv, *storage])
     except SystemExit as stop:  # refused by argparse itself
         status = stop.code
     assert status == 2
-    err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("usage:")
-           and not line.startswith(" ")]
+    err = [
+        line
+        for line in capsys.readouterr().err.strip().splitlines()
+        if not line.startswith("usage:") and not line.startswith(" ")
+    ]
     assert len(err) == 1 and fragment in err[0], err
-    written = [os.path.relpath(os.path.join(folder, name), tmp_path)
-               for folder, _, names in os.walk(tmp_path) for name in names if "cache" not in folder]
+    written = [
+        os.path.relpath(os.path.join(folder, name), tmp_path)
+        for folder, _, names in os.walk(tmp_path)
+        for name in names
+        if "cache" not in folder
+    ]
     assert sorted(written) == sorted(EXISTING), written
     assert all((tmp_path / name).read_bytes() == text for name, text in EXISTING.items())
 
@@ -108,5 +138,7 @@ def test_confirm_on_a_study_without_a_completed_trial_says_so(tmp_path, capsys):
     optuna.create_study(study_name="empty", storage=get_storage(url, create=True)).enqueue_trial({"x": 1})
     assert main(["confirm", "--study", "empty", "--storage", url]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["e2gcsearch confirm: error: study 'empty' has no completed trial yet, so nothing to confirm; run "
-                   "'e2gcsearch run --study empty' first"], err
+    assert err == [
+        "e2gcsearch confirm: error: study 'empty' has no completed trial yet, so nothing to confirm; run "
+        "'e2gcsearch run --study empty' first"
+    ], err

@@ -18,14 +18,26 @@ from test_data import make_food101
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 # The scripts the tests below run; fidelity_report.py is proxy_fidelity.py's report, run by its ``report`` step.
-COVERED = {"energy_model_fit.py", "fidelity_report.py", "flgc_vs_fggc.py", "grouped_conv_impls.py",
-           "measurement_isolation.py", "profile_stability.py", "proxy_fidelity.py", "search_replay.py",
-           "trainer_throughput.py", "workers_scaling.py"}
+COVERED = {
+    "energy_model_fit.py",
+    "fidelity_report.py",
+    "flgc_vs_fggc.py",
+    "grouped_conv_impls.py",
+    "measurement_isolation.py",
+    "profile_stability.py",
+    "proxy_fidelity.py",
+    "search_replay.py",
+    "trainer_throughput.py",
+    "workers_scaling.py",
+}
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    return {str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
-            for path in sorted(folder.rglob("*")) if path.is_file()}
+    return {
+        str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -44,10 +56,20 @@ def food_root(tmp_path_factory) -> Path:
 def bench(tmp_path: Path, script: str, *args: object) -> str:
     """Run ``benchmarks/<script> args`` from ``tmp_path`` (caches and temporary folders under it too);
     its standard output, after checking that it exited 0."""
-    env = {**os.environ, "E2GCSEARCH_CACHE_DIR": str(tmp_path / "cache"), "TMPDIR": str(tmp_path),
-           "PYTHONDONTWRITEBYTECODE": "1"}  # nor a __pycache__ in benchmarks/
-    done = subprocess.run([sys.executable, str(BENCHMARKS / script), *map(str, args)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600)
+    env = {
+        **os.environ,
+        "E2GCSEARCH_CACHE_DIR": str(tmp_path / "cache"),
+        "TMPDIR": str(tmp_path),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }  # nor a __pycache__ in benchmarks/
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *map(str, args)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, f"{script} exited {done.returncode}:\n{done.stderr[-3000:]}"
     return done.stdout
 
@@ -57,16 +79,52 @@ def test_every_benchmark_script_is_run_here():
 
 
 def test_trainer_throughput(tmp_path, food_root):
-    out = bench(tmp_path, "trainer_throughput.py", "--data-root", food_root, "--epochs", 1, "--rounds", 1,
-                "--resolution", 32, "--width", 0.25, "--batch-size", 16, "--threads", 1, "--channels-last")
+    out = bench(
+        tmp_path,
+        "trainer_throughput.py",
+        "--data-root",
+        food_root,
+        "--epochs",
+        1,
+        "--rounds",
+        1,
+        "--resolution",
+        32,
+        "--width",
+        0.25,
+        "--batch-size",
+        16,
+        "--threads",
+        1,
+        "--channels-last",
+    )
     assert "== food101:" in out and "== digits (embedded):" in out and "channels_last" in out
     assert out.count("(a) trainer / bare") == 2 and "(b) trainer / torchvision pipeline" in out
 
 
 def test_energy_model_fit(tmp_path):
-    out = bench(tmp_path, "energy_model_fit.py", "--widths", "0.25,0.5", "--resolution", 32, "--batch-sizes", 4,
-                "--passes", 1, "--repeats", 1, "--window-s", 0.01, "--backend", "estimate",
-                "--sweep-out", tmp_path / "sweep.json", "--profile-out", tmp_path / "profile.json")
+    out = bench(
+        tmp_path,
+        "energy_model_fit.py",
+        "--widths",
+        "0.25,0.5",
+        "--resolution",
+        32,
+        "--batch-sizes",
+        4,
+        "--passes",
+        1,
+        "--repeats",
+        1,
+        "--window-s",
+        0.01,
+        "--backend",
+        "estimate",
+        "--sweep-out",
+        tmp_path / "sweep.json",
+        "--profile-out",
+        tmp_path / "profile.json",
+    )
     assert "22 networks (widths [0.25, 0.5])" in out and "favoured G at B=4" in out
     assert json.loads((tmp_path / "profile.json").read_text()) and (tmp_path / "sweep_raw.json").is_file()
 
@@ -77,8 +135,24 @@ def test_grouped_conv_impls(tmp_path):
 
 
 def test_profile_stability(tmp_path):
-    out = bench(tmp_path, "profile_stability.py", "--backend", "estimate", "--device", "cpu", "--repeats", 2,
-                "--batch-sizes", "4,16", "--windows", 0.02, "--resolution", 32, "--rounds", 2)
+    out = bench(
+        tmp_path,
+        "profile_stability.py",
+        "--backend",
+        "estimate",
+        "--device",
+        "cpu",
+        "--repeats",
+        2,
+        "--batch-sizes",
+        "4,16",
+        "--windows",
+        0.02,
+        "--resolution",
+        32,
+        "--rounds",
+        2,
+    )
     assert "B=16, window 0.02 s: CV median" in out and "pairs of measurements of one network" in out
 
 
@@ -92,16 +166,42 @@ def test_search_replay_measures_into_the_table_it_is_given(tmp_path):
 
 
 def test_search_replay_replays_the_stored_table(tmp_path):
-    out = bench(tmp_path, "search_replay.py", "replay", "--table", BENCHMARKS / "data" / "search_space_digits.csv",
-                "--seeds", 1, "--samplers", "random")
+    out = bench(
+        tmp_path,
+        "search_replay.py",
+        "replay",
+        "--table",
+        BENCHMARKS / "data" / "search_space_digits.csv",
+        "--seeds",
+        1,
+        "--samplers",
+        "random",
+    )
     assert "| sampler | warm start |" in out and out.count("| random |") == 4 and "replay took" in out
 
 
 def test_proxy_fidelity_measures_and_reports(tmp_path, food_root):
     table = tmp_path / "fidelity.csv"
-    out = bench(tmp_path, "proxy_fidelity.py", "--data-root", food_root, "--table", table, "--limit", 3,
-                "--kinds", "proxy,full", "--proxies", "e1-n4-r32", "--full-epochs", 1, "--full-resolution", 32,
-                "--bootstrap", 20)
+    out = bench(
+        tmp_path,
+        "proxy_fidelity.py",
+        "--data-root",
+        food_root,
+        "--table",
+        table,
+        "--limit",
+        3,
+        "--kinds",
+        "proxy,full",
+        "--proxies",
+        "e1-n4-r32",
+        "--full-epochs",
+        1,
+        "--full-resolution",
+        32,
+        "--bootstrap",
+        20,
+    )
     assert "| e1-n4-r32 | 3 |" in out and "noise ceiling" in out
     assert len(table.read_text().splitlines()) > 3 * 3  # header notes, column names, 3 x (1 proxy + 2 full)
 
@@ -115,9 +215,28 @@ def test_fidelity_report_reads_the_stored_table(tmp_path):
 
 @pytest.mark.slow
 def test_flgc_vs_fggc_every_part(tmp_path, food_root):
-    flags = ["--out", tmp_path / "flgc.jsonl", "--data-root", food_root, "--groups", 2, "--seeds", 0,
-             "--resolution", 32, "--proxy-epochs", 1, "--full-epochs", 1, "--batch-sizes", 4, "--repeats", 1,
-             "--rounds", 1]
+    flags = [
+        "--out",
+        tmp_path / "flgc.jsonl",
+        "--data-root",
+        food_root,
+        "--groups",
+        2,
+        "--seeds",
+        0,
+        "--resolution",
+        32,
+        "--proxy-epochs",
+        1,
+        "--full-epochs",
+        1,
+        "--batch-sizes",
+        4,
+        "--repeats",
+        1,
+        "--rounds",
+        1,
+    ]
     for part in ("train", "uneven", "epf"):
         bench(tmp_path, "flgc_vs_fggc.py", part, *flags)
     out = bench(tmp_path, "flgc_vs_fggc.py", "table", *flags)
@@ -127,8 +246,9 @@ def test_flgc_vs_fggc_every_part(tmp_path, food_root):
 
 @pytest.mark.slow
 def test_measurement_isolation(tmp_path):
-    out = bench(tmp_path, "measurement_isolation.py", "--rounds", 1, "--repeats", 2, "--window-s", 0.02,
-                "--train-threads", 1)
+    out = bench(
+        tmp_path, "measurement_isolation.py", "--rounds", 1, "--repeats", 2, "--window-s", 0.02, "--train-threads", 1
+    )
     for name in ("alone", "beside training, lock on", "beside training, lock off"):
         assert f"\n{name} " in out
 

@@ -41,8 +41,22 @@ def test_table_human_and_markdown(capsys):
 
 
 def test_cost_json_per_layer(capsys):
-    code, out, _ = run_cli(capsys, "cost", "mobilenet_v1", "-G", "8", "--width", "0.5",
-                           "--resolution", "64", "--classes", "10", "--per-layer", "--format", "json")
+    code, out, _ = run_cli(
+        capsys,
+        "cost",
+        "mobilenet_v1",
+        "-G",
+        "8",
+        "--width",
+        "0.5",
+        "--resolution",
+        "64",
+        "--classes",
+        "10",
+        "--per-layer",
+        "--format",
+        "json",
+    )
     assert code == 0
     doc = json.loads(out)
     assert doc["summary"]["macs"] == sum(layer["macs"] for layer in doc["layers"])
@@ -50,21 +64,24 @@ def test_cost_json_per_layer(capsys):
     assert {"name", "kind", "groups", "group_size", "out_h", "ai"} <= set(doc["layers"][0])
 
 
-@pytest.mark.parametrize("argv, fragment", [
-    (["cost", "vgg16", "-G", "1"], "unknown architecture 'vgg16'"),
-    (["cost", "mobilenet_v1"], "no grouping for mobilenet_v1: give one of --group-size G (E2GC"),
-    (["cost", "mobilenet_v1", "-G", "2", "-g", "2"], "both --group-size and --groups for mobilenet_v1"),
-    (["cost", "regnet_y_400mf"], "its stock network is --group-size 8"),  # the stock network is a grouping too
-    (["profile", "resnext50"], "or --groups g (FgGC); its stock network is --groups 32"),
-    (["train", "regnet_y_400mf", "--epochs", "1"], "no grouping for regnet_y_400mf"),
-    (["cost", "mobilenet_v1", "-G", "3"], "does not divide the 32 channels"),
-    (["cost", "resnext50", "-g", "48"], "does not divide the 128 channels"),
-    (["cost", "mobilenet_v1", "-G", "1", "--width", "0"], "width must be a number > 0"),
-    (["cost", "mobilenet_v1", "-G", "1", "--width", "-1"], "width must be a number > 0"),
-    (["cost", "mobilenet_v1", "-G", "1", "--resolution", "16"], "too small"),
-    (["cost", "mobilenet_v1", "-G", "x"], "expected a positive integer"),
-    (["table", "--format", "xml"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["cost", "vgg16", "-G", "1"], "unknown architecture 'vgg16'"),
+        (["cost", "mobilenet_v1"], "no grouping for mobilenet_v1: give one of --group-size G (E2GC"),
+        (["cost", "mobilenet_v1", "-G", "2", "-g", "2"], "both --group-size and --groups for mobilenet_v1"),
+        (["cost", "regnet_y_400mf"], "its stock network is --group-size 8"),  # the stock network is a grouping too
+        (["profile", "resnext50"], "or --groups g (FgGC); its stock network is --groups 32"),
+        (["train", "regnet_y_400mf", "--epochs", "1"], "no grouping for regnet_y_400mf"),
+        (["cost", "mobilenet_v1", "-G", "3"], "does not divide the 32 channels"),
+        (["cost", "resnext50", "-g", "48"], "does not divide the 128 channels"),
+        (["cost", "mobilenet_v1", "-G", "1", "--width", "0"], "width must be a number > 0"),
+        (["cost", "mobilenet_v1", "-G", "1", "--width", "-1"], "width must be a number > 0"),
+        (["cost", "mobilenet_v1", "-G", "1", "--resolution", "16"], "too small"),
+        (["cost", "mobilenet_v1", "-G", "x"], "expected a positive integer"),
+        (["table", "--format", "xml"], "invalid choice"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, fragment):
     code, _, err = run_cli(capsys, *argv)
     assert code == 2
@@ -73,8 +90,9 @@ def test_bad_input_is_one_line_and_exit_2(capsys, argv, fragment):
 
 
 def test_console_script_end_to_end():
-    done = subprocess.run([sys.executable, "-m", "e2gcsearch", "cost", "mobilenet_v1", "-G", "3"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "e2gcsearch", "cost", "mobilenet_v1", "-G", "3"], capture_output=True, text=True
+    )
     assert done.returncode == 2
     assert done.stderr.startswith("e2gcsearch cost: error: group size G=3 does not divide")
     helped = subprocess.run([sys.executable, "-m", "e2gcsearch", "table", "--help"], capture_output=True, text=True)

@@ -14,8 +14,15 @@ from e2gcsearch.energy_model import EnergyFit, config_terms
 from e2gcsearch.store.record import user_attrs
 
 TRUTH = EnergyFit(batch_size=16, beta=0.4, kappa_mj=5e-5, gamma=300.0, gamma_dw=20.0, e0_mj=1.0)
-FINGERPRINT = {"device": "cpu", "device_model": "Test CPU 9000", "torch": "0.0", "dtype": "float32",
-               "memory_format": "contiguous", "threads": 1, "meter": "estimate (time x 7.5 W)"}
+FINGERPRINT = {
+    "device": "cpu",
+    "device_model": "Test CPU 9000",
+    "torch": "0.0",
+    "dtype": "float32",
+    "memory_format": "contiguous",
+    "threads": 1,
+    "meter": "estimate (time x 7.5 W)",
+}
 
 
 def configs() -> list[ArchConfig]:
@@ -30,12 +37,30 @@ def epf_of(cfg: ArchConfig, noise: float) -> float:
 @pytest.fixture(scope="module")
 def sweep_file(tmp_path_factory):
     rng = np.random.default_rng(0)
-    measurements = [{"arch_config": cfg.to_dict(), "resolution": 64,
-                     "epf": {"16": {"epf_mj": epf_of(cfg, 0.01 * rng.standard_normal()), "status": "ok"},
-                             "4": {"epf_mj": None, "status": "out of memory"}}} for cfg in configs()]
+    measurements = [
+        {
+            "arch_config": cfg.to_dict(),
+            "resolution": 64,
+            "epf": {
+                "16": {"epf_mj": epf_of(cfg, 0.01 * rng.standard_normal()), "status": "ok"},
+                "4": {"epf_mj": None, "status": "out of memory"},
+            },
+        }
+        for cfg in configs()
+    ]
     path = tmp_path_factory.mktemp("sweep") / "sweep.json"
-    path.write_text(json.dumps({"kind": "e2gcsearch.epf-sweep", "version": 1, "backend": "estimate",
-                                "is_estimate": True, "fingerprint": FINGERPRINT, "measurements": measurements}))
+    path.write_text(
+        json.dumps(
+            {
+                "kind": "e2gcsearch.epf-sweep",
+                "version": 1,
+                "backend": "estimate",
+                "is_estimate": True,
+                "fingerprint": FINGERPRINT,
+                "measurements": measurements,
+            }
+        )
+    )
     return path
 
 
@@ -78,11 +103,20 @@ def test_predict_json_schema(profile_file, capsys):
     assert main(["model", "predict", "mobilenet_v1", "--profile", str(profile_file), "--format", "json"]) == 0
     captured = capsys.readouterr()
     doc = json.loads(captured.out)
-    assert set(doc) == {"profile", "config", "units", "layers", "configs", "favoured_group_size",
-                        "favoured_stage_group_sizes"}
+    assert set(doc) == {
+        "profile",
+        "config",
+        "units",
+        "layers",
+        "configs",
+        "favoured_group_size",
+        "favoured_stage_group_sizes",
+    }
     assert doc["profile"]["backend"] == "estimate" and doc["profile"]["is_estimate"] is True
     assert doc["units"]["epf"] == "mJ/frame" and doc["config"]["width"] == 0.25  # the profile's width
-    assert {"name", "stage", "m", "groups_eq2", "group_size_eq2", "groups_best", "group_size_best"} <= set(doc["layers"][0])
+    assert {"name", "stage", "m", "groups_eq2", "group_size_eq2", "groups_best", "group_size_best"} <= set(
+        doc["layers"][0]
+    )
     assert len(doc["layers"]) == 13 and len(doc["configs"]) == 11
     measured = [row for row in doc["configs"] if row["measured_epf_mj"] is not None]
     assert len(measured) == 9 and all(abs(row["error_pct"]) < 5 for row in measured)
@@ -103,8 +137,14 @@ def test_fit_from_a_study(tmp_path, capsys):
     storage = f"sqlite:///{tmp_path / 'studies.db'}"
     study = optuna.create_study(storage=storage, study_name="s", directions=["minimize"])
     for number, cfg in enumerate(configs()):
-        attrs = user_attrs(arch_config=cfg, resolution=64, energy_backend="estimate", energy_is_estimate=True,
-                           fingerprint=FINGERPRINT, epf={16: {"epf_mj": epf_of(cfg, 0.0), "status": "ok"}})
+        attrs = user_attrs(
+            arch_config=cfg,
+            resolution=64,
+            energy_backend="estimate",
+            energy_is_estimate=True,
+            fingerprint=FINGERPRINT,
+            epf={16: {"epf_mj": epf_of(cfg, 0.0), "status": "ok"}},
+        )
         study.add_trial(optuna.trial.create_trial(values=[float(number)], user_attrs=attrs))
     out_path = tmp_path / "p.json"
     assert main(["model", "fit", "--study", "s", "--storage", storage, "--out", str(out_path), "--format", "csv"]) == 0
@@ -112,14 +152,27 @@ def test_fit_from_a_study(tmp_path, capsys):
     assert json.loads(out_path.read_text())["fits"]["16"]["beta"] == pytest.approx(0.4, abs=1e-3)
 
 
-@pytest.mark.parametrize("make, fragment", [
-    (lambda path: path.write_text(json.dumps({"kind": "e2gcsearch.epf-sweep", "backend": "estimate",
-                                              "measurements": [{"arch_config": configs()[0].to_dict(), "resolution": 64,
-                                                                "epf": {"16": {"epf_mj": 1.0}}}]})),
-     "needs EPF of at least 7 different configurations"),
-    (lambda path: path.write_text("{not json"), "cannot read the sweep file"),
-    (lambda path: path.write_text(json.dumps({"kind": "e2gcsearch.device-profile"})), "is not a sweep file"),
-])
+@pytest.mark.parametrize(
+    "make, fragment",
+    [
+        (
+            lambda path: path.write_text(
+                json.dumps(
+                    {
+                        "kind": "e2gcsearch.epf-sweep",
+                        "backend": "estimate",
+                        "measurements": [
+                            {"arch_config": configs()[0].to_dict(), "resolution": 64, "epf": {"16": {"epf_mj": 1.0}}}
+                        ],
+                    }
+                )
+            ),
+            "needs EPF of at least 7 different configurations",
+        ),
+        (lambda path: path.write_text("{not json"), "cannot read the sweep file"),
+        (lambda path: path.write_text(json.dumps({"kind": "e2gcsearch.device-profile"})), "is not a sweep file"),
+    ],
+)
 def test_bad_fit_input_is_one_line_with_exit_2(tmp_path, capsys, make, fragment):
     path = tmp_path / "bad.json"
     make(path)

@@ -56,19 +56,43 @@ def test_cache_dir_is_the_cache_home_everywhere(tmp_path):
     assert profile_config(profile, threads=1).cache_dir == str(tmp_path / "profiles")
     run = parser.parse_args(["run", "--cache-dir", str(tmp_path), "--data", "digits"])
     config = search_config(complete(run, RUN_GROUPS, RUN_DEFAULTS))
-    assert (config.data.cache_dir, config.settings.profile.cache_dir) == (str(tmp_path / "tensors"),
-                                                                         str(tmp_path / "profiles"))
+    assert (config.data.cache_dir, config.settings.profile.cache_dir) == (
+        str(tmp_path / "tensors"),
+        str(tmp_path / "profiles"),
+    )
 
 
 def test_run_and_validate_take_the_measurement_flags():
-    flags = ["--dtype", "bfloat16", "--cpu-power-w", "12", "--min-window-s", "0.1", "--warmup", "1",
-             "--channels-last", "--profile-threads", "2", "--threads", "3", "--no-cache"]
-    run = search_config(complete(build_parser().parse_args(["run", "--data", "digits", *flags]), RUN_GROUPS,
-                                 RUN_DEFAULTS))
+    flags = [
+        "--dtype",
+        "bfloat16",
+        "--cpu-power-w",
+        "12",
+        "--min-window-s",
+        "0.1",
+        "--warmup",
+        "1",
+        "--channels-last",
+        "--profile-threads",
+        "2",
+        "--threads",
+        "3",
+        "--no-cache",
+    ]
+    run = search_config(
+        complete(build_parser().parse_args(["run", "--data", "digits", *flags]), RUN_GROUPS, RUN_DEFAULTS)
+    )
     validate = validate_settings(build_parser().parse_args(["validate", *flags]))
     for profile in (run.settings.profile, validate.profile):
-        assert (profile.dtype, profile.power_w, profile.min_window_s, profile.warmup, profile.impl,
-                profile.threads, profile.use_cache) == ("bfloat16", 12.0, 0.1, 1, "channels_last", 2, False)
+        assert (
+            profile.dtype,
+            profile.power_w,
+            profile.min_window_s,
+            profile.warmup,
+            profile.impl,
+            profile.threads,
+            profile.use_cache,
+        ) == ("bfloat16", 12.0, 0.1, 1, "channels_last", 2, False)
     assert (run.settings.train.threads, run.settings.train.layout) == (3, "channels_last")  # the older spelling
     assert validate.train["threads"] == 3 and validate.train["layout"] == "channels_last"
 
@@ -80,14 +104,20 @@ def test_run_defaults_keep_profiling_on_one_thread_and_take_the_proxy_budget():
     assert config.settings.profile.repeats == 3 and config.trials == 16 and config.baselines
     photos = search_config(complete(build_parser().parse_args(["run", "--data", "food101"]), RUN_GROUPS, RUN_DEFAULTS))
     # the proxy measured best per second on food101-10: 4 epochs, at most 100 images per class, 64 px
-    assert (photos.data.resolution, photos.data.train_cap, photos.data.train_per_class, photos.settings.train.epochs) \
-        == (64, 100, None, 4)
+    assert (
+        photos.data.resolution,
+        photos.data.train_cap,
+        photos.data.train_per_class,
+        photos.settings.train.epochs,
+    ) == (64, 100, None, 4)
 
 
 def test_a_flag_beats_the_spec_and_the_spec_beats_the_default(tmp_path):
     spec = tmp_path / "spec.toml"
-    spec.write_text('[search]\ntrials = 40\nsampler = "random"\nno_baselines = true\n'
-                    '[data]\ndata = "digits"\nresolution = 32\n[profiling]\nbatch_sizes = [2, 4]\n')
+    spec.write_text(
+        '[search]\ntrials = 40\nsampler = "random"\nno_baselines = true\n'
+        '[data]\ndata = "digits"\nresolution = 32\n[profiling]\nbatch_sizes = [2, 4]\n'
+    )
     args = build_parser().parse_args(["run", "--config", str(spec), "--trials", "16"])
     config = search_config(complete(args, RUN_GROUPS, RUN_DEFAULTS, load_spec(args.config, RUN_GROUPS)))
     assert config.trials == 16  # given on the command line, though it equals the default
@@ -100,17 +130,20 @@ def test_the_versioned_spec_loads():
     assert values["widths"] == (0.25, 0.5, 0.75, 1.0) and values["classes"] == 10 and values["data_seed"] == 0
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("bogus = 1", "unknown key 'bogus'; valid keys: arch, backend,"),
-    ("trials = 'many'", "trials: expected a positive integer"),
-    ("sampler = 'annealing'", "sampler must be one of tpe,"),
-    ("no_cache = 'yes'", "no_cache takes true or false"),
-    ("trials = [", "is not valid TOML"),
-    ('baselines = "false"', "baselines takes true or false (unquoted), got 'false'"),
-    ('no_baselines = "false"', "no_baselines takes true or false (unquoted), got 'false'"),
-    ("baselines = 0", "baselines takes true or false"),
-    ("baselines = true\nno_baselines = true", "contradicts another key"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("bogus = 1", "unknown key 'bogus'; valid keys: arch, backend,"),
+        ("trials = 'many'", "trials: expected a positive integer"),
+        ("sampler = 'annealing'", "sampler must be one of tpe,"),
+        ("no_cache = 'yes'", "no_cache takes true or false"),
+        ("trials = [", "is not valid TOML"),
+        ('baselines = "false"', "baselines takes true or false (unquoted), got 'false'"),
+        ('no_baselines = "false"', "no_baselines takes true or false (unquoted), got 'false'"),
+        ("baselines = 0", "baselines takes true or false"),
+        ("baselines = true\nno_baselines = true", "contradicts another key"),
+    ],
+)
 def test_a_bad_spec_is_one_line_and_exit_2(tmp_path, capsys, text, fragment):
     spec = tmp_path / "spec.toml"
     spec.write_text(text + "\n")
@@ -126,13 +159,26 @@ def test_class_names_where_no_data_is_loaded_are_refused(capsys):
 
 def test_run_end_to_end_with_a_spec_prints_the_front(tmp_path, capsys):
     spec = tmp_path / "tiny.toml"
-    spec.write_text('[search]\nsampler = "random"\nno_baselines = true\n[space]\nmodules = ["E2GC"]\n'
-                    'group_sizes = [8]\nwidths = [0.25]\n[data]\ndata = "digits"\nclasses = 3\n'
-                    'train_per_class = 8\nval_per_class = 4\nresolution = 32\n[training]\nepochs = 1\n'
-                    '[profiling]\nbatch_sizes = [2]\nrepeats = 1\nmin_window_s = 0.01\nwarmup = 1\n'
-                    'backend = "estimate"\n')
-    argv = ["run", "--config", str(spec), "--trials", "1", "--storage", f"sqlite:///{tmp_path}/s.db",
-            "--threads", "1", "--format", "csv"]
+    spec.write_text(
+        '[search]\nsampler = "random"\nno_baselines = true\n[space]\nmodules = ["E2GC"]\n'
+        'group_sizes = [8]\nwidths = [0.25]\n[data]\ndata = "digits"\nclasses = 3\n'
+        "train_per_class = 8\nval_per_class = 4\nresolution = 32\n[training]\nepochs = 1\n"
+        "[profiling]\nbatch_sizes = [2]\nrepeats = 1\nmin_window_s = 0.01\nwarmup = 1\n"
+        'backend = "estimate"\n'
+    )
+    argv = [
+        "run",
+        "--config",
+        str(spec),
+        "--trials",
+        "1",
+        "--storage",
+        f"sqlite:///{tmp_path}/s.db",
+        "--threads",
+        "1",
+        "--format",
+        "csv",
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert out.startswith("trial,") and "mobilenet_v1" in out
@@ -145,10 +191,13 @@ def test_help_never_shows_an_unset_default_as_none():
     import sys
 
     for command in ("validate", "run", "train"):
-        done = subprocess.run([sys.executable, "-m", "e2gcsearch", command, "--help"], capture_output=True, text=True,
-                              timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "e2gcsearch", command, "--help"], capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 0
         assert "(default: None)" not in done.stdout and "(default: False)" not in done.stdout, command
     assert "in validate: 12 (the full recipe)" in " ".join(
-        subprocess.run([sys.executable, "-m", "e2gcsearch", "validate", "--help"], capture_output=True,
-                       text=True, timeout=120).stdout.split())
+        subprocess.run(
+            [sys.executable, "-m", "e2gcsearch", "validate", "--help"], capture_output=True, text=True, timeout=120
+        ).stdout.split()
+    )

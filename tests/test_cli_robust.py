@@ -19,11 +19,16 @@ def _config_from(tmp_path, text: str):
     return search_config(complete(args, RUN_GROUPS, RUN_DEFAULTS, load_spec(args.config, RUN_GROUPS)))
 
 
-@pytest.mark.parametrize("text, baselines", [
-    ("baselines = false", False), ("baselines = true", True),
-    ("no_baselines = true", False), ("no-baselines = false", True),
-    ("[search]\nbaselines = false", False),
-])
+@pytest.mark.parametrize(
+    "text, baselines",
+    [
+        ("baselines = false", False),
+        ("baselines = true", True),
+        ("no_baselines = true", False),
+        ("no-baselines = false", True),
+        ("[search]\nbaselines = false", False),
+    ],
+)
 def test_a_switch_reads_the_same_both_ways_round(tmp_path, text, baselines):
     assert _config_from(tmp_path, text).baselines is baselines
 
@@ -48,9 +53,14 @@ def test_a_timeout_must_be_positive(capsys, value):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("signal_name", "debug", "status", "reason"), [
-    ("SIGINT", False, 130, "interrupted by the user"), ("SIGINT", True, 130, "interrupted by the user"),
-    ("SIGTERM", False, 143, "terminated (SIGTERM)")])
+@pytest.mark.parametrize(
+    ("signal_name", "debug", "status", "reason"),
+    [
+        ("SIGINT", False, 130, "interrupted by the user"),
+        ("SIGINT", True, 130, "interrupted by the user"),
+        ("SIGTERM", False, 143, "terminated (SIGTERM)"),
+    ],
+)
 def test_ctrl_c_and_sigterm_fail_the_trial_and_queue_its_point_again(tmp_path, signal_name, debug, status, reason):
     import signal
     import subprocess
@@ -61,14 +71,41 @@ def test_ctrl_c_and_sigterm_fail_the_trial_and_queue_its_point_again(tmp_path, s
 
     storage = f"sqlite:///{tmp_path}/s.db"
     argv = (["--debug"] if debug else []) + [
-        "run", "--storage", storage, "--data", "digits", "--train-per-class", "12",
-        "--val-per-class", "6", "--resolution", "32", "--epochs", "200", "--batch-sizes", "2",
-        "--repeats", "1", "--backend", "estimate", "--widths", "0.25", "--threads", "1", "--trials", "2"]
+        "run",
+        "--storage",
+        storage,
+        "--data",
+        "digits",
+        "--train-per-class",
+        "12",
+        "--val-per-class",
+        "6",
+        "--resolution",
+        "32",
+        "--epochs",
+        "200",
+        "--batch-sizes",
+        "2",
+        "--repeats",
+        "1",
+        "--backend",
+        "estimate",
+        "--widths",
+        "0.25",
+        "--threads",
+        "1",
+        "--trials",
+        "2",
+    ]
     # A shell starts background jobs with SIGINT ignored, and Python keeps an ignored SIGINT ignored:
     # give the child the default disposition, as a terminal would.
-    process = subprocess.Popen([sys.executable, "-m", "e2gcsearch", *argv], stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "E2GCSEARCH_CACHE_DIR": str(tmp_path / "cache")},
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "e2gcsearch", *argv],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "E2GCSEARCH_CACHE_DIR": str(tmp_path / "cache")},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     lines = []
     for line in process.stderr:  # the signal once the search runs, however long the start took
         lines.append(line)
@@ -82,8 +119,11 @@ def test_ctrl_c_and_sigterm_fail_the_trial_and_queue_its_point_again(tmp_path, s
     assert ("Traceback" in stderr) is debug
     assert "KeyboardInterrupt" not in stderr or debug
     how = "terminated (SIGTERM)" if signal_name == "SIGTERM" else "interrupted"
-    assert stderr.strip().splitlines()[-1].startswith(f"{how}: 1 running trial(s) marked failed and their point(s) "
-                                                      "queued again"), stderr
+    assert (
+        stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"{how}: 1 running trial(s) marked failed and their point(s) queued again")
+    ), stderr
     trials = optuna.load_study(study_name="e2gcsearch", storage=storage).get_trials(deepcopy=False)
     failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
     waiting = [t for t in trials if t.state == optuna.trial.TrialState.WAITING]

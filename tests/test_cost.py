@@ -36,8 +36,12 @@ def test_kinds_are_named():
 def test_resnext50_g32_matches_torchvision():
     ours = create_model(ArchConfig("resnext50", groups=32))
     reference = torchvision.models.resnext50_32x4d(weights=None)
-    weights = sum(p.numel() for m in reference.modules() if isinstance(m, (nn.Conv2d, nn.Linear))
-                  for p in m.parameters(recurse=False))
+    weights = sum(
+        p.numel()
+        for m in reference.modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))
+        for p in m.parameters(recurse=False)
+    )
     assert network_cost(ArchConfig("resnext50", groups=32)).params == weights == 24_960_680
     # Same layout: every torchvision weight loads into ours.
     assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in reference.state_dict().items()}
@@ -50,11 +54,15 @@ def test_stock_mobilenet_v1_matches_its_published_size():
     assert round(cost.macs / 1e6) == 569
 
 
-@pytest.mark.parametrize("cfg", [
-    ArchConfig("mobilenet_v1", group_size=2, width=0.5, num_classes=10),
-    ArchConfig("mobilenet_v1", groups=8, width=0.25, num_classes=10),
-    ArchConfig("resnext50", group_size=16, width=0.25, num_classes=10),
-], ids=str)
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        ArchConfig("mobilenet_v1", group_size=2, width=0.5, num_classes=10),
+        ArchConfig("mobilenet_v1", groups=8, width=0.25, num_classes=10),
+        ArchConfig("resnext50", group_size=16, width=0.25, num_classes=10),
+    ],
+    ids=str,
+)
 def test_macs_agree_with_torch_flop_counter(cfg):
     model = create_model(cfg).eval()
     counter = FlopCounterMode(display=False)

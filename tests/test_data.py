@@ -81,6 +81,7 @@ def test_food101_mini_matches_torchvision(tmp_path: Path) -> None:
     assert data.val_labels.tolist() == [label for label in reference._labels if label < 3]
     first = reference._image_files[0]
     from e2gcsearch.data.cache import decode_image
+
     assert torch.equal(data.val_images[0], torch.from_numpy(decode_image(first, 32)).permute(2, 0, 1))
 
 
@@ -138,8 +139,9 @@ def test_imagefolder_seeded_validation_split(tmp_path: Path) -> None:
 
 
 def test_embedded_digits_are_real_images() -> None:
-    data = load_data(DataConfig(name="embedded", classes=4, train_per_class=20, val_per_class=10, resolution=32),
-                     progress=False)
+    data = load_data(
+        DataConfig(name="embedded", classes=4, train_per_class=20, val_per_class=10, resolution=32), progress=False
+    )
     assert data.name == "digits" and data.class_names == ["0", "1", "2", "3"]
     assert tuple(data.train_images.shape) == (80, 3, 32, 32)
     assert torch.equal(data.train_images[:, 0], data.train_images[:, 2])  # grey replicated to 3 channels
@@ -149,8 +151,9 @@ def test_embedded_digits_are_real_images() -> None:
     assert data.train_images.max() >= 250 and data.train_images.min() == 0
 
 
-def test_auto_dataset_prefers_food101_at_the_data_root(food_root: Path, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_dataset_prefers_food101_at_the_data_root(
+    food_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("E2GCSEARCH_DATA", str(food_root))
     assert resolve_dataset(DataConfig())[0] == "food101"
     monkeypatch.setenv("E2GCSEARCH_DATA", str(tmp_path / "empty"))
@@ -172,18 +175,35 @@ def test_augmentation_is_seeded_and_keeps_shape() -> None:
     assert abs(float(plain.mean())) < 0.1 and abs(float(plain.std()) - 1.0) < 0.1
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["--data", "food101", "--data-root", "{tmp}/missing"], "no Food-101 found"),
-    (["--data", "cifar10"], "unknown dataset 'cifar10'"),
-    (["--data", "food101", "--data-root", "{food}", "--train-per-class", "50"], "use --train-per-class 6 or fewer"),
-    (["--data", "food101", "--data-root", "{food}", "--classes", "apple_pie,bakalava"], "did you mean baklava"),
-    (["--data", "food101", "--data-root", "{food}", "--classes", "7"], "use --classes 3 or fewer"),
-])
-def test_cli_bad_data_input_exits_2_with_the_fix(argv: list[str], expected: str, food_root: Path, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--data", "food101", "--data-root", "{tmp}/missing"], "no Food-101 found"),
+        (["--data", "cifar10"], "unknown dataset 'cifar10'"),
+        (["--data", "food101", "--data-root", "{food}", "--train-per-class", "50"], "use --train-per-class 6 or fewer"),
+        (["--data", "food101", "--data-root", "{food}", "--classes", "apple_pie,bakalava"], "did you mean baklava"),
+        (["--data", "food101", "--data-root", "{food}", "--classes", "7"], "use --classes 3 or fewer"),
+    ],
+)
+def test_cli_bad_data_input_exits_2_with_the_fix(
+    argv: list[str], expected: str, food_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     argv = [a.format(tmp=tmp_path, food=food_root) for a in argv]
-    code = main(["train", "mobilenet_v1", "-G", "8", "--width", "0.25", "--resolution", "32",
-                 "--cache-dir", str(tmp_path / "cache"), *argv])
+    code = main(
+        [
+            "train",
+            "mobilenet_v1",
+            "-G",
+            "8",
+            "--width",
+            "0.25",
+            "--resolution",
+            "32",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            *argv,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert expected in err and "Traceback" not in err

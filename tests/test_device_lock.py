@@ -38,8 +38,10 @@ def _overlaps(a: tuple[float, float], b: tuple[float, float]) -> bool:
 def test_measurements_never_overlap_training_steps_and_are_not_starved(tmp_path):
     context = multiprocessing.get_context("fork")
     stop = tmp_path / "stop"
-    trainers = [context.Process(target=_trainer, args=(str(tmp_path), str(tmp_path / f"t{i}.json"), str(stop)))
-                for i in range(2)]
+    trainers = [
+        context.Process(target=_trainer, args=(str(tmp_path), str(tmp_path / f"t{i}.json"), str(stop)))
+        for i in range(2)
+    ]
     for process in trainers:
         process.start()
     lock, windows = DeviceLock(tmp_path, "dev"), []
@@ -91,8 +93,9 @@ def test_a_gpu_is_keyed_by_its_board_not_by_the_index_a_process_sees(monkeypatch
     visible = {"order": [0, 1]}
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "NVIDIA H200")
-    monkeypatch.setattr(torch.cuda, "get_device_properties",
-                        lambda index: types.SimpleNamespace(uuid=boards[visible["order"][index]]))
+    monkeypatch.setattr(
+        torch.cuda, "get_device_properties", lambda index: types.SimpleNamespace(uuid=boards[visible["order"][index]])
+    )
     default_order = device_key("cuda:1")
     visible["order"] = [1]
     assert device_key("cuda:0") == default_order
@@ -102,8 +105,17 @@ def test_a_gpu_is_keyed_by_its_board_not_by_the_index_a_process_sees(monkeypatch
 
 def test_profiling_waits_for_the_device_and_a_trial_records_the_wait(tmp_path):
     """A measurement that must wait for a trainer standing aside: profile_model counts it."""
-    config = ProfileConfig(batch_sizes=(2,), resolution=32, device="cpu", backend="estimate", repeats=1,
-                           min_window_s=0.01, warmup=1, cache_dir=str(tmp_path / "profiles"), use_cache=False)
+    config = ProfileConfig(
+        batch_sizes=(2,),
+        resolution=32,
+        device="cpu",
+        backend="estimate",
+        repeats=1,
+        min_window_s=0.01,
+        warmup=1,
+        cache_dir=str(tmp_path / "profiles"),
+        use_cache=False,
+    )
     lock = DeviceLock.for_device("cpu", tmp_path / "profiles")
     context = multiprocessing.get_context("fork")
     stop = tmp_path / "stop"
@@ -131,8 +143,18 @@ def _slow_trainer(folder: str, key: str, stop: str) -> None:
 
 
 def test_no_device_lock_measures_without_waiting(tmp_path):
-    config = ProfileConfig(batch_sizes=(2,), resolution=32, device="cpu", backend="estimate", repeats=1,
-                           min_window_s=0.01, warmup=1, cache_dir=str(tmp_path), use_cache=False, device_lock=False)
+    config = ProfileConfig(
+        batch_sizes=(2,),
+        resolution=32,
+        device="cpu",
+        backend="estimate",
+        repeats=1,
+        min_window_s=0.01,
+        warmup=1,
+        cache_dir=str(tmp_path),
+        use_cache=False,
+        device_lock=False,
+    )
     holder = DeviceLock.for_device("cpu", tmp_path)
     with holder.shared():  # a trainer that never reaches a step boundary
         result = profile_model(ArchConfig("mobilenet_v1", group_size=8, width=0.25, num_classes=10), config)
@@ -140,8 +162,18 @@ def test_no_device_lock_measures_without_waiting(tmp_path):
 
 
 def test_a_measurement_made_without_the_lock_is_not_reused_by_a_run_that_holds_it(tmp_path):
-    config = ProfileConfig(batch_sizes=(2,), resolution=32, device="cpu", backend="estimate", repeats=1,
-                           min_window_s=0.01, warmup=1, cache_dir=str(tmp_path), impl="nchw", device_lock=False)
+    config = ProfileConfig(
+        batch_sizes=(2,),
+        resolution=32,
+        device="cpu",
+        backend="estimate",
+        repeats=1,
+        min_window_s=0.01,
+        warmup=1,
+        cache_dir=str(tmp_path),
+        impl="nchw",
+        device_lock=False,
+    )
     network = ArchConfig("mobilenet_v1", group_size=8, width=0.25, num_classes=10)
     unlocked = profile_model(network, config).batches[2]
     assert unlocked.isolated is False and not unlocked.cached
@@ -153,9 +185,19 @@ def test_a_measurement_made_without_the_lock_is_not_reused_by_a_run_that_holds_i
 
 
 def test_a_locked_extension_does_not_pool_windows_measured_without_the_lock(tmp_path):
-    config = ProfileConfig(batch_sizes=(2,), resolution=32, device="cpu", backend="estimate", repeats=2,
-                           min_window_s=0.01, warmup=1, cache_dir=str(tmp_path), impl="nchw", device_lock=False,
-                           use_cache=False)
+    config = ProfileConfig(
+        batch_sizes=(2,),
+        resolution=32,
+        device="cpu",
+        backend="estimate",
+        repeats=2,
+        min_window_s=0.01,
+        warmup=1,
+        cache_dir=str(tmp_path),
+        impl="nchw",
+        device_lock=False,
+        use_cache=False,
+    )
     network = ArchConfig("mobilenet_v1", group_size=8, width=0.25, num_classes=10)
     earlier = profile_model(network, config).batches[2]  # 2 windows beside whatever else ran
     assert extend_measurement(network, config, 2, windows=1, earlier=earlier).repeats == 3  # unlocked: pooled
@@ -164,8 +206,18 @@ def test_a_locked_extension_does_not_pool_windows_measured_without_the_lock(tmp_
 
 
 def test_a_pooled_measurement_lists_the_minute_of_every_sitting(tmp_path):
-    config = ProfileConfig(batch_sizes=(2,), resolution=32, device="cpu", backend="estimate", repeats=2,
-                           min_window_s=0.01, warmup=1, cache_dir=str(tmp_path), impl="nchw", use_cache=False)
+    config = ProfileConfig(
+        batch_sizes=(2,),
+        resolution=32,
+        device="cpu",
+        backend="estimate",
+        repeats=2,
+        min_window_s=0.01,
+        warmup=1,
+        cache_dir=str(tmp_path),
+        impl="nchw",
+        use_cache=False,
+    )
     network = ArchConfig("mobilenet_v1", group_size=8, width=0.25, num_classes=10)
     earlier = dataclasses.replace(profile_model(network, config).batches[2], measured_at=["2026-01-01 00:00"])
     pooled = extend_measurement(network, config, 2, windows=1, earlier=earlier)

@@ -15,9 +15,20 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "e2gcsearch"
 # Modules whose examples are the documentation of a public API: they must hold runnable ones.
-MUST_RUN = ["e2gcsearch", "e2gcsearch.config", "e2gcsearch.cost", "e2gcsearch.models", "e2gcsearch.models.stages",
-            "e2gcsearch.search.space", "e2gcsearch.search.objectives", "e2gcsearch.report.tables",
-            "e2gcsearch.profiling", "e2gcsearch.data", "e2gcsearch.train", "e2gcsearch.energy_model"]
+MUST_RUN = [
+    "e2gcsearch",
+    "e2gcsearch.config",
+    "e2gcsearch.cost",
+    "e2gcsearch.models",
+    "e2gcsearch.models.stages",
+    "e2gcsearch.search.space",
+    "e2gcsearch.search.objectives",
+    "e2gcsearch.report.tables",
+    "e2gcsearch.profiling",
+    "e2gcsearch.data",
+    "e2gcsearch.train",
+    "e2gcsearch.energy_model",
+]
 
 
 def _module_name(path: Path) -> str:

@@ -36,14 +36,19 @@ def test_cli_reference_is_generated_from_the_parsers():
     python = re.search(r"under Python (\d+\.\d+)", page.splitlines()[0]).group(1)
     if python != f"{sys.version_info.major}.{sys.version_info.minor}":
         pytest.skip(f"docs/cli.md was generated under Python {python}, whose argparse lays out help differently")
-    result = subprocess.run([sys.executable, str(ROOT / "docs" / "gen_cli_reference.py"), "--check"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "gen_cli_reference.py"), "--check"], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
 
 
 def test_site_builds_strictly(tmp_path):
     pytest.importorskip("mkdocs", reason="the documentation site needs mkdocs: pip install -e '.[docs]'")
-    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-                            cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "site" / "accuracy" / "index.html").exists()

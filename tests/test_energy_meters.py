@@ -94,10 +94,18 @@ class FakeNvml(types.SimpleNamespace):
     NVML_ERROR_LIBRARY_NOT_FOUND = 12
     NVML_FI_DEV_POWER_INSTANT = 186
 
-    def __init__(self, uuids=("GPU-aaaa-1111", "GPU-bbbb-2222"), counter=True, instant_field=True,
-                 init_error=None, power_w=100.0):
-        super().__init__(uuids=list(uuids), counter=counter, instant_field=instant_field,
-                         init_error=init_error, power_w=power_w, energy_mj=[0] * len(uuids), shutdowns=0)
+    def __init__(
+        self, uuids=("GPU-aaaa-1111", "GPU-bbbb-2222"), counter=True, instant_field=True, init_error=None, power_w=100.0
+    ):
+        super().__init__(
+            uuids=list(uuids),
+            counter=counter,
+            instant_field=instant_field,
+            init_error=init_error,
+            power_w=power_w,
+            energy_mj=[0] * len(uuids),
+            shutdowns=0,
+        )
 
     def nvmlInit(self):
         if self.init_error is not None:
@@ -154,6 +162,7 @@ def _rapl_case(tmp_path):
     def tick():  # 2 ms of 25 W package + 5 W DRAM
         add_uj(package, 50_000)
         add_uj(package / "intel-rapl:0:1", 10_000)
+
     return RaplMeter(sysfs_root=root, idle_window_s=0.05), Ticker(tick)
 
 
@@ -162,6 +171,7 @@ def _nvml_counter_case(tmp_path):
 
     def tick():  # 2 ms at 150 W
         fake.energy_mj[0] += 300
+
     return NvmlMeter(0, nvml_module=fake, environ={}, idle_window_s=0.05), Ticker(tick)
 
 
@@ -170,8 +180,12 @@ def _nvml_polling_case(tmp_path):
     return NvmlMeter(0, nvml_module=fake, environ={}, poll_interval_s=0.005, idle_window_s=0.05), None
 
 
-CASES = {"estimate": _estimate_case, "rapl": _rapl_case, "nvml-counter": _nvml_counter_case,
-         "nvml-polling": _nvml_polling_case}
+CASES = {
+    "estimate": _estimate_case,
+    "rapl": _rapl_case,
+    "nvml-counter": _nvml_counter_case,
+    "nvml-polling": _nvml_polling_case,
+}
 
 
 @pytest.fixture(params=sorted(CASES))
@@ -301,6 +315,7 @@ def test_rapl_permission_denied_says_how_to_fix(tmp_path, monkeypatch):
         if path.name == "energy_uj":
             raise PermissionError(13, "Permission denied", str(path))
         return real_read(path)
+
     monkeypatch.setattr(rapl_module, "_read_int", root_only)
     with pytest.raises(MeterUnavailableError, match="permission denied") as info:
         create_meter("rapl", "cpu", sysfs_root=tmp_path)
@@ -440,4 +455,3 @@ def test_bad_names_and_options():
         create_meter("estimate", watts=3)
     with pytest.raises(ConfigError, match="unknown device"):
         create_meter("estimate", device="tpu")
-

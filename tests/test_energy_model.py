@@ -42,8 +42,14 @@ from e2gcsearch.search.space import SearchSpace, StagewiseSearchSpace
 from e2gcsearch.search.warm_start import enqueue_warm_start
 
 TRUTH = EnergyFit(batch_size=4, beta=0.35, kappa_mj=1e-4, gamma=400.0, gamma_dw=30.0, e0_mj=2.0)
-FINGERPRINT = {"device": "cpu", "device_model": "Test CPU 9000", "torch": "0.0", "dtype": "float32",
-               "memory_format": "contiguous", "threads": 1}
+FINGERPRINT = {
+    "device": "cpu",
+    "device_model": "Test CPU 9000",
+    "torch": "0.0",
+    "dtype": "float32",
+    "memory_format": "contiguous",
+    "threads": 1,
+}
 
 
 def sweep_configs() -> list[ArchConfig]:
@@ -60,8 +66,13 @@ def synthetic_dataset(noise: float = 0.0, seed: int = 0, configs=None, is_estima
     for cfg in configs or sweep_configs():
         epf = TRUTH.predict_mj(config_terms(cfg, 64)) * (1 + noise * rng.standard_normal())
         measurements.append(EpfMeasurement(cfg, 64, {4: epf}))
-    return EpfDataset("estimate" if is_estimate else "rapl", is_estimate, DeviceFingerprint.from_dict(FINGERPRINT),
-                      measurements, "synthetic")
+    return EpfDataset(
+        "estimate" if is_estimate else "rapl",
+        is_estimate,
+        DeviceFingerprint.from_dict(FINGERPRINT),
+        measurements,
+        "synthetic",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +80,8 @@ def profile() -> DeviceProfile:
     return fit_device_profile(synthetic_dataset(noise=0.01, seed=1))
 
 
-
 # --- the paper's equations ----------------------------------------------------------------------
+
 
 def test_table2_quantities_of_the_fig3_layer():
     # m = n = 512, 3x3, 14x14, G = 4 -> g = 128 (hand-computed).
@@ -84,8 +95,9 @@ def test_eq2_on_the_papers_shapes():
     # beta = 1/2, gamma = 258048: g = 512*512*9*sqrt(196)/258048 = 33030144/258048 = 128, i.e. G = 4.
     assert eq2_groups(512, 512, 3, 14, 14, beta=0.5, gamma=258048.0) == pytest.approx(128.0)
     # MobileNet-V1's stages (m = n, h = w): 128@56, 256@28, 512@14, 1024@7 -> 32, 64, 128, 256 groups.
-    assert [eq2_groups(m, m, 3, hw, hw, 0.5, 258048.0) for m, hw in ((128, 56), (256, 28), (1024, 7))] == \
-        pytest.approx([32.0, 64.0, 256.0])
+    assert [eq2_groups(m, m, 3, hw, hw, 0.5, 258048.0) for m, hw in ((128, 56), (256, 28), (1024, 7))] == pytest.approx(
+        [32.0, 64.0, 256.0]
+    )
     # beta = 0.25, gamma = 1e5: 512*512*9*196**0.75/1e5 = 1235.87 (hand-computed).
     assert eq2_groups(512, 512, 3, 14, 14, beta=0.25, gamma=1e5) == pytest.approx(1235.875, rel=1e-5)
     # Eq. 2 is Eq. 1 with A neglected: at that g, M_c^(1-b) * P^b = gamma.
@@ -107,7 +119,7 @@ def test_model_optimum_is_eq1_per_group():
     m, hw, beta, gamma = 512, 14, 0.4, 300.0
     g_star = optimal_groups(m, m, 3, hw, hw, beta, gamma)
     dense = m * m * 9 * (hw * hw) ** (1 - beta)  # balanced work at g = 1, A neglected
-    assert dense / g_star ** 2 == pytest.approx(gamma)  # one group's balanced work equals gamma
+    assert dense / g_star**2 == pytest.approx(gamma)  # one group's balanced work equals gamma
     brute = min(np.linspace(1, m, 20000), key=lambda g: dense / g + gamma * g)
     assert brute == pytest.approx(g_star, rel=1e-3)
     # G* = m/g* does not depend on m for m = n layers of the same spatial size.
@@ -126,6 +138,7 @@ def test_fig3_and_layer_table_are_normalized_to_depthwise():
 
 
 # --- the fit --------------------------------------------------------------------------------------
+
 
 def test_fit_recovers_known_parameters_from_noisy_model_energies(profile):
     fit = profile.fits[4]
@@ -150,11 +163,14 @@ def test_too_few_measurements_say_how_many_are_needed():
         fit_device_profile(repeated)
 
 
-@pytest.mark.parametrize("make_epf, fragment", [
-    (lambda epf: [5.0] * len(epf), "all measured EPF values are equal"),
-    (lambda epf: [-1.0] + epf[1:], "positive number"),
-    (lambda epf: [float("nan")] + epf[1:], "positive number"),
-])
+@pytest.mark.parametrize(
+    "make_epf, fragment",
+    [
+        (lambda epf: [5.0] * len(epf), "all measured EPF values are equal"),
+        (lambda epf: [-1.0] + epf[1:], "positive number"),
+        (lambda epf: [float("nan")] + epf[1:], "positive number"),
+    ],
+)
 def test_degenerate_data_is_rejected(make_epf, fragment):
     terms = [config_terms(cfg, 64) for cfg in sweep_configs()[:8]]
     epf = make_epf([TRUTH.predict_mj(t) for t in terms])
@@ -164,12 +180,17 @@ def test_degenerate_data_is_rejected(make_epf, fragment):
 
 def test_group_terms_that_do_not_vary_are_left_unidentified():
     # No depthwise layer anywhere (G >= 2 only): gamma_dw cannot be fitted and is reported as None.
-    configs = [ArchConfig("mobilenet_v1", group_size=G, width=w, num_classes=10) for G in (2, 4, 8, 16, 32) for w in (0.25, 0.5)]
+    configs = [
+        ArchConfig("mobilenet_v1", group_size=G, width=w, num_classes=10)
+        for G in (2, 4, 8, 16, 32)
+        for w in (0.25, 0.5)
+    ]
     fit = fit_device_profile(synthetic_dataset(configs=configs)).fits[4]
     assert fit.gamma_dw is None and fit.gamma == pytest.approx(400.0, rel=0.05)
 
 
 # --- device profile, fingerprint --------------------------------------------------------------------
+
 
 def test_profile_round_trips_through_json(profile, tmp_path):
     path = profile.save(tmp_path / "profile.json")
@@ -195,6 +216,7 @@ def test_profile_from_another_device_warns(profile):
 
 
 # --- predictions and warm start --------------------------------------------------------------------
+
 
 def test_predictions_next_to_measurements(profile):
     frame = config_predictions(profile, "mobilenet_v1", width=0.25, num_classes=10, resolution=64)
@@ -252,8 +274,17 @@ def test_calibration_runs_once_then_reuses_the_profile(tmp_path):
     from e2gcsearch.profiling import ProfileConfig
 
     space = SearchSpace(widths=(0.25,))
-    config = ProfileConfig(batch_sizes=(2,), resolution=48, device="cpu", backend="estimate", repeats=3,
-                           min_window_s=0.05, warmup=1, cache_dir=str(tmp_path / "cache"), threads=1)
+    config = ProfileConfig(
+        batch_sizes=(2,),
+        resolution=48,
+        device="cpu",
+        backend="estimate",
+        repeats=3,
+        min_window_s=0.05,
+        warmup=1,
+        cache_dir=str(tmp_path / "cache"),
+        threads=1,
+    )
     lines: list[str] = []
     first = load_or_calibrate(space, 10, config, progress=lines.append)
     assert any("calibrating on 9 networks" in line for line in lines)
@@ -262,7 +293,9 @@ def test_calibration_runs_once_then_reuses_the_profile(tmp_path):
     lines.clear()
     second = load_or_calibrate(space, 10, config, progress=lines.append)
     assert lines == [f"energy model: using the device profile {path}"]
-    assert default_profile_path(first.fingerprint, tmp_path, 32) != default_profile_path(first.fingerprint, tmp_path, 48)
+    assert default_profile_path(first.fingerprint, tmp_path, 32) != default_profile_path(
+        first.fingerprint, tmp_path, 48
+    )
     assert second.fits[2].beta == pytest.approx(first.fits[2].beta)
     stored = path.read_bytes()
     lines.clear()

@@ -85,8 +85,9 @@ def test_exported_builders_match_e2gcsearch_without_importing_it(tmp_path):
     site = str(Path(torch.__file__).resolve().parents[1])
     script = tmp_path / "check.py"
     script.write_text(ISOLATED.format(site=site, jobs=jobs, result=str(tmp_path / "result.pt")))
-    run = subprocess.run([sys.executable, "-I", "-S", str(script)], capture_output=True, text=True, timeout=300,
-                         cwd=tmp_path)
+    run = subprocess.run(
+        [sys.executable, "-I", "-S", str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     results = torch.load(tmp_path / "result.pt")
     for name, (params, keys, out) in expected.items():
@@ -105,33 +106,58 @@ def test_json_round_trip(tmp_path):
         path = export_model(config, tmp_path / f"{name}.json")[0]
         loaded = ArchConfig.from_json(path.read_text())
         assert loaded == config
-        assert sum(p.numel() for p in create_model(loaded).parameters()) == \
-            sum(p.numel() for p in create_model(config).parameters())
+        assert sum(p.numel() for p in create_model(loaded).parameters()) == sum(
+            p.numel() for p in create_model(config).parameters()
+        )
 
 
 @pytest.fixture
 def study(tmp_path) -> optuna.Study:
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     study = optuna.create_study(directions=["minimize", "maximize"], storage=url, study_name="e2gcsearch")
-    study.set_user_attr("objectives", [
-        {"name": "epf@16", "metric": "epf", "batch_size": 16, "direction": "minimize", "unit": "mJ/frame"},
-        {"name": "top1", "metric": "top1", "batch_size": None, "direction": "maximize", "unit": "%"}])
+    study.set_user_attr(
+        "objectives",
+        [
+            {"name": "epf@16", "metric": "epf", "batch_size": 16, "direction": "minimize", "unit": "mJ/frame"},
+            {"name": "top1", "metric": "top1", "batch_size": None, "direction": "maximize", "unit": "%"},
+        ],
+    )
     config = CONFIGS["mobilenet"]
-    attrs = user_attrs(arch_config=config, params=123456, macs=7654321, resolution=RESOLUTION,
-                       epf={1: {"epf_mj": 3.5, "status": "ok"}, 16: {"epf_mj": 1.25, "status": "ok"}},
-                       energy_backend="rapl", energy_is_estimate=False, fingerprint={"device_model": "Test CPU 9000"},
-                       top1=61.5, top5=90.0, data={"dataset": "digits", "resolution": RESOLUTION})
+    attrs = user_attrs(
+        arch_config=config,
+        params=123456,
+        macs=7654321,
+        resolution=RESOLUTION,
+        epf={1: {"epf_mj": 3.5, "status": "ok"}, 16: {"epf_mj": 1.25, "status": "ok"}},
+        energy_backend="rapl",
+        energy_is_estimate=False,
+        fingerprint={"device_model": "Test CPU 9000"},
+        top1=61.5,
+        top5=90.0,
+        data={"dataset": "digits", "resolution": RESOLUTION},
+    )
     study.add_trial(create_trial(values=[1.25, 61.5], user_attrs=attrs))
-    study.add_trial(create_trial(state=TrialState.FAIL, user_attrs=user_attrs(arch_config=config,
-                                                                               fail_reason="RuntimeError: boom")))
+    study.add_trial(
+        create_trial(state=TrialState.FAIL, user_attrs=user_attrs(arch_config=config, fail_reason="RuntimeError: boom"))
+    )
     return open_study(url, "e2gcsearch")
 
 
 def test_exported_docstring_tells_the_trial_story(study, tmp_path):
     text = export_trial(study, 0, tmp_path / "model.py")[0].read_text()
-    for fact in ("Trial 0 of study 'e2gcsearch'", "EPF@16 (mJ/frame, rapl) = 1.25", "top-1 (%, proxy) = 61.5",
-                 "123,456", "7,654,321", "at 32x32", "B=1: 3.5 mJ", "'rapl' energy meter", "Test CPU 9000",
-                 "top-1 61.50 %", "E2GC, G=4, width 0.25"):
+    for fact in (
+        "Trial 0 of study 'e2gcsearch'",
+        "EPF@16 (mJ/frame, rapl) = 1.25",
+        "top-1 (%, proxy) = 61.5",
+        "123,456",
+        "7,654,321",
+        "at 32x32",
+        "B=1: 3.5 mJ",
+        "'rapl' energy meter",
+        "Test CPU 9000",
+        "top-1 61.50 %",
+        "E2GC, G=4, width 0.25",
+    ):
         assert fact in text.replace("\n", " "), fact
 
 
@@ -198,10 +224,12 @@ def test_export_command(study, tmp_path, capsys):
     assert main(["export", "--storage", url, "--trial", "0", "--out", str(tmp_path / "cli.json")]) == 0
     assert json.loads((tmp_path / "cli.json").read_text())["group_size"] == 4
     capsys.readouterr()
-    for argv, message in ((["--trial", "9", "--out", str(tmp_path / "x.py")], "no trial 9"),
-                          (["--trial", "1", "--out", str(tmp_path / "x.py")], "not COMPLETE"),
-                          (["--trial", "0", "--out", str(tmp_path / "no" / "x.py")], "does not exist"),
-                          (["--trial", "0", "--out", str(tmp_path / "x.py"), "--study", "other"], "existing studies")):
+    for argv, message in (
+        (["--trial", "9", "--out", str(tmp_path / "x.py")], "no trial 9"),
+        (["--trial", "1", "--out", str(tmp_path / "x.py")], "not COMPLETE"),
+        (["--trial", "0", "--out", str(tmp_path / "no" / "x.py")], "does not exist"),
+        (["--trial", "0", "--out", str(tmp_path / "x.py"), "--study", "other"], "existing studies"),
+    ):
         assert main(["export", "--storage", url, *argv]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1
@@ -215,5 +243,7 @@ def test_a_trial_of_a_study_not_made_by_e2gcsearch_is_one_line(tmp_path, capsys)
     url = f"sqlite:///{tmp_path / 'f.db'}"
     study = optuna.create_study(study_name="foreign", storage=url)
     study.add_trial(optuna.trial.create_trial(value=1.0))
-    assert main(["export", "--storage", url, "--study", "foreign", "--trial", "0", "--out", str(tmp_path / "m.py")]) == 2
+    assert (
+        main(["export", "--storage", url, "--study", "foreign", "--trial", "0", "--out", str(tmp_path / "m.py")]) == 2
+    )
     assert "records no architecture" in capsys.readouterr().err and not (tmp_path / "m.py").exists()

@@ -26,7 +26,9 @@ def test_rank_agreement_on_known_rankings():
     same = rank_agreement([1, 2, 3, 4, 5], [10, 20, 30, 40, 50], resamples=200)
     assert (same.tau, same.rho, same.n) == (pytest.approx(1.0), pytest.approx(1.0), 5) and same.excludes_zero
     reversed_ = rank_agreement([1, 2, 3, 4, 5], [50, 40, 30, 20, 10], resamples=200)
-    assert reversed_.tau == pytest.approx(-1.0) and reversed_.high == pytest.approx(-1.0) and not reversed_.excludes_zero
+    assert (
+        reversed_.tau == pytest.approx(-1.0) and reversed_.high == pytest.approx(-1.0) and not reversed_.excludes_zero
+    )
     constant = rank_agreement([1, 1, 1], [1, 2, 3])
     assert math.isnan(constant.tau) and "undefined" in constant.text()
 
@@ -55,24 +57,40 @@ def test_front_recovery_counts_the_full_training_front_the_proxy_finds():
 
 
 MEASURED = MeasuredFidelity(
-    data="food101-10", signature={"dataset": "food101", "classes": list(FOOD101_10_CLASSES), "train_size": 3000,
-                                  "val_size": 750},
-    epochs=4, resolution=64, agreement=RankAgreement(0.6, 0.4, 0.8, 0.75, 24),
-    ceiling=RankAgreement(0.75, 0.6, 0.85, 0.8, 24), ceiling_seeds=2, ratio=0.8, cost_ratio=0.33,
-    reference="12 cosine epochs")
+    data="food101-10",
+    signature={"dataset": "food101", "classes": list(FOOD101_10_CLASSES), "train_size": 3000, "val_size": 750},
+    epochs=4,
+    resolution=64,
+    agreement=RankAgreement(0.6, 0.4, 0.8, 0.75, 24),
+    ceiling=RankAgreement(0.75, 0.6, 0.85, 0.8, 24),
+    ceiling_seeds=2,
+    ratio=0.8,
+    cost_ratio=0.33,
+    reference="12 cosine epochs",
+)
 
 
 def test_the_note_quotes_the_measurement_only_for_its_data_and_budget():
-    data = {"dataset": "food101", "classes": list(FOOD101_10_CLASSES), "train_size": 3000, "val_size": 750,
-            "resolution": 64}
+    data = {
+        "dataset": "food101",
+        "classes": list(FOOD101_10_CLASSES),
+        "train_size": 3000,
+        "val_size": 750,
+        "resolution": 64,
+    }
     note = fidelity_note(data, {"epochs": 4}, (MEASURED,))
     assert "measured on food101-10" in note and "tau +0.60 [+0.40, +0.80] over 24 networks" in note
     assert "0.80 of the noise ceiling (the means of two groups of 2 seeds agree to tau +0.75 [+0.60, +0.85])" in note
     assert "33 %" in note
     other = fidelity_note({**data, "train_size": 480}, {"epochs": 4}, (MEASURED,))
-    assert other.startswith("the proxy's ranking fidelity was not measured for this data and budget (food101, 10 "
-                            "classes, 480 training images, 64 px, 4 epochs)")
-    assert "; measured elsewhere: food101-10: Kendall tau +0.60" in other and "validate --top 3 --spread 6 --full-seeds 2" in other
+    assert other.startswith(
+        "the proxy's ranking fidelity was not measured for this data and budget (food101, 10 "
+        "classes, 480 training images, 64 px, 4 epochs)"
+    )
+    assert (
+        "; measured elsewhere: food101-10: Kendall tau +0.60" in other
+        and "validate --top 3 --spread 6 --full-seeds 2" in other
+    )
     assert "was not measured" in fidelity_note(data, {"epochs": 8}, (MEASURED,))
     assert "measured elsewhere" not in fidelity_note(data, {"epochs": 4}, ())
 
@@ -91,13 +109,17 @@ def test_the_noise_ceiling_of_two_seeds_is_their_tau_and_more_seeds_average_ever
     assert two.tau == pytest.approx(rank_agreement(seed_0, seed_1, 10).tau) and two.n == 6
     # Four seeds: the mean of two against the mean of the other two, over the three ways to split them.
     seeds = [seed_0, seed_1, [2.0, 1.0, 3.0, 4.0, 6.0, 5.0], [1.0, 2.0, 3.0, 5.0, 4.0, 6.0]]
-    expected = [rank_agreement([(a + b) / 2 for a, b in zip(seeds[i], seeds[j])],
-                               [(a + b) / 2 for a, b in zip(seeds[k], seeds[m])], 10).tau
-                for (i, j), (k, m) in [((0, 1), (2, 3)), ((0, 2), (1, 3)), ((0, 3), (1, 2))]]
+    expected = [
+        rank_agreement(
+            [(a + b) / 2 for a, b in zip(seeds[i], seeds[j])], [(a + b) / 2 for a, b in zip(seeds[k], seeds[m])], 10
+        ).tau
+        for (i, j), (k, m) in [((0, 1), (2, 3)), ((0, 2), (1, 3)), ((0, 3), (1, 2))]
+    ]
     assert noise_ceiling(seeds, resamples=200).tau == pytest.approx(sum(expected) / 3)
     single = noise_ceiling(seeds, half=1, resamples=200)  # every pair of single seeds
-    assert single.tau == pytest.approx(sum(rank_agreement(seeds[a], seeds[b], 10).tau
-                                           for a in range(4) for b in range(a + 1, 4)) / 6)
+    assert single.tau == pytest.approx(
+        sum(rank_agreement(seeds[a], seeds[b], 10).tau for a in range(4) for b in range(a + 1, 4)) / 6
+    )
 
 
 def test_a_proxy_is_read_against_references_of_the_ceilings_size():

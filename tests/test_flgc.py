@@ -41,7 +41,7 @@ def trained_like(arch_config: ArchConfig, seed: int = 0) -> nn.Module:
             elif parameter.dim() == 1:  # BN affine parameters, classifier bias
                 parameter.uniform_(0.5, 1.5)
         classifier = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
-        classifier.weight.normal_(0.0, classifier.in_features ** -0.5)
+        classifier.weight.normal_(0.0, classifier.in_features**-0.5)
         model.train()(torch.randn(8, 3, 32, 32))  # BN running statistics
     return model.eval()
 
@@ -89,7 +89,9 @@ def test_deploy_is_the_standard_grouped_network_and_computes_the_same(arch, grou
     assert not any(isinstance(m, LearnedGroupConv2d) for m in deployed.modules())
     assert any(isinstance(m, LearnedGroupConv2d) for m in model.modules())  # deploy copies by default
     standard = create_model(arch_config.deployed())
-    assert {k: v.shape for k, v in deployed.state_dict().items()} == {k: v.shape for k, v in standard.state_dict().items()}
+    assert {k: v.shape for k, v in deployed.state_dict().items()} == {
+        k: v.shape for k, v in standard.state_dict().items()
+    }
     standard.load_state_dict(deployed.state_dict())
     with torch.no_grad():
         torch.testing.assert_close(standard.eval()(x), expected, rtol=0, atol=1e-5)
@@ -159,8 +161,11 @@ def test_exported_builder_loads_the_deployed_weights(tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     exported = module.build_model(weights=str(files[1])).eval()
-    assert all(m.groups == 4 for m in exported.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)
-               and m.in_channels == m.out_channels)
+    assert all(
+        m.groups == 4
+        for m in exported.modules()
+        if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3) and m.in_channels == m.out_channels
+    )
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(exported(x), model(x), rtol=0, atol=1e-5)
@@ -171,12 +176,20 @@ def test_config_names_and_round_trip():
     flgc = ArchConfig("mobilenet_v1", module="FLGC", groups=8, width=0.5)
     assert flgc.label() == "mobilenet_v1 FLGC g=8 w=0.50" and flgc.module == "FLGC"
     assert ArchConfig.from_json(flgc.to_json()) == flgc
-    assert flgc.replace(groups=4).module == "FLGC" and flgc.deployed() == ArchConfig("mobilenet_v1", groups=8, width=0.5)
+    assert flgc.replace(groups=4).module == "FLGC" and flgc.deployed() == ArchConfig(
+        "mobilenet_v1", groups=8, width=0.5
+    )
     assert ArchConfig("mobilenet_v1", group_size=4).replace(groups=8).module == "FgGC"
     assert "module" not in ArchConfig("mobilenet_v1", groups=8).to_dict()  # E2GC/FgGC cache keys unchanged
-    assert ArchConfig("resnext50", module="FLGC", group_size=4, uneven=True).label() == "resnext50 FLGC-uneven G=4 w=1.00"
-    for bad in (dict(groups=8, uneven=True), dict(groups=8, module="E2GC"), dict(stage_group_sizes=(1,) * 6, module="FLGC"),
-                dict(groups=8, module="flgc")):
+    assert (
+        ArchConfig("resnext50", module="FLGC", group_size=4, uneven=True).label() == "resnext50 FLGC-uneven G=4 w=1.00"
+    )
+    for bad in (
+        dict(groups=8, uneven=True),
+        dict(groups=8, module="E2GC"),
+        dict(stage_group_sizes=(1,) * 6, module="FLGC"),
+        dict(groups=8, module="flgc"),
+    ):
         with pytest.raises(ConfigError):
             ArchConfig("mobilenet_v1", **bad)
 
@@ -193,10 +206,42 @@ def test_search_space_offers_flgc_at_the_fgGC_values():
 def test_search_front_and_export_of_flgc_trials(tmp_path, capsys):
     storage = f"sqlite:///{tmp_path}/study.db"
     common = ["--storage", storage, "--study", "flgc"]
-    assert main(["run", "--modules", "FLGC", "--groups", "2,4", "--widths", "0.25", "--trials", "2", "--no-baselines",
-                 "--data", "digits", "--train-per-class", "12", "--val-per-class", "6", "--resolution", "32",
-                 "--epochs", "1", "--batch-sizes", "2", "--objective", "epf@2,top1", "--repeats", "2",
-                 "--min-window-s", "0.02", *common]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--modules",
+                "FLGC",
+                "--groups",
+                "2,4",
+                "--widths",
+                "0.25",
+                "--trials",
+                "2",
+                "--no-baselines",
+                "--data",
+                "digits",
+                "--train-per-class",
+                "12",
+                "--val-per-class",
+                "6",
+                "--resolution",
+                "32",
+                "--epochs",
+                "1",
+                "--batch-sizes",
+                "2",
+                "--objective",
+                "epf@2,top1",
+                "--repeats",
+                "2",
+                "--min-window-s",
+                "0.02",
+                *common,
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()  # the run's own front table
     assert main(["front", "--format", "json", *common]) == 0
     front = json.loads(capsys.readouterr().out)
@@ -208,7 +253,9 @@ def test_search_front_and_export_of_flgc_trials(tmp_path, capsys):
     groups = study.trials[number].user_attrs[record.ARCH_CONFIG]["groups"]
     assert len(stored) == 13 and all(  # balanced: every group holds exactly C / g channels and filters
         sorted(torch.bincount(torch.tensor(layer[side])).tolist()) == [len(layer[side]) // groups] * groups
-        for layer in stored.values() for side in ("in", "out"))
+        for layer in stored.values()
+        for side in ("in", "out")
+    )
     out = tmp_path / "best.py"
     assert main(["export", "--trial", str(number), "--out", str(out), *common]) == 0
     text = out.read_text()

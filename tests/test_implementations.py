@@ -61,8 +61,13 @@ def test_auto_takes_the_median_of_interleaved_rounds():
 def test_calibrate_times_each_candidate_step_with_the_injected_clock():
     clock = iter(range(100))  # every reading one 'second' later
     ran = []
-    choice = calibrate(("nchw", "channels_last"), lambda impl: (lambda: ran.append(impl)), lambda: None,
-                       steps=2, timer=lambda: float(next(clock)))
+    choice = calibrate(
+        ("nchw", "channels_last"),
+        lambda impl: lambda: ran.append(impl),
+        lambda: None,
+        steps=2,
+        timer=lambda: float(next(clock)),
+    )
     assert ran.count("nchw") == ran.count("channels_last") == 3 * 3  # one untimed + 2 timed, 3 rounds
     assert set(choice.step_ms) == {"nchw", "channels_last"}
 
@@ -104,8 +109,30 @@ def test_bad_impl_or_mode_is_a_config_error():
 
 
 def test_channels_last_flag_is_read_as_impl_channels_last_and_conflicts_with_compile(capsys):
-    assert main(["profile", "mobilenet_v1", "-G", "4", "--width", "0.25", "--classes", "10", "--resolution", "32",
-                 "--batch-sizes", "2", "--channels-last", "--impl", "compile", "--backend", "estimate"]) == 2
+    assert (
+        main(
+            [
+                "profile",
+                "mobilenet_v1",
+                "-G",
+                "4",
+                "--width",
+                "0.25",
+                "--classes",
+                "10",
+                "--resolution",
+                "32",
+                "--batch-sizes",
+                "2",
+                "--channels-last",
+                "--impl",
+                "compile",
+                "--backend",
+                "estimate",
+            ]
+        )
+        == 2
+    )
     assert "--channels-last contradicts --impl compile" in capsys.readouterr().err
 
 
@@ -131,17 +158,50 @@ def test_per_layer_times_cover_the_step_and_apportion_the_window_energy(tmp_path
     assert grouped and all(layer.group_size == 2 and layer.ps_per_mac > 0 for layer in grouped)
     plan = layers.layout_plan  # the one-layout plan is among those searched, so the best is no worse
     assert plan.mixed_ms <= plan.network_ms + 1e-9 and set(plan.layouts) == {row.name for row in grouped} | {
-        row.name for row in layers.layers if row.kind == "conv"}
+        row.name for row in layers.layers if row.kind == "conv"
+    }
     for cliff in layers.cliffs:
         assert cliff.ps_per_mac >= 3 * cliff.median_ps_per_mac
         assert set(cliff.alone_ps_per_mac) == {"nchw", "channels_last"}
 
 
 def test_profile_per_layer_json_carries_rows_cliffs_and_the_apportioned_label(tmp_path, capsys):
-    assert main(["profile", "mobilenet_v1", "-G", "2", "--width", "0.25", "--classes", "10", "--resolution", "32",
-                 "--batch-sizes", "2", "--repeats", "2", "--min-window-s", "0.02", "--warmup", "1", "--threads", "1",
-                 "--backend", "estimate", "--impl", "auto", "--per-layer", "--format", "json",
-                 "--cache-dir", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "profile",
+                "mobilenet_v1",
+                "-G",
+                "2",
+                "--width",
+                "0.25",
+                "--classes",
+                "10",
+                "--resolution",
+                "32",
+                "--batch-sizes",
+                "2",
+                "--repeats",
+                "2",
+                "--min-window-s",
+                "0.02",
+                "--warmup",
+                "1",
+                "--threads",
+                "1",
+                "--backend",
+                "estimate",
+                "--impl",
+                "auto",
+                "--per-layer",
+                "--format",
+                "json",
+                "--cache-dir",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     document = json.loads(capsys.readouterr().out)
     per_layer = document["per_layer"]
     assert "apportioned" in per_layer["energy_unit"] and per_layer["backend"] == "estimate"
@@ -152,10 +212,12 @@ def test_profile_per_layer_json_carries_rows_cliffs_and_the_apportioned_label(tm
 
 def test_per_layer_refuses_a_compiled_model(tmp_path):
     from e2gcsearch.profiling.attribution import attribute
+
     model = torch.nn.Conv2d(2, 2, 3)
     with pytest.raises(ConfigError, match="compiled graph"):
-        attribute(TINY, model, torch.zeros(1, 2, 4, 4), torch.zeros(1, dtype=torch.long), "compile", "train",
-                  lambda: None, {})
+        attribute(
+            TINY, model, torch.zeros(1, 2, 4, 4), torch.zeros(1, dtype=torch.long), "compile", "train", lambda: None, {}
+        )
 
 
 # --- compile: bookkeeping with a real compile on the smallest network --------------------------------
@@ -169,10 +231,21 @@ def test_compile_time_is_reported_apart_from_the_windows():
     from e2gcsearch.profiling.implementations import prepare
     from e2gcsearch.profiling.protocol import _measure_batch
 
-    tiny = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, groups=1), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
-                               torch.nn.Linear(4, 10))
-    config = ProfileConfig(batch_sizes=(2,), resolution=8, repeats=2, min_window_s=0.02, warmup=1, threads=1,
-                           device="cpu", backend="estimate", impl="compile", use_cache=False)
+    tiny = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, groups=1), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 10)
+    )
+    config = ProfileConfig(
+        batch_sizes=(2,),
+        resolution=8,
+        repeats=2,
+        min_window_s=0.02,
+        warmup=1,
+        threads=1,
+        device="cpu",
+        backend="estimate",
+        impl="compile",
+        use_cache=False,
+    )
     with create_meter("estimate", "cpu") as meter:
         batch = _measure_batch(prepare(tiny, "compile", "train"), meter, TINY, 2, "cpu", config, None, "compile")
     assert batch.status == "ok" and batch.impl == "compile"
@@ -208,15 +281,31 @@ def test_search_on_train_and_infer_epf_records_both_and_exports_the_layout(tmp_p
     from e2gcsearch.train import TrainConfig
 
     settings = TrialSettings(
-        objectives=parse_objectives("epf@4,epf_infer@4"), constraints=(parse_constraint("epf_infer@2<=1e9"),),
+        objectives=parse_objectives("epf@4,epf_infer@4"),
+        constraints=(parse_constraint("epf_infer@2<=1e9"),),
         space=SearchSpace(modules=("E2GC",), group_sizes=(1, 8), widths=(0.25,)),
-        profile=ProfileConfig(batch_sizes=(4,), resolution=32, backend="estimate", device="cpu", repeats=2,
-                              min_window_s=0.02, warmup=1, impl="auto", cache_dir=str(tmp_path / "profiles")),
-        train=TrainConfig(epochs=1, batch_size=16, progress=False, device="cpu", layout="auto"))
-    config = SearchConfig(settings=settings, data=DataConfig(name="digits", train_per_class=12, val_per_class=6,
-                                                             resolution=32),
-                          storage=f"sqlite:///{tmp_path}/study.db", study_name="infer", trials=2, seed=1,
-                          progress=False)
+        profile=ProfileConfig(
+            batch_sizes=(4,),
+            resolution=32,
+            backend="estimate",
+            device="cpu",
+            repeats=2,
+            min_window_s=0.02,
+            warmup=1,
+            impl="auto",
+            cache_dir=str(tmp_path / "profiles"),
+        ),
+        train=TrainConfig(epochs=1, batch_size=16, progress=False, device="cpu", layout="auto"),
+    )
+    config = SearchConfig(
+        settings=settings,
+        data=DataConfig(name="digits", train_per_class=12, val_per_class=6, resolution=32),
+        storage=f"sqlite:///{tmp_path}/study.db",
+        study_name="infer",
+        trials=2,
+        seed=1,
+        progress=False,
+    )
     study = run_search(config)
     for trial in study.get_trials(deepcopy=False):
         stored = record.TrialRecord.from_trial(trial)
@@ -246,11 +335,13 @@ def test_training_with_layout_auto_times_both_layouts_and_says_which_it_kept(cap
     from e2gcsearch.data import DataConfig, load_data
     from e2gcsearch.train import TrainConfig, train_model
 
-    data = load_data(DataConfig(name="digits", classes=3, train_per_class=20, val_per_class=10, resolution=32),
-                     progress=False)
+    data = load_data(
+        DataConfig(name="digits", classes=3, train_per_class=20, val_per_class=10, resolution=32), progress=False
+    )
     arch = ArchConfig("mobilenet_v1", group_size=8, width=0.25, num_classes=data.num_classes)
-    result = train_model(arch, data, TrainConfig(epochs=1, batch_size=16, threads=1, layout="auto", progress=False,
-                                                 device="cpu"))
+    result = train_model(
+        arch, data, TrainConfig(epochs=1, batch_size=16, threads=1, layout="auto", progress=False, device="cpu")
+    )
     assert result.ok
     line = [text for text in capsys.readouterr().err.splitlines() if text.startswith("training layout: auto chose")]
     assert len(line) == 1 and "nchw" in line[0] and "channels_last" in line[0]
@@ -258,6 +349,7 @@ def test_training_with_layout_auto_times_both_layouts_and_says_which_it_kept(cap
 
 def test_unknown_training_layout_is_a_config_error():
     from e2gcsearch.train import TrainConfig
+
     with pytest.raises(ConfigError, match="unknown layout 'nhwc'"):
         TrainConfig(layout="nhwc")
 
@@ -268,9 +360,24 @@ def test_the_front_shows_the_training_step_epf_beside_an_inference_objective():
     from e2gcsearch.report.front import front_info_from_rows
 
     objectives = [Metric.of("epf_infer", 4), Metric.of("top1")]
-    row = {"trial": 0, "arch": "mobilenet_v1", "module": "E2GC", "value": 1, "grouping": "G=1", "width": 0.25,
-           "epf_infer@4": 1.25, "top1": 50.0, "params": 1000, "macs": 10000, "epf_mj@4": 3.5, "backend": "estimate",
-           "resolution": 32, "feasible": True, "violations": "", "baseline": None}
+    row = {
+        "trial": 0,
+        "arch": "mobilenet_v1",
+        "module": "E2GC",
+        "value": 1,
+        "grouping": "G=1",
+        "width": 0.25,
+        "epf_infer@4": 1.25,
+        "top1": 50.0,
+        "params": 1000,
+        "macs": 10000,
+        "epf_mj@4": 3.5,
+        "backend": "estimate",
+        "resolution": 32,
+        "feasible": True,
+        "violations": "",
+        "baseline": None,
+    }
     table = render_front(front_info_from_rows([row], objectives, "infer", {"complete": 1}, False), "table")
     assert "EPF-infer@4 (mJ/frame, estimate)" in table and "EPF@4 (mJ/frame, estimate)" in table
     assert "1.250" in table and "3.500" in table

@@ -62,8 +62,10 @@ def test_width_scales_channels_close_to_the_multiplier():
 
 
 def test_arch_config_json_round_trip_rebuilds_identical_network():
-    for cfg in [ArchConfig("mobilenet_v1", group_size=4, width=0.5, num_classes=10),
-                ArchConfig("resnext50", groups=16, width=0.25, num_classes=3)]:
+    for cfg in [
+        ArchConfig("mobilenet_v1", group_size=4, width=0.5, num_classes=10),
+        ArchConfig("resnext50", groups=16, width=0.25, num_classes=3),
+    ]:
         again = ArchConfig.from_json(cfg.to_json())
         assert again == cfg and hash(again) == hash(cfg)
         shapes = {k: v.shape for k, v in create_model(cfg).state_dict().items()}
@@ -75,28 +77,42 @@ def test_create_model_accepts_a_name_and_fields():
     assert model.classifier.out_features == 5
 
 
-@pytest.mark.parametrize("kwargs, fragment", [
-    (dict(group_size=3), "does not divide the 32 channels"),
-    (dict(groups=64), "does not divide the 32 channels"),
-    (dict(group_size=64), "does not divide"),
-])
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        (dict(group_size=3), "does not divide the 32 channels"),
+        (dict(groups=64), "does not divide the 32 channels"),
+        (dict(group_size=64), "does not divide"),
+    ],
+)
 def test_grouping_that_does_not_divide_is_a_clear_error(kwargs, fragment):
     with pytest.raises(ConfigError, match=fragment):
         validate_config(ArchConfig("mobilenet_v1", **kwargs))
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(), dict(group_size=2, groups=2), dict(group_size=0), dict(groups=-1),
-    dict(group_size=1, width=0.0), dict(group_size=1, width=-1.0), dict(group_size=1, num_classes=0),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(),
+        dict(group_size=2, groups=2),
+        dict(group_size=0),
+        dict(groups=-1),
+        dict(group_size=1, width=0.0),
+        dict(group_size=1, width=-1.0),
+        dict(group_size=1, num_classes=0),
+    ],
+)
 def test_invalid_configs_are_rejected(kwargs):
     with pytest.raises(ConfigError):
         ArchConfig("mobilenet_v1", **kwargs)
 
 
 def test_unknown_arch_lists_the_known_ones():
-    with pytest.raises(UnknownNameError, match=r"choose one of: .*mobilenet_v1, .*resnext50, .*or your own network "
-                                               r"as module:function"):
+    with pytest.raises(
+        UnknownNameError,
+        match=r"choose one of: .*mobilenet_v1, .*resnext50, .*or your own network "
+        r"as module:function",
+    ):
         create_model(ArchConfig("vgg16", group_size=1))
 
 

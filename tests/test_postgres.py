@@ -37,11 +37,46 @@ def postgres_url():
         pytest.skip(str(exc))
 
 
-TINY_RUN = ["--objective", "epf@4,top1", "--arch", "mobilenet_v1", "--group-sizes", "1,2,4,8,16",
-            "--groups", "2,4,8,16", "--widths", "0.25,0.5", "--sampler", "random", "--seed", "3", "--data", "digits",
-            "--train-per-class", "20", "--val-per-class", "4", "--resolution", "32", "--epochs", "1",
-            "--batch-size", "16", "--batch-sizes", "2,4", "--repeats", "2", "--min-window-s", "0.02",
-            "--backend", "estimate", "--device", "cpu", "--threads", "1"]
+TINY_RUN = [
+    "--objective",
+    "epf@4,top1",
+    "--arch",
+    "mobilenet_v1",
+    "--group-sizes",
+    "1,2,4,8,16",
+    "--groups",
+    "2,4,8,16",
+    "--widths",
+    "0.25,0.5",
+    "--sampler",
+    "random",
+    "--seed",
+    "3",
+    "--data",
+    "digits",
+    "--train-per-class",
+    "20",
+    "--val-per-class",
+    "4",
+    "--resolution",
+    "32",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "16",
+    "--batch-sizes",
+    "2,4",
+    "--repeats",
+    "2",
+    "--min-window-s",
+    "0.02",
+    "--backend",
+    "estimate",
+    "--device",
+    "cpu",
+    "--threads",
+    "1",
+]
 
 
 def _worker_mid_trial(url: str, study_name: str, parent: int) -> tuple[int, int] | None:
@@ -72,10 +107,24 @@ def _measuring(trial: optuna.trial.FrozenTrial) -> bool:
 @pytest.mark.slow
 def test_three_workers_one_killed_lose_and_duplicate_nothing(postgres_url, tmp_path, monkeypatch, capsys):
     environ = dict(os.environ, E2GCSEARCH_HEARTBEAT_S="1", PYTHONPATH=str(REPO))
-    command = [sys.executable, "-m", "e2gcsearch", "run", "--storage", postgres_url, "--study", "killed",
-               "--workers", "3", "--trials", "12", *TINY_RUN]
-    search = subprocess.Popen(command, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              cwd=tmp_path)
+    command = [
+        sys.executable,
+        "-m",
+        "e2gcsearch",
+        "run",
+        "--storage",
+        postgres_url,
+        "--study",
+        "killed",
+        "--workers",
+        "3",
+        "--trials",
+        "12",
+        *TINY_RUN,
+    ]
+    search = subprocess.Popen(
+        command, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
+    )
     victim = None
     try:
         deadline = time.monotonic() + 300
@@ -115,11 +164,46 @@ def test_three_workers_one_killed_lose_and_duplicate_nothing(postgres_url, tmp_p
     front = capsys.readouterr()
     assert front.out.count("\n") >= 2 and PASSWORD not in front.out + front.err
     chosen = retries[0].number
-    assert main(["export", "--storage", postgres_url, "--study", "killed", "--trial", str(chosen),
-                 "--out", str(tmp_path / "net.py")]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--storage",
+                postgres_url,
+                "--study",
+                "killed",
+                "--trial",
+                str(chosen),
+                "--out",
+                str(tmp_path / "net.py"),
+            ]
+        )
+        == 0
+    )
     assert "def build" in (tmp_path / "net.py").read_text()
-    assert main(["validate", "--storage", postgres_url, "--study", "killed", "--trials", str(chosen),
-                 "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--threads", "1", "--no-profile"]) == 0
+    assert (
+        main(
+            [
+                "validate",
+                "--storage",
+                postgres_url,
+                "--study",
+                "killed",
+                "--trials",
+                str(chosen),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "8",
+                "--device",
+                "cpu",
+                "--threads",
+                "1",
+                "--no-profile",
+            ]
+        )
+        == 0
+    )
     validated = capsys.readouterr()
     assert "full top-1 (%)" in validated.out and PASSWORD not in validated.out + validated.err
 

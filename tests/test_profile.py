@@ -20,10 +20,39 @@ from e2gcsearch.profiling import ProfileCache, ProfileConfig, ProfileError, defa
 
 TINY = ArchConfig("mobilenet_v1", group_size=4, width=0.25, num_classes=10)
 FAST = dict(resolution=64, repeats=2, min_window_s=0.03, warmup=1, threads=1, device="cpu")
-TINY_FLAGS = ["mobilenet_v1", "--group-size", "4", "--width", "0.25", "--classes", "10", "--resolution", "64",
-              "--repeats", "2", "--min-window-s", "0.03", "--warmup", "1", "--threads", "1"]
-BATCH_KEYS = {"batch_size", "status", "epf_mj", "epf_std_mj", "cv", "latency_ms", "throughput_ips",
-              "idle_power_w", "epf_idle_subtracted_mj", "iterations", "repeats", "cached"}
+TINY_FLAGS = [
+    "mobilenet_v1",
+    "--group-size",
+    "4",
+    "--width",
+    "0.25",
+    "--classes",
+    "10",
+    "--resolution",
+    "64",
+    "--repeats",
+    "2",
+    "--min-window-s",
+    "0.03",
+    "--warmup",
+    "1",
+    "--threads",
+    "1",
+]
+BATCH_KEYS = {
+    "batch_size",
+    "status",
+    "epf_mj",
+    "epf_std_mj",
+    "cv",
+    "latency_ms",
+    "throughput_ips",
+    "idle_power_w",
+    "epf_idle_subtracted_mj",
+    "iterations",
+    "repeats",
+    "cached",
+}
 
 
 def fast(tmp_path, **changes) -> ProfileConfig:
@@ -113,13 +142,16 @@ def test_bad_profile_configs_are_user_errors(tmp_path):
     assert ProfileConfig().window_s("cpu") == 0.25 and ProfileConfig().window_s("cuda:0") == 5.0
 
 
-
 # --- command line --------------------------------------------------------------------------------
 
 
 def test_profile_command_json_schema(capsys):
-    assert main(["profile", *TINY_FLAGS, "--batch-sizes", "2,4", "--backend", "estimate", "--no-cache",
-                 "--format", "json"]) == 0
+    assert (
+        main(
+            ["profile", *TINY_FLAGS, "--batch-sizes", "2,4", "--backend", "estimate", "--no-cache", "--format", "json"]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     document = json.loads(captured.out)
     assert document["schema"] == "e2gcsearch.profile/1"
@@ -127,8 +159,16 @@ def test_profile_command_json_schema(capsys):
     assert document["backend_label"].startswith("estimate (time x ")
     assert document["energy_unit"] == "mJ/frame"
     assert document["arch"] == TINY.to_dict() and document["resolution"] == 64
-    assert set(document["fingerprint"]) >= {"device", "device_model", "driver", "torch", "dtype",
-                                            "memory_format", "threads", "meter"}
+    assert set(document["fingerprint"]) >= {
+        "device",
+        "device_model",
+        "driver",
+        "torch",
+        "dtype",
+        "memory_format",
+        "threads",
+        "meter",
+    }
     assert [b["batch_size"] for b in document["batches"]] == [2, 4]
     for batch in document["batches"]:
         assert set(batch) >= BATCH_KEYS and batch["epf_mj"] > 0
@@ -149,11 +189,14 @@ def test_profile_command_csv_rows_name_the_backend(capsys):
     assert row.endswith(",estimate,True")
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--backend", "joulemeter"], "invalid choice: 'joulemeter'"),
-    (["--batch-sizes", "0"], "positive integers"),
-    (["--dtype", "float8"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--backend", "joulemeter"], "invalid choice: 'joulemeter'"),
+        (["--batch-sizes", "0"], "positive integers"),
+        (["--dtype", "float8"], "invalid choice"),
+    ],
+)
 def test_profile_command_bad_input_exits_2(capsys, flags, message):
     with pytest.raises(SystemExit) as info:
         main(["profile", *TINY_FLAGS, *flags])
@@ -184,9 +227,35 @@ def test_profile_command_cuda_without_gpu_exits_2(capsys):
 
 
 def test_table_measure_adds_epf_columns(capsys):
-    assert main(["table", "--measure", "--resolution", "32", "--width", "0.25", "--classes", "10",
-                 "--batch-sizes", "2", "--repeats", "1", "--min-window-s", "0.01", "--warmup", "1",
-                 "--threads", "1", "--backend", "estimate", "--format", "csv"]) == 0
+    assert (
+        main(
+            [
+                "table",
+                "--measure",
+                "--resolution",
+                "32",
+                "--width",
+                "0.25",
+                "--classes",
+                "10",
+                "--batch-sizes",
+                "2",
+                "--repeats",
+                "1",
+                "--min-window-s",
+                "0.01",
+                "--warmup",
+                "1",
+                "--threads",
+                "1",
+                "--backend",
+                "estimate",
+                "--format",
+                "csv",
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == "arch,module,value,params,macs,activations,ai,width,resolution,epf_mj_b2,epf_impl,epf_backend"
     assert len(lines) == 23 and all(line.endswith(",nchw,estimate") for line in lines[1:])
@@ -194,8 +263,19 @@ def test_table_measure_adds_epf_columns(capsys):
 
 
 def test_profile_subprocess_json(tmp_path):
-    command = [sys.executable, "-m", "e2gcsearch", "profile", *TINY_FLAGS, "--batch-sizes", "2",
-               "--format", "json", "--cache-dir", str(tmp_path)]
+    command = [
+        sys.executable,
+        "-m",
+        "e2gcsearch",
+        "profile",
+        *TINY_FLAGS,
+        "--batch-sizes",
+        "2",
+        "--format",
+        "json",
+        "--cache-dir",
+        str(tmp_path),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)

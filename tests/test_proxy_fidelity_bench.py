@@ -30,14 +30,34 @@ def rows(table: Path) -> list[dict[str, str]]:
 def test_the_table_is_resumable_and_the_report_judges_every_proxy(bench, tmp_path, capsys, monkeypatch):
     root = make_food101(tmp_path / "data", train=6, test=4)
     table = tmp_path / "fidelity.csv"
-    argv = ["--data-root", str(root), "--table", str(table), "--limit", "3", "--proxies", "e1-n4-r32",
-            "--full-epochs", "1", "--full-resolution", "32", "--bootstrap", "50", "--kinds", "score,proxy,full,epf"]
+    argv = [
+        "--data-root",
+        str(root),
+        "--table",
+        str(table),
+        "--limit",
+        "3",
+        "--proxies",
+        "e1-n4-r32",
+        "--full-epochs",
+        "1",
+        "--full-resolution",
+        "32",
+        "--bootstrap",
+        "50",
+        "--kinds",
+        "score,proxy,full,epf",
+    ]
     monkeypatch.setattr(sys, "argv", ["proxy_fidelity.py", *argv])
     bench.main(argv)
     first = rows(table)
     kinds = {(row["kind"], row["setting"]) for row in first}
-    assert kinds == {("full", "e1-nall-r32"), ("proxy", "e1-n4-r32"), ("epf", "epf"),
-                     *{("score", name) for name in ("synflow", "naswot", "grad_norm", "snip")}}
+    assert kinds == {
+        ("full", "e1-nall-r32"),
+        ("proxy", "e1-n4-r32"),
+        ("epf", "epf"),
+        *{("score", name) for name in ("synflow", "naswot", "grad_norm", "snip")},
+    }
     assert len(first) == 3 * (2 + 1 + 4 * 3 + 1)  # per network: 2 full seeds, 1 proxy, 4 scores x 3 seeds, EPF
     epf = next(row for row in first if row["kind"] == "epf")
     assert float(epf["value_out"]) > 0 and epf["unit"] == "mJ/frame@16 (estimate)" and epf["hold"] == "shared"

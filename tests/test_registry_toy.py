@@ -81,8 +81,9 @@ class ToyBlock(nn.Module):
 class ToyNet(nn.Module):
     def __init__(self, net: ToyPlan) -> None:
         super().__init__()
-        self.stem = nn.Sequential(create_conv2d(3, net.stem_channels, 3, stride=2),
-                                  nn.BatchNorm2d(net.stem_channels), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(
+            create_conv2d(3, net.stem_channels, 3, stride=2), nn.BatchNorm2d(net.stem_channels), nn.ReLU(inplace=True)
+        )
         self.blocks = nn.Sequential(*(ToyBlock(*row) for row in net.blocks))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(net.blocks[-1][1], net.num_classes)
@@ -101,7 +102,7 @@ def toy_table(net: ToyPlan) -> str:
     return "\n".join(f"    {row}," for row in net.blocks)
 
 
-TOY_BODY = '''
+TOY_BODY = """
 # (in, out, stride, groups) per module ($grouping).
 BLOCKS = (
 $table
@@ -137,7 +138,7 @@ class ToyNet(nn.Module):
 
 
 NETWORK = ToyNet
-'''
+"""
 
 TOY = ModelEntry(
     name="toy",
@@ -172,8 +173,9 @@ def weight_count(model: nn.Module) -> int:
 def test_registering_is_enough_and_is_undone(toy):
     assert "toy" in list_models() and get_entry("toy").display_name == "Toy-CNN"
     assert stages.num_stages("toy") == 2
-    assert [stages.layer_stage("toy", n) for n in ("stem.0", "blocks.0.conv_grouped", "blocks.1.conv_grouped", "fc")] \
-        == [None, 0, 1, None]
+    assert [
+        stages.layer_stage("toy", n) for n in ("stem.0", "blocks.0.conv_grouped", "blocks.1.conv_grouped", "fc")
+    ] == [None, 0, 1, None]
     net = create_model(ArchConfig("toy", stage_group_sizes=(2, 8), width=0.5, num_classes=3))
     assert [b.conv_grouped.in_channels // b.conv_grouped.groups for b in net.blocks] == [2, 8]
     with pytest.raises(ConfigError, match="toy has 2 stages"):
@@ -199,16 +201,33 @@ def test_table_lists_the_toy_rows(toy, capsys):
     header, *rows = capsys.readouterr().out.strip().splitlines()
     assert header.startswith("arch,module,value,params,macs")
     cells = [row.split(",") for row in rows]
-    assert [(c[0], c[1], int(c[2])) for c in cells] == \
-        [("toy", "E2GC", G) for G in GROUP_SIZES] + [("toy", "FgGC", g) for g in GROUPS]
+    assert [(c[0], c[1], int(c[2])) for c in cells] == [("toy", "E2GC", G) for G in GROUP_SIZES] + [
+        ("toy", "FgGC", g) for g in GROUPS
+    ]
     for c in cells:
         grouping = {"group_size": int(c[2])} if c[1] == "E2GC" else {"groups": int(c[2])}
         assert int(c[3]) == weight_count(create_model(ArchConfig("toy", num_classes=10, **grouping)))
 
 
 def test_cost_of_the_toy(toy, capsys):
-    assert main(["cost", "toy", "--group-size", "2", "--resolution", "32", "--classes", "10", "--per-layer",
-                 "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "cost",
+                "toy",
+                "--group-size",
+                "2",
+                "--resolution",
+                "32",
+                "--classes",
+                "10",
+                "--per-layer",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     document = json.loads(capsys.readouterr().out)
     assert document["summary"]["params"] == weight_count(create_model(ArchConfig("toy", group_size=2, num_classes=10)))
     grouped = {layer["name"]: layer["groups"] for layer in document["layers"] if "conv_grouped" in layer["name"]}
@@ -216,9 +235,38 @@ def test_cost_of_the_toy(toy, capsys):
 
 
 def test_profile_of_the_toy(toy, capsys):
-    assert main(["profile", "toy", "--group-size", "2", "--classes", "10", "--resolution", "16", "--batch-sizes", "2",
-                 "--backend", "estimate", "--device", "cpu", "--repeats", "1", "--min-window-s", "0.01",
-                 "--warmup", "1", "--threads", "1", "--no-cache", "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "profile",
+                "toy",
+                "--group-size",
+                "2",
+                "--classes",
+                "10",
+                "--resolution",
+                "16",
+                "--batch-sizes",
+                "2",
+                "--backend",
+                "estimate",
+                "--device",
+                "cpu",
+                "--repeats",
+                "1",
+                "--min-window-s",
+                "0.01",
+                "--warmup",
+                "1",
+                "--threads",
+                "1",
+                "--no-cache",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     document = json.loads(capsys.readouterr().out)
     assert document["arch"] == ArchConfig("toy", group_size=2, num_classes=10).to_dict()
     assert document["backend"] == "estimate" and document["batches"][0]["epf_mj"] > 0
@@ -226,14 +274,58 @@ def test_profile_of_the_toy(toy, capsys):
 
 def test_search_and_export_of_the_toy(toy, tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'toy.db'}"
-    assert main(["run", "--arch", "toy", "--trials", "1", "--storage", url, "--study", "toy", "--sampler", "random",
-                 "--objective", "epf@2,top1", "--modules", "E2GC", "--group-sizes", "1,2", "--widths", "1.0",
-                 "--data", "digits", "--train-per-class", "8", "--val-per-class", "4", "--resolution", "16",
-                 "--epochs", "1", "--batch-sizes", "2", "--repeats", "1", "--backend", "estimate",
-                 "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--arch",
+                "toy",
+                "--trials",
+                "1",
+                "--storage",
+                url,
+                "--study",
+                "toy",
+                "--sampler",
+                "random",
+                "--objective",
+                "epf@2,top1",
+                "--modules",
+                "E2GC",
+                "--group-sizes",
+                "1,2",
+                "--widths",
+                "1.0",
+                "--data",
+                "digits",
+                "--train-per-class",
+                "8",
+                "--val-per-class",
+                "4",
+                "--resolution",
+                "16",
+                "--epochs",
+                "1",
+                "--batch-sizes",
+                "2",
+                "--repeats",
+                "1",
+                "--backend",
+                "estimate",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     study = optuna.load_study(study_name="toy", storage=get_storage(url))
     (trial,) = study.get_trials(states=(TrialState.COMPLETE,))  # the energy model's warm start waits in the queue
-    assert trial.params == {"arch": "toy", "module": "E2GC", "log2_G": 0, "width": 1.0}  # the toy's baseline, queued first
+    assert trial.params == {
+        "arch": "toy",
+        "module": "E2GC",
+        "log2_G": 0,
+        "width": 1.0,
+    }  # the toy's baseline, queued first
     arch = TrialRecord.from_trial(trial).arch_config
 
     out = tmp_path / "model.py"

@@ -41,13 +41,22 @@ def new_study(url: str, name: str = "s") -> optuna.Study:
     return study
 
 
-def add(study: optuna.Study, arch: ArchConfig, epf_mj: float, top1: float, params_limit: float | None = None,
-        **extra) -> None:
+def add(
+    study: optuna.Study, arch: ArchConfig, epf_mj: float, top1: float, params_limit: float | None = None, **extra
+) -> None:
     """A COMPLETE trial with the attrs `run` stores; ``params_limit`` adds an Optuna constraint."""
     params = 1000 * (arch.grouping_value if isinstance(arch.grouping_value, int) else 1)
-    attrs = user_attrs(arch_config=arch, params=params, macs=10 * params, resolution=32,
-                       epf={1: {"epf_mj": 4 * epf_mj, "status": "ok"}, 16: {"epf_mj": epf_mj, "status": "ok"}},
-                       energy_backend="estimate", energy_is_estimate=True, top1=top1, **extra)
+    attrs = user_attrs(
+        arch_config=arch,
+        params=params,
+        macs=10 * params,
+        resolution=32,
+        epf={1: {"epf_mj": 4 * epf_mj, "status": "ok"}, 16: {"epf_mj": epf_mj, "status": "ok"}},
+        energy_backend="estimate",
+        energy_is_estimate=True,
+        top1=top1,
+        **extra,
+    )
     constraints = {"params<=limit": params - params_limit} if params_limit is not None else None
     study.add_trial(create_trial(values=[epf_mj, top1], user_attrs=attrs, constraints=constraints))
 
@@ -63,14 +72,14 @@ def url(tmp_path_factory) -> str:
     still running. Tests only read it."""
     url = f"sqlite:///{tmp_path_factory.mktemp('report') / 'studies.db'}"
     study = new_study(url)
-    add(study, mobilenet(group_size=1), 1.0, 50.0, params_limit=5000)            # 0 front (baseline G=1)
-    add(study, mobilenet(group_size=4), 2.0, 60.0, params_limit=5000)            # 1 front
-    add(study, mobilenet(groups=4), 2.0, 60.0, params_limit=5000)                # 2 front: ties with 1
-    add(study, mobilenet(groups=2), 3.0, 55.0, params_limit=5000)                # 3 dominated by 1
-    add(study, mobilenet(group_size=8), 0.5, 70.0, params_limit=5000)            # 4 infeasible (8000 > 5000)
+    add(study, mobilenet(group_size=1), 1.0, 50.0, params_limit=5000)  # 0 front (baseline G=1)
+    add(study, mobilenet(group_size=4), 2.0, 60.0, params_limit=5000)  # 1 front
+    add(study, mobilenet(groups=4), 2.0, 60.0, params_limit=5000)  # 2 front: ties with 1
+    add(study, mobilenet(groups=2), 3.0, 55.0, params_limit=5000)  # 3 dominated by 1
+    add(study, mobilenet(group_size=8), 0.5, 70.0, params_limit=5000)  # 4 infeasible (8000 > 5000)
     study.add_trial(create_trial(state=TrialState.FAIL, user_attrs=user_attrs(arch_config=mobilenet(group_size=3))))
-    study.ask()                                                                   # 6 running
-    add(study, mobilenet(groups=8), 1.5, 50.0, params_limit=10000)               # 7 dominated by 0
+    study.ask()  # 6 running
+    add(study, mobilenet(groups=8), 1.5, 50.0, params_limit=10000)  # 7 dominated by 0
     add(study, mobilenet(group_size=2), 0.1, 99.0, infeasible=True, violations=["top1>=100 (got 99)"])  # 8
     return url
 
@@ -83,12 +92,22 @@ def study(url) -> optuna.Study:
 def test_front_rows_are_exactly_the_feasible_non_dominated_trials(study):
     front = front_info(study)
     frame = front.frame
-    expected = pd.DataFrame({
-        "trial": [0, 1, 2], "module": ["E2GC", "E2GC", "FgGC"], "value": [1, 4, 4],
-        "grouping": ["G=1", "G=4", "g=4"], "width": [0.25] * 3, "epf@16": [1.0, 2.0, 2.0],
-        "top1": [50.0, 60.0, 60.0], "params": [1000, 4000, 4000], "epf_mj@1": [4.0, 8.0, 8.0],
-        "backend": ["estimate"] * 3, "feasible": [True] * 3, "dominated": [False] * 3,
-    })
+    expected = pd.DataFrame(
+        {
+            "trial": [0, 1, 2],
+            "module": ["E2GC", "E2GC", "FgGC"],
+            "value": [1, 4, 4],
+            "grouping": ["G=1", "G=4", "g=4"],
+            "width": [0.25] * 3,
+            "epf@16": [1.0, 2.0, 2.0],
+            "top1": [50.0, 60.0, 60.0],
+            "params": [1000, 4000, 4000],
+            "epf_mj@1": [4.0, 8.0, 8.0],
+            "backend": ["estimate"] * 3,
+            "feasible": [True] * 3,
+            "dominated": [False] * 3,
+        }
+    )
     pd.testing.assert_frame_equal(frame[expected.columns].reset_index(drop=True), expected, check_dtype=False)
     assert frame["baseline"].fillna("-").tolist() == ["MobileNet-V1 G=1", "-", "-"]
     assert front.backend == "estimate" and front.completed == 7 and front.feasible == 5
@@ -170,8 +189,22 @@ def test_html_plot_with_plotly(study, tmp_path):
 
 
 def test_front_command_table_csv_and_plots(url, tmp_path, capsys):
-    assert main(["front", "--storage", url, "--study", "s", "--plot", str(tmp_path / "f.png"),
-                 "--plot-hv", str(tmp_path / "h.png")]) == 0
+    assert (
+        main(
+            [
+                "front",
+                "--storage",
+                url,
+                "--study",
+                "s",
+                "--plot",
+                str(tmp_path / "f.png"),
+                "--plot-hv",
+                str(tmp_path / "h.png"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr()
     assert "EPF@16 (mJ/frame, estimate)" in out.out and "front plot written" in out.err
     assert (tmp_path / "f.png").stat().st_size > 0 and (tmp_path / "h.png").stat().st_size > 0
@@ -262,9 +295,12 @@ def test_open_study_errors_do_not_leak_passwords():
 
 
 def test_front_subprocess(url):
-    result = subprocess.run([sys.executable, "-m", "e2gcsearch", "front", "--storage", url, "--study", "s",
-                             "--format", "json"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "e2gcsearch", "front", "--storage", url, "--study", "s", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert [row["trial"] for row in json.loads(result.stdout)["rows"]] == [0, 1, 2]
 
@@ -276,12 +312,29 @@ def test_counts_as_objectives_print_once_formatted(names):
     from e2gcsearch.report.front import front_info_from_rows
 
     objectives = [Metric.of(name) for name in names]
-    rows = [{"trial": n, "arch": "mobilenet_v1", "module": "E2GC", "value": 1, "grouping": "G=1", "width": 0.25,
-             "params": 210170 * (n + 1), "macs": 3331072 * (2 - n), "top1": 40.0 + 10 * n, "backend": None,
-             "resolution": 64, "feasible": True, "violations": None, "baseline": None} for n in range(2)]
+    rows = [
+        {
+            "trial": n,
+            "arch": "mobilenet_v1",
+            "module": "E2GC",
+            "value": 1,
+            "grouping": "G=1",
+            "width": 0.25,
+            "params": 210170 * (n + 1),
+            "macs": 3331072 * (2 - n),
+            "top1": 40.0 + 10 * n,
+            "backend": None,
+            "resolution": 64,
+            "feasible": True,
+            "violations": None,
+            "baseline": None,
+        }
+        for n in range(2)
+    ]
     front = front_info_from_rows(rows, objectives, "s", {"COMPLETE": 2})
     table = render_front(front, "table")
     from e2gcsearch.report.tables import human_count
+
     for name in ("params", "macs"):
         assert all(human_count(value) in table for value in front.frame[name])
 

@@ -66,8 +66,9 @@ def test_snip_is_the_summed_saliency_of_the_weights():
 
 @pytest.fixture(scope="module")
 def digits():
-    return load_data(DataConfig(name="digits", classes=3, train_per_class=8, val_per_class=2, resolution=32),
-                     progress=False)
+    return load_data(
+        DataConfig(name="digits", classes=3, train_per_class=8, val_per_class=2, resolution=32), progress=False
+    )
 
 
 @pytest.mark.parametrize("name", list(SCORES))

@@ -32,6 +32,7 @@ FOUR_POINTS = SearchSpace(modules=("E2GC",), group_sizes=(1, 2, 4, 8), widths=(0
 
 # --- --trials N means N new points ---------------------------------------------------------------------
 
+
 def search_fixed_to(tmp_path, space, point, trials):
     """A cheap search whose sampler (Optuna's own) proposes ``point`` every time, under a budget of
     ``trials`` new points; returns the study, the budget and the lines it said."""
@@ -109,14 +110,19 @@ def test_queued_baselines_keep_the_params_constraint():
     assert lines == ["queued mobilenet_v1 G=1 (paper baseline) at width 0.5"]
     (queued,) = study.get_trials(states=(TrialState.WAITING,))
     assert space.to_config(queued.system_attrs["fixed_params"], 10) == at[0.5]
-    lines = enqueue_baselines(optuna.create_study(directions=["minimize", "maximize"]), space, 10,
-                              cost_feasible([parse_constraint("params<=1000")], 48))
+    lines = enqueue_baselines(
+        optuna.create_study(directions=["minimize", "maximize"]),
+        space,
+        10,
+        cost_feasible([parse_constraint("params<=1000")], 48),
+    )
     assert len(lines) == 1 and "breaks the params/MACs constraints at every width" in lines[0]
     # a resume without the constraint does not add the baseline at another width
     assert enqueue_baselines(study, space, 10) == [] and len(study.get_trials(states=(TrialState.WAITING,))) == 1
     # a configuration that cannot be built is left to its trial, which names why
     assert cost_feasible([parse_constraint("params<=1000")], 48)(
-        ArchConfig("mobilenet_v1", group_size=3, width=1.0, num_classes=10))
+        ArchConfig("mobilenet_v1", group_size=3, width=1.0, num_classes=10)
+    )
 
 
 def test_run_queues_the_baseline_that_keeps_the_constraint(tmp_path):
@@ -126,8 +132,9 @@ def test_run_queues_the_baseline_that_keeps_the_constraint(tmp_path):
     space = SearchSpace(modules=("E2GC",), group_sizes=(1, 2), widths=(0.25, 0.5))
     small = ArchConfig("mobilenet_v1", group_size=1, width=0.25, num_classes=10)
     cap = network_cost(small, 32).params
-    study, _ = prepare(tiny_config(tmp_path, settings={"space": space,
-                                                       "constraints": (parse_constraint(f"params<={cap}"),)}))
+    study, _ = prepare(
+        tiny_config(tmp_path, settings={"space": space, "constraints": (parse_constraint(f"params<={cap}"),)})
+    )
     (queued,) = study.get_trials(states=(TrialState.WAITING,))
     assert space.to_config(queued.system_attrs["fixed_params"], 10) == small and record.BASELINE in queued.user_attrs
 
@@ -144,28 +151,48 @@ def test_a_space_with_no_point_within_the_params_constraint_is_refused_before_an
 
 # --- studies stored with the categorical encoding ------------------------------------------------------
 
+
 def _categorical_study(url: str) -> None:
     """A study as the categorical encoding stored it: params 'grouping': 'G=8', a space without 'encoding'."""
     study = optuna.create_study(study_name="old", storage=url, directions=["minimize", "maximize"])
-    study.set_user_attr(record.OBJECTIVES, [{"name": "epf@4", "metric": "epf", "batch_size": 4,
-                                             "direction": "minimize", "unit": "mJ/frame"},
-                                            {"name": "top1", "metric": "top1", "batch_size": None,
-                                             "direction": "maximize", "unit": "%"}])
-    study.set_user_attr(record.SPACE, {"archs": ["mobilenet_v1"], "groupings": ["G=1", "G=8", "g=2", "g=16"],
-                                       "widths": [0.25]})
+    study.set_user_attr(
+        record.OBJECTIVES,
+        [
+            {"name": "epf@4", "metric": "epf", "batch_size": 4, "direction": "minimize", "unit": "mJ/frame"},
+            {"name": "top1", "metric": "top1", "batch_size": None, "direction": "maximize", "unit": "%"},
+        ],
+    )
+    study.set_user_attr(
+        record.SPACE, {"archs": ["mobilenet_v1"], "groupings": ["G=1", "G=8", "g=2", "g=16"], "widths": [0.25]}
+    )
     for grouping, epf, top1 in [("G=8", 12.0, 80.0), ("g=16", 15.0, 70.0)]:
         symbol, _, value = grouping.partition("=")
-        arch_config = ArchConfig("mobilenet_v1", width=0.25, num_classes=10,
-                                 **{"group_size" if symbol == "G" else "groups": int(value)})
-        attrs = record.user_attrs(arch_config=arch_config, params=100_000, macs=2_000_000, resolution=32,
-                                  epf={4: {"epf_mj": epf, "epf_std_mj": 0.5, "repeats": 2, "status": "ok"}},
-                                  energy_backend="estimate", energy_is_estimate=True, top1=top1, val_size=60)
-        study.add_trial(optuna.trial.create_trial(
-            params={"arch": "mobilenet_v1", "grouping": grouping, "width": 0.25},
-            distributions={"arch": CategoricalDistribution(["mobilenet_v1"]),
-                           "grouping": CategoricalDistribution(["G=1", "G=8", "g=2", "g=16"]),
-                           "width": CategoricalDistribution([0.25])},
-            values=[epf, top1], user_attrs=attrs))
+        arch_config = ArchConfig(
+            "mobilenet_v1", width=0.25, num_classes=10, **{"group_size" if symbol == "G" else "groups": int(value)}
+        )
+        attrs = record.user_attrs(
+            arch_config=arch_config,
+            params=100_000,
+            macs=2_000_000,
+            resolution=32,
+            epf={4: {"epf_mj": epf, "epf_std_mj": 0.5, "repeats": 2, "status": "ok"}},
+            energy_backend="estimate",
+            energy_is_estimate=True,
+            top1=top1,
+            val_size=60,
+        )
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"arch": "mobilenet_v1", "grouping": grouping, "width": 0.25},
+                distributions={
+                    "arch": CategoricalDistribution(["mobilenet_v1"]),
+                    "grouping": CategoricalDistribution(["G=1", "G=8", "g=2", "g=16"]),
+                    "width": CategoricalDistribution([0.25]),
+                },
+                values=[epf, top1],
+                user_attrs=attrs,
+            )
+        )
 
 
 def test_a_study_of_the_categorical_encoding_is_read_and_refused_on_resume(tmp_path, capsys):
@@ -183,6 +210,7 @@ def test_a_study_of_the_categorical_encoding_is_read_and_refused_on_resume(tmp_p
 
 # --- the stopping rule, on hand-made curves ------------------------------------------------------------
 
+
 def _finished(count: int, epf: float = 10.0, top1: float = 95.0, curve=(40.0, 80.0, 95.0)) -> list[Finished]:
     return [Finished(trial=i, known=(epf + i,), top1=top1, curve=tuple(curve)) for i in range(count)]
 
@@ -193,13 +221,18 @@ def test_the_rule_stops_a_hopeless_trial():
     assert reason.startswith("stopped after epoch 2/3: top-1 60.0 % + largest remaining gain 15.0 + noise 2.5")
 
 
-@pytest.mark.parametrize("case", ["cheaper than every completed trial", "could still catch up", "too few completed",
-                                  "last epoch"])
+@pytest.mark.parametrize(
+    "case", ["cheaper than every completed trial", "could still catch up", "too few completed", "last epoch"]
+)
 def test_the_rule_lets_a_trial_go_on(case):
     finished = _finished(MIN_COMPLETE - 1 if case == "too few completed" else MIN_COMPLETE)
     rule = StoppingRule(finished, epochs=3, margin=lambda top1: 2.5)
-    epoch, top1, epf = {"cheaper than every completed trial": (2, 20.0, 9.0), "could still catch up": (2, 78.0, 20.0),
-                        "too few completed": (2, 20.0, 20.0), "last epoch": (3, 20.0, 20.0)}[case]
+    epoch, top1, epf = {
+        "cheaper than every completed trial": (2, 20.0, 9.0),
+        "could still catch up": (2, 78.0, 20.0),
+        "too few completed": (2, 20.0, 20.0),
+        "last epoch": (3, 20.0, 20.0),
+    }[case]
     assert rule.verdict(epoch, top1, (epf,)) is None
 
 
@@ -209,7 +242,9 @@ def test_the_rule_never_stops_a_trial_that_would_reach_the_front():
     for _ in range(300):
         curves = np.sort(rng.uniform(5, 98, size=(7, epochs)), axis=1)  # rising top-1 curves
         epfs = rng.uniform(1, 10, size=7)
-        finished = [Finished(i, (float(epfs[i]),), float(curves[i, -1]), tuple(map(float, curves[i]))) for i in range(6)]
+        finished = [
+            Finished(i, (float(epfs[i]),), float(curves[i, -1]), tuple(map(float, curves[i]))) for i in range(6)
+        ]
         rule = StoppingRule(finished, epochs, margin=lambda top1: 1.0)
         curve, epf = curves[6], float(epfs[6])
         # a final point that no completed trial dominates is on the front: it must never be stopped
@@ -223,31 +258,42 @@ def test_the_rule_never_stops_a_trial_that_would_reach_the_front():
 
 def test_an_early_stopped_trial_is_pruned_with_its_reason_and_partial_curve(tmp_path):
     config = tiny_config(tmp_path)
-    settings = dataclasses.replace(config.settings, space=FOUR_POINTS,
-                                   train=dataclasses.replace(config.settings.train, epochs=2, threads=1))
+    settings = dataclasses.replace(
+        config.settings, space=FOUR_POINTS, train=dataclasses.replace(config.settings.train, epochs=2, threads=1)
+    )
     data = load_data(TINY_DATA, progress=False)
-    study = optuna.create_study(directions=["minimize", "maximize"],
-                                sampler=optuna.samplers.PartialFixedSampler(
-                                    FOUR_POINTS.params_of(ArchConfig("mobilenet_v1", group_size=8, width=0.25)),
-                                    optuna.samplers.RandomSampler(seed=0)))
+    study = optuna.create_study(
+        directions=["minimize", "maximize"],
+        sampler=optuna.samplers.PartialFixedSampler(
+            FOUR_POINTS.params_of(ArchConfig("mobilenet_v1", group_size=8, width=0.25)),
+            optuna.samplers.RandomSampler(seed=0),
+        ),
+    )
     # Completed trials that cost almost nothing and reached 100 % at once: no new trial can beat them.
     for number in range(MIN_COMPLETE):
         arch_config = ArchConfig("mobilenet_v1", group_size=[1, 2, 4, 8][number], width=0.5, num_classes=10)
-        study.add_trial(optuna.trial.create_trial(
-            params={}, distributions={}, values=[1e-6, 100.0],
-            user_attrs=record.user_attrs(arch_config=arch_config, top1_curve=[100.0, 100.0], top1=100.0)))
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={},
+                distributions={},
+                values=[1e-6, 100.0],
+                user_attrs=record.user_attrs(arch_config=arch_config, top1_curve=[100.0, 100.0], top1=100.0),
+            )
+        )
     study.optimize(TrialRunner(settings, data), n_trials=1)
     stopped = study.trials[-1]
     assert stopped.state == TrialState.PRUNED
     assert stopped.user_attrs["early_stop"].startswith("stopped after epoch 1/2: top-1 ")
     assert len(stopped.user_attrs["top1_curve"]) == 1 and stopped.user_attrs["train_status"] == "stopped early"
     study.sampler = optuna.samplers.PartialFixedSampler(
-        FOUR_POINTS.params_of(ArchConfig("mobilenet_v1", group_size=4, width=0.25)), optuna.samplers.RandomSampler())
+        FOUR_POINTS.params_of(ArchConfig("mobilenet_v1", group_size=4, width=0.25)), optuna.samplers.RandomSampler()
+    )
     study.optimize(TrialRunner(dataclasses.replace(settings, early_stop=False), data), n_trials=1)
     assert study.trials[-1].state == TrialState.COMPLETE and len(study.trials[-1].user_attrs["top1_curve"]) == 2
 
 
 # --- replay on a 6-point table -------------------------------------------------------------------------
+
 
 def six_point_table() -> MeasuredTable:
     """E2GC G = 1, 2, 4 at widths 0.25 and 0.5; G=4 w0.5 is the most expensive and hopeless."""
@@ -256,8 +302,16 @@ def six_point_table() -> MeasuredTable:
         epf = 40 * width + group_size
         final = 95.0 - 2 * group_size + 4 * width
         curve = (20.0, 50.0, 70.0) if (group_size, width) == (4, 0.5) else (30.0, final - 2, final)
-        points.append(MeasuredPoint(ArchConfig("mobilenet_v1", group_size=group_size, width=width, num_classes=10),
-                                    {16: epf}, curve, (1.0, 1.0, 1.0), val_size=400, epf_std_mj={16: 0.1}))
+        points.append(
+            MeasuredPoint(
+                ArchConfig("mobilenet_v1", group_size=group_size, width=width, num_classes=10),
+                {16: epf},
+                curve,
+                (1.0, 1.0, 1.0),
+                val_size=400,
+                epf_std_mj={16: 0.1},
+            )
+        )
     return MeasuredTable.of(points, resolution=48)
 
 

@@ -31,6 +31,7 @@ def _nothing_written(tmp_path) -> bool:
 
 # --- 1 and 2: a resume with other settings is refused, and trials record what they ran with ------------
 
+
 def test_resume_with_other_training_settings_is_refused_naming_them(tmp_path):
     run_search(tiny_config(tmp_path, trials=1, baselines=False))
     other = TrainConfig(epochs=2, batch_size=16, progress=False, device="cpu", lr=0.001)
@@ -66,8 +67,15 @@ def test_an_older_study_without_a_fingerprint_is_resumed_with_a_warning(tmp_path
 
     config = tiny_config(tmp_path, trials=1, baselines=False, settings=CHEAP)
     data = load_data(config.data, progress=False)
-    open_or_create_study(open_search_storage(config.storage), "tiny", config.settings.objectives,  # as before
-                         config.settings.space, data_key(data), optuna.samplers.RandomSampler(), config.storage)
+    open_or_create_study(
+        open_search_storage(config.storage),
+        "tiny",
+        config.settings.objectives,  # as before
+        config.settings.space,
+        data_key(data),
+        optuna.samplers.RandomSampler(),
+        config.storage,
+    )
     capsys.readouterr()
     prepare(config)
     assert "predates the stored profiling, device settings" in capsys.readouterr().err
@@ -75,10 +83,13 @@ def test_an_older_study_without_a_fingerprint_is_resumed_with_a_warning(tmp_path
 
 # --- 1: pre-flight -------------------------------------------------------------------------------------
 
+
 def test_a_resolution_too_small_fails_before_any_study(tmp_path):
-    config = tiny_config(tmp_path, data=dataclasses.replace(TINY_DATA, resolution=16),
-                         settings={"profile": dataclasses.replace(tiny_config(tmp_path).settings.profile,
-                                                                  resolution=16)})
+    config = tiny_config(
+        tmp_path,
+        data=dataclasses.replace(TINY_DATA, resolution=16),
+        settings={"profile": dataclasses.replace(tiny_config(tmp_path).settings.profile, resolution=16)},
+    )
     with pytest.raises(PreflightError, match="pre-flight: .* at 16x16 px"):
         prepare(config)
     assert _nothing_written(tmp_path)
@@ -101,15 +112,30 @@ def test_a_missing_gpu_fails_before_any_study(tmp_path):
 
 def test_a_cache_dir_that_is_a_file_fails_before_any_study(tmp_path):
     (tmp_path / "cache").write_text("not a folder")
-    profile = dataclasses.replace(tiny_config(tmp_path).settings.profile, cache_dir=str(tmp_path / "cache" / "profiles"))
+    profile = dataclasses.replace(
+        tiny_config(tmp_path).settings.profile, cache_dir=str(tmp_path / "cache" / "profiles")
+    )
     with pytest.raises(DataError, match="is .inside. a file"):
         prepare(tiny_config(tmp_path, settings={"profile": profile}))
     assert _nothing_written(tmp_path)
 
 
 def test_the_cli_says_one_line_and_exits_2(tmp_path, capsys):
-    argv = ["run", "--storage", f"sqlite:///{tmp_path}/study.db", "--data", "digits", "--resolution", "16",
-            "--threads", "1", "--widths", "0.25", "--trials", "1"]
+    argv = [
+        "run",
+        "--storage",
+        f"sqlite:///{tmp_path}/study.db",
+        "--data",
+        "digits",
+        "--resolution",
+        "16",
+        "--threads",
+        "1",
+        "--widths",
+        "0.25",
+        "--trials",
+        "1",
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1].startswith("e2gcsearch run: error: pre-flight")
@@ -122,14 +148,30 @@ def test_a_run_whose_trials_all_fail_exits_1_with_the_reasons(tmp_path, capsys):
     assert outcome.failure_summary()[0] == "all 2 trial(s) of this run failed:"
     assert "2 x TrialFailed: proxy training stopped: non-finite loss" in outcome.failure_summary()[1]
     spec = tmp_path / "spec.toml"
-    spec.write_text('[search]\nsampler = "random"\nno_baselines = true\n[space]\nmodules = ["E2GC"]\n'
-                    'group_sizes = [4, 8]\nwidths = [0.25]\n[data]\ndata = "digits"\nclasses = 3\n'
-                    'train_per_class = 16\nval_per_class = 4\nresolution = 32\n[training]\nepochs = 2\nlr = 1e12\n'
-                    '[profiling]\nbatch_sizes = [2]\nrepeats = 1\nmin_window_s = 0.01\nwarmup = 1\n'
-                    'backend = "estimate"\n')
+    spec.write_text(
+        '[search]\nsampler = "random"\nno_baselines = true\n[space]\nmodules = ["E2GC"]\n'
+        'group_sizes = [4, 8]\nwidths = [0.25]\n[data]\ndata = "digits"\nclasses = 3\n'
+        "train_per_class = 16\nval_per_class = 4\nresolution = 32\n[training]\nepochs = 2\nlr = 1e12\n"
+        "[profiling]\nbatch_sizes = [2]\nrepeats = 1\nmin_window_s = 0.01\nwarmup = 1\n"
+        'backend = "estimate"\n'
+    )
     capsys.readouterr()
-    assert main(["run", "--config", str(spec), "--trials", "2", "--storage", f"sqlite:///{tmp_path}/cli.db",
-                 "--threads", "1"]) == 1
+    assert (
+        main(
+            [
+                "run",
+                "--config",
+                str(spec),
+                "--trials",
+                "2",
+                "--storage",
+                f"sqlite:///{tmp_path}/cli.db",
+                "--threads",
+                "1",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "all 2 trial(s) of this run failed:" in err and "Traceback" not in err
     failed_lines = [line for line in err.splitlines() if "FAILED:" in line]
@@ -137,6 +179,7 @@ def test_a_run_whose_trials_all_fail_exits_1_with_the_reasons(tmp_path, capsys):
 
 
 # --- 6 and 7: counts, lost workers, the sampler's stream ----------------------------------------------
+
 
 def test_trial_budgets_are_split_exactly_between_workers():
     assert quotas(4, 2) == [2, 2] and sum(quotas(7, 3)) == 7 and quotas(1, 2) == [1, 0]
@@ -152,8 +195,9 @@ def test_ran_counts_only_this_runs_trials(tmp_path, capsys):
 
 
 def test_a_resume_continues_the_samplers_stream(tmp_path):
-    space = SearchSpace(modules=("E2GC", "FgGC"), group_sizes=(1, 2, 4, 8, 16), groups=(2, 4, 8, 16),
-                        widths=(0.25, 0.5))
+    space = SearchSpace(
+        modules=("E2GC", "FgGC"), group_sizes=(1, 2, 4, 8, 16), groups=(2, 4, 8, 16), widths=(0.25, 0.5)
+    )
     config = tiny_config(tmp_path, trials=3, baselines=False, sampler="random", settings={**CHEAP, "space": space})
     run_search(config)
     study = run_search(config)
@@ -208,13 +252,23 @@ def test_the_default_warm_start_steps_aside_when_the_model_cannot_be_calibrated(
     with pytest.raises(DataError, match="does not grow"):  # asked for by name, the model must be there
         prepare(tiny_config(tmp_path, warm_start="model", study_name="model"))
     with pytest.raises(DataError, match="missing.json"):  # and so must a profile given by name
-        prepare(tiny_config(tmp_path, warm_start="auto", study_name="given",
-                            warm_start_profile=str(tmp_path / "missing.json")))
+        prepare(
+            tiny_config(
+                tmp_path, warm_start="auto", study_name="given", warm_start_profile=str(tmp_path / "missing.json")
+            )
+        )
     capsys.readouterr()
     prepare(tiny_config(tmp_path, warm_start="none", study_name="none"))  # no calibration is attempted
     assert "warm start" not in capsys.readouterr().err
-    argv = ["run", "--warm-start", "none", "--warm-start-profile", str(tmp_path / "p.json"), "--storage",
-            f"sqlite:///{tmp_path}/cli.db"]
+    argv = [
+        "run",
+        "--warm-start",
+        "none",
+        "--warm-start-profile",
+        str(tmp_path / "p.json"),
+        "--storage",
+        f"sqlite:///{tmp_path}/cli.db",
+    ]
     assert main(argv) == 2 and "drop one of them" in capsys.readouterr().err
 
 
@@ -227,8 +281,12 @@ def test_a_heartbeat_retry_starts_clean_and_a_failure_before_measuring_stays_unc
 
     study = optuna.create_study(storage=open_search_storage(f"sqlite:///{tmp_path}/hb.db", heartbeat_s=1))
     lost = study.ask({"arch": optuna.distributions.CategoricalDistribution(["mobilenet_v1"])})
-    for key, value in {record.PARAMS: 1000, record.TOP1_CURVE: [10.0], record.WARM_START: "model",
-                       record.WORKER: {"run": "old", "host": "elsewhere", "pid": 1}}.items():
+    for key, value in {
+        record.PARAMS: 1000,
+        record.TOP1_CURVE: [10.0],
+        record.WARM_START: "model",
+        record.WORKER: {"run": "old", "host": "elsewhere", "pid": 1},
+    }.items():
         lost.set_user_attr(key, value)
     study._storage.record_heartbeat(lost._trial_id)
     time.sleep(3.1)  # past the grace period (2 x 1 s; SQLite keeps whole seconds): Optuna fails it and retries
@@ -250,14 +308,17 @@ def test_a_retry_keeps_the_queued_params_it_had_not_sampled_and_an_older_retry_i
 
     study = optuna.create_study()
     half_sampled = optuna.trial.create_trial(
-        state=TrialState.FAIL, params={"arch": "mobilenet_v1"},
+        state=TrialState.FAIL,
+        params={"arch": "mobilenet_v1"},
         distributions={"arch": CategoricalDistribution(["mobilenet_v1"])},
-        system_attrs={record.FIXED_PARAMS: {"arch": "mobilenet_v1", "width": 0.5}})
+        system_attrs={record.FIXED_PARAMS: {"arch": "mobilenet_v1", "width": 0.5}},
+    )
     queue_retry(study, half_sampled)
     (retry,) = study.get_trials(states=(TrialState.WAITING,))
     assert retry.system_attrs[record.FIXED_PARAMS] == {"arch": "mobilenet_v1", "width": 0.5}
-    older = optuna.trial.create_trial(state=TrialState.FAIL, system_attrs={
-        "failed_trial": 0, record.FIXED_PARAMS: {"arch": "mobilenet_v1"}})  # retried by Optuna's callback
+    older = optuna.trial.create_trial(
+        state=TrialState.FAIL, system_attrs={"failed_trial": 0, record.FIXED_PARAMS: {"arch": "mobilenet_v1"}}
+    )  # retried by Optuna's callback
     queue_retry(study, older)
     assert len(study.get_trials(states=(TrialState.WAITING,))) == 1
 
@@ -273,13 +334,23 @@ def test_an_interrupted_retry_is_queued_again_and_counted_only_when_queued():
     params = {"arch": "mobilenet_v1"}
     distributions = {"arch": CategoricalDistribution(["mobilenet_v1"])}
     for retry in (False, True):
-        study.add_trial(optuna.trial.create_trial(
-            state=TrialState.FAIL, params=params, distributions=distributions,
-            system_attrs={record.RETRY_OF: 0} if retry else {},
-            user_attrs={record.WORKER: {"run": "r1"}, record.FAIL_REASON: INTERRUPTED}))
-    study.add_trial(optuna.trial.create_trial(  # another run's interruption: not this run's to queue
-        state=TrialState.FAIL, params=params, distributions=distributions,
-        user_attrs={record.WORKER: {"run": "r0"}, record.FAIL_REASON: INTERRUPTED}))
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.FAIL,
+                params=params,
+                distributions=distributions,
+                system_attrs={record.RETRY_OF: 0} if retry else {},
+                user_attrs={record.WORKER: {"run": "r1"}, record.FAIL_REASON: INTERRUPTED},
+            )
+        )
+    study.add_trial(
+        optuna.trial.create_trial(  # another run's interruption: not this run's to queue
+            state=TrialState.FAIL,
+            params=params,
+            distributions=distributions,
+            user_attrs={record.WORKER: {"run": "r0"}, record.FAIL_REASON: INTERRUPTED},
+        )
+    )
     assert requeue_interrupted(study, "r1") == 2
     waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
     assert sorted(t.system_attrs[record.RETRY_OF] for t in waiting) == [0, 1]

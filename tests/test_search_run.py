@@ -28,8 +28,23 @@ from e2gcsearch.train import TrainConfig
 
 TINY_DATA = DataConfig(name="digits", train_per_class=12, val_per_class=6, resolution=32)
 TINY_SPACE = SearchSpace(modules=("E2GC", "FgGC"), group_sizes=(1, 8), groups=(2, 16), widths=(0.25,))
-REQUIRED_ATTRS = {"arch_config", "params", "macs", "resolution", "epf", "energy_backend", "energy_is_estimate",
-                  "latency_ms", "fingerprint", "top1", "loss_curve", "train_status", "data", "wall_s", "infeasible"}
+REQUIRED_ATTRS = {
+    "arch_config",
+    "params",
+    "macs",
+    "resolution",
+    "epf",
+    "energy_backend",
+    "energy_is_estimate",
+    "latency_ms",
+    "fingerprint",
+    "top1",
+    "loss_curve",
+    "train_status",
+    "data",
+    "wall_s",
+    "infeasible",
+}
 
 
 def tiny_config(tmp_path, **changes) -> SearchConfig:
@@ -37,13 +52,27 @@ def tiny_config(tmp_path, **changes) -> SearchConfig:
         objectives=parse_objectives("epf@4,top1"),
         constraints=(),
         space=TINY_SPACE,
-        profile=ProfileConfig(batch_sizes=(2, 4), resolution=32, backend="estimate", device="cpu",
-                              repeats=2, min_window_s=0.02, cache_dir=str(tmp_path / "profiles")),
+        profile=ProfileConfig(
+            batch_sizes=(2, 4),
+            resolution=32,
+            backend="estimate",
+            device="cpu",
+            repeats=2,
+            min_window_s=0.02,
+            cache_dir=str(tmp_path / "profiles"),
+        ),
         train=TrainConfig(epochs=1, batch_size=16, progress=False, device="cpu"),
     )
     settings = dataclasses.replace(settings, **changes.pop("settings", {}))
-    base = SearchConfig(settings=settings, data=TINY_DATA, storage=f"sqlite:///{tmp_path}/study.db",
-                        study_name="tiny", trials=3, seed=1, progress=False)
+    base = SearchConfig(
+        settings=settings,
+        data=TINY_DATA,
+        storage=f"sqlite:///{tmp_path}/study.db",
+        study_name="tiny",
+        trials=3,
+        seed=1,
+        progress=False,
+    )
     return dataclasses.replace(base, **changes)
 
 
@@ -85,8 +114,13 @@ def test_a_space_with_fewer_unmeasured_points_than_asked_is_measured_whole(tmp_p
     two_points = SearchSpace(modules=("E2GC",), group_sizes=(1, 8), widths=(0.25,))
     config = tiny_config(tmp_path, trials=5, settings={"space": two_points})
     study = run_search(config)
-    assert "only 2 unmeasured point(s) remain in the space of 2; measuring them all instead of 5" in capsys.readouterr().err
-    measured = {t.user_attrs["arch_config"]["group_size"] for t in study.trials if record.DUPLICATE_OF not in t.user_attrs}
+    assert (
+        "only 2 unmeasured point(s) remain in the space of 2; measuring them all instead of 5"
+        in capsys.readouterr().err
+    )
+    measured = {
+        t.user_attrs["arch_config"]["group_size"] for t in study.trials if record.DUPLICATE_OF not in t.user_attrs
+    }
     assert measured == {1, 8} and set(states(study)) == {TrialState.COMPLETE}
     run_search(config)
     assert "every point of the space (2) is measured already; nothing to run" in capsys.readouterr().err
@@ -136,10 +170,15 @@ def test_two_workers_share_a_journal_storage(tmp_path):
     assert sum(record.DUPLICATE_OF not in t.user_attrs for t in trials) == 4  # the queued baseline is one of the four
     assert sorted(t.number for t in trials) == list(range(len(trials)))
     # a trial that drew the point the other worker was measuring left it to that worker (not charged)
-    assert all(t.state == TrialState.COMPLETE or (t.state == TrialState.PRUNED and record.LEFT_TO in t.user_attrs)
-               for t in trials), [(t.number, t.state, t.user_attrs.get(record.FAIL_REASON)) for t in trials]
-    measured = [json.dumps(t.user_attrs[record.ARCH_CONFIG], sort_keys=True) for t in trials
-                if record.DUPLICATE_OF not in t.user_attrs]
+    assert all(
+        t.state == TrialState.COMPLETE or (t.state == TrialState.PRUNED and record.LEFT_TO in t.user_attrs)
+        for t in trials
+    ), [(t.number, t.state, t.user_attrs.get(record.FAIL_REASON)) for t in trials]
+    measured = [
+        json.dumps(t.user_attrs[record.ARCH_CONFIG], sort_keys=True)
+        for t in trials
+        if record.DUPLICATE_OF not in t.user_attrs
+    ]
     assert len(set(measured)) == len(measured)  # no point measured twice
     assert sum(record.BASELINE in t.user_attrs for t in trials) == 1
 
@@ -161,10 +200,40 @@ def _wait_for(predicate, timeout_s: float) -> bool:
 @pytest.mark.slow
 def test_sigkill_mid_trial_leaves_a_resumable_storage(tmp_path):
     url = f"sqlite:///{tmp_path}/killed.db"
-    argv = [sys.executable, "-m", "e2gcsearch", "run", "--objective", "epf@4,top1", "--storage", url,
-            "--study", "killed", "--trials", "3", "--data", "digits", "--train-per-class", "12",
-            "--val-per-class", "6", "--resolution", "32", "--epochs", "20", "--batch-sizes", "2,4",
-            "--repeats", "1", "--backend", "estimate", "--widths", "0.25", "--sampler", "random"]
+    argv = [
+        sys.executable,
+        "-m",
+        "e2gcsearch",
+        "run",
+        "--objective",
+        "epf@4,top1",
+        "--storage",
+        url,
+        "--study",
+        "killed",
+        "--trials",
+        "3",
+        "--data",
+        "digits",
+        "--train-per-class",
+        "12",
+        "--val-per-class",
+        "6",
+        "--resolution",
+        "32",
+        "--epochs",
+        "20",
+        "--batch-sizes",
+        "2,4",
+        "--repeats",
+        "1",
+        "--backend",
+        "estimate",
+        "--widths",
+        "0.25",
+        "--sampler",
+        "random",
+    ]
     env = {**os.environ, "E2GCSEARCH_HEARTBEAT_S": "1"}
     victim = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -186,6 +255,8 @@ def test_sigkill_mid_trial_leaves_a_resumable_storage(tmp_path):
     study = optuna.load_study(study_name="killed", storage=get_storage(url))
     trials = study.get_trials(deepcopy=False)
     assert trials[0].state == TrialState.FAIL  # the killed trial, failed at the next start, with the reason
-    assert trials[0].user_attrs[record.FAIL_REASON].startswith("worker lost: ")  # killed before or after it tagged the trial
+    assert (
+        trials[0].user_attrs[record.FAIL_REASON].startswith("worker lost: ")
+    )  # killed before or after it tagged the trial
     assert sum(t.state == TrialState.COMPLETE for t in trials) >= 3
     assert not any(t.state == TrialState.RUNNING for t in trials)

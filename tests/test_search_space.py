@@ -10,12 +10,27 @@ from e2gcsearch.search.objectives import parse_constraint, parse_objectives
 from e2gcsearch.search.space import SearchSpace, StagewiseSearchSpace
 
 
-@pytest.mark.parametrize("params, expected", [
-    ({"arch": "mobilenet_v1", "module": "E2GC", "log2_G": 2, "width": 0.5}, ArchConfig("mobilenet_v1", group_size=4, width=0.5, num_classes=10)),
-    ({"arch": "mobilenet_v1", "module": "FgGC", "log2_g": 3, "width": 0.25}, ArchConfig("mobilenet_v1", groups=8, width=0.25, num_classes=10)),
-    ({"arch": "resnext50", "module": "FgGC", "log2_g": 5, "width": 0.75}, ArchConfig("resnext50", groups=32, width=0.75, num_classes=10)),
-    ({"arch": "resnext50", "module": "E2GC", "log2_G": 0, "width": 0.25}, ArchConfig("resnext50", group_size=1, width=0.25, num_classes=10)),
-])
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        (
+            {"arch": "mobilenet_v1", "module": "E2GC", "log2_G": 2, "width": 0.5},
+            ArchConfig("mobilenet_v1", group_size=4, width=0.5, num_classes=10),
+        ),
+        (
+            {"arch": "mobilenet_v1", "module": "FgGC", "log2_g": 3, "width": 0.25},
+            ArchConfig("mobilenet_v1", groups=8, width=0.25, num_classes=10),
+        ),
+        (
+            {"arch": "resnext50", "module": "FgGC", "log2_g": 5, "width": 0.75},
+            ArchConfig("resnext50", groups=32, width=0.75, num_classes=10),
+        ),
+        (
+            {"arch": "resnext50", "module": "E2GC", "log2_G": 0, "width": 0.25},
+            ArchConfig("resnext50", group_size=1, width=0.25, num_classes=10),
+        ),
+    ],
+)
 def test_fixed_trial_gives_the_expected_arch_config(params, expected):
     space = SearchSpace(archs=("mobilenet_v1", "resnext50"))
     assert space.sample(optuna.trial.FixedTrial(params), num_classes=10) == expected
@@ -32,18 +47,27 @@ def test_g_and_width_are_ordered_numbers_for_the_sampler():
     assert isinstance(grouping, optuna.distributions.IntDistribution) and grouping.step == 1
     assert distributions["width"] == optuna.distributions.FloatDistribution(0.25, 0.75, step=0.25)
     # log2 of G = 1, 4, 16 lies on a step of 2; a set without a common step is drawn and rounded to the nearest
-    assert SearchSpace(group_sizes=(1, 4, 16)).axes()["E2GC"].distribution() == optuna.distributions.IntDistribution(0, 4, step=2)
+    assert SearchSpace(group_sizes=(1, 4, 16)).axes()["E2GC"].distribution() == optuna.distributions.IntDistribution(
+        0, 4, step=2
+    )
     gappy = SearchSpace(modules=("E2GC",), group_sizes=(1, 2, 16), widths=(0.25, 0.5, 1.0))
     assert [gappy.axes()["E2GC"].decode(v) for v in range(5)] == [1, 2, 2, 16, 16]  # log2: 0, 1, 4
     assert gappy.axes()["width"].decode(0.75) == 0.5  # a tie goes to the lower value
-    points = {gappy.sample(optuna.trial.FixedTrial({"arch": "mobilenet_v1", "module": "E2GC", "log2_G": g, "width": w}),
-                           num_classes=10) for g in range(5) for w in (0.25, 0.5, 0.75, 1.0)}
+    points = {
+        gappy.sample(
+            optuna.trial.FixedTrial({"arch": "mobilenet_v1", "module": "E2GC", "log2_G": g, "width": w}), num_classes=10
+        )
+        for g in range(5)
+        for w in (0.25, 0.5, 0.75, 1.0)
+    }
     assert points == set(gappy.points(num_classes=10))  # every draw is a point of the space, and every point is drawn
 
 
 def test_parameters_of_studies_before_the_ordinal_encoding_still_read():
     old = {"arch": "mobilenet_v1", "grouping": "g=16", "width": 0.5}
-    assert SearchSpace().to_config(old, num_classes=10) == ArchConfig("mobilenet_v1", groups=16, width=0.5, num_classes=10)
+    assert SearchSpace().to_config(old, num_classes=10) == ArchConfig(
+        "mobilenet_v1", groups=16, width=0.5, num_classes=10
+    )
 
 
 def test_every_grid_point_builds():
@@ -80,13 +104,16 @@ def test_objectives_parse_with_units_and_directions():
     assert [o.name for o in parse_objectives("epf", reference_batch=8)] == ["epf@8"]
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("epf,accuracy", "unknown metric 'accuracy'; valid metrics: epf@B, epf_infer@B, top1, params, macs, latency@B"),
-    ("epf,top1,epf@16", "epf@16 is given twice"),
-    ("top1@4", "takes no batch size"),
-    ("epf@x", "bad batch size"),
-    ("", "at least one objective"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("epf,accuracy", "unknown metric 'accuracy'; valid metrics: epf@B, epf_infer@B, top1, params, macs, latency@B"),
+        ("epf,top1,epf@16", "epf@16 is given twice"),
+        ("top1@4", "takes no batch size"),
+        ("epf@x", "bad batch size"),
+        ("", "at least one objective"),
+    ],
+)
 def test_bad_objectives(text, fragment):
     with pytest.raises(ConfigError, match=fragment.replace("(", r"\(")):
         parse_objectives(text)
@@ -104,8 +131,9 @@ def test_constraints():
             parse_constraint(bad)
 
 
-@pytest.mark.parametrize("space", [SearchSpace(), StagewiseSearchSpace(group_sizes=(1, 2), widths=(0.5,))],
-                         ids=["network", "stagewise"])
+@pytest.mark.parametrize(
+    "space", [SearchSpace(), StagewiseSearchSpace(group_sizes=(1, 2), widths=(0.5,))], ids=["network", "stagewise"]
+)
 def test_both_spaces_implement_the_protocol_the_search_takes(space):
     from e2gcsearch.search.space import Space
 

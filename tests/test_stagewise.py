@@ -23,10 +23,15 @@ def test_stagewise_config_round_trips_and_hashes():
     assert "stage_group_sizes" not in ArchConfig("mobilenet_v1", group_size=4).to_json()
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(group_size=2, stage_group_sizes=(1,) * 6), dict(stage_group_sizes=()), dict(stage_group_sizes=(1, 0)),
-    dict(stage_group_sizes="1,2"),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(group_size=2, stage_group_sizes=(1,) * 6),
+        dict(stage_group_sizes=()),
+        dict(stage_group_sizes=(1, 0)),
+        dict(stage_group_sizes="1,2"),
+    ],
+)
 def test_bad_stagewise_configs_are_rejected(kwargs):
     with pytest.raises(ConfigError):
         ArchConfig("mobilenet_v1", **kwargs)
@@ -47,7 +52,12 @@ def test_each_stage_gets_its_own_group_size():
     assert [stages.layer_stage("mobilenet_v1", row.name) for row in grouped] == [0, 1, 2, 2, 3, 3] + [4] * 6 + [5]
     resnext = ArchConfig("resnext50", stage_group_sizes=(1, 2, 4, 8), width=0.25, num_classes=10)
     convs = {row.name: row.group_size for row in network_cost(resnext, 64).layers if row.name.endswith("conv2")}
-    assert (convs["layer1.0.conv2"], convs["layer2.3.conv2"], convs["layer3.5.conv2"], convs["layer4.2.conv2"]) == (1, 2, 4, 8)
+    assert (convs["layer1.0.conv2"], convs["layer2.3.conv2"], convs["layer3.5.conv2"], convs["layer4.2.conv2"]) == (
+        1,
+        2,
+        4,
+        8,
+    )
 
 
 def test_uniform_stage_sizes_build_the_uniform_network():
@@ -65,10 +75,16 @@ def test_stagewise_network_trains_a_step():
 
 def test_stagewise_space_samples_one_parameter_per_stage():
     space = StagewiseSearchSpace(archs=("mobilenet_v1", "resnext50"), group_sizes=(1, 2, 4), widths=(0.25, 0.5))
-    assert space.size == (3 ** 6 + 3 ** 4) * 2
+    assert space.size == (3**6 + 3**4) * 2
     # log2 of G per stage, ordered integers: the sampler sees that G = 2 lies between 1 and 4
-    params = {"arch": "resnext50", "width": 0.25, "log2_G_stage0": 0, "log2_G_stage1": 1, "log2_G_stage2": 2,
-              "log2_G_stage3": 2}
+    params = {
+        "arch": "resnext50",
+        "width": 0.25,
+        "log2_G_stage0": 0,
+        "log2_G_stage1": 1,
+        "log2_G_stage2": 2,
+        "log2_G_stage3": 2,
+    }
     cfg = space.sample(optuna.trial.FixedTrial(params), num_classes=10)
     assert cfg == ArchConfig("resnext50", stage_group_sizes=(1, 2, 4, 4), width=0.25, num_classes=10)
     assert space.params_of(cfg) == params and space.contains(cfg)
@@ -90,7 +106,7 @@ def test_stagewise_space_reports_impossible_stage_values_once():
     assert [cfg.label() for cfg, _ in bad] == ["mobilenet_v1 E2GC G=64-1-1-1-1-1 w=1.00"]
     assert "does not divide the 32 channels" in bad[0][1]
     small = StagewiseSearchSpace(group_sizes=(1, 2), widths=(0.5,))
-    assert len(small.points(10)) == 2 ** 6 and all(small.contains(p) for p in small.points(10))
+    assert len(small.points(10)) == 2**6 and all(small.contains(p) for p in small.points(10))
 
 
 def test_uniform_space_is_unchanged_and_labels_stagewise_configs():

@@ -30,23 +30,31 @@ def test_passwords_are_masked_in_urls_and_texts(password):
 @pytest.mark.parametrize("password", PASSWORDS)
 def test_studies_listing_never_prints_the_password(password):
     url = f"postgresql://user:{password}@127.0.0.1:1/db"
-    done = subprocess.run([sys.executable, "-m", "e2gcsearch", "studies", "--storage", url],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "e2gcsearch", "studies", "--storage", url], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert password not in done.stderr and password[1:] not in done.stderr
     assert "user:***@127.0.0.1:1/db" in done.stderr
 
 
-@pytest.mark.parametrize("url", ["postgresql://user:abc@SECRET@127.0.0.1:1/db",
-                                 "postgresql:///db?user=u&password=SECRET&host=127.0.0.1&port=1"])
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://user:abc@SECRET@127.0.0.1:1/db", "postgresql:///db?user=u&password=SECRET&host=127.0.0.1&port=1"],
+)
 def test_a_password_the_driver_echoes_in_part_or_from_the_query_stays_hidden(url, tmp_path):
     """The driver splits an unescaped '@' into the host ("failed to resolve host 'SECRET@127.0.0.1'"),
     and a password can be a query parameter: neither reaches the user."""
     assert "SECRET" not in redact(url)
     assert "SECRET" not in hide_secrets("failed to resolve host 'SECRET@127.0.0.1'", url)
-    done = subprocess.run([sys.executable, "-m", "e2gcsearch", "front", "--storage", url],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "e2gcsearch", "front", "--storage", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "SECRET" not in done.stderr + done.stdout
 
@@ -68,8 +76,10 @@ def test_several_processes_create_one_new_sqlite_file_safely(tmp_path):
     for attempt in range(3):
         url = f"sqlite:///{tmp_path}/race-{attempt}.db"
         start = time.time() + 6  # past every process's imports
-        racers = [subprocess.Popen([sys.executable, "-c", RACER, url, str(start)], stderr=subprocess.PIPE, text=True)
-                  for _ in range(3)]
+        racers = [
+            subprocess.Popen([sys.executable, "-c", RACER, url, str(start)], stderr=subprocess.PIPE, text=True)
+            for _ in range(3)
+        ]
         for racer in racers:
             _, err = racer.communicate(timeout=120)
             assert racer.returncode == 0, err
@@ -130,8 +140,10 @@ def test_a_torn_journal_record_is_cut_out_kept_aside_and_the_study_stays_readabl
     with journal.open("ab") as handle:  # the torn write, and the next record appended right after it
         handle.write(b'{"op_code":5,"worker_id":"w","trial_id":0,"us' + attr + attr.replace(b"the tear", b"more"))
     with pytest.raises(ValueError):  # what every later command met before
-        optuna.load_study(study_name="s", storage=optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(str(journal))))
+        optuna.load_study(
+            study_name="s",
+            storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal))),
+        )
     assert main(["studies", "--storage", str(journal)]) == 0
     captured = capsys.readouterr()
     assert "removed 1 torn record(s)" in captured.err and "s " in captured.out
@@ -144,9 +156,31 @@ def test_a_torn_journal_record_is_cut_out_kept_aside_and_the_study_stays_readabl
 
 # --- a disk that fills mid-run ----------------------------------------------------------------------
 
-TINY_RUN = ["run", "--data", "digits", "--train-per-class", "12", "--val-per-class", "6", "--resolution", "32",
-            "--epochs", "1", "--batch-sizes", "2", "--repeats", "1", "--backend", "estimate", "--widths", "0.25",
-            "--threads", "1", "--warm-start", "none"]
+TINY_RUN = [
+    "run",
+    "--data",
+    "digits",
+    "--train-per-class",
+    "12",
+    "--val-per-class",
+    "6",
+    "--resolution",
+    "32",
+    "--epochs",
+    "1",
+    "--batch-sizes",
+    "2",
+    "--repeats",
+    "1",
+    "--backend",
+    "estimate",
+    "--widths",
+    "0.25",
+    "--threads",
+    "1",
+    "--warm-start",
+    "none",
+]
 # The disk fills while the second trial (trial_id 1) runs, after it recorded its worker and point: half a record
 # lands, then ENOSPC. The fake sits where the journal meets the disk (journal.write_all), in a process of
 # its own that then ends.
@@ -169,8 +203,13 @@ sys.exit(main(sys.argv[1:]))
 
 def _e2gcsearch(tmp_path, *argv, prelude: str | None = None) -> subprocess.CompletedProcess:
     command = [sys.executable, "-c", prelude, *argv] if prelude else [sys.executable, "-m", "e2gcsearch", *argv]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "E2GCSEARCH_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"})
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "E2GCSEARCH_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"},
+    )
 
 
 def _trials(journal):

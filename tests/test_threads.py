@@ -20,8 +20,9 @@ ARCH = ArchConfig("mobilenet_v1", group_size=8, width=0.25, num_classes=3)
 
 @pytest.fixture(scope="module")
 def tiny_data():
-    return load_data(DataConfig(name="digits", classes=3, train_per_class=12, val_per_class=4, resolution=32),
-                     progress=False)
+    return load_data(
+        DataConfig(name="digits", classes=3, train_per_class=12, val_per_class=4, resolution=32), progress=False
+    )
 
 
 def fake_clock(step_s: dict[int, float]):
@@ -30,11 +31,14 @@ def fake_clock(step_s: dict[int, float]):
     return lambda: next(now) * step_s[torch.get_num_threads()]
 
 
-@pytest.mark.parametrize("timings, chosen", [
-    ({1: 0.041, 2: 0.097}, 1),   # a shared CPU: the second thread waits for a preempted sibling
-    ({1: 0.080, 4: 0.025}, 4),   # an idle machine: every core wins
-    ({1: 0.050, 2: 0.050}, 1),   # a tie keeps the cores free
-])
+@pytest.mark.parametrize(
+    "timings, chosen",
+    [
+        ({1: 0.041, 2: 0.097}, 1),  # a shared CPU: the second thread waits for a preempted sibling
+        ({1: 0.080, 4: 0.025}, 4),  # an idle machine: every core wins
+        ({1: 0.050, 2: 0.050}, 1),  # a tie keeps the cores free
+    ],
+)
 def test_the_faster_thread_count_is_kept(timings, chosen):
     choice = choose_threads(timings.__getitem__, candidates=tuple(timings))
     assert choice.threads == chosen
@@ -62,14 +66,16 @@ def test_measured_steps_are_timed_with_each_count():
 
 
 def test_train_with_auto_says_what_it_chose(tiny_data, capsys):
-    result = train_model(ARCH, tiny_data, TrainConfig(epochs=1, batch_size=8, device="cpu", progress=False,
-                                                      threads="auto"))
+    result = train_model(
+        ARCH, tiny_data, TrainConfig(epochs=1, batch_size=8, device="cpu", progress=False, threads="auto")
+    )
     assert result.ok
     assert "threads: auto chose" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [["run"], ["train", "mobilenet_v1", "-G", "8"], ["validate"],
-                                     ["profile", "mobilenet_v1", "-G", "8"]])
+@pytest.mark.parametrize(
+    "command", [["run"], ["train", "mobilenet_v1", "-G", "8"], ["validate"], ["profile", "mobilenet_v1", "-G", "8"]]
+)
 def test_auto_is_the_default_of_every_command_that_trains_or_measures(command):
     args = build_parser().parse_args(command)
     assert getattr(args, "threads", "auto") == "auto"

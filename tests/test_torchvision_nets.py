@@ -85,7 +85,9 @@ def test_regnet_group_width_is_e2gc_group_size():
         assert get_entry(name).baseline == ArchConfig(name, group_size=size)
 
 
-@pytest.mark.parametrize("ours, rewritten", [("mobilenet_v1", "mobilenet_v1_factory"), ("resnext50", "resnext50_32x4d")])
+@pytest.mark.parametrize(
+    "ours, rewritten", [("mobilenet_v1", "mobilenet_v1_factory"), ("resnext50", "resnext50_32x4d")]
+)
 def test_hook_counts_of_a_regrouped_network_equal_the_hand_written_tables(ours, rewritten):
     """The paper's Tables III/IV from the hand-written plans and from regrouping a stock module (our
     depthwise MobileNet-V1 through a factory, torchvision's ResNeXt-50) agree in every row."""
@@ -94,8 +96,12 @@ def test_hook_counts_of_a_regrouped_network_equal_the_hand_written_tables(ours, 
         for config in table_configs(archs=[ours]):
             expected = network_cost(config, 224)
             got = network_cost(config.replace(arch=arch), 224)
-            assert (got.params, got.macs, got.activations, got.bn_params) == \
-                (expected.params, expected.macs, expected.activations, expected.bn_params), config.label()
+            assert (got.params, got.macs, got.activations, got.bn_params) == (
+                expected.params,
+                expected.macs,
+                expected.activations,
+                expected.bn_params,
+            ), config.label()
     finally:
         if ":" in arch:
             unregister_model(arch)
@@ -126,21 +132,32 @@ def test_small_network_regroups_every_grouped_conv_and_trains(name):
     assert out.shape == (2, 5) and torch.isfinite(out).all()
     out.sum().backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
-    assert network_cost(config, 32).params == sum(p.numel() for m in model.modules()
-                                                  if isinstance(m, (nn.Conv2d, nn.Linear)) for p in m.parameters())
+    assert network_cost(config, 32).params == sum(
+        p.numel() for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)) for p in m.parameters()
+    )
 
 
 def test_a_grouping_that_does_not_divide_is_refused_naming_the_layer_and_what_fits():
-    with pytest.raises(ConfigError, match=r"G=16 does not divide the 104 channels of trunk_output\.block2.*divides 8 "
-                                          r"\(e\.g\. 1, 2, 4, 8\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"G=16 does not divide the 104 channels of trunk_output\.block2.*divides 8 "
+        r"\(e\.g\. 1, 2, 4, 8\)",
+    ):
         create_model(ArchConfig("regnet_y_400mf", group_size=16))
     with pytest.raises(ConfigError, match="width 1.0 only"):
         create_model(ArchConfig("efficientnet_b0", group_size=1, width=0.5))
     # FLGC's permutations fold into the hand-written networks' neighbours only: never a plain FgGC labelled FLGC
     with pytest.raises(ConfigError, match="FLGC needs .* mobilenet_v2 takes E2GC"):
         create_model(ArchConfig("mobilenet_v2", groups=4, module="FLGC"))
-    assert [c.grouping for c in table_configs(archs=["regnet_y_400mf"])] == \
-        ["G=1", "G=2", "G=4", "G=8", "g=2", "g=4", "g=8"]
+    assert [c.grouping for c in table_configs(archs=["regnet_y_400mf"])] == [
+        "G=1",
+        "G=2",
+        "G=4",
+        "G=8",
+        "g=2",
+        "g=4",
+        "g=8",
+    ]
 
 
 def test_width_uses_the_builders_multiplier_and_keeps_grouped_convs_divisible():
@@ -183,19 +200,74 @@ def test_cost_per_layer_says_what_was_rewritten_and_what_was_left(capsys):
 @pytest.mark.slow  # six networks at width 1.0: tens of seconds on two cores
 def test_search_and_export_of_torchvision_networks(tmp_path, capsys):
     """One trial per network (its stock baseline, queued first), then each exported builder rebuilds it."""
-    names = ["regnet_x_400mf", "regnet_y_400mf", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0",
-             "shufflenet_v2_x1_0"]
+    names = [
+        "regnet_x_400mf",
+        "regnet_y_400mf",
+        "mobilenet_v2",
+        "mobilenet_v3_small",
+        "efficientnet_b0",
+        "shufflenet_v2_x1_0",
+    ]
     url = f"sqlite:///{tmp_path / 'tv.db'}"
-    assert main(["run", "--arch", ",".join(names), "--trials", str(len(names)), "--storage", url, "--study", "tv",
-                 "--sampler", "random", "--warm-start", "none", "--objective", "epf@2,top1", "--modules", "E2GC",
-                 "--group-sizes", "1,8,16",
-                 "--widths", "1.0", "--data", "digits", "--train-per-class", "2", "--val-per-class", "2",
-                 "--resolution", "32", "--epochs", "1", "--batch-sizes", "2", "--repeats", "1", "--backend", "estimate",
-                 "--device", "cpu", "--threads", "1", "--batch-size", "4", "--min-window-s", "0.01", "--warmup", "1"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--arch",
+                ",".join(names),
+                "--trials",
+                str(len(names)),
+                "--storage",
+                url,
+                "--study",
+                "tv",
+                "--sampler",
+                "random",
+                "--warm-start",
+                "none",
+                "--objective",
+                "epf@2,top1",
+                "--modules",
+                "E2GC",
+                "--group-sizes",
+                "1,8,16",
+                "--widths",
+                "1.0",
+                "--data",
+                "digits",
+                "--train-per-class",
+                "2",
+                "--val-per-class",
+                "2",
+                "--resolution",
+                "32",
+                "--epochs",
+                "1",
+                "--batch-sizes",
+                "2",
+                "--repeats",
+                "1",
+                "--backend",
+                "estimate",
+                "--device",
+                "cpu",
+                "--threads",
+                "1",
+                "--batch-size",
+                "4",
+                "--min-window-s",
+                "0.01",
+                "--warmup",
+                "1",
+            ]
+        )
+        == 0
+    )
     trials = optuna.load_study(study_name="tv", storage=get_storage(url)).trials
     assert all(t.state == TrialState.COMPLETE for t in trials)
-    configs = {TrialRecord.from_trial(t).arch_config.arch: (t.number, TrialRecord.from_trial(t).arch_config)
-               for t in trials}
+    configs = {
+        TrialRecord.from_trial(t).arch_config.arch: (t.number, TrialRecord.from_trial(t).arch_config) for t in trials
+    }
     assert sorted(configs) == sorted(names)
     for name, (number, config) in configs.items():
         assert config == get_entry(name).baseline.replace(num_classes=10)
@@ -274,8 +346,12 @@ def user_package(tmp_path, monkeypatch):
     (package / "models.py").write_text(USER_PACKAGE)
     monkeypatch.syspath_prepend(str(tmp_path))
     yield "userpkg_e2gc.models"
-    for name in ("userpkg_e2gc.models:build_net", "userpkg_e2gc.models:dense_net", "userpkg_e2gc.models:full_width_only",
-                 "userpkg_e2gc.models:needs_values"):
+    for name in (
+        "userpkg_e2gc.models:build_net",
+        "userpkg_e2gc.models:dense_net",
+        "userpkg_e2gc.models:full_width_only",
+        "userpkg_e2gc.models:needs_values",
+    ):
         if name in list_models():
             unregister_model(name)
     for name in ("userpkg_e2gc", "userpkg_e2gc.models"):
@@ -284,19 +360,71 @@ def user_package(tmp_path, monkeypatch):
 
 def test_a_users_factory_is_searched_and_exported(user_package, tmp_path, capsys):
     arch = f"{user_package}:build_net"
-    assert main(["cost", arch, "-G", "4", "--per-layer", "--resolution", "32", "--classes", "10", "--format", "json"]) == 0
+    assert (
+        main(["cost", arch, "-G", "4", "--per-layer", "--resolution", "32", "--classes", "10", "--format", "json"]) == 0
+    )
     layers = json.loads(capsys.readouterr().out)["layers"]
-    assert [(layer["name"], layer["groups"]) for layer in layers if layer["kind"] != "conv" and layer["kernel"] == 3] \
-        == [("3", 4), ("6", 8)]
+    assert [
+        (layer["name"], layer["groups"]) for layer in layers if layer["kind"] != "conv" and layer["kernel"] == 3
+    ] == [("3", 4), ("6", 8)]
     url = f"sqlite:///{tmp_path / 'own.db'}"
-    assert main(["run", "--arch", arch, "--trials", "1", "--storage", url, "--study", "own", "--sampler", "random",
-                 "--objective", "epf@2,top1", "--modules", "E2GC", "--group-sizes", "1,4", "--widths", "1.0",
-                 "--data", "digits", "--train-per-class", "2", "--val-per-class", "2", "--resolution", "32",
-                 "--epochs", "1", "--batch-sizes", "2", "--repeats", "1", "--backend", "estimate", "--device", "cpu",
-                 "--threads", "1", "--batch-size", "4", "--min-window-s", "0.01", "--warmup", "1"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--arch",
+                arch,
+                "--trials",
+                "1",
+                "--storage",
+                url,
+                "--study",
+                "own",
+                "--sampler",
+                "random",
+                "--objective",
+                "epf@2,top1",
+                "--modules",
+                "E2GC",
+                "--group-sizes",
+                "1,4",
+                "--widths",
+                "1.0",
+                "--data",
+                "digits",
+                "--train-per-class",
+                "2",
+                "--val-per-class",
+                "2",
+                "--resolution",
+                "32",
+                "--epochs",
+                "1",
+                "--batch-sizes",
+                "2",
+                "--repeats",
+                "1",
+                "--backend",
+                "estimate",
+                "--device",
+                "cpu",
+                "--threads",
+                "1",
+                "--batch-size",
+                "4",
+                "--min-window-s",
+                "0.01",
+                "--warmup",
+                "1",
+            ]
+        )
+        == 0
+    )
     study = optuna.load_study(study_name="own", storage=get_storage(url))
     (trial,) = study.get_trials(states=(TrialState.COMPLETE,))
-    assert trial.state == TrialState.COMPLETE and TrialRecord.from_trial(trial).arch_config.grouping == "G=1"  # the factory's own network first
+    assert (
+        trial.state == TrialState.COMPLETE and TrialRecord.from_trial(trial).arch_config.grouping == "G=1"
+    )  # the factory's own network first
     out = tmp_path / "own_model.py"
     assert main(["export", "--storage", url, "--study", "own", "--trial", "0", "--out", str(out)]) == 0
     assert f"import {user_package}" in out.read_text()
@@ -304,24 +432,77 @@ def test_a_users_factory_is_searched_and_exported(user_package, tmp_path, capsys
     capsys.readouterr()
     assert main(["front", "--storage", url, "--study", "own", "--format", "csv"]) == 0
     assert arch in capsys.readouterr().out
-    assert main(["validate", "--storage", url, "--study", "own", "--trials", "0", "--epochs", "1", "--batch-size", "4",
-                 "--device", "cpu", "--no-profile"]) == 0
+    assert (
+        main(
+            [
+                "validate",
+                "--storage",
+                url,
+                "--study",
+                "own",
+                "--trials",
+                "0",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "4",
+                "--device",
+                "cpu",
+                "--no-profile",
+            ]
+        )
+        == 0
+    )
     assert "full top-1 (%)" in capsys.readouterr().out
-    assert main(["profile", arch, "-G", "2", "--classes", "10", "--resolution", "32", "--batch-sizes", "2", "--backend",
-                 "estimate", "--device", "cpu", "--repeats", "1", "--min-window-s", "0.01", "--warmup", "1", "--threads",
-                 "1", "--no-cache", "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "profile",
+                arch,
+                "-G",
+                "2",
+                "--classes",
+                "10",
+                "--resolution",
+                "32",
+                "--batch-sizes",
+                "2",
+                "--backend",
+                "estimate",
+                "--device",
+                "cpu",
+                "--repeats",
+                "1",
+                "--min-window-s",
+                "0.01",
+                "--warmup",
+                "1",
+                "--threads",
+                "1",
+                "--no-cache",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["batches"][0]["epf_mj"] > 0
     assert main(["analyze", arch, "-G", "8", "--resolution", "32", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)["layers"]
     assert [(row["name"], row["m"], row["G"], row["g"]) for row in rows] == [("3", 16, 8, 2), ("6", 32, 8, 4)]
 
 
-@pytest.mark.parametrize("arch, fragment", [
-    ("userpkg_e2gc.models:dense_net", "without grouped convs"),
-    ("userpkg_e2gc.nothere:build_net", "cannot import the network factory"),
-    ("userpkg_e2gc.models:missing", "cannot import the network factory"),
-])
-def test_a_factory_without_grouped_convs_or_that_cannot_be_imported_is_one_line_exit_2(user_package, capsys, arch, fragment):
+@pytest.mark.parametrize(
+    "arch, fragment",
+    [
+        ("userpkg_e2gc.models:dense_net", "without grouped convs"),
+        ("userpkg_e2gc.nothere:build_net", "cannot import the network factory"),
+        ("userpkg_e2gc.models:missing", "cannot import the network factory"),
+    ],
+)
+def test_a_factory_without_grouped_convs_or_that_cannot_be_imported_is_one_line_exit_2(
+    user_package, capsys, arch, fragment
+):
     assert main(["cost", arch, "-G", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert fragment in err and len(err.splitlines()) == 1

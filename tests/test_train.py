@@ -29,9 +29,9 @@ def digits():
 
 @pytest.fixture(scope="module")
 def small_digits():
-    return load_data(DataConfig(name="digits", classes=4, train_per_class=16, val_per_class=4, resolution=32),
-                     progress=False)
-
+    return load_data(
+        DataConfig(name="digits", classes=4, train_per_class=16, val_per_class=4, resolution=32), progress=False
+    )
 
 
 def test_schedules_warm_up_then_decay() -> None:
@@ -40,7 +40,10 @@ def test_schedules_warm_up_then_decay() -> None:
     assert rates[0] == pytest.approx(0.01) and rates[9] == pytest.approx(0.1)
     assert all(a >= b for a, b in zip(rates[10:], rates[11:])) and rates[-1] < 0.001
     recipe = TrainConfig.full_training()
-    assert recipe.full and (recipe.epochs, recipe.schedule) == (FULL_RECIPE.epochs, FULL_RECIPE.schedule) == (12, "cosine")
+    assert recipe.full and (recipe.epochs, recipe.schedule) == (FULL_RECIPE.epochs, FULL_RECIPE.schedule) == (
+        12,
+        "cosine",
+    )
     step = TrainConfig.full_training(epochs=9, lr=0.1, warmup_epochs=0, schedule="step")
     assert step.full and step.schedule == "step"
     by_epoch = [learning_rate(step, epoch * 10, 10) for epoch in range(9)]
@@ -98,7 +101,9 @@ def test_validation_uses_statistics_recomputed_from_training_images(small_digits
     # the first validation, with the weights of that moment, not the running average of training
     order = torch.randperm(64, generator=torch.Generator().manual_seed(derived_seed(0, "bn", 0)))[:48]
     with torch.no_grad():
-        expected = stem(normalize_batch(small_digits.train_images[order], trainer.mean, trainer.std)).mean(dim=(0, 2, 3))
+        expected = stem(normalize_batch(small_digits.train_images[order], trainer.mean, trainer.std)).mean(
+            dim=(0, 2, 3)
+        )
     assert torch.allclose(norm.running_mean, expected, atol=1e-5)
     assert not torch.allclose(running, expected, atol=1e-3)
     # bn_images=0 keeps the running averages
@@ -111,16 +116,18 @@ def test_validation_uses_statistics_recomputed_from_training_images(small_digits
     trainer.train_epoch(1, bar)
     plain.train_epoch(1, bar)
     weights = plain.model.state_dict()
-    assert all(torch.equal(value, weights[name]) for name, value in trainer.model.state_dict().items()
-               if "running" not in name and "num_batches" not in name)
+    assert all(
+        torch.equal(value, weights[name])
+        for name, value in trainer.model.state_dict().items()
+        if "running" not in name and "num_batches" not in name
+    )
     with pytest.raises(ConfigError, match="bn_images"):
         TrainConfig(bn_images=-1)
 
 
 def test_non_finite_loss_stops_the_run(small_digits) -> None:
     arch = TINY.replace(num_classes=4)
-    result = train_model(arch, small_digits, TrainConfig(epochs=3, lr=1e30, warmup_epochs=0, progress=False,
-                                                                threads=1))
+    result = train_model(arch, small_digits, TrainConfig(epochs=3, lr=1e30, warmup_epochs=0, progress=False, threads=1))
     assert result.status == "non-finite loss" and not result.ok
     assert math.isnan(result.top1) and result.top5 is None
     assert math.isnan(result.loss_curve[-1]) and len(result.val_curve) == result.epochs_run - 1
@@ -134,14 +141,21 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(small_digits, tmp
     arch = TINY.replace(num_classes=4)
     settings = dict(epochs=3, batch_size=16, progress=False, threads=1)
     whole = train_model(arch, small_digits, TrainConfig(checkpoint_dir=str(tmp_path / "a"), **settings))
-    stopped = train_model(arch, small_digits, TrainConfig(checkpoint_dir=str(tmp_path / "b"), **settings),
-                          on_epoch_end=lambda done, metrics: done == 2)
+    stopped = train_model(
+        arch,
+        small_digits,
+        TrainConfig(checkpoint_dir=str(tmp_path / "b"), **settings),
+        on_epoch_end=lambda done, metrics: done == 2,
+    )
     assert stopped.status == "stopped" and stopped.epochs_run == 2
     with pytest.raises(ConfigError, match="--resume"):  # never overwrite a checkpoint silently
         train_model(arch, small_digits, TrainConfig(checkpoint_dir=str(tmp_path / "b"), **settings))
     with pytest.raises(ConfigError, match="different run"):
-        train_model(arch, small_digits, TrainConfig(checkpoint_dir=str(tmp_path / "b"), resume=True,
-                                                    **{**settings, "epochs": 4}))
+        train_model(
+            arch,
+            small_digits,
+            TrainConfig(checkpoint_dir=str(tmp_path / "b"), resume=True, **{**settings, "epochs": 4}),
+        )
     resumed = train_model(arch, small_digits, TrainConfig(checkpoint_dir=str(tmp_path / "b"), resume=True, **settings))
     assert resumed.ok and resumed.start_epoch == 2 and resumed.epochs_run == 3
     assert resumed.loss_curve == whole.loss_curve and resumed.top1 == whole.top1
@@ -150,11 +164,34 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(small_digits, tmp
     assert all(torch.equal(final_whole[k], final_resumed[k]) for k in final_whole)
 
 
-def test_cli_trains_on_the_embedded_set_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_trains_on_the_embedded_set_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("E2GCSEARCH_DATA", str(tmp_path / "no-food-here"))
-    code = main(["train", "mobilenet_v1", "-G", "8", "--width", "0.25", "--classes", "3", "--train-per-class", "12",
-                 "--val-per-class", "4", "--resolution", "32", "--epochs", "1", "--threads", "1", "--format", "json"])
+    code = main(
+        [
+            "train",
+            "mobilenet_v1",
+            "-G",
+            "8",
+            "--width",
+            "0.25",
+            "--classes",
+            "3",
+            "--train-per-class",
+            "12",
+            "--val-per-class",
+            "4",
+            "--resolution",
+            "32",
+            "--epochs",
+            "1",
+            "--threads",
+            "1",
+            "--format",
+            "json",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     document = json.loads(out)
@@ -167,15 +204,48 @@ def test_cli_trains_on_the_embedded_set_by_default(tmp_path: Path, monkeypatch: 
 @pytest.mark.slow
 def test_torchrun_two_processes_gloo(tmp_path: Path) -> None:
     """A 2-process DistributedDataParallel run (gloo on CPU) with a checkpoint, through the CLI."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               "-m", "e2gcsearch", "train", "mobilenet_v1", "-G", "8", "--width", "0.25", "--data", "digits",
-               "--classes", "4", "--train-per-class", "16", "--val-per-class", "4", "--resolution", "32",
-               "--epochs", "2", "--batch-size", "8", "--threads", "1", "--full", "--checkpoint-dir",
-               str(tmp_path / "ckpt"), "--format", "json", "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "e2gcsearch",
+        "train",
+        "mobilenet_v1",
+        "-G",
+        "8",
+        "--width",
+        "0.25",
+        "--data",
+        "digits",
+        "--classes",
+        "4",
+        "--train-per-class",
+        "16",
+        "--val-per-class",
+        "4",
+        "--resolution",
+        "32",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--threads",
+        "1",
+        "--full",
+        "--checkpoint-dir",
+        str(tmp_path / "ckpt"),
+        "--format",
+        "json",
+        "--no-progress",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
-    document = json.loads(done.stdout[done.stdout.index("{"):])  # rank 0 alone prints
+    document = json.loads(done.stdout[done.stdout.index("{") :])  # rank 0 alone prints
     assert document["result"]["world_size"] == 2 and document["result"]["status"] == "ok"
     assert document["result"]["epochs_run"] == 2 and (tmp_path / "ckpt" / "last.pt").is_file()
 

@@ -58,8 +58,9 @@ def test_agreement_sentence_says_what_tau_means():
 
 @pytest.fixture(scope="module")
 def tiny_data():
-    return load_data(DataConfig(name="digits", classes=3, train_per_class=4, val_per_class=2, resolution=32),
-                     progress=False)
+    return load_data(
+        DataConfig(name="digits", classes=3, train_per_class=4, val_per_class=2, resolution=32), progress=False
+    )
 
 
 @pytest.fixture
@@ -67,18 +68,31 @@ def url(tmp_path, tiny_data) -> str:
     """Four MobileNet-V1 trials, all on the front (more energy buys more accuracy except trial 2),
     trained on the tiny digits subset, plus a failed trial."""
     url = f"sqlite:///{tmp_path / 'studies' / 'e2gcsearch.db'}"
-    study = optuna.create_study(directions=["minimize", "maximize"], storage=get_storage(url, create=True),
-                                study_name="e2gcsearch")
-    study.set_user_attr("objectives", [
-        {"name": "epf@4", "metric": "epf", "batch_size": 4, "direction": "minimize", "unit": "mJ/frame"},
-        {"name": "top1", "metric": "top1", "batch_size": None, "direction": "maximize", "unit": "%"}])
+    study = optuna.create_study(
+        directions=["minimize", "maximize"], storage=get_storage(url, create=True), study_name="e2gcsearch"
+    )
+    study.set_user_attr(
+        "objectives",
+        [
+            {"name": "epf@4", "metric": "epf", "batch_size": 4, "direction": "minimize", "unit": "mJ/frame"},
+            {"name": "top1", "metric": "top1", "batch_size": None, "direction": "maximize", "unit": "%"},
+        ],
+    )
     for number, group_size in enumerate((1, 2, 4, 8)):
         config = ArchConfig("mobilenet_v1", group_size=group_size, width=0.25, num_classes=3)
         cost = network_cost(config, 32)
         epf_mj = 1.0 + number
-        attrs = user_attrs(arch_config=config, params=cost.params, macs=cost.macs, resolution=32,
-                           epf={4: {"epf_mj": epf_mj, "status": "ok"}}, energy_backend="estimate",
-                           energy_is_estimate=True, top1=PROXY_TOP1[number], data=tiny_data.description())
+        attrs = user_attrs(
+            arch_config=config,
+            params=cost.params,
+            macs=cost.macs,
+            resolution=32,
+            epf={4: {"epf_mj": epf_mj, "status": "ok"}},
+            energy_backend="estimate",
+            energy_is_estimate=True,
+            top1=PROXY_TOP1[number],
+            data=tiny_data.description(),
+        )
         study.add_trial(create_trial(values=[epf_mj if number != 2 else 1.5, PROXY_TOP1[number]], user_attrs=attrs))
     study.add_trial(create_trial(state=TrialState.FAIL, user_attrs=user_attrs(arch_config=config)))
     return url
@@ -88,8 +102,13 @@ def test_data_config_comes_from_the_stored_description(url, tiny_data):
     record = TrialRecord.from_trial(open_study(url, "e2gcsearch").trials[0])
     config = data_config_for(record, {})
     # every training image (the full recipe), the search's classes, validation images and resolution
-    assert (config.name, config.classes, config.train_per_class, config.val_per_class, config.resolution) == \
-        ("digits", ("0", "1", "2"), None, 2, 32)
+    assert (config.name, config.classes, config.train_per_class, config.val_per_class, config.resolution) == (
+        "digits",
+        ("0", "1", "2"),
+        None,
+        2,
+        32,
+    )
     assert data_config_for(record, {"train_per_class": 20, "resolution": None}).train_per_class == 20
 
 
@@ -117,14 +136,17 @@ def test_spread_adds_trials_over_the_whole_proxy_range(url):
 
 
 def test_two_full_seeds_give_the_noise_ceiling(url, tmp_path):
-    settings = ValidateSettings(trials=(0, 1, 3), full_seeds=2, epochs=1, train={"batch_size": 8, "device": "cpu"},
-                                profile=None)
+    settings = ValidateSettings(
+        trials=(0, 1, 3), full_seeds=2, epochs=1, train={"batch_size": 8, "device": "cpu"}, profile=None
+    )
     report = validate_study(open_study(url, "e2gcsearch"), settings, tmp_path / "ckpt", say=lambda _: None)
     study = open_study(url, "e2gcsearch")
     full = full_result(study, study.trials[1])
     assert full["seeds"] == [0, 1] and len(full["top1_seeds"]) == 2
     assert full["top1"] == pytest.approx(sum(full["top1_seeds"]) / 2)
-    assert (tmp_path / "ckpt" / "trial-1" / "last.pt").exists() and (tmp_path / "ckpt" / "trial-1-seed1" / "last.pt").exists()
+    assert (tmp_path / "ckpt" / "trial-1" / "last.pt").exists() and (
+        tmp_path / "ckpt" / "trial-1-seed1" / "last.pt"
+    ).exists()
     seeds = report.frame["full_top1_seeds"].tolist()
     expected = kendall_tau([s[0] for s in seeds], [s[1] for s in seeds])[0]
     assert report.ceiling is not None and report.ceiling.n == 3
@@ -146,8 +168,10 @@ def test_validate_trains_profiles_and_stores_results_on_the_trials(url, tmp_path
     assert full_result(study, study.trials[0]) == {} == full_result(study, study.trials[2])
     frame = report.frame
     assert frame["trial"].tolist() == [3, 1] and frame["proxy_top1"].tolist() == [70.0, 55.0]
-    assert frame["full_top1"].tolist() == [full_result(study, study.trials[3])["top1"],
-                                           full_result(study, study.trials[1])["top1"]]
+    assert frame["full_top1"].tolist() == [
+        full_result(study, study.trials[3])["top1"],
+        full_result(study, study.trials[1])["top1"],
+    ]
     expected = kendall_tau(frame["proxy_top1"].tolist(), frame["full_top1"].tolist())[0]
     assert report.tau == expected or (math.isnan(report.tau) and math.isnan(expected))
     assert "Kendall's tau" in report.sentence
@@ -169,8 +193,20 @@ def test_full_results_are_stored_on_journal_studies_too(tmp_path):
 
 
 def test_validate_command(url, tmp_path, capsys):
-    argv = ["validate", "--storage", url, "--trials", "0", "--epochs", "1", "--batch-size", "8", "--device", "cpu",
-            "--no-profile"]
+    argv = [
+        "validate",
+        "--storage",
+        url,
+        "--trials",
+        "0",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--device",
+        "cpu",
+        "--no-profile",
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "proxy top-1 (%)" in out and "full top-1 (%)" in out and "Kendall's tau" in out
@@ -192,8 +228,28 @@ def test_validate_runs_the_implementation_the_search_ran_unless_told(url, tmp_pa
     study = open_study(url, "e2gcsearch")
     study.set_user_attr("profiling", {"impl": "channels_last", "batch_sizes": [4]})  # as 'run --impl channels_last'
     study.set_user_attr("training", {"layout": "channels_last"})
-    argv = ["validate", "--storage", url, "--trials", "1", "--epochs", "1", "--batch-size", "8", "--device", "cpu",
-            "--backend", "estimate", "--repeats", "1", "--min-window-s", "0.01", "--warmup", "1", "--no-cache"]
+    argv = [
+        "validate",
+        "--storage",
+        url,
+        "--trials",
+        "1",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--device",
+        "cpu",
+        "--backend",
+        "estimate",
+        "--repeats",
+        "1",
+        "--min-window-s",
+        "0.01",
+        "--warmup",
+        "1",
+        "--no-cache",
+    ]
     folder = tmp_path / "studies" / "checkpoints" / "e2gcsearch" / "trial-1"
     assert main(argv) == 0
     assert "implementation: channels_last, training layout channels_last, as the search ran" in capsys.readouterr().err

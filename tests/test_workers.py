@@ -60,10 +60,12 @@ def test_workers_split_the_cores(tmp_path, capsys):
     assert worker_threads(1) == cores and worker_threads(cores) == 1 and worker_threads(4 * cores) == 1
     base = tiny_config(tmp_path, storage=str(tmp_path / "study.log"), workers=2)
     auto = base.settings.train.replace(threads="auto")
-    config = _prepare(tiny_config(tmp_path, storage=str(tmp_path / "study.log"), workers=2,
-                                  settings={"train": auto}))[2]
+    config = _prepare(tiny_config(tmp_path, storage=str(tmp_path / "study.log"), workers=2, settings={"train": auto}))[
+        2
+    ]
     assert config.settings.train.threads == max(1, cores // 2)
     assert f"2 workers on {cores} core(s), {max(1, cores // 2)} thread(s) each" in capsys.readouterr().err
-    pinned = tiny_config(tmp_path, storage=str(tmp_path / "study.log"), workers=2,
-                         settings={"train": auto.replace(threads=3)})
+    pinned = tiny_config(
+        tmp_path, storage=str(tmp_path / "study.log"), workers=2, settings={"train": auto.replace(threads=3)}
+    )
     assert _prepare(pinned)[2].settings.train.threads == 3  # --threads N says otherwise

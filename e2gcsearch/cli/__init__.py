@@ -18,7 +18,20 @@ from ..version import __version__
 from ._common import HelpFormatter, Parser
 
 # Subcommand modules, in the order `e2gcsearch --help` lists them.
-COMMANDS = ("table", "cost", "profile", "train", "run", "confirm", "studies", "front", "export", "validate", "analyze", "model")
+COMMANDS = (
+    "table",
+    "cost",
+    "profile",
+    "train",
+    "run",
+    "confirm",
+    "studies",
+    "front",
+    "export",
+    "validate",
+    "analyze",
+    "model",
+)
 
 DESCRIPTION = """\
 Search the group size (E2GC) or number of groups (FgGC) of MobileNet-V1 and ResNeXt-50 against
@@ -38,9 +51,12 @@ examples:
 def build_parser() -> Parser:
     parser = Parser(prog="e2gcsearch", description=DESCRIPTION, formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"e2gcsearch {__version__}")
-    parser.add_argument("--debug", action="store_true",
-                        help="show full tracebacks (of errors, failed trials and Ctrl-C) instead of one line each; "
-                             "give it before the command: e2gcsearch --debug run ...")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show full tracebacks (of errors, failed trials and Ctrl-C) instead of one line each; "
+        "give it before the command: e2gcsearch --debug run ...",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name in COMMANDS:
         importlib.import_module(f"{__name__}.{name}").register(subparsers)
@@ -72,12 +88,16 @@ def main(argv: list[str] | None = None) -> int:
         if debugging():
             raise
         if is_disk_full(exc):
-            sys.stderr.write(f"e2gcsearch {args.command}: error: the disk is full; free some space and run it again "
-                             "(what was written before is kept)\n")
+            sys.stderr.write(
+                f"e2gcsearch {args.command}: error: the disk is full; free some space and run it again "
+                "(what was written before is kept)\n"
+            )
             return 2
         first = (str(exc).strip().splitlines() or [""])[0][:300]
-        sys.stderr.write(f"e2gcsearch {args.command}: error: {type(exc).__name__}: {first} (unexpected; "
-                         f"'e2gcsearch --debug {args.command} ...' shows the traceback, please report it)\n")
+        sys.stderr.write(
+            f"e2gcsearch {args.command}: error: {type(exc).__name__}: {first} (unexpected; "
+            f"'e2gcsearch --debug {args.command} ...' shows the traceback, please report it)\n"
+        )
         return 1
 
 

@@ -71,8 +71,11 @@ def folder(text: str) -> str:
     """A folder to write into: missing (it is made) or a folder, never an existing file."""
     path = Path(text).expanduser()
     if not text or (path.exists() and not path.is_dir()):
-        raise argparse.ArgumentTypeError(f"{text!r} is a file, not a folder; give a folder (it is made if missing)"
-                                         if text else "expected a folder, got ''")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is a file, not a folder; give a folder (it is made if missing)"
+            if text
+            else "expected a folder, got ''"
+        )
     return text
 
 
@@ -102,7 +105,9 @@ def _positive_list(text: str, kind: type, noun: str, example: str) -> tuple:
     try:
         values = tuple(kind(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {noun}s like {example}, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated list of {noun}s like {example}, got {text!r}"
+        ) from None
     if not values or any(v <= 0 for v in values):
         raise argparse.ArgumentTypeError(f"expected positive {noun}s like {example}, got {text!r}")
     return values

@@ -25,24 +25,52 @@ A = input + output activations, AI = M_c / (A + P). The *_norm columns divide ea
 the same layer made depthwise (G = 1), as the paper's Fig. 3 does; memory = A + P.
 """
 
-FORMATTERS = {"macs": human_count, "params": human_count, "activations": human_count, "ai": fixed(2),
-              "macs_norm": fixed(2), "params_norm": fixed(2), "memory_norm": fixed(3), "ai_norm": fixed(2),
-              "inv_ai_norm": fixed(3)}
-HEADERS = {"macs": "M_c", "params": "P", "activations": "A", "ai": "AI", "macs_norm": "M_c/dw",
-           "params_norm": "P/dw", "memory_norm": "(A+P)/dw", "ai_norm": "AI/dw", "inv_ai_norm": "(1/AI)/dw"}
+FORMATTERS = {
+    "macs": human_count,
+    "params": human_count,
+    "activations": human_count,
+    "ai": fixed(2),
+    "macs_norm": fixed(2),
+    "params_norm": fixed(2),
+    "memory_norm": fixed(3),
+    "ai_norm": fixed(2),
+    "inv_ai_norm": fixed(3),
+}
+HEADERS = {
+    "macs": "M_c",
+    "params": "P",
+    "activations": "A",
+    "ai": "AI",
+    "macs_norm": "M_c/dw",
+    "params_norm": "P/dw",
+    "memory_norm": "(A+P)/dw",
+    "ai_norm": "AI/dw",
+    "inv_ai_norm": "(1/AI)/dw",
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "analyze", help="Table II quantities (M_c, P, A, AI) of every grouped conv; the paper's Fig. 3",
-        description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
+        "analyze",
+        help="Table II quantities (M_c, P, A, AI) of every grouped conv; the paper's Fig. 3",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
     add_options(parser, MODEL, OUTPUT)
     parser.add_argument("--plot", metavar="FILE", help="draw Fig. 3 to FILE (.png, .pdf, .svg or .html)")
-    parser.add_argument("--fig3-shape", type=int_list, metavar="m,n,k,hw",
-                        default=",".join(str(FIG3_SHAPE[key]) for key in ("m", "n", "kernel", "h")),
-                        help="the layer of Fig. 3: channels in, channels out, kernel size, output height = width")
-    parser.add_argument("--profile", metavar="FILE",
-                        help="a device profile (from 'e2gcsearch model fit'): add its modelled layer energy to Fig. 3")
+    parser.add_argument(
+        "--fig3-shape",
+        type=int_list,
+        metavar="m,n,k,hw",
+        default=",".join(str(FIG3_SHAPE[key]) for key in ("m", "n", "kernel", "h")),
+        help="the layer of Fig. 3: channels in, channels out, kernel size, output height = width",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="a device profile (from 'e2gcsearch model fit'): add its modelled layer energy to Fig. 3",
+    )
     parser.set_defaults(func=run)
 
 
@@ -56,8 +84,10 @@ def fig3_with_model(args: argparse.Namespace):
     if args.profile:
         profile = DeviceProfile.load(args.profile)
         fit = profile.fit_for()
-        energy = [fit.layer_mj(row.macs, row.params + row.activations, row.groups, depthwise=row.groups == m)
-                  for row in frame.itertuples()]
+        energy = [
+            fit.layer_mj(row.macs, row.params + row.activations, row.groups, depthwise=row.groups == m)
+            for row in frame.itertuples()
+        ]
         frame["energy_norm"] = [value / energy[0] for value in energy]
         note_text = f"fit to {profile.backend} EPF, B={fit.batch_size}"
     return frame, note_text
@@ -70,12 +100,24 @@ def run(args: argparse.Namespace) -> None:
         from ..report.fig3 import save_fig3
 
         fig3, model_note = fig3_with_model(args)
-        note(f"wrote {save_fig3(fig3, args.plot, model_note)} (Fig. 3 for m={args.fig3_shape[0]}, "
-             f"n={args.fig3_shape[1]}, {args.fig3_shape[2]}x{args.fig3_shape[2]}, {args.fig3_shape[3]}x{args.fig3_shape[3]})")
+        note(
+            f"wrote {save_fig3(fig3, args.plot, model_note)} (Fig. 3 for m={args.fig3_shape[0]}, "
+            f"n={args.fig3_shape[1]}, {args.fig3_shape[2]}x{args.fig3_shape[2]}, {args.fig3_shape[3]}x{args.fig3_shape[3]})"
+        )
     if args.format == "json":
-        emit(to_json({"config": arch_config.to_dict(), "resolution": args.resolution, "layers": frame.to_dict(orient="records")}))
+        emit(
+            to_json(
+                {
+                    "config": arch_config.to_dict(),
+                    "resolution": args.resolution,
+                    "layers": frame.to_dict(orient="records"),
+                }
+            )
+        )
         return
     if args.format in ("table", "markdown"):
-        emit(f"{arch_config.label()} at {args.resolution}x{args.resolution}: {len(frame)} grouped convs "
-             "(each ratio is to the same layer made depthwise, G = 1)")
+        emit(
+            f"{arch_config.label()} at {args.resolution}x{args.resolution}: {len(frame)} grouped convs "
+            "(each ratio is to the same layer made depthwise, G = 1)"
+        )
     emit(render(frame, args.format, FORMATTERS, HEADERS))

@@ -25,15 +25,18 @@ from ..train import proxy_data_config
 def class_count(classes: int | tuple[str, ...] | None) -> int | None:
     """``--classes`` where it sizes a network without loading data: a number, not class names."""
     if isinstance(classes, tuple):
-        raise ConfigError(f"--classes takes a number here (the network's outputs), got names {','.join(classes)}; "
-                          "class names pick the classes of a dataset in train, run and validate")
+        raise ConfigError(
+            f"--classes takes a number here (the network's outputs), got names {','.join(classes)}; "
+            "class names pick the classes of a dataset in train, run and validate"
+        )
     return classes
 
 
 def arch_config_from(args: argparse.Namespace) -> ArchConfig:
     """The ArchConfig the network flags describe (raises ConfigError with a fix)."""
-    return ArchConfig(args.arch, width=args.width, num_classes=class_count(args.classes),
-                      **grouping_fields(args), **flgc_fields(args))
+    return ArchConfig(
+        args.arch, width=args.width, num_classes=class_count(args.classes), **grouping_fields(args), **flgc_fields(args)
+    )
 
 
 def grouping_fields(args: argparse.Namespace) -> dict[str, int | None]:
@@ -42,10 +45,16 @@ def grouping_fields(args: argparse.Namespace) -> dict[str, int | None]:
     if (args.group_size is None) == (args.groups is None):
         given = "both --group-size and --groups" if args.group_size is not None else "no grouping"
         baseline = get_entry(args.arch).baseline
-        stock = (f"; its stock network is --group-size {baseline.group_size}" if baseline.group_size is not None
-                 else f"; its stock network is --groups {baseline.groups}" if baseline.groups is not None else "")
-        raise ConfigError(f"{given} for {args.arch}: give one of --group-size G (E2GC, g = m/G per layer) "
-                          f"or --groups g (FgGC){stock}")
+        stock = (
+            f"; its stock network is --group-size {baseline.group_size}"
+            if baseline.group_size is not None
+            else f"; its stock network is --groups {baseline.groups}"
+            if baseline.groups is not None
+            else ""
+        )
+        raise ConfigError(
+            f"{given} for {args.arch}: give one of --group-size G (E2GC, g = m/G per layer) or --groups g (FgGC){stock}"
+        )
     return {"group_size": args.group_size, "groups": args.groups}
 
 
@@ -64,10 +73,17 @@ def cached_under(home: str | None, kind: str) -> str | None:
 
 def data_config(args: argparse.Namespace, proxy: bool = False) -> DataConfig:
     """The DataConfig the data flags describe; with ``proxy``, unset subset flags take the dataset's proxy budget."""
-    config = DataConfig(name=args.data, root=args.data_root, classes=args.classes,
-                        train_per_class=args.train_per_class, val_per_class=args.val_per_class,
-                        resolution=args.resolution or 64, seed=args.data_seed,
-                        cache_dir=cached_under(args.cache_dir, TENSORS), download=args.download)
+    config = DataConfig(
+        name=args.data,
+        root=args.data_root,
+        classes=args.classes,
+        train_per_class=args.train_per_class,
+        val_per_class=args.val_per_class,
+        resolution=args.resolution or 64,
+        seed=args.data_seed,
+        cache_dir=cached_under(args.cache_dir, TENSORS),
+        download=args.download,
+    )
     return proxy_data_config(config, args.resolution) if proxy else config
 
 
@@ -77,8 +93,10 @@ def implementation(args: argparse.Namespace) -> str:
         return args.impl or "nchw"
     chosen = args.impl if "impl" in getattr(args, "chosen", {"impl"}) else None  # run's default is auto
     if chosen not in (None, "channels_last"):
-        raise ConfigError(f"--channels-last contradicts --impl {chosen}; drop --channels-last "
-                          "(it is the older spelling of --impl channels_last)")
+        raise ConfigError(
+            f"--channels-last contradicts --impl {chosen}; drop --channels-last "
+            "(it is the older spelling of --impl channels_last)"
+        )
     return "channels_last"
 
 
@@ -88,14 +106,28 @@ def training_layout(args: argparse.Namespace) -> str:
     return "nchw" if impl == "compile" else impl
 
 
-def profile_config(args: argparse.Namespace, threads: int | None, resolution: int | None = None,
-                   batch_sizes: tuple[int, ...] | None = None) -> ProfileConfig:
+def profile_config(
+    args: argparse.Namespace,
+    threads: int | None,
+    resolution: int | None = None,
+    batch_sizes: tuple[int, ...] | None = None,
+) -> ProfileConfig:
     """The ProfileConfig the measurement flags describe; ``threads`` is ``--threads`` or ``--profile-threads``
     (the latter where the command also trains)."""
     return ProfileConfig(
-        batch_sizes=tuple(batch_sizes or args.batch_sizes), resolution=resolution or args.resolution,
-        device=args.device, backend=args.backend, dtype=args.dtype, impl=implementation(args),
+        batch_sizes=tuple(batch_sizes or args.batch_sizes),
+        resolution=resolution or args.resolution,
+        device=args.device,
+        backend=args.backend,
+        dtype=args.dtype,
+        impl=implementation(args),
         mode=getattr(args, "mode", "train"),
-        repeats=args.repeats, min_window_s=args.min_window_s, warmup=args.warmup,
-        cache_dir=cached_under(args.cache_dir, PROFILES), use_cache=not args.no_cache, power_w=args.cpu_power_w,
-        threads=threads, device_lock=not args.no_device_lock)
+        repeats=args.repeats,
+        min_window_s=args.min_window_s,
+        warmup=args.warmup,
+        cache_dir=cached_under(args.cache_dir, PROFILES),
+        use_cache=not args.no_cache,
+        power_w=args.cpu_power_w,
+        threads=threads,
+        device_lock=not args.no_device_lock,
+    )

@@ -41,19 +41,35 @@ CONFIRM_GROUPS = (STUDY, DATA, TRAINING, MEASUREMENT_WHILE_TRAINING, OUTPUT)
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "confirm", help="measure contested front points further (more EPF windows, more seeds)",
-        description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
-    parser.add_argument("--budget-s", type=positive_float, default=300.0, metavar="S",
-                        help="stop starting new measurements after S seconds")
+        "confirm",
+        help="measure contested front points further (more EPF windows, more seeds)",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument(
+        "--budget-s",
+        type=positive_float,
+        default=300.0,
+        metavar="S",
+        help="stop starting new measurements after S seconds",
+    )
     parser.add_argument("--windows", type=positive_int, default=5, help="EPF windows added per measurement")
     parser.add_argument("--max-windows", type=positive_int, default=40, help="at most this many EPF windows per trial")
     parser.add_argument("--max-seeds", type=positive_int, default=5, help="at most this many seeds per trial")
-    parser.add_argument("--remeasure-epf", action="store_true",
-                        help="first measure the EPF of every trial again, now, and use these figures (and put them "
-                             "in the cache): a study whose EPF comes from several sessions is then compared within "
-                             "one; no training, about the profiling time of the search")
-    parser.add_argument("--config", type=Path, metavar="FILE.toml",
-                        help="study spec (TOML, keys named like these flags); flags given here override it")
+    parser.add_argument(
+        "--remeasure-epf",
+        action="store_true",
+        help="first measure the EPF of every trial again, now, and use these figures (and put them "
+        "in the cache): a study whose EPF comes from several sessions is then compared within "
+        "one; no training, about the profiling time of the search",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE.toml",
+        help="study spec (TOML, keys named like these flags); flags given here override it",
+    )
     add_options(parser, *CONFIRM_GROUPS, defaults=RUN_DEFAULTS, given_only=True)
     parser.set_defaults(func=run)
 
@@ -68,11 +84,14 @@ def run(args: argparse.Namespace) -> int:
     study = open_study(args.storage, args.study)
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not completed:
-        raise DataError(f"study {args.study!r} has no completed trial yet, so nothing to confirm; run "
-                        f"'e2gcsearch run --study {args.study}' first")
+        raise DataError(
+            f"study {args.study!r} has no completed trial yet, so nothing to confirm; run "
+            f"'e2gcsearch run --study {args.study}' first"
+        )
     require_architecture(study, completed[0])  # before any work: a study another program made
-    limits = ConfirmLimits(budget_s=args.budget_s, windows=args.windows, max_windows=args.max_windows,
-                           max_seeds=args.max_seeds)
+    limits = ConfirmLimits(
+        budget_s=args.budget_s, windows=args.windows, max_windows=args.max_windows, max_seeds=args.max_seeds
+    )
     confirm(study, data, train, profile, limits, remeasure=args.remeasure_epf)
     front = front_info(study)
     emit(render_front(front, args.format))

@@ -27,16 +27,39 @@ networks built by torchvision or your factory: every conv with groups > 1 gets G
 (stem, 1x1, squeeze-excitation) and linear layers are left; a G or g that does not divide is refused.
 """
 
-LAYER_COLUMNS = ["name", "kind", "in_channels", "out_channels", "kernel", "stride", "groups",
-                 "group_size", "out_h", "out_w", "macs", "params", "activations", "ai"]
-FORMATTERS = {"params": human_count, "macs": human_count, "activations": human_count,
-              "bn_params": human_count, "ai": fixed(2)}
+LAYER_COLUMNS = [
+    "name",
+    "kind",
+    "in_channels",
+    "out_channels",
+    "kernel",
+    "stride",
+    "groups",
+    "group_size",
+    "out_h",
+    "out_w",
+    "macs",
+    "params",
+    "activations",
+    "ai",
+]
+FORMATTERS = {
+    "params": human_count,
+    "macs": human_count,
+    "activations": human_count,
+    "bn_params": human_count,
+    "ai": fixed(2),
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "cost", help="params, MACs, activations and AI of one network (per layer on request)",
-        description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
+        "cost",
+        help="params, MACs, activations and AI of one network (per layer on request)",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
     add_options(parser, MODEL, OUTPUT)
     add_option(parser, "per_layer")
     parser.set_defaults(func=run)

@@ -1,5 +1,6 @@
 """``e2gcsearch export``: a trial of a study as a model you can take away.
 
+What it writes depends on the suffix of --out:
   FILE.py    a standalone builder that imports only torch: the stage table of the network and a
              build_model() whose state-dict keys equal e2gcsearch's, with the trial's objectives,
              params, MACs and EPF (and how they were measured) in its docstring
@@ -33,14 +34,22 @@ state dict that build_model(weights="FILE.pth") loads.
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "export", help="a trial as a standalone PyTorch builder (.py), ArchConfig (.json), TorchScript/ONNX",
-        description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
+        "export",
+        help="a trial as a standalone PyTorch builder (.py), ArchConfig (.json), TorchScript/ONNX",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
     add_study_args(parser)
     parser.add_argument("--trial", type=int, required=True, metavar="N", help="trial number (see 'e2gcsearch front')")
-    parser.add_argument("--out", required=True, metavar="FILE",
-                        help="FILE.py, FILE.json, FILE.pt, FILE.pt2 or FILE.onnx")
-    parser.add_argument("--weights", metavar="CKPT",
-                        help="checkpoint (or its folder) whose weights to include, e.g. from 'e2gcsearch validate'")
+    parser.add_argument(
+        "--out", required=True, metavar="FILE", help="FILE.py, FILE.json, FILE.pt, FILE.pt2 or FILE.onnx"
+    )
+    parser.add_argument(
+        "--weights",
+        metavar="CKPT",
+        help="checkpoint (or its folder) whose weights to include, e.g. from 'e2gcsearch validate'",
+    )
     parser.add_argument("--force", action="store_true", help="overwrite FILE when it exists")
     parser.set_defaults(func=run)
 

@@ -30,8 +30,12 @@ the front as a step line, paper baselines starred; --plot-hv draws the hypervolu
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "front", help="the Pareto front of a study (or all trials), as a table or a plot",
-        description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
+        "front",
+        help="the Pareto front of a study (or all trials), as a table or a plot",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
     add_study_args(parser)
     parser.add_argument("--all", action="store_true", help="list every completed trial; dominated ones are marked")
     parser.add_argument("--plot", metavar="FILE", help="draw accuracy vs EPF to FILE.png/.pdf/.svg or FILE.html")

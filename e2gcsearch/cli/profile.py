@@ -41,17 +41,38 @@ figures comparable across runs on a shared CPU). Measurements are cached in <cac
 else ~/.cache/e2gcsearch; --no-cache measures afresh.
 """
 
-FORMATTERS = {"epf_mj": fixed(3), "epf_std_mj": fixed(3), "cv": lambda v: fixed(1)(None if v is None else 100 * v),
-              "latency_ms": fixed(2), "throughput_ips": fixed(1), "idle_power_w": fixed(2),
-              "epf_idle_subtracted_mj": fixed(3)}
-HUMAN_COLUMNS = ["batch_size", "status", "epf_mj", "epf_std_mj", "cv", "latency_ms", "throughput_ips",
-                 "idle_power_w", "epf_idle_subtracted_mj", "steps", "cached"]
+FORMATTERS = {
+    "epf_mj": fixed(3),
+    "epf_std_mj": fixed(3),
+    "cv": lambda v: fixed(1)(None if v is None else 100 * v),
+    "latency_ms": fixed(2),
+    "throughput_ips": fixed(1),
+    "idle_power_w": fixed(2),
+    "epf_idle_subtracted_mj": fixed(3),
+}
+HUMAN_COLUMNS = [
+    "batch_size",
+    "status",
+    "epf_mj",
+    "epf_std_mj",
+    "cv",
+    "latency_ms",
+    "throughput_ips",
+    "idle_power_w",
+    "epf_idle_subtracted_mj",
+    "steps",
+    "cached",
+]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "profile", help="EPF (mJ/frame), latency and CV of one network per batch size, naming the backend",
-        description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
+        "profile",
+        help="EPF (mJ/frame), latency and CV of one network per batch size, naming the backend",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
     groups = add_options(parser, MODEL, MEASUREMENT, OUTPUT, defaults={"threads": "auto"})
     add_option(groups["energy measurement"], "per_layer")
     parser.set_defaults(func=run)
@@ -59,8 +80,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def backend_lines(result: ProfileResult) -> list[str]:
     """``backend: …`` (saying "estimate" when it is one) and why other backends were skipped."""
-    kind = ("an estimate from measured time, not a measured energy" if result.is_estimate
-            else "measured by a hardware counter")
+    kind = (
+        "an estimate from measured time, not a measured energy"
+        if result.is_estimate
+        else "measured by a hardware counter"
+    )
     lines = [f"backend: {result.backend_label} -- {kind}"]
     if result.backend_notes:
         lines.append("skipped: " + "; ".join(result.backend_notes))
@@ -92,36 +116,62 @@ def run(args: argparse.Namespace) -> None:
         return
     fp = result.fingerprint
     frame["steps"] = [f"{row.iterations} x {row.repeats}" for row in frame.itertuples()]
-    headers = {"batch_size": "B", "epf_mj": f"EPF mJ/frame ({result.backend})", "epf_std_mj": "std mJ/frame",
-               "cv": "CV %", "latency_ms": "latency ms/batch", "throughput_ips": "img/s", "idle_power_w": "idle W",
-               "epf_idle_subtracted_mj": f"EPF-idle mJ/frame ({result.backend})", "steps": "steps x windows"}
-    emit(f"{result.arch_config.label()} at {result.resolution}x{result.resolution} px, {fp.dtype}, {result.mode} mode, "
-         f"impl {result.impl}, {fp.device} ({fp.device_model}, threads: {fp.threads}, torch {fp.torch})")
+    headers = {
+        "batch_size": "B",
+        "epf_mj": f"EPF mJ/frame ({result.backend})",
+        "epf_std_mj": "std mJ/frame",
+        "cv": "CV %",
+        "latency_ms": "latency ms/batch",
+        "throughput_ips": "img/s",
+        "idle_power_w": "idle W",
+        "epf_idle_subtracted_mj": f"EPF-idle mJ/frame ({result.backend})",
+        "steps": "steps x windows",
+    }
+    emit(
+        f"{result.arch_config.label()} at {result.resolution}x{result.resolution} px, {fp.dtype}, {result.mode} mode, "
+        f"impl {result.impl}, {fp.device} ({fp.device_model}, threads: {fp.threads}, torch {fp.torch})"
+    )
     emit(backend_line)
     emit(render(frame[HUMAN_COLUMNS], args.format, FORMATTERS, headers))
     for batch in result.batches.values():
         if batch.impl_choice:
             emit(f"B={batch.batch_size}: impl auto chose {batch.impl} ({batch.impl_choice['reason']})")
         if batch.compile_s is not None:
-            emit(f"B={batch.batch_size}: compiled in {batch.compile_s:.1f} s (before the warm-up, outside every window)")
+            emit(
+                f"B={batch.batch_size}: compiled in {batch.compile_s:.1f} s (before the warm-up, outside every window)"
+            )
     if layers:
         emit(per_layer_text(layers, args.format))
 
 
-LAYER_FORMATTERS = {"group_size": fixed(0), "forward_ms": fixed(3), "backward_ms": fixed(3), "time_share": lambda v: fixed(1)(100 * v),
-                    "energy_mj_apportioned": fixed(3), "ps_per_mac": fixed(1)}
+LAYER_FORMATTERS = {
+    "group_size": fixed(0),
+    "forward_ms": fixed(3),
+    "backward_ms": fixed(3),
+    "time_share": lambda v: fixed(1)(100 * v),
+    "energy_mj_apportioned": fixed(3),
+    "ps_per_mac": fixed(1),
+}
 
 
 def per_layer_text(layers: Attribution, fmt: str) -> str:
     """The per-layer table, its rest row and the cliffs, with units and the 'apportioned' label."""
-    headers = {"group_size": "G", "forward_ms": "fwd ms", "backward_ms": "bwd ms", "time_share": "time %",
-               "energy_mj_apportioned": f"energy mJ/batch (apportioned, {layers.backend})", "macs": "MACs",
-               "ps_per_mac": "ps/MAC"}
-    lines = [f"per layer at B={layers.batch_size}, impl {layers.impl}, {layers.mode} mode: "
-             f"{layers.step_ms:.1f} ms per instrumented step ({100 * layers.covered:.1f} % in layers), "
-             f"{layers.window_latency_ms:.1f} ms per step in the windows, {layers.window_energy_mj:.2f} mJ per batch "
-             f"({layers.backend}) apportioned by time share",
-             render(pd.DataFrame(layers.rows()), fmt, LAYER_FORMATTERS, headers)]
+    headers = {
+        "group_size": "G",
+        "forward_ms": "fwd ms",
+        "backward_ms": "bwd ms",
+        "time_share": "time %",
+        "energy_mj_apportioned": f"energy mJ/batch (apportioned, {layers.backend})",
+        "macs": "MACs",
+        "ps_per_mac": "ps/MAC",
+    }
+    lines = [
+        f"per layer at B={layers.batch_size}, impl {layers.impl}, {layers.mode} mode: "
+        f"{layers.step_ms:.1f} ms per instrumented step ({100 * layers.covered:.1f} % in layers), "
+        f"{layers.window_latency_ms:.1f} ms per step in the windows, {layers.window_energy_mj:.2f} mJ per batch "
+        f"({layers.backend}) apportioned by time share",
+        render(pd.DataFrame(layers.rows()), fmt, LAYER_FORMATTERS, headers),
+    ]
     lines += [cliff.line() for cliff in layers.cliffs] or ["no cliff: no grouped conv at >= 3x the median time per MAC"]
     if layers.layout_plan is not None:
         lines.append(layers.layout_plan.line())

@@ -64,15 +64,26 @@ device (between two steps), so no window counts another worker's work; --no-devi
 
 
 RUN_GROUPS = (SEARCH, SPACE, DATA, TRAINING, MEASUREMENT_WHILE_TRAINING, OUTPUT)
-RUN_DEFAULTS = {"repeats": 3, "impl": "auto"}  # three windows per batch size keep a trial cheap; unset data flags: the proxy budget
+RUN_DEFAULTS = {
+    "repeats": 3,
+    "impl": "auto",
+}  # three windows per batch size keep a trial cheap; unset data flags: the proxy budget
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "run", help="search G/g and width against energy per frame and proxy accuracy",
-        description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
-    parser.add_argument("--config", type=Path, metavar="FILE.toml",
-                        help="study spec (TOML, keys named like these flags); flags given here override it")
+        "run",
+        help="search G/g and width against energy per frame and proxy accuracy",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE.toml",
+        help="study spec (TOML, keys named like these flags); flags given here override it",
+    )
     # Only the flags given reach the namespace; run() completes it from the spec and the defaults.
     add_options(parser, *RUN_GROUPS, defaults=RUN_DEFAULTS, given_only=True)
     parser.set_defaults(func=run)
@@ -80,37 +91,70 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def proxy_train_config(args: argparse.Namespace, data: DataConfig) -> TrainConfig:
     """The proxy training of every trial; unset --epochs: the dataset's proxy budget."""
-    return TrainConfig(epochs=args.epochs or proxy_budget(data).epochs, batch_size=args.batch_size, lr=args.lr,
-                       seed=args.train_seed, device=args.device, threads=args.threads,
-                       layout=training_layout(args), progress=False)
+    return TrainConfig(
+        epochs=args.epochs or proxy_budget(data).epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.train_seed,
+        device=args.device,
+        threads=args.threads,
+        layout=training_layout(args),
+        progress=False,
+    )
 
 
 def search_config(args: argparse.Namespace) -> SearchConfig:
     if args.warm_start == "none" and args.warm_start_profile:
-        raise ConfigError("--warm-start-profile gives the warm start a device profile, but --warm-start none turns "
-                          "the warm start off; drop one of them")
+        raise ConfigError(
+            "--warm-start-profile gives the warm start a device profile, but --warm-start none turns "
+            "the warm start off; drop one of them"
+        )
     objectives = parse_objectives(args.objective, args.reference_batch)
     constraints = tuple(parse_constraint(text, args.reference_batch) for text in args.constraint)
     modules = tuple({"e2gc": E2GC, "fggc": FGGC, "flgc": FLGC}.get(m.lower(), m) for m in args.modules or (E2GC, FGGC))
     if args.space == "stagewise":
         if args.modules and set(modules) != {E2GC}:
-            raise ConfigError("--space stagewise searches one E2GC group size per stage; drop --modules (or give "
-                              "--modules E2GC), or use --space grid for FgGC and FLGC")
-        space = StagewiseSearchSpace(archs=tuple(args.arch), group_sizes=tuple(args.group_sizes),
-                                     widths=tuple(args.widths))
+            raise ConfigError(
+                "--space stagewise searches one E2GC group size per stage; drop --modules (or give "
+                "--modules E2GC), or use --space grid for FgGC and FLGC"
+            )
+        space = StagewiseSearchSpace(
+            archs=tuple(args.arch), group_sizes=tuple(args.group_sizes), widths=tuple(args.widths)
+        )
     else:
-        space = SearchSpace(archs=tuple(args.arch), modules=modules, group_sizes=tuple(args.group_sizes),
-                            groups=tuple(args.groups), widths=tuple(args.widths))
+        space = SearchSpace(
+            archs=tuple(args.arch),
+            modules=modules,
+            group_sizes=tuple(args.group_sizes),
+            groups=tuple(args.groups),
+            widths=tuple(args.widths),
+        )
     data = data_config(args, proxy=True)
-    settings = TrialSettings(objectives=objectives, constraints=constraints, space=space,
-                             profile=profile_config(args, threads=args.profile_threads, resolution=data.resolution),
-                             train=proxy_train_config(args, data), proxy_seeds=args.proxy_seeds,
-                             early_stop=not args.no_early_stop)
-    return SearchConfig(settings=settings, data=data, storage=args.storage, study_name=args.study,
-                        sampler=args.sampler, seed=args.seed, trials=args.trials, timeout_s=args.timeout,
-                        baselines=not args.no_baselines, workers=args.workers, devices=args.devices,
-                        share_devices=args.share_devices, warm_start=args.warm_start,
-                        warm_start_profile=args.warm_start_profile)
+    settings = TrialSettings(
+        objectives=objectives,
+        constraints=constraints,
+        space=space,
+        profile=profile_config(args, threads=args.profile_threads, resolution=data.resolution),
+        train=proxy_train_config(args, data),
+        proxy_seeds=args.proxy_seeds,
+        early_stop=not args.no_early_stop,
+    )
+    return SearchConfig(
+        settings=settings,
+        data=data,
+        storage=args.storage,
+        study_name=args.study,
+        sampler=args.sampler,
+        seed=args.seed,
+        trials=args.trials,
+        timeout_s=args.timeout,
+        baselines=not args.no_baselines,
+        workers=args.workers,
+        devices=args.devices,
+        share_devices=args.share_devices,
+        warm_start=args.warm_start,
+        warm_start_profile=args.warm_start_profile,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -141,13 +185,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def confirm(study: optuna.Study, data: DataConfig, train: TrainConfig, profile: ProfileConfig,
-            limits: ConfirmLimits, remeasure: bool = False) -> ConfirmReport:
+def confirm(
+    study: optuna.Study,
+    data: DataConfig,
+    train: TrainConfig,
+    profile: ProfileConfig,
+    limits: ConfirmLimits,
+    remeasure: bool = False,
+) -> ConfirmReport:
     """Run confirm on ``study`` (with ``remeasure``, every trial's EPF again first); prints each
     measurement and the account on stderr."""
     note(f"confirm: study {study.study_name!r}, budget {limits.budget_s:g} s")
-    report = confirm_study(study, train, profile, load_data(data, progress=False), limits, say=note,
-                           remeasure=remeasure)
+    report = confirm_study(
+        study, train, profile, load_data(data, progress=False), limits, say=note, remeasure=remeasure
+    )
     for line in report.lines():
         note(line)
     return report

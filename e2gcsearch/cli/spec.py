@@ -28,8 +28,9 @@ def load_spec(path: Path, groups: tuple[Group, ...]) -> dict[str, Any]:
         raise ConfigError(f"{path} is not valid TOML ({exc}); fix the file or drop --config") from None
     options = {OPTIONS[name].dest: OPTIONS[name] for _, name, _ in entries(groups, {})}
     # A switch --no-X may also be written positively: 'baselines = false' is 'no_baselines = true'.
-    positive = {dest[3:]: dest for dest, option in options.items()
-                if dest.startswith("no_") and option.action == "store_true"}
+    positive = {
+        dest[3:]: dest for dest, option in options.items() if dest.startswith("no_") and option.action == "store_true"
+    }
     values = {}
     for key, value in _flatten(spec).items():
         dest = key.replace("-", "_")

@@ -31,8 +31,12 @@ def load_study(args: argparse.Namespace) -> optuna.Study:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "studies", help="list the studies in a storage with trial counts and objectives",
-        description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
+        "studies",
+        help="list the studies in a storage with trial counts and objectives",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
     add_option(parser, "storage")
     add_options(parser, OUTPUT)
     parser.set_defaults(func=run)

@@ -33,15 +33,26 @@ HEADERS = {"value": "G/g", "params": "params", "macs": "MACs", "activations": "a
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "table", help="the paper's Tables III/IV: params and MACs of every E2GC and FgGC row",
+        "table",
+        help="the paper's Tables III/IV: params and MACs of every E2GC and FgGC row",
         description=__doc__ + "\n\nE2GC rows fix the group size G; FgGC rows fix the number of groups g.",
-        epilog=EXAMPLES, formatter_class=HelpFormatter)
-    parser.add_argument("--arch", type=name_list, default=None, metavar="NAME[,NAME]",
-                        help="comma list of architectures; default: the networks of the paper's Tables III/IV")
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument(
+        "--arch",
+        type=name_list,
+        default=None,
+        metavar="NAME[,NAME]",
+        help="comma list of architectures; default: the networks of the paper's Tables III/IV",
+    )
     add_options(parser, Group("network", ("width", "resolution", "classes"), MODEL.defaults))
-    parser.add_argument("--measure", action="store_true",
-                        help="also profile every row and add EPF columns (mJ/frame) per batch size at this "
-                             "resolution and width; on a CPU keep it small, e.g. --resolution 64 --width 0.25")
+    parser.add_argument(
+        "--measure",
+        action="store_true",
+        help="also profile every row and add EPF columns (mJ/frame) per batch size at this "
+        "resolution and width; on a CPU keep it small, e.g. --resolution 64 --width 0.25",
+    )
     add_options(parser, MEASUREMENT._replace(title="energy measurement (with --measure)"), OUTPUT)
     parser.set_defaults(func=run)
 

@@ -40,19 +40,55 @@ $E2GCSEARCH_CACHE_DIR, else ~/.cache/e2gcsearch. --data-seed draws the subset an
 cosine; --full trains the full recipe (12 cosine epochs unless --epochs) and checkpoints every epoch.
 """
 
-COLUMNS = ["arch", "dataset", "classes", "train_images", "val_images", "resolution", "epochs", "top1_pct",
-           "top5_pct", "final_loss", "wall_s", "images_per_s", "status"]
-FORMATTERS = {"top1_pct": fixed(1), "top5_pct": fixed(1), "final_loss": fixed(4), "wall_s": fixed(1),
-              "images_per_s": fixed(0)}
-HEADERS = {"train_images": "train", "val_images": "val", "top1_pct": "top-1 %", "top5_pct": "top-5 %",
-           "final_loss": "loss", "wall_s": "wall s", "images_per_s": "img/s"}
+COLUMNS = [
+    "arch",
+    "dataset",
+    "classes",
+    "train_images",
+    "val_images",
+    "resolution",
+    "epochs",
+    "top1_pct",
+    "top5_pct",
+    "final_loss",
+    "wall_s",
+    "images_per_s",
+    "status",
+]
+FORMATTERS = {
+    "top1_pct": fixed(1),
+    "top5_pct": fixed(1),
+    "final_loss": fixed(4),
+    "wall_s": fixed(1),
+    "images_per_s": fixed(0),
+}
+HEADERS = {
+    "train_images": "train",
+    "val_images": "val",
+    "top1_pct": "top-1 %",
+    "top5_pct": "top-5 %",
+    "final_loss": "loss",
+    "wall_s": "wall s",
+    "images_per_s": "img/s",
+}
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
-    settings = dict(batch_size=args.batch_size, lr=args.lr, warmup_epochs=args.warmup_epochs,
-                    label_smoothing=args.label_smoothing, augment=args.augment, layout=training_layout(args),
-                    amp=not args.no_amp, seed=args.train_seed, device=args.device, threads=args.threads,
-                    checkpoint_dir=args.checkpoint_dir, resume=args.resume, progress=not args.no_progress)
+    settings = dict(
+        batch_size=args.batch_size,
+        lr=args.lr,
+        warmup_epochs=args.warmup_epochs,
+        label_smoothing=args.label_smoothing,
+        augment=args.augment,
+        layout=training_layout(args),
+        amp=not args.no_amp,
+        seed=args.train_seed,
+        device=args.device,
+        threads=args.threads,
+        checkpoint_dir=args.checkpoint_dir,
+        resume=args.resume,
+        progress=not args.no_progress,
+    )
     if args.schedule:
         settings["schedule"] = args.schedule
     if args.full:
@@ -62,18 +98,32 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "train", help="train one network (proxy or --full) and print its validation top-1",
-        description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
+        "train",
+        help="train one network (proxy or --full) and print its validation top-1",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
     add_options(parser, NETWORK, DATA, TRAINING, TRAINER, OUTPUT, defaults={"resolution": 64})
     parser.set_defaults(func=run)
 
 
 def result_row(arch: ArchConfig, data: LoadedData, result: TrainResult) -> dict:
-    return {"arch": arch.label(), "dataset": data.name, "classes": data.num_classes,
-            "train_images": result.train_size, "val_images": result.val_size, "resolution": data.resolution,
-            "epochs": result.epochs_run, "top1_pct": result.top1, "top5_pct": result.top5,
-            "final_loss": result.loss_curve[-1] if result.loss_curve else None, "wall_s": result.wall_s,
-            "images_per_s": result.images_per_s, "status": result.status}
+    return {
+        "arch": arch.label(),
+        "dataset": data.name,
+        "classes": data.num_classes,
+        "train_images": result.train_size,
+        "val_images": result.val_size,
+        "resolution": data.resolution,
+        "epochs": result.epochs_run,
+        "top1_pct": result.top1,
+        "top5_pct": result.top5,
+        "final_loss": result.loss_curve[-1] if result.loss_curve else None,
+        "wall_s": result.wall_s,
+        "images_per_s": result.images_per_s,
+        "status": result.status,
+    }
 
 
 def _load(config: DataConfig, show: bool, progress: bool) -> LoadedData:
@@ -102,8 +152,16 @@ def run(args: argparse.Namespace) -> int:
         return 0 if result.ok else 1
     frame = pd.DataFrame([result_row(arch_config, data, result)], columns=COLUMNS)
     if args.format == "json":
-        emit(to_json({"result": result.to_dict(), "arch": arch_config.to_dict(), "data": data.description(),
-                      "train": config.to_dict()}))
+        emit(
+            to_json(
+                {
+                    "result": result.to_dict(),
+                    "arch": arch_config.to_dict(),
+                    "data": data.description(),
+                    "train": config.to_dict(),
+                }
+            )
+        )
     else:
         emit(render(frame, args.format, FORMATTERS, HEADERS))
     if result.checkpoint:
@@ -111,7 +169,9 @@ def run(args: argparse.Namespace) -> int:
     if result.structure is not None:
         note(learned_cost_line(arch_config, result.structure, data.resolution))
     if not result.ok:
-        note(f"training did not finish: {result.status} after {result.epochs_run} epoch(s); "
-             "try a lower --lr or more --warmup-epochs")
+        note(
+            f"training did not finish: {result.status} after {result.epochs_run} epoch(s); "
+            "try a lower --lr or more --warmup-epochs"
+        )
         return 1
     return 0

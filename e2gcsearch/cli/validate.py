@@ -52,41 +52,96 @@ def trial_numbers(text: str) -> tuple[int, ...]:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "validate", help="full training of the front's members; proxy-vs-full rank agreement (Kendall's tau)",
-        description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
+        "validate",
+        help="full training of the front's members; proxy-vs-full rank agreement (Kendall's tau)",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
+    )
     chosen = parser.add_mutually_exclusive_group()
-    chosen.add_argument("--top", type=positive_int, metavar="K",
-                        help="validate the K front members with the best proxy top-1 (default: every front member)")
+    chosen.add_argument(
+        "--top",
+        type=positive_int,
+        metavar="K",
+        help="validate the K front members with the best proxy top-1 (default: every front member)",
+    )
     chosen.add_argument("--trials", type=trial_numbers, metavar="N,…", help="validate these trial numbers instead")
     # Unset data flags and batch sizes keep each trial's stored values.
-    groups = add_options(parser, STUDY, TRAINING, DATA, MEASUREMENT_WHILE_TRAINING, OUTPUT,
-                         defaults={"epochs": None, "data_seed": None, "batch_sizes": None})
-    parser.add_argument("--spread", type=positive_int, default=0, metavar="K",
-                        help="also validate K completed trials spread evenly over the proxy top-1 range (best and "
-                             "worst included), so that tau covers the space searched, not only the front")
-    groups["training"].add_argument("--full-seeds", type=positive_int, default=1, metavar="N",
-                                    help="train every chosen trial with N seeds; with 2 or more, tau "
-                                         "between two seeds' rankings is printed as the noise ceiling")
-    groups["training"].add_argument("--retrain", action="store_true",
-                                    help="start over: ignore stored results and existing checkpoints of these trials")
+    groups = add_options(
+        parser,
+        STUDY,
+        TRAINING,
+        DATA,
+        MEASUREMENT_WHILE_TRAINING,
+        OUTPUT,
+        defaults={"epochs": None, "data_seed": None, "batch_sizes": None},
+    )
+    parser.add_argument(
+        "--spread",
+        type=positive_int,
+        default=0,
+        metavar="K",
+        help="also validate K completed trials spread evenly over the proxy top-1 range (best and "
+        "worst included), so that tau covers the space searched, not only the front",
+    )
+    groups["training"].add_argument(
+        "--full-seeds",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="train every chosen trial with N seeds; with 2 or more, tau "
+        "between two seeds' rankings is printed as the noise ceiling",
+    )
+    groups["training"].add_argument(
+        "--retrain",
+        action="store_true",
+        help="start over: ignore stored results and existing checkpoints of these trials",
+    )
     groups["energy measurement"].add_argument("--no-profile", action="store_true", help="skip measuring EPF again")
     parser.set_defaults(func=run)
 
 
 def settings(args: argparse.Namespace) -> ValidateSettings:
-    data = {"name": args.data, "root": args.data_root, "classes": args.classes,
-            "train_per_class": args.train_per_class, "val_per_class": args.val_per_class,
-            "resolution": args.resolution, "seed": args.data_seed, "download": args.download or None,
-            "cache_dir": cached_under(args.cache_dir, TENSORS)}
-    train = {"batch_size": args.batch_size, "lr": args.lr, "seed": args.train_seed, "device": args.device,
-             "threads": args.threads, "layout": training_layout(args)}
+    data = {
+        "name": args.data,
+        "root": args.data_root,
+        "classes": args.classes,
+        "train_per_class": args.train_per_class,
+        "val_per_class": args.val_per_class,
+        "resolution": args.resolution,
+        "seed": args.data_seed,
+        "download": args.download or None,
+        "cache_dir": cached_under(args.cache_dir, TENSORS),
+    }
+    train = {
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "seed": args.train_seed,
+        "device": args.device,
+        "threads": args.threads,
+        "layout": training_layout(args),
+    }
     # Unset --batch-sizes: the batch sizes the search measured; the resolution is the data's.
-    profile = None if args.no_profile else profile_config(args, threads=args.profile_threads, resolution=224,
-                                                          batch_sizes=args.batch_sizes or (1, 4, 16))
-    return ValidateSettings(top=args.top, trials=args.trials, spread=args.spread, full_seeds=args.full_seeds,
-                            epochs=args.epochs, data=data, train=train,
-                            profile=profile, search_batch_sizes=args.batch_sizes is None,
-                            search_impl=args.impl is None and not args.channels_last, retrain=args.retrain)
+    profile = (
+        None
+        if args.no_profile
+        else profile_config(
+            args, threads=args.profile_threads, resolution=224, batch_sizes=args.batch_sizes or (1, 4, 16)
+        )
+    )
+    return ValidateSettings(
+        top=args.top,
+        trials=args.trials,
+        spread=args.spread,
+        full_seeds=args.full_seeds,
+        epochs=args.epochs,
+        data=data,
+        train=train,
+        profile=profile,
+        search_batch_sizes=args.batch_sizes is None,
+        search_impl=args.impl is None and not args.channels_last,
+        retrain=args.retrain,
+    )
 
 
 def run(args: argparse.Namespace) -> None:

@@ -29,7 +29,7 @@ def channel_stats(images: torch.Tensor, chunk: int = 2048) -> tuple[torch.Tensor
     total = torch.zeros(3, dtype=torch.float64)
     total_sq = torch.zeros(3, dtype=torch.float64)
     for start in range(0, images.shape[0], chunk):
-        block = images[start:start + chunk].to(torch.float64)
+        block = images[start : start + chunk].to(torch.float64)
         total += block.sum(dim=(0, 2, 3))
         total_sq += block.square().sum(dim=(0, 2, 3))
     count = max(1, images.shape[0] * images.shape[2] * images.shape[3])
@@ -67,8 +67,9 @@ def _affine_params(batch: int, mode: str, generator: torch.Generator) -> torch.T
     return theta
 
 
-def augment_batch(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, generator: torch.Generator,
-                  mode: str = "rrc") -> torch.Tensor:
+def augment_batch(
+    images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, generator: torch.Generator, mode: str = "rrc"
+) -> torch.Tensor:
     """Normalised, augmented float32 batch from uint8 ``images`` ``(B, 3, R, R)``.
 
     Args:

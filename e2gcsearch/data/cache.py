@@ -45,8 +45,15 @@ def interactive(progress: bool) -> bool:
 
 def cache_key(split: Split, resolution: int) -> str:
     """A digest of everything that decides the cached tensors."""
-    identity = {"format": CACHE_FORMAT, "dataset": split.dataset, "base": str(Path(split.base).resolve()),
-                "classes": split.class_names, "train": split.train, "val": split.val, "resolution": resolution}
+    identity = {
+        "format": CACHE_FORMAT,
+        "dataset": split.dataset,
+        "base": str(Path(split.base).resolve()),
+        "classes": split.class_names,
+        "train": split.train,
+        "val": split.val,
+        "resolution": resolution,
+    }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
@@ -67,8 +74,9 @@ def decode_image(path: str | Path, resolution: int) -> np.ndarray:
         width, height = image.size
         side = min(width, height)
         left, top = (width - side) // 2, (height - side) // 2
-        image = image.resize((resolution, resolution), Image.Resampling.BILINEAR,
-                             box=(left, top, left + side, top + side))
+        image = image.resize(
+            (resolution, resolution), Image.Resampling.BILINEAR, box=(left, top, left + side, top + side)
+        )
         return np.array(image, dtype=np.uint8)  # a writable copy (torch.from_numpy needs one)
 
 
@@ -79,8 +87,9 @@ def _decode_or_reason(path: str, resolution: int) -> np.ndarray | str:
         return f"{type(exc).__name__}: {exc}"
 
 
-def decode_files(paths: Sequence[str], resolution: int, progress: bool = True,
-                 desc: str = "decoding") -> tuple[torch.Tensor, list[int], list[tuple[str, str]]]:
+def decode_files(
+    paths: Sequence[str], resolution: int, progress: bool = True, desc: str = "decoding"
+) -> tuple[torch.Tensor, list[int], list[tuple[str, str]]]:
     """Decode ``paths`` in a thread pool (Pillow releases the GIL while decoding).
 
     Returns:
@@ -94,9 +103,12 @@ def decode_files(paths: Sequence[str], resolution: int, progress: bool = True,
     from tqdm import tqdm
 
     workers = min(8, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=workers) as pool, \
-            tqdm(total=len(paths), desc=desc, unit="img", file=sys.stderr, disable=not interactive(progress),
-                 leave=False) as bar:
+    with (
+        ThreadPoolExecutor(max_workers=workers) as pool,
+        tqdm(
+            total=len(paths), desc=desc, unit="img", file=sys.stderr, disable=not interactive(progress), leave=False
+        ) as bar,
+    ):
         for index, result in enumerate(pool.map(_decode_or_reason, paths, [resolution] * len(paths))):
             if isinstance(result, str):
                 skipped.append((paths[index], result))
@@ -105,13 +117,19 @@ def decode_files(paths: Sequence[str], resolution: int, progress: bool = True,
                 images[len(kept)] = torch.from_numpy(result).permute(2, 0, 1)  # (R, R, 3) → (3, R, R)
                 kept.append(index)
             bar.update(1)
-    return images[:len(kept)].clone() if len(kept) < len(paths) else images, kept, skipped
+    return images[: len(kept)].clone() if len(kept) < len(paths) else images, kept, skipped
 
 
 def _build(split: Split, resolution: int, progress: bool) -> dict:
     base = Path(split.base)
-    state: dict = {"format": CACHE_FORMAT, "key": cache_key(split, resolution), "dataset": split.dataset,
-                   "root": split.root, "class_names": list(split.class_names), "skipped": []}
+    state: dict = {
+        "format": CACHE_FORMAT,
+        "key": cache_key(split, resolution),
+        "dataset": split.dataset,
+        "root": split.root,
+        "class_names": list(split.class_names),
+        "skipped": [],
+    }
     for name, entries in (("train", split.train), ("val", split.val)):
         paths = [str(base / rel) for rel, _ in entries]
         images, kept, skipped = decode_files(paths, resolution, progress, desc=f"decoding {split.dataset} {name}")
@@ -144,8 +162,12 @@ def _write(path: Path, state: dict) -> bool:
         os.replace(tmp, path)  # atomic: concurrent readers see the old file or the new one, never half
         return True
     except OSError as exc:
-        warnings.warn(f"could not write the tensor cache {path} ({exc}); continuing without it -- "
-                      "pass a writable --cache-dir to decode only once", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"could not write the tensor cache {path} ({exc}); continuing without it -- "
+            "pass a writable --cache-dir to decode only once",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         if tmp is not None and tmp.exists():
             tmp.unlink()
         return False
@@ -163,8 +185,15 @@ def load_or_build(split: Split, cache_root: Path, resolution: int, progress: boo
         state = _build(split, resolution, progress)
         written = _write(path, state)
     return LoadedData(
-        train_images=state["train_images"], train_labels=state["train_labels"],
-        val_images=state["val_images"], val_labels=state["val_labels"],
-        class_names=list(state["class_names"]), name=split.dataset, root=split.root, resolution=resolution,
+        train_images=state["train_images"],
+        train_labels=state["train_labels"],
+        val_images=state["val_images"],
+        val_labels=state["val_labels"],
+        class_names=list(state["class_names"]),
+        name=split.dataset,
+        root=split.root,
+        resolution=resolution,
         skipped=[(str(p), str(r)) for p, r in state["skipped"]],
-        cache_path=str(path) if hit or written else None, cache_hit=hit)
+        cache_path=str(path) if hit or written else None,
+        cache_hit=hit,
+    )

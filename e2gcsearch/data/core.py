@@ -17,7 +17,8 @@ def resolve_dataset(config: DataConfig) -> tuple[str, str | None, str]:
     name = ALIASES.get(name, name) if name else None
     if name is not None and name not in DATASETS:
         raise UnknownNameError(
-            f"unknown dataset {config.name!r}; choose one of: {', '.join(DATASETS)} (embedded = digits)")
+            f"unknown dataset {config.name!r}; choose one of: {', '.join(DATASETS)} (embedded = digits)"
+        )
     if name == "digits":
         return name, None, ""
     if name == "imagefolder":
@@ -26,15 +27,21 @@ def resolve_dataset(config: DataConfig) -> tuple[str, str | None, str]:
         return name, str(Path(config.root).expanduser().resolve()), ""
     root = Path(config.root).expanduser().resolve() if config.root else default_data_root()
     if name == "food101" or sources.find_food101(root) is not None:
-        return "food101", str(root), ("" if name else f"data: using Food-101 found at {root} (pass --data digits "
-                                                    "for the embedded set)")
+        return (
+            "food101",
+            str(root),
+            ("" if name else f"data: using Food-101 found at {root} (pass --data digits for the embedded set)"),
+        )
     if config.root:  # an explicit root that holds no Food-101 must not silently fall back
         raise DataError(
             f"no Food-101 found at {root} (expected {root}/food-101/meta/train.json); point --data-root at the "
-            "folder that contains food-101/, or pass --data imagefolder for a <class>/<image> tree")
-    note = (f"data: no Food-101 at {root}; using the embedded 'digits' set (1,797 real 8x8 handwritten digits "
-            f"bundled with scikit-learn). To train on Food-101, put it there (food-101/images, food-101/meta), "
-            f"set ${DATA_ENV}, or pass --data food101 --data-root DIR [--download]")
+            "folder that contains food-101/, or pass --data imagefolder for a <class>/<image> tree"
+        )
+    note = (
+        f"data: no Food-101 at {root}; using the embedded 'digits' set (1,797 real 8x8 handwritten digits "
+        f"bundled with scikit-learn). To train on Food-101, put it there (food-101/images, food-101/meta), "
+        f"set ${DATA_ENV}, or pass --data food101 --data-root DIR [--download]"
+    )
     return "digits", None, note
 
 
@@ -51,8 +58,11 @@ def load_data(config: DataConfig, progress: bool = True) -> LoadedData:
     if name == "digits":
         data = sources.load_digits_split(config)
     else:
-        split = sources.food101_split(Path(root), config) if name == "food101" \
+        split = (
+            sources.food101_split(Path(root), config)
+            if name == "food101"
             else sources.imagefolder_split(Path(root), config)
+        )
         cache_root = Path(config.cache_dir).expanduser() if config.cache_dir else default_cache_dir()
         data = cache.load_or_build(split, cache_root, config.resolution, progress=progress)
     data.seed = config.seed

@@ -61,8 +61,10 @@ def select_classes(available: Sequence[str], wanted: int | tuple[str, ...] | Non
     else:
         chosen = [name for name in available if name in set(wanted)]
     if len(chosen) < 2:  # one class: every prediction is right, and top-1 says 100 % about nothing
-        raise DataError(f"{where} gives one class ({', '.join(chosen) or 'none'}); a classifier needs two or more: "
-                        "name more with --classes, or add class folders")
+        raise DataError(
+            f"{where} gives one class ({', '.join(chosen) or 'none'}); a classifier needs two or more: "
+            "name more with --classes, or add class folders"
+        )
     return chosen
 
 
@@ -78,9 +80,11 @@ def require_memory(count: int, resolution: int) -> None:
     """Refuse, before allocating, a decoded set larger than the memory free now."""
     needed, free = count * 3 * resolution * resolution, available_memory()
     if free is not None and needed > free:
-        raise DataError(f"{count:,} images at {resolution}x{resolution} px need {needed / 2**30:,.1f} GiB decoded, "
-                        f"more than the {free / 2**30:,.1f} GiB free; use a smaller --resolution (e.g. 64) or "
-                        "fewer images (--train-per-class)")
+        raise DataError(
+            f"{count:,} images at {resolution}x{resolution} px need {needed / 2**30:,.1f} GiB decoded, "
+            f"more than the {free / 2**30:,.1f} GiB free; use a smaller --resolution (e.g. 64) or "
+            "fewer images (--train-per-class)"
+        )
 
 
 def _rng(seed: int, split: str, class_name: str) -> random.Random:
@@ -97,8 +101,10 @@ def draw(items: Sequence, count: int | None, seed: int, split: str, class_name: 
 
 def _too_few(kind: str, counts: dict[str, int], wanted: int, flag: str, where: str) -> DataError:
     name, have = min(counts.items(), key=lambda item: item[1])
-    return DataError(f"class {name!r} has only {have} {kind} images in {where}, fewer than {flag} {wanted}; "
-                     f"use {flag} {have} or fewer")
+    return DataError(
+        f"class {name!r} has only {have} {kind} images in {where}, fewer than {flag} {wanted}; "
+        f"use {flag} {have} or fewer"
+    )
 
 
 def food101_split(root: Path, config: DataConfig) -> Split:
@@ -107,22 +113,28 @@ def food101_split(root: Path, config: DataConfig) -> Split:
     if base is None and config.download:
         base = _download_food101(root)
     if base is None:
-        raise DataError(f"no Food-101 found at {root} (expected {root}/food-101/images and meta/train.json); "
-                        "point --data-root at the folder that contains food-101/, or add --download to fetch it (5 GB)")
+        raise DataError(
+            f"no Food-101 found at {root} (expected {root}/food-101/images and meta/train.json); "
+            "point --data-root at the folder that contains food-101/, or add --download to fetch it (5 GB)"
+        )
     lists = {}
     for split in ("train", "test"):
         try:
             lists[split] = json.loads((base / "meta" / f"{split}.json").read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise DataError(f"cannot read {base / 'meta' / f'{split}.json'} ({exc}); restore it from the "
-                            "Food-101 archive or re-download with --download") from None
+            raise DataError(
+                f"cannot read {base / 'meta' / f'{split}.json'} ({exc}); restore it from the "
+                "Food-101 archive or re-download with --download"
+            ) from None
     classes_txt = base / "meta" / "classes.txt"
     available = classes_txt.read_text().split() if classes_txt.is_file() else sorted(lists["train"])
     where = f"Food-101 at {root}"
     class_names = select_classes(available, config.classes, where)
     picked = {}
-    for split, wanted, flag in (("train", config.train_per_class, "--train-per-class"),
-                                ("test", config.val_per_class, "--val-per-class")):
+    for split, wanted, flag in (
+        ("train", config.train_per_class, "--train-per-class"),
+        ("test", config.val_per_class, "--val-per-class"),
+    ):
         counts = {name: len(lists[split].get(name, [])) for name in class_names}
         if wanted is not None and min(counts.values()) < wanted:
             raise _too_few("train" if split == "train" else "test (validation)", counts, wanted, flag, where)
@@ -130,8 +142,10 @@ def food101_split(root: Path, config: DataConfig) -> Split:
         picked[split] = tuple(
             (f"{entry}.jpg", label)
             for label, name in enumerate(class_names)
-            for entry in draw(lists[split].get(name, []), min(cap, counts[name]) if cap else wanted, config.seed,
-                              split, name))
+            for entry in draw(
+                lists[split].get(name, []), min(cap, counts[name]) if cap else wanted, config.seed, split, name
+            )
+        )
     return Split("food101", str(root), str(base / "images"), tuple(class_names), picked["train"], picked["test"])
 
 
@@ -141,8 +155,10 @@ def _download_food101(root: Path) -> Path | None:
     try:
         Food101(str(root), split="train", download=True)
     except Exception as exc:  # network or disk failure: say what happened and what to do
-        raise DataError(f"downloading Food-101 into {root} failed ({exc}); check the network and free space "
-                        "(5 GB), or download food-101.tar.gz by hand and unpack it there") from None
+        raise DataError(
+            f"downloading Food-101 into {root} failed ({exc}); check the network and free space "
+            "(5 GB), or download food-101.tar.gz by hand and unpack it there"
+        ) from None
     return find_food101(root)
 
 
@@ -151,18 +167,22 @@ def split_pool(items: Sequence, config: DataConfig, class_name: str, where: str)
     order = list(range(len(items)))
     _rng(config.seed, "split", class_name).shuffle(order)
     if len(items) < 2:
-        raise DataError(f"class {class_name!r} in {where} has {len(items)} image(s); every class needs at least 2 "
-                        "(one to train, one to validate) -- add images or leave the class out with --classes")
+        raise DataError(
+            f"class {class_name!r} in {where} has {len(items)} image(s); every class needs at least 2 "
+            "(one to train, one to validate) -- add images or leave the class out with --classes"
+        )
     n_val = config.val_per_class or max(1, round(config.val_fraction * len(items)))
     n_train = config.train_per_class if config.train_per_class is not None else len(items) - n_val
     if config.train_per_class is None and config.train_cap:
         n_train = min(n_train, config.train_cap)
     if n_val + n_train > len(items) or n_train < 1:
-        raise DataError(f"class {class_name!r} in {where} has {len(items)} images, fewer than the {n_train} train + "
-                        f"{n_val} validation asked for; lower --train-per-class/--val-per-class "
-                        f"(at most {len(items)} together)")
+        raise DataError(
+            f"class {class_name!r} in {where} has {len(items)} images, fewer than the {n_train} train + "
+            f"{n_val} validation asked for; lower --train-per-class/--val-per-class "
+            f"(at most {len(items)} together)"
+        )
     val = sorted(order[:n_val])
-    train = sorted(order[n_val:n_val + n_train])
+    train = sorted(order[n_val : n_val + n_train])
     return [items[i] for i in train], [items[i] for i in val]
 
 
@@ -176,8 +196,10 @@ def imagefolder_split(root: Path, config: DataConfig) -> Split:
         if images:
             files[folder.name] = images
     if not files:
-        raise DataError(f"no images found in {root}/<class>/ (looked for {', '.join(IMAGE_SUFFIXES)}); "
-                        "pass --data-root DIR with one sub-folder of images per class")
+        raise DataError(
+            f"no images found in {root}/<class>/ (looked for {', '.join(IMAGE_SUFFIXES)}); "
+            "pass --data-root DIR with one sub-folder of images per class"
+        )
     where = f"image folder {root}"
     class_names = select_classes(list(files), config.classes, where)
     train, val = [], []
@@ -199,7 +221,6 @@ def load_digits_split(config: DataConfig) -> LoadedData:
     """The embedded set: scikit-learn's bundled UCI digits, split like an image folder."""
     from sklearn.datasets import load_digits  # the data ships inside the scikit-learn wheel
 
-
     bunch = load_digits()
     images, targets = torch.from_numpy(bunch.images), torch.from_numpy(bunch.target).long()
     available = [str(d) for d in range(10)]
@@ -219,4 +240,8 @@ def load_digits_split(config: DataConfig) -> LoadedData:
         train_labels=torch.tensor(train_lab, dtype=torch.int64),
         val_images=_digits_tensor(images[val_idx], config.resolution),
         val_labels=torch.tensor(val_lab, dtype=torch.int64),
-        class_names=class_names, name="digits", root=None, resolution=config.resolution)
+        class_names=class_names,
+        name="digits",
+        root=None,
+        resolution=config.resolution,
+    )

@@ -143,6 +143,8 @@ class LoadedData:
         where = f" at {self.root}" if self.root else ""
         cache_text = "cache hit" if self.cache_hit else ("cache built" if self.cache_path else "no cache")
         skipped = f", {len(self.skipped)} unreadable image(s) skipped" if self.skipped else ""
-        return (f"data: {self.name}{where}: {self.num_classes} classes, {self.train_labels.numel()} train / "
-                f"{self.val_labels.numel()} val images, {self.resolution}x{self.resolution} px "
-                f"({cache_text}, {self.load_s:.2f} s){skipped}")
+        return (
+            f"data: {self.name}{where}: {self.num_classes} classes, {self.train_labels.numel()} train / "
+            f"{self.val_labels.numel()} val images, {self.resolution}x{self.resolution} px "
+            f"({cache_text}, {self.load_s:.2f} s){skipped}"
+        )

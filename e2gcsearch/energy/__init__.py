@@ -56,11 +56,13 @@ def _build(name: str, kind: str, index: int, options: dict[str, Any]) -> Meter:
     if name == "nvml" and kind != "cuda":
         # Report a missing driver first: it is the more fundamental reason on a machine without NVIDIA.
         load_nvml(options.get("nvml_module")).nvmlShutdown()
-        raise MeterUnavailableError("nvml", "it measures NVIDIA GPUs, but the model runs on the CPU",
-                                    "use --device cuda, or --backend auto")
+        raise MeterUnavailableError(
+            "nvml", "it measures NVIDIA GPUs, but the model runs on the CPU", "use --device cuda, or --backend auto"
+        )
     if name == "rapl" and kind != "cpu":
-        raise MeterUnavailableError("rapl", f"it measures the CPU package, but the model runs on {kind}:{index}",
-                                    "use --backend nvml or auto")
+        raise MeterUnavailableError(
+            "rapl", f"it measures the CPU package, but the model runs on {kind}:{index}", "use --backend nvml or auto"
+        )
     if name == "nvml":
         return cls(device_index=index, **kwargs)
     if name == "estimate":

@@ -119,8 +119,10 @@ class Meter:
         if key not in keys:
             raise WindowError(f"window {key!r} was never begun (or already ended); call begin_window({key!r}) first")
         if keys[-1] != key:
-            raise WindowError(f"window {key!r} cannot end while {keys[-1]!r}, begun inside it, is still open; "
-                              f"end {keys[-1]!r} first (windows must nest)")
+            raise WindowError(
+                f"window {key!r} cannot end while {keys[-1]!r}, begun inside it, is still open; "
+                f"end {keys[-1]!r} first (windows must nest)"
+            )
         self._synchronize()
         end_s = time.perf_counter()
         _, start_s, state = self._open.pop()

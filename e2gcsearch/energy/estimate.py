@@ -54,8 +54,9 @@ def parse_power(text: str, source: str) -> float:
     except ValueError:
         value = float("nan")
     if not 0 < value <= MAX_POWER_W:
-        raise ConfigError(f"{source} must be a power in watts above 0 and at most {MAX_POWER_W:,.0f} (e.g. 15), "
-                          f"got {text!r}")
+        raise ConfigError(
+            f"{source} must be a power in watts above 0 and at most {MAX_POWER_W:,.0f} (e.g. 15), got {text!r}"
+        )
     return value
 
 
@@ -74,9 +75,13 @@ class EstimateMeter(Meter):
     measures_idle = False
     OPTIONS = frozenset({"power_w", "environ", "synchronize"})
 
-    def __init__(self, power_w: float | None = None, device: str = "cpu",
-                 environ: Mapping[str, str] | None = None,
-                 synchronize: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self,
+        power_w: float | None = None,
+        device: str = "cpu",
+        environ: Mapping[str, str] | None = None,
+        synchronize: Callable[[], Any] | None = None,
+    ) -> None:
         super().__init__(synchronize=synchronize)
         environ = os.environ if environ is None else environ
         on_gpu = device.startswith("cuda")

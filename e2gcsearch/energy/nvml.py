@@ -45,8 +45,9 @@ def load_nvml(module: Any = None) -> Any:
         try:
             import pynvml as module  # noqa: PLC0415 - optional at run time
         except ImportError:
-            raise MeterUnavailableError("nvml", "the nvidia-ml-py package (pynvml) is not installed",
-                                        f"pip install nvidia-ml-py, or {ADVICE}") from None
+            raise MeterUnavailableError(
+                "nvml", "the nvidia-ml-py package (pynvml) is not installed", f"pip install nvidia-ml-py, or {ADVICE}"
+            ) from None
     try:
         module.nvmlInit()
     except module.NVMLError as exc:
@@ -57,8 +58,7 @@ def load_nvml(module: Any = None) -> Any:
 def _init_reason(nvml: Any, exc: Any) -> str:
     code = getattr(exc, "value", None)
     reasons = {
-        "NVML_ERROR_LIBRARY_NOT_FOUND":
-            "the NVML library (libnvidia-ml.so) was not found, so there is no NVIDIA driver",
+        "NVML_ERROR_LIBRARY_NOT_FOUND": "the NVML library (libnvidia-ml.so) was not found, so there is no NVIDIA driver",
         "NVML_ERROR_DRIVER_NOT_LOADED": "the NVIDIA driver is not loaded (no NVIDIA GPU, or its kernel module failed)",
         "NVML_ERROR_NO_PERMISSION": "NVML refused access to the GPU (permission denied)",
         "NVML_ERROR_LIB_RM_VERSION_MISMATCH": "the NVML library and the NVIDIA kernel driver versions differ (reboot)",
@@ -102,13 +102,19 @@ def nvml_handle(nvml: Any, device_index: int, environ: Mapping[str, str], uuid: 
         entry = str(device_index)
     elif device_index >= len(visible):
         raise MeterUnavailableError(
-            "nvml", f"cuda:{device_index} is not visible: CUDA_VISIBLE_DEVICES="
-            f"{environ.get('CUDA_VISIBLE_DEVICES')!r} exposes {len(visible)} GPU(s)", ADVICE)
+            "nvml",
+            f"cuda:{device_index} is not visible: CUDA_VISIBLE_DEVICES="
+            f"{environ.get('CUDA_VISIBLE_DEVICES')!r} exposes {len(visible)} GPU(s)",
+            ADVICE,
+        )
     else:
         entry = visible[device_index]
     if entry.startswith("MIG-"):
-        raise MeterUnavailableError("nvml", f"cuda:{device_index} is the MIG instance {entry}, which has no "
-                                    "energy counter or power reading of its own", ADVICE)
+        raise MeterUnavailableError(
+            "nvml",
+            f"cuda:{device_index} is the MIG instance {entry}, which has no energy counter or power reading of its own",
+            ADVICE,
+        )
     if entry.startswith("GPU-"):
         for index in range(count):
             handle = nvml.nvmlDeviceGetHandleByIndex(index)
@@ -116,8 +122,9 @@ def nvml_handle(nvml: Any, device_index: int, environ: Mapping[str, str], uuid: 
                 return handle
         raise MeterUnavailableError("nvml", f"no GPU has the UUID {entry} named in CUDA_VISIBLE_DEVICES", ADVICE)
     if int(entry) >= count:
-        raise MeterUnavailableError("nvml", f"NVML sees {count} GPU(s), so GPU index {entry} "
-                                    f"(torch cuda:{device_index}) does not exist", ADVICE)
+        raise MeterUnavailableError(
+            "nvml", f"NVML sees {count} GPU(s), so GPU index {entry} (torch cuda:{device_index}) does not exist", ADVICE
+        )
     return nvml.nvmlDeviceGetHandleByIndex(int(entry))
 
 
@@ -206,9 +213,15 @@ class NvmlMeter(Meter):
     name = "nvml"
     OPTIONS = frozenset({"nvml_module", "poll_interval_s", "idle_window_s", "environ", "synchronize"})
 
-    def __init__(self, device_index: int = 0, nvml_module: Any = None, poll_interval_s: float = 0.02,
-                 idle_window_s: float = 1.0, environ: Mapping[str, str] | None = None,
-                 synchronize: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self,
+        device_index: int = 0,
+        nvml_module: Any = None,
+        poll_interval_s: float = 0.02,
+        idle_window_s: float = 1.0,
+        environ: Mapping[str, str] | None = None,
+        synchronize: Callable[[], Any] | None = None,
+    ) -> None:
         super().__init__(synchronize=synchronize, idle_window_s=idle_window_s)
         self.poll_interval_s = poll_interval_s
         self._sampler: PowerSampler | None = None
@@ -264,8 +277,9 @@ class NvmlMeter(Meter):
                 continue
             self._power_method = method
             return read
-        raise MeterUnavailableError("nvml", f"{self.gpu_name} reports neither an energy counter nor its power draw",
-                                    ADVICE)
+        raise MeterUnavailableError(
+            "nvml", f"{self.gpu_name} reports neither an energy counter nor its power draw", ADVICE
+        )
 
     def _begin(self) -> Any:
         if self._sampler is None:
@@ -278,11 +292,15 @@ class NvmlMeter(Meter):
         if self._sampler is None:
             end_mj = self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle)
             if end_mj < state:
-                raise MeterError(f"the NVML energy counter of {self.gpu_name} went backwards "
-                                 f"({state} -> {end_mj} mJ; was the driver reloaded?)")
+                raise MeterError(
+                    f"the NVML energy counter of {self.gpu_name} went backwards "
+                    f"({state} -> {end_mj} mJ; was the driver reloaded?)"
+                )
             if end_mj == state and end_s - start_s > _STALL_WINDOW_S:
-                raise MeterError(f"the NVML energy counter of {self.gpu_name} did not advance in "
-                                 f"{end_s - start_s:.1f} s; use --backend estimate")
+                raise MeterError(
+                    f"the NVML energy counter of {self.gpu_name} did not advance in "
+                    f"{end_s - start_s:.1f} s; use --backend estimate"
+                )
             return (end_mj - state) / 1000.0
         self._sampler.sample()
         return self._sampler.energy_j(start_s, end_s)

@@ -74,8 +74,9 @@ def find_zones(sysfs_root: str | Path = DEFAULT_SYSFS_ROOT) -> list[RaplZone]:
     """
     root = Path(sysfs_root)
     if not root.is_dir():
-        raise MeterUnavailableError("rapl", f"{root} does not exist (this kernel exposes no powercap interface)",
-                                    "use --backend estimate")
+        raise MeterUnavailableError(
+            "rapl", f"{root} does not exist (this kernel exposes no powercap interface)", "use --backend estimate"
+        )
     zones: list[RaplZone] = []
     for package in sorted(p for p in root.iterdir() if _PACKAGE_DIR.match(p.name)):
         if not _read_name(package).startswith("package"):
@@ -84,16 +85,19 @@ def find_zones(sysfs_root: str | Path = DEFAULT_SYSFS_ROOT) -> list[RaplZone]:
         # Sub-zones live inside the package directory (and appear flattened at the class root).
         number = _PACKAGE_DIR.match(package.name).group(1)  # type: ignore[union-attr]
         sub_pattern = re.compile(rf"^intel-rapl:{number}:\d+$")
-        candidates = {p.resolve(): p for d in (package, root) if d.is_dir()
-                      for p in d.iterdir() if sub_pattern.match(p.name)}
+        candidates = {
+            p.resolve(): p for d in (package, root) if d.is_dir() for p in d.iterdir() if sub_pattern.match(p.name)
+        }
         for sub in sorted(candidates.values()):
             if _read_name(sub) == "dram":
                 zones.append(_zone(sub))
     if not zones:
         raise MeterUnavailableError(
-            "rapl", f"no RAPL package zone (intel-rapl:N with name package-N) under {root} "
+            "rapl",
+            f"no RAPL package zone (intel-rapl:N with name package-N) under {root} "
             "(not an Intel/AMD CPU, a virtual machine, or the intel_rapl_common module is not loaded)",
-            "use --backend estimate")
+            "use --backend estimate",
+        )
     return zones
 
 
@@ -104,12 +108,15 @@ def _zone(path: Path) -> RaplZone:
         _read_int(path / "energy_uj")
     except PermissionError:
         raise MeterUnavailableError(
-            "rapl", f"{path / 'energy_uj'} is not readable (permission denied: root only since Linux 5.10)",
+            "rapl",
+            f"{path / 'energy_uj'} is not readable (permission denied: root only since Linux 5.10)",
             f"run as root or grant read access with 'sudo chmod a+r {path}/energy_uj' "
-            "(it exposes power side channels), or use --backend estimate") from None
+            "(it exposes power side channels), or use --backend estimate",
+        ) from None
     except (OSError, ValueError) as exc:
-        raise MeterUnavailableError("rapl", f"cannot read the {name or path.name} counter in {path}: {exc}",
-                                    "use --backend estimate") from None
+        raise MeterUnavailableError(
+            "rapl", f"cannot read the {name or path.name} counter in {path}: {exc}", "use --backend estimate"
+        ) from None
     return RaplZone(path, name or path.name, max_range)
 
 
@@ -125,8 +132,12 @@ class RaplMeter(Meter):
     name = "rapl"
     OPTIONS = frozenset({"sysfs_root", "idle_window_s", "synchronize"})
 
-    def __init__(self, sysfs_root: str | Path = DEFAULT_SYSFS_ROOT, idle_window_s: float = 0.5,
-                 synchronize: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self,
+        sysfs_root: str | Path = DEFAULT_SYSFS_ROOT,
+        idle_window_s: float = 0.5,
+        synchronize: Callable[[], Any] | None = None,
+    ) -> None:
         super().__init__(synchronize=synchronize, idle_window_s=idle_window_s)
         self.zones = find_zones(sysfs_root)
 
@@ -146,6 +157,8 @@ class RaplMeter(Meter):
                 raise MeterError(f"the RAPL counter {zone.energy_file} could not be read: {exc}") from None
             total_uj += counter_delta_uj(start_uj, end_uj, zone.max_energy_range_uj)
         if total_uj == 0 and end_s - start_s > _STALL_WINDOW_S:
-            raise MeterError(f"the RAPL counters did not advance in {end_s - start_s:.2f} s: they are not "
-                             "updated on this machine; use --backend estimate")
+            raise MeterError(
+                f"the RAPL counters did not advance in {end_s - start_s:.2f} s: they are not "
+                "updated on this machine; use --backend estimate"
+            )
         return total_uj / 1e6

@@ -18,8 +18,27 @@ from ..cost import network_cost
 from ..models.stages import layer_stage
 from .equations import table2
 
-COLUMNS = ["name", "stage", "m", "n", "kernel", "stride", "out_h", "out_w", "G", "g", "macs", "params",
-           "activations", "ai", "macs_norm", "params_norm", "memory_norm", "ai_norm", "inv_ai_norm"]
+COLUMNS = [
+    "name",
+    "stage",
+    "m",
+    "n",
+    "kernel",
+    "stride",
+    "out_h",
+    "out_w",
+    "G",
+    "g",
+    "macs",
+    "params",
+    "activations",
+    "ai",
+    "macs_norm",
+    "params_norm",
+    "memory_norm",
+    "ai_norm",
+    "inv_ai_norm",
+]
 
 
 def layer_table(arch_config: ArchConfig, resolution: int = 224) -> pd.DataFrame:
@@ -33,12 +52,27 @@ def layer_table(arch_config: ArchConfig, resolution: int = 224) -> pd.DataFrame:
         m, n = layer.in_channels, layer.out_channels
         depthwise = table2(m, n, layer.kernel, layer.out_h, layer.out_w, groups=m, stride=layer.stride)
         memory, memory_dw = layer.params + layer.activations, depthwise["params"] + depthwise["activations"]
-        rows.append({
-            "name": layer.name, "stage": stage, "m": m, "n": n, "kernel": layer.kernel, "stride": layer.stride,
-            "out_h": layer.out_h, "out_w": layer.out_w, "G": layer.group_size, "g": layer.groups,
-            "macs": layer.macs, "params": layer.params, "activations": layer.activations, "ai": layer.ai,
-            "macs_norm": layer.macs / depthwise["macs"], "params_norm": layer.params / depthwise["params"],
-            "memory_norm": memory / memory_dw, "ai_norm": layer.ai / depthwise["ai"],
-            "inv_ai_norm": depthwise["ai"] / layer.ai,
-        })
+        rows.append(
+            {
+                "name": layer.name,
+                "stage": stage,
+                "m": m,
+                "n": n,
+                "kernel": layer.kernel,
+                "stride": layer.stride,
+                "out_h": layer.out_h,
+                "out_w": layer.out_w,
+                "G": layer.group_size,
+                "g": layer.groups,
+                "macs": layer.macs,
+                "params": layer.params,
+                "activations": layer.activations,
+                "ai": layer.ai,
+                "macs_norm": layer.macs / depthwise["macs"],
+                "params_norm": layer.params / depthwise["params"],
+                "memory_norm": memory / memory_dw,
+                "ai_norm": layer.ai / depthwise["ai"],
+                "inv_ai_norm": depthwise["ai"] / layer.ai,
+            }
+        )
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -47,10 +47,16 @@ class EpfMeasurement:
     epf_std_mj: dict[int, float] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        epf = {str(b): {"epf_mj": v, "epf_std_mj": self.epf_std_mj.get(b), "status": "ok"}
-               for b, v in sorted(self.epf_mj.items())}
-        return {"arch_config": self.arch_config.to_dict(), "label": self.arch_config.label(),
-                "resolution": self.resolution, "epf": epf}
+        epf = {
+            str(b): {"epf_mj": v, "epf_std_mj": self.epf_std_mj.get(b), "status": "ok"}
+            for b, v in sorted(self.epf_mj.items())
+        }
+        return {
+            "arch_config": self.arch_config.to_dict(),
+            "label": self.arch_config.label(),
+            "resolution": self.resolution,
+            "epf": epf,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EpfMeasurement:
@@ -83,16 +89,25 @@ class EpfDataset:
         return list(latest.values())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": SWEEP_KIND, "version": SWEEP_VERSION, "backend": self.backend,
-                "is_estimate": self.is_estimate, "energy_unit": "mJ/frame", "fingerprint": self.fingerprint.to_dict(),
-                "source": self.source, "measurements": [m.to_dict() for m in self.measurements]}
+        return {
+            "kind": SWEEP_KIND,
+            "version": SWEEP_VERSION,
+            "backend": self.backend,
+            "is_estimate": self.is_estimate,
+            "energy_unit": "mJ/frame",
+            "fingerprint": self.fingerprint.to_dict(),
+            "source": self.source,
+            "measurements": [m.to_dict() for m in self.measurements],
+        }
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         try:
             path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
         except OSError as exc:
-            raise DataError(f"cannot write the sweep to {path} ({exc.strerror or exc}); choose a writable path") from None
+            raise DataError(
+                f"cannot write the sweep to {path} ({exc.strerror or exc}); choose a writable path"
+            ) from None
         return path
 
 
@@ -108,28 +123,43 @@ def read_document(path: Path, kind: str, what: str, make_one: str, wrong_kind_hi
     except (OSError, json.JSONDecodeError) as exc:
         raise DataError(f"cannot read the {what} {path}: {exc}") from None
     if not isinstance(data, dict) or data.get("kind") != kind:
-        raise DataError(f"{path} is not a {what} (expected \"kind\": \"{kind}\"); {wrong_kind_hint}")
+        raise DataError(f'{path} is not a {what} (expected "kind": "{kind}"); {wrong_kind_hint}')
     return data
 
 
 def load_sweep(path: str | Path) -> EpfDataset:
     """Read a sweep file (format in the module docstring)."""
     path = Path(path)
-    data = read_document(path, SWEEP_KIND, "sweep file",
-                         f"write one with 'e2gcsearch model fit --sweep --save-sweep {path}'",
-                         "a device profile is read with --profile, not --from-profile")
+    data = read_document(
+        path,
+        SWEEP_KIND,
+        "sweep file",
+        f"write one with 'e2gcsearch model fit --sweep --save-sweep {path}'",
+        "a device profile is read with --profile, not --from-profile",
+    )
     try:
         measurements = [EpfMeasurement.from_dict(item) for item in data.get("measurements", [])]
         fingerprint = DeviceFingerprint.from_dict(data.get("fingerprint"))
     except (KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"{path} has a malformed measurement ({exc}); regenerate it with 'e2gcsearch model fit --sweep'") from None
-    return EpfDataset(str(data.get("backend", "unknown")), bool(data.get("is_estimate", False)),
-                      fingerprint, measurements, source=f"sweep file {path}")
+        raise DataError(
+            f"{path} has a malformed measurement ({exc}); regenerate it with 'e2gcsearch model fit --sweep'"
+        ) from None
+    return EpfDataset(
+        str(data.get("backend", "unknown")),
+        bool(data.get("is_estimate", False)),
+        fingerprint,
+        measurements,
+        source=f"sweep file {path}",
+    )
 
 
-def default_sweep_configs(arch: str = DEFAULT_ARCH, widths: Sequence[float] = (0.25, 0.5),
-                          num_classes: int = 10, group_sizes: Sequence[int] = GROUP_SIZES,
-                          groups: Sequence[int] = GROUPS) -> list[ArchConfig]:
+def default_sweep_configs(
+    arch: str = DEFAULT_ARCH,
+    widths: Sequence[float] = (0.25, 0.5),
+    num_classes: int = 10,
+    group_sizes: Sequence[int] = GROUP_SIZES,
+    groups: Sequence[int] = GROUPS,
+) -> list[ArchConfig]:
     """The paper's design points (E2GC G and FgGC g) at each width: 11 configs per width by default."""
     return design_grid([arch], widths, num_classes, group_sizes, groups)
 
@@ -153,10 +183,13 @@ def run_sweep(configs: Sequence[ArchConfig], profile_config: Any, progress: Prog
         except ConfigError as exc:
             say(f"[{index}/{len(configs)}] skipped {arch_config.label()}: {exc}")
             continue
-        result = profile_model(arch_config, profile_config, progress=lambda line, i=index: say(f"[{i}/{len(configs)}] {line}"))
+        result = profile_model(
+            arch_config, profile_config, progress=lambda line, i=index: say(f"[{i}/{len(configs)}] {line}")
+        )
         backend, is_estimate, fingerprint = result.backend, result.is_estimate, result.fingerprint
         epf = {b: batch.epf_mj for b, batch in result.batches.items() if batch.status == "ok" and batch.epf_mj}
         std = {b: batch.epf_std_mj for b, batch in result.batches.items() if batch.epf_std_mj is not None}
         measurements.append(EpfMeasurement(arch_config, result.resolution, epf, std))
-    return EpfDataset(backend, is_estimate, fingerprint, measurements,
-                      source=f"sweep of {len(measurements)} configurations")
+    return EpfDataset(
+        backend, is_estimate, fingerprint, measurements, source=f"sweep of {len(measurements)} configurations"
+    )

@@ -57,23 +57,30 @@ class DeviceProfile:
     def energy_note(self) -> str:
         """How to read the energy figures, e.g. ``estimate backend: estimated energy (time x power model)``."""
         if self.is_estimate:
-            return (f"{self.backend} backend: the fit is of ESTIMATED energy (measured time x a constant power model), "
-                    "so it models where time goes")
+            return (
+                f"{self.backend} backend: the fit is of ESTIMATED energy (measured time x a constant power model), "
+                "so it models where time goes"
+            )
         return f"{self.backend} backend: measured energy"
 
     def fit_for(self, batch_size: int | None = None) -> EnergyFit:
         batch = self.reference_batch if batch_size is None else int(batch_size)
         if batch not in self.fits:
-            raise ConfigError(f"the profile has no fit for batch size {batch}; it has "
-                              f"{', '.join(map(str, sorted(self.fits)))} (use --batch-size)")
+            raise ConfigError(
+                f"the profile has no fit for batch size {batch}; it has "
+                f"{', '.join(map(str, sorted(self.fits)))} (use --batch-size)"
+            )
         return self.fits[batch]
 
-    def predict_epf_mj(self, arch_config: ArchConfig, resolution: int | None = None, batch_size: int | None = None) -> float:
+    def predict_epf_mj(
+        self, arch_config: ArchConfig, resolution: int | None = None, batch_size: int | None = None
+    ) -> float:
         """The model's EPF (mJ/frame) of ``arch_config`` at ``resolution`` (default: the profile's)."""
         return self.fit_for(batch_size).predict_mj(config_terms(arch_config, resolution or self.resolution))
 
-    def measured_epf_mj(self, arch_config: ArchConfig, resolution: int | None = None,
-                        batch_size: int | None = None) -> float | None:
+    def measured_epf_mj(
+        self, arch_config: ArchConfig, resolution: int | None = None, batch_size: int | None = None
+    ) -> float | None:
         """The measured EPF of ``arch_config`` when the profile holds it, else ``None``."""
         batch = self.reference_batch if batch_size is None else int(batch_size)
         for item in reversed(self.measurements):
@@ -81,33 +88,50 @@ class DeviceProfile:
                 return item.epf_mj.get(batch)
         return None
 
-    def setting_for(self, arch: str, width: float | None = None, num_classes: int | None = None,
-                    resolution: int | None = None) -> tuple[float, int, int]:
+    def setting_for(
+        self, arch: str, width: float | None = None, num_classes: int | None = None, resolution: int | None = None
+    ) -> tuple[float, int, int]:
         """(width, num_classes, resolution) to predict ``arch`` at: the values given, else the most
         common width and classes among this profile's measurements of ``arch`` (1.0 and 1000 when it
         has none) and the profile's resolution."""
         mine = [m.arch_config for m in self.measurements if m.arch_config.arch == arch]
         width = width or (collections.Counter(c.width for c in mine).most_common(1)[0][0] if mine else 1.0)
-        num_classes = num_classes or (collections.Counter(c.num_classes for c in mine).most_common(1)[0][0]
-                                      if mine else 1000)
+        num_classes = num_classes or (
+            collections.Counter(c.num_classes for c in mine).most_common(1)[0][0] if mine else 1000
+        )
         return float(width), int(num_classes), int(resolution or self.resolution)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": PROFILE_KIND, "version": PROFILE_VERSION, "e2gcsearch_version": __version__,
-                "created": self.created, "source": self.source, "model_form": self.model_form,
-                "energy_unit": "mJ/frame", "backend": self.backend, "is_estimate": self.is_estimate,
-                "energy_note": self.energy_note, "fingerprint": self.fingerprint.to_dict(), "resolution": self.resolution,
-                "fits": {str(b): fit.to_dict() for b, fit in sorted(self.fits.items())},
-                "measurements": [m.to_dict() for m in self.measurements]}
+        return {
+            "kind": PROFILE_KIND,
+            "version": PROFILE_VERSION,
+            "e2gcsearch_version": __version__,
+            "created": self.created,
+            "source": self.source,
+            "model_form": self.model_form,
+            "energy_unit": "mJ/frame",
+            "backend": self.backend,
+            "is_estimate": self.is_estimate,
+            "energy_note": self.energy_note,
+            "fingerprint": self.fingerprint.to_dict(),
+            "resolution": self.resolution,
+            "fits": {str(b): fit.to_dict() for b, fit in sorted(self.fits.items())},
+            "measurements": [m.to_dict() for m in self.measurements],
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DeviceProfile:
-        return cls(fingerprint=DeviceFingerprint.from_dict(data.get("fingerprint")), backend=str(data["backend"]),
-                   is_estimate=bool(data["is_estimate"]),
-                   fits={int(b): EnergyFit.from_dict(fit) for b, fit in data["fits"].items()},
-                   measurements=[EpfMeasurement.from_dict(m) for m in data.get("measurements", [])],
-                   resolution=int(data["resolution"]), source=str(data.get("source", "")),
-                   created=str(data.get("created", "")), model_form=str(data.get("model_form", MODEL_FORM)))
+        return cls(
+            fingerprint=DeviceFingerprint.from_dict(data.get("fingerprint")),
+            backend=str(data["backend"]),
+            is_estimate=bool(data["is_estimate"]),
+            fits={int(b): EnergyFit.from_dict(fit) for b, fit in data["fits"].items()},
+            measurements=[EpfMeasurement.from_dict(m) for m in data.get("measurements", [])],
+            resolution=int(data["resolution"]),
+            source=str(data.get("source", "")),
+            created=str(data.get("created", "")),
+            model_form=str(data.get("model_form", MODEL_FORM)),
+        )
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -115,19 +139,27 @@ class DeviceProfile:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
         except OSError as exc:
-            raise DataError(f"cannot write the device profile to {path} ({exc.strerror or exc}); "
-                            "choose a writable path with --out") from None
+            raise DataError(
+                f"cannot write the device profile to {path} ({exc.strerror or exc}); choose a writable path with --out"
+            ) from None
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> DeviceProfile:
         path = Path(path)
-        data = read_document(path, PROFILE_KIND, "device profile", f"fit one with 'e2gcsearch model fit --out {path}'",
-                             "fit one with 'e2gcsearch model fit'")
+        data = read_document(
+            path,
+            PROFILE_KIND,
+            "device profile",
+            f"fit one with 'e2gcsearch model fit --out {path}'",
+            "fit one with 'e2gcsearch model fit'",
+        )
         try:
             return cls.from_dict(data)
         except (KeyError, TypeError, ValueError) as exc:
-            raise DataError(f"{path} is a malformed device profile ({exc}); fit it again with 'e2gcsearch model fit'") from None
+            raise DataError(
+                f"{path} is a malformed device profile ({exc}); fit it again with 'e2gcsearch model fit'"
+            ) from None
 
 
 def _main_resolution(dataset: EpfDataset) -> int:
@@ -135,8 +167,9 @@ def _main_resolution(dataset: EpfDataset) -> int:
     return counts.most_common(1)[0][0]
 
 
-def fit_device_profile(dataset: EpfDataset, batch_sizes: tuple[int, ...] | None = None,
-                       progress: Progress | None = None) -> DeviceProfile:
+def fit_device_profile(
+    dataset: EpfDataset, batch_sizes: tuple[int, ...] | None = None, progress: Progress | None = None
+) -> DeviceProfile:
     """Fit the energy model once per batch size of ``dataset`` (see :func:`.fit.fit_energy_model`).
 
     A batch size with too few measurements is skipped with a note; if none can be fitted the
@@ -150,8 +183,11 @@ def fit_device_profile(dataset: EpfDataset, batch_sizes: tuple[int, ...] | None 
     for batch in wanted:
         points = dataset.points(batch)
         try:
-            fits[batch] = fit_energy_model([config_terms(p.arch_config, p.resolution) for p in points],
-                                           [p.epf_mj[batch] for p in points], batch_size=batch)
+            fits[batch] = fit_energy_model(
+                [config_terms(p.arch_config, p.resolution) for p in points],
+                [p.epf_mj[batch] for p in points],
+                batch_size=batch,
+            )
         except DataError as exc:
             errors[batch] = exc
     if fits:
@@ -160,12 +196,20 @@ def fit_device_profile(dataset: EpfDataset, batch_sizes: tuple[int, ...] | None 
     else:
         if errors:
             raise errors[max(errors)]
-        raise DataError(f"the measurements have no EPF at batch size(s) {', '.join(map(str, wanted))}; "
-                        f"they have {', '.join(map(str, dataset.batch_sizes)) or 'none'}")
-    return DeviceProfile(fingerprint=dataset.fingerprint, backend=dataset.backend, is_estimate=dataset.is_estimate,
-                         fits=fits, measurements=list(dataset.measurements), resolution=_main_resolution(dataset),
-                         source=dataset.source,
-                         created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
+        raise DataError(
+            f"the measurements have no EPF at batch size(s) {', '.join(map(str, wanted))}; "
+            f"they have {', '.join(map(str, dataset.batch_sizes)) or 'none'}"
+        )
+    return DeviceProfile(
+        fingerprint=dataset.fingerprint,
+        backend=dataset.backend,
+        is_estimate=dataset.is_estimate,
+        fits=fits,
+        measurements=list(dataset.measurements),
+        resolution=_main_resolution(dataset),
+        source=dataset.source,
+        created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    )
 
 
 def current_fingerprint(device: str = "cpu", dtype: str = "float32", impl: str = "nchw") -> DeviceFingerprint:
@@ -186,12 +230,16 @@ def fingerprint_warning(profile: DeviceProfile, current: DeviceFingerprint | Non
     differences = stored.differences(current, mine="in the profile")
     if not differences:
         return None
-    return ("warning: the profile was fitted on another device or setup (" + "; ".join(differences)
-            + "); its predictions may not hold here - refit with 'e2gcsearch model fit'")
+    return (
+        "warning: the profile was fitted on another device or setup ("
+        + "; ".join(differences)
+        + "); its predictions may not hold here - refit with 'e2gcsearch model fit'"
+    )
 
 
-def default_profile_path(fingerprint: DeviceFingerprint, cache_dir: str | Path | None = None,
-                         resolution: int | None = None) -> Path:
+def default_profile_path(
+    fingerprint: DeviceFingerprint, cache_dir: str | Path | None = None, resolution: int | None = None
+) -> Path:
     """Where the calibration of a device is kept: ``<cache>/device-profiles/<identity digest>.json``, the
     identity naming the device, its threads and (when given) the resolution calibrated at, so that
     studies at two resolutions keep a calibration each (:meth:`DeviceFingerprint.identity_digest`)."""

@@ -67,9 +67,20 @@ def table2(m: int, n: int, kernel: int, h: int, w: int, groups: int, stride: int
     macs = n * h * w * (m // groups) * kernel * kernel
     params = n * (m // groups) * kernel * kernel
     activations = m * (h * stride) * (w * stride) + n * h * w
-    return {"m": m, "n": n, "kernel": kernel, "h": h, "w": w, "stride": stride, "groups": groups,
-            "group_size": m // groups, "macs": macs, "params": params, "activations": activations,
-            "ai": macs / (activations + params)}
+    return {
+        "m": m,
+        "n": n,
+        "kernel": kernel,
+        "h": h,
+        "w": w,
+        "stride": stride,
+        "groups": groups,
+        "group_size": m // groups,
+        "macs": macs,
+        "params": params,
+        "activations": activations,
+        "ai": macs / (activations + params),
+    }
 
 
 def balanced_work(macs: float, memory: float, beta: float) -> float:
@@ -91,8 +102,9 @@ def eq4_group_size_ratio(beta: float) -> float:
     return 2.0 ** (1.0 - 2.0 * beta)
 
 
-def eq2_group_sizes_by_stage(stage_shapes: list[tuple[int, int]], beta: float, gamma: float,
-                             kernel: int = 3) -> list[float]:
+def eq2_group_sizes_by_stage(
+    stage_shapes: list[tuple[int, int]], beta: float, gamma: float, kernel: int = 3
+) -> list[float]:
     """G = m/g from Eq. 2 for m = n layers of shape (m, h=w), e.g. MobileNet-V1's stages."""
     return [m / eq2_groups(m, m, kernel, hw, hw, beta, gamma) for m, hw in stage_shapes]
 

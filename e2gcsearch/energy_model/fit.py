@@ -60,9 +60,11 @@ from ..config import ArchConfig, from_known_fields
 from ..cost import network_cost
 from ..errors import DataError
 
-MODEL_FORM = ("EPF_B = e0 + kappa * sum_l [ M_l^(1-beta) * (A_l + P_l)^beta + gamma_l * g_l ]; "
-              "l over conv and linear layers, M = MACs, P = weights, A = activations per frame, g = groups, "
-              "gamma_l = gamma_dw for depthwise layers and gamma otherwise; one fit per batch size B")
+MODEL_FORM = (
+    "EPF_B = e0 + kappa * sum_l [ M_l^(1-beta) * (A_l + P_l)^beta + gamma_l * g_l ]; "
+    "l over conv and linear layers, M = MACs, P = weights, A = activations per frame, g = groups, "
+    "gamma_l = gamma_dw for depthwise layers and gamma otherwise; one fit per batch size B"
+)
 PARAMETERS = ("beta", "e0_mj", "kappa_mj", "gamma", "gamma_dw")
 MIN_CONFIGS = len(PARAMETERS) + 2  # every leave-one-out refit keeps one more point than parameters
 BETA_GRID = np.linspace(0.01, 0.99, 99)
@@ -88,7 +90,8 @@ def config_terms(arch_config: ArchConfig, resolution: int) -> ConfigTerms:
     """The model's inputs for ``arch_config`` at ``resolution`` (from :func:`e2gcsearch.network_cost`)."""
     layers = network_cost(arch_config, resolution).layers
     return ConfigTerms(
-        arch_config=arch_config, resolution=int(resolution),
+        arch_config=arch_config,
+        resolution=int(resolution),
         macs=np.array([layer.macs for layer in layers], dtype=float),
         memory=np.array([layer.params + layer.activations for layer in layers], dtype=float),
         groups=float(sum(layer.groups for layer in layers if layer.kind != "depthwise")),
@@ -127,7 +130,7 @@ class EnergyFit:
     def layer_mj(self, macs: float, memory: float, groups: int, depthwise: bool) -> float:
         """The model's energy of one layer in mJ/frame (without the network constant e0)."""
         gamma = (self.gamma_dw if depthwise else self.gamma) or 0.0
-        return self.kappa_mj * (macs ** (1.0 - self.beta) * memory ** self.beta + gamma * groups)
+        return self.kappa_mj * (macs ** (1.0 - self.beta) * memory**self.beta + gamma * groups)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -161,21 +164,25 @@ def _solve(design: np.ndarray, active: list[int], epf: np.ndarray) -> tuple[np.n
 
 def work_grid(terms: Sequence[ConfigTerms], betas: np.ndarray = BETA_GRID) -> np.ndarray:
     """``[i, j]`` = balanced work of configuration i at β = ``betas[j]`` (computed once per fit)."""
-    return np.stack([np.exp(np.outer(1.0 - betas, np.log(t.macs)) + np.outer(betas, np.log(t.memory))).sum(axis=1)
-                     for t in terms])
+    return np.stack(
+        [np.exp(np.outer(1.0 - betas, np.log(t.macs)) + np.outer(betas, np.log(t.memory))).sum(axis=1) for t in terms]
+    )
 
 
-def _best_beta(terms: Sequence[ConfigTerms], epf: np.ndarray, active: list[int],
-               grid: np.ndarray) -> tuple[float, np.ndarray]:
+def _best_beta(
+    terms: Sequence[ConfigTerms], epf: np.ndarray, active: list[int], grid: np.ndarray
+) -> tuple[float, np.ndarray]:
     """β by a grid (``grid`` = :func:`work_grid` of ``terms``) then a bounded refinement; returns (β, coefficients)."""
+
     def loss(beta: float) -> float:
         return _solve(_design(terms, np.array([t.work(beta) for t in terms])), active, epf)[1]
 
     losses = [_solve(_design(terms, grid[:, j]), active, epf)[1] for j in range(len(BETA_GRID))]
     best = int(np.argmin(losses))
     low, high = BETA_GRID[max(best - 1, 0)], BETA_GRID[min(best + 1, len(BETA_GRID) - 1)]
-    refined = optimize.minimize_scalar(loss, bounds=(max(low - 0.009, 1e-3), min(high + 0.009, 1 - 1e-3)),
-                                       method="bounded", options={"xatol": 1e-4})
+    refined = optimize.minimize_scalar(
+        loss, bounds=(max(low - 0.009, 1e-3), min(high + 0.009, 1 - 1e-3)), method="bounded", options={"xatol": 1e-4}
+    )
     beta = float(refined.x) if refined.fun <= losses[best] else float(BETA_GRID[best])
     return beta, _solve(_design(terms, np.array([t.work(beta) for t in terms])), active, epf)[0]
 
@@ -183,11 +190,18 @@ def _best_beta(terms: Sequence[ConfigTerms], epf: np.ndarray, active: list[int],
 def _to_fit(beta: float, coef: np.ndarray, active: list[int], batch_size: int) -> EnergyFit:
     e0, kappa, kappa_gamma, kappa_gamma_dw = coef
     if kappa <= 0:
-        raise DataError("the measured EPF does not grow with the networks' work (the fitted kappa is 0), so the "
-                        "model cannot be fitted; measure configurations that differ in MACs, e.g. E2GC G=1..32")
-    return EnergyFit(batch_size=batch_size, beta=beta, kappa_mj=float(kappa), e0_mj=float(e0),
-                     gamma=float(kappa_gamma / kappa) if 2 in active else None,
-                     gamma_dw=float(kappa_gamma_dw / kappa) if 3 in active else None)
+        raise DataError(
+            "the measured EPF does not grow with the networks' work (the fitted kappa is 0), so the "
+            "model cannot be fitted; measure configurations that differ in MACs, e.g. E2GC G=1..32"
+        )
+    return EnergyFit(
+        batch_size=batch_size,
+        beta=beta,
+        kappa_mj=float(kappa),
+        e0_mj=float(e0),
+        gamma=float(kappa_gamma / kappa) if 2 in active else None,
+        gamma_dw=float(kappa_gamma_dw / kappa) if 3 in active else None,
+    )
 
 
 def check_fit_data(terms: Sequence[ConfigTerms], epf_mj: Sequence[float]) -> np.ndarray:
@@ -200,17 +214,24 @@ def check_fit_data(terms: Sequence[ConfigTerms], epf_mj: Sequence[float]) -> np.
         raise DataError(
             f"fitting the energy model needs EPF of at least {MIN_CONFIGS} different configurations "
             f"({len(PARAMETERS)} parameters + 2 for leave-one-out), got {len(distinct)}; measure more, "
-            "e.g. 'e2gcsearch model fit --sweep' (E2GC G=1..32 and FgGC g=2..32)")
+            "e.g. 'e2gcsearch model fit --sweep' (E2GC G=1..32 and FgGC g=2..32)"
+        )
     if not np.all(np.isfinite(epf)) or np.any(epf <= 0):
-        raise DataError("every EPF value must be a positive number of mJ/frame; drop failed or out-of-memory "
-                        "measurements before fitting")
+        raise DataError(
+            "every EPF value must be a positive number of mJ/frame; drop failed or out-of-memory "
+            "measurements before fitting"
+        )
     if np.ptp(epf) <= 1e-12 * float(np.max(epf)):
-        raise DataError("all measured EPF values are equal, so there is nothing to fit (degenerate data); "
-                        "check that the measurements are of different networks on a working meter")
+        raise DataError(
+            "all measured EPF values are equal, so there is nothing to fit (degenerate data); "
+            "check that the measurements are of different networks on a working meter"
+        )
     works = np.array([t.work(0.5) for t in terms])
     if np.ptp(works) <= 1e-12 * float(np.max(works)):
-        raise DataError("all measured configurations have the same cost (degenerate data); "
-                        "measure networks with different group sizes or widths")
+        raise DataError(
+            "all measured configurations have the same cost (degenerate data); "
+            "measure networks with different group sizes or widths"
+        )
     return epf
 
 
@@ -224,8 +245,9 @@ def _r2(pred: np.ndarray, epf: np.ndarray) -> float:
     return float(1.0 - np.sum((pred - epf) ** 2) / np.sum((epf - epf.mean()) ** 2))
 
 
-def fit_energy_model(terms: Sequence[ConfigTerms], epf_mj: Sequence[float], batch_size: int,
-                     leave_one_out: bool = True) -> EnergyFit:
+def fit_energy_model(
+    terms: Sequence[ConfigTerms], epf_mj: Sequence[float], batch_size: int, leave_one_out: bool = True
+) -> EnergyFit:
     """Fit β, κ, γ, γ_dw and e0 to measured EPF (mJ/frame) of several configurations on one device.
 
     Args:
@@ -245,16 +267,23 @@ def fit_energy_model(terms: Sequence[ConfigTerms], epf_mj: Sequence[float], batc
     fit = _to_fit(beta, coef, active, batch_size)
     pred = np.array([fit.predict_mj(t) for t in terms])
     figures: dict[str, Any] = {
-        "n": len(terms), "r2": _r2(pred, epf), "mape": float(np.mean(np.abs(pred - epf) / epf)),
-        "rmse_mj": float(math.sqrt(np.mean((pred - epf) ** 2))), "spearman": _spearman(pred, epf)}
+        "n": len(terms),
+        "r2": _r2(pred, epf),
+        "mape": float(np.mean(np.abs(pred - epf) / epf)),
+        "rmse_mj": float(math.sqrt(np.mean((pred - epf) ** 2))),
+        "spearman": _spearman(pred, epf),
+    }
     if leave_one_out:
         loo = leave_one_out_predictions(terms, epf, active, grid)
-        figures.update(loo_mape=float(np.mean(np.abs(loo - epf) / epf)), loo_r2=_r2(loo, epf),
-                       loo_spearman=_spearman(loo, epf))
+        figures.update(
+            loo_mape=float(np.mean(np.abs(loo - epf) / epf)), loo_r2=_r2(loo, epf), loo_spearman=_spearman(loo, epf)
+        )
     return dataclasses.replace(fit, **figures)
 
 
-def fit_and_predict(train: Sequence[ConfigTerms], train_epf: Sequence[float], test: Sequence[ConfigTerms]) -> np.ndarray:
+def fit_and_predict(
+    train: Sequence[ConfigTerms], train_epf: Sequence[float], test: Sequence[ConfigTerms]
+) -> np.ndarray:
     """EPF of ``test`` predicted by the model fitted to ``train`` (no checks, no goodness of fit).
 
     Unlike :func:`fit_energy_model` this never refuses a fit whose κ is 0 (the work term then drops
@@ -267,8 +296,9 @@ def fit_and_predict(train: Sequence[ConfigTerms], train_epf: Sequence[float], te
     return _design(test, works) @ coef
 
 
-def leave_one_out_predictions(terms: Sequence[ConfigTerms], epf: np.ndarray, active: list[int],
-                              grid: np.ndarray) -> np.ndarray:
+def leave_one_out_predictions(
+    terms: Sequence[ConfigTerms], epf: np.ndarray, active: list[int], grid: np.ndarray
+) -> np.ndarray:
     """EPF of each point predicted by a fit to all the others (``grid`` = :func:`work_grid` of ``terms``)."""
     out = np.empty(len(terms))
     for index in range(len(terms)):

@@ -42,6 +42,7 @@ class Space(Protocol):
 
     def contains(self, arch_config: ArchConfig) -> bool: ...
 
+
 # FgGC points of the calibration sweep: with E2GC's six group sizes they pin every model parameter.
 CALIBRATION_GROUPS: tuple[int, ...] = (2, 8, 32)
 
@@ -70,8 +71,11 @@ class LayerOptimum:
 
 def grouped_layers(arch_config: ArchConfig, resolution: int) -> list[Any]:
     """The stage convs with a k > 1 kernel: the ones E2GC/FgGC group (MobileNet's 3x3, ResNeXt's conv2)."""
-    return [layer for layer in network_cost(arch_config, resolution).layers
-            if layer.kernel > 1 and layer_stage(arch_config.arch, layer.name) is not None]
+    return [
+        layer
+        for layer in network_cost(arch_config, resolution).layers
+        if layer.kernel > 1 and layer_stage(arch_config.arch, layer.name) is not None
+    ]
 
 
 def _layer_energy(fit: EnergyFit, m: int, n: int, kernel: int, h: int, w: int, stride: int, groups: int) -> float:
@@ -79,8 +83,9 @@ def _layer_energy(fit: EnergyFit, m: int, n: int, kernel: int, h: int, w: int, s
     return fit.layer_mj(q["macs"], q["params"] + q["activations"], groups, depthwise=groups == m and m > 1)
 
 
-def layer_optima(profile: DeviceProfile, arch_config: ArchConfig, resolution: int | None = None,
-                 batch_size: int | None = None) -> list[LayerOptimum]:
+def layer_optima(
+    profile: DeviceProfile, arch_config: ArchConfig, resolution: int | None = None, batch_size: int | None = None
+) -> list[LayerOptimum]:
     """Per grouped layer of ``arch_config``: Eq. 2's continuous optimum and the best feasible grouping."""
     fit = profile.fit_for(batch_size)
     resolution = resolution or profile.resolution
@@ -88,15 +93,32 @@ def layer_optima(profile: DeviceProfile, arch_config: ArchConfig, resolution: in
     for layer in grouped_layers(arch_config, resolution):
         m, n, k, h, w, s = layer.in_channels, layer.out_channels, layer.kernel, layer.out_h, layer.out_w, layer.stride
         g_eq2 = optimal_groups(m, n, k, h, w, fit.beta, fit.gamma) if fit.gamma else None
-        options = {m // size: _layer_energy(fit, m, n, k, h, w, s, m // size)
-                   for size in power_of_two_divisors(m) if n % (m // size) == 0}
+        options = {
+            m // size: _layer_energy(fit, m, n, k, h, w, s, m // size)
+            for size in power_of_two_divisors(m)
+            if n % (m // size) == 0
+        }
         best = min(options, key=options.get)
-        out.append(LayerOptimum(
-            name=layer.name, stage=layer_stage(arch_config.arch, layer.name), m=m, n=n, kernel=k, stride=s,
-            out_h=h, out_w=w, groups=layer.groups, group_size=layer.group_size,
-            groups_eq2=g_eq2, group_size_eq2=m / g_eq2 if g_eq2 else None,
-            groups_best=best, group_size_best=m // best,
-            energy_mj=_layer_energy(fit, m, n, k, h, w, s, layer.groups), energy_best_mj=options[best]))
+        out.append(
+            LayerOptimum(
+                name=layer.name,
+                stage=layer_stage(arch_config.arch, layer.name),
+                m=m,
+                n=n,
+                kernel=k,
+                stride=s,
+                out_h=h,
+                out_w=w,
+                groups=layer.groups,
+                group_size=layer.group_size,
+                groups_eq2=g_eq2,
+                group_size_eq2=m / g_eq2 if g_eq2 else None,
+                groups_best=best,
+                group_size_best=m // best,
+                energy_mj=_layer_energy(fit, m, n, k, h, w, s, layer.groups),
+                energy_best_mj=options[best],
+            )
+        )
     return out
 
 
@@ -108,9 +130,16 @@ def _buildable(arch_config: ArchConfig) -> bool:
     return True
 
 
-def config_predictions(profile: DeviceProfile, arch: str, width: float = 1.0, num_classes: int = 1000,
-                       resolution: int | None = None, batch_size: int | None = None,
-                       group_sizes: Sequence[int] = GROUP_SIZES, groups: Sequence[int] = GROUPS) -> pd.DataFrame:
+def config_predictions(
+    profile: DeviceProfile,
+    arch: str,
+    width: float = 1.0,
+    num_classes: int = 1000,
+    resolution: int | None = None,
+    batch_size: int | None = None,
+    group_sizes: Sequence[int] = GROUP_SIZES,
+    groups: Sequence[int] = GROUPS,
+) -> pd.DataFrame:
     """Predicted (and, where the profile has it, measured) EPF of every E2GC G and FgGC g."""
     resolution = resolution or profile.resolution
     batch = profile.fit_for(batch_size).batch_size
@@ -121,17 +150,34 @@ def config_predictions(profile: DeviceProfile, arch: str, width: float = 1.0, nu
         cost = network_cost(arch_config, resolution)
         predicted = profile.predict_epf_mj(arch_config, resolution, batch)
         measured = profile.measured_epf_mj(arch_config, resolution, batch)
-        rows.append({"arch": arch, "module": arch_config.module, "value": arch_config.grouping_value, "width": arch_config.width,
-                     "resolution": resolution, "batch_size": batch, "params": cost.params, "macs": cost.macs,
-                     "predicted_epf_mj": predicted, "measured_epf_mj": measured,
-                     "error_pct": None if measured is None else 100.0 * (predicted - measured) / measured,
-                     "backend": profile.backend})
+        rows.append(
+            {
+                "arch": arch,
+                "module": arch_config.module,
+                "value": arch_config.grouping_value,
+                "width": arch_config.width,
+                "resolution": resolution,
+                "batch_size": batch,
+                "params": cost.params,
+                "macs": cost.macs,
+                "predicted_epf_mj": predicted,
+                "measured_epf_mj": measured,
+                "error_pct": None if measured is None else 100.0 * (predicted - measured) / measured,
+                "backend": profile.backend,
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def favoured_group_size(profile: DeviceProfile, arch: str, width: float = 1.0, num_classes: int = 1000,
-                        resolution: int | None = None, batch_size: int | None = None,
-                        group_sizes: Sequence[int] = GROUP_SIZES) -> int:
+def favoured_group_size(
+    profile: DeviceProfile,
+    arch: str,
+    width: float = 1.0,
+    num_classes: int = 1000,
+    resolution: int | None = None,
+    batch_size: int | None = None,
+    group_sizes: Sequence[int] = GROUP_SIZES,
+) -> int:
     """The network-level E2GC G with the lowest predicted EPF."""
     frame = config_predictions(profile, arch, width, num_classes, resolution, batch_size, group_sizes, groups=())
     if frame.empty:
@@ -139,9 +185,16 @@ def favoured_group_size(profile: DeviceProfile, arch: str, width: float = 1.0, n
     return int(frame.loc[frame["predicted_epf_mj"].idxmin(), "value"])
 
 
-def stage_group_sizes(profile: DeviceProfile, arch: str, width: float = 1.0, num_classes: int = 1000,
-                      resolution: int | None = None, batch_size: int | None = None,
-                      group_sizes: Sequence[int] = GROUP_SIZES, start: int | None = None) -> tuple[int, ...]:
+def stage_group_sizes(
+    profile: DeviceProfile,
+    arch: str,
+    width: float = 1.0,
+    num_classes: int = 1000,
+    resolution: int | None = None,
+    batch_size: int | None = None,
+    group_sizes: Sequence[int] = GROUP_SIZES,
+    start: int | None = None,
+) -> tuple[int, ...]:
     """The per-stage G the model favours: coordinate descent on the predicted EPF of the whole network
     (so width rounding and the 1x1 convs around each stage count), from the best uniform G."""
     resolution = resolution or profile.resolution
@@ -154,36 +207,66 @@ def stage_group_sizes(profile: DeviceProfile, arch: str, width: float = 1.0, num
 
     for _ in range(2):  # stages interact only through channel rounding; two passes settle it
         for stage in range(len(sizes)):
-            sizes[stage] = min(group_sizes, key=lambda size: epf(sizes[:stage] + [size] + sizes[stage + 1:]))
+            sizes[stage] = min(group_sizes, key=lambda size: epf(sizes[:stage] + [size] + sizes[stage + 1 :]))
     return tuple(sizes)
 
 
-def _ranked_groups(profile: DeviceProfile, space: Space, num_classes: int, resolution: int,
-                   batch_size: int | None) -> list[list[ArchConfig]]:
+def _ranked_groups(
+    profile: DeviceProfile, space: Space, num_classes: int, resolution: int, batch_size: int | None
+) -> list[list[ArchConfig]]:
     """Per (arch, width) of the space, widest first: its candidate seeds, best first."""
     groups = []
     for arch, width in itertools.product(space.archs, sorted(space.widths, reverse=True)):
         if space.stagewise:
-            uniform = [ArchConfig(arch, stage_group_sizes=(size,) * num_stages(arch), width=width,
-                                  num_classes=num_classes) for size in space.group_sizes]
-            uniform = sorted(filter(_buildable, uniform), key=lambda arch_config: profile.predict_epf_mj(arch_config, resolution, batch_size))
+            uniform = [
+                ArchConfig(arch, stage_group_sizes=(size,) * num_stages(arch), width=width, num_classes=num_classes)
+                for size in space.group_sizes
+            ]
+            uniform = sorted(
+                filter(_buildable, uniform),
+                key=lambda arch_config: profile.predict_epf_mj(arch_config, resolution, batch_size),
+            )
             if not uniform:
                 continue
-            staged = stage_group_sizes(profile, arch, width, num_classes, resolution, batch_size,
-                                       space.group_sizes, start=uniform[0].stage_group_sizes[0])
+            staged = stage_group_sizes(
+                profile,
+                arch,
+                width,
+                num_classes,
+                resolution,
+                batch_size,
+                space.group_sizes,
+                start=uniform[0].stage_group_sizes[0],
+            )
             candidates = [ArchConfig(arch, stage_group_sizes=staged, width=width, num_classes=num_classes), *uniform]
         else:
-            candidates = [arch_config for arch_config in space.points(num_classes) if arch_config.arch == arch and arch_config.width == width]
-            candidates = sorted(filter(_buildable, candidates),
-                                key=lambda arch_config: profile.predict_epf_mj(arch_config, resolution, batch_size))
-        unique = list(dict.fromkeys(arch_config for arch_config in candidates if space.contains(arch_config) and _buildable(arch_config)))
+            candidates = [
+                arch_config
+                for arch_config in space.points(num_classes)
+                if arch_config.arch == arch and arch_config.width == width
+            ]
+            candidates = sorted(
+                filter(_buildable, candidates),
+                key=lambda arch_config: profile.predict_epf_mj(arch_config, resolution, batch_size),
+            )
+        unique = list(
+            dict.fromkeys(
+                arch_config for arch_config in candidates if space.contains(arch_config) and _buildable(arch_config)
+            )
+        )
         groups.append(unique)
     return groups
 
 
-def warm_start_configs(profile: DeviceProfile, space: Space, num_classes: int, k: int = 3,
-                       resolution: int | None = None, batch_size: int | None = None,
-                       keep: Callable[[ArchConfig], bool] | None = None) -> list[ArchConfig]:
+def warm_start_configs(
+    profile: DeviceProfile,
+    space: Space,
+    num_classes: int,
+    k: int = 3,
+    resolution: int | None = None,
+    batch_size: int | None = None,
+    keep: Callable[[ArchConfig], bool] | None = None,
+) -> list[ArchConfig]:
     """The model's predicted best configurations within ``space``, to enqueue before a search.
 
     Energy is only one objective, so the seeds spread over the space: the model's best grouping at
@@ -215,8 +298,9 @@ def calibration_configs(space: Space, num_classes: int) -> list[ArchConfig]:
     return [arch_config for arch_config in configs if _buildable(arch_config)]
 
 
-def load_or_calibrate(space: Space, num_classes: int, profile_config: Any, path: str | None = None,
-                      progress: Progress | None = None) -> DeviceProfile:
+def load_or_calibrate(
+    space: Space, num_classes: int, profile_config: Any, path: str | None = None, progress: Progress | None = None
+) -> DeviceProfile:
     """The device profile at ``path`` (default: this device's calibration at this resolution, kept beside
     the profile cache in ``device-profiles/``), or a new one from a short calibration sweep
     (:func:`calibration_configs`), saved there for the next run. Without the profile cache
@@ -229,14 +313,14 @@ def load_or_calibrate(space: Space, num_classes: int, profile_config: Any, path:
     say = progress or (lambda line: None)
     device = resolve_device(profile_config.device)
     here = current_fingerprint(device, profile_config.dtype, profile_config.impl)
-    target = path or default_profile_path(here, ProfileCache(profile_config.cache_dir).directory,
-                                          profile_config.resolution)  # beside the profile cache (--cache-dir)
+    target = path or default_profile_path(
+        here, ProfileCache(profile_config.cache_dir).directory, profile_config.resolution
+    )  # beside the profile cache (--cache-dir)
     cached = path is not None or profile_config.use_cache
     if cached:
         try:
             profile = DeviceProfile.load(target)
-            if (not profile.fingerprint.differences(here)
-                    and profile.resolution == profile_config.resolution):
+            if not profile.fingerprint.differences(here) and profile.resolution == profile_config.resolution:
                 say(f"energy model: using the device profile {target}")
                 return profile
         except DataError:

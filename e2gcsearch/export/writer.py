@@ -40,8 +40,13 @@ from ..store.results import front_info, get_trial, require_architecture, study_o
 from ..version import __version__
 from . import template
 
-SUFFIXES = {".py": "standalone PyTorch model builder", ".json": "ArchConfig JSON",
-            ".pt": "TorchScript (traced)", ".pt2": "torch.export program", ".onnx": "ONNX graph"}
+SUFFIXES = {
+    ".py": "standalone PyTorch model builder",
+    ".json": "ArchConfig JSON",
+    ".pt": "TorchScript (traced)",
+    ".pt2": "torch.export program",
+    ".onnx": "ONNX graph",
+}
 CHECKPOINT_KEYS = ("model", "state_dict", "model_state_dict")  # where checkpoints keep the weights
 
 
@@ -55,8 +60,9 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - pickle/zip errors vary
-        raise DataError(f"cannot read weights from {path} ({type(exc).__name__}); "
-                        "pass a file written by torch.save") from None
+        raise DataError(
+            f"cannot read weights from {path} ({type(exc).__name__}); pass a file written by torch.save"
+        ) from None
     for key in CHECKPOINT_KEYS:
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -71,13 +77,17 @@ def _load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) ->
         model.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
-        raise ConfigError(f"the weights in {source} do not fit this trial's network ({first}); "
-                          "pass the checkpoint of this trial (e.g. studies/checkpoints/<study>/trial-<n>)") from None
+        raise ConfigError(
+            f"the weights in {source} do not fit this trial's network ({first}); "
+            "pass the checkpoint of this trial (e.g. studies/checkpoints/<study>/trial-<n>)"
+        ) from None
 
 
 def _fingerprint(record: TrialRecord) -> str:
     keys = ("device_model", "device", "driver", "torch", "dtype", "memory_format", "threads", "meter")
-    items = [f"{k.replace('_', ' ')} {record.fingerprint[k]}" for k in keys if record.fingerprint.get(k) not in (None, "")]
+    items = [
+        f"{k.replace('_', ' ')} {record.fingerprint[k]}" for k in keys if record.fingerprint.get(k) not in (None, "")
+    ]
     return ", ".join(items) or "an unrecorded device"
 
 
@@ -86,12 +96,15 @@ def _data_summary(data: dict) -> str:
     if not data:
         return "unrecorded data"
     classes = data.get("num_classes") or len(data.get("classes") or []) or "?"
-    return (f"{data.get('dataset', '?')}, {classes} classes, {data.get('train_size', '?')} train / "
-            f"{data.get('val_size', '?')} val images at {data.get('resolution', '?')} px (seed {data.get('seed', '?')})")
+    return (
+        f"{data.get('dataset', '?')}, {classes} classes, {data.get('train_size', '?')} train / "
+        f"{data.get('val_size', '?')} val images at {data.get('resolution', '?')} px (seed {data.get('seed', '?')})"
+    )
 
 
-def describe_trial(record: TrialRecord, objectives: list, study: str = "", full: dict | None = None,
-                   front_row: dict | None = None) -> list[str]:
+def describe_trial(
+    record: TrialRecord, objectives: list, study: str = "", full: dict | None = None, front_row: dict | None = None
+) -> list[str]:
     """Sentences about a trial's measured figures (the exported docstring; plain text).
 
     ``front_row`` (the trial's row of the study's front data) supplies the values pooled over every
@@ -99,35 +112,50 @@ def describe_trial(record: TrialRecord, objectives: list, study: str = "", full:
     """
     lines = [f"Trial {record.number} of study '{study}'." if study else f"Trial {record.number}."]
     if front_row:
-        parts = [f"{o.header(record.energy_backend)} = {front_row[o.name]:.4g} (95 % interval "
-                 f"{front_row.get(f'{o.name}_low', front_row[o.name]):.4g} to "
-                 f"{front_row.get(f'{o.name}_high', front_row[o.name]):.4g})" for o in objectives]
+        parts = [
+            f"{o.header(record.energy_backend)} = {front_row[o.name]:.4g} (95 % interval "
+            f"{front_row.get(f'{o.name}_low', front_row[o.name]):.4g} to "
+            f"{front_row.get(f'{o.name}_high', front_row[o.name]):.4g})"
+            for o in objectives
+        ]
         lines.append("Objectives: " + "; ".join(parts) + f"; on the front: {front_row.get('front_status', '?')}.")
     elif record.values is not None:
         parts = [f"{o.header(record.energy_backend)} = {v:.4g}" for o, v in zip(objectives, record.values)]
         lines.append("Objectives: " + "; ".join(parts) + ".")
     if record.params is not None:
         where = f" at {record.resolution}x{record.resolution}" if record.resolution else ""
-        lines.append(f"Params {human_count(record.params)} ({record.params:,}), MACs {human_count(record.macs)} "
-                     f"({record.macs:,}){where}; conv + linear layers only, BN excluded.")
+        lines.append(
+            f"Params {human_count(record.params)} ({record.params:,}), MACs {human_count(record.macs)} "
+            f"({record.macs:,}){where}; conv + linear layers only, BN excluded."
+        )
     if record.epf:
-        figures = ", ".join(f"B={b}: {record.epf_mj(b):.4g} mJ" if record.epf_mj(b) is not None else f"B={b}: -"
-                            for b in sorted(record.epf))
-        kind = "an estimate (measured time x power model, not a meter reading)" if record.energy_is_estimate \
+        figures = ", ".join(
+            f"B={b}: {record.epf_mj(b):.4g} mJ" if record.epf_mj(b) is not None else f"B={b}: -"
+            for b in sorted(record.epf)
+        )
+        kind = (
+            "an estimate (measured time x power model, not a meter reading)"
+            if record.energy_is_estimate
             else f"measured with the '{record.energy_backend}' energy meter"
-        lines.append(f"EPF, energy of one forward + backward pass of a batch divided by the batch size B: "
-                     f"{figures}; {kind}, on {_fingerprint(record)}.")
+        )
+        lines.append(
+            f"EPF, energy of one forward + backward pass of a batch divided by the batch size B: "
+            f"{figures}; {kind}, on {_fingerprint(record)}."
+        )
     if record.epf_infer:
-        figures = ", ".join(f"B={b}: {f['epf_mj']:.4g} mJ" if f.get("status", "ok") == "ok" else f"B={b}: -"
-                            for b, f in sorted(record.epf_infer.items()))
+        figures = ", ".join(
+            f"B={b}: {f['epf_mj']:.4g} mJ" if f.get("status", "ok") == "ok" else f"B={b}: -"
+            for b, f in sorted(record.epf_infer.items())
+        )
         lines.append(f"EPF-infer, energy of one forward pass (eval mode) divided by B: {figures}; same meter.")
     if record.top1 is not None:
-        lines.append(f"Proxy accuracy (short training): top-1 {record.top1:.2f} %"
-                     + (f", top-5 {record.top5:.2f} %" if record.top5 is not None else "")
-                     + f" on {_data_summary(record.data)}.")
+        lines.append(
+            f"Proxy accuracy (short training): top-1 {record.top1:.2f} %"
+            + (f", top-5 {record.top5:.2f} %" if record.top5 is not None else "")
+            + f" on {_data_summary(record.data)}."
+        )
     if (full or {}).get("top1") is not None:
-        lines.append(f"Full training ({full.get('epochs')} epochs, e2gcsearch validate): "
-                     f"top-1 {full['top1']:.2f} %.")
+        lines.append(f"Full training ({full.get('epochs')} epochs, e2gcsearch validate): top-1 {full['top1']:.2f} %.")
     return lines
 
 
@@ -145,19 +173,29 @@ def measured_as(record: TrialRecord | None) -> tuple[str, str]:
             parts.append(f"{mode} mode B={batch} {figures.get('impl', 'nchw')}{how}")
     reference = record.epf[max(record.epf)].get("impl", "nchw")
     memory_format = "torch.channels_last" if layout_of(reference) == "channels_last" else "torch.contiguous_format"
-    compiled = " -- compiled with torch.compile; wrap the model in torch.compile to run as measured" \
-        if reference == "compile" else ""
+    compiled = (
+        " -- compiled with torch.compile; wrap the model in torch.compile to run as measured"
+        if reference == "compile"
+        else ""
+    )
     return memory_format, "; ".join(parts) + compiled
 
 
-def python_source(arch_config: ArchConfig, summary: list[str] | None = None, module: str = "model",
-                  weights: str = "model.pth", record: TrialRecord | None = None) -> str:
+def python_source(
+    arch_config: ArchConfig,
+    summary: list[str] | None = None,
+    module: str = "model",
+    weights: str = "model.pth",
+    record: TrialRecord | None = None,
+) -> str:
     """The text of a standalone builder module for ``arch_config`` (see the module docstring); with the
     trial's ``record``, the builder lays the network out as the search measured it."""
     entry = get_entry(arch_config.arch)
     if entry.export is None:
-        raise ConfigError(f"{arch_config.arch} has no standalone builder; export it to .json (its ArchConfig) "
-                          "or to .pt2 / .pt / .onnx instead")
+        raise ConfigError(
+            f"{arch_config.arch} has no standalone builder; export it to .json (its ArchConfig) "
+            "or to .pt2 / .pt / .onnx instead"
+        )
     deployed = arch_config.deployed()
     plan = entry.plan(deployed)
     grouping = f"{'stage-wise ' if arch_config.is_stagewise else ''}{arch_config.module}, {arch_config.grouping}"
@@ -169,14 +207,23 @@ def python_source(arch_config: ArchConfig, summary: list[str] | None = None, mod
     fields = {
         "title": f"{network}, {grouping}, width {arch_config.width:g}, {arch_config.num_classes} classes.",
         "summary": _docstring_safe(text or "Exported from an ArchConfig (no measurements attached)."),
-        "module": module, "weights": weights, "network": network, "version": __version__,
-        "arch_config": repr(deployed.to_dict()), "num_classes": arch_config.num_classes, "stem_channels": plan.stem_channels,
-        "table": entry.export.table(plan), "grouping": grouping, "checkpoint_keys": repr(CHECKPOINT_KEYS),
+        "module": module,
+        "weights": weights,
+        "network": network,
+        "version": __version__,
+        "arch_config": repr(deployed.to_dict()),
+        "num_classes": arch_config.num_classes,
+        "stem_channels": plan.stem_channels,
+        "table": entry.export.table(plan),
+        "grouping": grouping,
+        "checkpoint_keys": repr(CHECKPOINT_KEYS),
         "imports": "".join(f"import {name}\n" for name in imports),
         "needs": "torch and " + ", ".join(dict.fromkeys(name.partition(".")[0] for name in imports))
-                 if imports else "only torch",
+        if imports
+        else "only torch",
         "keys_of": f"{network} as {imports[0].partition('.')[0]} builds it (its grouped convs regrouped)"
-                   if imports else f"e2gcsearch's own {network}",
+        if imports
+        else f"e2gcsearch's own {network}",
     }
     fields["memory_format"], fields["measured_as"] = measured_as(record)
     return Template(template.HEADER + entry.export.body + template.FOOTER).substitute(fields)
@@ -219,9 +266,16 @@ def verify_python(path: Path, arch_config: ArchConfig) -> None:
         raise RuntimeError(f"internal error: the builder written to {path} does not match {arch_config.label()}")
 
 
-def export_model(arch_config: ArchConfig, out: str | Path, record: TrialRecord | None = None, objectives: list | None = None,
-                 study: str = "", weights: str | Path | None = None, full: dict | None = None,
-                 front_row: dict | None = None) -> list[Path]:
+def export_model(
+    arch_config: ArchConfig,
+    out: str | Path,
+    record: TrialRecord | None = None,
+    objectives: list | None = None,
+    study: str = "",
+    weights: str | Path | None = None,
+    full: dict | None = None,
+    front_row: dict | None = None,
+) -> list[Path]:
     """Write ``arch_config`` to ``out`` in the format its suffix names; returns the files written.
 
     ``weights`` (a checkpoint) is checked against the network and, for ``.py``, saved next to it
@@ -230,8 +284,9 @@ def export_model(arch_config: ArchConfig, out: str | Path, record: TrialRecord |
     out = check_writable(out)
     suffix = out.suffix.lower()
     if suffix == ".json" and weights is not None:
-        raise ConfigError("--weights does not apply to a .json export (it holds only the ArchConfig); drop it "
-                          "or export to .py")
+        raise ConfigError(
+            "--weights does not apply to a .json export (it holds only the ArchConfig); drop it or export to .py"
+        )
     state = load_weights(weights) if weights is not None else None
     if suffix == ".json":
         _write_text(out, json.dumps(arch_config.to_dict(), indent=2, sort_keys=True) + "\n")
@@ -251,8 +306,9 @@ def export_model(arch_config: ArchConfig, out: str | Path, record: TrialRecord |
     return [out]
 
 
-def _trained_model(arch_config: ArchConfig, state: dict[str, torch.Tensor] | None, source: str,
-                   record: TrialRecord | None) -> nn.Module:
+def _trained_model(
+    arch_config: ArchConfig, state: dict[str, torch.Tensor] | None, source: str, record: TrialRecord | None
+) -> nn.Module:
     """The network to export, with ``state`` loaded; FLGC deployed (from its training-form weights, or
     from the groups the trial learned when there are no weights)."""
     model = create_model(arch_config).eval()
@@ -278,13 +334,14 @@ def _export_compiled(model: nn.Module, out: Path, resolution: int) -> None:
     elif suffix == ".pt2":
         # Traced at batch 2: torch.export specialises a dimension seen as 1 (or 0) to that constant.
         batch = torch.export.Dim("batch", min=1, max=MAX_EXPORT_BATCH)
-        program = torch.export.export(model, (torch.randn(2, 3, resolution, resolution),),
-                                      dynamic_shapes=({0: batch},))
+        program = torch.export.export(model, (torch.randn(2, 3, resolution, resolution),), dynamic_shapes=({0: batch},))
         torch.export.save(program, str(out))
     else:
         if importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxscript") is None:
-            raise ConfigError("ONNX export needs the optional packages onnx and onnxscript: "
-                              "pip install onnx onnxscript (or export to .pt2 / .pt, which need only torch)")
+            raise ConfigError(
+                "ONNX export needs the optional packages onnx and onnxscript: "
+                "pip install onnx onnxscript (or export to .pt2 / .pt, which need only torch)"
+            )
         torch.onnx.export(model, example, str(out), input_names=["images"], output_names=["logits"], dynamo=True)
 
 
@@ -294,8 +351,16 @@ def export_trial(study: optuna.Study, number: int, out: str | Path, weights: str
     record = trial_record(study, require_architecture(study, get_trial(study, number)))
     frame = front_info(study, include_dominated=True).frame
     rows = frame[frame["trial"] == number].to_dict(orient="records")
-    return export_model(record.arch_config, out, record, study_objectives(study), study.study_name, weights,
-                        full_result(study, number), rows[0] if rows else None)
+    return export_model(
+        record.arch_config,
+        out,
+        record,
+        study_objectives(study),
+        study.study_name,
+        weights,
+        full_result(study, number),
+        rows[0] if rows else None,
+    )
 
 
 __all__ = ["describe_trial", "export_model", "export_trial", "load_weights", "python_source"]

@@ -54,7 +54,8 @@ def check_resolution(arch: str, resolution: int, train_batch: int | None = None)
         raise ConfigError(
             f"at {resolution} px the last stage of {arch} is one pixel, so a training step at batch size 1 gives "
             f"batch norm one value per channel; use a --resolution above {stride} (e.g. 64), batch sizes of 2 or more, "
-            "or --mode infer")
+            "or --mode infer"
+        )
 
 
 def create_model(arch_config: ArchConfig | str, **kwargs: Any) -> nn.Module:

@@ -43,8 +43,10 @@ def _import_factory(spec: str) -> Callable[..., Any]:
         reason = f"AttributeError: {exc}"
     except Exception as exc:  # noqa: BLE001 - the user's module may fail to import in any way
         reason = f"{type(exc).__name__} while importing: {exc}"
-    raise ConfigError(f"cannot import the network factory {spec!r} ({reason}); make the package importable "
-                      "(pip install -e . or PYTHONPATH) and name a function num_classes -> nn.Module")
+    raise ConfigError(
+        f"cannot import the network factory {spec!r} ({reason}); make the package importable "
+        "(pip install -e . or PYTHONPATH) and name a function num_classes -> nn.Module"
+    )
 
 
 def _stock_grouping(layers: tuple[tuple[str, int, int, int], ...]) -> dict[str, int]:
@@ -61,25 +63,34 @@ def factory_entry(spec: str) -> ModelEntry:
     :class:`ConfigError` when it cannot be imported, does not build a module, or has no grouped conv."""
     factory = _import_factory(spec)
     if not callable(factory):
-        raise ConfigError(f"{spec} is a {type(factory).__name__}, not a function; name a factory num_classes -> nn.Module")
+        raise ConfigError(
+            f"{spec} is a {type(factory).__name__}, not a function; name a factory num_classes -> nn.Module"
+        )
     takes_width = "width" in inspect.signature(factory).parameters
 
     def constructor(width: float, divisor: int) -> Call:
         if takes_width:
             return Call(spec, (("width", width),), classes="positional")
         if width != 1.0:
-            raise ConfigError(f"{spec} takes no width, so it is built at width 1.0 only (got {width:g}); "
-                              "search it with --widths 1.0, or give the factory a width parameter")
+            raise ConfigError(
+                f"{spec} takes no width, so it is built at width 1.0 only (got {width:g}); "
+                "search it with --widths 1.0, or give the factory a width parameter"
+            )
         return Call(spec, classes="positional")
 
     network = StockNetwork(spec, constructor)
     layers, _ = _survey(network.stock_call(), 10)  # a failing factory: ConfigError from Call.run
     if not layers:
-        raise ConfigError(f"{spec} builds a network without grouped convs (no nn.Conv2d with groups > 1), so there "
-                          "is no G or g to search; give it grouped or depthwise convs")
-    return regrouped_entry(network, ArchConfig(spec, **_stock_grouping(layers)),
-                           f"your own network {spec}, with its grouped convs regrouped",
-                           display_name=spec.rpartition(":")[2])
+        raise ConfigError(
+            f"{spec} builds a network without grouped convs (no nn.Conv2d with groups > 1), so there "
+            "is no G or g to search; give it grouped or depthwise convs"
+        )
+    return regrouped_entry(
+        network,
+        ArchConfig(spec, **_stock_grouping(layers)),
+        f"your own network {spec}, with its grouped convs regrouped",
+        display_name=spec.rpartition(":")[2],
+    )
 
 
 def _resolve(name: str) -> ModelEntry | None:

@@ -58,7 +58,9 @@ STRUCTURE_LOGIT = 3.0
 Structure = dict[str, dict[str, list[int]]]  # layer name -> {"in": group of each input channel, "out": of each filter}
 
 
-def sinkhorn(logits: torch.Tensor, iterations: int = SINKHORN_ITERATIONS, temperature: float = TEMPERATURE) -> torch.Tensor:
+def sinkhorn(
+    logits: torch.Tensor, iterations: int = SINKHORN_ITERATIONS, temperature: float = TEMPERATURE
+) -> torch.Tensor:
     """Soft balanced assignment (C, g): softmax of ``logits / temperature`` alternately rescaled so that
     every column sums to C / g and every row to 1 (rows last, so each channel's row is a distribution)."""
     channels, groups = logits.shape
@@ -109,8 +111,15 @@ class LearnedGroupConv2d(nn.Conv2d):
         assignment: ``"balanced"`` (exactly C / g channels and filters per group) or ``"uneven"`` (free).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1,
-                 assignment: str = BALANCED) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        groups: int = 1,
+        assignment: str = BALANCED,
+    ) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias=False)
         if assignment not in (BALANCED, UNEVEN):
             raise ValueError(f"assignment must be {BALANCED!r} or {UNEVEN!r}, got {assignment!r}")
@@ -158,10 +167,17 @@ class SplitGroupConv2d(nn.Module):
 
     def __init__(self, in_sizes: list[int], out_sizes: list[int], kernel_size: int, stride: int = 1) -> None:
         super().__init__()
-        self.in_sizes, self.out_sizes, self.kernel_size, self.stride = list(in_sizes), list(out_sizes), kernel_size, stride
+        self.in_sizes, self.out_sizes, self.kernel_size, self.stride = (
+            list(in_sizes),
+            list(out_sizes),
+            kernel_size,
+            stride,
+        )
         self.convs = nn.ModuleList(
             nn.Conv2d(i, o, kernel_size, stride=stride, padding=kernel_size // 2, bias=False)
-            for i, o in zip(in_sizes, out_sizes) if i and o)
+            for i, o in zip(in_sizes, out_sizes)
+            if i and o
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pieces, convs = [], iter(self.convs)
@@ -203,8 +219,11 @@ def learned_structure(model: nn.Module) -> Structure | None:
     """The hard assignment of every FLGC layer (group index per input channel and per filter), as plain
     lists for JSON; ``None`` when the model has none. With balanced groups this is a permutation of a
     standard grouped conv's channels: sorting the channels by group (stably) gives it."""
-    found = {name: {"in": ins.tolist(), "out": outs.tolist()}
-             for name, layer in learned_layers(model) for ins, outs in [layer.group_indices()]}
+    found = {
+        name: {"in": ins.tolist(), "out": outs.tolist()}
+        for name, layer in learned_layers(model)
+        for ins, outs in [layer.group_indices()]
+    }
     return found or None
 
 
@@ -213,15 +232,19 @@ def load_structure(model: nn.Module, structure: Structure) -> None:
     (:data:`STRUCTURE_LOGIT` on the stored group, 0 elsewhere): training continues from it."""
     layers = dict(learned_layers(model))
     if set(layers) != set(structure):
-        raise ConfigError(f"the stored FLGC structure names layers {sorted(structure)[:3]}…, the network has "
-                          f"{sorted(layers)[:3]}…; it belongs to another network")
+        raise ConfigError(
+            f"the stored FLGC structure names layers {sorted(structure)[:3]}…, the network has "
+            f"{sorted(layers)[:3]}…; it belongs to another network"
+        )
     with torch.no_grad():
         for name, layer in layers.items():
             for logits, key in ((layer.in_logits, "in"), (layer.out_logits, "out")):
                 groups = torch.as_tensor(structure[name][key], dtype=torch.long, device=logits.device)
                 if groups.shape != logits.shape[:1] or int(groups.max()) >= layer.num_groups:
-                    raise ConfigError(f"the stored FLGC structure of {name} does not fit its {tuple(logits.shape)} "
-                                      "assignment; it belongs to another network")
+                    raise ConfigError(
+                        f"the stored FLGC structure of {name} does not fit its {tuple(logits.shape)} "
+                        "assignment; it belongs to another network"
+                    )
                 logits.copy_(F.one_hot(groups, layer.num_groups).to(logits.dtype) * STRUCTURE_LOGIT)
 
 
@@ -232,19 +255,33 @@ def _permute_channels(bn: nn.BatchNorm2d, order: torch.Tensor) -> None:
             tensor.copy_(tensor[order])
 
 
-def _deployed_layer(layer: LearnedGroupConv2d, in_groups: torch.Tensor, out_groups: torch.Tensor,
-                    in_order: torch.Tensor, out_order: torch.Tensor) -> nn.Module:
+def _deployed_layer(
+    layer: LearnedGroupConv2d,
+    in_groups: torch.Tensor,
+    out_groups: torch.Tensor,
+    in_order: torch.Tensor,
+    out_order: torch.Tensor,
+) -> nn.Module:
     """The grouped conv (balanced) or per-group convs (uneven) whose channels are sorted by group."""
     weight = layer.weight[out_order][:, in_order]  # (C_out, C_in, k, k), both sides sorted by group
     in_sizes = torch.bincount(in_groups, minlength=layer.num_groups).tolist()
     out_sizes = torch.bincount(out_groups, minlength=layer.num_groups).tolist()
     in_starts = [0, *torch.tensor(in_sizes).cumsum(0).tolist()]
     out_starts = [0, *torch.tensor(out_sizes).cumsum(0).tolist()]
-    blocks = [weight[out_starts[k]:out_starts[k + 1], in_starts[k]:in_starts[k + 1]] for k in range(layer.num_groups)]
+    blocks = [
+        weight[out_starts[k] : out_starts[k + 1], in_starts[k] : in_starts[k + 1]] for k in range(layer.num_groups)
+    ]
     kernel, stride = layer.kernel_size[0], layer.stride[0]
     if layer.assignment == BALANCED:
-        deployed = nn.Conv2d(layer.in_channels, layer.out_channels, kernel, stride=stride, padding=kernel // 2,
-                             groups=layer.num_groups, bias=False)
+        deployed = nn.Conv2d(
+            layer.in_channels,
+            layer.out_channels,
+            kernel,
+            stride=stride,
+            padding=kernel // 2,
+            groups=layer.num_groups,
+            bias=False,
+        )
         deployed.weight.copy_(torch.cat(blocks))  # (C_out, C_in / g, k, k)
     else:
         deployed = SplitGroupConv2d(in_sizes, out_sizes, kernel, stride)
@@ -286,5 +323,16 @@ def deploy(model: nn.Module, inplace: bool = False) -> nn.Module:
     return model
 
 
-__all__ = ["BALANCED", "UNEVEN", "FoldSite", "LearnedGroupConv2d", "SplitGroupConv2d", "balanced_groups", "deploy",
-           "learned_layers", "learned_structure", "load_structure", "sinkhorn"]
+__all__ = [
+    "BALANCED",
+    "UNEVEN",
+    "FoldSite",
+    "LearnedGroupConv2d",
+    "SplitGroupConv2d",
+    "balanced_groups",
+    "deploy",
+    "learned_layers",
+    "learned_structure",
+    "load_structure",
+    "sinkhorn",
+]

@@ -46,8 +46,10 @@ def grouping_at(arch_config: ArchConfig, stage: int | None = None) -> tuple[str,
     if arch_config.stage_group_sizes is None:
         return (E2GC if arch_config.group_size is not None else FGGC), int(arch_config.grouping_value)
     if stage is None or not 0 <= stage < len(arch_config.stage_group_sizes):
-        raise ConfigError(f"{arch_config.label()} has {len(arch_config.stage_group_sizes)} stage group sizes; "
-                          f"stage {stage} is not one of them (check the arch's stage table)")
+        raise ConfigError(
+            f"{arch_config.label()} has {len(arch_config.stage_group_sizes)} stage group sizes; "
+            f"stage {stage} is not one of them (check the arch's stage table)"
+        )
     return E2GC, arch_config.stage_group_sizes[stage]
 
 
@@ -115,8 +117,9 @@ def create_conv2d(
     """Every conv of every model: bias-free, 'same' padding for odd kernels, any grouping; with
     ``learned`` (``"balanced"``/``"uneven"``), FLGC's training form with ``groups`` learned groups."""
     if learned is not None:
-        return LearnedGroupConv2d(in_channels, out_channels, kernel_size, stride=stride, groups=groups,
-                                  assignment=learned)
+        return LearnedGroupConv2d(
+            in_channels, out_channels, kernel_size, stride=stride, groups=groups, assignment=learned
+        )
     return nn.Conv2d(
         in_channels,
         out_channels,

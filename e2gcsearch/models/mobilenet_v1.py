@@ -34,9 +34,19 @@ from .stages import check_stage_count
 STEM_CHANNELS = 32
 # (n = output channels of the 1x1 conv, stride of the grouped 3x3 conv) of the 13 modules.
 MODULES: tuple[tuple[int, int], ...] = (
-    (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
-    (512, 1), (512, 1), (512, 1), (512, 1), (512, 1),
-    (1024, 2), (1024, 1),
+    (64, 1),
+    (128, 2),
+    (128, 1),
+    (256, 2),
+    (256, 1),
+    (512, 2),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (1024, 2),
+    (1024, 1),
 )
 # Stock input channels m of the grouped 3x3 convs, one per stage: the stem's output, then each distinct
 # module output that feeds another module → (32, 64, 128, 256, 512, 1024).
@@ -68,15 +78,18 @@ def plan(arch_config: ArchConfig) -> MobileNetV1Plan:
     check_stage_count(arch_config)
     # Every module output feeds the next grouped conv, so it uses the grouped divisor of that conv's
     # stage; so does the stem.
-    stem = scale_channels(STEM_CHANNELS, arch_config.width, grouped_divisor(arch_config, STAGE_CHANNELS.index(STEM_CHANNELS)))
+    stem = scale_channels(
+        STEM_CHANNELS, arch_config.width, grouped_divisor(arch_config, STAGE_CHANNELS.index(STEM_CHANNELS))
+    )
     specs = []
     in_channels, in_stock = stem, STEM_CHANNELS
     for index, (out_stock, stride) in enumerate(MODULES):
         is_last = index == len(MODULES) - 1
         divisor = CHANNEL_DIVISOR if is_last else grouped_divisor(arch_config, STAGE_CHANNELS.index(out_stock))
         out_channels = scale_channels(out_stock, arch_config.width, divisor)
-        groups = num_groups(in_channels, arch_config, layer=f"features.{index}.conv_grouped",
-                            stage=STAGE_CHANNELS.index(in_stock))
+        groups = num_groups(
+            in_channels, arch_config, layer=f"features.{index}.conv_grouped", stage=STAGE_CHANNELS.index(in_stock)
+        )
         specs.append(ModuleSpec(in_channels, out_channels, stride, groups, learned_assignment(arch_config)))
         in_channels, in_stock = out_channels, out_stock
     return MobileNetV1Plan(stem, tuple(specs), arch_config.num_classes)
@@ -132,8 +145,10 @@ class MobileNetV1(nn.Module):
         previous module's 1x1 conv + BN (the stem's conv + BN for the first), its output goes through
         its own BN to its own 1x1 conv."""
         producers = [(self.stem[0], self.stem[1])] + [(m.conv_pointwise, m.bn_pointwise) for m in self.features]
-        return [FoldSite(module, "conv_grouped", producer, (module.bn_grouped, module.conv_pointwise))
-                for module, producer in zip(self.features, producers)]
+        return [
+            FoldSite(module, "conv_grouped", producer, (module.bn_grouped, module.conv_pointwise))
+            for module, producer in zip(self.features, producers)
+        ]
 
 
 def build(arch_config: ArchConfig) -> MobileNetV1:
@@ -142,8 +157,11 @@ def build(arch_config: ArchConfig) -> MobileNetV1:
 
 def export_table(net: MobileNetV1Plan) -> str:
     """The ``MODULES`` rows of the standalone builder: (in, out, stride, groups) per module."""
-    return "\n".join(f"    ({m.in_channels}, {m.out_channels}, {m.stride}, {m.groups}),  # features.{i}, "
-                     f"{m.in_channels // m.groups} channels per group" for i, m in enumerate(net.modules))
+    return "\n".join(
+        f"    ({m.in_channels}, {m.out_channels}, {m.stride}, {m.groups}),  # features.{i}, "
+        f"{m.in_channels // m.groups} channels per group"
+        for i, m in enumerate(net.modules)
+    )
 
 
 # The standalone builder's copy of the classes above (see e2gcsearch.export.template); keep in step.
@@ -193,16 +211,18 @@ NETWORK = MobileNetV1
 '''
 
 
-register_model(ModelEntry(
-    name="mobilenet_v1",
-    build=build,
-    plan=plan,
-    total_stride=32,
-    baseline=ArchConfig("mobilenet_v1", group_size=1),
-    description="MobileNet-V1: 13 modules of grouped 3x3 + 1x1 conv; G=1 is the stock depthwise network",
-    display_name="MobileNet-V1",
-    stages=StagePlan(STAGE_CHANNELS, layer_stage),
-    export=ExportRows(EXPORT_BODY, export_table),
-    in_paper_tables=True,
-    default=True,
-))
+register_model(
+    ModelEntry(
+        name="mobilenet_v1",
+        build=build,
+        plan=plan,
+        total_stride=32,
+        baseline=ArchConfig("mobilenet_v1", group_size=1),
+        description="MobileNet-V1: 13 modules of grouped 3x3 + 1x1 conv; G=1 is the stock depthwise network",
+        display_name="MobileNet-V1",
+        stages=StagePlan(STAGE_CHANNELS, layer_stage),
+        export=ExportRows(EXPORT_BODY, export_table),
+        in_paper_tables=True,
+        default=True,
+    )
+)

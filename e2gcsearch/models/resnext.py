@@ -85,8 +85,9 @@ class Bottleneck(nn.Module):
         super().__init__()
         self.conv1 = create_conv2d(spec.in_channels, spec.mid_channels, 1)
         self.bn1 = nn.BatchNorm2d(spec.mid_channels)
-        self.conv2 = create_conv2d(spec.mid_channels, spec.mid_channels, 3, stride=spec.stride, groups=spec.groups,
-                                   learned=spec.learned)
+        self.conv2 = create_conv2d(
+            spec.mid_channels, spec.mid_channels, 3, stride=spec.stride, groups=spec.groups, learned=spec.learned
+        )
         self.bn2 = nn.BatchNorm2d(spec.mid_channels)
         self.conv3 = create_conv2d(spec.mid_channels, spec.out_channels, 1)
         self.bn3 = nn.BatchNorm2d(spec.out_channels)
@@ -127,8 +128,11 @@ class ResNeXt(nn.Module):
     def fold_sites(self) -> list[FoldSite]:
         """Where each bottleneck's grouped conv2 sits (for :func:`~.flgc.deploy`): between conv1 + bn1
         and bn2 + conv3 of its own block."""
-        return [FoldSite(block, "conv2", (block.conv1, block.bn1), (block.bn2, block.conv3))
-                for stage in (self.layer1, self.layer2, self.layer3, self.layer4) for block in stage]
+        return [
+            FoldSite(block, "conv2", (block.conv1, block.bn1), (block.bn2, block.conv3))
+            for stage in (self.layer1, self.layer2, self.layer3, self.layer4)
+            for block in stage
+        ]
 
 
 def build(arch_config: ArchConfig) -> ResNeXt:
@@ -141,8 +145,11 @@ def export_table(net: ResNeXtPlan) -> str:
     lines = []
     for s, stage in enumerate(net.stages, start=1):
         lines.append(f"    (  # layer{s}: in, mid, out, stride, groups")
-        lines += [f"        ({b.in_channels}, {b.mid_channels}, {b.out_channels}, {b.stride}, {b.groups}),"
-                  f"  # layer{s}.{i}, {b.mid_channels // b.groups} channels per group" for i, b in enumerate(stage)]
+        lines += [
+            f"        ({b.in_channels}, {b.mid_channels}, {b.out_channels}, {b.stride}, {b.groups}),"
+            f"  # layer{s}.{i}, {b.mid_channels // b.groups} channels per group"
+            for i, b in enumerate(stage)
+        ]
         lines.append("    ),")
     return "\n".join(lines)
 
@@ -205,15 +212,17 @@ NETWORK = ResNeXt
 '''
 
 
-register_model(ModelEntry(
-    name="resnext50",
-    build=build,
-    plan=plan,
-    total_stride=32,
-    baseline=ArchConfig("resnext50", groups=32),
-    description="ResNeXt-50 32x4d: 16 bottlenecks with a grouped 3x3 conv; g=32 is the stock network",
-    display_name="ResNeXt-50",
-    stages=StagePlan(STAGE_CHANNELS, layer_stage),
-    export=ExportRows(EXPORT_BODY, export_table),
-    in_paper_tables=True,
-))
+register_model(
+    ModelEntry(
+        name="resnext50",
+        build=build,
+        plan=plan,
+        total_stride=32,
+        baseline=ArchConfig("resnext50", groups=32),
+        description="ResNeXt-50 32x4d: 16 bottlenecks with a grouped 3x3 conv; g=32 is the stock network",
+        display_name="ResNeXt-50",
+        stages=StagePlan(STAGE_CHANNELS, layer_stage),
+        export=ExportRows(EXPORT_BODY, export_table),
+        in_paper_tables=True,
+    )
+)

@@ -107,8 +107,10 @@ class Call:
             on_meta = meta and isinstance(exc, (NotImplementedError, RuntimeError))
             error = MetaBuildError if on_meta else ConfigError
             where = " on the meta device (shape-only builds compute nothing)" if on_meta else ""
-            raise error(f"{self.source(str(num_classes))} failed{where} ({type(exc).__name__}: {reason}); the "
-                        "factory must build the network from num_classes (and width, if it takes one)") from None
+            raise error(
+                f"{self.source(str(num_classes))} failed{where} ({type(exc).__name__}: {reason}); the "
+                "factory must build the network from num_classes (and width, if it takes one)"
+            ) from None
 
     def source(self, num_classes: str = "num_classes") -> str:
         parts = [num_classes] if self.classes == "positional" else []
@@ -192,8 +194,9 @@ class RegroupPlan:
 
 def grouped_convs(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
     """``(name, conv)`` of every conv with ``groups > 1`` in ``model``, in module order."""
-    return [(name, module) for name, module in model.named_modules()
-            if isinstance(module, nn.Conv2d) and module.groups > 1]
+    return [
+        (name, module) for name, module in model.named_modules() if isinstance(module, nn.Conv2d) and module.groups > 1
+    ]
 
 
 @functools.lru_cache(maxsize=64)
@@ -206,8 +209,10 @@ def _survey(call: Call, num_classes: int) -> tuple[tuple[tuple[str, int, int, in
     except (NotImplementedError, RuntimeError, MetaBuildError):
         model = call.run(num_classes)
     if not isinstance(model, nn.Module):
-        raise ConfigError(f"{call.source()} returned a {type(model).__name__}, not a torch.nn.Module; "
-                          "the factory must return the network")
+        raise ConfigError(
+            f"{call.source()} returned a {type(model).__name__}, not a torch.nn.Module; "
+            "the factory must return the network"
+        )
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     layers = tuple((name, conv.in_channels, conv.kernel_size[0], conv.groups) for name, conv in grouped_convs(model))
     return layers, convs[0].out_channels if convs else 0
@@ -256,19 +261,25 @@ class StockNetwork:
 @functools.lru_cache(maxsize=512)
 def _plan(network: StockNetwork, arch_config: ArchConfig) -> RegroupPlan:
     if arch_config.module == FLGC:
-        raise ConfigError(f"FLGC needs a network whose channel permutations can be folded into its 1x1 "
-                          f"neighbours (mobilenet_v1, resnext50); {network.name} takes E2GC (-G) or FgGC (-g)")
+        raise ConfigError(
+            f"FLGC needs a network whose channel permutations can be folded into its 1x1 "
+            f"neighbours (mobilenet_v1, resnext50); {network.name} takes E2GC (-G) or FgGC (-g)"
+        )
     values = arch_config.stage_group_sizes or (arch_config.grouping_value,)
     call = network.constructor(arch_config.width, math.lcm(8, *map(int, values)))
     layers, stem = _survey(call, arch_config.num_classes)
     if not layers:
-        raise ConfigError(f"{network.name} has no grouped convs (no nn.Conv2d with groups > 1), so there is no "
-                          "G or g to search; give a network with grouped or depthwise convs")
+        raise ConfigError(
+            f"{network.name} has no grouped convs (no nn.Conv2d with groups > 1), so there is no "
+            "G or g to search; give a network with grouped or depthwise convs"
+        )
     stages = network.stage_channels()
     if arch_config.stage_group_sizes is not None and len(arch_config.stage_group_sizes) != len(stages):
-        raise ConfigError(f"{network.name} has {len(stages)} stages (grouped-conv input channels "
-                          f"{', '.join(map(str, stages))}); give {len(stages)} stage group sizes, "
-                          f"got {len(arch_config.stage_group_sizes)}")
+        raise ConfigError(
+            f"{network.name} has {len(stages)} stages (grouped-conv input channels "
+            f"{', '.join(map(str, stages))}); give {len(stages)} stage group sizes, "
+            f"got {len(arch_config.stage_group_sizes)}"
+        )
     common = math.gcd(*(channels for _, channels, _, _ in layers))
     planned = []
     for name, channels, kernel, stock_groups in layers:
@@ -279,7 +290,8 @@ def _plan(network: StockNetwork, arch_config: ArchConfig) -> RegroupPlan:
             raise ConfigError(
                 f"{symbol}={value} does not divide the {channels} channels of {name} ({network.name}, width "
                 f"{arch_config.width:g}); every grouped conv of this network takes a {symbol} that divides "
-                f"{common} (e.g. {', '.join(str(d) for d in _pow2_divisors(common))})")
+                f"{common} (e.g. {', '.join(str(d) for d in _pow2_divisors(common))})"
+            )
         groups = channels // value if module == E2GC else value
         planned.append(GroupedLayer(name, channels, kernel, stock_groups, groups, stage))
     return RegroupPlan(call, tuple(planned), stem, arch_config.num_classes)
@@ -296,9 +308,19 @@ def regroup(model: nn.Module, plan: RegroupPlan) -> nn.Module:
         old = model.get_submodule(layer.name)
         if old.groups == layer.groups:
             continue
-        new = nn.Conv2d(old.in_channels, old.out_channels, old.kernel_size, stride=old.stride, padding=old.padding,
-                        dilation=old.dilation, groups=layer.groups, bias=old.bias is not None,
-                        padding_mode=old.padding_mode, device=old.weight.device, dtype=old.weight.dtype)
+        new = nn.Conv2d(
+            old.in_channels,
+            old.out_channels,
+            old.kernel_size,
+            stride=old.stride,
+            padding=old.padding,
+            dilation=old.dilation,
+            groups=layer.groups,
+            bias=old.bias is not None,
+            padding_mode=old.padding_mode,
+            device=old.weight.device,
+            dtype=old.weight.dtype,
+        )
         if not new.weight.is_meta:
             nn.init.kaiming_normal_(new.weight, mode="fan_out", nonlinearity="relu")
             if new.bias is not None:
@@ -310,13 +332,18 @@ def regroup(model: nn.Module, plan: RegroupPlan) -> nn.Module:
 
 def export_table(plan: RegroupPlan) -> str:
     """The stock constructor and the ``GROUPS`` rows of the standalone builder."""
-    rows = [f'    "{layer.name}": {layer.groups},  # {layer.channels} channels, {layer.kernel}x{layer.kernel}, '
-            f"{layer.group_size} per group (stock: {layer.stock_groups} groups)" for layer in plan.layers]
-    return (f"def stock_network(num_classes: int = NUM_CLASSES) -> nn.Module:\n"
-            f'    """The unchanged stock network, freshly initialised (no weights downloaded)."""\n'
-            f"    return {plan.call.source()}\n\n\n"
-            "# Every grouped conv: module name -> number of groups. Dense convs and linear layers are the stock ones.\n"
-            "GROUPS = {\n" + "\n".join(rows) + "\n}")
+    rows = [
+        f'    "{layer.name}": {layer.groups},  # {layer.channels} channels, {layer.kernel}x{layer.kernel}, '
+        f"{layer.group_size} per group (stock: {layer.stock_groups} groups)"
+        for layer in plan.layers
+    ]
+    return (
+        f"def stock_network(num_classes: int = NUM_CLASSES) -> nn.Module:\n"
+        f'    """The unchanged stock network, freshly initialised (no weights downloaded)."""\n'
+        f"    return {plan.call.source()}\n\n\n"
+        "# Every grouped conv: module name -> number of groups. Dense convs and linear layers are the stock ones.\n"
+        "GROUPS = {\n" + "\n".join(rows) + "\n}"
+    )
 
 
 def export_imports(plan: RegroupPlan) -> tuple[str, ...]:
@@ -357,10 +384,20 @@ NETWORK = network
 EXPORT_ROWS = ExportRows(EXPORT_BODY, export_table, imports=export_imports)
 
 
-def regrouped_entry(network: StockNetwork, baseline: ArchConfig, description: str, display_name: str = "",
-                    total_stride: int = 32) -> ModelEntry:
+def regrouped_entry(
+    network: StockNetwork, baseline: ArchConfig, description: str, display_name: str = "", total_stride: int = 32
+) -> ModelEntry:
     """The registry entry of ``network``: built, planned, staged and exported by the rewrite above."""
     return ModelEntry(
-        name=network.name, build=network.build, plan=network.plan, total_stride=total_stride, baseline=baseline,
-        description=description, display_name=display_name, stages=network.stage_plan, export=EXPORT_ROWS,
-        regrouped=True, layer_notes=lambda arch_config: network.plan(arch_config).notes())
+        name=network.name,
+        build=network.build,
+        plan=network.plan,
+        total_stride=total_stride,
+        baseline=baseline,
+        description=description,
+        display_name=display_name,
+        stages=network.stage_plan,
+        export=EXPORT_ROWS,
+        regrouped=True,
+        layer_notes=lambda arch_config: network.plan(arch_config).notes(),
+    )

@@ -59,10 +59,11 @@ class Cliff:
     def line(self) -> str:
         ratio = self.ps_per_mac / self.median_ps_per_mac
         alone = ", ".join(f"{impl} {value:.1f}" for impl, value in self.alone_ps_per_mac.items())
-        verdict = (f"{self.removed_by} removes it" if self.removed_by
-                   else "no implementation here removes it")
-        return (f"cliff: {self.layer} takes {self.ps_per_mac:.1f} ps/MAC, {ratio:.1f}x the median "
-                f"{self.median_ps_per_mac:.1f}; {verdict} (alone, ps/MAC: {alone})")
+        verdict = f"{self.removed_by} removes it" if self.removed_by else "no implementation here removes it"
+        return (
+            f"cliff: {self.layer} takes {self.ps_per_mac:.1f} ps/MAC, {ratio:.1f}x the median "
+            f"{self.median_ps_per_mac:.1f}; {verdict} (alone, ps/MAC: {alone})"
+        )
 
 
 @dataclasses.dataclass
@@ -104,27 +105,57 @@ class Attribution:
         for layer in self.layers:
             share = self.share(layer.total_ms)
             cliff = cliffs.get(layer.name)
-            rows.append({"layer": layer.name, "kind": layer.kind, "group_size": layer.group_size,
-                         "forward_ms": layer.forward_ms, "backward_ms": layer.backward_ms, "time_share": share,
-                         "energy_mj_apportioned": share * self.window_energy_mj, "macs": layer.macs,
-                         "ps_per_mac": layer.ps_per_mac,
-                         "note": "" if cliff is None else (f"cliff, {cliff.removed_by} removes it" if cliff.removed_by
-                                                           else "cliff")})
+            rows.append(
+                {
+                    "layer": layer.name,
+                    "kind": layer.kind,
+                    "group_size": layer.group_size,
+                    "forward_ms": layer.forward_ms,
+                    "backward_ms": layer.backward_ms,
+                    "time_share": share,
+                    "energy_mj_apportioned": share * self.window_energy_mj,
+                    "macs": layer.macs,
+                    "ps_per_mac": layer.ps_per_mac,
+                    "note": ""
+                    if cliff is None
+                    else (f"cliff, {cliff.removed_by} removes it" if cliff.removed_by else "cliff"),
+                }
+            )
         share = self.share(self.rest_ms)
-        rows.append({"layer": "(rest)", "kind": "loss, zero_grad, after the last backward node",
-                     "group_size": None, "forward_ms": None, "backward_ms": None, "time_share": share,
-                     "energy_mj_apportioned": share * self.window_energy_mj, "macs": 0, "ps_per_mac": None,
-                     "note": ""})
+        rows.append(
+            {
+                "layer": "(rest)",
+                "kind": "loss, zero_grad, after the last backward node",
+                "group_size": None,
+                "forward_ms": None,
+                "backward_ms": None,
+                "time_share": share,
+                "energy_mj_apportioned": share * self.window_energy_mj,
+                "macs": 0,
+                "ps_per_mac": None,
+                "note": "",
+            }
+        )
         return rows
 
     def to_dict(self) -> dict[str, Any]:
-        return {"batch_size": self.batch_size, "impl": self.impl, "mode": self.mode, "step_ms": self.step_ms,
-                "window_latency_ms": self.window_latency_ms, "window_energy_mj": self.window_energy_mj,
-                "energy_unit": "mJ per batch, apportioned by time share (not measured per layer)",
-                "backend": self.backend, "is_estimate": self.is_estimate, "cliff_factor": CLIFF_FACTOR,
-                "rows": self.rows(), "cliffs": [dataclasses.asdict(c) | {"line": c.line()} for c in self.cliffs],
-                "layout_plan": None if self.layout_plan is None else
-                dataclasses.asdict(self.layout_plan) | {"line": self.layout_plan.line()}}
+        return {
+            "batch_size": self.batch_size,
+            "impl": self.impl,
+            "mode": self.mode,
+            "step_ms": self.step_ms,
+            "window_latency_ms": self.window_latency_ms,
+            "window_energy_mj": self.window_energy_mj,
+            "energy_unit": "mJ per batch, apportioned by time share (not measured per layer)",
+            "backend": self.backend,
+            "is_estimate": self.is_estimate,
+            "cliff_factor": CLIFF_FACTOR,
+            "rows": self.rows(),
+            "cliffs": [dataclasses.asdict(c) | {"line": c.line()} for c in self.cliffs],
+            "layout_plan": None
+            if self.layout_plan is None
+            else dataclasses.asdict(self.layout_plan) | {"line": self.layout_plan.line()},
+        }
 
 
 def _leaves(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -171,6 +202,7 @@ class _Timer:
             if node is not None:  # the module's backward: the autograd node its output was made by
                 node.register_prehook(self._backward_starts)
                 node.register_hook(lambda grads_in, grads_out: self._charge(self.backward, name))
+
         return hook
 
     def _backward_starts(self, grads: Any) -> None:
@@ -187,8 +219,9 @@ class _Timer:
             handle.remove()
 
 
-def time_layers(model: nn.Module, step: Callable[[], None], synchronize: Callable[[], None],
-                steps: int = STEPS) -> tuple[float, dict[str, tuple[float, float]]]:
+def time_layers(
+    model: nn.Module, step: Callable[[], None], synchronize: Callable[[], None], steps: int = STEPS
+) -> tuple[float, dict[str, tuple[float, float]]]:
     """Mean seconds per step, and per leaf module mean (forward, backward) seconds per step, of
     ``step`` (which runs ``model``), after one untimed step."""
     timer = _Timer(model, synchronize)
@@ -204,8 +237,16 @@ def time_layers(model: nn.Module, step: Callable[[], None], synchronize: Callabl
     return total / steps, {name: (timer.forward[name] / steps, timer.backward[name] / steps) for name in timer.forward}
 
 
-def find_cliffs(model: nn.Module, layers: list[LayerTime], shapes: dict[str, tuple[int, ...]], impl: str,
-                mode: str, device: str, dtype: torch.dtype, synchronize: Callable[[], None]) -> list[Cliff]:
+def find_cliffs(
+    model: nn.Module,
+    layers: list[LayerTime],
+    shapes: dict[str, tuple[int, ...]],
+    impl: str,
+    mode: str,
+    device: str,
+    dtype: torch.dtype,
+    synchronize: Callable[[], None],
+) -> list[Cliff]:
     """The grouped convs at or above :data:`CLIFF_FACTOR` x the median time per MAC, each timed alone
     under every eager implementation to name the one that removes it."""
     counted = [layer.ps_per_mac for layer in layers if layer.ps_per_mac is not None]
@@ -221,18 +262,28 @@ def find_cliffs(model: nn.Module, layers: list[LayerTime], shapes: dict[str, tup
             continue
         alone = {}
         for candidate in (name for name, spec in IMPLEMENTATIONS.items() if not spec.compiled):
-            seconds = layer_seconds(modules[layer.name], shapes[layer.name], candidate, mode, device, dtype,
-                                     synchronize)
+            seconds = layer_seconds(
+                modules[layer.name], shapes[layer.name], candidate, mode, device, dtype, synchronize
+            )
             alone[candidate] = 1e12 * seconds / layer.macs
         prepare(model, impl, mode)  # the layer's module is the model's: put it back as measured
         fixes = [c for c in alone if c != impl and alone[c] < CLIFF_FACTOR * median]
-        cliffs.append(Cliff(layer.name, layer.ps_per_mac, median, alone,
-                            min(fixes, key=alone.__getitem__) if fixes else None))
+        cliffs.append(
+            Cliff(layer.name, layer.ps_per_mac, median, alone, min(fixes, key=alone.__getitem__) if fixes else None)
+        )
     return cliffs
 
 
-def attribute(arch_config: ArchConfig, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, impl: str,
-              mode: str, synchronize: Callable[[], None], window: dict[str, Any]) -> Attribution:
+def attribute(
+    arch_config: ArchConfig,
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    impl: str,
+    mode: str,
+    synchronize: Callable[[], None],
+    window: dict[str, Any],
+) -> Attribution:
     """Per-layer times of ``model`` (prepared as ``impl``) on ``inputs``, the measured window's energy
     apportioned to them, and the cliffs (see the module docstring).
 
@@ -240,14 +291,17 @@ def attribute(arch_config: ArchConfig, model: nn.Module, inputs: torch.Tensor, t
     ``backend``, ``is_estimate``, ``resolution``, ``device``.
     """
     if IMPLEMENTATIONS[impl].compiled:
-        raise ConfigError("--per-layer cannot time layers inside a compiled graph (inductor fuses them); "
-                          "use --impl nchw, channels_last or auto with --per-layer")
+        raise ConfigError(
+            "--per-layer cannot time layers inside a compiled graph (inductor fuses them); "
+            "use --impl nchw, channels_last or auto with --per-layer"
+        )
     batch_size = inputs.shape[0]
     shapes: dict[str, tuple[int, ...]] = {}  # every leaf's input shape, to time a cliff's layer alone
 
     def record_shape(name: str):
         def hook(module: nn.Module, args: Any) -> None:
             shapes.setdefault(name, tuple(args[0].shape))
+
         return hook
 
     handles = [module.register_forward_pre_hook(record_shape(name)) for name, module in _leaves(model)]
@@ -262,13 +316,31 @@ def attribute(arch_config: ArchConfig, model: nn.Module, inputs: torch.Tensor, t
     for name, module in _leaves(model):
         forward_s, backward_s = per_layer[name]
         cost = costs.get(name)
-        layers.append(LayerTime(name, cost.kind if cost else type(module).__name__, 1000 * forward_s,
-                                1000 * backward_s, cost.macs * batch_size if cost else 0,
-                                cost.group_size if cost and cost.kind in ("grouped", "depthwise") else None))
+        layers.append(
+            LayerTime(
+                name,
+                cost.kind if cost else type(module).__name__,
+                1000 * forward_s,
+                1000 * backward_s,
+                cost.macs * batch_size if cost else 0,
+                cost.group_size if cost and cost.kind in ("grouped", "depthwise") else None,
+            )
+        )
     cliffs = find_cliffs(model, layers, shapes, impl, mode, window["device"], inputs.dtype, synchronize)
     plan = plan_layouts(model, layers, shapes, impl, mode, window["device"], inputs.dtype, synchronize)
-    return Attribution(batch_size, impl, mode, 1000 * step_s, window["latency_ms"], window["energy_mj"],
-                       window["backend"], window["is_estimate"], layers, cliffs, plan)
+    return Attribution(
+        batch_size,
+        impl,
+        mode,
+        1000 * step_s,
+        window["latency_ms"],
+        window["energy_mj"],
+        window["backend"],
+        window["is_estimate"],
+        layers,
+        cliffs,
+        plan,
+    )
 
 
 def attribute_profile(result: ProfileResult, config: ProfileConfig, batch_size: int | None = None) -> Attribution:
@@ -276,14 +348,22 @@ def attribute_profile(result: ProfileResult, config: ProfileConfig, batch_size: 
     with the implementation and mode it was measured with."""
     measured = [b for b in sorted(result.batches) if result.batches[b].status == "ok"]
     if not measured or (batch_size is not None and batch_size not in measured):
-        raise ConfigError(f"--per-layer needs a measured batch size; measured: {', '.join(map(str, measured)) or 'none'}")
+        raise ConfigError(
+            f"--per-layer needs a measured batch size; measured: {', '.join(map(str, measured)) or 'none'}"
+        )
     batch = result.batches[batch_size or measured[-1]]
     device = result.device
     with thread_limit(config.threads):
         model = prepare(build_model(result.arch_config, device, config), batch.impl, config.mode)
         inputs, targets = synthetic_batch(result.arch_config, batch.batch_size, device, config)
-        window = {"latency_ms": batch.latency_ms, "energy_mj": batch.epf_mj * batch.batch_size,
-                  "backend": result.backend, "is_estimate": result.is_estimate, "resolution": result.resolution,
-                  "device": device}
-        return attribute(result.arch_config, model, inputs, targets, batch.impl, config.mode,
-                         lambda: synchronize(device), window)
+        window = {
+            "latency_ms": batch.latency_ms,
+            "energy_mj": batch.epf_mj * batch.batch_size,
+            "backend": result.backend,
+            "is_estimate": result.is_estimate,
+            "resolution": result.resolution,
+            "device": device,
+        }
+        return attribute(
+            result.arch_config, model, inputs, targets, batch.impl, config.mode, lambda: synchronize(device), window
+        )

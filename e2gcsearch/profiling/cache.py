@@ -45,11 +45,17 @@ def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     return cache_folder(PROFILES, environ=environ)
 
 
-def cache_key(arch_config: ArchConfig, batch_size: int, resolution: int, fingerprint: DeviceFingerprint,
-              mode: str = "train") -> dict[str, Any]:
+def cache_key(
+    arch_config: ArchConfig, batch_size: int, resolution: int, fingerprint: DeviceFingerprint, mode: str = "train"
+) -> dict[str, Any]:
     """The identity of one measurement, as a JSON-ready dict."""
-    key = {"schema": SCHEMA, "arch": arch_config.to_dict(), "batch_size": int(batch_size),
-           "resolution": int(resolution), "fingerprint": fingerprint.key()}
+    key = {
+        "schema": SCHEMA,
+        "arch": arch_config.to_dict(),
+        "batch_size": int(batch_size),
+        "resolution": int(resolution),
+        "fingerprint": fingerprint.key(),
+    }
     return key if mode == "train" else key | {"mode": mode}
 
 

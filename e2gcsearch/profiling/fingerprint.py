@@ -72,8 +72,9 @@ class DeviceFingerprint:
     def with_implementation(self, impl: str) -> DeviceFingerprint:
         """This fingerprint (of any implementation) as a measurement by ``impl`` carries it."""
         layout = _LAYOUTS.get(impl, "contiguous")
-        return dataclasses.replace(self, memory_format=layout,
-                                   implementation=None if _NAMED_BY_LAYOUT.get(layout) == impl else impl)
+        return dataclasses.replace(
+            self, memory_format=layout, implementation=None if _NAMED_BY_LAYOUT.get(layout) == impl else impl
+        )
 
     def differences(self, other: DeviceFingerprint, mine: str = "stored", theirs: str = "here") -> list[str]:
         """One line per identity field (:attr:`IDENTITY`) that this fingerprint records and ``other``
@@ -102,8 +103,9 @@ class DeviceFingerprint:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the recorded fields (the stored form of profiles, sweeps, studies and cache keys)."""
-        return {field.name: value for field in dataclasses.fields(self)
-                if (value := getattr(self, field.name)) is not None}
+        return {
+            field.name: value for field in dataclasses.fields(self) if (value := getattr(self, field.name)) is not None
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> DeviceFingerprint:
@@ -136,5 +138,12 @@ def device_fingerprint(device: str, dtype: str, impl: str, meter: Meter) -> Devi
     else:
         model = cpu_model()
         driver = f"{platform.system()} {platform.release()}"
-    return DeviceFingerprint(device=device, device_model=model, driver=driver, torch=torch.__version__, dtype=dtype,
-                             threads=torch.get_num_threads(), meter=meter.label).with_implementation(impl)
+    return DeviceFingerprint(
+        device=device,
+        device_model=model,
+        driver=driver,
+        torch=torch.__version__,
+        dtype=dtype,
+        threads=torch.get_num_threads(),
+        meter=meter.label,
+    ).with_implementation(impl)

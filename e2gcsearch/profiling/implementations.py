@@ -57,8 +57,10 @@ AUTO = "auto"
 IMPL_CHOICES = (*IMPLEMENTATIONS, AUTO)
 AUTO_CANDIDATES = ("nchw", "channels_last")  # the first is the default auto keeps unless beaten
 MODES = ("train", "infer")
-STEPS = {"train": "zero_grad + forward + cross-entropy + backward, train mode, no optimizer step",
-         "infer": "forward only, eval mode, torch.inference_mode()"}
+STEPS = {
+    "train": "zero_grad + forward + cross-entropy + backward, train mode, no optimizer step",
+    "infer": "forward only, eval mode, torch.inference_mode()",
+}
 
 
 def layout_of(impl: str) -> str:
@@ -77,20 +79,24 @@ def prepare(model: nn.Module, impl: str, mode: str) -> nn.Module:
     return model
 
 
-def make_step(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, impl: str, mode: str
-              ) -> Callable[[], None]:
+def make_step(
+    model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, impl: str, mode: str
+) -> Callable[[], None]:
     """The measured step of ``mode`` on inputs laid out for ``impl`` (see the module docstring)."""
     inputs = to_layout(inputs, layout_of(impl))
     if mode == "infer":
+
         def infer() -> None:
             with torch.inference_mode():
                 model(inputs)
+
         return infer
 
     def train() -> None:
         model.zero_grad(set_to_none=True)
         logits = model(inputs)  # (B, classes)
         F.cross_entropy(logits.float(), targets).backward()
+
     return train
 
 
@@ -106,11 +112,16 @@ def compile_first_step(step: Callable[[], None], synchronize: Callable[[], None]
 CALIBRATION_STEPS = 2  # timed steps per candidate and round, after one untimed step
 
 
-def calibrate(candidates: tuple[str, ...], step_for: Callable[[str], Callable[[], None]],
-              synchronize: Callable[[], None], steps: int = CALIBRATION_STEPS,
-              timer: Callable[[], float] = time.perf_counter) -> Choice:
+def calibrate(
+    candidates: tuple[str, ...],
+    step_for: Callable[[str], Callable[[], None]],
+    synchronize: Callable[[], None],
+    steps: int = CALIBRATION_STEPS,
+    timer: Callable[[], float] = time.perf_counter,
+) -> Choice:
     """``auto``: time every candidate's step (``step_for(impl)`` sets the network up as ``impl`` and
     returns its step) and keep the fastest by :func:`~e2gcsearch.train.layout.choose_fastest`."""
+
     def seconds_per_step(impl: str) -> float:
         step = step_for(impl)
         step()  # the first step after a layout change pays for the conversion

@@ -48,8 +48,15 @@ class LayerTime:
         return 1e9 * self.total_ms / self.macs if self.macs else None
 
 
-def layer_seconds(layer: nn.Module, shape: tuple[int, ...], impl: str, mode: str, device: str, dtype: torch.dtype,
-                  synchronize: Callable[[], None]) -> float:
+def layer_seconds(
+    layer: nn.Module,
+    shape: tuple[int, ...],
+    impl: str,
+    mode: str,
+    device: str,
+    dtype: torch.dtype,
+    synchronize: Callable[[], None],
+) -> float:
     """Seconds per forward (+ backward in train mode) of ``layer`` alone on a random input of ``shape``."""
     module = prepare(layer, impl, mode)
     inputs = torch.randn(shape, device=device, dtype=dtype, requires_grad=mode == "train")
@@ -89,30 +96,49 @@ class LayoutPlan:
         return 1 - self.mixed_ms / self.network_ms if self.network_ms > 0 else 0.0
 
     def line(self) -> str:
-        verdict = ("it would pay" if self.saving >= PLAN_MARGIN else
-                   f"below {100 * PLAN_MARGIN:.0f} %, so one layout per network")
-        return (f"per-layer layout: the best plan takes {self.mixed_ms:.2f} ms against {self.network_ms:.2f} ms in "
-                f"{self.network_layout} for the conv layers alone ({self.conversions} conversions, "
-                f"{self.conversion_ms:.2f} ms): saves {100 * self.saving:.1f} %; {verdict}")
+        verdict = (
+            "it would pay"
+            if self.saving >= PLAN_MARGIN
+            else f"below {100 * PLAN_MARGIN:.0f} %, so one layout per network"
+        )
+        return (
+            f"per-layer layout: the best plan takes {self.mixed_ms:.2f} ms against {self.network_ms:.2f} ms in "
+            f"{self.network_layout} for the conv layers alone ({self.conversions} conversions, "
+            f"{self.conversion_ms:.2f} ms): saves {100 * self.saving:.1f} %; {verdict}"
+        )
 
 
 PLAN_MARGIN = 0.05
 
 
-def plan_layouts(model: nn.Module, layers: list[LayerTime], shapes: dict[str, tuple[int, ...]], impl: str, mode: str,
-                 device: str, dtype: torch.dtype, synchronize: Callable[[], None]) -> LayoutPlan:
+def plan_layouts(
+    model: nn.Module,
+    layers: list[LayerTime],
+    shapes: dict[str, tuple[int, ...]],
+    impl: str,
+    mode: str,
+    device: str,
+    dtype: torch.dtype,
+    synchronize: Callable[[], None],
+) -> LayoutPlan:
     """The cheapest layout per conv layer along the forward order (a chain: residual branches
     are taken in the order they run), against the network's one layout (dynamic programming over
     the two layouts)."""
     modules = dict(model.named_modules())
     counted = [layer for layer in layers if layer.macs and len(shapes.get(layer.name, ())) == 4]
-    alone = {layer.name: {layout: 1000 * layer_seconds(modules[layer.name], shapes[layer.name], layout, mode,
-                                                        device, dtype, synchronize) for layout in LAYOUTS}
-             for layer in counted}
+    alone = {
+        layer.name: {
+            layout: 1000
+            * layer_seconds(modules[layer.name], shapes[layer.name], layout, mode, device, dtype, synchronize)
+            for layout in LAYOUTS
+        }
+        for layer in counted
+    }
     prepare(model, impl, mode)  # the layers are the model's: put them back as measured
-    convert = {layer.name: (1 + (mode == "train")) * 1000 * _conversion_seconds(shapes[layer.name], device, dtype,
-                                                                              synchronize)
-               for layer in counted}
+    convert = {
+        layer.name: (1 + (mode == "train")) * 1000 * _conversion_seconds(shapes[layer.name], device, dtype, synchronize)
+        for layer in counted
+    }
     own = IMPLEMENTATIONS[impl].layout
     best = {layout: (0.0, 0, 0.0, {}) for layout in LAYOUTS}  # cost, conversions, conversion ms, plan
     for layer in counted:
@@ -121,16 +147,23 @@ def plan_layouts(model: nn.Module, layers: list[LayerTime], shapes: dict[str, tu
             options = []
             for previous, (cost, count, spent, plan) in best.items():
                 change = convert[layer.name] if previous != layout and plan else 0.0
-                options.append((cost + change + alone[layer.name][layout], count + (change > 0), spent + change,
-                                {**plan, layer.name: layout}))
+                options.append(
+                    (
+                        cost + change + alone[layer.name][layout],
+                        count + (change > 0),
+                        spent + change,
+                        {**plan, layer.name: layout},
+                    )
+                )
             step[layout] = min(options, key=lambda option: option[0])
         best = step
     cost, count, spent, plan = min(best.values(), key=lambda option: option[0])
     return LayoutPlan(own, sum(alone[layer.name][own] for layer in counted), cost, count, spent, plan)
 
 
-def _conversion_seconds(shape: tuple[int, ...], device: str, dtype: torch.dtype,
-                        synchronize: Callable[[], None]) -> float:
+def _conversion_seconds(
+    shape: tuple[int, ...], device: str, dtype: torch.dtype, synchronize: Callable[[], None]
+) -> float:
     """Seconds to convert an activation of ``shape`` between the layouts (the mean of both ways)."""
     tensor = torch.randn(shape, device=device, dtype=dtype)
     other = tensor.contiguous(memory_format=memory_format("channels_last"))

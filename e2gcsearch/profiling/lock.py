@@ -102,8 +102,9 @@ class DeviceLock:
                 self.folder.mkdir(parents=True, exist_ok=True)
                 self._files[name] = os.open(self.folder / f"{self.key}.{name}", os.O_RDWR | os.O_CREAT, 0o666)
             except OSError as exc:  # e.g. --cache-dir names a file
-                raise DataError(write_problem(exc, self.folder, "the measurement lock folder (under --cache-dir)")) \
-                    from None
+                raise DataError(
+                    write_problem(exc, self.folder, "the measurement lock folder (under --cache-dir)")
+                ) from None
         return self._files[name]
 
     @contextlib.contextmanager
@@ -177,5 +178,12 @@ class DeviceLock:
         self._sharing = False
 
     def __getstate__(self) -> dict:  # a copy in another process opens its own files
-        return {"folder": self.folder, "key": self.key, "device": self.device, "waited_s": 0.0, "paused_s": 0.0, "_files": {},
-                "_sharing": False}
+        return {
+            "folder": self.folder,
+            "key": self.key,
+            "device": self.device,
+            "waited_s": 0.0,
+            "paused_s": 0.0,
+            "_files": {},
+            "_sharing": False,
+        }

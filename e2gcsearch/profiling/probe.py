@@ -39,8 +39,12 @@ def measured_step(arch_config: ArchConfig, config: ProfileConfig, batch_size: in
     return step
 
 
-def step_timer(arch_config: ArchConfig, config: ProfileConfig, steps: int = TIMED_STEPS,
-               timer: Callable[[], float] = time.perf_counter) -> Callable[[int], float]:
+def step_timer(
+    arch_config: ArchConfig,
+    config: ProfileConfig,
+    steps: int = TIMED_STEPS,
+    timer: Callable[[], float] = time.perf_counter,
+) -> Callable[[int], float]:
     """A ``seconds_per_step(threads)`` of the measured step (one untimed step first), for
     :func:`e2gcsearch.train.choose_threads`."""
     step = measured_step(arch_config, config)

@@ -84,7 +84,8 @@ def _warm_up(step: Callable[[], None], device: str, config: ProfileConfig) -> fl
     times_s: list[float] = []
     started = time.perf_counter()
     while len(times_s) < max(1, config.warmup) or (
-            device.startswith("cuda") and time.perf_counter() - started < GPU_WARMUP_S):
+        device.startswith("cuda") and time.perf_counter() - started < GPU_WARMUP_S
+    ):
         tic = time.perf_counter()
         step()
         synchronize(device)
@@ -106,7 +107,8 @@ def _untrainable(exc: ValueError, batch_size: int, config: ProfileConfig) -> Con
         return None
     return ConfigError(
         f"batch size {batch_size} cannot be trained at resolution {config.resolution}: the last "
-        "BatchNorm sees one value per channel; use --resolution 64 or larger, or batch sizes >= 2")
+        "BatchNorm sees one value per channel; use --resolution 64 or larger, or batch sizes >= 2"
+    )
 
 
 def _guarded(call: Callable[[], Any], batch_size: int, config: ProfileConfig) -> Any:
@@ -128,8 +130,16 @@ def _guarded(call: Callable[[], Any], batch_size: int, config: ProfileConfig) ->
     return None
 
 
-def _measure_batch(model: nn.Module, meter: Meter, arch_config: ArchConfig, batch_size: int, device: str,
-                   config: ProfileConfig, idle_power_w: float | None, impl: str) -> BatchProfile:
+def _measure_batch(
+    model: nn.Module,
+    meter: Meter,
+    arch_config: ArchConfig,
+    batch_size: int,
+    device: str,
+    config: ProfileConfig,
+    idle_power_w: float | None,
+    impl: str,
+) -> BatchProfile:
     """Warm up, calibrate and measure one batch size with ``model`` prepared as ``impl`` (the protocol
     of the module docstring)."""
     window_s = config.window_s(device)
@@ -180,8 +190,12 @@ def _usable(entry: dict[str, Any] | None, config: ProfileConfig, window_s: float
     return dataclasses.replace(cached, cached=True)
 
 
-def profile_model(arch_config: ArchConfig, config: ProfileConfig | None = None,
-                  progress: Progress | None = None, lock: DeviceLock | None = None) -> ProfileResult:
+def profile_model(
+    arch_config: ArchConfig,
+    config: ProfileConfig | None = None,
+    progress: Progress | None = None,
+    lock: DeviceLock | None = None,
+) -> ProfileResult:
     """Profile ``arch_config`` per batch size (see the module docstring for the protocol).
 
     Args:
@@ -217,8 +231,9 @@ class _Bench:
     """The network on the device, built on first use (after the idle-power reading) and set up as
     one implementation at a time."""
 
-    def __init__(self, arch_config: ArchConfig, config: ProfileConfig, device: str, meter: Meter,
-                 claim: Callable[[], None]) -> None:
+    def __init__(
+        self, arch_config: ArchConfig, config: ProfileConfig, device: str, meter: Meter, claim: Callable[[], None]
+    ) -> None:
         self.arch_config, self.config, self.device, self.meter = arch_config, config, device, meter
         self.claim = claim
         self.base: nn.Module | None = None
@@ -239,30 +254,53 @@ class _Bench:
     def choose(self, batch_size: int) -> Choice:
         """``auto``: calibrate the candidates at ``batch_size`` (see implementations.calibrate)."""
         inputs, targets = synthetic_batch(self.arch_config, batch_size, self.device, self.config)
-        return calibrate(AUTO_CANDIDATES,
-                         lambda impl: make_step(self.model_as(impl), inputs, targets, impl, self.config.mode),
-                         lambda: synchronize(self.device))
+        return calibrate(
+            AUTO_CANDIDATES,
+            lambda impl: make_step(self.model_as(impl), inputs, targets, impl, self.config.mode),
+            lambda: synchronize(self.device),
+        )
 
 
-def _profile(arch_config: ArchConfig, config: ProfileConfig, device: str, progress: Progress,
-             claim: Callable[[], None] = lambda: None) -> ProfileResult:
+def _profile(
+    arch_config: ArchConfig,
+    config: ProfileConfig,
+    device: str,
+    progress: Progress,
+    claim: Callable[[], None] = lambda: None,
+) -> ProfileResult:
     options = {} if config.power_w is None else {"power_w": config.power_w}
     with create_meter(config.backend, device, **options) as meter:
         fingerprint = device_fingerprint(device, config.dtype, config.impl, meter)
         cache = ProfileCache(config.cache_dir) if config.use_cache else None
         bench = _Bench(arch_config, config, device, meter, claim)
-        batches = {batch_size: _profile_batch(bench, batch_size, fingerprint, cache, progress)
-                   for batch_size in config.batch_sizes}
+        batches = {
+            batch_size: _profile_batch(bench, batch_size, fingerprint, cache, progress)
+            for batch_size in config.batch_sizes
+        }
         return ProfileResult(
-            arch_config=arch_config, backend=meter.name, is_estimate=meter.is_estimate, fingerprint=fingerprint,
-            batches=batches, backend_notes=[f"{name}: {reason}" for name, reason in meter.unavailable],
-            backend_label=meter.label, resolution=config.resolution, device=device, impl=config.impl,
-            mode=config.mode, protocol={"repeats": config.repeats, "min_window_s": config.window_s(device),
-                                        "warmup": config.warmup, "step": STEPS[config.mode]})
+            arch_config=arch_config,
+            backend=meter.name,
+            is_estimate=meter.is_estimate,
+            fingerprint=fingerprint,
+            batches=batches,
+            backend_notes=[f"{name}: {reason}" for name, reason in meter.unavailable],
+            backend_label=meter.label,
+            resolution=config.resolution,
+            device=device,
+            impl=config.impl,
+            mode=config.mode,
+            protocol={
+                "repeats": config.repeats,
+                "min_window_s": config.window_s(device),
+                "warmup": config.warmup,
+                "step": STEPS[config.mode],
+            },
+        )
 
 
-def _profile_batch(bench: _Bench, batch_size: int, fingerprint: DeviceFingerprint, cache: ProfileCache | None,
-                   progress: Progress) -> BatchProfile:
+def _profile_batch(
+    bench: _Bench, batch_size: int, fingerprint: DeviceFingerprint, cache: ProfileCache | None, progress: Progress
+) -> BatchProfile:
     """One batch size: the auto choice (cached or calibrated), then the measurement (cached or made)."""
     arch_config, config = bench.arch_config, bench.config
     window_s = config.window_s(bench.device)
@@ -281,9 +319,19 @@ def _profile_batch(bench: _Bench, batch_size: int, fingerprint: DeviceFingerprin
     key = cache_key(arch_config, batch_size, config.resolution, fingerprint.with_implementation(impl), config.mode)
     batch = _usable(cache.load(key), config, window_s) if cache is not None and not config.refresh else None
     if batch is None:
-        batch = dataclasses.replace(_measure_batch(bench.model_as(impl), bench.meter, arch_config, batch_size,
-                                                   bench.device, config, bench.idle_power_w, impl),
-                                    isolated=config.device_lock)
+        batch = dataclasses.replace(
+            _measure_batch(
+                bench.model_as(impl),
+                bench.meter,
+                arch_config,
+                batch_size,
+                bench.device,
+                config,
+                bench.idle_power_w,
+                impl,
+            ),
+            isolated=config.device_lock,
+        )
         if cache is not None and batch.status == "ok":
             cache.store(key, batch.to_dict())
     batch = dataclasses.replace(batch, impl=impl, impl_choice=choice.to_dict() if choice else None)
@@ -304,18 +352,27 @@ def _progress_line(arch_config: ArchConfig, batch: BatchProfile, meter: Meter) -
     source = "cached" if batch.cached else f"{batch.iterations} steps x {batch.repeats} windows"
     if batch.compile_s is not None:
         source += f", compiled in {batch.compile_s:.1f} s before the windows"
-    return (f"{arch_config.label()} B={batch.batch_size}: EPF {batch.epf_mj:.3f} mJ/frame ({meter.name}), "
-            f"CV {100 * batch.cv:.1f} %, {batch.latency_ms:.1f} ms/batch, {batch.impl} [{source}]")
+    return (
+        f"{arch_config.label()} B={batch.batch_size}: EPF {batch.epf_mj:.3f} mJ/frame ({meter.name}), "
+        f"CV {100 * batch.cv:.1f} %, {batch.latency_ms:.1f} ms/batch, {batch.impl} [{source}]"
+    )
 
 
-def profile_many(configs: list[ArchConfig], config: ProfileConfig,
-                 progress: Progress | None = None) -> list[ProfileResult]:
+def profile_many(
+    configs: list[ArchConfig], config: ProfileConfig, progress: Progress | None = None
+) -> list[ProfileResult]:
     """:func:`profile_model` for each network, in order."""
     return [profile_model(arch, config, progress) for arch in configs]
 
 
-def extend_measurement(arch_config: ArchConfig, config: ProfileConfig, batch_size: int, windows: int,
-                       earlier: BatchProfile | None = None, progress: Progress | None = None) -> BatchProfile:
+def extend_measurement(
+    arch_config: ArchConfig,
+    config: ProfileConfig,
+    batch_size: int,
+    windows: int,
+    earlier: BatchProfile | None = None,
+    progress: Progress | None = None,
+) -> BatchProfile:
     """Measure ``windows`` more windows of ``arch_config`` at ``batch_size`` and pool them with the
     cached measurement (else with ``earlier``, e.g. what a trial stored), so precision only grows.
 
@@ -330,11 +387,19 @@ def extend_measurement(arch_config: ArchConfig, config: ProfileConfig, batch_siz
     if fresh.status != "ok":
         return fresh
     cache = ProfileCache(config.cache_dir) if config.use_cache else None
-    key = cache_key(arch_config, batch_size, config.resolution, result.fingerprint.with_implementation(fresh.impl),
-                    config.mode)
+    key = cache_key(
+        arch_config, batch_size, config.resolution, result.fingerprint.with_implementation(fresh.impl), config.mode
+    )
     stored = _usable(cache.load(key), dataclasses.replace(config, repeats=1), 0.0) if cache is not None else None
-    known = [b for b in (stored, earlier) if b is not None and b.status == "ok" and b.repeats >= 1 and b.impl == fresh.impl
-             and not (config.device_lock and b.isolated is False)]  # no shared-device windows in a locked pool
+    known = [
+        b
+        for b in (stored, earlier)
+        if b is not None
+        and b.status == "ok"
+        and b.repeats >= 1
+        and b.impl == fresh.impl
+        and not (config.device_lock and b.isolated is False)
+    ]  # no shared-device windows in a locked pool
     base = max(known, key=lambda b: b.repeats, default=None)  # whichever holds more windows
     pooled = base.pooled_with(fresh) if base is not None else fresh
     if cache is not None:
@@ -350,8 +415,11 @@ def epf_columns(results: list[ProfileResult]) -> list[dict[str, Any]]:
     for result in results:
         row: dict[str, Any] = {f"epf_mj_b{b}": result.batches[b].epf_mj for b in sorted(result.batches)}
         chosen = result.implementations()
-        row["epf_impl"] = (next(iter(chosen.values())) if len(set(chosen.values())) == 1
-                           else " ".join(f"{b}:{impl}" for b, impl in chosen.items()))
+        row["epf_impl"] = (
+            next(iter(chosen.values()))
+            if len(set(chosen.values())) == 1
+            else " ".join(f"{b}:{impl}" for b, impl in chosen.items())
+        )
         row["epf_backend"] = result.backend
         rows.append(row)
     return rows

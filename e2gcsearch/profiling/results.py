@@ -82,21 +82,39 @@ class BatchProfile:
         if self.epf_idle_subtracted_mj is not None and more.epf_idle_subtracted_mj is not None:
             idle = (self.repeats * self.epf_idle_subtracted_mj + more.repeats * more.epf_idle_subtracted_mj) / epf.n
         return dataclasses.replace(
-            self, epf_mj=epf.mean, epf_std_mj=epf.std, cv=epf.std / epf.mean if epf.mean > 0 else 0.0,
-            latency_ms=latency.mean, latency_std_ms=latency.std, repeats=epf.n, measured_s=measured_s,
-            throughput_ips=frames / measured_s if measured_s > 0 else 0.0, epf_idle_subtracted_mj=idle,
-            iterations=max(self.iterations, more.iterations), wall_s=self.wall_s + more.wall_s, cached=False,
+            self,
+            epf_mj=epf.mean,
+            epf_std_mj=epf.std,
+            cv=epf.std / epf.mean if epf.mean > 0 else 0.0,
+            latency_ms=latency.mean,
+            latency_std_ms=latency.std,
+            repeats=epf.n,
+            measured_s=measured_s,
+            throughput_ips=frames / measured_s if measured_s > 0 else 0.0,
+            epf_idle_subtracted_mj=idle,
+            iterations=max(self.iterations, more.iterations),
+            wall_s=self.wall_s + more.wall_s,
+            cached=False,
             isolated=None if None in (self.isolated, more.isolated) else self.isolated and more.isolated,
-            measured_at=None if None in (self.measured_at, more.measured_at) else self.measured_at + more.measured_at)
+            measured_at=None if None in (self.measured_at, more.measured_at) else self.measured_at + more.measured_at,
+        )
 
     @classmethod
     def failed(cls, batch_size: int, status: str, repeats: int, window_s: float, wall_s: float) -> BatchProfile:
-        return cls(batch_size, status, None, None, None, None, None, None, None, 0, repeats,
-                   window_s=window_s, wall_s=wall_s)
+        return cls(
+            batch_size, status, None, None, None, None, None, None, None, 0, repeats, window_s=window_s, wall_s=wall_s
+        )
 
     @classmethod
-    def from_measurements(cls, batch_size: int, measurements: list[Measurement], iterations: int,
-                          window_s: float, idle_power_w: float | None, wall_s: float) -> BatchProfile:
+    def from_measurements(
+        cls,
+        batch_size: int,
+        measurements: list[Measurement],
+        iterations: int,
+        window_s: float,
+        idle_power_w: float | None,
+        wall_s: float,
+    ) -> BatchProfile:
         """Figures from measured windows, each of ``iterations`` steps of ``batch_size`` images."""
         frames = iterations * batch_size
         epf_mj = [1000 * m.energy_j / frames for m in measurements]  # mJ per frame, one per window
@@ -106,17 +124,27 @@ class BatchProfile:
         latency_ms = [1000 * m.time_s / iterations for m in measurements]  # per batch, one per window
         idle_mj = None
         if idle_power_w is not None:
-            idle_mj = sum(1000 * (m.energy_j - idle_power_w * m.time_s) / frames
-                          for m in measurements) / len(measurements)
+            idle_mj = sum(1000 * (m.energy_j - idle_power_w * m.time_s) / frames for m in measurements) / len(
+                measurements
+            )
         return cls(
-            batch_size=batch_size, status="ok", epf_mj=mean_mj, epf_std_mj=std_mj,
+            batch_size=batch_size,
+            status="ok",
+            epf_mj=mean_mj,
+            epf_std_mj=std_mj,
             cv=std_mj / mean_mj if mean_mj > 0 else 0.0,
             latency_ms=1000 * measured_s / (iterations * len(measurements)),
             latency_std_ms=statistics.stdev(latency_ms) if len(latency_ms) > 1 else 0.0,
             throughput_ips=frames * len(measurements) / measured_s if measured_s > 0 else 0.0,
-            idle_power_w=idle_power_w, epf_idle_subtracted_mj=idle_mj, iterations=iterations,
-            repeats=len(measurements), window_s=window_s, measured_s=measured_s, wall_s=wall_s,
-            measured_at=[utc_minute()])
+            idle_power_w=idle_power_w,
+            epf_idle_subtracted_mj=idle_mj,
+            iterations=iterations,
+            repeats=len(measurements),
+            window_s=window_s,
+            measured_s=measured_s,
+            wall_s=wall_s,
+            measured_at=[utc_minute()],
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -155,8 +183,9 @@ class ProfileResult:
         """
         batch = self.batches.get(batch_size)
         if batch is None:
-            raise ProfileError(f"batch size {batch_size} was not profiled; profiled: "
-                               f"{', '.join(map(str, sorted(self.batches)))}")
+            raise ProfileError(
+                f"batch size {batch_size} was not profiled; profiled: {', '.join(map(str, sorted(self.batches)))}"
+            )
         if batch.status != "ok" or batch.epf_mj is None:
             raise ProfileError(f"batch size {batch_size} has no EPF: {batch.status}; use a smaller batch size")
         return batch.epf_mj
@@ -183,8 +212,13 @@ class ProfileResult:
 
     def rows(self) -> list[dict[str, Any]]:
         """One flat dict per batch size, each naming the network and the backend (for CSV/tables)."""
-        head = {"arch": self.arch_config.arch, "module": self.arch_config.module, "value": self.arch_config.grouping_value,
-                "width": self.arch_config.width, "resolution": self.resolution}
+        head = {
+            "arch": self.arch_config.arch,
+            "module": self.arch_config.module,
+            "value": self.arch_config.grouping_value,
+            "width": self.arch_config.width,
+            "resolution": self.resolution,
+        }
         tail = {"backend": self.backend, "is_estimate": self.is_estimate}
         rows = []
         for b in sorted(self.batches):

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from .dominance import contested_pairs, front_status, noise_notes
 from .front import (
-                    FrontInfo,
-                    HypervolumeHistory,
-                    front_info_from_rows,
-                    hypervolume,
-                    hypervolume_history,
-                    non_dominated,
-                    plot_axes,
-                    render_front,
-                    require_trials,
+    FrontInfo,
+    HypervolumeHistory,
+    front_info_from_rows,
+    hypervolume,
+    hypervolume_history,
+    non_dominated,
+    plot_axes,
+    render_front,
+    require_trials,
 )
 from .tables import FORMATS, fixed, human_count, render, to_json
 

@@ -77,8 +77,9 @@ def front_status(frame: pd.DataFrame, objectives: Sequence[Metric]) -> list[str]
     feasible = frame["feasible"].to_numpy(dtype=bool)
     values, best, worst = bounds(frame, objectives)
     # dominates[j, i]: j is no worse than i everywhere and better somewhere (point values)
-    dominates = ((values[:, None, :] <= values[None, :, :]).all(axis=2)
-                 & (values[:, None, :] < values[None, :, :]).any(axis=2))
+    dominates = (values[:, None, :] <= values[None, :, :]).all(axis=2) & (values[:, None, :] < values[None, :, :]).any(
+        axis=2
+    )
     # beyond[j, i]: in some objective j's worst bound is better than i's best bound
     beyond = (worst[:, None, :] < best[None, :, :]).any(axis=2)
     dominates &= feasible[:, None] & feasible[None, :]
@@ -115,8 +116,11 @@ def _overlap(best_a: np.ndarray, worst_a: np.ndarray, best_b: np.ndarray, worst_
     low, high = np.maximum(best_a, best_b), np.minimum(worst_a, worst_b)
     narrower = np.minimum(worst_a - best_a, worst_b - best_b)
     # an exact value (zero width) overlaps fully when it lies inside the other interval
-    fraction = np.where(narrower > 0, np.clip(high - low, 0.0, None) / np.where(narrower > 0, narrower, 1.0),
-                        (low <= high).astype(float))
+    fraction = np.where(
+        narrower > 0,
+        np.clip(high - low, 0.0, None) / np.where(narrower > 0, narrower, 1.0),
+        (low <= high).astype(float),
+    )
     return float(np.mean(fraction)) if len(fraction) else 0.0
 
 
@@ -136,27 +140,38 @@ def noise_notes(frame: pd.DataFrame, objectives: Sequence[Metric]) -> list[str]:
     notes = []
     tied = int((frame["front_status"] == "tied").sum())
     if tied:
-        notes.append(f"{tied} trial{'s are' if tied > 1 else ' is'} tied with the front: "
-                     f"{'their' if tied > 1 else 'its'} disadvantage lies inside the 95 % intervals, "
-                     f"so {'they' if tied > 1 else 'it'} may belong on it")
+        notes.append(
+            f"{tied} trial{'s are' if tied > 1 else ' is'} tied with the front: "
+            f"{'their' if tied > 1 else 'its'} disadvantage lies inside the 95 % intervals, "
+            f"so {'they' if tied > 1 else 'it'} may belong on it"
+        )
     contested = contested_pairs(frame, objectives)
     if contested:
-        notes.append(f"{len(contested)} pair{'s' if len(contested) > 1 else ''} of front/tied trials cannot be told "
-                     "apart by the data; 'e2gcsearch confirm' measures them further (more EPF windows, more "
-                     "training seeds)")
+        notes.append(
+            f"{len(contested)} pair{'s' if len(contested) > 1 else ''} of front/tied trials cannot be told "
+            "apart by the data; 'e2gcsearch confirm' measures them further (more EPF windows, more "
+            "training seeds)"
+        )
     for objective in objectives:
         spread = _within_noise(frame, objective)
         if spread:
             notes.append(spread)
-        unknown = sum(1 for low, high in zip(frame.get(f"{objective.name}_low", []), frame.get(f"{objective.name}_high", []))
-                      if pd.isna(low) or pd.isna(high))
+        unknown = sum(
+            1
+            for low, high in zip(frame.get(f"{objective.name}_low", []), frame.get(f"{objective.name}_high", []))
+            if pd.isna(low) or pd.isna(high)
+        )
         if unknown:
-            notes.append(f"{unknown} trial(s) show {objective.name} without an interval ('± ?'): measured with one "
-                         "window, or by a version that did not record the windows; 'e2gcsearch confirm' adds windows")
+            notes.append(
+                f"{unknown} trial(s) show {objective.name} without an interval ('± ?'): measured with one "
+                "window, or by a version that did not record the windows; 'e2gcsearch confirm' adds windows"
+            )
     accuracy = [o for o in objectives if o.is_accuracy]
     if accuracy and "seeds" in frame and not (frame["seeds"].fillna(0) >= 2).any():
-        notes.append("top-1 intervals count the validation sample only: seed noise is not estimated yet "
-                     "(run with --proxy-seeds 2, or 'e2gcsearch confirm' adds seeds to contested trials)")
+        notes.append(
+            "top-1 intervals count the validation sample only: seed noise is not estimated yet "
+            "(run with --proxy-seeds 2, or 'e2gcsearch confirm' adds seeds to contested trials)"
+        )
     notes += sitting_notes(frame, objectives)
     session = session_note(frame)
     if session:
@@ -174,12 +189,16 @@ def sitting_notes(frame: pd.DataFrame, objectives: Sequence[Metric]) -> list[str
             continue
         cv = frame[column].dropna()
         if cv.empty:
-            notes.append(f"{objective.name} intervals count one sitting's windows only, and between sittings EPF "
-                         "scatters by more (docs/energy.md#how-far-one-measurement-can-be-trusted); 'e2gcsearch "
-                         "confirm --remeasure-epf' measures every trial again and puts that scatter into them")
+            notes.append(
+                f"{objective.name} intervals count one sitting's windows only, and between sittings EPF "
+                "scatters by more (docs/energy.md#how-far-one-measurement-can-be-trusted); 'e2gcsearch "
+                "confirm --remeasure-epf' measures every trial again and puts that scatter into them"
+            )
         else:
-            notes.append(f"{objective.name} intervals include the scatter between sittings, {100 * cv.iloc[0]:.2g} % "
-                         "of the value (from the trials measured twice)")
+            notes.append(
+                f"{objective.name} intervals include the scatter between sittings, {100 * cv.iloc[0]:.2g} % "
+                "of the value (from the trials measured twice)"
+            )
     return notes
 
 
@@ -205,18 +224,25 @@ def session_note(frame: pd.DataFrame) -> str | None:
     unknown = len(rows) - len(known)
     if len(rows) < 2 or known.empty:
         return None
-    fix = ("compare EPF measured in one session: 'e2gcsearch confirm --remeasure-epf' measures every trial's EPF "
-           "again now (no training)")
+    fix = (
+        "compare EPF measured in one session: 'e2gcsearch confirm --remeasure-epf' measures every trial's EPF "
+        "again now (no training)"
+    )
     sessions = _sessions(list(zip(known["measured_from"], known["measured_to"])))
     if len(sessions) > 1:
         spans = " and ".join(_span(first, last) for first, last in sessions)
-        return (f"the front's EPF comes from {len(sessions)} sessions: measured {spans} UTC"
-                + (f" ({unknown} of its trials do not record when)" if unknown else "") + "; EPF drifts between "
-                "sessions by more than one sitting's interval (docs/energy.md#how-far-one-measurement-can-be-"
-                f"trusted) and the profile cache reuses earlier sessions' measurements, so {fix}")
+        return (
+            f"the front's EPF comes from {len(sessions)} sessions: measured {spans} UTC"
+            + (f" ({unknown} of its trials do not record when)" if unknown else "")
+            + "; EPF drifts between "
+            "sessions by more than one sitting's interval (docs/energy.md#how-far-one-measurement-can-be-"
+            f"trusted) and the profile cache reuses earlier sessions' measurements, so {fix}"
+        )
     if unknown:
-        return (f"{unknown} of the front's trials do not record when their EPF was measured (a measurement cached "
-                f"by an older version), so they may come from another session than the rest; {fix}")
+        return (
+            f"{unknown} of the front's trials do not record when their EPF was measured (a measurement cached "
+            f"by an older version), so they may come from another session than the rest; {fix}"
+        )
     return None
 
 
@@ -250,6 +276,8 @@ def _within_noise(frame: pd.DataFrame, objective: Metric) -> str | None:
         return None  # an unknown interval cannot show a difference to be noise
     if rows[low].max() > rows[high].min():  # some two intervals are disjoint: a real difference exists
         return None
-    return (f"every {objective.name} difference between the front's {len(rows)} trials lies within their 95 % "
-            f"intervals ({rows[objective.name].min():.4g} to {rows[objective.name].max():.4g}, intervals about "
-            f"±{((rows[high] - rows[low]) / 2).median():.2g}); these differences are noise")
+    return (
+        f"every {objective.name} difference between the front's {len(rows)} trials lies within their 95 % "
+        f"intervals ({rows[objective.name].min():.4g} to {rows[objective.name].max():.4g}, intervals about "
+        f"±{((rows[high] - rows[low]) / 2).median():.2g}); these differences are noise"
+    )

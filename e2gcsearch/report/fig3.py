@@ -54,8 +54,16 @@ def fig3_figure(frame: pd.DataFrame, model_note: str | None = None):
     for column, label, colour, marker, style in series:
         if column == "energy_norm" and model_note:
             label = f"{label} ({model_note})"
-        ax.plot(frame["group_size"], frame[column], marker=marker, linestyle=style, color=colour, label=label,
-                linewidth=1.8, markersize=5.5)
+        ax.plot(
+            frame["group_size"],
+            frame[column],
+            marker=marker,
+            linestyle=style,
+            color=colour,
+            label=label,
+            linewidth=1.8,
+            markersize=5.5,
+        )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log", base=2)
     sizes = frame["group_size"].tolist()
@@ -67,8 +75,16 @@ def fig3_figure(frame: pd.DataFrame, model_note: str | None = None):
     low, high = PAPER_RANGE
     if high <= max(sizes):
         ax.axvspan(low, high, color="#f0f0f0", zorder=-1, linewidth=0)
-        ax.text((low * high) ** 0.5, 0.02, "G of the paper's Tables III/IV", transform=ax.get_xaxis_transform(),
-                ha="center", va="bottom", fontsize=8, color="#666666")
+        ax.text(
+            (low * high) ** 0.5,
+            0.02,
+            "G of the paper's Tables III/IV",
+            transform=ax.get_xaxis_transform(),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            color="#666666",
+        )
     ax.set_xlabel("group size G (input channels per group)")
     ax.set_ylabel("value relative to depthwise (G = 1)")
     channels = float(shape.get("m", 1))
@@ -86,8 +102,10 @@ def fig3_figure(frame: pd.DataFrame, model_note: str | None = None):
     for side in ("right",):
         ax.spines[side].set_visible(False)
     k = shape.get("kernel", 3)
-    fig.suptitle(f"E2GC Fig. 3 — {k}×{k} grouped conv, m = n = {shape.get('m')}, "
-                 f"{shape.get('h')}×{shape.get('w')} output", fontsize=11)
+    fig.suptitle(
+        f"E2GC Fig. 3 — {k}×{k} grouped conv, m = n = {shape.get('m')}, {shape.get('h')}×{shape.get('w')} output",
+        fontsize=11,
+    )
     ax.legend(frameon=False, loc="upper left", fontsize=9)
     return fig
 
@@ -96,13 +114,15 @@ def _html_page(frame: pd.DataFrame, svg: str, title: str) -> str:
     columns = ["group_size", "groups", "macs", "params", "activations", "ai", "macs_norm", "ai_norm", "inv_ai_norm"]
     columns += ["energy_norm"] if "energy_norm" in frame else []
     table = frame[columns].to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0)
-    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            "<style>body{font-family:sans-serif;max-width:760px;margin:2em auto}"
-            "table{border-collapse:collapse}td,th{padding:2px 8px;text-align:right}"
-            "tr:nth-child(even){background:#f4f4f4}</style></head><body>"
-            f"<h2>{html.escape(title)}</h2>{svg}<p>Normalized to the depthwise case (G = 1). "
-            "MACs and weights counted as in e2gcsearch.cost; activations = input + output elements.</p>"
-            f"{table}</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        "<style>body{font-family:sans-serif;max-width:760px;margin:2em auto}"
+        "table{border-collapse:collapse}td,th{padding:2px 8px;text-align:right}"
+        "tr:nth-child(even){background:#f4f4f4}</style></head><body>"
+        f"<h2>{html.escape(title)}</h2>{svg}<p>Normalized to the depthwise case (G = 1). "
+        "MACs and weights counted as in e2gcsearch.cost; activations = input + output elements.</p>"
+        f"{table}</body></html>\n"
+    )
 
 
 def save_fig3(frame: pd.DataFrame, path: str | Path, model_note: str | None = None) -> Path:
@@ -116,7 +136,7 @@ def save_fig3(frame: pd.DataFrame, path: str | Path, model_note: str | None = No
             buffer = io.StringIO()
             fig.savefig(buffer, format="svg")
             svg = buffer.getvalue()
-            svg = svg[svg.index("<svg"):]
+            svg = svg[svg.index("<svg") :]
             path.write_text(_html_page(frame, svg, "E2GC Fig. 3: MACs and arithmetic intensity against group size"))
         else:
             fig.savefig(path, dpi=200)

@@ -97,37 +97,63 @@ def non_dominated(losses: np.ndarray) -> np.ndarray:
 
 
 def _losses(frame: pd.DataFrame, objectives: Sequence[Metric]) -> np.ndarray:
-    columns = [frame[o.name].to_numpy(dtype=float) * (1.0 if o.direction == "minimize" else -1.0)
-               for o in objectives]
+    columns = [frame[o.name].to_numpy(dtype=float) * (1.0 if o.direction == "minimize" else -1.0) for o in objectives]
     return np.stack(columns, axis=1) if columns else np.zeros((len(frame), 0))
 
 
-def front_info_from_rows(rows: Sequence[Mapping[str, Any]], objectives: Sequence[Metric], study: str,
-                         states: Mapping[str, int], include_dominated: bool = False) -> FrontInfo:
+def front_info_from_rows(
+    rows: Sequence[Mapping[str, Any]],
+    objectives: Sequence[Metric],
+    study: str,
+    states: Mapping[str, int],
+    include_dominated: bool = False,
+) -> FrontInfo:
     """Mark and sort ``rows`` (one per completed trial, columns as :attr:`FrontInfo.frame` less
     ``dominated``); keep only the front unless ``include_dominated``."""
     objectives = tuple(objectives)
     frame = pd.DataFrame(list(rows))
     if frame.empty:
-        frame = pd.DataFrame(columns=["trial", "arch", "module", "value", "grouping", "width",
-                                      *[o.name for o in objectives], "params", "macs", "backend",
-                                      "resolution", "feasible", "violations", "baseline", "dominated",
-                                      "front_status"])
+        frame = pd.DataFrame(
+            columns=[
+                "trial",
+                "arch",
+                "module",
+                "value",
+                "grouping",
+                "width",
+                *[o.name for o in objectives],
+                "params",
+                "macs",
+                "backend",
+                "resolution",
+                "feasible",
+                "violations",
+                "baseline",
+                "dominated",
+                "front_status",
+            ]
+        )
     else:
         frame["front_status"] = front_status(frame, objectives)
         frame["dominated"] = frame["front_status"] != "front"
         first = objectives[0]
         frame["_group"] = [STATUSES.index(status) for status in frame["front_status"]]
-        frame = frame.sort_values(["_group", first.name, "trial"], ignore_index=True,
-                                  ascending=[True, first.direction == "minimize", True]).drop(columns="_group")
+        frame = frame.sort_values(
+            ["_group", first.name, "trial"], ignore_index=True, ascending=[True, first.direction == "minimize", True]
+        ).drop(columns="_group")
         if not include_dominated:
             frame = frame[frame["front_status"].isin(("front", "tied"))].reset_index(drop=True)
     backends = sorted({b for b in frame["backend"] if isinstance(b, str)})
     return FrontInfo(
-        frame=frame, objectives=objectives,
+        frame=frame,
+        objectives=objectives,
         backend=backends[0] if len(backends) == 1 else ("mixed" if backends else None),
-        study=study, completed=len(rows), feasible=int(sum(bool(row["feasible"]) for row in rows)),
-        states=dict(states), include_dominated=include_dominated)
+        study=study,
+        completed=len(rows),
+        feasible=int(sum(bool(row["feasible"]) for row in rows)),
+        states=dict(states),
+        include_dominated=include_dominated,
+    )
 
 
 def require_trials(front: FrontInfo) -> FrontInfo:
@@ -137,10 +163,14 @@ def require_trials(front: FrontInfo) -> FrontInfo:
     study = front.study
     if not front.completed:
         seen = ", ".join(f"{count} {state}" for state, count in front.states.items()) or "no trials"
-        raise DataError(f"study {study!r} has no completed trial yet ({seen}); run 'e2gcsearch run --study {study}' "
-                        "(or wait for the running trials) and try again")
-    raise DataError(f"none of the {front.completed} completed trials of study {study!r} is feasible; "
-                    "see them with 'e2gcsearch front --all', or relax the search's --constraint")
+        raise DataError(
+            f"study {study!r} has no completed trial yet ({seen}); run 'e2gcsearch run --study {study}' "
+            "(or wait for the running trials) and try again"
+        )
+    raise DataError(
+        f"none of the {front.completed} completed trials of study {study!r} is feasible; "
+        "see them with 'e2gcsearch front --all', or relax the search's --constraint"
+    )
 
 
 def plot_axes(front: FrontInfo) -> tuple[Metric, Metric]:
@@ -171,8 +201,13 @@ def hypervolume(points: np.ndarray, reference: np.ndarray) -> float:
     # k > 2: slice along the last axis; each slab holds the (k-1)-volume of the points below it
     order = points[np.argsort(points[:, -1])]
     bounds = np.append(order[1:, -1], reference[-1])
-    return float(sum((top - order[i, -1]) * hypervolume(order[: i + 1, :-1], reference[:-1])
-                     for i, top in enumerate(bounds) if top > order[i, -1]))
+    return float(
+        sum(
+            (top - order[i, -1]) * hypervolume(order[: i + 1, :-1], reference[:-1])
+            for i, top in enumerate(bounds)
+            if top > order[i, -1]
+        )
+    )
 
 
 def hypervolume_history(front: FrontInfo) -> HypervolumeHistory:
@@ -184,8 +219,14 @@ def hypervolume_history(front: FrontInfo) -> HypervolumeHistory:
     """
     frame = front.frame.sort_values("trial", ignore_index=True)
     objectives = front.objectives
-    history = pd.DataFrame({"trial": frame["trial"].astype(int), "hypervolume": 0.0,
-                            "feasible": frame["feasible"].astype(bool), "improved": False})
+    history = pd.DataFrame(
+        {
+            "trial": frame["trial"].astype(int),
+            "hypervolume": 0.0,
+            "feasible": frame["feasible"].astype(bool),
+            "improved": False,
+        }
+    )
     units = {o.name: o.unit for o in objectives}
     feasible = frame["feasible"].to_numpy(dtype=bool)
     losses = _losses(frame, objectives)
@@ -225,9 +266,16 @@ def render_front(front: FrontInfo, fmt: str) -> str:
     """``front`` as text: raw values for csv/json, human columns with units for table/markdown."""
     frame, backend, objectives = front.frame, front.backend, front.objectives
     if fmt == "json":
-        return to_json({"study": front.study, "objectives": [dataclasses.asdict(o) for o in objectives],
-                        "backend": backend, "completed": front.completed, "feasible": front.feasible,
-                        "rows": frame.to_dict(orient="records")})
+        return to_json(
+            {
+                "study": front.study,
+                "objectives": [dataclasses.asdict(o) for o in objectives],
+                "backend": backend,
+                "completed": front.completed,
+                "feasible": front.feasible,
+                "rows": frame.to_dict(orient="records"),
+            }
+        )
     if fmt == "csv":
         return render(frame, "csv")
     as_objective = {f"epf_mj@{o.batch_size}" for o in objectives if o.metric == "epf"}  # not epf_infer: another step
@@ -242,10 +290,13 @@ def render_front(front: FrontInfo, fmt: str) -> str:
         columns.append("backend")
     if shown["note"].astype(bool).any():
         columns.append("note")
-    headers = {"grouping": "G/g", "macs": "MACs", "front_status": "status",
-               **{o.name: f"{o.header(backend)} ± 95 %" if _has_interval(frame, o) else o.header(backend)
-                  for o in objectives},
-               **{c: f"EPF@{c.split('@')[1]} (mJ/frame, {backend or 'unmeasured'})" for c in epf_columns}}
+    headers = {
+        "grouping": "G/g",
+        "macs": "MACs",
+        "front_status": "status",
+        **{o.name: f"{o.header(backend)} ± 95 %" if _has_interval(frame, o) else o.header(backend) for o in objectives},
+        **{c: f"EPF@{c.split('@')[1]} (mJ/frame, {backend or 'unmeasured'})" for c in epf_columns},
+    }
     formatters = {"width": fixed(2), "params": human_count, "macs": human_count, **{c: fixed(3) for c in epf_columns}}
     for objective in objectives:  # already text, with its interval (params and macs as objectives too)
         formatters.pop(objective.name, None)

@@ -27,9 +27,11 @@ from .front import FrontInfo, HypervolumeHistory, plot_axes
 STATIC_SUFFIXES = (".png", ".pdf", ".svg")
 SUFFIXES = (*STATIC_SUFFIXES, ".html")
 # Colour-blind-safe (Okabe-Ito) colours and distinct markers per grouping rule.
-STYLE = {"E2GC": {"color": "#0072B2", "marker": "o", "label": "E2GC (constant group size G)"},
-         "FgGC": {"color": "#D55E00", "marker": "s", "label": "FgGC (fixed number of groups g)"},
-         "FLGC": {"color": "#009E73", "marker": "^", "label": "FLGC (g learned groups, deployed)"}}
+STYLE = {
+    "E2GC": {"color": "#0072B2", "marker": "o", "label": "E2GC (constant group size G)"},
+    "FgGC": {"color": "#D55E00", "marker": "s", "label": "FgGC (fixed number of groups g)"},
+    "FLGC": {"color": "#009E73", "marker": "^", "label": "FLGC (g learned groups, deployed)"},
+}
 INFEASIBLE_COLOR = "#7f7f7f"
 
 
@@ -105,40 +107,109 @@ def save_front_plot(info: FrontInfo, path: str | Path) -> Path:
         mine = [rows[rows["module"] == module] for rows in (front, tied, dominated)]
         for rows, alpha in zip(mine, (0.9, 0.7, 0.25)):  # 95 % intervals: error bars
             if len(rows):
-                ax.errorbar(rows[x.name], rows[y.name], xerr=_error_bars(rows, x), yerr=_error_bars(rows, y),
-                            fmt="none", ecolor=style["color"], elinewidth=0.8, alpha=alpha, zorder=1)
-        ax.scatter(mine[2][x.name], mine[2][y.name], s=26, color=style["color"], marker=style["marker"], alpha=0.35,
-                   linewidths=0)
-        ax.scatter(mine[1][x.name], mine[1][y.name], s=46, facecolors="white", marker=style["marker"],
-                   edgecolors=style["color"], linewidths=1.4, zorder=3)
-        ax.scatter(mine[0][x.name], mine[0][y.name], s=46, color=style["color"], marker=style["marker"],
-                   edgecolors="black", linewidths=0.8, label=style["label"], zorder=3)
+                ax.errorbar(
+                    rows[x.name],
+                    rows[y.name],
+                    xerr=_error_bars(rows, x),
+                    yerr=_error_bars(rows, y),
+                    fmt="none",
+                    ecolor=style["color"],
+                    elinewidth=0.8,
+                    alpha=alpha,
+                    zorder=1,
+                )
+        ax.scatter(
+            mine[2][x.name],
+            mine[2][y.name],
+            s=26,
+            color=style["color"],
+            marker=style["marker"],
+            alpha=0.35,
+            linewidths=0,
+        )
+        ax.scatter(
+            mine[1][x.name],
+            mine[1][y.name],
+            s=46,
+            facecolors="white",
+            marker=style["marker"],
+            edgecolors=style["color"],
+            linewidths=1.4,
+            zorder=3,
+        )
+        ax.scatter(
+            mine[0][x.name],
+            mine[0][y.name],
+            s=46,
+            color=style["color"],
+            marker=style["marker"],
+            edgecolors="black",
+            linewidths=0.8,
+            label=style["label"],
+            zorder=3,
+        )
     if len(tied):
-        ax.scatter([], [], s=46, facecolors="white", edgecolors="#555555", linewidths=1.4,
-                   label="tied with the front (within the 95 % intervals)")
+        ax.scatter(
+            [],
+            [],
+            s=46,
+            facecolors="white",
+            edgecolors="#555555",
+            linewidths=1.4,
+            label="tied with the front (within the 95 % intervals)",
+        )
     if len(dominated):
         ax.scatter([], [], s=26, color="#9a9a9a", alpha=0.45, linewidths=0, label="dominated (faded colour)")
     ax.plot([], [], color="#555555", linewidth=0.8, label="95 % interval")
     if len(infeasible):
-        ax.scatter(infeasible[x.name], infeasible[y.name], s=24, color=INFEASIBLE_COLOR, marker="x",
-                   linewidths=0.9, alpha=0.7, label="infeasible (violates a constraint)")
+        ax.scatter(
+            infeasible[x.name],
+            infeasible[y.name],
+            s=24,
+            color=INFEASIBLE_COLOR,
+            marker="x",
+            linewidths=0.9,
+            alpha=0.7,
+            label="infeasible (violates a constraint)",
+        )
     ordered = front.sort_values(x.name)
     if len(info.objectives) == 2 and len(ordered):
-        ax.plot(ordered[x.name], ordered[y.name], drawstyle=_step_kind(x), color="black", linewidth=1.1,
-                zorder=2, label=f"Pareto front ({len(ordered)} trials)")
+        ax.plot(
+            ordered[x.name],
+            ordered[y.name],
+            drawstyle=_step_kind(x),
+            color="black",
+            linewidth=1.1,
+            zorder=2,
+            label=f"Pareto front ({len(ordered)} trials)",
+        )
     # Labels go on the side no trial reaches (the direction that would dominate the point).
     horizontal = "right" if x.direction == "minimize" else "left"
     vertical = "bottom" if y.direction == "maximize" else "top"
     offset = (-4 if horizontal == "right" else 4, 4 if vertical == "bottom" else -4)
     for _, row in ordered.iterrows():
-        ax.annotate(_point_label(row), (row[x.name], row[y.name]), xytext=offset, textcoords="offset points",
-                    ha=horizontal, va=vertical, fontsize=6.5, color="#333333")
+        ax.annotate(
+            _point_label(row),
+            (row[x.name], row[y.name]),
+            xytext=offset,
+            textcoords="offset points",
+            ha=horizontal,
+            va=vertical,
+            fontsize=6.5,
+            color="#333333",
+        )
     _mark_baselines(ax, frame, x, y, offset, horizontal, vertical)
     _style_axes(ax, frame, x, y, backend)
     ax.margins(x=0.12, y=0.08)  # room for the labels of the outermost points
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7.5, frameon=False, borderaxespad=0.0,
-              title=f"{info.completed} completed trials, {info.feasible} feasible",
-              title_fontsize=7.5)
+    ax.legend(
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize=7.5,
+        frameon=False,
+        borderaxespad=0.0,
+        title=f"{info.completed} completed trials, {info.feasible} feasible",
+        title_fontsize=7.5,
+    )
     figure.suptitle(f"Study '{info.study}': {_axis_label(y)} vs {_axis_label(x)}", fontsize=10.5)
     ax.set_title(_backend_note(backend), fontsize=8, color="#444444")
     return _save(figure, path)
@@ -168,17 +239,35 @@ def _style_axes(ax, frame: pd.DataFrame, x: Metric, y: Metric, backend: str | No
         ax.spines[side].set_visible(False)
 
 
-def _mark_baselines(ax, frame: pd.DataFrame, x: Metric, y: Metric, offset: tuple[int, int],
-                    horizontal: str, vertical: str) -> None:
+def _mark_baselines(
+    ax, frame: pd.DataFrame, x: Metric, y: Metric, offset: tuple[int, int], horizontal: str, vertical: str
+) -> None:
     """Stars on the trials that reproduce a paper baseline (one legend entry per baseline network)."""
     baselines = frame[frame["baseline"].notna()]
     for name, rows in baselines.groupby("baseline", sort=True):
-        ax.scatter(rows[x.name], rows[y.name], s=120, marker="*", color="#E69F00", edgecolors="black",
-                   linewidths=0.6, zorder=4, label=f"paper baseline: {name}")
+        ax.scatter(
+            rows[x.name],
+            rows[y.name],
+            s=120,
+            marker="*",
+            color="#E69F00",
+            edgecolors="black",
+            linewidths=0.6,
+            zorder=4,
+            label=f"paper baseline: {name}",
+        )
         for _, row in rows.iterrows():
             if row["dominated"] or not row["feasible"]:  # front members are labelled already
-                ax.annotate(f"w={row['width']:g}", (row[x.name], row[y.name]), xytext=offset,
-                            textcoords="offset points", ha=horizontal, va=vertical, fontsize=6.5, color="#7a5200")
+                ax.annotate(
+                    f"w={row['width']:g}",
+                    (row[x.name], row[y.name]),
+                    xytext=offset,
+                    textcoords="offset points",
+                    ha=horizontal,
+                    va=vertical,
+                    fontsize=6.5,
+                    color="#7a5200",
+                )
 
 
 def save_hypervolume_plot(result: HypervolumeHistory, path: str | Path) -> Path:
@@ -188,8 +277,11 @@ def save_hypervolume_plot(result: HypervolumeHistory, path: str | Path) -> Path:
     if history.empty:
         raise DataError("nothing to plot: the study has no completed trials yet; run 'e2gcsearch run' first")
     reference, units = result.reference, result.units
-    note = ("reference point: " + ", ".join(f"{k} = {v:.3g} {units.get(k, '')}".rstrip() for k, v in reference.items())
-            if reference else "no feasible trial yet")
+    note = (
+        "reference point: " + ", ".join(f"{k} = {v:.3g} {units.get(k, '')}".rstrip() for k, v in reference.items())
+        if reference
+        else "no feasible trial yet"
+    )
     if path.suffix.lower() == ".html":
         return _hypervolume_html(result, path, note)
     from matplotlib.figure import Figure
@@ -198,8 +290,9 @@ def save_hypervolume_plot(result: HypervolumeHistory, path: str | Path) -> Path:
     ax = figure.add_subplot()
     ax.plot(history["trial"], history["hypervolume"], drawstyle="steps-post", color="#0072B2", linewidth=1.4)
     improved = history[history["improved"].astype(bool)]
-    ax.scatter(improved["trial"], improved["hypervolume"], s=18, color="#0072B2", zorder=3,
-               label="trial that moved the front")
+    ax.scatter(
+        improved["trial"], improved["hypervolume"], s=18, color="#0072B2", zorder=3, label="trial that moved the front"
+    )
     ax.set_xlabel("trial number", fontsize=9)
     ax.set_ylabel("hypervolume (fraction of reference box)", fontsize=9)
     ax.set_ylim(0, max(1e-9, float(history["hypervolume"].max())) * 1.08)
@@ -228,37 +321,94 @@ def _front_html(info: FrontInfo, path: Path) -> Path:
     backend = info.backend
     front, tied, dominated, infeasible = _front_groups(frame)
     figure = go.Figure()
-    hover = ("trial %{customdata[0]}<br>%{customdata[1]} %{customdata[2]} w=%{customdata[3]}<br>"
-             "params %{customdata[4]:,}<br>MACs %{customdata[5]:,}<extra></extra>")
+    hover = (
+        "trial %{customdata[0]}<br>%{customdata[1]} %{customdata[2]} w=%{customdata[3]}<br>"
+        "params %{customdata[4]:,}<br>MACs %{customdata[5]:,}<extra></extra>"
+    )
 
     def add(rows: pd.DataFrame, name: str, marker: dict, show: bool = True) -> None:
-        data = np.stack([rows["trial"], [get_entry(a).display_name for a in rows["arch"]], rows["grouping"],
-                         rows["width"], rows["params"], rows["macs"]], axis=1) if len(rows) else None
+        data = (
+            np.stack(
+                [
+                    rows["trial"],
+                    [get_entry(a).display_name for a in rows["arch"]],
+                    rows["grouping"],
+                    rows["width"],
+                    rows["params"],
+                    rows["macs"],
+                ],
+                axis=1,
+            )
+            if len(rows)
+            else None
+        )
         bars = {axis: _error_bars(rows, metric) for axis, metric in (("x", x), ("y", y))}
-        errors = {f"error_{axis}": {"type": "data", "symmetric": False, "array": bar[1], "arrayminus": bar[0],
-                                    "thickness": 1} for axis, bar in bars.items() if bar is not None}
-        figure.add_trace(go.Scatter(x=rows[x.name], y=rows[y.name], mode="markers", name=name, marker=marker,
-                                    customdata=data, hovertemplate=hover, showlegend=show, **errors))
+        errors = {
+            f"error_{axis}": {"type": "data", "symmetric": False, "array": bar[1], "arrayminus": bar[0], "thickness": 1}
+            for axis, bar in bars.items()
+            if bar is not None
+        }
+        figure.add_trace(
+            go.Scatter(
+                x=rows[x.name],
+                y=rows[y.name],
+                mode="markers",
+                name=name,
+                marker=marker,
+                customdata=data,
+                hovertemplate=hover,
+                showlegend=show,
+                **errors,
+            )
+        )
 
     for module, style in STYLE.items():
         symbol = "circle" if style["marker"] == "o" else "square"
-        add(front[front["module"] == module], style["label"],
-            {"color": style["color"], "symbol": symbol, "size": 9, "line": {"color": "black", "width": 1}})
-        add(tied[tied["module"] == module], f"{module}, tied with the front",
-            {"color": "white", "symbol": symbol, "size": 9, "line": {"color": style["color"], "width": 2}})
-        add(dominated[dominated["module"] == module], f"{module}, dominated",
-            {"color": style["color"], "symbol": symbol, "size": 7, "opacity": 0.35})
+        add(
+            front[front["module"] == module],
+            style["label"],
+            {"color": style["color"], "symbol": symbol, "size": 9, "line": {"color": "black", "width": 1}},
+        )
+        add(
+            tied[tied["module"] == module],
+            f"{module}, tied with the front",
+            {"color": "white", "symbol": symbol, "size": 9, "line": {"color": style["color"], "width": 2}},
+        )
+        add(
+            dominated[dominated["module"] == module],
+            f"{module}, dominated",
+            {"color": style["color"], "symbol": symbol, "size": 7, "opacity": 0.35},
+        )
     add(infeasible, "infeasible", {"color": INFEASIBLE_COLOR, "symbol": "x", "size": 7})
     ordered = front.sort_values(x.name)
     shape = "hv" if x.direction == "minimize" else "vh"
-    figure.add_trace(go.Scatter(x=ordered[x.name], y=ordered[y.name], mode="lines", name="Pareto front",
-                                line={"shape": shape, "color": "black"}, hoverinfo="skip"))
+    figure.add_trace(
+        go.Scatter(
+            x=ordered[x.name],
+            y=ordered[y.name],
+            mode="lines",
+            name="Pareto front",
+            line={"shape": shape, "color": "black"},
+            hoverinfo="skip",
+        )
+    )
     for _, row in frame[frame["baseline"].notna()].iterrows():
-        figure.add_annotation(x=row[x.name], y=row[y.name], showarrow=True, arrowhead=2, ax=-60, ay=-30,
-                              text=f"{row['baseline']} (w={row['width']:g}), paper baseline", font={"size": 10})
-    figure.update_layout(title=f"Study '{info.study}': {_axis_label(y)} vs {_axis_label(x)}<br>"
-                               f"<sup>{_backend_note(backend)}</sup>",
-                         xaxis_title=x.header(backend), yaxis_title=_axis_label(y), template="simple_white")
+        figure.add_annotation(
+            x=row[x.name],
+            y=row[y.name],
+            showarrow=True,
+            arrowhead=2,
+            ax=-60,
+            ay=-30,
+            text=f"{row['baseline']} (w={row['width']:g}), paper baseline",
+            font={"size": 10},
+        )
+    figure.update_layout(
+        title=f"Study '{info.study}': {_axis_label(y)} vs {_axis_label(x)}<br><sup>{_backend_note(backend)}</sup>",
+        xaxis_title=x.header(backend),
+        yaxis_title=_axis_label(y),
+        template="simple_white",
+    )
     figure.write_html(path, include_plotlyjs=True)
     return path
 
@@ -266,11 +416,17 @@ def _front_html(info: FrontInfo, path: Path) -> Path:
 def _hypervolume_html(result: HypervolumeHistory, path: Path, note: str) -> Path:
     go = _plotly()
     history = result.frame
-    figure = go.Figure(go.Scatter(x=history["trial"], y=history["hypervolume"], mode="lines+markers",
-                                  line={"shape": "hv"}, name="hypervolume"))
-    figure.update_layout(title=f"Study '{result.study}': hypervolume<br><sup>{note}</sup>",
-                         xaxis_title="trial number", yaxis_title="hypervolume (fraction of reference box)",
-                         template="simple_white")
+    figure = go.Figure(
+        go.Scatter(
+            x=history["trial"], y=history["hypervolume"], mode="lines+markers", line={"shape": "hv"}, name="hypervolume"
+        )
+    )
+    figure.update_layout(
+        title=f"Study '{result.study}': hypervolume<br><sup>{note}</sup>",
+        xaxis_title="trial number",
+        yaxis_title="hypervolume (fraction of reference box)",
+        template="simple_white",
+    )
     figure.write_html(path, include_plotlyjs=True)
     return path
 

@@ -36,10 +36,12 @@ def human_count(value: Any) -> str:
 
 def fixed(digits: int) -> Formatter:
     """A formatter with a fixed number of decimals; NaN/None print as '-'."""
+
     def fmt(value: Any) -> str:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return "-"
         return f"{float(value):.{digits}f}"
+
     return fmt
 
 
@@ -53,6 +55,7 @@ def _json_default(value: Any) -> Any:
 
 def to_json(data: Any) -> str:
     """JSON with numpy scalars converted and NaN written as null."""
+
     def clean(obj: Any) -> Any:
         if isinstance(obj, float) and math.isnan(obj):
             return None
@@ -63,11 +66,13 @@ def to_json(data: Any) -> str:
         if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
             return clean(obj.item())
         return obj
+
     return json.dumps(clean(data), indent=2, default=_json_default)
 
 
-def _humanize(frame: pd.DataFrame, formatters: Mapping[str, Formatter] | None,
-              headers: Mapping[str, str] | None) -> pd.DataFrame:
+def _humanize(
+    frame: pd.DataFrame, formatters: Mapping[str, Formatter] | None, headers: Mapping[str, str] | None
+) -> pd.DataFrame:
     shown = frame.copy()
     for column, fmt in (formatters or {}).items():
         if column in shown:
@@ -80,8 +85,7 @@ def markdown(frame: pd.DataFrame, numeric: list[bool] | None = None) -> str:
     columns = [str(c) for c in frame.columns]
     if numeric is None:
         numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns]
-    lines = ["| " + " | ".join(columns) + " |",
-             "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
     for row in frame.itertuples(index=False):
         lines.append("| " + " | ".join(str(v) for v in row) + " |")
     return "\n".join(lines)

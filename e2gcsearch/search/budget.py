@@ -60,8 +60,15 @@ class NewPoints:
     """A study callback that charges only trials that measured a new point and stops the study after
     ``quota`` of them (``None``: no limit but the space)."""
 
-    def __init__(self, space: Space, quota: int | None, num_classes: int, seed: int | None = 0,
-                 study: Any = None, say: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        space: Space,
+        quota: int | None,
+        num_classes: int,
+        seed: int | None = 0,
+        study: Any = None,
+        say: Callable[[str], None] | None = None,
+    ) -> None:
         self.space, self.num_classes, self.say = space, num_classes, say or (lambda line: None)
         self.rng = random.Random(seed)
         self.charged = self.repeats = self.failed = self.streak = 0
@@ -91,8 +98,10 @@ class NewPoints:
             study.stop()
             return
         if self.failed >= GIVE_UP_FAILED:
-            self.say(f"{self.failed} trials since the last new point failed before measuring anything; stopping "
-                     "(see their FAILED lines)")
+            self.say(
+                f"{self.failed} trials since the last new point failed before measuring anything; stopping "
+                "(see their FAILED lines)"
+            )
             study.stop()
             return
         unmeasured = self.unmeasured(study)
@@ -102,8 +111,10 @@ class NewPoints:
         elif self.streak >= REPEAT_STREAK and unmeasured:
             point = self.rng.choice(unmeasured)
             enqueue_once(study, self.space, [(point, {record.DRAWN: True})])
-            self.say(f"the sampler proposed measured or unbuildable points {self.streak} times in a row; the next "
-                     f"trial is {point.label()}, drawn from the {len(unmeasured)} unmeasured points")
+            self.say(
+                f"the sampler proposed measured or unbuildable points {self.streak} times in a row; the next "
+                f"trial is {point.label()}, drawn from the {len(unmeasured)} unmeasured points"
+            )
             self.streak = 0
         elif self.streak >= GIVE_UP_STREAK:
             self.say(f"the sampler proposed measured points {self.streak} times in a row; stopping")

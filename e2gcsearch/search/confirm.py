@@ -73,10 +73,15 @@ class ConfirmReport:
 
     def lines(self) -> list[str]:
         """A human account: one line per step, then every status that changed, then why it stopped."""
-        out = [f"trial {s.trial} {s.objective}: {s.what}: {_figure(s.before)} -> {_figure(s.after)} "
-               f"({s.seconds:.1f} s)" for s in self.steps]
-        changed = [f"trial {n}: {self.before.get(n, '-')} -> {status}" for n, status in sorted(self.after.items())
-                   if self.before.get(n) != status]
+        out = [
+            f"trial {s.trial} {s.objective}: {s.what}: {_figure(s.before)} -> {_figure(s.after)} ({s.seconds:.1f} s)"
+            for s in self.steps
+        ]
+        changed = [
+            f"trial {n}: {self.before.get(n, '-')} -> {status}"
+            for n, status in sorted(self.after.items())
+            if self.before.get(n) != status
+        ]
         out += changed or ["no trial changed status"]
         out.append(f"confirm: {len(self.steps)} measurement(s) in {self.seconds:.0f} s; {self.reason}")
         return out
@@ -97,8 +102,15 @@ class ConfirmLimits:
     max_seeds: int = 5
 
 
-def confirm_study(study: optuna.Study, train: TrainConfig, profile: ProfileConfig, data: LoadedData,
-                  limits: ConfirmLimits, say: Say | None = None, remeasure: bool = False) -> ConfirmReport:
+def confirm_study(
+    study: optuna.Study,
+    train: TrainConfig,
+    profile: ProfileConfig,
+    data: LoadedData,
+    limits: ConfirmLimits,
+    say: Say | None = None,
+    remeasure: bool = False,
+) -> ConfirmReport:
     """Measure contested points of ``study`` until none is left or the budget is spent (module docstring);
     first, with ``remeasure``, the EPF of every trial again (:func:`remeasure_epf`, outside the budget).
 
@@ -107,8 +119,11 @@ def confirm_study(study: optuna.Study, train: TrainConfig, profile: ProfileConfi
     """
     say = say or (lambda line: None)
     _check_data(study, data)
-    check_comparable(study, study_fingerprint(train, profile, data.name, device_fingerprint_of(profile)),
-                     "give confirm the training and measurement flags (or --config) the search ran with")
+    check_comparable(
+        study,
+        study_fingerprint(train, profile, data.name, device_fingerprint_of(profile)),
+        "give confirm the training and measurement flags (or --config) the search ran with",
+    )
     before = _statuses(front_info(study, include_dominated=True))  # the account counts what remeasuring changed
     if remeasure:
         say("confirm: measuring the EPF of every trial again, in this session")
@@ -126,9 +141,11 @@ def confirm_study(study: optuna.Study, train: TrainConfig, profile: ProfileConfi
             if pairs and any(_candidates(front, pair, exhausted) for pair in pairs):
                 reason = f"budget of {limits.budget_s:.0f} s spent; {len(pairs)} pair(s) still contested"
             elif pairs:
-                reason = (f"{len(pairs)} pair(s) still contested, and more measurements cannot separate them "
-                          "(per-trial limits reached, or their top-1 gap is inside the validation set's own "
-                          "noise): they are tied within noise")
+                reason = (
+                    f"{len(pairs)} pair(s) still contested, and more measurements cannot separate them "
+                    "(per-trial limits reached, or their top-1 gap is inside the validation set's own "
+                    "noise): they are tied within noise"
+                )
             break
         number, objective = choice
         step, measured = _measure(study, front, number, objective, train, profile, data, limits)
@@ -137,11 +154,19 @@ def confirm_study(study: optuna.Study, train: TrainConfig, profile: ProfileConfi
             say(f"confirm: trial {number} {objective.name}: the measurement failed; not stored, not tried again")
             continue
         steps.append(step)
-        say(f"confirm: trial {step.trial} {step.objective}: {step.what}: {_figure(step.before)} -> "
-            f"{_figure(step.after)}")
+        say(
+            f"confirm: trial {step.trial} {step.objective}: {step.what}: {_figure(step.before)} -> "
+            f"{_figure(step.after)}"
+        )
         front = measured
-    return ConfirmReport(tuple(steps), before, _statuses(front), len(contested_pairs(front.frame, front.objectives)),
-                         reason, time.perf_counter() - start)
+    return ConfirmReport(
+        tuple(steps),
+        before,
+        _statuses(front),
+        len(contested_pairs(front.frame, front.objectives)),
+        reason,
+        time.perf_counter() - start,
+    )
 
 
 def remeasure_epf(study: optuna.Study, profile: ProfileConfig, say: Say | None = None) -> list[float]:
@@ -155,8 +180,11 @@ def remeasure_epf(study: optuna.Study, profile: ProfileConfig, say: Say | None =
     measured, how far its EPF at its largest batch size moved (new / old - 1; see :func:`moved_line`).
     """
     say = say or (lambda line: None)
-    trials = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-              if record.ARCH_CONFIG in t.user_attrs and record.DUPLICATE_OF not in t.user_attrs]
+    trials = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if record.ARCH_CONFIG in t.user_attrs and record.DUPLICATE_OF not in t.user_attrs
+    ]
     refresh = dataclasses.replace(profile, use_cache=True, refresh=True)
     moved: list[float] = []
     for index, trial in enumerate(trials, 1):
@@ -164,8 +192,10 @@ def remeasure_epf(study: optuna.Study, profile: ProfileConfig, say: Say | None =
         sizes = tuple(sorted(b for b, figures in stored.epf.items() if figures.get("status", "ok") == "ok"))
         if not sizes:
             continue
-        fresh = profile_model(stored.arch_config, dataclasses.replace(
-            refresh, batch_sizes=sizes, resolution=stored.resolution or profile.resolution))
+        fresh = profile_model(
+            stored.arch_config,
+            dataclasses.replace(refresh, batch_sizes=sizes, resolution=stored.resolution or profile.resolution),
+        )
         confirmed = dict(record.confirmation(study, trial.number))
         confirmed[record.EPF] = {str(b): epf_figures(p) for b, p in fresh.batches.items() if p.status == "ok"}
         study.set_user_attr(record.confirm_key(trial.number), confirmed)
@@ -174,8 +204,10 @@ def remeasure_epf(study: optuna.Study, profile: ProfileConfig, say: Say | None =
         if now.status == "ok":
             moved.append(now.epf_mj / before - 1)
         after = f"{now.epf_mj:.4g} mJ/frame ({fresh.backend})" if now.status == "ok" else now.status
-        say(f"[{index}/{len(trials)}] trial {trial.number} {stored.arch_config.label()}: EPF@{largest} "
-            f"{before:.4g} -> {after}")
+        say(
+            f"[{index}/{len(trials)}] trial {trial.number} {stored.arch_config.label()}: EPF@{largest} "
+            f"{before:.4g} -> {after}"
+        )
     return moved
 
 
@@ -188,9 +220,11 @@ def moved_line(moved: list[float]) -> str:
     if not moved:
         return "no trial had an EPF to measure again"
     median = statistics.median(abs(m) for m in moved)
-    return (f"{len(moved)} trials measured again: EPF at their largest batch size moved by a median of "
-            f"{100 * median:.2g} % ({100 * min(moved):+.0f} % to {100 * max(moved):+.0f} %) since their "
-            "earlier sitting")
+    return (
+        f"{len(moved)} trials measured again: EPF at their largest batch size moved by a median of "
+        f"{100 * median:.2g} % ({100 * min(moved):+.0f} % to {100 * max(moved):+.0f} %) since their "
+        "earlier sitting"
+    )
 
 
 def _check_data(study: optuna.Study, data: LoadedData) -> None:
@@ -198,16 +232,19 @@ def _check_data(study: optuna.Study, data: LoadedData) -> None:
     wanted = data_key(data)
     differs = [key for key, value in wanted.items() if key in stored and stored[key] != value]
     if differs:
-        raise ConfigError(f"study {study.study_name!r} was searched on other data ({', '.join(differs)} differ); "
-                          "give confirm the data flags (or --config) the search ran with")
+        raise ConfigError(
+            f"study {study.study_name!r} was searched on other data ({', '.join(differs)} differ); "
+            "give confirm the data flags (or --config) the search ran with"
+        )
 
 
 def _statuses(front: FrontInfo) -> dict[int, str]:
     return {int(trial): status for trial, status in zip(front.frame["trial"], front.frame["front_status"])}
 
 
-def _candidates(front: FrontInfo, pair: tuple[int, int, float],
-                exhausted: set[tuple[int, str]]) -> list[tuple[float, int, Metric]]:
+def _candidates(
+    front: FrontInfo, pair: tuple[int, int, float], exhausted: set[tuple[int, str]]
+) -> list[tuple[float, int, Metric]]:
     """(relative interval width, trial, objective) worth measuring for a contested pair, widest first.
 
     Only objectives in which the pair's intervals overlap; top-1 only while the validation set's
@@ -256,9 +293,15 @@ def _seeds_can_separate(a: Any, b: Any) -> bool:
     return abs(float(a["top1"]) - float(b["top1"])) > max(halves)
 
 
-def _next_measurement(study: optuna.Study, front: FrontInfo, pairs: list[tuple[int, int, float]],
-                      profile: ProfileConfig, limits: ConfirmLimits, exhausted: set[tuple[int, str]],
-                      left_s: float) -> tuple[int, Metric] | None:
+def _next_measurement(
+    study: optuna.Study,
+    front: FrontInfo,
+    pairs: list[tuple[int, int, float]],
+    profile: ProfileConfig,
+    limits: ConfirmLimits,
+    exhausted: set[tuple[int, str]],
+    left_s: float,
+) -> tuple[int, Metric] | None:
     """(trial, objective) of the most useful measurement that fits in ``left_s``, or ``None``."""
     for pair in pairs:
         for _, number, objective in _candidates(front, pair, exhausted):
@@ -270,8 +313,9 @@ def _next_measurement(study: optuna.Study, front: FrontInfo, pairs: list[tuple[i
     return None
 
 
-def _estimate_s(study: optuna.Study, number: int, objective: Metric, profile: ProfileConfig,
-                limits: ConfirmLimits) -> float | None:
+def _estimate_s(
+    study: optuna.Study, number: int, objective: Metric, profile: ProfileConfig, limits: ConfirmLimits
+) -> float | None:
     """Seconds the next measurement of ``objective`` on trial ``number`` should take; ``None`` at its cap."""
     stored = trial_record(study, _trial(study, number))
     if objective.metric == "top1":
@@ -287,8 +331,16 @@ def _estimate_s(study: optuna.Study, number: int, objective: Metric, profile: Pr
     return limits.windows * max(window_s, latency_s) + 3 * latency_s  # the windows, then the warm-up
 
 
-def _measure(study: optuna.Study, front: FrontInfo, number: int, objective: Metric, train: TrainConfig,
-             profile: ProfileConfig, data: LoadedData, limits: ConfirmLimits) -> tuple[Step | None, FrontInfo]:
+def _measure(
+    study: optuna.Study,
+    front: FrontInfo,
+    number: int,
+    objective: Metric,
+    train: TrainConfig,
+    profile: ProfileConfig,
+    data: LoadedData,
+    limits: ConfirmLimits,
+) -> tuple[Step | None, FrontInfo]:
     """Measure once more and store the pooled figures; the step and the front after it (no step,
     nothing stored, when the measurement failed)."""
     stored = trial_record(study, _trial(study, number))
@@ -319,8 +371,11 @@ def _measure(study: optuna.Study, front: FrontInfo, number: int, objective: Metr
     seconds = time.perf_counter() - start
     after_front = front_info(study, include_dominated=True)
     after_row = after_front.frame[after_front.frame["trial"] == number].iloc[0]
-    after = (float(after_row[objective.name]), float(after_row[f"{objective.name}_low"]),
-             float(after_row[f"{objective.name}_high"]))
+    after = (
+        float(after_row[objective.name]),
+        float(after_row[f"{objective.name}_low"]),
+        float(after_row[f"{objective.name}_high"]),
+    )
     return Step(number, objective.name, what, before, after, seconds), after_front
 
 
@@ -332,11 +387,26 @@ def _trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
 def _stored_batch(batch_size: int, figures: dict[str, Any]) -> BatchProfile | None:
     """A trial's stored figures of one batch size as a measurement to pool with (``None`` when its
     windows were not recorded: a mean of unknown weight cannot be pooled)."""
-    if not figures or figures.get("status", "ok") != "ok" or figures.get("epf_mj") is None or not figures.get("repeats"):
+    if (
+        not figures
+        or figures.get("status", "ok") != "ok"
+        or figures.get("epf_mj") is None
+        or not figures.get("repeats")
+    ):
         return None
-    return BatchProfile(batch_size=batch_size, status="ok", epf_mj=figures["epf_mj"],
-                        epf_std_mj=figures.get("epf_std_mj") or 0.0, cv=figures.get("cv"),
-                        latency_ms=figures.get("latency_ms"), throughput_ips=figures.get("throughput_ips"),
-                        idle_power_w=None, epf_idle_subtracted_mj=None, iterations=0,
-                        repeats=int(figures["repeats"]), latency_std_ms=figures.get("latency_std_ms"),
-                        impl=figures.get("impl") or "nchw", measured_at=figures.get("measured_at"))
+    return BatchProfile(
+        batch_size=batch_size,
+        status="ok",
+        epf_mj=figures["epf_mj"],
+        epf_std_mj=figures.get("epf_std_mj") or 0.0,
+        cv=figures.get("cv"),
+        latency_ms=figures.get("latency_ms"),
+        throughput_ips=figures.get("throughput_ips"),
+        idle_power_w=None,
+        epf_idle_subtracted_mj=None,
+        iterations=0,
+        repeats=int(figures["repeats"]),
+        latency_std_ms=figures.get("latency_std_ms"),
+        impl=figures.get("impl") or "nchw",
+        measured_at=figures.get("measured_at"),
+    )

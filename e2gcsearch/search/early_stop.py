@@ -76,37 +76,61 @@ class StoppingRule:
         optimistic = top1 + gain + noise
         for other in self.finished:
             if other.top1 > optimistic and all(a <= b for a, b in zip(other.known, known)):
-                return (f"stopped after epoch {epoch}/{self.epochs}: top-1 {top1:.1f} % + largest remaining gain "
-                        f"{gain:.1f} + noise {noise:.1f} = {optimistic:.1f} % is below trial {other.trial} "
-                        f"({other.top1:.1f} %), which is no worse in every other objective")
+                return (
+                    f"stopped after epoch {epoch}/{self.epochs}: top-1 {top1:.1f} % + largest remaining gain "
+                    f"{gain:.1f} + noise {noise:.1f} = {optimistic:.1f} % is below trial {other.trial} "
+                    f"({other.top1:.1f} %), which is no worse in every other objective"
+                )
         return None
 
 
 def known_losses(objectives: Sequence[Metric], values: Sequence[float]) -> tuple[float, ...]:
     """The objectives other than top-1 of ``values`` (one per objective) as losses."""
-    return tuple(value if objective.direction == "minimize" else -value
-                 for objective, value in zip(objectives, values) if not objective.is_accuracy)
+    return tuple(
+        value if objective.direction == "minimize" else -value
+        for objective, value in zip(objectives, values)
+        if not objective.is_accuracy
+    )
 
 
 def top1_margin(val_size: int, seed_noise: SeedNoise | None) -> Callable[[float], float]:
     """The upper half-width of the 95 % interval of one seed's top-1 at a given value (percentage points)."""
+
     def margin(top1: float) -> float:
         value = min(max(top1, 0.0), 100.0)
         return accuracy_interval([value], val_size, seed_noise).high - value
+
     return margin
 
 
-def rule_for(study: Any, objectives: Sequence[Metric], epochs: int, val_size: int,
-             seed_noise: SeedNoise | None = None, min_complete: int = MIN_COMPLETE) -> StoppingRule:
+def rule_for(
+    study: Any,
+    objectives: Sequence[Metric],
+    epochs: int,
+    val_size: int,
+    seed_noise: SeedNoise | None = None,
+    min_complete: int = MIN_COMPLETE,
+) -> StoppingRule:
     """The rule made from ``study``'s completed feasible trials that record a full top-1 curve."""
     accuracy = [i for i, objective in enumerate(objectives) if objective.is_accuracy]
     finished = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         attrs = trial.user_attrs
         curve = attrs.get(record.TOP1_CURVE) or []
-        if (not accuracy or record.DUPLICATE_OF in attrs or not is_feasible(trial)
-                or trial.values is None or len(curve) != epochs):
+        if (
+            not accuracy
+            or record.DUPLICATE_OF in attrs
+            or not is_feasible(trial)
+            or trial.values is None
+            or len(curve) != epochs
+        ):
             continue
-        finished.append(Finished(trial.number, known_losses(objectives, trial.values),
-                                 float(trial.values[accuracy[0]]), tuple(float(v) for v in curve)))
+        finished.append(
+            Finished(
+                trial.number,
+                known_losses(objectives, trial.values),
+                float(trial.values[accuracy[0]]),
+                tuple(float(v) for v in curve),
+            )
+        )
     return StoppingRule(finished, epochs, top1_margin(val_size, seed_noise), min_complete)

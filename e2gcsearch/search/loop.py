@@ -45,7 +45,8 @@ def trial_line(study: optuna.Study, trial: FrozenTrial, objectives: list[dict[st
         return f"{head}  left to trial {attrs[record.LEFT_TO]}, which is measuring this point (not measured twice, not charged)"
     if trial.state == TrialState.PRUNED:
         return f"{head}  STOPPED EARLY: {attrs.get(record.EARLY_STOP, 'no reason recorded')}" + (
-            f"  (repeats trial {attrs[record.DUPLICATE_OF]}; not charged)" if record.DUPLICATE_OF in attrs else "")
+            f"  (repeats trial {attrs[record.DUPLICATE_OF]}; not charged)" if record.DUPLICATE_OF in attrs else ""
+        )
     if record.DUPLICATE_OF in attrs:
         status += f"  (repeats trial {attrs[record.DUPLICATE_OF]}; not measured again, not charged)"
     front = sum(record.DUPLICATE_OF not in t.user_attrs for t in study.best_trials)
@@ -56,6 +57,7 @@ def _callbacks(config: SearchConfig, tag: str = "") -> tuple[list[Callable], Cal
     bar = None
     if config.progress and config.workers == 1 and config.trials:
         from tqdm.auto import tqdm
+
         bar = tqdm(total=config.trials, unit="trial", desc="search", file=sys.stderr, dynamic_ncols=True)
 
     def report(study: optuna.Study, trial: FrozenTrial) -> None:
@@ -104,18 +106,36 @@ class _TaggedRunner:
             self._tag(trial)  # a repeated point copies its twin's attrs: these are this trial's own
 
 
-def optimize(study: optuna.Study, runner: TrialRunner, config: SearchConfig, trials: int | None,
-              run_id: str, tag: str = "", worker: int = 0) -> None:
+def optimize(
+    study: optuna.Study,
+    runner: TrialRunner,
+    config: SearchConfig,
+    trials: int | None,
+    run_id: str,
+    tag: str = "",
+    worker: int = 0,
+) -> None:
     """Run trials until ``trials`` of them measured a new point (see :mod:`.budget`), or the timeout."""
-    budget = NewPoints(config.settings.space, trials, runner.data.num_classes,
-                       sampler_seed(config.seed, len(study.trials), worker), study, lambda line: note(tag + line))
+    budget = NewPoints(
+        config.settings.space,
+        trials,
+        runner.data.num_classes,
+        sampler_seed(config.seed, len(study.trials), worker),
+        study,
+        lambda line: note(tag + line),
+    )
     if budget.quota == 0:
         return
     callbacks, close = _callbacks(dataclasses.replace(config, trials=budget.quota), tag)
     quiet_optuna()
     try:
-        study.optimize(_TaggedRunner(runner, run_id), n_trials=None, timeout=config.timeout_s,
-                       catch=(Exception,), callbacks=[*callbacks, budget])
+        study.optimize(
+            _TaggedRunner(runner, run_id),
+            n_trials=None,
+            timeout=config.timeout_s,
+            catch=(Exception,),
+            callbacks=[*callbacks, budget],
+        )
     except AssertionError as exc:  # Optuna raises "Should not reach" over a trial's failed last write (optuna#5986)
         if exc.__context__ is None:
             raise
@@ -134,6 +154,9 @@ def on_device(config: SearchConfig, device: str | None) -> SearchConfig:
     if device is None:
         return config
     settings = config.settings
-    settings = dataclasses.replace(settings, profile=dataclasses.replace(settings.profile, device=device),
-                                   train=dataclasses.replace(settings.train, device=device))
+    settings = dataclasses.replace(
+        settings,
+        profile=dataclasses.replace(settings.profile, device=device),
+        train=dataclasses.replace(settings.train, device=device),
+    )
     return dataclasses.replace(config, settings=settings)

@@ -43,7 +43,9 @@ def parse_metric(text: str, reference_batch: int = DEFAULT_BATCH_SIZE) -> Metric
     name, _, batch = text.strip().partition("@")
     name = name.strip().lower()
     if name not in METRICS:
-        raise ConfigError(f"unknown metric {text.strip()!r}; valid metrics: {_valid_names()} (e.g. --objective epf,top1)")
+        raise ConfigError(
+            f"unknown metric {text.strip()!r}; valid metrics: {_valid_names()} (e.g. --objective epf,top1)"
+        )
     takes_batch = METRICS[name][2]
     if batch and not takes_batch:
         raise ConfigError(f"metric {name!r} takes no batch size; write {name} instead of {text.strip()!r}")
@@ -118,6 +120,7 @@ def cost_feasible(constraints: Sequence[Constraint], resolution: int) -> Callabl
     """Whether a configuration keeps the constraints known before anything is measured: those on params
     and MACs (EPF, latency and top-1 constraints are left to the trial, and so is a configuration that
     cannot be built: its trial names why)."""
+
     @functools.cache  # the queue, the warm start and the pre-flight ask about the same points
     def keep(arch_config: ArchConfig) -> bool:
         try:
@@ -125,6 +128,8 @@ def cost_feasible(constraints: Sequence[Constraint], resolution: int) -> Callabl
         except ConfigError:
             return True
         known = {"params": cost.params, "macs": cost.macs}
-        return all(constraint.violation(known[constraint.metric.metric]) <= 0
-                   for constraint in cost_constraints(constraints))
+        return all(
+            constraint.violation(known[constraint.metric.metric]) <= 0 for constraint in cost_constraints(constraints)
+        )
+
     return keep

@@ -54,8 +54,11 @@ class Ordinal:
             return FloatDistribution(coded[0], coded[-1])
         fractions = [Fraction(c).limit_denominator(10_000) for c in coded]
         step = _fraction_gcd([b - a for a, b in zip(fractions, fractions[1:])])
-        on_grid = step is not None and (fractions[-1] - fractions[0]) / step <= 1000 and all(
-            abs((c - coded[0]) / float(step) - round((c - coded[0]) / float(step))) < 1e-6 for c in coded)
+        on_grid = (
+            step is not None
+            and (fractions[-1] - fractions[0]) / step <= 1000
+            and all(abs((c - coded[0]) / float(step) - round((c - coded[0]) / float(step))) < 1e-6 for c in coded)
+        )
         if not on_grid:  # no common step holds them: continuous, rounded to the nearest
             return FloatDistribution(coded[0], coded[-1])
         return FloatDistribution(coded[0], coded[-1], step=float(step))
@@ -77,6 +80,7 @@ class Ordinal:
 def _fraction_gcd(differences: list[Fraction]) -> Fraction | None:
     if not differences:
         return None
-    numerator = math.gcd(*[d.numerator * (math.lcm(*[x.denominator for x in differences]) // d.denominator)
-                           for d in differences])
+    numerator = math.gcd(
+        *[d.numerator * (math.lcm(*[x.denominator for x in differences]) // d.denominator) for d in differences]
+    )
     return Fraction(numerator, math.lcm(*[d.denominator for d in differences]))

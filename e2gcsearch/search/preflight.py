@@ -51,8 +51,13 @@ class Checked:
     fingerprint: dict[str, Any]  # the study fingerprint (training, measurement, device) a resume must match
 
 
-def check_search(storage_url: str, data_config: DataConfig, settings: TrialSettings,
-                 note: Callable[[str], None], progress: bool = True) -> Checked:
+def check_search(
+    storage_url: str,
+    data_config: DataConfig,
+    settings: TrialSettings,
+    note: Callable[[str], None],
+    progress: bool = True,
+) -> Checked:
     """Everything a trial of this search needs, tried once (see the module docstring); raises
     :class:`PreflightError` (or the data's own error) before the study storage is touched."""
     check_places(storage_url, data_config, settings.profile, settings.train)
@@ -64,11 +69,16 @@ def check_search(storage_url: str, data_config: DataConfig, settings: TrialSetti
     for arch_config, reason in impossible:
         note(f"note: {arch_config.label()} cannot be built and will fail at once if sampled: {reason}")
     profile = dataclasses.replace(settings.profile, batch_sizes=settings.batch_sizes)
-    keep = (cost_feasible(settings.constraints, profile.resolution)
-            if cost_constraints(settings.constraints) else None)
+    keep = cost_feasible(settings.constraints, profile.resolution) if cost_constraints(settings.constraints) else None
     if keep is not None:
-        check_cost_constraints(space, settings.constraints, profile.resolution, data.num_classes, keep,
-                               [arch_config for arch_config, _ in impossible])
+        check_cost_constraints(
+            space,
+            settings.constraints,
+            profile.resolution,
+            data.num_classes,
+            keep,
+            [arch_config for arch_config, _ in impossible],
+        )
     train = check_networks(space, data, profile, settings.train if settings.needs_training else None, note)
     if train is not None:
         settings = dataclasses.replace(settings, train=train)
@@ -99,22 +109,31 @@ def families(space: Space, num_classes: int) -> list[ArchConfig]:
     return list(chosen.values())
 
 
-def check_networks(space: Space, data: LoadedData, profile: ProfileConfig, train: TrainConfig | None,
-                   note: Callable[[str], None]) -> TrainConfig | None:
+def check_networks(
+    space: Space, data: LoadedData, profile: ProfileConfig, train: TrainConfig | None, note: Callable[[str], None]
+) -> TrainConfig | None:
     """Build and step each family's network (see the module docstring); returns ``train`` with
     ``threads="auto"`` resolved. Raises :class:`PreflightError` naming the family and the reason."""
     batch = min(profile.batch_sizes)
     timer = None
     for arch_config in families(space, data.num_classes):
         where = f"{arch_config.label()} at {data.resolution}x{data.resolution} px"
-        _attempt(lambda: measured_step(arch_config, profile)(),  # noqa: B023 - _attempt calls it at once
-                 f"{where} cannot run a measured step at batch size {batch} on {profile.device}",
-                 "drop that batch size from --batch-sizes, or raise --resolution")
+        _attempt(
+            lambda: measured_step(arch_config, profile)(),  # noqa: B023 - _attempt calls it at once
+            f"{where} cannot run a measured step at batch size {batch} on {profile.device}",
+            "drop that batch size from --batch-sizes, or raise --resolution",
+        )
         if train is not None:
-            step = _attempt(lambda: training_step_timer(arch_config, data, train, steps=1),  # noqa: B023 - called at once
-                            f"{where} cannot be trained on {train.device}", "change --resolution or --batch-size")
-            _attempt(lambda: step(1), f"{where} cannot be trained on {train.device}",  # noqa: B023 - called at once
-                     "change --resolution or --batch-size")
+            step = _attempt(
+                lambda: training_step_timer(arch_config, data, train, steps=1),  # noqa: B023 - called at once
+                f"{where} cannot be trained on {train.device}",
+                "change --resolution or --batch-size",
+            )
+            _attempt(
+                lambda: step(1),  # noqa: B023 - called at once
+                f"{where} cannot be trained on {train.device}",
+                "change --resolution or --batch-size",
+            )
             timer = timer or training_step_timer(arch_config, data, train)
     if train is not None and train.threads == AUTO and timer is not None:
         choice = choose_threads(timer)
@@ -125,8 +144,9 @@ def check_networks(space: Space, data: LoadedData, profile: ProfileConfig, train
 
 def device_fingerprint_of(profile: ProfileConfig) -> DeviceFingerprint:
     """The device fingerprint the search's measurements will carry."""
-    return _attempt(lambda: expected_fingerprint(profile), "the energy meter cannot be opened",
-                    "choose another --backend")
+    return _attempt(
+        lambda: expected_fingerprint(profile), "the energy meter cannot be opened", "choose another --backend"
+    )
 
 
 def _attempt(action: Callable[[], Any], what: str, fix: str) -> Any:
@@ -138,12 +158,19 @@ def _attempt(action: Callable[[], Any], what: str, fix: str) -> Any:
         raise PreflightError(f"pre-flight: {what}: {exc}; the study storage was not touched") from None
     except Exception as exc:  # noqa: BLE001 - any failure here would fail every trial of the family
         first = (str(exc).strip().splitlines() or [""])[0][:300]
-        raise PreflightError(f"pre-flight: {what} ({type(exc).__name__}: {first}); {fix}. "
-                             "The study storage was not touched") from None
+        raise PreflightError(
+            f"pre-flight: {what} ({type(exc).__name__}: {first}); {fix}. The study storage was not touched"
+        ) from None
 
 
-def check_cost_constraints(space: Space, constraints: Sequence[Constraint], resolution: int, num_classes: int,
-                           keep: Callable[[ArchConfig], bool], impossible: Sequence[ArchConfig] = ()) -> None:
+def check_cost_constraints(
+    space: Space,
+    constraints: Sequence[Constraint],
+    resolution: int,
+    num_classes: int,
+    keep: Callable[[ArchConfig], bool],
+    impossible: Sequence[ArchConfig] = (),
+) -> None:
     """A network-level space keeps at least one buildable point (not in ``impossible``, the space's
     unbuildable points) within the params/MACs constraints (``keep``, see
     :func:`~e2gcsearch.search.objectives.cost_feasible`); else one line, before any work. Stage-wise
@@ -155,8 +182,12 @@ def check_cost_constraints(space: Space, constraints: Sequence[Constraint], reso
     if not points or any(keep(arch_config) for arch_config in points):
         return
     costs = [network_cost(arch_config, resolution) for arch_config in points]
-    ranges = ", ".join(f"{name} {human_count(min(values))}-{human_count(max(values))}" for name, values in
-                       (("params", [c.params for c in costs]), ("MACs", [c.macs for c in costs])))
+    ranges = ", ".join(
+        f"{name} {human_count(min(values))}-{human_count(max(values))}"
+        for name, values in (("params", [c.params for c in costs]), ("MACs", [c.macs for c in costs]))
+    )
     wanted = " and ".join(constraint.text for constraint in cost_constraints(constraints))
-    raise PreflightError(f"no point of the space keeps {wanted} (the space spans {ranges}); loosen the "
-                         "constraint or change the space (--widths, --group-sizes, --groups, --arch)")
+    raise PreflightError(
+        f"no point of the space keeps {wanted} (the space spans {ranges}); loosen the "
+        "constraint or change the space (--widths, --group-sizes, --groups, --arch)"
+    )

@@ -71,8 +71,14 @@ class MeasuredTable:
     measured: tuple[MeasuredPoint, ...] = ()  # every row measured (the calibration may lie outside the space)
 
     @classmethod
-    def read(cls, path: str | Path, num_classes: int = 10, resolution: int = 48, batch_size: int = 16,
-             modules: Sequence[str] | None = None) -> MeasuredTable:
+    def read(
+        cls,
+        path: str | Path,
+        num_classes: int = 10,
+        resolution: int = 48,
+        batch_size: int = 16,
+        modules: Sequence[str] | None = None,
+    ) -> MeasuredTable:
         """Read a table written by ``benchmarks/search_replay.py measure`` (lines starting with # are notes),
         keeping the rows of ``modules`` (default: all)."""
         with Path(path).open() as handle:
@@ -80,16 +86,33 @@ class MeasuredTable:
         points = []
         for row in rows:
             family = "group_size" if row["module"] == "E2GC" else "groups"
-            arch_config = ArchConfig(row["arch"], width=float(row["width"]), num_classes=num_classes,
-                                     module="FLGC" if row["module"] == "FLGC" else None, **{family: int(row["value"])})
+            arch_config = ArchConfig(
+                row["arch"],
+                width=float(row["width"]),
+                num_classes=num_classes,
+                module="FLGC" if row["module"] == "FLGC" else None,
+                **{family: int(row["value"])},
+            )
             epochs = sorted(int(key[6:]) for key in row if key.startswith("top1_e"))
-            points.append(MeasuredPoint(
-                arch_config, {int(key[len("epf_mj_b"):]): float(value) for key, value in row.items()
-                              if key.startswith("epf_mj_b") and value},
-                tuple(float(row[f"top1_e{e}"]) for e in epochs), tuple(float(row[f"epoch_s_e{e}"]) for e in epochs),
-                int(row["val_size"]), {int(key[len("epf_std_mj_b"):]): float(value)
-                                       for key, value in row.items() if key.startswith("epf_std_mj_b") and value},
-                int(row.get("epf_repeats") or 3)))
+            points.append(
+                MeasuredPoint(
+                    arch_config,
+                    {
+                        int(key[len("epf_mj_b") :]): float(value)
+                        for key, value in row.items()
+                        if key.startswith("epf_mj_b") and value
+                    },
+                    tuple(float(row[f"top1_e{e}"]) for e in epochs),
+                    tuple(float(row[f"epoch_s_e{e}"]) for e in epochs),
+                    int(row["val_size"]),
+                    {
+                        int(key[len("epf_std_mj_b") :]): float(value)
+                        for key, value in row.items()
+                        if key.startswith("epf_std_mj_b") and value
+                    },
+                    int(row.get("epf_repeats") or 3),
+                )
+            )
         kept = [p for p in points if modules is None or p.arch_config.module in modules]
         return dataclasses.replace(cls.of(kept, resolution, batch_size), measured=tuple(points))
 
@@ -97,14 +120,18 @@ class MeasuredTable:
     def of(cls, points: Sequence[MeasuredPoint], resolution: int, batch_size: int = 16) -> MeasuredTable:
         """The table of ``points``, over the smallest network-level space that holds them all."""
         configs = [p.arch_config for p in points]
-        space = SearchSpace(archs=tuple(dict.fromkeys(c.arch for c in configs)),
-                            modules=tuple(dict.fromkeys(c.module for c in configs)),
-                            group_sizes=tuple(sorted({c.group_size for c in configs if c.group_size})) or (1,),
-                            groups=tuple(sorted({c.groups for c in configs if c.groups})) or (2,),
-                            widths=tuple(sorted({c.width for c in configs})))
+        space = SearchSpace(
+            archs=tuple(dict.fromkeys(c.arch for c in configs)),
+            modules=tuple(dict.fromkeys(c.module for c in configs)),
+            group_sizes=tuple(sorted({c.group_size for c in configs if c.group_size})) or (1,),
+            groups=tuple(sorted({c.groups for c in configs if c.groups})) or (2,),
+            widths=tuple(sorted({c.width for c in configs})),
+        )
         if space.size != len(points):
-            raise ValueError(f"the table holds {len(points)} points, but the space they span has {space.size}; "
-                             "measure every point of the space")
+            raise ValueError(
+                f"the table holds {len(points)} points, but the space they span has {space.size}; "
+                "measure every point of the space"
+            )
         return cls(space, tuple(points), resolution, batch_size)
 
     def lookup(self, arch_config: ArchConfig) -> MeasuredPoint:
@@ -128,8 +155,11 @@ class MeasuredTable:
         calibration networks (the sweep ``--warm-start model`` measures; those the table holds)."""
         num_classes = self.points[0].arch_config.num_classes
         measured = {p.arch_config: p for p in self.measured or self.points}
-        sweep = [EpfMeasurement(c, self.resolution, dict(measured[c].epf_mj))
-                 for c in calibration_configs(self.space, num_classes) if c in measured]
+        sweep = [
+            EpfMeasurement(c, self.resolution, dict(measured[c].epf_mj))
+            for c in calibration_configs(self.space, num_classes)
+            if c in measured
+        ]
         profile = fit_device_profile(EpfDataset("table", True, {}, sweep, source="replay table"))
         return warm_start_configs(profile, self.space, num_classes, k=3, resolution=self.resolution)
 
@@ -143,16 +173,21 @@ class MeasuredTable:
         for point in self.points:
             epf, final = point.epf_mj[self.batch_size], point.top1_curve[-1]
             total += sum(point.epoch_s)
-            if any(other.epf_mj[self.batch_size] <= epf and other.top1_curve[-1] > final + margin(final)
-                   for other in self.points if other is not point):
+            if any(
+                other.epf_mj[self.batch_size] <= epf and other.top1_curve[-1] > final + margin(final)
+                for other in self.points
+                if other is not point
+            ):
                 saved += sum(point.epoch_s[1:])
         return saved / total if total else 0.0
 
     def largest_gains(self) -> list[float]:
         """The largest top-1 gain from after each epoch (1 .. last - 1) to the end over the table's curves:
         what the stopping rule adds to a trial's top-1 once every point has completed."""
-        return [max(p.top1_curve[-1] - p.top1_curve[epoch - 1] for p in self.points)
-                for epoch in range(1, len(self.points[0].top1_curve))]
+        return [
+            max(p.top1_curve[-1] - p.top1_curve[epoch - 1] for p in self.points)
+            for epoch in range(1, len(self.points[0].top1_curve))
+        ]
 
     def hypervolume(self, points: Sequence[MeasuredPoint]) -> float:
         return hypervolume(self.losses(points), np.ones(2)) if points else 0.0
@@ -166,9 +201,17 @@ class MeasuredTable:
             value = p.epf_mj[self.batch_size]
             half = Summary(p.repeats, value, p.epf_std_mj.get(self.batch_size, 0.0)).half_width()
             interval = accuracy_interval([p.top1_curve[-1]], p.val_size)
-            rows.append({"feasible": True, epf.name: value, f"{epf.name}_low": value - half,
-                         f"{epf.name}_high": value + half, top1.name: interval.mean,
-                         f"{top1.name}_low": interval.low, f"{top1.name}_high": interval.high})
+            rows.append(
+                {
+                    "feasible": True,
+                    epf.name: value,
+                    f"{epf.name}_low": value - half,
+                    f"{epf.name}_high": value + half,
+                    top1.name: interval.mean,
+                    f"{top1.name}_low": interval.low,
+                    f"{top1.name}_high": interval.high,
+                }
+            )
         return dict(zip([p.arch_config for p in points], front_status(pd.DataFrame(rows), self.objectives)))
 
 
@@ -184,14 +227,22 @@ class Replay:
     hypervolume_ratio: float
 
 
-def replay(table: MeasuredTable, sampler: str, seed: int, trials: int, warm_start: bool = False,
-           early_stop: bool = True, baselines: bool = True) -> Replay:
+def replay(
+    table: MeasuredTable,
+    sampler: str,
+    seed: int,
+    trials: int,
+    warm_start: bool = False,
+    early_stop: bool = True,
+    baselines: bool = True,
+) -> Replay:
     """Replay ``e2gcsearch run --sampler SAMPLER --seed SEED --trials TRIALS`` on ``table``, with
     ``--warm-start model`` when ``warm_start`` (the CLI's default, auto) and ``--warm-start none`` otherwise."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space, num_classes = table.space, table.points[0].arch_config.num_classes
-    study = optuna.create_study(directions=["minimize", "maximize"],
-                                sampler=create_sampler(sampler, seed, space, trials))
+    study = optuna.create_study(
+        directions=["minimize", "maximize"], sampler=create_sampler(sampler, seed, space, trials)
+    )
     if baselines:
         enqueue_baselines(study, space, num_classes)
     if warm_start:
@@ -203,8 +254,9 @@ def replay(table: MeasuredTable, sampler: str, seed: int, trials: int, warm_star
     configs = [ArchConfig.from_dict(t.user_attrs[record.ARCH_CONFIG]) for t in new]
     completed = [c for c, t in zip(configs, new) if t.state == optuna.trial.TrialState.COMPLETE]
     found = table.hypervolume([table.lookup(c) for c in completed])
-    return Replay(tuple(configs), tuple(completed), spent["train_s"], budget.repeats,
-                  found / table.hypervolume(table.points))
+    return Replay(
+        tuple(configs), tuple(completed), spent["train_s"], budget.repeats, found / table.hypervolume(table.points)
+    )
 
 
 def _objective(trial: Any, table: MeasuredTable, early_stop: bool, spent: dict[str, float]) -> list[float]:

@@ -90,8 +90,9 @@ def _prepare(config: SearchConfig) -> tuple[optuna.Study, LoadedData, SearchConf
             note(line)
     if config.warm_start in ("model", "auto"):
         measuring = on_device(config, config.placed[0]).settings.profile if config.placed else settings.profile
-        warm_start_study(study, space, data.num_classes, measuring, config.warm_start, given,
-                         say=note, keep=checked.keep)
+        warm_start_study(
+            study, space, data.num_classes, measuring, config.warm_start, given, say=note, keep=checked.keep
+        )
     return study, data, config
 
 
@@ -122,10 +123,12 @@ class SearchOutcome:
         """One line per distinct reason when every trial of this run failed (else nothing)."""
         if not self.ran or any(t.state != TrialState.FAIL for t in self.ran):
             return []
-        reasons = Counter((t.user_attrs.get(record.FAIL_REASON) or "no reason recorded").splitlines()[0][:300]
-                          for t in self.ran)
+        reasons = Counter(
+            (t.user_attrs.get(record.FAIL_REASON) or "no reason recorded").splitlines()[0][:300] for t in self.ran
+        )
         return [f"all {len(self.ran)} trial(s) of this run failed:"] + [
-            f"  {count} x {reason}" for reason, count in reasons.most_common()]
+            f"  {count} x {reason}" for reason, count in reasons.most_common()
+        ]
 
 
 def run_search(config: SearchConfig) -> optuna.Study:
@@ -139,10 +142,12 @@ def search(config: SearchConfig) -> SearchOutcome:
     run_id = new_run_id()
     config = _fit_budget(config, study, data.num_classes)
     done_before = sum(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False))
-    note(f"study {config.study_name!r} in {redact(config.storage)}: {done_before} trial(s) so far; "
-         f"sampler {config.sampler}, {'unlimited' if config.trials is None else config.trials} new point(s) to run"
-         + (f", timeout {config.timeout_s:g} s" if config.timeout_s else "")
-         + (f", {config.workers} workers" if config.workers > 1 else ""))
+    note(
+        f"study {config.study_name!r} in {redact(config.storage)}: {done_before} trial(s) so far; "
+        f"sampler {config.sampler}, {'unlimited' if config.trials is None else config.trials} new point(s) to run"
+        + (f", timeout {config.timeout_s:g} s" if config.timeout_s else "")
+        + (f", {config.workers} workers" if config.workers > 1 else "")
+    )
     start = time.perf_counter()
     try:
         with sigterm_as_interrupt():
@@ -157,21 +162,28 @@ def search(config: SearchConfig) -> SearchOutcome:
         raise SearchInterrupted(
             f"{how}: {queued} running trial(s) marked failed and their point(s) queued again, {finished} finished "
             f"trial(s) kept in {redact(config.storage)}; run the same command again to resume",
-            143 if isinstance(exc, Terminated) else 130) from None
-    ran = [t for t in study.get_trials(deepcopy=False)
-           if (t.user_attrs.get(record.WORKER) or {}).get("run") == run_id]
+            143 if isinstance(exc, Terminated) else 130,
+        ) from None
+    ran = [t for t in study.get_trials(deepcopy=False) if (t.user_attrs.get(record.WORKER) or {}).get("run") == run_id]
     left = sum(record.LEFT_TO in t.user_attrs for t in ran)
     repeats = sum(record.DUPLICATE_OF in t.user_attrs for t in ran) - left
     unbuilt = sum(failed_unmeasured(t) for t in ran)
     stopped = sum(t.state == TrialState.PRUNED and record.DUPLICATE_OF not in t.user_attrs for t in ran)
-    note(f"ran {len(ran) - repeats - left - unbuilt} new point(s) in {time.perf_counter() - start:.0f} s"
-         + (f" ({stopped} stopped early)" if stopped else "")
-         + (f"; {repeats} proposal(s) repeated a measured point and were answered from the study, "
-            "not charged" if repeats else "")
-         + (f"; {left} proposal(s) drew a point another worker was measuring and left it to that worker, "
-            "not charged" if left else "")
-         + (f"; {unbuilt} proposal(s) failed before measuring (see the FAILED lines), not charged"
-            if unbuilt else ""))
+    note(
+        f"ran {len(ran) - repeats - left - unbuilt} new point(s) in {time.perf_counter() - start:.0f} s"
+        + (f" ({stopped} stopped early)" if stopped else "")
+        + (
+            f"; {repeats} proposal(s) repeated a measured point and were answered from the study, not charged"
+            if repeats
+            else ""
+        )
+        + (
+            f"; {left} proposal(s) drew a point another worker was measuring and left it to that worker, not charged"
+            if left
+            else ""
+        )
+        + (f"; {unbuilt} proposal(s) failed before measuring (see the FAILED lines), not charged" if unbuilt else "")
+    )
     return SearchOutcome(study, ran)
 
 
@@ -180,10 +192,14 @@ def _fit_budget(config: SearchConfig, study: optuna.Study, num_classes: int) -> 
     left = NewPoints(config.settings.space, config.trials, num_classes, study=study).quota
     if left is not None and (config.trials is None or left < config.trials):
         if left == 0:
-            note(f"every point of the space ({config.settings.space.size}) is measured already; nothing to run "
-                 "(widen the space, or start a new study with --study NAME)")
+            note(
+                f"every point of the space ({config.settings.space.size}) is measured already; nothing to run "
+                "(widen the space, or start a new study with --study NAME)"
+            )
         else:
-            note(f"only {left} unmeasured point(s) remain in the space of {config.settings.space.size}; "
-                 f"measuring them all" + (f" instead of {config.trials}" if config.trials else ""))
+            note(
+                f"only {left} unmeasured point(s) remain in the space of {config.settings.space.size}; "
+                f"measuring them all" + (f" instead of {config.trials}" if config.trials else "")
+            )
         config = dataclasses.replace(config, trials=left)
     return config

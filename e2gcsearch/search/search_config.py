@@ -10,7 +10,9 @@ from ..data import DataConfig
 from ..store.storage import refuse_unkept
 from .trial import TrialSettings
 
-DEFAULT_TRIALS = 16  # one 'run' on the embedded digits: about 6 minutes on 2 cores, plus a minute of one-off calibration
+DEFAULT_TRIALS = (
+    16  # one 'run' on the embedded digits: about 6 minutes on 2 cores, plus a minute of one-off calibration
+)
 WARM_STARTS = ("auto", "model", "none")  # the CLI's default is auto (see benchmarks/search_replay.py)
 
 

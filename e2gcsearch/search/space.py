@@ -113,8 +113,9 @@ def _decoded(axis: Ordinal | None, coded: float, log2: bool) -> float:
 def _point(arch: str, module: str, value: float, width: float, num_classes: int) -> ArchConfig:
     """The network of the space with ``module``'s G (E2GC) or g (FgGC, FLGC) = ``value``."""
     grouping = {"group_size": int(value)} if module == E2GC else {"groups": int(value)}
-    return ArchConfig(arch, width=float(width), num_classes=num_classes, module=module if module == FLGC else None,
-                      **grouping)
+    return ArchConfig(
+        arch, width=float(width), num_classes=num_classes, module=module if module == FLGC else None, **grouping
+    )
 
 
 def _config_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -143,8 +144,9 @@ class SearchSpace:
             get_entry(arch)  # unknown arch → one-line error listing the known ones
         unknown = set(self.modules) - {E2GC, FGGC, FLGC}
         if unknown or not self.modules:
-            raise ConfigError(f"unknown module {sorted(unknown)}; use some of E2GC, FgGC, FLGC "
-                              "(e.g. --modules E2GC,FgGC,FLGC)")
+            raise ConfigError(
+                f"unknown module {sorted(unknown)}; use some of E2GC, FgGC, FLGC (e.g. --modules E2GC,FgGC,FLGC)"
+            )
         if any(w <= 0 for w in self.widths) or not self.widths:
             raise ConfigError(f"widths must be positive numbers, got {self.widths}; e.g. --widths 0.25,0.5,1.0")
         if not self.groupings:
@@ -207,22 +209,35 @@ class SearchSpace:
         """The trial parameters that sample ``arch_config`` (for ``study.enqueue_trial``)."""
         axes = self.axes()
         module = arch_config.module
-        grouping = axes.get(module) or Ordinal("log2_G" if module == E2GC else "log2_g",
-                                               (arch_config.grouping_value,), log2=True)
-        return {"arch": arch_config.arch, MODULE: module, grouping.name: grouping.encode(arch_config.grouping_value),
-                WIDTH: axes[WIDTH].encode(arch_config.width)}
+        grouping = axes.get(module) or Ordinal(
+            "log2_G" if module == E2GC else "log2_g", (arch_config.grouping_value,), log2=True
+        )
+        return {
+            "arch": arch_config.arch,
+            MODULE: module,
+            grouping.name: grouping.encode(arch_config.grouping_value),
+            WIDTH: axes[WIDTH].encode(arch_config.width),
+        }
 
     def contains(self, arch_config: ArchConfig) -> bool:
         axis = self.axes().get(arch_config.module)
-        return (arch_config.arch in self.archs and axis is not None and arch_config.grouping_value in axis.values
-                and arch_config.width in self.widths)
+        return (
+            arch_config.arch in self.archs
+            and axis is not None
+            and arch_config.grouping_value in axis.values
+            and arch_config.width in self.widths
+        )
 
     def points(self, num_classes: int) -> list[ArchConfig]:
         """Every point of the space, in grid order (arch, then module and its G or g, then width)."""
         axes = self.axes()
-        return [_point(arch, module, value, width, num_classes)
-                for arch in self.archs for module in self._modules() for value in axes[module].values
-                for width in self.widths]
+        return [
+            _point(arch, module, value, width, num_classes)
+            for arch in self.archs
+            for module in self._modules()
+            for value in axes[module].values
+            for width in self.widths
+        ]
 
     def impossible(self, num_classes: int) -> list[tuple[ArchConfig, str]]:
         """Points that cannot be built, with the reason (checked without allocating weights)."""
@@ -234,8 +249,12 @@ class SearchSpace:
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready description stored on the study; resuming requires the same one."""
-        return {"archs": list(self.archs), "groupings": list(self.groupings), "widths": list(self.widths),
-                "encoding": ENCODING}
+        return {
+            "archs": list(self.archs),
+            "groupings": list(self.groupings),
+            "widths": list(self.widths),
+            "encoding": ENCODING,
+        }
 
 
 def stage_param(stage: int) -> str:
@@ -320,8 +339,11 @@ class StagewiseSearchSpace:
         if arch_config.module != E2GC:
             raise ConfigError(f"{arch_config.label()} is FgGC; the stage-wise space holds E2GC configs only")
         sizes = arch_config.stage_group_sizes or (arch_config.group_size,) * num_stages(arch_config.arch)
-        return {"arch": arch_config.arch, WIDTH: _width_axis(self.widths).encode(arch_config.width),
-                **{stage_param(i): self.stage_axis(i).encode(size) for i, size in enumerate(sizes)}}
+        return {
+            "arch": arch_config.arch,
+            WIDTH: _width_axis(self.widths).encode(arch_config.width),
+            **{stage_param(i): self.stage_axis(i).encode(size) for i, size in enumerate(sizes)},
+        }
 
     def contains(self, arch_config: ArchConfig) -> bool:
         if arch_config.module != E2GC or arch_config.arch not in self.archs or arch_config.width not in self.widths:
@@ -331,9 +353,12 @@ class StagewiseSearchSpace:
 
     def points(self, num_classes: int) -> list[ArchConfig]:
         """Every point of the space (grows as ``len(group_sizes) ** stages``: use with small sets)."""
-        return [ArchConfig(arch, stage_group_sizes=sizes, width=width, num_classes=num_classes)
-                for arch in self.archs for width in self.widths
-                for sizes in itertools.product(self.group_sizes, repeat=num_stages(arch))]
+        return [
+            ArchConfig(arch, stage_group_sizes=sizes, width=width, num_classes=num_classes)
+            for arch in self.archs
+            for width in self.widths
+            for sizes in itertools.product(self.group_sizes, repeat=num_stages(arch))
+        ]
 
     def impossible(self, num_classes: int) -> list[tuple[ArchConfig, str]]:
         """One representative per (arch, width, stage, G) that cannot be built, with the reason.
@@ -352,17 +377,30 @@ class StagewiseSearchSpace:
     def buildable(self, impossible: list[tuple[ArchConfig, str]]) -> bool:
         """Whether any point can be built, given :meth:`impossible`'s answer: for some arch and width,
         every stage has a G that fits."""
-        bad = {(c.arch, c.width, stage, size) for c, _ in impossible
-               for stage, size in enumerate(c.stage_group_sizes) if size != 1}  # a probe's one stage off G=1
-        return any(all(any((arch, width, stage, size) not in bad for size in self.group_sizes)
-                       for stage in range(num_stages(arch)))
-                   for arch, width in itertools.product(self.archs, self.widths))
+        bad = {
+            (c.arch, c.width, stage, size)
+            for c, _ in impossible
+            for stage, size in enumerate(c.stage_group_sizes)
+            if size != 1
+        }  # a probe's one stage off G=1
+        return any(
+            all(
+                any((arch, width, stage, size) not in bad for size in self.group_sizes)
+                for stage in range(num_stages(arch))
+            )
+            for arch, width in itertools.product(self.archs, self.widths)
+        )
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready description stored on the study; resuming requires the same one."""
-        return {"kind": "stagewise", "archs": list(self.archs), "group_sizes": list(self.group_sizes),
-                "widths": list(self.widths), "stages": {arch: num_stages(arch) for arch in self.archs},
-                "encoding": ENCODING}
+        return {
+            "kind": "stagewise",
+            "archs": list(self.archs),
+            "group_sizes": list(self.group_sizes),
+            "widths": list(self.widths),
+            "stages": {arch: num_stages(arch) for arch in self.archs},
+            "encoding": ENCODING,
+        }
 
 
 def _unbuildable(configs: list[ArchConfig]) -> list[tuple[ArchConfig, str]]:

@@ -48,11 +48,11 @@ SamplerFactory = Callable[[int | None, Space, int | None], optuna.samplers.BaseS
 SAMPLER_FACTORIES: dict[str, SamplerFactory] = {
     "tpe": lambda seed, space, trials: optuna.samplers.TPESampler(seed=seed, n_startup_trials=_startup_trials(trials)),
     "nsga2": lambda seed, space, trials: optuna.samplers.NSGAIISampler(seed=seed, population_size=_population(trials)),
-    "nsga3": lambda seed, space, trials: optuna.samplers.NSGAIIISampler(seed=seed,
-                                                                        population_size=_population(trials)),
+    "nsga3": lambda seed, space, trials: optuna.samplers.NSGAIIISampler(seed=seed, population_size=_population(trials)),
     # log2_G and log2_g are conditional on the module: GP draws them independently, by design here
-    "gp": lambda seed, space, trials: optuna.samplers.GPSampler(seed=seed, n_startup_trials=_startup_trials(trials),
-                                                                warn_independent_sampling=False),
+    "gp": lambda seed, space, trials: optuna.samplers.GPSampler(
+        seed=seed, n_startup_trials=_startup_trials(trials), warn_independent_sampling=False
+    ),
     "random": lambda seed, space, trials: optuna.samplers.RandomSampler(seed=seed),
     "grid": lambda seed, space, trials: optuna.samplers.GridSampler(space.choices(), seed=seed),
 }
@@ -77,23 +77,26 @@ def create_sampler(name: str, seed: int | None, space: Space, trials: int | None
     return factory(seed, space, trials)
 
 
-def open_search_study(config: SearchConfig, space: Space, data: dict[str, Any],
-                      fingerprint: dict[str, Any]) -> optuna.Study:
+def open_search_study(
+    config: SearchConfig, space: Space, data: dict[str, Any], fingerprint: dict[str, Any]
+) -> optuna.Study:
     """The study ``run`` writes to: its storage opened (with Optuna's heartbeat), created or resumed
     after the comparability check, with a sampler that continues the stored stream, and the trials of
     workers that died failed with that reason."""
     storage = open_search_storage(config.storage)
     sampler = create_sampler(config.sampler, config.seed, space, config.trials)
-    study = open_or_create_study(storage, config.study_name, config.settings.objectives, space, data, sampler,
-                                 config.storage, fingerprint)
+    study = open_or_create_study(
+        storage, config.study_name, config.settings.objectives, space, data, sampler, config.storage, fingerprint
+    )
     study.sampler = create_sampler(config.sampler, sampler_seed(config.seed, len(study.trials)), space, config.trials)
     for line in fail_lost_trials(study):
         note(line)
     return study
 
 
-def study_attrs(objectives: tuple[Metric, ...], space: Space, data: dict[str, Any],
-                fingerprint: dict[str, Any] | None = None) -> dict[str, Any]:
+def study_attrs(
+    objectives: tuple[Metric, ...], space: Space, data: dict[str, Any], fingerprint: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """What identifies a study's trials as comparable (checked on every resume); ``fingerprint`` adds
     the training, measurement and device keys (:func:`e2gcsearch.store.fingerprint.study_fingerprint`)."""
     return {
@@ -124,9 +127,16 @@ def _lookup(attrs: dict[str, Any], dotted: str) -> Any:
     return value.get(field) if field and isinstance(value, dict) else value
 
 
-def open_or_create_study(storage: BaseStorage, study_name: str, objectives: tuple[Metric, ...],
-                         space: Space, data: dict[str, Any], sampler: optuna.samplers.BaseSampler,
-                         storage_url: str = "", fingerprint: dict[str, Any] | None = None) -> optuna.Study:
+def open_or_create_study(
+    storage: BaseStorage,
+    study_name: str,
+    objectives: tuple[Metric, ...],
+    space: Space,
+    data: dict[str, Any],
+    sampler: optuna.samplers.BaseSampler,
+    storage_url: str = "",
+    fingerprint: dict[str, Any] | None = None,
+) -> optuna.Study:
     """Create the study, or resume it after checking it was made for the same search.
 
     A study made before ``fingerprint``'s keys were stored is resumed with a warning (its trials
@@ -134,8 +144,9 @@ def open_or_create_study(storage: BaseStorage, study_name: str, objectives: tupl
     directions = [o.direction for o in objectives]
     wanted = study_attrs(objectives, space, data, fingerprint)
     exists = study_name in optuna.study.get_all_study_names(storage=storage)
-    study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler,
-                                directions=directions, load_if_exists=True)
+    study = optuna.create_study(
+        study_name=study_name, storage=storage, sampler=sampler, directions=directions, load_if_exists=True
+    )
     if not exists:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -146,18 +157,27 @@ def open_or_create_study(storage: BaseStorage, study_name: str, objectives: tupl
         return study
     stored = study.user_attrs
     if record.OBJECTIVES not in stored:
-        raise ConfigError(f"study {study_name!r} in {redact(storage_url)} was not made by 'e2gcsearch run'; "
-                          "choose another name with --study NAME")
+        raise ConfigError(
+            f"study {study_name!r} in {redact(storage_url)} was not made by 'e2gcsearch run'; "
+            "choose another name with --study NAME"
+        )
     _check_encoding(study_name, stored.get(record.SPACE) or {}, wanted[record.SPACE])
     differs = _mismatch(stored, wanted)
     if [d.name.lower() for d in study.directions] != directions:
         differs.insert(0, record.OBJECTIVES)
-    _refuse(study_name, stored, wanted, differs, "rerun with the same options to resume it, or start a new "
-                                                 "study with --study NEW_NAME")
+    _refuse(
+        study_name,
+        stored,
+        wanted,
+        differs,
+        "rerun with the same options to resume it, or start a new study with --study NEW_NAME",
+    )
     missing = [key for key in wanted if key not in stored]
     if missing:
-        note(f"warning: study {study_name!r} predates the stored {', '.join(missing)} settings; resuming "
-             "without checking them, so keep the options it was started with")
+        note(
+            f"warning: study {study_name!r} predates the stored {', '.join(missing)} settings; resuming "
+            "without checking them, so keep the options it was started with"
+        )
     return study
 
 
@@ -170,8 +190,10 @@ def check_comparable(study: optuna.Study, fingerprint: dict[str, Any], fix: str)
 
 def _refuse(study_name: str, stored: dict[str, Any], wanted: dict[str, Any], differs: list[str], fix: str) -> None:
     if differs:
-        details = "; ".join(f"{key}: stored {_short(_lookup(stored, key))}, asked {_short(_lookup(wanted, key))}"
-                            for key in dict.fromkeys(differs))
+        details = "; ".join(
+            f"{key}: stored {_short(_lookup(stored, key))}, asked {_short(_lookup(wanted, key))}"
+            for key in dict.fromkeys(differs)
+        )
         raise ConfigError(f"study {study_name!r} was created for a different search ({details}); {fix}")
 
 
@@ -181,7 +203,8 @@ def _check_encoding(study_name: str, stored: dict[str, Any], wanted: dict[str, A
         raise ConfigError(
             f"study {study_name!r} was made by an earlier e2gcsearch that drew G, g and width as categories "
             "('G=4'); this version draws them as ordered numbers (log2 G, log2 g, width), so it cannot resume "
-            "that study. 'front', 'export' and 'validate' still read it; start a new study with --study NEW_NAME")
+            "that study. 'front', 'export' and 'validate' still read it; start a new study with --study NEW_NAME"
+        )
 
 
 def _short(value: Any) -> str:
@@ -190,8 +213,9 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def enqueue_baselines(study: optuna.Study, space: Space, num_classes: int,
-                      keep: Callable[[ArchConfig], bool] | None = None) -> list[str]:
+def enqueue_baselines(
+    study: optuna.Study, space: Space, num_classes: int, keep: Callable[[ArchConfig], bool] | None = None
+) -> list[str]:
     """Queue the paper baseline of each network of the space (its registry entry's ``baseline``) once;
     returns a line for each: what was queued, or why nothing was.
 
@@ -209,7 +233,11 @@ def enqueue_baselines(study: optuna.Study, space: Space, num_classes: int,
         if kept:
             items.append((kept[0], {record.BASELINE: f"{arch} {kept[0].grouping} (paper baseline)"}))
         elif baselines:
-            lines.append(f"note: {arch} {baselines[0].grouping} (paper baseline) breaks the params/MACs constraints "
-                         "at every width of the space; not queued")
-    return [f"queued {arch_config.arch} {arch_config.grouping} (paper baseline) at width {arch_config.width:g}"
-            for arch_config in enqueue_once(study, space, items)] + lines
+            lines.append(
+                f"note: {arch} {baselines[0].grouping} (paper baseline) breaks the params/MACs constraints "
+                "at every width of the space; not queued"
+            )
+    return [
+        f"queued {arch_config.arch} {arch_config.grouping} (paper baseline) at width {arch_config.width:g}"
+        for arch_config in enqueue_once(study, space, items)
+    ] + lines

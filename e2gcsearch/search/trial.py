@@ -81,12 +81,16 @@ def metric_value(metric: Metric, results: dict[str, Any]) -> float | None:
     if metric.metric in ("params", "macs", "top1"):
         value = results.get(metric.metric)
         return None if value is None else float(value)
-    figures = results.get(record.EPF_INFER if metric.metric == record.EPF_INFER else record.EPF, {}).get(metric.batch_size)
+    figures = results.get(record.EPF_INFER if metric.metric == record.EPF_INFER else record.EPF, {}).get(
+        metric.batch_size
+    )
     if not figures:
         return None
     if figures.get("status", "ok") != "ok":
-        raise TrialFailed(f"batch size {metric.batch_size} could not be profiled ({figures['status']}); "
-                          f"drop {metric.name} or use a smaller batch size")
+        raise TrialFailed(
+            f"batch size {metric.batch_size} could not be profiled ({figures['status']}); "
+            f"drop {metric.name} or use a smaller batch size"
+        )
     return float(figures["latency_ms"] if metric.metric == "latency" else figures["epf_mj"])
 
 
@@ -97,8 +101,11 @@ class TrialRunner:
         self.settings = settings
         self.data = data
         profile = settings.profile
-        self.lock = DeviceLock.for_device(resolve_device(profile.device), ProfileCache(profile.cache_dir).directory) \
-            if profile.device_lock else None
+        self.lock = (
+            DeviceLock.for_device(resolve_device(profile.device), ProfileCache(profile.cache_dir).directory)
+            if profile.device_lock
+            else None
+        )
 
     def __call__(self, trial: Any) -> list[float]:
         try:
@@ -135,14 +142,24 @@ class TrialRunner:
         # EPF is measured even when params/MACs already violate a constraint: it is cheap (cached),
         # the objectives need it, and it tells the user what the infeasible point would have cost.
         start, locked = time.perf_counter(), self._lock_counts()
-        profile = profile_model(arch_config, dataclasses.replace(settings.profile, batch_sizes=settings.batch_sizes),
-                                lock=self.lock)
+        profile = profile_model(
+            arch_config, dataclasses.replace(settings.profile, batch_sizes=settings.batch_sizes), lock=self.lock
+        )
         results["epf"] = {batch: epf_figures(result) for batch, result in profile.batches.items()}
-        _set(trial, epf=results["epf"], energy_backend=profile.backend, energy_is_estimate=profile.is_estimate,
-             fingerprint=profile.fingerprint.to_dict(), latency_ms=_reference_latency(results["epf"], settings))
+        _set(
+            trial,
+            epf=results["epf"],
+            energy_backend=profile.backend,
+            energy_is_estimate=profile.is_estimate,
+            fingerprint=profile.fingerprint.to_dict(),
+            latency_ms=_reference_latency(results["epf"], settings),
+        )
         if settings.infer_batch_sizes:
-            inference = profile_model(arch_config, dataclasses.replace(
-                settings.profile, mode="infer", batch_sizes=settings.infer_batch_sizes), lock=self.lock)
+            inference = profile_model(
+                arch_config,
+                dataclasses.replace(settings.profile, mode="infer", batch_sizes=settings.infer_batch_sizes),
+                lock=self.lock,
+            )
             results[record.EPF_INFER] = {batch: epf_figures(result) for batch, result in inference.batches.items()}
             _set(trial, epf_infer=results[record.EPF_INFER])
         wall["profile"] = time.perf_counter() - start
@@ -176,8 +193,13 @@ class TrialRunner:
             with self.lock.shared() if self.lock else contextlib.nullcontext(None) as step_boundary:
                 trained = train_model(arch_config, self.data, config, on_epoch_end=stop, between_steps=step_boundary)
             if trained.status == "stopped":
-                _set(trial, train_status="stopped early", early_stop=stop.reason, top1_curve=list(trained.val_curve),
-                     loss_curve=list(trained.loss_curve))
+                _set(
+                    trial,
+                    train_status="stopped early",
+                    early_stop=stop.reason,
+                    top1_curve=list(trained.val_curve),
+                    loss_curve=list(trained.loss_curve),
+                )
                 raise optuna.TrialPruned(stop.reason)
             if not trained.ok:
                 _set(trial, train_status=trained.status, loss_curve=list(trained.loss_curve))
@@ -188,9 +210,18 @@ class TrialRunner:
         top5 = [run.top5 for run in runs if run.top5 is not None]
         if arch_config.is_learned:  # the structure the first seed learned: export and validate start from it
             _set(trial, **{record.FLGC_STRUCTURE: runs[0].structure})
-        _set(trial, top1=interval.mean, top1_seeds=[run.top1 for run in runs], val_size=val_size,
-             top1_low=interval.low, top1_high=interval.high, top5=sum(top5) / len(top5) if top5 else None,
-             loss_curve=list(runs[0].loss_curve), top1_curve=list(runs[0].val_curve), train_status=runs[-1].status)
+        _set(
+            trial,
+            top1=interval.mean,
+            top1_seeds=[run.top1 for run in runs],
+            val_size=val_size,
+            top1_low=interval.low,
+            top1_high=interval.high,
+            top5=sum(top5) / len(top5) if top5 else None,
+            loss_curve=list(runs[0].loss_curve),
+            top1_curve=list(runs[0].val_curve),
+            train_status=runs[-1].status,
+        )
         return interval.mean
 
     def _lock_counts(self) -> tuple[float, float]:
@@ -202,10 +233,14 @@ class TrialRunner:
         if not self.settings.early_stop or study is None:
             return None
         objectives = self.settings.objectives
-        known = known_losses(objectives, [0.0 if o.is_accuracy else self._objective_value(o, results)
-                                          for o in objectives])
-        records = [trial_record(study, t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                   if record.ARCH_CONFIG in t.user_attrs]
+        known = known_losses(
+            objectives, [0.0 if o.is_accuracy else self._objective_value(o, results) for o in objectives]
+        )
+        records = [
+            trial_record(study, t)
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if record.ARCH_CONFIG in t.user_attrs
+        ]
         rule = rule_for(study, objectives, self.settings.train.epochs, len(self.data.val_labels), seed_noise(records))
         return _EpochCheck(rule, known)
 
@@ -248,8 +283,11 @@ def _twin(trial: Any, arch_config: Any, states: tuple[TrialState, ...], earlier:
     wanted = arch_config.to_dict()
     for other in study.get_trials(deepcopy=False, states=states):
         attrs = other.user_attrs
-        if (other.number < trial.number if earlier else other.number != trial.number) \
-                and record.DUPLICATE_OF not in attrs and attrs.get(record.ARCH_CONFIG) == wanted:
+        if (
+            (other.number < trial.number if earlier else other.number != trial.number)
+            and record.DUPLICATE_OF not in attrs
+            and attrs.get(record.ARCH_CONFIG) == wanted
+        ):
             return other
     return None
 
@@ -290,10 +328,20 @@ def _set(trial: Any, **fields: Any) -> None:
 def epf_figures(batch: Any) -> dict[str, Any]:
     """What a trial stores of one profiled batch size (a :class:`~e2gcsearch.profiling.BatchProfile`),
     with the implementation measured and, under ``auto``, why it was chosen."""
-    return {"epf_mj": batch.epf_mj, "epf_std_mj": batch.epf_std_mj, "cv": batch.cv, "repeats": batch.repeats,
-            "latency_ms": batch.latency_ms, "latency_std_ms": batch.latency_std_ms,
-            "throughput_ips": batch.throughput_ips, "status": batch.status, "impl": batch.impl,
-            "impl_choice": batch.impl_choice, "compile_s": batch.compile_s, "measured_at": batch.measured_at}
+    return {
+        "epf_mj": batch.epf_mj,
+        "epf_std_mj": batch.epf_std_mj,
+        "cv": batch.cv,
+        "repeats": batch.repeats,
+        "latency_ms": batch.latency_ms,
+        "latency_std_ms": batch.latency_std_ms,
+        "throughput_ips": batch.throughput_ips,
+        "status": batch.status,
+        "impl": batch.impl,
+        "impl_choice": batch.impl_choice,
+        "compile_s": batch.compile_s,
+        "measured_at": batch.measured_at,
+    }
 
 
 def _training_layout(layout: str, profile: Any) -> str:

@@ -46,29 +46,58 @@ def dataset_from_study(storage_url: str, study_name: str, progress: Progress | N
         if stored.resolution and any(stored.epf_mj(b) for b in stored.epf):
             records.append(stored)
     if not records:
-        raise DataError(f"study {study_name!r} has no complete trial with measured EPF; run the search first "
-                        "(e2gcsearch run) or fit a sweep (e2gcsearch model fit --sweep)")
+        raise DataError(
+            f"study {study_name!r} has no complete trial with measured EPF; run the search first "
+            "(e2gcsearch run) or fit a sweep (e2gcsearch model fit --sweep)"
+        )
     counts = collections.Counter(_fingerprint_key(r.fingerprint) for r in records)
     kept_key, _ = counts.most_common(1)[0]
     kept = [r for r in records if _fingerprint_key(r.fingerprint) == kept_key]
     if len(kept) < len(records) and progress:
-        progress(f"note: kept the {len(kept)} trials measured on the most common device; "
-                 f"{len(records) - len(kept)} from other devices or settings were left out")
-    measurements = [EpfMeasurement(r.arch_config, int(r.resolution), {b: v for b in r.epf if (v := r.epf_mj(b))},
-                                   {b: f["epf_std_mj"] for b, f in r.epf.items() if f.get("epf_std_mj") is not None})
-                    for r in kept]
-    return EpfDataset(kept[0].energy_backend or "unknown", bool(kept[0].energy_is_estimate),
-                      DeviceFingerprint.from_dict(kept[0].fingerprint), measurements, source=f"study {study_name!r}")
+        progress(
+            f"note: kept the {len(kept)} trials measured on the most common device; "
+            f"{len(records) - len(kept)} from other devices or settings were left out"
+        )
+    measurements = [
+        EpfMeasurement(
+            r.arch_config,
+            int(r.resolution),
+            {b: v for b in r.epf if (v := r.epf_mj(b))},
+            {b: f["epf_std_mj"] for b, f in r.epf.items() if f.get("epf_std_mj") is not None},
+        )
+        for r in kept
+    ]
+    return EpfDataset(
+        kept[0].energy_backend or "unknown",
+        bool(kept[0].energy_is_estimate),
+        DeviceFingerprint.from_dict(kept[0].fingerprint),
+        measurements,
+        source=f"study {study_name!r}",
+    )
 
 
-def enqueue_warm_start(study: Any, space: Space, configs: Sequence[ArchConfig], note: str = "energy model") -> list[str]:
+def enqueue_warm_start(
+    study: Any, space: Space, configs: Sequence[ArchConfig], note: str = "energy model"
+) -> list[str]:
     """Queue ``configs`` on an Optuna study once (resuming queues none twice); returns the labels queued."""
-    return [arch_config.label() for arch_config in enqueue_once(study, space, [(arch_config, {record.WARM_START: note}) for arch_config in configs])]
+    return [
+        arch_config.label()
+        for arch_config in enqueue_once(
+            study, space, [(arch_config, {record.WARM_START: note}) for arch_config in configs]
+        )
+    ]
 
 
-def warm_start_study(study: Any, space: Space, num_classes: int, profile_config: Any, mode: str = "model",
-                     given: Any = None, say: Progress | None = None,
-                     keep: Callable[[ArchConfig], bool] | None = None) -> list[str]:
+def warm_start_study(
+    study: Any,
+    space: Space,
+    num_classes: int,
+    profile_config: Any,
+    mode: str = "model",
+    given: Any = None,
+    say: Progress | None = None,
+    keep: Callable[[ArchConfig], bool] | None = None,
+) -> list[str]:
     """Queue the optimum-group-size model's predicted best points on ``study`` (calibrating the model
     first when this device has no cached profile and none is ``given``, a loaded
     :class:`~e2gcsearch.energy_model.DeviceProfile`); returns the labels
@@ -81,13 +110,14 @@ def warm_start_study(study: Any, space: Space, num_classes: int, profile_config:
     say = say or (lambda line: None)
     try:
         profile = given or load_or_calibrate(space, num_classes, profile_config, progress=say)
-        seeds = warm_start_configs(profile, space, num_classes, k=3, resolution=profile_config.resolution,
-                                   keep=keep)
+        seeds = warm_start_configs(profile, space, num_classes, k=3, resolution=profile_config.resolution, keep=keep)
     except UserError as exc:
         if mode != "auto" or given:  # a profile given by name must serve, whatever the mode
             raise
-        say(f"note: no warm start from the energy model ({exc}); the sampler starts alone "
-            "(--warm-start none skips the calibration)")
+        say(
+            f"note: no warm start from the energy model ({exc}); the sampler starts alone "
+            "(--warm-start none skips the calibration)"
+        )
         return []
     if not seeds and keep is not None:
         say("note: no candidate of the energy model keeps the params/MACs constraints; nothing queued from it")

@@ -36,13 +36,17 @@ def _work(config: SearchConfig, index: int, quota: int | None, run_id: str, devi
     config = on_device(config, device)
     data = load_data(config.data, progress=False)
     storage = open_search_storage(config.storage)
-    study = optuna.load_study(study_name=config.study_name, storage=storage,
-                              sampler=create_sampler(config.sampler, sampler_seed(config.seed, 0, index),
-                                                     config.settings.space, config.trials))
-    study.sampler = create_sampler(config.sampler, sampler_seed(config.seed, len(study.trials), index),
-                                   config.settings.space, config.trials)
-    optimize(study, TrialRunner(config.settings, data), config, quota, run_id, tag=f"[worker {index}] ",
-              worker=index)
+    study = optuna.load_study(
+        study_name=config.study_name,
+        storage=storage,
+        sampler=create_sampler(
+            config.sampler, sampler_seed(config.seed, 0, index), config.settings.space, config.trials
+        ),
+    )
+    study.sampler = create_sampler(
+        config.sampler, sampler_seed(config.seed, len(study.trials), index), config.settings.space, config.trials
+    )
+    optimize(study, TrialRunner(config.settings, data), config, quota, run_id, tag=f"[worker {index}] ", worker=index)
 
 
 def quotas(trials: int | None, workers: int) -> list[int | None]:
@@ -79,9 +83,14 @@ def run_workers(config: SearchConfig, run_id: str, study: optuna.Study) -> None:
                 index, quota = running.pop(process)
                 if process.exitcode is not None and process.exitcode < 0 and replaced < config.workers:
                     left = _trials_left(study, run_id, process.pid, quota)
-                    note(f"[worker {index}] process {process.pid} was killed (signal {-process.exitcode}); "
-                         + (f"a new process runs the {left} trial(s) left of its share" if left != 0 else
-                            "its share was done"))
+                    note(
+                        f"[worker {index}] process {process.pid} was killed (signal {-process.exitcode}); "
+                        + (
+                            f"a new process runs the {left} trial(s) left of its share"
+                            if left != 0
+                            else "its share was done"
+                        )
+                    )
                     for line in fail_lost_trials(study):  # at once, with the reason, before any heartbeat expires
                         note(line)
                     replaced += 1

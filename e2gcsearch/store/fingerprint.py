@@ -41,8 +41,9 @@ def profiling_key(profile: ProfileConfig) -> dict[str, Any]:
     return key
 
 
-def study_fingerprint(train: TrainConfig | None, profile: ProfileConfig, dataset: str,
-                      device: DeviceFingerprint) -> dict[str, Any]:
+def study_fingerprint(
+    train: TrainConfig | None, profile: ProfileConfig, dataset: str, device: DeviceFingerprint
+) -> dict[str, Any]:
     """Study attrs (beyond objectives, space and data) that must match to resume."""
     out = {record.PROFILING: profiling_key(profile), record.DEVICE: device.to_dict()}
     if train is not None:
@@ -52,7 +53,9 @@ def study_fingerprint(train: TrainConfig | None, profile: ProfileConfig, dataset
 
 def trial_settings(train: TrainConfig | None, profile: ProfileConfig) -> dict[str, Any]:
     """What a trial records about how it ran (``record.SETTINGS``)."""
-    out: dict[str, Any] = {"profile": profiling_key(profile) | {"device": profile.device, "device_lock": profile.device_lock}}
+    out: dict[str, Any] = {
+        "profile": profiling_key(profile) | {"device": profile.device, "device_lock": profile.device_lock}
+    }
     if train is not None:
         out["train"] = train.to_dict()
     return out

@@ -80,8 +80,10 @@ def require_journal(path: str | Path, data: bytes | None = None) -> None:
             data = handle.readline()
     first = data.split(b"\n", 1)[0]
     if data and not (first.startswith(RECORD_START) and _parses(first)):
-        raise ConfigError(f"{path} is not an Optuna journal (its first line is no journal record), so it was left "
-                          "as it is; give a new or an existing journal file (.log or .jsonl) with --storage")
+        raise ConfigError(
+            f"{path} is not an Optuna journal (its first line is no journal record), so it was left "
+            "as it is; give a new or an existing journal file (.log or .jsonl) with --storage"
+        )
 
 
 def repair_journal(path: str | Path) -> list[str]:
@@ -114,9 +116,11 @@ def repair_journal(path: str | Path) -> list[str]:
         os.replace(temporary, path)
     finally:
         lock.release()
-    return [f"journal {path}: removed {len(removed)} torn record(s) left by an interrupted write (a full disk or a "
-            f"killed process); the bytes are kept in {aside}. A trial that was running then is failed and its "
-            "point queued again at the next 'e2gcsearch run'"]
+    return [
+        f"journal {path}: removed {len(removed)} torn record(s) left by an interrupted write (a full disk or a "
+        f"killed process); the bytes are kept in {aside}. A trial that was running then is failed and its "
+        "point queued again at the next 'e2gcsearch run'"
+    ]
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -124,7 +128,7 @@ def write_all(fd: int, data: bytes) -> None:
     a journal write happens, unbuffered, so that no buffer is flushed after a failed write is undone."""
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
     os.fsync(fd)
 
 

@@ -78,8 +78,10 @@ def lost_reason(trial: Any, stale: set[int]) -> str | None:
     tag = trial.user_attrs.get(record.WORKER) or {}
     started = trial.datetime_start.strftime("%Y-%m-%d %H:%M:%S") if trial.datetime_start else "?"
     if tag.get("host") == socket.gethostname() and tag.get("pid") and not _process_exists(int(tag["pid"])):
-        return (f"worker lost: process {tag['pid']} on {tag['host']} ended without finishing the trial "
-                f"(no heartbeat since it stopped; started {started})")
+        return (
+            f"worker lost: process {tag['pid']} on {tag['host']} ended without finishing the trial "
+            f"(no heartbeat since it stopped; started {started})"
+        )
     if trial._trial_id in stale:
         where = f"process {tag['pid']} on {tag['host']}" if tag else "its process"
         return f"worker lost: no heartbeat from {where} within the grace period (started {started})"
@@ -122,10 +124,13 @@ def queue_retry(study: optuna.Study, trial: FrozenTrial, again: bool = False) ->
     retried = record.RETRY_OF in trial.system_attrs or OPTUNA_RETRY_OF in trial.system_attrs
     if (retried and not again) or not params:
         return False
-    study.add_trial(optuna.trial.create_trial(
-        state=TrialState.WAITING,
-        system_attrs={record.FIXED_PARAMS: params, record.RETRY_OF: trial.number},
-        user_attrs={key: trial.user_attrs[key] for key in QUEUED_AS if key in trial.user_attrs}))
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.WAITING,
+            system_attrs={record.FIXED_PARAMS: params, record.RETRY_OF: trial.number},
+            user_attrs={key: trial.user_attrs[key] for key in QUEUED_AS if key in trial.user_attrs},
+        )
+    )
     return True
 
 

@@ -159,8 +159,15 @@ class TrialRecord:
         known = field_names(cls)
         extra = {key: value for key, value in attrs.items() if key in known}
         values = tuple(trial.values) if trial.values is not None else None
-        return cls(number=trial.number, state=trial.state.name, arch_config=arch_config, values=values, epf=epf,
-                   epf_infer=epf_infer, **extra)
+        return cls(
+            number=trial.number,
+            state=trial.state.name,
+            arch_config=arch_config,
+            values=values,
+            epf=epf,
+            epf_infer=epf_infer,
+            **extra,
+        )
 
     def figures(self, metric: Metric) -> dict[str, Any] | None:
         """The stored figures of a per-batch metric (``epf``/``latency``: the training step's,
@@ -197,8 +204,9 @@ class TrialRecord:
         spread = figures.get("latency_std_ms" if metric.metric == "latency" else "epf_std_mj") or 0.0
         return Summary(int(figures.get("repeats") or 0), float(figures[prefix]), float(spread))  # 0: not recorded
 
-    def interval(self, metric: Metric, value: float, seed_noise: SeedNoise | None = None,
-                 sitting: SittingNoise | None = None) -> tuple[float, float]:
+    def interval(
+        self, metric: Metric, value: float, seed_noise: SeedNoise | None = None, sitting: SittingNoise | None = None
+    ) -> tuple[float, float]:
         """The 95 % interval of ``metric`` around ``value`` (see :mod:`e2gcsearch.stats`): over the
         windows for EPF and latency (EPF widened by the study's noise between sittings, when known),
         binomial and seeds for top-1, exact for counts."""

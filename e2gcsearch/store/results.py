@@ -50,15 +50,20 @@ def get_trial(study: optuna.Study, number: int) -> FrozenTrial:
     match = next((t for t in trials if t.number == number), None)
     if match is None:
         if not trials:
-            raise UnknownNameError(f"study {study.study_name!r} has no trials yet; run 'e2gcsearch run "
-                                   f"--study {study.study_name}' first")
-        raise UnknownNameError(f"study {study.study_name!r} has no trial {number}; its trials are numbered "
-                               f"0-{max(t.number for t in trials)} (see 'e2gcsearch front --all')")
+            raise UnknownNameError(
+                f"study {study.study_name!r} has no trials yet; run 'e2gcsearch run --study {study.study_name}' first"
+            )
+        raise UnknownNameError(
+            f"study {study.study_name!r} has no trial {number}; its trials are numbered "
+            f"0-{max(t.number for t in trials)} (see 'e2gcsearch front --all')"
+        )
     if match.state != TrialState.COMPLETE:
         reason = match.user_attrs.get(record.FAIL_REASON)
-        raise ConfigError(f"trial {number} of study {study.study_name!r} is {match.state.name}"
-                          f"{f' ({reason})' if reason else ''}, not COMPLETE; pick a completed trial "
-                          "(see 'e2gcsearch front --all')")
+        raise ConfigError(
+            f"trial {number} of study {study.study_name!r} is {match.state.name}"
+            f"{f' ({reason})' if reason else ''}, not COMPLETE; pick a completed trial "
+            "(see 'e2gcsearch front --all')"
+        )
     return match
 
 
@@ -94,8 +99,10 @@ def require_architecture(study: optuna.Study, trial: FrozenTrial) -> FrozenTrial
     """``trial``, when it records the network it measured; else the one-line error for a study that
     'e2gcsearch run' did not make."""
     if record.ARCH_CONFIG not in trial.user_attrs:
-        raise ConfigError(f"trial {trial.number} of study {study.study_name!r} records no architecture, so the study "
-                          "was not made by 'e2gcsearch run'; pick one that was (see 'e2gcsearch studies')")
+        raise ConfigError(
+            f"trial {trial.number} of study {study.study_name!r} records no architecture, so the study "
+            "was not made by 'e2gcsearch run'; pick one that was (see 'e2gcsearch studies')"
+        )
     return trial
 
 
@@ -111,8 +118,9 @@ def seed_noise(records: list[TrialRecord]) -> SeedNoise | None:
     return pooled_std([stored.top1_values() for stored in records if not stored.infeasible])
 
 
-def sitting_noises(trials: list[FrozenTrial], records: list[TrialRecord],
-                   objectives: list[Metric]) -> dict[str, SittingNoise | None]:
+def sitting_noises(
+    trials: list[FrozenTrial], records: list[TrialRecord], objectives: list[Metric]
+) -> dict[str, SittingNoise | None]:
     """Per EPF objective, the noise between sittings (:func:`~e2gcsearch.stats.sitting_noise`) from the
     trials whose figures ``records`` (with confirm's) come from a sitting independent of the trial's
     own (``confirm --remeasure-epf``), told apart by their ``measured_at`` minutes."""
@@ -128,12 +136,22 @@ def sitting_noises(trials: list[FrozenTrial], records: list[TrialRecord],
     return out
 
 
-def _row(trial: FrozenTrial, stored: TrialRecord, objectives: list[Metric], noise: SeedNoise | None,
-         confirmed: bool, sittings: dict[str, SittingNoise | None]) -> dict[str, Any]:
+def _row(
+    trial: FrozenTrial,
+    stored: TrialRecord,
+    objectives: list[Metric],
+    noise: SeedNoise | None,
+    confirmed: bool,
+    sittings: dict[str, SittingNoise | None],
+) -> dict[str, Any]:
     arch_config = stored.arch_config
     row: dict[str, Any] = {
-        "trial": trial.number, "arch": arch_config.arch, "module": arch_config.module, "value": arch_config.grouping_value,
-        "grouping": arch_config.grouping, "width": arch_config.width,
+        "trial": trial.number,
+        "arch": arch_config.arch,
+        "module": arch_config.module,
+        "value": arch_config.grouping_value,
+        "grouping": arch_config.grouping,
+        "width": arch_config.width,
     }
     for objective, value in zip(objectives, trial.values):
         summary = stored.summary(objective) if confirmed else None
@@ -172,17 +190,28 @@ def front_info(study: optuna.Study, include_dominated: bool = False) -> FrontInf
     objectives = study_objectives(study)
     every = study.get_trials(deepcopy=False)
     # A repeat of an already measured point (see e2gcsearch.search.trial) adds no row of its own.
-    trials = [t for t in every if t.state == TrialState.COMPLETE and record.DUPLICATE_OF not in t.user_attrs
-              and t.values is not None and all(math.isfinite(v) for v in t.values)]
+    trials = [
+        t
+        for t in every
+        if t.state == TrialState.COMPLETE
+        and record.DUPLICATE_OF not in t.user_attrs
+        and t.values is not None
+        and all(math.isfinite(v) for v in t.values)
+    ]
     for trial in trials:
         require_architecture(study, trial)
-    states = {state.name.lower(): sum(t.state == state for t in every) for state in TrialState
-              if any(t.state == state for t in every)}
+    states = {
+        state.name.lower(): sum(t.state == state for t in every)
+        for state in TrialState
+        if any(t.state == state for t in every)
+    }
     study_attrs = study.user_attrs
     records = [trial_record(study, t, study_attrs) for t in trials]
     noise, sittings = seed_noise(records), sitting_noises(trials, records, objectives)
-    rows = [_row(t, stored, objectives, noise, bool(record.confirmation(study, t.number, study_attrs)), sittings)
-            for t, stored in zip(trials, records)]
+    rows = [
+        _row(t, stored, objectives, noise, bool(record.confirmation(study, t.number, study_attrs)), sittings)
+        for t, stored in zip(trials, records)
+    ]
     return front_info_from_rows(rows, objectives, study.study_name, states, include_dominated)
 
 
@@ -191,8 +220,16 @@ def hypervolume_history(study: optuna.Study) -> HypervolumeHistory:
     return history_of_front(front_info(study, include_dominated=True))
 
 
-__all__ = ["baseline_label", "front_info", "get_trial", "hypervolume_history", "is_feasible", "seed_noise",
-           "study_objectives", "trial_record"]
+__all__ = [
+    "baseline_label",
+    "front_info",
+    "get_trial",
+    "hypervolume_history",
+    "is_feasible",
+    "seed_noise",
+    "study_objectives",
+    "trial_record",
+]
 
 
 def front_notes(study: optuna.Study, front: FrontInfo) -> list[str]:

@@ -41,8 +41,10 @@ from .lost import heartbeat_seconds, queue_retry
 DEFAULT_STORAGE = "sqlite:///studies/e2gcsearch.db"
 DEFAULT_STUDY = "e2gcsearch"
 JOURNAL_SUFFIXES = (".log", ".jsonl")
-STORAGE_HELP = ("an Optuna RDB URL such as sqlite:///studies/e2gcsearch.db or postgresql://user@host/db, "
-                "or a journal file path ending in .log or .jsonl")
+STORAGE_HELP = (
+    "an Optuna RDB URL such as sqlite:///studies/e2gcsearch.db or postgresql://user@host/db, "
+    "or a journal file path ending in .log or .jsonl"
+)
 
 
 def _password(url: str) -> str | None:
@@ -54,7 +56,7 @@ def _password(url: str) -> str | None:
     scheme, sep, rest = str(url).partition("://")
     if not sep or "@" not in rest:
         return None
-    credentials = rest[:rest.rfind("@")]
+    credentials = rest[: rest.rfind("@")]
     return credentials.split(":", 1)[1] if ":" in credentials else None
 
 
@@ -64,8 +66,11 @@ QUERY_SECRETS = ("password", "passwd", "pass", "sslpassword")  # libpq and drive
 def _query_secrets(url: str) -> list[str]:
     """Secrets given as query parameters (``postgresql:///db?user=u&password=...``), as typed."""
     query = str(url).partition("?")[2]
-    return [value for key, _, value in (part.partition("=") for part in query.split("&"))
-            if key.lower() in QUERY_SECRETS and value]
+    return [
+        value
+        for key, _, value in (part.partition("=") for part in query.split("&"))
+        if key.lower() in QUERY_SECRETS and value
+    ]
 
 
 def _secrets(url: str) -> set[str]:
@@ -84,8 +89,9 @@ def redact(url: str) -> str:
     """``url`` with any password replaced by ``***`` (safe to print in messages, logs and listings)."""
     url = str(url)
     for secret in _query_secrets(url):
-        url = re.sub(rf"([?&](?:{'|'.join(QUERY_SECRETS)})=){re.escape(secret)}(?=&|$)", r"\1***", url,
-                     flags=re.IGNORECASE)
+        url = re.sub(
+            rf"([?&](?:{'|'.join(QUERY_SECRETS)})=){re.escape(secret)}(?=&|$)", r"\1***", url, flags=re.IGNORECASE
+        )
     password = _password(url)
     if password is None:
         return url
@@ -95,8 +101,8 @@ def redact(url: str) -> str:
         shown = ""
     if not shown or password in shown or "@" in (make_url(url).host or ""):
         scheme, _, rest = url.partition("://")
-        user = rest[:rest.rfind("@")].split(":", 1)[0]
-        shown = f"{scheme}://{user}:***@{rest[rest.rfind('@') + 1:]}"
+        user = rest[: rest.rfind("@")].split(":", 1)[0]
+        shown = f"{scheme}://{user}:***@{rest[rest.rfind('@') + 1 :]}"
     return shown
 
 
@@ -136,8 +142,10 @@ def refuse_unkept(url: str) -> str:
     if is_journal(url):
         require_journal(url)
     if re.fullmatch(r"sqlite:///?(:memory:)?(\?.*)?", url.strip()):
-        raise ConfigError(f"storage {url!r} keeps nothing after the command ends (no file is named); give a file, "
-                          "e.g. sqlite:///studies/e2gcsearch.db, or a journal path ending in .log")
+        raise ConfigError(
+            f"storage {url!r} keeps nothing after the command ends (no file is named); give a file, "
+            "e.g. sqlite:///studies/e2gcsearch.db, or a journal path ending in .log"
+        )
     return url
 
 
@@ -161,7 +169,8 @@ def get_storage(url: str | BaseStorage, create: bool = False) -> BaseStorage:
         if not create:
             raise DataError(
                 f"no study storage at {path}; run 'e2gcsearch run' first to create it, "
-                f"or pass --storage with {STORAGE_HELP}")
+                f"or pass --storage with {STORAGE_HELP}"
+            )
         probe_writable(path.parent, "the study storage folder")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -208,7 +217,8 @@ def check_storage_for_workers(url: str, workers: int) -> None:
         suggestion = path.with_suffix(".log") if path else "studies/e2gcsearch.log"
         raise ConfigError(
             f"--workers {workers} needs a storage that several processes can share safely; SQLite locks up "
-            f"under concurrent writers. Use a journal file (--storage {suggestion}) or a PostgreSQL URL")
+            f"under concurrent writers. Use a journal file (--storage {suggestion}) or a PostgreSQL URL"
+        )
 
 
 def storage_failure(exc: BaseException, url: str) -> BaseException:
@@ -221,8 +231,10 @@ def storage_failure(exc: BaseException, url: str) -> BaseException:
         problem = write_problem(OSError(errno.ENOSPC, "full"), redact(url), "the study storage")
     else:
         return exc
-    return DiskFullError(f"{problem}. The trials finished before are kept; a trial that was running stays RUNNING "
-                         "until the next 'e2gcsearch run', which fails it with the reason and queues its point again")
+    return DiskFullError(
+        f"{problem}. The trials finished before are kept; a trial that was running stays RUNNING "
+        "until the next 'e2gcsearch run', which fails it with the reason and queues its point again"
+    )
 
 
 def with_driver(url: str) -> str:
@@ -239,8 +251,9 @@ def with_driver(url: str) -> str:
         return f"postgresql://{rest}"
     if importlib.util.find_spec("psycopg") is not None:
         return f"postgresql+psycopg://{rest}"
-    raise ConfigError(f"storage {redact(url)} needs a PostgreSQL driver; install it with "
-                      "pip install 'e2gcsearch[postgres]' (psycopg)")
+    raise ConfigError(
+        f"storage {redact(url)} needs a PostgreSQL driver; install it with pip install 'e2gcsearch[postgres]' (psycopg)"
+    )
 
 
 def _open_rdb(url: str, path: Path | None, attempts: int = 3, shown: str | None = None) -> BaseStorage:
@@ -261,7 +274,8 @@ def _open_rdb(url: str, path: Path | None, attempts: int = 3, shown: str | None 
             raise ConfigError(
                 f"cannot open storage {redact(shown)} ({type(exc).__name__}: "
                 f"{hide_secrets(hide_secrets(_first_line(exc), url), shown)}); "
-                f"check the URL, its database driver and server, or give {STORAGE_HELP}") from None
+                f"check the URL, its database driver and server, or give {STORAGE_HELP}"
+            ) from None
     raise AssertionError("unreachable")
 
 
@@ -299,10 +313,12 @@ def open_study(storage: str | BaseStorage, study_name: str) -> optuna.Study:
         if not names:
             raise UnknownNameError(
                 f"no study named {study_name!r}: {where} has no studies yet; "
-                f"run 'e2gcsearch run --study {study_name}' first")
+                f"run 'e2gcsearch run --study {study_name}' first"
+            )
         raise UnknownNameError(
             f"no study named {study_name!r} in {where}; existing studies: {', '.join(names)} "
-            "(pass one with --study NAME, see 'e2gcsearch studies')")
+            "(pass one with --study NAME, see 'e2gcsearch studies')"
+        )
     return optuna.load_study(study_name=study_name, storage=opened)
 
 
@@ -326,17 +342,21 @@ def studies_frame(storage: str | BaseStorage) -> pd.DataFrame:
         study_id = opened.get_study_id_from_name(summary.study_name)
         states = [t.state for t in opened.get_all_trials(study_id, deepcopy=False)]
         start = summary.datetime_start
-        rows.append({
-            "study": summary.study_name,
-            "objectives": _objective_names(summary, opened.get_study_system_attrs(study_id).get(record.METRIC_NAMES)),
-            "trials": len(states),
-            "complete": states.count(TrialState.COMPLETE),
-            "running": states.count(TrialState.RUNNING),
-            "waiting": states.count(TrialState.WAITING),  # queued points (baselines, warm start) not yet started
-            "failed": states.count(TrialState.FAIL),
-            "pruned": states.count(TrialState.PRUNED),
-            "started": start.strftime("%Y-%m-%d %H:%M") if start else "",
-        })
+        rows.append(
+            {
+                "study": summary.study_name,
+                "objectives": _objective_names(
+                    summary, opened.get_study_system_attrs(study_id).get(record.METRIC_NAMES)
+                ),
+                "trials": len(states),
+                "complete": states.count(TrialState.COMPLETE),
+                "running": states.count(TrialState.RUNNING),
+                "waiting": states.count(TrialState.WAITING),  # queued points (baselines, warm start) not yet started
+                "failed": states.count(TrialState.FAIL),
+                "pruned": states.count(TrialState.PRUNED),
+                "started": start.strftime("%Y-%m-%d %H:%M") if start else "",
+            }
+        )
     columns = ["study", "objectives", "trials", "complete", "running", "waiting", "failed", "pruned", "started"]
     return pd.DataFrame(rows, columns=columns).sort_values("study", ignore_index=True)
 

@@ -57,9 +57,14 @@ from .threads import AUTO, ThreadChoice, choose_threads, resolve_layout, resolve
 EpochCallback = Callable[[int, dict], Any]
 
 
-def train_model(arch_config: ArchConfig, data: LoadedData, config: TrainConfig | None = None,
-                on_epoch_end: EpochCallback | None = None, structure: dict[str, Any] | None = None,
-                between_steps: Callable[[], None] | None = None) -> TrainResult:
+def train_model(
+    arch_config: ArchConfig,
+    data: LoadedData,
+    config: TrainConfig | None = None,
+    on_epoch_end: EpochCallback | None = None,
+    structure: dict[str, Any] | None = None,
+    between_steps: Callable[[], None] | None = None,
+) -> TrainResult:
     """Train ``arch_config`` on ``data`` and report validation accuracy, loss curve and throughput.
 
     Args:
@@ -81,8 +86,9 @@ def train_model(arch_config: ArchConfig, data: LoadedData, config: TrainConfig |
     config = config or TrainConfig()
     check_inputs(arch_config, data)
     config = resolve_threads(config, arch_config, data, note if process_rank() == 0 else None)
-    device_type = "cuda" if config.device.startswith("cuda") or (
-        config.device == "auto" and torch.cuda.is_available()) else "cpu"
+    device_type = (
+        "cuda" if config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available()) else "cpu"
+    )
     with thread_limit(config.threads), distributed(device_type) as dist:
         device = torch.device(resolve_device(config.device, dist.local_rank))
         identity = checkpoint.run_identity(arch_config, data, config)  # the layout as asked ("auto" too)
@@ -91,7 +97,9 @@ def train_model(arch_config: ArchConfig, data: LoadedData, config: TrainConfig |
         if dist.active and config.layout == AUTO:
             config = config.replace(layout="nchw")  # every process must run the same layout; no timing race
         config = resolve_layout(config, arch_config, data, note if process_rank() == 0 else None)
-        folder = config.checkpoint_dir or (str(checkpoint.default_checkpoint_dir(arch_config, identity)) if config.full else None)
+        folder = config.checkpoint_dir or (
+            str(checkpoint.default_checkpoint_dir(arch_config, identity)) if config.full else None
+        )
         if config.resume and folder is None:
             raise ConfigError("resume needs a checkpoint folder: pass --full or --checkpoint-dir DIR")
         if folder is not None:  # a file there, a read-only disk: one line now, not an error after an epoch

@@ -36,9 +36,15 @@ RUN_INDEPENDENT = ("resume", "progress", "threads", "device", "checkpoint_dir")
 def run_identity(arch_config: ArchConfig, data: LoadedData, config: TrainConfig) -> dict[str, Any]:
     """What must be equal for a checkpoint to continue a run (JSON-compatible)."""
     train = {key: value for key, value in config.to_dict().items() if key not in RUN_INDEPENDENT}
-    subset = {"dataset": data.name, "root": data.root, "classes": list(data.class_names),
-              "train_size": int(data.train_labels.numel()), "val_size": int(data.val_labels.numel()),
-              "resolution": data.resolution, "seed": data.seed}
+    subset = {
+        "dataset": data.name,
+        "root": data.root,
+        "classes": list(data.class_names),
+        "train_size": int(data.train_labels.numel()),
+        "val_size": int(data.val_labels.numel()),
+        "resolution": data.resolution,
+        "seed": data.seed,
+    }
     return {"arch": arch_config.to_dict(), "data": subset, "train": train}
 
 
@@ -80,15 +86,19 @@ def load_checkpoint(path: Path, identity: dict[str, Any]) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated or foreign file: the user must decide, say how
-        raise ConfigError(f"cannot read the checkpoint {path} ({exc}); delete it to start over "
-                          "or pass another --checkpoint-dir") from None
+        raise ConfigError(
+            f"cannot read the checkpoint {path} ({exc}); delete it to start over or pass another --checkpoint-dir"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ConfigError(f"{path} is not an e2gcsearch checkpoint of format {CHECKPOINT_FORMAT}; "
-                          "pass another --checkpoint-dir")
+        raise ConfigError(
+            f"{path} is not an e2gcsearch checkpoint of format {CHECKPOINT_FORMAT}; pass another --checkpoint-dir"
+        )
     saved = json.loads(state["identity"])
     identity = json.loads(json.dumps(identity, sort_keys=True))  # tuples → lists, as stored
     changed = _differences(saved, identity)
     if changed:
-        raise ConfigError(f"the checkpoint {path} belongs to a different run ({'; '.join(changed[:4])}); "
-                          "resume with the settings it was started with, or pass another --checkpoint-dir")
+        raise ConfigError(
+            f"the checkpoint {path} belongs to a different run ({'; '.join(changed[:4])}); "
+            "resume with the settings it was started with, or pass another --checkpoint-dir"
+        )
     return state

@@ -76,7 +76,9 @@ class TrainConfig:
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing must lie in [0, 1) (e.g. 0.1), got {self.label_smoothing!r}")
         if not isinstance(self.bn_images, int) or isinstance(self.bn_images, bool) or self.bn_images < 0:
-            raise ConfigError(f"bn_images must be a whole number >= 0 (0 keeps running averages), got {self.bn_images!r}")
+            raise ConfigError(
+                f"bn_images must be a whole number >= 0 (0 keeps running averages), got {self.bn_images!r}"
+            )
         if self.warmup_epochs < 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
             raise ConfigError("warmup_epochs and weight_decay must be >= 0 and momentum in [0, 1)")
         if self.layout not in (*LAYOUTS, AUTO_LAYOUT):
@@ -122,8 +124,10 @@ class FullRecipe:
         return TrainConfig.full_training(**{"epochs": self.epochs, "schedule": self.schedule, **changes})
 
     def describe(self) -> str:
-        return (f"{self.epochs} epochs, {self.schedule} schedule, every training image, {self.resolution} px, "
-                "random-resized crop + flip")
+        return (
+            f"{self.epochs} epochs, {self.schedule} schedule, every training image, {self.resolution} px, "
+            "random-resized crop + flip"
+        )
 
 
 FULL_RECIPE = FullRecipe()
@@ -179,7 +183,7 @@ def learning_rate(config: TrainConfig, step: int, steps_per_epoch: int) -> float
         return config.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
     epoch = step // steps_per_epoch
     passed = sum(epoch >= max(1, round(m * config.epochs)) for m in config.step_milestones)
-    return config.lr * config.step_gamma ** passed
+    return config.lr * config.step_gamma**passed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,5 +227,9 @@ def proxy_data_config(config: DataConfig, resolution: int | None = None) -> Data
     images; the resolution when ``resolution`` is ``None``."""
     budget = proxy_budget(config)
     cap = config.train_cap or (budget.train_per_class if config.train_per_class is None else None)
-    return dataclasses.replace(config, train_cap=cap, val_per_class=config.val_per_class or budget.val_per_class,
-                               resolution=resolution or budget.resolution)
+    return dataclasses.replace(
+        config,
+        train_cap=cap,
+        val_per_class=config.val_per_class or budget.val_per_class,
+        resolution=resolution or budget.resolution,
+    )

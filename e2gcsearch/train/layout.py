@@ -72,12 +72,19 @@ class Choice:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Choice:
-        return cls(chosen=str(data["chosen"]), step_ms={str(k): float(v) for k, v in data["step_ms"].items()},
-                   reason=str(data["reason"]))
+        return cls(
+            chosen=str(data["chosen"]),
+            step_ms={str(k): float(v) for k, v in data["step_ms"].items()},
+            reason=str(data["reason"]),
+        )
 
 
-def choose_fastest(candidates: tuple[str, ...], seconds_per_step: Callable[[str], float],
-                   rounds: int = CALIBRATION_ROUNDS, margin: float = SWITCH_MARGIN) -> Choice:
+def choose_fastest(
+    candidates: tuple[str, ...],
+    seconds_per_step: Callable[[str], float],
+    rounds: int = CALIBRATION_ROUNDS,
+    margin: float = SWITCH_MARGIN,
+) -> Choice:
     """Time ``candidates`` with ``seconds_per_step(name)`` in ``rounds`` interleaved rounds and keep the
     fastest median; the first candidate is the default and stays unless another beats it by ``margin``."""
     if not candidates:
@@ -93,12 +100,23 @@ def choose_fastest(candidates: tuple[str, ...], seconds_per_step: Callable[[str]
         return Choice(default, step_ms, f"the only candidate ({step_ms[default]:.2f} ms/step)")
     if fastest == default:
         runner_up = min((n for n in candidates if n != default), key=step_ms.__getitem__)
-        return Choice(default, step_ms, f"{default} fastest ({step_ms[default]:.2f} ms/step; "
-                                        f"{runner_up} {step_ms[runner_up]:.2f} ms/step)")
+        return Choice(
+            default,
+            step_ms,
+            f"{default} fastest ({step_ms[default]:.2f} ms/step; {runner_up} {step_ms[runner_up]:.2f} ms/step)",
+        )
     if step_ms[fastest] <= (1 - margin) * step_ms[default]:
-        return Choice(fastest, step_ms, f"{fastest} {step_ms[default] / step_ms[fastest]:.2f}x faster than {default} "
-                                        f"({step_ms[fastest]:.2f} vs {step_ms[default]:.2f} ms/step)")
+        return Choice(
+            fastest,
+            step_ms,
+            f"{fastest} {step_ms[default] / step_ms[fastest]:.2f}x faster than {default} "
+            f"({step_ms[fastest]:.2f} vs {step_ms[default]:.2f} ms/step)",
+        )
     gain = 100 * (1 - step_ms[fastest] / step_ms[default])
-    return Choice(default, step_ms, f"{default} kept: {fastest} only {gain:.1f} % faster "
-                                    f"({step_ms[fastest]:.2f} vs {step_ms[default]:.2f} ms/step, "
-                                    f"below the {100 * margin:.0f} % margin)")
+    return Choice(
+        default,
+        step_ms,
+        f"{default} kept: {fastest} only {gain:.1f} % faster "
+        f"({step_ms[fastest]:.2f} vs {step_ms[default]:.2f} ms/step, "
+        f"below the {100 * margin:.0f} % margin)",
+    )

@@ -34,17 +34,28 @@ EVAL_BATCH = 256
 class Trainer:
     """One training run of a built model on loaded data; :meth:`run` does the epochs."""
 
-    def __init__(self, model: nn.Module, data: LoadedData, config: TrainConfig, device: torch.device,
-                 dist: DistInfo, label: str = "") -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        data: LoadedData,
+        config: TrainConfig,
+        device: torch.device,
+        dist: DistInfo,
+        label: str = "",
+    ) -> None:
         self.config, self.device, self.dist, self.label = config, device, dist, label
         model = model.to(device)
         self.layout = config.layout  # resolved: nchw or channels_last (train_model resolves auto)
         self.model = apply_layout(model, self.layout)
         self.net = self._wrap(self.model)
         self.amp = config.amp and device.type == "cuda"
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr, momentum=config.momentum,
-                                         nesterov=config.nesterov and config.momentum > 0,
-                                         weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            nesterov=config.nesterov and config.momentum > 0,
+            weight_decay=config.weight_decay,
+        )
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         self.mean, self.std = channel_stats(data.train_images)  # (3,) each, 0-255 units
@@ -54,8 +65,10 @@ class Trainer:
         self.augment = augmentation_for(config, data.name)
         local = self.train_y.numel() // dist.world_size
         if local < 2:
-            raise ConfigError(f"{self.train_y.numel()} training images cannot be shared by {dist.world_size} "
-                              "processes with at least 2 each; ask for more images per class")
+            raise ConfigError(
+                f"{self.train_y.numel()} training images cannot be shared by {dist.world_size} "
+                "processes with at least 2 each; ask for more images per class"
+            )
         self.batch = min(config.batch_size, local)
         self.steps_per_epoch = local // self.batch  # the last partial batch is dropped (BN needs > 1 image)
         self.history: dict[str, list] = {"loss": [], "top1": [], "top5": []}
@@ -76,7 +89,7 @@ class Trainer:
         generator = torch.Generator().manual_seed(derived_seed(self.config.seed, "order", epoch))
         order = torch.randperm(self.train_y.numel(), generator=generator)
         if self.dist.active:
-            order = order[self.dist.rank::self.dist.world_size][: self.train_y.numel() // self.dist.world_size]
+            order = order[self.dist.rank :: self.dist.world_size][: self.train_y.numel() // self.dist.world_size]
         return order.to(self.device)
 
     def _step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
@@ -100,7 +113,7 @@ class Trainer:
         started = time.perf_counter()
         with self._seeded_global_rng(epoch):
             for i in range(steps):
-                index = order[i * batch:(i + 1) * batch]
+                index = order[i * batch : (i + 1) * batch]
                 x = augment_batch(self.train_x[index], self.mean, self.std, generator, self.augment)  # (B, 3, R, R)
                 x = to_layout(x, self.layout)
                 running += self._step(x, self.train_y[index], learning_rate(config, epoch * steps + i, steps))
@@ -155,9 +168,12 @@ class Trainer:
             return
         generator = torch.Generator().manual_seed(derived_seed(self.config.seed, "bn", len(self.history["top1"])))
         order = torch.randperm(self.train_y.numel(), generator=generator)[:count]
-        order = order[self.dist.rank::self.dist.world_size].to(self.device)
-        batches = [to_layout(normalize_batch(self.train_x[index], self.mean, self.std), self.layout)
-                   for index in order.split(max(2, self.batch)) if index.numel() > 1]
+        order = order[self.dist.rank :: self.dist.world_size].to(self.device)
+        batches = [
+            to_layout(normalize_batch(self.train_x[index], self.mean, self.std), self.layout)
+            for index in order.split(max(2, self.batch))
+            if index.numel() > 1
+        ]
         if not batches:  # this process's share is under 2 images: keep the running averages
             return
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
@@ -187,8 +203,13 @@ class Trainer:
             with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp):
                 top = self.model(x).topk(k, dim=1).indices  # (b, k)
             y = self.val_y[index]
-            counts += torch.stack([(top[:, 0] == y).sum(), (top == y[:, None]).any(dim=1).sum(),
-                                   torch.tensor(y.numel(), device=self.device)]).to(torch.float64)
+            counts += torch.stack(
+                [
+                    (top[:, 0] == y).sum(),
+                    (top == y[:, None]).any(dim=1).sum(),
+                    torch.tensor(y.numel(), device=self.device),
+                ]
+            ).to(torch.float64)
         if self.dist.active:
             import torch.distributed as dist
 
@@ -208,24 +229,39 @@ class Trainer:
                 warnings.warn(f"no checkpoint at {path} yet; starting from epoch 0", RuntimeWarning, stacklevel=3)
             return
         if not self.config.resume:
-            raise ConfigError(f"{path} already holds a checkpoint; pass --resume to continue that run, "
-                              "or another --checkpoint-dir to start a new one")
+            raise ConfigError(
+                f"{path} already holds a checkpoint; pass --resume to continue that run, "
+                "or another --checkpoint-dir to start a new one"
+            )
         state = checkpoint.load_checkpoint(path, identity)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if state["scaler"] and self.amp:
             self.scaler.load_state_dict(state["scaler"])
-        self.history = {"loss": list(state["loss_curve"]), "top1": list(state["val_curve"]),
-                        "top5": list(state["top5_curve"])}
+        self.history = {
+            "loss": list(state["loss_curve"]),
+            "top1": list(state["val_curve"]),
+            "top5": list(state["top5_curve"]),
+        }
         self.start_epoch, self.train_s, self.train_images = state["epoch"], state["train_s"], state["train_images"]
 
     def _save(self, path: Path, identity: dict[str, Any], epochs_done: int) -> None:
-        checkpoint.save_checkpoint(path, {
-            "format": checkpoint.CHECKPOINT_FORMAT, "identity": json.dumps(identity, sort_keys=True),
-            "epoch": epochs_done, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(), "loss_curve": self.history["loss"],
-            "val_curve": self.history["top1"], "top5_curve": self.history["top5"],
-            "train_s": self.train_s, "train_images": self.train_images})
+        checkpoint.save_checkpoint(
+            path,
+            {
+                "format": checkpoint.CHECKPOINT_FORMAT,
+                "identity": json.dumps(identity, sort_keys=True),
+                "epoch": epochs_done,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "loss_curve": self.history["loss"],
+                "val_curve": self.history["top1"],
+                "top5_curve": self.history["top5"],
+                "train_s": self.train_s,
+                "train_images": self.train_images,
+            },
+        )
 
     # ---- the run --------------------------------------------------------------------------------
     def _progress(self):
@@ -233,8 +269,15 @@ class Trainer:
 
         total = (self.config.epochs - self.start_epoch) * self.steps_per_epoch * self.batch * self.dist.world_size
         show = interactive(self.config.progress) and self.dist.rank == 0
-        return tqdm(total=total, desc=self.label or "training", unit="img", file=sys.stderr, disable=not show,
-                    leave=False, dynamic_ncols=True)
+        return tqdm(
+            total=total,
+            desc=self.label or "training",
+            unit="img",
+            file=sys.stderr,
+            disable=not show,
+            leave=False,
+            dynamic_ncols=True,
+        )
 
     def _report_epoch(self, epoch: int, bar: Any) -> None:
         loss, top1, top5 = self.history["loss"][-1], self.history["top1"][-1], self.history["top5"][-1]
@@ -244,8 +287,9 @@ class Trainer:
         if self.config.progress and self.dist.rank == 0 and bar.disable:
             note(text)
 
-    def run(self, identity: dict[str, Any], folder: str | None,
-            on_epoch_end: Callable[[int, dict], Any] | None = None) -> TrainResult:
+    def run(
+        self, identity: dict[str, Any], folder: str | None, on_epoch_end: Callable[[int, dict], Any] | None = None
+    ) -> TrainResult:
         """Train the remaining epochs (all of them unless resuming) and report."""
         wall_start = time.perf_counter()
         path = Path(folder).expanduser() / checkpoint.CHECKPOINT_NAME if folder else None
@@ -264,8 +308,12 @@ class Trainer:
                 if path is not None and self.dist.rank == 0:
                     self._save(path, identity, epoch + 1)
                 self._report_epoch(epoch, bar)
-                metrics = {"loss": loss, "top1": top1, "top5": top5,
-                           "lr": learning_rate(self.config, (epoch + 1) * self.steps_per_epoch - 1, self.steps_per_epoch)}
+                metrics = {
+                    "loss": loss,
+                    "top1": top1,
+                    "top5": top5,
+                    "lr": learning_rate(self.config, (epoch + 1) * self.steps_per_epoch - 1, self.steps_per_epoch),
+                }
                 if on_epoch_end is not None and on_epoch_end(epoch + 1, metrics) and epoch + 1 < self.config.epochs:
                     status = "stopped"
                     break
@@ -282,6 +330,11 @@ class Trainer:
             wall_s=wall_s,
             images_per_s=self.train_images / self.train_s if self.train_s > 0 else 0.0,
             epochs_run=len(self.history["loss"]),
-            train_size=int(self.train_y.numel()), val_size=int(self.val_y.numel()),
-            device=str(self.device), world_size=self.dist.world_size, rank=self.dist.rank,
-            start_epoch=first, checkpoint=str(path) if path is not None else None)
+            train_size=int(self.train_y.numel()),
+            val_size=int(self.val_y.numel()),
+            device=str(self.device),
+            world_size=self.dist.world_size,
+            rank=self.dist.rank,
+            start_epoch=first,
+            checkpoint=str(path) if path is not None else None,
+        )

@@ -84,11 +84,14 @@ def check_inputs(arch_config: ArchConfig, data: LoadedData) -> None:
     if arch_config.num_classes != data.num_classes:
         raise ConfigError(
             f"{arch_config.label()} has num_classes={arch_config.num_classes} but the {data.name} data has {data.num_classes} "
-            f"classes; build it with arch.replace(num_classes={data.num_classes}) (the CLI does this for you)")
+            f"classes; build it with arch.replace(num_classes={data.num_classes}) (the CLI does this for you)"
+        )
     check_resolution(arch_config.arch, data.resolution)
     if data.train_labels.numel() < 2 or data.val_labels.numel() < 1:
-        raise ConfigError(f"the {data.name} subset has {data.train_labels.numel()} train and "
-                          f"{data.val_labels.numel()} validation images; ask for more images per class")
+        raise ConfigError(
+            f"the {data.name} subset has {data.train_labels.numel()} train and "
+            f"{data.val_labels.numel()} validation images; ask for more images per class"
+        )
 
 
 def build_model(arch_config: ArchConfig, seed: int) -> nn.Module:

@@ -70,7 +70,9 @@ def synflow(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> flo
         model.zero_grad(set_to_none=True)
         ones = torch.ones((1, *images.shape[1:]), dtype=torch.float64, device=images.device)
         model(ones).sum().backward()
-        return float(sum((weight.detach() * weight.grad).abs().sum() for weight in _weights(model) if weight.grad is not None))
+        return float(
+            sum((weight.detach() * weight.grad).abs().sum() for weight in _weights(model) if weight.grad is not None)
+        )
     finally:
         model.float().train(training)
         model.zero_grad(set_to_none=True)

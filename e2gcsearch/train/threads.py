@@ -41,8 +41,9 @@ class ThreadChoice:
     seconds_per_step: dict[int, float]
 
     def line(self) -> str:
-        shown = ", ".join(f"{n} thread{'s' if n > 1 else ''} {s * 1e3:.0f} ms/step"
-                          for n, s in self.seconds_per_step.items())
+        shown = ", ".join(
+            f"{n} thread{'s' if n > 1 else ''} {s * 1e3:.0f} ms/step" for n, s in self.seconds_per_step.items()
+        )
         return f"threads: auto chose {self.threads} ({shown})"
 
 
@@ -64,8 +65,7 @@ def worker_threads(workers: int) -> int:
     return max(1, len(usable_cores()) // workers)
 
 
-def choose_threads(seconds_per_step: Callable[[int], float],
-                   candidates: tuple[int, ...] | None = None) -> ThreadChoice:
+def choose_threads(seconds_per_step: Callable[[int], float], candidates: tuple[int, ...] | None = None) -> ThreadChoice:
     """Time each candidate thread count with ``seconds_per_step(threads)`` and keep the fastest (fewer
     threads on a tie: they leave cores to others)."""
     candidates = candidates or thread_candidates()
@@ -83,9 +83,14 @@ def training_step(arch_config: ArchConfig, data: LoadedData, config: TrainConfig
     check_inputs(arch_config, data)
     device = torch.device(resolve_device(config.device))
     start_layout = LAYOUTS[0] if config.layout == AUTO else config.layout
-    trainer = Trainer(build_model(arch_config, config.seed), data, config.replace(progress=False, layout=start_layout),
-                      device, DistInfo())
-    images, labels = trainer.train_x[:trainer.batch], trainer.train_y[:trainer.batch]
+    trainer = Trainer(
+        build_model(arch_config, config.seed),
+        data,
+        config.replace(progress=False, layout=start_layout),
+        device,
+        DistInfo(),
+    )
+    images, labels = trainer.train_x[: trainer.batch], trainer.train_y[: trainer.batch]
     generator = torch.Generator().manual_seed(0)
 
     def step(layout: str) -> None:
@@ -108,9 +113,13 @@ def _seconds_per_step(step: Callable[[], None], steps: int, timer: Callable[[], 
     return (timer() - start) / steps
 
 
-def training_step_timer(arch_config: ArchConfig, data: LoadedData, config: TrainConfig,
-                        steps: int = TIMED_STEPS, timer: Callable[[], float] = time.perf_counter
-                        ) -> Callable[[int], float]:
+def training_step_timer(
+    arch_config: ArchConfig,
+    data: LoadedData,
+    config: TrainConfig,
+    steps: int = TIMED_STEPS,
+    timer: Callable[[], float] = time.perf_counter,
+) -> Callable[[int], float]:
     """A ``seconds_per_step(threads)`` for :func:`choose_threads` (see :func:`training_step`)."""
     step = training_step(arch_config, data, config)
     layout = LAYOUTS[0] if config.layout == AUTO else config.layout
@@ -122,8 +131,9 @@ def training_step_timer(arch_config: ArchConfig, data: LoadedData, config: Train
     return seconds_per_step
 
 
-def resolve_layout(config: TrainConfig, arch_config: ArchConfig, data: LoadedData,
-                   note: Callable[[str], None] | None = None) -> TrainConfig:
+def resolve_layout(
+    config: TrainConfig, arch_config: ArchConfig, data: LoadedData, note: Callable[[str], None] | None = None
+) -> TrainConfig:
     """``config`` with ``layout="auto"`` replaced by the faster layout for this network and batch,
     chosen as the profiler's ``--impl auto`` chooses (:func:`~e2gcsearch.train.layout.choose_fastest`
     on a few real optimiser steps in each layout); said through ``note``."""
@@ -137,8 +147,9 @@ def resolve_layout(config: TrainConfig, arch_config: ArchConfig, data: LoadedDat
     return config.replace(layout=choice.chosen)
 
 
-def resolve_threads(config: TrainConfig, arch_config: ArchConfig, data: LoadedData,
-                    note: Callable[[str], None] | None = None) -> TrainConfig:
+def resolve_threads(
+    config: TrainConfig, arch_config: ArchConfig, data: LoadedData, note: Callable[[str], None] | None = None
+) -> TrainConfig:
     """``config`` with ``threads="auto"`` replaced by the measured choice (said through ``note``)."""
     if config.threads != AUTO:
         return config

@@ -51,8 +51,17 @@ from .report import (  # re-exported: validate's API
     validation_frame,
 )
 
-DATA_FIELDS = ("name", "root", "classes", "train_per_class", "val_per_class", "resolution", "seed", "download",
-               "cache_dir")
+DATA_FIELDS = (
+    "name",
+    "root",
+    "classes",
+    "train_per_class",
+    "val_per_class",
+    "resolution",
+    "seed",
+    "download",
+    "cache_dir",
+)
 Say = Callable[[str], None]
 
 
@@ -98,8 +107,9 @@ def checkpoint_root(storage: str, study_name: str) -> Path:
     return studies_dir(storage) / "checkpoints" / checks.study_name(study_name)
 
 
-def select_trials(study: optuna.Study, top: int | None = None, numbers: Sequence[int] | None = None,
-                  spread: int = 0) -> list[optuna.trial.FrozenTrial]:
+def select_trials(
+    study: optuna.Study, top: int | None = None, numbers: Sequence[int] | None = None, spread: int = 0
+) -> list[optuna.trial.FrozenTrial]:
     """The named trials (each must be COMPLETE), else the front's members by proxy top-1, best first;
     then ``spread`` more completed trials spread over the proxy's range (:func:`spread_trials`)."""
     chosen = _named_or_front(study, top, numbers)
@@ -127,12 +137,14 @@ def spread_trials(study: optuna.Study, count: int, taken: set[int]) -> list[optu
     return [pool[place] for place in places]
 
 
-def _named_or_front(study: optuna.Study, top: int | None,
-                    numbers: Sequence[int] | None) -> list[optuna.trial.FrozenTrial]:
+def _named_or_front(
+    study: optuna.Study, top: int | None, numbers: Sequence[int] | None
+) -> list[optuna.trial.FrozenTrial]:
     if numbers:
         return [get_trial(study, number) for number in dict.fromkeys(numbers)]
     front = require_trials(front_info(study))
     trials = [get_trial(study, int(number)) for number in front.frame["trial"]]
+
     def best_proxy_first(trial: optuna.trial.FrozenTrial) -> tuple[float, int]:
         top1 = trial.user_attrs.get(TOP1)
         return (-top1 if top1 is not None else math.inf), trial.number
@@ -147,11 +159,13 @@ def data_config_for(record: TrialRecord, overrides: dict[str, Any]) -> DataConfi
     ``overrides`` names a number per class."""
     stored = record.data or {}
     fields: dict[str, Any] = {
-        "name": stored.get("dataset"), "root": stored.get("root"),
+        "name": stored.get("dataset"),
+        "root": stored.get("root"),
         "classes": tuple(stored["classes"]) if stored.get("classes") else None,
         "train_per_class": None,
         "val_per_class": _uniform(stored.get("val_per_class")),
-        "resolution": stored.get("resolution") or record.resolution or 64, "seed": stored.get("seed", 0),
+        "resolution": stored.get("resolution") or record.resolution or 64,
+        "seed": stored.get("seed", 0),
     }
     fields.update({key: value for key, value in overrides.items() if value is not None})
     return DataConfig(**{key: value for key, value in fields.items() if key in DATA_FIELDS})
@@ -180,36 +194,57 @@ def reload(study: optuna.Study) -> optuna.Study:
     return optuna.load_study(study_name=study.study_name, storage=study._storage)
 
 
-def _full_result(record: TrialRecord, data: LoadedData, settings: ValidateSettings, folder: Path,
-                 say: Say) -> dict[str, Any]:
+def _full_result(
+    record: TrialRecord, data: LoadedData, settings: ValidateSettings, folder: Path, say: Say
+) -> dict[str, Any]:
     arch_config = record.arch_config
     if arch_config.num_classes != data.num_classes:
-        say(f"trial {record.number}: {data.num_classes} classes in the data, {arch_config.num_classes} in the search; "
-            "training with the data's")
+        say(
+            f"trial {record.number}: {data.num_classes} classes in the data, {arch_config.num_classes} in the search; "
+            "training with the data's"
+        )
         arch_config = arch_config.replace(num_classes=data.num_classes)
     epochs = settings.epochs or FULL_RECIPE.epochs
     first_seed = settings.train.get("seed") or 0
-    runs = [_train_seed(record, arch_config, data, settings, seed_folder(folder, offset), first_seed + offset, say)
-            for offset in range(settings.full_seeds)]
+    runs = [
+        _train_seed(record, arch_config, data, settings, seed_folder(folder, offset), first_seed + offset, say)
+        for offset in range(settings.full_seeds)
+    ]
     top1 = [run.top1 for run in runs if run.ok]
     trained = runs[0]
     described = data.description()
     full: dict[str, Any] = {
-        "top1": statistics.fmean(top1) if len(top1) == len(runs) else None, "top5": trained.top5, "epochs": epochs,
-        "top1_seeds": top1, "seeds": [first_seed + offset for offset in range(len(runs))],
+        "top1": statistics.fmean(top1) if len(top1) == len(runs) else None,
+        "top5": trained.top5,
+        "epochs": epochs,
+        "top1_seeds": top1,
+        "seeds": [first_seed + offset for offset in range(len(runs))],
         "recipe": f"{epochs} epochs, {runs[0].train_size} training images, {data.resolution} px",
-        "status": next((run.status for run in runs if not run.ok), "ok"), "checkpoint": trained.checkpoint,
+        "status": next((run.status for run in runs if not run.ok), "ok"),
+        "checkpoint": trained.checkpoint,
         "train_s": round(sum(run.wall_s for run in runs), 2),
-        "data": {key: described[key] for key in ("dataset", "classes", "resolution", "seed", "train_size", "val_size")
-                 if key in described},
+        "data": {
+            key: described[key]
+            for key in ("dataset", "classes", "resolution", "seed", "train_size", "val_size")
+            if key in described
+        },
     }
     if settings.profile is not None:
         sizes = (settings.search_batch_sizes and tuple(sorted(record.epf))) or settings.profile.batch_sizes
-        measured = profile_model(arch_config, dataclasses.replace(settings.profile, resolution=data.resolution,
-                                                           batch_sizes=sizes))
-        full["epf"] = {str(b): {"epf_mj": p.epf_mj, "epf_std_mj": p.epf_std_mj, "latency_ms": p.latency_ms,
-                                "status": p.status, "impl": p.impl, "measured_at": p.measured_at}
-                       for b, p in sorted(measured.batches.items())}
+        measured = profile_model(
+            arch_config, dataclasses.replace(settings.profile, resolution=data.resolution, batch_sizes=sizes)
+        )
+        full["epf"] = {
+            str(b): {
+                "epf_mj": p.epf_mj,
+                "epf_std_mj": p.epf_std_mj,
+                "latency_ms": p.latency_ms,
+                "status": p.status,
+                "impl": p.impl,
+                "measured_at": p.measured_at,
+            }
+            for b, p in sorted(measured.batches.items())
+        }
         full.update(backend=measured.backend, is_estimate=measured.is_estimate, resolution=data.resolution)
     return full
 
@@ -219,26 +254,43 @@ def seed_folder(folder: Path, offset: int) -> Path:
     return folder if offset == 0 else folder.with_name(f"{folder.name}-seed{offset}")
 
 
-def _train_seed(record: TrialRecord, arch_config: Any, data: LoadedData, settings: ValidateSettings, folder: Path,
-                seed: int, say: Say) -> Any:
+def _train_seed(
+    record: TrialRecord,
+    arch_config: Any,
+    data: LoadedData,
+    settings: ValidateSettings,
+    folder: Path,
+    seed: int,
+    say: Say,
+) -> Any:
     if settings.retrain and (folder / "last.pt").exists():
         (folder / "last.pt").unlink()
-    config = TrainConfig.full_training(settings.epochs, checkpoint_dir=str(folder), resume=True,
-                                       **{**settings.train, "seed": seed})
-    say(f"trial {record.number}: full training of {arch_config.label()} for {config.epochs} epochs, seed {seed} "
-        f"(checkpoints in {folder})")
+    config = TrainConfig.full_training(
+        settings.epochs, checkpoint_dir=str(folder), resume=True, **{**settings.train, "seed": seed}
+    )
+    say(
+        f"trial {record.number}: full training of {arch_config.label()} for {config.epochs} epochs, seed {seed} "
+        f"(checkpoints in {folder})"
+    )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="no checkpoint at", category=RuntimeWarning)
         try:
             return train_model(arch_config, data, config, structure=record.flgc_structure)  # FLGC: learned groups
         except ConfigError as exc:  # e.g. a checkpoint left by a run with other settings
             reason = re.sub(r";[^;]*--checkpoint-dir[^;]*", "", str(exc))  # validate picks the folder itself
-            raise ConfigError(f"trial {record.number}: {reason}; rerun validate with the settings it was started "
-                              "with, or pass --retrain to start its full training over") from None
+            raise ConfigError(
+                f"trial {record.number}: {reason}; rerun validate with the settings it was started "
+                "with, or pass --retrain to start its full training over"
+            ) from None
 
 
-def validate_trials(study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial], settings: ValidateSettings,
-                    checkpoints: Path, say: Say = note) -> None:
+def validate_trials(
+    study: optuna.Study,
+    trials: Sequence[optuna.trial.FrozenTrial],
+    settings: ValidateSettings,
+    checkpoints: Path,
+    say: Say = note,
+) -> None:
     """Fully train and re-profile ``trials``, storing each result under the trial's ``full`` attr."""
     settings = _with_search_implementation(study, settings, say)
     loaded: dict[DataConfig, LoadedData] = {}
@@ -246,11 +298,16 @@ def validate_trials(study: optuna.Study, trials: Sequence[optuna.trial.FrozenTri
         record = trial_record(study, trial)
         full = full_result(study, trial)
         epochs = settings.epochs or FULL_RECIPE.epochs
-        done = (full.get("epochs") == epochs and full.get("top1") is not None
-                and len(full.get("top1_seeds") or [full["top1"]]) >= settings.full_seeds)
+        done = (
+            full.get("epochs") == epochs
+            and full.get("top1") is not None
+            and len(full.get("top1_seeds") or [full["top1"]]) >= settings.full_seeds
+        )
         if done and not settings.retrain:
-            say(f"trial {record.number}: already validated with {epochs} epochs "
-                f"(top-1 {full['top1']:.2f} %); pass --retrain to train again")
+            say(
+                f"trial {record.number}: already validated with {epochs} epochs "
+                f"(top-1 {full['top1']:.2f} %); pass --retrain to train again"
+            )
             continue
         data_config = data_config_for(record, settings.data)
         if data_config not in loaded:
@@ -275,8 +332,9 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f} %"
 
 
-def validate_study(study: optuna.Study, settings: ValidateSettings, checkpoints: Path | None = None,
-                   say: Say = note) -> ValidationReport:
+def validate_study(
+    study: optuna.Study, settings: ValidateSettings, checkpoints: Path | None = None, say: Say = note
+) -> ValidationReport:
     """Select, fully train, re-profile and store; then compare proxy and full rankings."""
     trials = select_trials(study, settings.top, settings.trials, settings.spread)
     root = Path(settings.checkpoint_root or checkpoints or Path("studies") / "checkpoints" / study.study_name)

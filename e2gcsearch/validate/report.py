@@ -48,17 +48,25 @@ def validation_frame(study: optuna.Study, numbers: Sequence[int]) -> pd.DataFram
         full = full_result(study, trial)
         reference = batch or (max(record.epf) if record.epf else None)
         full_epf = (full.get("epf") or {}).get(str(reference), {})
-        rows.append({
-            "trial": record.number, "arch": record.arch_config.arch, "module": record.arch_config.module,
-            "grouping": record.arch_config.grouping,
-            "width": record.arch_config.width, "proxy_top1": record.top1, "full_top1": full.get("top1"),
-            "full_top5": full.get("top5"), "full_epochs": full.get("epochs"),
-            "full_top1_seeds": full.get("top1_seeds") or ([full["top1"]] if full.get("top1") is not None else []),
-            "batch_size": reference, "search_epf_mj": record.epf_mj(reference) if reference else None,
-            "search_backend": record.energy_backend,
-            "full_epf_mj": full_epf.get("epf_mj") if full_epf.get("status", "ok") == "ok" else None,
-            "full_backend": full.get("backend"),
-        })
+        rows.append(
+            {
+                "trial": record.number,
+                "arch": record.arch_config.arch,
+                "module": record.arch_config.module,
+                "grouping": record.arch_config.grouping,
+                "width": record.arch_config.width,
+                "proxy_top1": record.top1,
+                "full_top1": full.get("top1"),
+                "full_top5": full.get("top5"),
+                "full_epochs": full.get("epochs"),
+                "full_top1_seeds": full.get("top1_seeds") or ([full["top1"]] if full.get("top1") is not None else []),
+                "batch_size": reference,
+                "search_epf_mj": record.epf_mj(reference) if reference else None,
+                "search_backend": record.energy_backend,
+                "full_epf_mj": full_epf.get("epf_mj") if full_epf.get("status", "ok") == "ok" else None,
+                "full_backend": full.get("backend"),
+            }
+        )
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
@@ -85,8 +93,11 @@ def rank_agreement(frame: pd.DataFrame) -> ValidationReport:
 def _seeded(frame: pd.DataFrame) -> tuple[list[float], list[list[float]]]:
     """Proxy top-1 and full top-1 per seed (``[seed][trial]``) of the trials trained with two or more
     seeds, over as many seeds as every one of them has."""
-    rows = [(proxy, list(values)) for proxy, values in zip(frame.get("proxy_top1", []), frame.get("full_top1_seeds", []))
-            if len(values) >= 2]
+    rows = [
+        (proxy, list(values))
+        for proxy, values in zip(frame.get("proxy_top1", []), frame.get("full_top1_seeds", []))
+        if len(values) >= 2
+    ]
     seeds = min((len(values) for _, values in rows), default=0)
     return [proxy for proxy, _ in rows], [[values[seed] for _, values in rows] for seed in range(seeds)]
 
@@ -106,22 +117,60 @@ def render_validation(report: ValidationReport, fmt: str) -> str:
     frame = report.frame
     if fmt == "json":
         ceiling = dataclasses.asdict(report.ceiling) if report.ceiling is not None else None
-        return to_json({"rows": frame.to_dict(orient="records"), "kendall_tau": report.tau,
-                        "kendall_tau_low": report.tau_low, "kendall_tau_high": report.tau_high,
-                        "noise_ceiling": ceiling, "pairs": report.pairs,
-                        "concordant": report.concordant, "meaning": report.sentence})
+        return to_json(
+            {
+                "rows": frame.to_dict(orient="records"),
+                "kendall_tau": report.tau,
+                "kendall_tau_low": report.tau_low,
+                "kendall_tau_high": report.tau_high,
+                "noise_ceiling": ceiling,
+                "pairs": report.pairs,
+                "concordant": report.concordant,
+                "meaning": report.sentence,
+            }
+        )
     if fmt == "csv":
         return render(frame.drop(columns=["full_top1_seeds"], errors="ignore"), "csv")
     batch = next((int(b) for b in frame.get("batch_size", []) if b == b and b is not None), None)
     backends = {"search": _one(frame.get("search_backend")), "full": _one(frame.get("full_backend"))}
-    headers = {"grouping": "G/g", "proxy_top1": "proxy top-1 (%)", "full_top1": "full top-1 (%)",
-               "proxy_rank": "proxy rank", "full_rank": "full rank", "full_epochs": "epochs",
-               "search_epf_mj": f"EPF@{batch} search (mJ/frame, {backends['search']})",
-               "full_epf_mj": f"EPF@{batch} now (mJ/frame, {backends['full']})"}
-    columns = [c for c in ("trial", "arch", "module", "grouping", "width", "proxy_top1", "full_top1", "proxy_rank",
-                           "full_rank", "full_epochs", "search_epf_mj", "full_epf_mj") if c in frame]
-    formatters = {"width": fixed(2), "proxy_top1": fixed(2), "full_top1": fixed(2), "proxy_rank": fixed(0),
-                  "full_rank": fixed(0), "full_epochs": fixed(0), "search_epf_mj": fixed(3), "full_epf_mj": fixed(3)}
+    headers = {
+        "grouping": "G/g",
+        "proxy_top1": "proxy top-1 (%)",
+        "full_top1": "full top-1 (%)",
+        "proxy_rank": "proxy rank",
+        "full_rank": "full rank",
+        "full_epochs": "epochs",
+        "search_epf_mj": f"EPF@{batch} search (mJ/frame, {backends['search']})",
+        "full_epf_mj": f"EPF@{batch} now (mJ/frame, {backends['full']})",
+    }
+    columns = [
+        c
+        for c in (
+            "trial",
+            "arch",
+            "module",
+            "grouping",
+            "width",
+            "proxy_top1",
+            "full_top1",
+            "proxy_rank",
+            "full_rank",
+            "full_epochs",
+            "search_epf_mj",
+            "full_epf_mj",
+        )
+        if c in frame
+    ]
+    formatters = {
+        "width": fixed(2),
+        "proxy_top1": fixed(2),
+        "full_top1": fixed(2),
+        "proxy_rank": fixed(0),
+        "full_rank": fixed(0),
+        "full_epochs": fixed(0),
+        "search_epf_mj": fixed(3),
+        "full_epf_mj": fixed(3),
+    }
     return render(frame[columns], fmt, formatters, headers) + "\n\n" + report.sentence
 
 
