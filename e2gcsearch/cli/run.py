@@ -15,6 +15,7 @@ from ..report import render_front
 from ..search.confirm import ConfirmLimits, ConfirmReport, confirm_study
 from ..search.objectives import DEFAULT_BATCH_SIZE, parse_constraint, parse_objectives
 from ..search.run import SearchConfig, SearchInterrupted, search
+from ..search.search_config import DEFAULT_TRIALS
 from ..search.space import SearchSpace, StagewiseSearchSpace
 from ..search.trial import TrialSettings
 from ..store.results import front_info, front_notes
@@ -23,7 +24,6 @@ from ._common import HelpFormatter, emit, note
 from .configs import data_config, profile_config, training_layout
 from .options import (
     DATA,
-    DEFAULT_TRIALS,
     MEASUREMENT_WHILE_TRAINING,
     OUTPUT,
     SEARCH,

@@ -1,14 +1,16 @@
 """Study specs (``run --config FILE.toml``): versioned files whose keys are the flags of ``run``, checked
-and converted by the same option table as the command line (:mod:`.options`)."""
+and converted by the same option table as the command line (:mod:`.option_table`)."""
 
 from __future__ import annotations
 
+import argparse
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, DataError
-from .options import OPTIONS, Group, entries
+from .option_table import OPTIONS, Option
+from .options import Group, entries
 
 
 def load_spec(path: Path, groups: tuple[Group, ...]) -> dict[str, Any]:
@@ -41,10 +43,28 @@ def load_spec(path: Path, groups: tuple[Group, ...]) -> dict[str, Any]:
         if dest not in options:
             valid = sorted([*options, *positive])
             raise ConfigError(f"{path}: unknown key {key!r}; valid keys: {', '.join(valid)}")
-        if dest in values and values[dest] != options[dest].from_spec(value, f"{path}: {key}"):
+        read = _as_flag(options[dest], value, f"{path}: {key}")
+        if dest in values and values[dest] != read:
             raise ConfigError(f"{path}: {key} contradicts another key of the spec for the same flag; keep one")
-        values[dest] = options[dest].from_spec(value, f"{path}: {key}")
+        values[dest] = read
     return values
+
+
+def _as_flag(option: Option, value: Any, where: str) -> Any:
+    """A study-spec (TOML) value read as if it had been given as ``option``'s flag."""
+    if option.action == "store_true":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} takes true or false (unquoted), got {value!r}")
+        return value
+    if option.action == "append":
+        return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    text = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+    if option.choices and text not in option.choices:
+        raise ConfigError(f"{where} must be one of {', '.join(option.choices)}, got {value!r}")
+    try:
+        return option.type(text) if option.type else text
+    except (argparse.ArgumentTypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _flatten(spec: dict[str, Any]) -> dict[str, Any]:
