@@ -163,11 +163,12 @@ def test_plots_are_drawn_from_the_computed_results(study, tmp_path):
     hv_png = save_hypervolume_plot(hypervolume_history(study), tmp_path / "hv.png")
     for path in (front_png, hv_png):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
-    # The plotting module draws frames only: it never opens a study or imports optuna.
-    tree = ast.parse((REPO / "e2gcsearch" / "report" / "plots.py").read_text())
-    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert not any("optuna" in name or "search" in name for name in imported)
+    # The plotting modules draw frames only: none opens a study or imports optuna.
+    for module in ("plots.py", "plots_html.py", "plot_style.py"):
+        tree = ast.parse((REPO / "e2gcsearch" / "report" / module).read_text())
+        imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert not any("optuna" in name or "search" in name for name in imported), module
 
 
 def test_plot_errors_are_one_line_fixes(study, tmp_path, monkeypatch):

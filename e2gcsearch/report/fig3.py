@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from .plots import check_plot_path
+from .plot_style import check_plot_path
 
 # Okabe-Ito colours (colour-blind safe), one marker and line style per series so it reads in grey too.
 SERIES = (

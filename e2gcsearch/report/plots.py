@@ -4,8 +4,9 @@ This module only draws. Everything it shows comes from the :class:`~e2gcsearch.r
 or :class:`~e2gcsearch.report.front.HypervolumeHistory` it is given (rows, objectives, backend and
 counts); it never opens a study.
 
-``.png``, ``.pdf`` and ``.svg`` are drawn with matplotlib; ``.html`` with plotly (interactive, hover
-shows each trial's configuration; needs ``pip install plotly``).
+``.png``, ``.pdf`` and ``.svg`` are drawn here with matplotlib; ``.html`` with plotly by
+:mod:`e2gcsearch.report.plots_html` (interactive, hover shows each trial's configuration; needs
+``pip install plotly``). What both share (colours, markers, labels): :mod:`e2gcsearch.report.plot_style`.
 
 Example:
     >>> from e2gcsearch.store.results import front_info
@@ -16,33 +17,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from ..metrics import Metric
-from ..models import get_entry
 from .front import FrontInfo, HypervolumeHistory, plot_axes
-
-STATIC_SUFFIXES = (".png", ".pdf", ".svg")
-SUFFIXES = (*STATIC_SUFFIXES, ".html")
-# Colour-blind-safe (Okabe-Ito) colours and distinct markers per grouping rule.
-STYLE = {
-    "E2GC": {"color": "#0072B2", "marker": "o", "label": "E2GC (constant group size G)"},
-    "FgGC": {"color": "#D55E00", "marker": "s", "label": "FgGC (fixed number of groups g)"},
-    "FLGC": {"color": "#009E73", "marker": "^", "label": "FLGC (g learned groups, deployed)"},
-}
-INFEASIBLE_COLOR = "#7f7f7f"
-
-
-def check_plot_path(path: str | Path) -> Path:
-    """A plot file name with a known suffix in an existing folder (else one-line errors)."""
-    path = Path(path)
-    if path.suffix.lower() not in SUFFIXES:
-        raise ConfigError(f"cannot draw {path.name!r}: give a file ending in {', '.join(SUFFIXES)}")
-    if not path.parent.exists():
-        raise DataError(f"cannot write {path}: folder {path.parent} does not exist; create it or choose another path")
-    return path
+from .plot_style import INFEASIBLE_COLOR, STYLE, axis_label, backend_note, check_plot_path, error_bars, front_groups
+from .plots_html import save_front_html, save_hypervolume_html
 
 
 def _save(figure, path: Path) -> Path:
@@ -57,33 +38,10 @@ def _point_label(row: pd.Series) -> str:
     return f"{row['grouping']}, w={row['width']:g}"
 
 
-def _backend_note(backend: str | None) -> str:
-    if backend == "estimate":
-        return "EPF backend: estimate (measured time x power model, not a meter reading)"
-    return f"EPF backend: {backend}" if backend else "EPF: not measured"
-
-
 def _step_kind(x: Metric) -> str:
     # Attainment line: between two front points the best reachable y is that of the point with the
     # better x, so the step holds its value to the right when x is minimised, to the left otherwise.
     return "steps-post" if x.direction == "minimize" else "steps-pre"
-
-
-def _front_groups(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(front, tied, dominated, infeasible) rows, by ``front_status``."""
-    status = frame["front_status"]
-    return tuple(frame[status == name] for name in ("front", "tied", "dominated", "infeasible"))  # type: ignore
-
-
-def _error_bars(rows: pd.DataFrame, axis: Metric) -> np.ndarray | None:
-    """Matplotlib's (2, n) below/above distances of the 95 % intervals, ``None`` without intervals."""
-    low, high = f"{axis.name}_low", f"{axis.name}_high"
-    if low not in rows or high not in rows or rows.empty:
-        return None
-    values = rows[axis.name].to_numpy(dtype=float)
-    below = np.clip(values - rows[low].to_numpy(dtype=float), 0, None)
-    above = np.clip(rows[high].to_numpy(dtype=float) - values, 0, None)
-    return np.nan_to_num(np.stack([below, above]))
 
 
 def save_front_plot(info: FrontInfo, path: str | Path) -> Path:
@@ -93,12 +51,12 @@ def save_front_plot(info: FrontInfo, path: str | Path) -> Path:
     if frame.empty:
         raise DataError("nothing to plot: the study has no completed trials yet; run 'e2gcsearch run' first")
     if path.suffix.lower() == ".html":
-        return _front_html(info, path)
+        return save_front_html(info, path)
     from matplotlib.figure import Figure
 
     x, y = plot_axes(info)
     backend = info.backend
-    front, tied, dominated, infeasible = _front_groups(frame)
+    front, tied, dominated, infeasible = front_groups(frame)
     figure = Figure(figsize=(8.4, 4.6), layout="constrained")
     ax = figure.add_subplot()
     for module, style in STYLE.items():
@@ -110,8 +68,8 @@ def save_front_plot(info: FrontInfo, path: str | Path) -> Path:
                 ax.errorbar(
                     rows[x.name],
                     rows[y.name],
-                    xerr=_error_bars(rows, x),
-                    yerr=_error_bars(rows, y),
+                    xerr=error_bars(rows, x),
+                    yerr=error_bars(rows, y),
                     fmt="none",
                     ecolor=style["color"],
                     elinewidth=0.8,
@@ -210,16 +168,9 @@ def save_front_plot(info: FrontInfo, path: str | Path) -> Path:
         title=f"{info.completed} completed trials, {info.feasible} feasible",
         title_fontsize=7.5,
     )
-    figure.suptitle(f"Study '{info.study}': {_axis_label(y)} vs {_axis_label(x)}", fontsize=10.5)
-    ax.set_title(_backend_note(backend), fontsize=8, color="#444444")
+    figure.suptitle(f"Study '{info.study}': {axis_label(y)} vs {axis_label(x)}", fontsize=10.5)
+    ax.set_title(backend_note(backend), fontsize=8, color="#444444")
     return _save(figure, path)
-
-
-def _axis_label(objective: Metric) -> str:
-    label = objective.header()
-    for rank in ("1", "5"):
-        label = label.replace(f"top-{rank} (%, proxy)", f"proxy top-{rank} accuracy (%)")
-    return label
 
 
 def _style_axes(ax, frame: pd.DataFrame, x: Metric, y: Metric, backend: str | None) -> None:
@@ -232,7 +183,7 @@ def _style_axes(ax, frame: pd.DataFrame, x: Metric, y: Metric, backend: str | No
         ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(x.header(backend) + (", log scale" if ax.get_xscale() == "log" else ""), fontsize=9)
-    ax.set_ylabel(_axis_label(y), fontsize=9)
+    ax.set_ylabel(axis_label(y), fontsize=9)
     ax.grid(True, which="major", alpha=0.3, linewidth=0.6)
     ax.tick_params(labelsize=8)
     for side in ("top", "right"):
@@ -283,7 +234,7 @@ def save_hypervolume_plot(result: HypervolumeHistory, path: str | Path) -> Path:
         else "no feasible trial yet"
     )
     if path.suffix.lower() == ".html":
-        return _hypervolume_html(result, path, note)
+        return save_hypervolume_html(result, path, note)
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(6.4, 3.6), layout="constrained")
@@ -304,131 +255,6 @@ def save_hypervolume_plot(result: HypervolumeHistory, path: str | Path) -> Path:
     figure.suptitle(f"Study '{result.study}': hypervolume of the feasible front", fontsize=10.5)
     ax.set_title(f"objectives normalised to [best, worst + 10 % of range]; {note}", fontsize=7.5, color="#444444")
     return _save(figure, path)
-
-
-def _plotly():
-    try:
-        import plotly.graph_objects as go
-    except ImportError:
-        raise ConfigError("interactive .html plots need plotly: pip install plotly (or plot to a .png)") from None
-    return go
-
-
-def _front_html(info: FrontInfo, path: Path) -> Path:
-    go = _plotly()
-    frame = info.frame
-    x, y = plot_axes(info)
-    backend = info.backend
-    front, tied, dominated, infeasible = _front_groups(frame)
-    figure = go.Figure()
-    hover = (
-        "trial %{customdata[0]}<br>%{customdata[1]} %{customdata[2]} w=%{customdata[3]}<br>"
-        "params %{customdata[4]:,}<br>MACs %{customdata[5]:,}<extra></extra>"
-    )
-
-    def add(rows: pd.DataFrame, name: str, marker: dict, show: bool = True) -> None:
-        data = (
-            np.stack(
-                [
-                    rows["trial"],
-                    [get_entry(a).display_name for a in rows["arch"]],
-                    rows["grouping"],
-                    rows["width"],
-                    rows["params"],
-                    rows["macs"],
-                ],
-                axis=1,
-            )
-            if len(rows)
-            else None
-        )
-        bars = {axis: _error_bars(rows, metric) for axis, metric in (("x", x), ("y", y))}
-        errors = {
-            f"error_{axis}": {"type": "data", "symmetric": False, "array": bar[1], "arrayminus": bar[0], "thickness": 1}
-            for axis, bar in bars.items()
-            if bar is not None
-        }
-        figure.add_trace(
-            go.Scatter(
-                x=rows[x.name],
-                y=rows[y.name],
-                mode="markers",
-                name=name,
-                marker=marker,
-                customdata=data,
-                hovertemplate=hover,
-                showlegend=show,
-                **errors,
-            )
-        )
-
-    for module, style in STYLE.items():
-        symbol = "circle" if style["marker"] == "o" else "square"
-        add(
-            front[front["module"] == module],
-            style["label"],
-            {"color": style["color"], "symbol": symbol, "size": 9, "line": {"color": "black", "width": 1}},
-        )
-        add(
-            tied[tied["module"] == module],
-            f"{module}, tied with the front",
-            {"color": "white", "symbol": symbol, "size": 9, "line": {"color": style["color"], "width": 2}},
-        )
-        add(
-            dominated[dominated["module"] == module],
-            f"{module}, dominated",
-            {"color": style["color"], "symbol": symbol, "size": 7, "opacity": 0.35},
-        )
-    add(infeasible, "infeasible", {"color": INFEASIBLE_COLOR, "symbol": "x", "size": 7})
-    ordered = front.sort_values(x.name)
-    shape = "hv" if x.direction == "minimize" else "vh"
-    figure.add_trace(
-        go.Scatter(
-            x=ordered[x.name],
-            y=ordered[y.name],
-            mode="lines",
-            name="Pareto front",
-            line={"shape": shape, "color": "black"},
-            hoverinfo="skip",
-        )
-    )
-    for _, row in frame[frame["baseline"].notna()].iterrows():
-        figure.add_annotation(
-            x=row[x.name],
-            y=row[y.name],
-            showarrow=True,
-            arrowhead=2,
-            ax=-60,
-            ay=-30,
-            text=f"{row['baseline']} (w={row['width']:g}), paper baseline",
-            font={"size": 10},
-        )
-    figure.update_layout(
-        title=f"Study '{info.study}': {_axis_label(y)} vs {_axis_label(x)}<br><sup>{_backend_note(backend)}</sup>",
-        xaxis_title=x.header(backend),
-        yaxis_title=_axis_label(y),
-        template="simple_white",
-    )
-    figure.write_html(path, include_plotlyjs=True)
-    return path
-
-
-def _hypervolume_html(result: HypervolumeHistory, path: Path, note: str) -> Path:
-    go = _plotly()
-    history = result.frame
-    figure = go.Figure(
-        go.Scatter(
-            x=history["trial"], y=history["hypervolume"], mode="lines+markers", line={"shape": "hv"}, name="hypervolume"
-        )
-    )
-    figure.update_layout(
-        title=f"Study '{result.study}': hypervolume<br><sup>{note}</sup>",
-        xaxis_title="trial number",
-        yaxis_title="hypervolume (fraction of reference box)",
-        template="simple_white",
-    )
-    figure.write_html(path, include_plotlyjs=True)
-    return path
 
 
 __all__ = ["save_front_plot", "save_hypervolume_plot"]
