@@ -229,7 +229,7 @@ def test_compile_time_is_reported_apart_from_the_windows():
     measured input (compiling a whole network takes minutes on a loaded 2-core machine)."""
     from e2gcsearch.energy import create_meter
     from e2gcsearch.profiling.implementations import prepare
-    from e2gcsearch.profiling.protocol import _measure_batch
+    from e2gcsearch.profiling.measure import measure_batch
 
     tiny = torch.nn.Sequential(
         torch.nn.Conv2d(3, 4, 3, groups=1), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 10)
@@ -247,7 +247,7 @@ def test_compile_time_is_reported_apart_from_the_windows():
         use_cache=False,
     )
     with create_meter("estimate", "cpu") as meter:
-        batch = _measure_batch(prepare(tiny, "compile", "train"), meter, TINY, 2, "cpu", config, None, "compile")
+        batch = measure_batch(prepare(tiny, "compile", "train"), meter, TINY, 2, "cpu", config, None, "compile")
     assert batch.status == "ok" and batch.impl == "compile"
     # The first step compiled (seconds); the windows hold only compiled steps (microseconds each).
     assert batch.compile_s > 100 * batch.latency_ms / 1000

@@ -1,5 +1,6 @@
 """What a measurement is made of: :class:`ProfileConfig` (how to profile), and the network and synthetic
-batch every measuring module (:mod:`.protocol`, :mod:`.probe`, :mod:`.attribution`) puts on the device.
+batch every measuring module (:mod:`.protocol`, :mod:`.measure`, :mod:`.probe`, :mod:`.attribution`) puts
+on the device.
 
 Example:
     >>> config = ProfileConfig(batch_sizes=(16, 4), resolution=64, device="cpu")
