@@ -22,6 +22,7 @@ MUST_RUN = [
     "e2gcsearch.models",
     "e2gcsearch.models.stages",
     "e2gcsearch.search.space",
+    "e2gcsearch.search.stagewise",
     "e2gcsearch.search.objectives",
     "e2gcsearch.report.tables",
     "e2gcsearch.profiling",

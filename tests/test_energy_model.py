@@ -38,7 +38,8 @@ from e2gcsearch.energy_model import (
 )
 from e2gcsearch.models import validate_config
 from e2gcsearch.profiling import DeviceFingerprint
-from e2gcsearch.search.space import SearchSpace, StagewiseSearchSpace
+from e2gcsearch.search.space import SearchSpace
+from e2gcsearch.search.stagewise import StagewiseSearchSpace
 from e2gcsearch.search.warm_start import enqueue_warm_start
 
 TRUTH = EnergyFit(batch_size=4, beta=0.35, kappa_mj=1e-4, gamma=400.0, gamma_dw=30.0, e0_mj=2.0)

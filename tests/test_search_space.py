@@ -7,7 +7,8 @@ import pytest
 
 from e2gcsearch import ArchConfig, ConfigError, UnknownNameError, create_model
 from e2gcsearch.search.objectives import parse_constraint, parse_objectives
-from e2gcsearch.search.space import SearchSpace, StagewiseSearchSpace
+from e2gcsearch.search.space import SearchSpace
+from e2gcsearch.search.stagewise import StagewiseSearchSpace
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,8 @@ import torch
 
 from e2gcsearch import ArchConfig, ConfigError, create_model, network_cost
 from e2gcsearch.models import stages, validate_config
-from e2gcsearch.search.space import SearchSpace, StagewiseSearchSpace
+from e2gcsearch.search.space import SearchSpace
+from e2gcsearch.search.stagewise import StagewiseSearchSpace
 
 
 def test_stagewise_config_round_trips_and_hashes():

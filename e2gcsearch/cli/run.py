@@ -16,7 +16,8 @@ from ..search.confirm import ConfirmLimits, ConfirmReport, confirm_study
 from ..search.objectives import DEFAULT_BATCH_SIZE, parse_constraint, parse_objectives
 from ..search.run import SearchConfig, SearchInterrupted, search
 from ..search.search_config import DEFAULT_TRIALS
-from ..search.space import SearchSpace, StagewiseSearchSpace
+from ..search.space import SearchSpace
+from ..search.stagewise import StagewiseSearchSpace
 from ..search.trial import TrialSettings
 from ..store.results import front_info, front_notes
 from ..train import TrainConfig, proxy_budget

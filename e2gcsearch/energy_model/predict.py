@@ -271,7 +271,7 @@ def warm_start_configs(
 
     Energy is only one objective, so the seeds spread over the space: the model's best grouping at
     each (arch, width), widest first, then the second best of each, until ``k``. For a
-    :class:`~e2gcsearch.search.space.StagewiseSearchSpace` the seeds of each width are the per-stage
+    :class:`~e2gcsearch.search.stagewise.StagewiseSearchSpace` the seeds of each width are the per-stage
     optimum (:func:`stage_group_sizes`), then the uniform G's from the best. Every seed is in the space
     and buildable; duplicates are dropped. ``keep`` (e.g. a search's params/MACs constraints) leaves
     out the candidates it rejects: each width of a network-level space is seeded with its best point
