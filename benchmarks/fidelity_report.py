@@ -19,6 +19,8 @@ from e2gcsearch.fidelity import (
     matched_pairs,
     noise_ceiling,
     pair_order_share,
+    pareto_front,
+    pareto_layers,
     rank_agreement,
     seed_splits,
     tau_against_halves,
@@ -117,6 +119,44 @@ def proxy_line(
     }
 
 
+def prerank_table(pivot: Pivot, labels: list[str], cost: list[float], proxy: str, scores: list[str]) -> None:
+    """What ranking candidates by a training-free score before training would do: keep the networks in the
+    first k non-dominated layers of (EPF, score), train only those with ``proxy``; print the training
+    seconds kept, the full-training front members kept, and the share of the full-training front (over
+    every network) that the proxy's front over the kept networks recovers."""
+    have = [label for label in labels if label in pivot.proxy[proxy]]
+    full = pivot.full_mean(have)
+    truth = pareto_front([cost[labels.index(label)] for label in have], full)
+    seconds = sum(pivot.proxy_s[proxy][label] for label in have)
+    print(f"\nranking before training: keep the first k layers of (EPF, score), then train them with {proxy}")
+    print("| score | k | networks trained | training s ÷ all | full front kept | front shown | full front recovered |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name in [None, *scores]:
+        layers = (
+            [0] * len(have)
+            if name is None
+            else pareto_layers(
+                [cost[labels.index(label)] for label in have], [pivot.proxy[name][label] for label in have]
+            )
+        )
+        for k in sorted(set(layers)) if name else [0]:
+            kept = [i for i, layer in enumerate(layers) if layer <= k]
+            found = {
+                kept[i]
+                for i in pareto_front(
+                    [cost[labels.index(have[i])] for i in kept], [pivot.proxy[proxy][have[i]] for i in kept]
+                )
+            }
+            trained_s = sum(pivot.proxy_s[proxy][have[i]] for i in kept)
+            print(
+                f"| {name or 'none (train all)'} | {'all' if name is None else k + 1} | {len(kept)} of {len(have)} | "
+                f"{trained_s / seconds:.2f} | {len(truth & set(kept))} of {len(truth)} | {len(found)} | "
+                f"{len(truth & found) / len(truth) * 100:.0f} % |"
+            )
+            if truth <= set(kept):
+                break
+
+
 def fmt(value: float, spec: str) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
 
@@ -198,6 +238,7 @@ def report(table: Path, resamples: int = 2000, full_setting: str = "e12-nall-r64
                 f"({best['agreement'].text()})"
             )
     print()
+    verdicts = {}
     for line in lines:  # does a proxy rank better than MACs alone? a paired bootstrap over the same networks
         if line["name"] in ("params", "macs"):
             continue
@@ -208,11 +249,15 @@ def report(table: Path, resamples: int = 2000, full_setting: str = "e12-nall-r64
             pivot.full_mean(have),
             resamples,
         )
+        verdicts[line["name"]] = low > 0
         verdict = "beats" if low > 0 else "does not beat"
         print(
             f"{line['name']} {verdict} MACs alone: tau difference {difference:+.2f} [{fmt(low, '+.2f')}, "
             f"{fmt(high, '+.2f')}] (paired bootstrap over networks)"
         )
+    if usable:
+        beating = [name for name in pivot.score_seeds if name in verdicts and verdicts[name]]
+        prerank_table(pivot, labels, cost, best["name"], beating)
     for name, seeds in pivot.score_seeds.items():
         if "0" in seeds and "1" in seeds:
             common = [label for label in labels if label in seeds["0"] and label in seeds["1"]]

@@ -187,18 +187,33 @@ def matched_pairs(
     return sorted(pairs)
 
 
+def pareto_layers(cost: Sequence[float], accuracy: Sequence[float]) -> list[int]:
+    """Non-dominated sorting on lower ``cost`` x higher ``accuracy``: each network's layer, 0 for the Pareto
+    front, 1 for the front of the rest, and so on.
+
+    >>> pareto_layers([1, 2, 3, 2], [10, 20, 30, 15])
+    [0, 0, 0, 1]
+    """
+    layers, rest, layer = [0] * len(cost), set(range(len(cost))), 0
+    while rest:
+        front = {
+            i
+            for i in rest
+            if not any(
+                cost[j] <= cost[i] and accuracy[j] >= accuracy[i] and (cost[j] < cost[i] or accuracy[j] > accuracy[i])
+                for j in rest
+            )
+        }
+        for i in front:
+            layers[i] = layer
+        rest, layer = rest - front, layer + 1
+    return layers
+
+
 def pareto_front(cost: Sequence[float], accuracy: Sequence[float]) -> set[int]:
     """Indices of the networks no other network beats on both lower ``cost`` and higher ``accuracy``
     (better on one, at least as good on the other)."""
-    front = set()
-    for i in range(len(cost)):
-        dominated = any(
-            cost[j] <= cost[i] and accuracy[j] >= accuracy[i] and (cost[j] < cost[i] or accuracy[j] > accuracy[i])
-            for j in range(len(cost))
-        )
-        if not dominated:
-            front.add(i)
-    return front
+    return {i for i, layer in enumerate(pareto_layers(cost, accuracy)) if layer == 0}
 
 
 def front_recovery(cost: Sequence[float], proxy: Sequence[float], full: Sequence[float]) -> float:

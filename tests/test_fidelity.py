@@ -16,6 +16,7 @@ from e2gcsearch.fidelity import (
     noise_ceiling,
     pair_order_share,
     pareto_front,
+    pareto_layers,
     rank_agreement,
     tau_against_halves,
     tau_difference,
@@ -128,3 +129,10 @@ def test_a_proxy_is_read_against_references_of_the_ceilings_size():
     single = tau_against_halves(truth, seeds, half=1)  # against each seed alone, averaged
     assert single == pytest.approx(sum(rank_agreement(truth, seed, 10).tau for seed in seeds) / 4)
     assert tau_against_halves(truth, seeds) >= single  # a mean of two seeds is a steadier reference
+
+
+def test_pareto_layers_peel_fronts_in_order():
+    cost, accuracy = [1.0, 2.0, 3.0, 2.0, 4.0, 3.0], [10.0, 20.0, 30.0, 15.0, 12.0, 15.0]
+    assert pareto_layers(cost, accuracy) == [0, 0, 0, 1, 3, 2]
+    assert pareto_front(cost, accuracy) == {0, 1, 2}
+    assert pareto_layers([], []) == []

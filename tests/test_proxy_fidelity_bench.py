@@ -79,3 +79,39 @@ def test_a_missing_data_root_is_one_line(bench, tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         bench.main(["--data-root", str(tmp_path / "nowhere"), "--table", str(tmp_path / "t.csv")])
     assert stop.value.code == 2 and "no Food-101 at" in capsys.readouterr().err
+
+
+def test_ranking_before_training_keeps_the_score_s_first_layers_and_counts_what_it_recovers(bench, capsys):
+    """Four networks, EPF 1..4; full top-1 makes 0, 1 and 3 the front. The score's first layer of (EPF,
+    score) is {0, 2}: training only those keeps one front member of three and a third of the seconds."""
+    from fidelity_report import Pivot, prerank_table
+
+    def row(label, kind, setting, seed, **values):
+        base = {
+            "label": label,
+            "status": "ok",
+            "kind": kind,
+            "setting": setting,
+            "seed": seed,
+            "macs": "1",
+            "params": "1",
+        }
+        return {**base, "top1": "", "train_s": "0", "value_out": "", "unit": "", **values}
+
+    full, proxy, score = [10.0, 20.0, 15.0, 30.0], [10.0, 20.0, 15.0, 30.0], [5.0, 1.0, 9.0, 2.0]
+    rows_ = []
+    for i in range(4):
+        label = f"net{i}"
+        rows_ += [row(label, "full", "e1-nall-r32", seed, top1=str(full[i])) for seed in ("0", "1")]
+        rows_ += [
+            row(label, "proxy", "e1-n4-r32", "0", top1=str(proxy[i]), train_s="10"),
+            row(label, "score", "grad_norm", "0", value_out=str(score[i])),
+            row(label, "epf", "epf", "", value_out=str(i + 1.0), unit="mJ/frame@16 (estimate)"),
+        ]
+    pivot = Pivot(rows_, "e1-nall-r32")
+    labels = pivot.judged
+    prerank_table(pivot, labels, [pivot.epf[label] for label in labels], "e1-n4-r32", ["grad_norm"])
+    out = capsys.readouterr().out
+    assert "| none (train all) | all | 4 of 4 | 1.00 | 3 of 3 | 3 | 100 % |" in out
+    assert "| grad_norm | 1 | 2 of 4 | 0.50 | 1 of 3 | 2 | 33 % |" in out  # layer 0 of (EPF, score): net0, net2
+    assert "| grad_norm | 2 | 4 of 4 | 1.00 | 3 of 3 | 3 | 100 % |" in out  # until every front member is kept
