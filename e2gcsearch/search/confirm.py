@@ -20,9 +20,7 @@ equally good stay tied, and confirm says so instead of measuring forever.
 from __future__ import annotations
 
 import dataclasses
-import statistics
 import time
-from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -31,7 +29,7 @@ from ..data import LoadedData
 from ..devices import resolve_device
 from ..errors import ConfigError
 from ..metrics import Metric
-from ..profiling import BatchProfile, ProfileConfig, extend_measurement, profile_model
+from ..profiling import BatchProfile, ProfileConfig, extend_measurement
 from ..report import contested_pairs
 from ..report.front import FrontInfo
 from ..stats import wilson_interval
@@ -41,11 +39,10 @@ from ..store.record import TrialRecord
 from ..store.results import front_info, trial_record
 from ..train import TrainConfig, train_model
 from .preflight import device_fingerprint_of
+from .remeasure import Say, moved_line, remeasure_epf
 from .run import data_key
 from .study import check_comparable
 from .trial import epf_figures
-
-Say = Callable[[str], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +109,8 @@ def confirm_study(
     remeasure: bool = False,
 ) -> ConfirmReport:
     """Measure contested points of ``study`` until none is left or the budget is spent (module docstring);
-    first, with ``remeasure``, the EPF of every trial again (:func:`remeasure_epf`, outside the budget).
+    first, with ``remeasure``, the EPF of every trial again
+    (:func:`~e2gcsearch.search.remeasure.remeasure_epf`, outside the budget).
 
     ``train``, ``profile`` and ``data`` must be those the search ran with: the data are checked
     against the study's, since seeds trained on other images would pool into meaningless figures.
@@ -166,64 +164,6 @@ def confirm_study(
         len(contested_pairs(front.frame, front.objectives)),
         reason,
         time.perf_counter() - start,
-    )
-
-
-def remeasure_epf(study: optuna.Study, profile: ProfileConfig, say: Say | None = None) -> list[float]:
-    """Measure the training step's EPF of every completed trial of ``study`` again, now, and keep these
-    figures in place of whatever the trial and ``confirm`` had (``confirm --remeasure-epf``).
-
-    EPF drifts between sessions by more than one sitting's interval, and a study's figures may come
-    from several (resumed runs, the profile cache): afterwards its front compares EPF measured in one
-    session. The cache entries are replaced too (``ProfileConfig.refresh``), so a later ``confirm``
-    pools with these. No training; a constraint on EPF is not judged again. Returns, per trial
-    measured, how far its EPF at its largest batch size moved (new / old - 1; see :func:`moved_line`).
-    """
-    say = say or (lambda line: None)
-    trials = [
-        t
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        if record.ARCH_CONFIG in t.user_attrs and record.DUPLICATE_OF not in t.user_attrs
-    ]
-    refresh = dataclasses.replace(profile, use_cache=True, refresh=True)
-    moved: list[float] = []
-    for index, trial in enumerate(trials, 1):
-        stored = trial_record(study, trial)
-        sizes = tuple(sorted(b for b, figures in stored.epf.items() if figures.get("status", "ok") == "ok"))
-        if not sizes:
-            continue
-        fresh = profile_model(
-            stored.arch_config,
-            dataclasses.replace(refresh, batch_sizes=sizes, resolution=stored.resolution or profile.resolution),
-        )
-        confirmed = dict(record.confirmation(study, trial.number))
-        confirmed[record.EPF] = {str(b): epf_figures(p) for b, p in fresh.batches.items() if p.status == "ok"}
-        study.set_user_attr(record.confirm_key(trial.number), confirmed)
-        largest = sizes[-1]
-        before, now = stored.epf_mj(largest), fresh.batches[largest]
-        if now.status == "ok":
-            moved.append(now.epf_mj / before - 1)
-        after = f"{now.epf_mj:.4g} mJ/frame ({fresh.backend})" if now.status == "ok" else now.status
-        say(
-            f"[{index}/{len(trials)}] trial {trial.number} {stored.arch_config.label()}: EPF@{largest} "
-            f"{before:.4g} -> {after}"
-        )
-    return moved
-
-
-def moved_line(moved: list[float]) -> str:
-    """How far :func:`remeasure_epf` found EPF had moved since it was first measured, in one line.
-
-    >>> moved_line([-0.23, 0.02, -0.04, 0.13])[-71:]
-    'moved by a median of 8.5 % (-23 % to +13 %) since their earlier sitting'
-    """
-    if not moved:
-        return "no trial had an EPF to measure again"
-    median = statistics.median(abs(m) for m in moved)
-    return (
-        f"{len(moved)} trials measured again: EPF at their largest batch size moved by a median of "
-        f"{100 * median:.2g} % ({100 * min(moved):+.0f} % to {100 * max(moved):+.0f} %) since their "
-        "earlier sitting"
     )
 
 

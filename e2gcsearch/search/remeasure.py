@@ -1,0 +1,77 @@
+"""Measure the EPF of every completed trial of a study again, in one sitting, so that its front compares
+EPF measured side by side (``confirm --remeasure-epf``, run before :mod:`e2gcsearch.search.confirm`
+measures contested points); :func:`moved_line` says how far the figures had moved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from collections.abc import Callable
+
+import optuna
+
+from ..profiling import ProfileConfig, profile_model
+from ..store import record
+from ..store.results import trial_record
+from .trial import epf_figures
+
+Say = Callable[[str], None]
+
+
+def remeasure_epf(study: optuna.Study, profile: ProfileConfig, say: Say | None = None) -> list[float]:
+    """Measure the training step's EPF of every completed trial of ``study`` again, now, and keep these
+    figures in place of whatever the trial and ``confirm`` had (``confirm --remeasure-epf``).
+
+    EPF drifts between sessions by more than one sitting's interval, and a study's figures may come
+    from several (resumed runs, the profile cache): afterwards its front compares EPF measured in one
+    session. The cache entries are replaced too (``ProfileConfig.refresh``), so a later ``confirm``
+    pools with these. No training; a constraint on EPF is not judged again. Returns, per trial
+    measured, how far its EPF at its largest batch size moved (new / old - 1; see :func:`moved_line`).
+    """
+    say = say or (lambda line: None)
+    trials = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if record.ARCH_CONFIG in t.user_attrs and record.DUPLICATE_OF not in t.user_attrs
+    ]
+    refresh = dataclasses.replace(profile, use_cache=True, refresh=True)
+    moved: list[float] = []
+    for index, trial in enumerate(trials, 1):
+        stored = trial_record(study, trial)
+        sizes = tuple(sorted(b for b, figures in stored.epf.items() if figures.get("status", "ok") == "ok"))
+        if not sizes:
+            continue
+        fresh = profile_model(
+            stored.arch_config,
+            dataclasses.replace(refresh, batch_sizes=sizes, resolution=stored.resolution or profile.resolution),
+        )
+        confirmed = dict(record.confirmation(study, trial.number))
+        confirmed[record.EPF] = {str(b): epf_figures(p) for b, p in fresh.batches.items() if p.status == "ok"}
+        study.set_user_attr(record.confirm_key(trial.number), confirmed)
+        largest = sizes[-1]
+        before, now = stored.epf_mj(largest), fresh.batches[largest]
+        if now.status == "ok":
+            moved.append(now.epf_mj / before - 1)
+        after = f"{now.epf_mj:.4g} mJ/frame ({fresh.backend})" if now.status == "ok" else now.status
+        say(
+            f"[{index}/{len(trials)}] trial {trial.number} {stored.arch_config.label()}: EPF@{largest} "
+            f"{before:.4g} -> {after}"
+        )
+    return moved
+
+
+def moved_line(moved: list[float]) -> str:
+    """How far :func:`remeasure_epf` found EPF had moved since it was first measured, in one line.
+
+    >>> moved_line([-0.23, 0.02, -0.04, 0.13])[-71:]
+    'moved by a median of 8.5 % (-23 % to +13 %) since their earlier sitting'
+    """
+    if not moved:
+        return "no trial had an EPF to measure again"
+    median = statistics.median(abs(m) for m in moved)
+    return (
+        f"{len(moved)} trials measured again: EPF at their largest batch size moved by a median of "
+        f"{100 * median:.2g} % ({100 * min(moved):+.0f} % to {100 * max(moved):+.0f} %) since their "
+        "earlier sitting"
+    )
