@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as _scipy
 
+from .pareto import nondominated_layers
 from .stats import bootstrap_interval, bootstrap_tau
 
 
@@ -194,20 +195,7 @@ def pareto_layers(cost: Sequence[float], accuracy: Sequence[float]) -> list[int]
     >>> pareto_layers([1, 2, 3, 2], [10, 20, 30, 15])
     [0, 0, 0, 1]
     """
-    layers, rest, layer = [0] * len(cost), set(range(len(cost))), 0
-    while rest:
-        front = {
-            i
-            for i in rest
-            if not any(
-                cost[j] <= cost[i] and accuracy[j] >= accuracy[i] and (cost[j] < cost[i] or accuracy[j] > accuracy[i])
-                for j in rest
-            )
-        }
-        for i in front:
-            layers[i] = layer
-        rest, layer = rest - front, layer + 1
-    return layers
+    return nondominated_layers([(c, -a) for c, a in zip(cost, accuracy)])
 
 
 def pareto_front(cost: Sequence[float], accuracy: Sequence[float]) -> set[int]:

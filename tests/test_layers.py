@@ -20,7 +20,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "e2gcsearch"
 LAYERS: tuple[tuple[str, ...], ...] = (  # bottom first
-    ("config", "errors", "checks", "paths", "console", "devices", "metrics", "stats", "fidelity", "version"),
+    ("config", "errors", "checks", "paths", "console", "devices", "metrics", "stats", "pareto", "fidelity", "version"),
     ("models", "data", "energy", "cost"),
     ("profiling", "train", "energy_model", "paper"),
     ("report",),
