@@ -24,8 +24,9 @@ from typing import Any
 
 from ..config import ArchConfig
 from ..errors import ConfigError
+from .call import Call, Ref
 from .registry import ModelEntry, register_resolver
-from .rewrite import Call, Ref, StockNetwork, _survey, regrouped_entry
+from .rewrite import StockNetwork, _survey, regrouped_entry
 
 
 def _import_factory(spec: str) -> Callable[..., Any]:

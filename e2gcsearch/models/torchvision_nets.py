@@ -28,9 +28,10 @@ from collections.abc import Callable
 
 from ..config import ArchConfig
 from ..errors import ConfigError
+from .call import Call, Ref
 from .layers import make_divisible
 from .registry import register_model
-from .rewrite import Call, Ref, StockNetwork, regrouped_entry
+from .rewrite import StockNetwork, regrouped_entry
 
 MODELS = "torchvision.models"
 
