@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import argparse
 
+from ..config import ArchConfig
 from ..energy_model import DeviceProfile, fig3_frame, layer_table
 from ..energy_model.equations import FIG3_SHAPE
 from ..errors import ConfigError
+from ..paths import PROFILES
+from ..profiling import ProfileConfig
+from ..profiling.layer_roofline import network_roofline
+from ..profiling.peaks import device_peaks
+from ..report.roofline import check_roofline_path, roofline_points, save_roofline_plot, summary_lines
 from ..report.tables import fixed, human_count, render, to_json
 from ._common import HelpFormatter, emit, int_list, note
-from .configs import arch_config_from
-from .options import MODEL, OUTPUT, add_options
+from .configs import arch_config_from, cached_under
+from .options import MODEL, OUTPUT, Group, add_options
 
 EXAMPLES = """\
 examples:
@@ -19,6 +25,14 @@ examples:
   e2gcsearch analyze resnext50 --groups 32 --format csv
   e2gcsearch analyze mobilenet_v1 -G 8 --plot fig3.html --fig3-shape 256,256,3,28
   e2gcsearch analyze mobilenet_v1 -G 4 --plot fig3.png --profile device-profile.json   # + modelled energy
+  e2gcsearch analyze mobilenet_v1 -G 2 --roofline --plot roofline.png --resolution 112
+  e2gcsearch analyze mobilenet_v1 -G 2 --roofline --roofline-group-sizes 1,4,16 --roofline-groups 2,8,32 \\
+      --plot roofline.html --resolution 112
+
+--roofline times every grouped conv alone on this device (forward + backward at the largest of
+--batch-sizes, in the --impl layout; auto: the faster of nchw and channels_last per layer) and prints
+each one's achieved GFLOP/s against the device's measured peaks; with --plot it draws them on the
+roofline instead of Fig. 3 (.png or .html), one panel per grouping rule, coloured by G or g.
 
 Table II quantities per grouped conv (counting as 'e2gcsearch cost'): M_c = MACs, P = weights,
 A = input + output activations, AI = M_c / (A + P). The *_norm columns divide each by its value for
@@ -49,6 +63,38 @@ HEADERS = {
 }
 
 
+ROOFLINE = Group(
+    "roofline",
+    (
+        "roofline",
+        "batch_sizes",
+        "device",
+        "impl",
+        "mode",
+        "dtype",
+        "threads",
+        "cache_dir",
+        "no_cache",
+        "no_device_lock",
+    ),
+    {"batch_sizes": (16,), "threads": 1},
+)
+POINT_FORMATTERS = {
+    "ai_flop_per_byte": fixed(2),
+    "achieved_gflops": fixed(2),
+    "bound_gflops": fixed(2),
+    "fraction": lambda value: fixed(1)(100 * value),
+    "ms": fixed(3),
+}
+POINT_HEADERS = {
+    "ai_flop_per_byte": "AI FLOP/B (counted)",
+    "achieved_gflops": "GFLOP/s (measured)",
+    "bound_gflops": "bound GFLOP/s",
+    "fraction": "% of bound",
+    "ms": "ms (measured)",
+}
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "analyze",
@@ -57,8 +103,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=HelpFormatter,
     )
-    add_options(parser, MODEL, OUTPUT)
-    parser.add_argument("--plot", metavar="FILE", help="draw Fig. 3 to FILE (.png, .pdf, .svg or .html)")
+    groups = add_options(parser, MODEL, OUTPUT, ROOFLINE)
+    parser.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="draw Fig. 3 to FILE (.png, .pdf, .svg or .html); with --roofline the roofline (.png or .html)",
+    )
     parser.add_argument(
         "--fig3-shape",
         type=int_list,
@@ -70,6 +120,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--profile",
         metavar="FILE",
         help="a device profile (from 'e2gcsearch model fit'): add its modelled layer energy to Fig. 3",
+    )
+    groups["roofline"].add_argument(
+        "--roofline-group-sizes",
+        type=int_list,
+        metavar="G,…",
+        help="with --roofline: also time the network as E2GC with these group sizes (a panel beside FgGC)",
+    )
+    groups["roofline"].add_argument(
+        "--roofline-groups",
+        type=int_list,
+        metavar="g,…",
+        help="with --roofline: also time the network as FgGC with these numbers of groups",
     )
     parser.set_defaults(func=run)
 
@@ -95,6 +157,12 @@ def fig3_with_model(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> None:
     arch_config = arch_config_from(args)
+    if args.roofline:
+        return run_roofline(args, arch_config)
+    if args.roofline_group_sizes or args.roofline_groups:
+        raise ConfigError(
+            "--roofline-group-sizes and --roofline-groups choose the networks of the roofline: add --roofline"
+        )
     frame = layer_table(arch_config, args.resolution)
     if args.plot:
         from ..report.fig3 import save_fig3
@@ -121,3 +189,72 @@ def run(args: argparse.Namespace) -> None:
             "(each ratio is to the same layer made depthwise, G = 1)"
         )
     emit(render(frame, args.format, FORMATTERS, HEADERS))
+
+
+def roofline_config(args: argparse.Namespace) -> ProfileConfig:
+    """How ``analyze --roofline`` times layers: the measurement flags it takes, checked."""
+    if args.threads == "auto":
+        raise ConfigError("analyze --roofline takes --threads N (or 0 for torch's default), not auto")
+    if args.impl == "compile":
+        raise ConfigError(
+            "analyze --roofline times each layer alone, and compile fuses layers into one graph; "
+            "use --impl nchw, channels_last or auto"
+        )
+    if args.profile:
+        raise ConfigError("--profile adds modelled energy to Fig. 3, which --roofline replaces; drop one of them")
+    return ProfileConfig(
+        batch_sizes=args.batch_sizes,
+        resolution=args.resolution,
+        device=args.device,
+        dtype=args.dtype,
+        impl=args.impl or "nchw",
+        mode=args.mode,
+        cache_dir=cached_under(args.cache_dir, PROFILES),
+        use_cache=not args.no_cache,
+        threads=args.threads,
+        device_lock=not args.no_device_lock,
+    )
+
+
+def roofline_networks(args: argparse.Namespace, arch_config: ArchConfig) -> list[ArchConfig]:
+    """The network asked, then the E2GC and FgGC variants of ``--roofline-group-sizes`` / ``--roofline-groups``."""
+    configs = [arch_config]
+    configs += [arch_config.replace(module=None, group_size=size) for size in args.roofline_group_sizes or ()]
+    configs += [arch_config.replace(module=None, groups=groups) for groups in args.roofline_groups or ()]
+    return list(dict.fromkeys(configs))
+
+
+def run_roofline(args: argparse.Namespace, arch_config: ArchConfig) -> None:
+    """``analyze --roofline``: the grouped convs of each network timed alone against the device's peaks."""
+    plot = check_roofline_path(args.plot) if args.plot else None
+    config = roofline_config(args)
+    configs = roofline_networks(args, arch_config)
+    peaks = device_peaks(config, progress=note)
+    networks = []
+    for network in configs:
+        note(f"timing the grouped convs of {network.label()} alone (nchw, channels_last)")
+        networks.append((network, network_roofline(network, config, peaks, grouped_only=True)))
+    points = roofline_points(networks, config.impl)
+    fp, batch = peaks.fingerprint, max(config.batch_sizes)
+    title = (
+        f"{arch_config.arch} at {config.resolution} px, B={batch}, {config.mode} step, impl {config.impl}: "
+        f"{fp.device} ({fp.device_model}), {fp.dtype}, {fp.threads} thread(s)"
+    )
+    if plot:
+        note(f"wrote {save_roofline_plot(points, peaks, plot, 'Roofline of ' + title)}")
+    if args.format == "json":
+        document = {
+            "impl": config.impl,
+            "resolution": config.resolution,
+            "peaks": peaks.to_dict(),
+            "networks": [{"config": c.to_dict(), "roofline": report.to_dict()} for c, report in networks],
+            "points": points.to_dict(orient="records"),
+        }
+        emit(to_json(document))
+        return
+    if args.format in ("table", "markdown"):
+        emit("\n".join([f"roofline of {title}", *peaks.lines(), f"time measured; {networks[0][1].traffic}"]))
+    columns = ["network", "layer", "impl", *POINT_HEADERS]
+    emit(render(points[columns], args.format, POINT_FORMATTERS, POINT_HEADERS))
+    if args.format in ("table", "markdown"):
+        emit("\n".join(summary_lines(points)))

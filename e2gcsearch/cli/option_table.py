@@ -247,6 +247,13 @@ OPTIONS: dict[str, Option] = {
         "forward and backward, apportions the measured energy to them by time share and "
         "flags cliffs (time per MAC >= 3x the median) and what removes them",
     ),
+    "roofline": _option(
+        "--roofline",
+        action="store_true",
+        help="the device's roofline (peak FLOP/s and memory bandwidth, measured once per device, dtype "
+        "and threads, and cached): profile --per-layer: each layer's achieved FLOP/s, forward and "
+        "backward, against min(peak, AI x bandwidth); analyze: the grouped convs timed, --plot draws it",
+    ),
     "profile_threads": _option(
         "--profile-threads",
         type=threads,

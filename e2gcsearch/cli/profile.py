@@ -6,10 +6,14 @@ import argparse
 
 import pandas as pd
 
+from ..errors import ConfigError
 from ..models import check_resolution
 from ..profiling import ProfileResult, profile_model
 from ..profiling.attribution import Attribution, attribute_profile
+from ..profiling.layer_roofline import RooflineReport, attribution_roofline
+from ..profiling.peaks import device_peaks
 from ..profiling.probe import step_timer
+from ..report.roofline import roofline_text
 from ..report.tables import fixed, render, to_json
 from ..train import choose_threads
 from ._common import HelpFormatter, emit, note
@@ -25,6 +29,7 @@ examples:
   E2GCSEARCH_CPU_POWER_W=35 e2gcsearch profile mobilenet_v1 -G 8 --width 0.5 --resolution 64
   e2gcsearch profile mobilenet_v1 -G 2 --resolution 112 --batch-sizes 16 --impl auto --per-layer
   e2gcsearch profile mobilenet_v1 -G 4 --resolution 112 --mode infer --impl channels_last --format json
+  e2gcsearch profile mobilenet_v1 -G 2 --resolution 112 --batch-sizes 16 --per-layer --roofline
 
 EPF = energy of one forward + backward pass of a batch / batch size, in mJ per frame (train mode,
 no optimizer step). Backends (auto tries them in this order): nvml (NVIDIA energy counter or sampled
@@ -35,7 +40,8 @@ auto: the faster of nchw and channels_last, timed per batch size; the choice and
 ms/step are printed and recorded); --mode infer measures a forward pass in eval mode instead of the
 training step. --per-layer then times every layer at the largest batch size and apportions the
 window's energy to the layers by their share of the time (an attribution, not a per-layer
-measurement), and names cliffs: grouped convs at >= 3x the median time per MAC. Defaults: windows of at least 5 s on a GPU and 0.25 s on a CPU;
+measurement), and names cliffs: grouped convs at >= 3x the median time per MAC; --roofline adds each
+layer's achieved FLOP/s against the device's measured peaks (docs: roofline.md). Defaults: windows of at least 5 s on a GPU and 0.25 s on a CPU;
 --threads auto (the faster of 1 thread and every core, timed on the measured step; --threads 1 gives
 figures comparable across runs on a shared CPU). Measurements are cached in <cache home>/profiles: --cache-dir, else $E2GCSEARCH_CACHE_DIR,
 else ~/.cache/e2gcsearch; --no-cache measures afresh.
@@ -75,6 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     groups = add_options(parser, MODEL, MEASUREMENT, OUTPUT, defaults={"threads": "auto"})
     add_option(groups["energy measurement"], "per_layer")
+    add_option(groups["energy measurement"], "roofline")
     parser.set_defaults(func=run)
 
 
@@ -93,6 +100,11 @@ def backend_lines(result: ProfileResult) -> list[str]:
 
 def run(args: argparse.Namespace) -> None:
     arch_config = arch_config_from(args)
+    if args.roofline and not args.per_layer:
+        raise ConfigError(
+            "--roofline sets each layer's time against the device's peaks, so it needs the per-layer "
+            "times: add --per-layer"
+        )
     threads = args.threads
     check_resolution(arch_config.arch, args.resolution, min(args.batch_sizes) if args.mode == "train" else None)
     if threads == "auto":  # time the measured step with 1 thread and with every core, keep the faster
@@ -102,17 +114,26 @@ def run(args: argparse.Namespace) -> None:
     config = profile_config(args, threads=threads)
     result = profile_model(arch_config, config, progress=note)
     layers = attribute_profile(result, config) if args.per_layer else None
+    roofline = None
+    if args.roofline:
+        peaks = device_peaks(config, progress=note)
+        roofline = attribution_roofline(layers, result, config, peaks)
     backend_line, *skipped = backend_lines(result)
     for line in ([] if args.format in ("table", "markdown") else [backend_line]) + skipped:
         note(line)
     if args.format == "json":
-        emit(to_json(result.to_dict() | ({"per_layer": layers.to_dict()} if layers else {})))
+        extra = ({"per_layer": layers.to_dict()} if layers else {}) | (
+            {"roofline": roofline.to_dict()} if roofline else {}
+        )
+        emit(to_json(result.to_dict() | extra))
         return
     frame = pd.DataFrame(result.rows())
     if args.format == "csv":
         emit(render(frame, "csv"))
         if layers:
             emit(render(pd.DataFrame(layers.rows()), "csv"))
+        if roofline:
+            emit(roofline_text(roofline, "csv"))
         return
     fp = result.fingerprint
     frame["steps"] = [f"{row.iterations} x {row.repeats}" for row in frame.itertuples()]
@@ -142,6 +163,8 @@ def run(args: argparse.Namespace) -> None:
             )
     if layers:
         emit(per_layer_text(layers, args.format))
+    if roofline:
+        emit(roofline_lines(roofline, args.format))
 
 
 LAYER_FORMATTERS = {
@@ -175,4 +198,16 @@ def per_layer_text(layers: Attribution, fmt: str) -> str:
     lines += [cliff.line() for cliff in layers.cliffs] or ["no cliff: no grouped conv at >= 3x the median time per MAC"]
     if layers.layout_plan is not None:
         lines.append(layers.layout_plan.line())
+    return "\n".join(lines)
+
+
+def roofline_lines(roofline: RooflineReport, fmt: str) -> str:
+    """The roofline table, then per implementation timed alone the median time over roofline time."""
+    lines = [roofline_text(roofline, fmt)]
+    for impl in dict.fromkeys(row.impl for row in roofline.rows if row.timed == "alone"):
+        ratios = sorted(row.time_over_roofline for row in roofline.chosen(impl))
+        lines.append(
+            f"{impl}, layers alone: median time / roofline time {ratios[len(ratios) // 2]:.1f}, "
+            f"range {ratios[0]:.1f}-{ratios[-1]:.1f} over {len(ratios)} layers"
+        )
     return "\n".join(lines)
