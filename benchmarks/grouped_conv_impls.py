@@ -7,6 +7,10 @@
     checked against ``F.conv2d`` to 1e-4 before it is timed; it is only a candidate if it wins.
 (b) The network: MobileNet-V1 width 1.0 at 112 px, B = 16, EPF@16 (the profiler's protocol) for every
     G under ``--impl nchw`` and under ``--impl auto``, and the group size each one ranks best.
+(c) The layer of (a) against the device's roofline: the device's peaks (dense matmul / conv FLOP/s
+    and copy bandwidth, measured here at one thread), and for every G the time of the implementation
+    ``auto`` chose (and of nchw) divided by the layer's roofline time, forward + backward (FLOPs and
+    compulsory bytes counted as ``e2gcsearch.profiling.roofline`` says). Reported, not a target yet.
 
 Targets: auto / nchw time >= 2.0x faster at G = 2 (the layer); auto never more than 3 % slower
 than nchw for any G (the network).
@@ -15,6 +19,7 @@ Run:
     python benchmarks/grouped_conv_impls.py                 # one thread, estimate backend
     python benchmarks/grouped_conv_impls.py --compile       # also torch.compile (30-60 s per G)
     python benchmarks/grouped_conv_impls.py --quick         # tiny sizes, to check the script runs
+    python benchmarks/grouped_conv_impls.py --skip-network  # (a) and (c) only: the layer, ~1 min
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ import torch.nn.functional as F
 from e2gcsearch import ArchConfig
 from e2gcsearch.profiling import ProfileConfig, profile_model
 from e2gcsearch.profiling.implementations import AUTO_CANDIDATES, calibrate
+from e2gcsearch.profiling.peaks import PeakSizes, measure_peaks
+from e2gcsearch.profiling.roofline import Ceiling, layer_traffic
 from e2gcsearch.train.layout import memory_format
 
 GROUP_SIZES = (1, 2, 4, 8, 16, 32)
@@ -101,14 +108,21 @@ def layer_steps(
     return steps
 
 
-def layer_table(args: argparse.Namespace) -> None:
-    channels, size, batch = (64, 7, 4) if args.quick else (512, 14, 16)
+def layer_shape(quick: bool) -> tuple[int, int, int]:
+    """(channels, side, batch) of the layer of (a) and (c)."""
+    return (64, 7, 4) if quick else (512, 14, 16)
+
+
+def layer_table(args: argparse.Namespace) -> dict[int, tuple[str, dict[str, float]]]:
+    """Print (a); return per G the implementation auto chose and every implementation's seconds."""
+    channels, size, batch = layer_shape(args.quick)
     print(
         f"(a) 3x3 grouped conv, {channels} channels, {size}x{size}, B={batch}, forward + backward; "
         "time / nchw (lower is faster)"
     )
     names = ["channels_last", "bmm (own)"] + (["compile"] if args.compile else [])
     print(f"{'G':>3} {'nchw ms':>8} " + " ".join(f"{n:>14}" for n in names) + f" {'auto chose':>14} {'nchw/auto':>9}")
+    measured = {}
     for group_size in GROUP_SIZES:
         if channels % group_size:
             continue
@@ -125,6 +139,42 @@ def layer_table(args: argparse.Namespace) -> None:
         print(
             f"{group_size:>3} {1000 * times['nchw']:>8.2f} {ratios} {choice.chosen:>14} {speedup:>9.2f}"
             + (f"   (compile took {compile_s:.1f} s)" if "compile" in steps else "")
+        )
+        measured[group_size] = (choice.chosen, times)
+    return measured
+
+
+def roofline_seconds(ceiling: Ceiling, channels: int, size: int, batch: int, group_size: int) -> tuple[float, str]:
+    """The layer's roofline time, forward + backward (dX and dW), float32, and what bounds its forward."""
+    elements = channels * size * size  # per sample, input = output (3x3, stride 1, 'same')
+    forward, backward = layer_traffic(
+        elements * group_size * 9, channels * group_size * 9, elements, elements, batch, 4, input_grad=True
+    )
+    limit = "memory" if forward.ai < ceiling.ridge else "compute"
+    return ceiling.seconds(forward.flops, forward.bytes) + ceiling.seconds(backward.flops, backward.bytes), limit
+
+
+def roofline_table(args: argparse.Namespace, measured: dict[int, tuple[str, dict[str, float]]]) -> None:
+    """(c): the peaks, then per G the chosen implementation's time / the layer's roofline time."""
+    sizes = PeakSizes(128, 2, 32, 8, 8) if args.quick else None
+    peaks = measure_peaks("cpu", "float32", repeats=2 if args.quick else 5, sizes=sizes)
+    channels, size, batch = layer_shape(args.quick)
+    print("\n(c) the layer of (a) against this CPU's roofline (1 thread, float32; peaks measured now):")
+    for line in peaks.lines():
+        print("  " + line)
+    print(
+        "  time measured (forward + backward, median, as in (a)); roofline time = max(FLOPs / peak, bytes / "
+        "bandwidth) per pass, FLOPs = 2 x MACs (backward 4 x), bytes = compulsory traffic, counted"
+    )
+    print(
+        f"{'G':>3} {'roofline ms':>11} {'fwd limit':>9} {'auto chose':>14} {'chosen ms':>9} {'chosen/roofline':>15} {'nchw/roofline':>13}"
+    )
+    for group_size, (chosen, times) in measured.items():
+        bound_s, limit = roofline_seconds(peaks.ceiling, channels, size, batch, group_size)
+        print(
+            f"{group_size:>3} {1000 * bound_s:>11.3f} {limit:>9} {chosen:>14} {1000 * times[chosen]:>9.2f} "
+            f"{times[chosen] / bound_s:>15.1f} {times['nchw'] / bound_s:>13.1f}",
+            flush=True,
         )
 
 
@@ -175,12 +225,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check that the script runs")
     parser.add_argument("--layer-repeats", type=int, default=7, help="timed steps per implementation in (a)")
     parser.add_argument("--repeats", type=int, default=3, help="measured windows per network in (b)")
-    parser.add_argument("--skip-network", action="store_true", help="only (a)")
+    parser.add_argument("--skip-network", action="store_true", help="only (a) and (c)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     one, five, _ = os.getloadavg()
     print(f"torch {torch.__version__}, 1 thread, load average {one:.2f} {five:.2f}")
-    layer_table(args)
+    measured = layer_table(args)
+    roofline_table(args, measured)
     if not args.skip_network:
         network_table(args)
     one, five, _ = os.getloadavg()

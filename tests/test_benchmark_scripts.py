@@ -132,6 +132,8 @@ def test_energy_model_fit(tmp_path):
 def test_grouped_conv_impls(tmp_path):
     out = bench(tmp_path, "grouped_conv_impls.py", "--quick", "--layer-repeats", 1, "--repeats", 1)
     assert "(a) 3x3 grouped conv" in out and "(b) MobileNet-V1" in out and "optimum G: nchw G=" in out
+    assert "(c) the layer of (a) against this CPU's roofline" in out and "chosen/roofline" in out
+    assert "peak compute (measured" in out and "peak memory bandwidth (measured)" in out
 
 
 def test_profile_stability(tmp_path):
