@@ -288,7 +288,7 @@ def test_an_early_stopped_trial_is_pruned_with_its_reason_and_partial_curve(tmp_
     study.sampler = optuna.samplers.PartialFixedSampler(
         FOUR_POINTS.params_of(ArchConfig("mobilenet_v1", group_size=4, width=0.25)), optuna.samplers.RandomSampler()
     )
-    study.optimize(TrialRunner(dataclasses.replace(settings, early_stop=False), data), n_trials=1)
+    study.optimize(TrialRunner(dataclasses.replace(settings, early_stop="off"), data), n_trials=1)
     assert study.trials[-1].state == TrialState.COMPLETE and len(study.trials[-1].user_attrs["top1_curve"]) == 2
 
 
@@ -318,10 +318,10 @@ def six_point_table() -> MeasuredTable:
 @pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random"])  # gp: in benchmarks/search_replay.py (slow)
 def test_replay_measures_the_points_the_budget_buys(sampler):
     table = six_point_table()
-    whole = replay(table, sampler, seed=0, trials=6, early_stop=False)
+    whole = replay(table, sampler, seed=0, trials=6, early_stop="off")
     assert len(set(whole.measured)) == 6 and whole.hypervolume_ratio == pytest.approx(1.0)
     assert whole.train_s == pytest.approx(18.0)
-    half = replay(table, sampler, seed=1, trials=3, early_stop=False)
+    half = replay(table, sampler, seed=1, trials=3, early_stop="off")
     assert len(set(half.measured)) == 3 and 0.0 < half.hypervolume_ratio <= 1.0
 
 

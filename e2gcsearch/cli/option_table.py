@@ -16,7 +16,7 @@ from ..profiling.implementations import AUTO_CANDIDATES, IMPL_CHOICES, MODES
 from ..profiling.settings import DTYPES
 from ..report.tables import FORMATS
 from ..search.objectives import DEFAULT_BATCH_SIZE
-from ..search.search_config import DEFAULT_TRIALS, WARM_STARTS
+from ..search.search_config import DEFAULT_EARLY_STOP, DEFAULT_TRIALS, EARLY_STOPS, WARM_STARTS
 from ..search.space import DEFAULT_WIDTHS, SearchSpace
 from ..search.study import SAMPLERS
 from ..store.storage import DEFAULT_STORAGE, DEFAULT_STUDY
@@ -350,13 +350,19 @@ OPTIONS: dict[str, Option] = {
         help="device profile from 'e2gcsearch model fit' for the warm start (auto or model), "
         "instead of this device's cached calibration",
     ),
+    "early_stop": _option(
+        "--early-stop",
+        choices=EARLY_STOPS,
+        default=DEFAULT_EARLY_STOP,
+        help="stop proxy trainings early (the trial is PRUNED, with the reason): 'rule' once even its top-1 "
+        "+ the largest remaining gain seen in completed trials + the noise margin is beaten by a completed "
+        "trial with lower or equal EPF; 'asha' successive halving: at epochs E/2, E/4, ... a trial goes on "
+        "only if it is in the better half, by Pareto rank on the other objectives and top-1 so far, of the "
+        "trials that reached that epoch; 'off' trains every trial to its last epoch. Nothing is stopped "
+        "before 4 trials could be compared",
+    ),
     "no_early_stop": _option(
-        "--no-early-stop",
-        action="store_true",
-        help="train every trial to its last epoch; by default a proxy training stops (the trial "
-        "is PRUNED, with the reason) once even its current top-1 + the largest remaining "
-        "gain seen in completed trials + the noise margin is beaten by a completed trial "
-        "with lower or equal EPF; the first 4 trials always complete",
+        "--no-early-stop", action="store_true", help="the same as --early-stop off (the older spelling)"
     ),
     "confirm": _option(
         "--confirm",

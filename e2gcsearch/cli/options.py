@@ -115,6 +115,7 @@ SEARCH = Group(
         "warm_start",
         "warm_start_profile",
         "proxy_seeds",
+        "early_stop",
         "no_early_stop",
         "confirm",
     ),

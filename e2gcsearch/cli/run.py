@@ -47,7 +47,7 @@ examples:
   e2gcsearch run --storage postgresql://me:PASSWORD@dbhost/e2gc --device cuda --devices 0,1 --workers 2
   e2gcsearch run --space stagewise --study stagewise   # one G per stage, warm-started from Eq. 2
   e2gcsearch run --warm-start none --study plain         # the sampler alone, no energy-model calibration
-  e2gcsearch run --no-early-stop --trials 33               # every point of the default space, each trained fully
+  e2gcsearch run --early-stop off --trials 33              # every point of the default space, each trained fully
 
 objectives: epf (mJ/frame at batch {DEFAULT_BATCH_SIZE}; epf@B for batch B), top1 (maximized), params, macs,
 latency (ms/batch, latency@B). Energy figures name the backend that produced them ('estimate' when no
@@ -58,7 +58,8 @@ resume with other training, measurement or device settings is refused (start a n
 --trials N means N new points, the queued baselines included: a proposal that repeats a measured point is
 answered from the study and not charged; when fewer than N unmeasured points remain, all are measured.
 A trial whose proxy training can no longer reach the front is stopped early (PRUNED, with the reason;
---no-early-stop trains every trial to the end). A run whose trials all fail exits with status 1.
+--early-stop picks the rule or successive halving, --early-stop off trains every trial to the end). A run
+whose trials all fail exits with status 1.
 While a trial measures energy, the other e2gcsearch processes of the host pause their training on that
 device (between two steps), so no window counts another worker's work; --no-device-lock turns it off.
 """
@@ -104,6 +105,15 @@ def proxy_train_config(args: argparse.Namespace, data: DataConfig) -> TrainConfi
     )
 
 
+def _early_stop(args: argparse.Namespace) -> str:
+    """--early-stop, with --no-early-stop read as its older spelling of 'off'."""
+    if args.no_early_stop and "early_stop" in args.chosen and args.early_stop != "off":
+        raise ConfigError(
+            f"--no-early-stop contradicts --early-stop {args.early_stop}; keep one (--no-early-stop is --early-stop off)"
+        )
+    return "off" if args.no_early_stop else args.early_stop
+
+
 def search_config(args: argparse.Namespace) -> SearchConfig:
     if args.warm_start == "none" and args.warm_start_profile:
         raise ConfigError(
@@ -138,7 +148,7 @@ def search_config(args: argparse.Namespace) -> SearchConfig:
         profile=profile_config(args, threads=args.profile_threads, resolution=data.resolution),
         train=proxy_train_config(args, data),
         proxy_seeds=args.proxy_seeds,
-        early_stop=not args.no_early_stop,
+        early_stop=_early_stop(args),
     )
     return SearchConfig(
         settings=settings,

@@ -33,6 +33,7 @@ import pandas as pd
 
 from ..config import ArchConfig
 from ..energy_model import EpfDataset, EpfMeasurement, calibration_configs, fit_device_profile, warm_start_configs
+from ..fidelity import pareto_layers
 from ..metrics import Metric
 from ..report.dominance import front_status
 from ..report.front import HV_MARGIN, hypervolume
@@ -40,6 +41,7 @@ from ..stats import Summary, accuracy_interval
 from ..store import record
 from .budget import NewPoints
 from .early_stop import known_losses, rule_for, top1_margin
+from .halving import halving_rule
 from .space import SearchSpace
 from .study import create_sampler, enqueue_baselines, sampler_seed
 from .trial import measured_twin, repeat
@@ -58,6 +60,13 @@ class MeasuredPoint:
     val_size: int
     epf_std_mj: dict[int, float] = dataclasses.field(default_factory=dict)
     repeats: int = 3  # measurement windows behind each EPF figure
+    truth_top1: float | None = None  # full-training top-1 (%) where measured: what the search is judged by
+
+    def top1(self, truth: bool = False) -> float:
+        """The final proxy top-1, or the full-training top-1 with ``truth``."""
+        if truth and self.truth_top1 is None:
+            raise ValueError(f"{self.arch_config.label()} has no full-training top-1 in the table")
+        return self.truth_top1 if truth else self.top1_curve[-1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,12 +150,16 @@ class MeasuredTable:
     def objectives(self) -> tuple[Metric, Metric]:
         return Metric.of("epf", self.batch_size), Metric.of("top1")
 
-    def losses(self, points: Sequence[MeasuredPoint]) -> np.ndarray:
-        """(n, 2) EPF and -top-1, normalised as in the module docstring."""
-        every = np.array([[p.epf_mj[self.batch_size], -p.top1_curve[-1]] for p in self.points])
+    @property
+    def has_truth(self) -> bool:
+        return all(p.truth_top1 is not None for p in self.points)
+
+    def losses(self, points: Sequence[MeasuredPoint], truth: bool = False) -> np.ndarray:
+        """(n, 2) EPF and -top-1 (proxy, or full training with ``truth``), normalised as in the module docstring."""
+        every = np.array([[p.epf_mj[self.batch_size], -p.top1(truth)] for p in self.points])
         low, high = every.min(axis=0), every.max(axis=0)
         span = np.where(high > low, high - low, 1.0)
-        chosen = np.array([[p.epf_mj[self.batch_size], -p.top1_curve[-1]] for p in points]).reshape(-1, 2)
+        chosen = np.array([[p.epf_mj[self.batch_size], -p.top1(truth)] for p in points]).reshape(-1, 2)
         return (chosen - low) / (span * (1 + HV_MARGIN))
 
     @functools.cached_property
@@ -189,8 +202,22 @@ class MeasuredTable:
             for epoch in range(1, len(self.points[0].top1_curve))
         ]
 
-    def hypervolume(self, points: Sequence[MeasuredPoint]) -> float:
-        return hypervolume(self.losses(points), np.ones(2)) if points else 0.0
+    def hypervolume(self, points: Sequence[MeasuredPoint], truth: bool = False) -> float:
+        return hypervolume(self.losses(points, truth), np.ones(2)) if points else 0.0
+
+    def judged_by_truth(self, points: Sequence[MeasuredPoint]) -> float:
+        """The hypervolume, judged by full-training top-1, of the front a search over ``points`` shows (its
+        proxy front) ÷ the exhaustive full-training front's; NaN when the table has no full training."""
+        if not self.has_truth:
+            return math.nan
+        shown = [
+            p
+            for p, layer in zip(
+                points, pareto_layers([p.epf_mj[self.batch_size] for p in points], [p.top1() for p in points])
+            )
+            if layer == 0
+        ]
+        return self.hypervolume(shown, truth=True) / self.hypervolume(self.points, truth=True)
 
     def front_status(self, points: Sequence[MeasuredPoint]) -> dict[ArchConfig, str]:
         """Each point's status among ``points`` (front, tied or dominated; see report.dominance), with
@@ -225,6 +252,7 @@ class Replay:
     train_s: float
     repeats: int
     hypervolume_ratio: float
+    truth_ratio: float = math.nan  # the shown front judged by full training (MeasuredTable.judged_by_truth)
 
 
 def replay(
@@ -233,16 +261,24 @@ def replay(
     seed: int,
     trials: int,
     warm_start: bool = False,
-    early_stop: bool = True,
+    early_stop: str = "rule",
     baselines: bool = True,
+    storage: str | optuna.storages.BaseStorage | None = None,
 ) -> Replay:
-    """Replay ``e2gcsearch run --sampler SAMPLER --seed SEED --trials TRIALS`` on ``table``, with
-    ``--warm-start model`` when ``warm_start`` (the CLI's default, auto) and ``--warm-start none`` otherwise."""
+    """Replay ``e2gcsearch run --sampler SAMPLER --seed SEED --trials TRIALS --early-stop EARLY_STOP`` on
+    ``table``, with ``--warm-start model`` when ``warm_start`` (the CLI's default, auto) and ``--warm-start
+    none`` otherwise. With ``storage`` (an Optuna storage URL) the replay joins the study ``replay`` there,
+    as a second worker or a resumed run would; the result counts the trials added since it joined."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space, num_classes = table.space, table.points[0].arch_config.num_classes
     study = optuna.create_study(
-        directions=["minimize", "maximize"], sampler=create_sampler(sampler, seed, space, trials)
+        directions=["minimize", "maximize"],
+        sampler=create_sampler(sampler, seed, space, trials),
+        storage=storage,
+        study_name="replay" if storage else None,
+        load_if_exists=storage is not None,
     )
+    before = {t.number for t in study.get_trials(deepcopy=False)}
     if baselines:
         enqueue_baselines(study, space, num_classes)
     if warm_start:
@@ -250,16 +286,26 @@ def replay(
     budget = NewPoints(space, trials, num_classes, sampler_seed(seed, len(study.trials)), study)  # as run does
     spent = {"train_s": 0.0}
     study.optimize(lambda trial: _objective(trial, table, early_stop, spent), n_trials=None, callbacks=[budget])
-    new = [t for t in study.get_trials(deepcopy=False) if record.DUPLICATE_OF not in t.user_attrs]
+    new = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if record.DUPLICATE_OF not in t.user_attrs and t.number not in before and record.ARCH_CONFIG in t.user_attrs
+    ]
     configs = [ArchConfig.from_dict(t.user_attrs[record.ARCH_CONFIG]) for t in new]
     completed = [c for c, t in zip(configs, new) if t.state == optuna.trial.TrialState.COMPLETE]
-    found = table.hypervolume([table.lookup(c) for c in completed])
+    points = [table.lookup(c) for c in completed]
+    found = table.hypervolume(points)
     return Replay(
-        tuple(configs), tuple(completed), spent["train_s"], budget.repeats, found / table.hypervolume(table.points)
+        tuple(configs),
+        tuple(completed),
+        spent["train_s"],
+        budget.repeats,
+        found / table.hypervolume(table.points),
+        table.judged_by_truth(points),
     )
 
 
-def _objective(trial: Any, table: MeasuredTable, early_stop: bool, spent: dict[str, float]) -> list[float]:
+def _objective(trial: Any, table: MeasuredTable, early_stop: str, spent: dict[str, float]) -> list[float]:
     arch_config = table.space.sample(trial, table.points[0].arch_config.num_classes)
     twin = measured_twin(trial, arch_config)
     if twin is not None:
@@ -267,7 +313,12 @@ def _objective(trial: Any, table: MeasuredTable, early_stop: bool, spent: dict[s
     point = table.lookup(arch_config)
     epf = point.epf_mj[table.batch_size]
     trial.set_user_attr(record.ARCH_CONFIG, arch_config.to_dict())
-    rule = rule_for(trial.study, table.objectives, len(point.top1_curve), point.val_size) if early_stop else None
+    epochs = len(point.top1_curve)
+    rule = {
+        "rule": lambda: rule_for(trial.study, table.objectives, epochs, point.val_size),
+        "asha": lambda: halving_rule(trial, table.objectives, epochs),
+        "off": lambda: None,
+    }[early_stop]()
     known = known_losses(table.objectives, [epf, 0.0])
     for epoch, top1 in enumerate(point.top1_curve, start=1):
         spent["train_s"] += point.epoch_s[epoch - 1]

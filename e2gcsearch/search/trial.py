@@ -35,6 +35,7 @@ from ..store.lost import interruption_reason
 from ..store.results import seed_noise, trial_record
 from ..train import TrainConfig, train_model
 from .early_stop import known_losses, rule_for
+from .halving import halving_rule
 from .objectives import Constraint
 from .space import Space
 
@@ -55,7 +56,9 @@ class TrialSettings:
     profile: ProfileConfig
     train: TrainConfig
     proxy_seeds: int = 1  # proxy trainings per trial (seeds train.seed, train.seed + 1, ...); top-1 is their mean
-    early_stop: bool = True  # stop a proxy training that can no longer reach the front (search/early_stop.py)
+    # stop a proxy training early: "rule" (one that can no longer reach the front, search/early_stop.py),
+    # "asha" (successive halving with Pareto promotion, search/halving.py) or "off"
+    early_stop: str = "rule"
 
     @property
     def batch_sizes(self) -> tuple[int, ...]:
@@ -185,7 +188,7 @@ class TrialRunner:
         return the mean.
 
         With early stopping, a training that can no longer reach the front is stopped and the trial
-        pruned (:mod:`.early_stop`)."""
+        pruned (:mod:`.early_stop`, :mod:`.halving`)."""
         runs = []
         stop = self._stopping(trial, results)
         for offset in range(self.settings.proxy_seeds):
@@ -230,12 +233,14 @@ class TrialRunner:
     def _stopping(self, trial: Any, results: dict[str, Any]) -> _EpochCheck | None:
         """The per-epoch check of the early-stopping rule (``None`` when it is off or cannot apply)."""
         study = getattr(trial, "study", None)
-        if not self.settings.early_stop or study is None:
+        if self.settings.early_stop == "off" or study is None:
             return None
         objectives = self.settings.objectives
         known = known_losses(
             objectives, [0.0 if o.is_accuracy else self._objective_value(o, results) for o in objectives]
         )
+        if self.settings.early_stop == "asha":
+            return _EpochCheck(halving_rule(trial, objectives, self.settings.train.epochs), known)
         records = [
             trial_record(study, t)
             for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))

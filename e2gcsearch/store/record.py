@@ -29,6 +29,8 @@ User attrs of a trial:
     top1_curve         proxy top-1 (%) after each epoch (of the first seed); partial when stopped early
     train_status       "ok", "non-finite loss", "skipped (infeasible)" or "stopped early"
     early_stop         why the trial was stopped early (PRUNED trials; see search/early_stop.py)
+    halving            the rungs of successive halving the trial passed, each with its entry (known
+                       objectives, top-1), Pareto position and whether it went on (search/halving.py)
     data               dataset + subset description
     wall_s             {"cost", "profile", "train"} seconds per phase
     device_lock        {"waited_s", "paused_s"}: seconds the measurement waited for other processes of
@@ -83,6 +85,7 @@ TOP1 = "top1"
 TOP1_SEEDS = "top1_seeds"
 TOP1_CURVE = "top1_curve"
 EARLY_STOP = "early_stop"
+HALVING = "halving"  # {"<epoch>": {known, top1, position, of, promoted}}: the rungs a trial passed (search/halving.py)
 TOP1_SEED_IDS = "top1_seed_ids"  # in a confirm attr: the training seed of every entry of top1_seeds
 INFEASIBLE = "infeasible"
 VIOLATIONS = "violations"

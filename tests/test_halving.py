@@ -1,0 +1,112 @@
+"""Successive halving with Pareto promotion (search/halving.py): the rungs, the rule's decisions, and the
+rule in replayed searches that share or resume a study on SQLite and journal storage."""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from e2gcsearch import ArchConfig
+from e2gcsearch.search.halving import HalvingRule, rungs, study_entries
+from e2gcsearch.search.replay import MeasuredPoint, MeasuredTable, replay
+from e2gcsearch.store import record
+
+
+def test_rungs_divide_the_epochs_by_eta():
+    assert rungs(4, 2) == (1, 2) and rungs(8, 2) == (1, 2, 4) and rungs(9, 3) == (1, 3)
+    assert rungs(1, 2) == () and rungs(3, 4) == ()
+
+
+def test_the_rule_keeps_the_best_share_by_pareto_position_and_writes_every_rung():
+    written = []
+    others = [((float(epf),), top1) for epf, top1 in [(1, 40.0), (2, 50.0), (3, 60.0), (4, 70.0), (5, 80.0)]]
+    rule = HalvingRule(4, lambda epoch: others, written.append, eta=2)
+    assert rule.verdict(1, 45.0, (6.0,)).startswith("stopped at rung 1 (epoch 1/4): Pareto position 6 of 6")
+    assert written[-1] == {1: {"known": [6.0], "top1": 45.0, "position": 6, "of": 6, "promoted": False}}
+    # Cheaper than all of them: on the front, at an end of it (infinite crowding): kept.
+    rule = HalvingRule(4, lambda epoch: others, written.append, eta=2)
+    assert rule.verdict(1, 10.0, (0.5,)) is None and written[-1][1]["promoted"] is True
+    assert rule.verdict(3, 10.0, (0.5,)) is None  # not a rung: nothing asked, nothing written
+    assert len(written) == 2
+
+
+def test_nothing_is_stopped_while_the_rung_holds_few_trials():
+    rule = HalvingRule(4, lambda epoch: [((1.0,), 90.0)] * 3, eta=2)  # three others, fewer than four
+    assert rule.verdict(1, 1.0, (9.0,)) is None and rule.passed[1]["promoted"] is True
+
+
+def table() -> MeasuredTable:
+    """Twelve E2GC points; epoch-1 top-1 already orders them as the final one does."""
+    points = []
+    for group_size, width in itertools.product((1, 2, 4, 8, 16, 32), (0.25, 0.5)):
+        final = 60.0 + 20 * width - group_size / 4
+        points.append(
+            MeasuredPoint(
+                ArchConfig("mobilenet_v1", group_size=group_size, width=width, num_classes=10),
+                {16: 10 * width + group_size / 8},
+                (final - 20, final - 5, final - 2, final),
+                (1.0, 1.0, 1.0, 1.0),
+                val_size=400,
+                epf_std_mj={16: 0.01},
+                truth_top1=final + 1,
+            )
+        )
+    return MeasuredTable.of(points, resolution=48)
+
+
+def test_a_replay_with_halving_stops_trials_at_rungs_and_says_why():
+    measured = table()
+    off = replay(measured, "random", seed=0, trials=12, early_stop="off")
+    asha = replay(measured, "random", seed=0, trials=12, early_stop="asha")
+    assert len(set(asha.measured)) == 12 and len(asha.completed) < 12
+    assert asha.train_s < off.train_s == 48.0
+    assert off.hypervolume_ratio == pytest.approx(1.0) and off.truth_ratio == pytest.approx(1.0)
+
+
+def _worker(url: str, seed: int) -> None:
+    replay(table(), "random", seed=seed, trials=6, early_stop="asha", storage=url)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_workers_and_resumed_runs_share_the_rungs_each_trial_deciding_once(tmp_path, kind):
+    url = f"sqlite:///{tmp_path / 'study.db'}" if kind == "sqlite" else str(tmp_path / "study.log")
+    storage = (
+        url if kind == "sqlite" else optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))
+    )
+    _worker(url if kind == "sqlite" else storage, 0)  # a first run, then two workers resuming it at once
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_worker_by_kind, args=(kind, url, seed)) for seed in (1, 2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+        assert worker.exitcode == 0
+    study = optuna.load_study(study_name="replay", storage=storage)
+    trials = [
+        t for t in study.get_trials() if record.ARCH_CONFIG in t.user_attrs and record.DUPLICATE_OF not in t.user_attrs
+    ]
+    assert not [t for t in study.get_trials() if t.state == TrialState.RUNNING]
+    decided = [t for t in trials if record.HALVING in t.user_attrs]
+    assert decided and any(t.state == TrialState.PRUNED for t in decided)
+    for trial in decided:
+        passed = trial.user_attrs[record.HALVING]
+        assert set(passed) <= {"1", "2"}  # one entry per rung, written by the one process that ran the trial
+        if trial.state == TrialState.PRUNED:
+            last = passed[max(passed, key=int)]
+            assert last["promoted"] is False and trial.user_attrs[record.EARLY_STOP].startswith("stopped at rung")
+        else:
+            assert all(entry["promoted"] for entry in passed.values())
+    # A later trial's rung counts the earlier runs' entries (the resumed study goes on with its rungs).
+    later = max(decided, key=lambda t: t.number)
+    entries = study_entries(study, table().objectives, later.number)(1)
+    assert later.user_attrs[record.HALVING]["1"]["of"] <= len(entries) + 1 and len(entries) >= 6
+
+
+def _worker_by_kind(kind: str, url: str, seed: int) -> None:
+    if kind == "journal":
+        url = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))
+    _worker(url, seed)
