@@ -12,16 +12,24 @@ are skipped, and ``--max-seconds`` stops starting new points, so the measurement
 several quiet windows (run it under ``flock -x`` so that EPF and epoch times are not shared).
 
 ``replay`` runs, without training, each sampler (tpe, nsga2, gp, random) with and without
-``--warm-start model`` and with and without early stopping over ``--seeds`` seeds: the search loop
-of ``e2gcsearch run`` (baselines queued first, repeats not charged, the same stopping rule), with
-each trial's objectives looked up in the table. It prints the hypervolume of the front found after
-25 % and 50 % of the grid ÷ the exhaustive front's hypervolume (mean ± std over seeds) and the
-training time early stopping saves. The warm start fits the energy model to the table's EPF of its
-own calibration networks (the ones ``--warm-start model`` profiles), nothing else.
+``--warm-start model`` and under each ``--early-stop`` policy (off, the stopping rule, successive halving)
+over ``--seeds`` seeds: the search loop of ``e2gcsearch run`` (baselines queued first, repeats not
+charged, the same stopping rules), with each trial's objectives looked up in the table. It prints the
+hypervolume of the front found after 25 %, 50 % and 100 % of the grid ÷ the exhaustive front's (mean ±
+std over seeds) and the training seconds ÷ the same search without early stopping. The warm start fits
+the energy model to the table's EPF of its own calibration networks (the ones ``--warm-start model``
+profiles), nothing else.
+
+Given ``benchmarks/data/proxy_fidelity_food101-10.csv`` (the table of ``proxy_fidelity.py``), the replay
+runs on its E2GC/FgGC points at the widths where every point has full training, with the ``--proxy``
+budget's per-epoch curves as the search sees them, and also judges the front each search shows by
+full-training top-1 (``--truth``, the mean over every seed the points share): "HV full" is that front's
+hypervolume ÷ the exhaustive full-training front's.
 
 Run from the repository root:
     flock -x /tmp/quiet.lock python benchmarks/search_replay.py measure --max-seconds 420
     python benchmarks/search_replay.py replay --seeds 30
+    python benchmarks/search_replay.py replay --table benchmarks/data/proxy_fidelity_food101-10.csv --seeds 20
 """
 
 from __future__ import annotations
@@ -181,57 +189,119 @@ def measure_point(arch_config, data, train, profile) -> dict[str, object]:
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
 
 
+POLICIES = ("off", "rule", "asha")  # --early-stop of e2gcsearch run
+
+
+def read_fidelity_table(path: Path, proxy: str, truth: str):
+    """The default space as ``benchmarks/proxy_fidelity.py`` measured it on food101-10: each E2GC/FgGC
+    point's ``proxy`` curve (seed 0) and EPF, and its full-training top-1 (``truth``, the mean over the seeds
+    every point has) as the truth the replay is judged by. Only widths where every point has the truth."""
+    from e2gcsearch.config import ArchConfig
+    from e2gcsearch.search.replay import MeasuredPoint, MeasuredTable
+
+    rows = _read_rows(path)
+    by_label: dict[str, dict[str, dict]] = {}
+    for row in rows:
+        if row["status"] == "ok" and row["module"] in ("E2GC", "FgGC"):
+            by_label.setdefault(row["label"], {})[f"{row['kind']}|{row['setting']}|{row['seed']}"] = row
+    seeds = None
+    for runs in by_label.values():
+        found = {key.rsplit("|", 1)[1] for key in runs if key.startswith(f"full|{truth}|")}
+        seeds = found if seeds is None else seeds & found if found else seeds
+    points = []
+    for runs in by_label.values():
+        trained, epf = runs.get(f"proxy|{proxy}|0"), runs.get("epf|epf|0")
+        if trained is None or epf is None:
+            continue
+        full = [float(runs[f"full|{truth}|{seed}"]["top1"]) for seed in seeds or () if f"full|{truth}|{seed}" in runs]
+        figures = [part.split(":") for part in epf["epoch_s"].split(";")]
+        family = "group_size" if trained["module"] == "E2GC" else "groups"
+        points.append(
+            MeasuredPoint(
+                ArchConfig(
+                    trained["arch"], width=float(trained["width"]), num_classes=10, **{family: int(trained["value"])}
+                ),
+                {int(b): float(mean) for b, mean, _, _ in figures},
+                tuple(float(v) for v in trained["top1_curve"].split(";")),
+                tuple(float(v) for v in trained["epoch_s"].split(";")),
+                int(trained["val_size"]),
+                {int(b): float(std) for b, _, std, _ in figures},
+                truth_top1=sum(full) / len(full) if seeds and len(full) == len(seeds) else None,
+            )
+        )
+    widths = {p.arch_config.width for p in points}
+    widths -= {p.arch_config.width for p in points if p.truth_top1 is None}
+    kept = [p for p in points if p.arch_config.width in widths]
+    return MeasuredTable.of(kept, resolution=int(rows[0]["resolution"] or 64)), sorted(seeds or (), key=int)
+
+
 def replay_all(args: argparse.Namespace) -> None:
     from e2gcsearch.search.replay import MeasuredTable, replay, summary
 
-    table = MeasuredTable.read(args.table, modules=args.modules.split(",") if args.modules else None)
+    if "kind" in (_read_rows(args.table)[:1] or [{}])[0]:  # a proxy_fidelity table: judged by full training
+        table, seeds = read_fidelity_table(args.table, args.proxy, args.truth)
+        source = f"{args.proxy} curves, judged by {args.truth} full training (mean of seeds {', '.join(seeds)})"
+    else:
+        table = MeasuredTable.read(args.table, modules=args.modules.split(",") if args.modules else None)
+        source = f"{args.modules} rows" if args.modules else "every row"
     size = len(table.points)
     budgets = {"25 %": size // 4, "50 %": size // 2, "100 %": size}
-    samplers = args.samplers.split(",")
     started = time.perf_counter()
+    exhaustive = table.front_status(table.points)
     print(
-        f"table: {args.table.name}{f' ({args.modules} rows)' if args.modules else ''}, {size} points; exhaustive front: "
-        + ", ".join(
-            c.label().replace("mobilenet_v1 ", "")
-            for c, status in table.front_status(table.points).items()
-            if status == "front"
-        )
+        f"table: {args.table.name} ({source}), {size} points; exhaustive proxy front: "
+        + ", ".join(c.label().replace("mobilenet_v1 ", "") for c, status in exhaustive.items() if status == "front")
     )
     print(
         f"budgets: {', '.join(f'{k} = {v} new points' for k, v in budgets.items())}; {args.seeds} seeds each; "
-        "HV = hypervolume of the completed trials' front / the exhaustive front's"
+        "HV = hypervolume of the completed trials' front / the exhaustive front's (proxy top-1)"
+        + (
+            "; HV full = the shown front judged by full-training top-1 / the exhaustive full-training front's"
+            if table.has_truth
+            else ""
+        )
+        + "; training s = ÷ the same search without early stopping"
     )
-    print()
+    judged = ("HV", "HV full") if table.has_truth else ("HV",)
     print(
-        "| sampler | warm start | early stop | HV at 25 % | HV at 50 % | HV at 100 % | training s at 50 % | saved by early stop (25 / 50 / 100 %) |"
+        "\n| sampler | warm start | early stop | "
+        + " | ".join(f"{name} at {budget}" for name in judged for budget in budgets)
+        + " | "
+        + " | ".join(f"training s at {budget}" for budget in budgets)
+        + " |"
     )
-    print("|---|---|---|---:|---:|---:|---:|---:|")
+    print("|---|---|---|" + "---:|" * (len(judged) + 1) * len(budgets))
     lost = []
-    for sampler in samplers:
+    for sampler in args.samplers.split(","):
         for warm in (False, True):
-            times = {}
-            for early in (False, True):
+            spent = {}
+            for policy in args.policies.split(","):
                 runs = {
                     name: [
-                        replay(table, sampler, seed, trials, warm_start=warm, early_stop=early)
+                        replay(table, sampler, seed, trials, warm_start=warm, early_stop=policy)
                         for seed in range(args.seeds)
                     ]
                     for name, trials in budgets.items()
                 }
-                hv = {name: summary([r.hypervolume_ratio for r in rs]) for name, rs in runs.items()}
-                times[early] = {name: summary([r.train_s for r in rs])[0] for name, rs in runs.items()}
-                saved = "" if not early else " / ".join(f"{1 - times[True][n] / times[False][n]:.0%}" for n in budgets)
+                figures = [summary([r.hypervolume_ratio for r in rs]) for rs in runs.values()]
+                if table.has_truth:
+                    figures += [summary([r.truth_ratio for r in rs]) for rs in runs.values()]
+                spent[policy] = {name: summary([r.train_s for r in rs])[0] for name, rs in runs.items()}
+                base = spent.get("off")
+                shares = [f"{spent[policy][n] / base[n]:.2f}" if base else f"{spent[policy][n]:.0f} s" for n in budgets]
                 print(
-                    f"| {sampler} | {'model' if warm else '-'} | {'on' if early else 'off'} | "
-                    + " | ".join(f"{m:.3f} ± {s:.3f}" for m, s in hv.values())
-                    + f" | {times[early]['50 %']:.0f} | {saved} |",
+                    f"| {sampler} | {'model' if warm else '-'} | {policy} | "
+                    + " | ".join(f"{m:.3f} ± {s:.3f}" for m, s in figures)
+                    + " | "
+                    + " | ".join(shares)
+                    + " |",
                     flush=True,
                 )
-                if early:
-                    lost += _front_losses(table, runs["100 %"])
+                if policy != "off":
+                    lost += [f"{policy}: {loss}" for loss in _front_losses(table, runs["100 %"])]
     print()
     print(
-        f"early stopping over every full-grid run (100 %): {len(lost)} point(s) of the exhaustive front were stopped"
+        f"early stopping over every full-grid run (100 %): {len(lost)} time(s) a point of the exhaustive front was stopped"
         + ("" if not lost else ": " + "; ".join(sorted(set(lost))))
     )
     gains = table.largest_gains()
@@ -244,6 +314,8 @@ def replay_all(args: argparse.Namespace) -> None:
             + " / ".join(f"{g:.1f}" for g in gains)
             + f" points after epoch {'/'.join(map(str, range(1, len(gains) + 1)))}"
         )
+        first = sum(p.epoch_s[0] for p in table.points) / sum(sum(p.epoch_s) for p in table.points)
+        print(f"the first epoch of every point is {first:.0%} of the full grid's training time on this table")
     print(f"replay took {time.perf_counter() - started:.0f} s")
 
 
@@ -277,6 +349,9 @@ def main() -> None:
     replaying.add_argument("--seeds", type=int, default=30)
     replaying.add_argument("--samplers", default=",".join(SAMPLERS), help="comma list")
     replaying.add_argument("--modules", help="replay the rows of these modules only (e.g. E2GC: --modules E2GC)")
+    replaying.add_argument("--policies", default=",".join(POLICIES), help="early-stop policies, comma list")
+    replaying.add_argument("--proxy", default="e4-n100-r64", help="a proxy_fidelity table's proxy budget replayed")
+    replaying.add_argument("--truth", default="e24-nall-r64", help="a proxy_fidelity table's full training")
     replaying.set_defaults(func=replay_all)
     args = parser.parse_args()
     args.func(args)

@@ -179,7 +179,25 @@ def test_search_replay_replays_the_stored_table(tmp_path):
         "--samplers",
         "random",
     )
-    assert "| sampler | warm start |" in out and out.count("| random |") == 4 and "replay took" in out
+    assert "| sampler | warm start |" in out and out.count("| random |") == 6 and "replay took" in out  # 3 policies
+
+
+def test_search_replay_judges_the_food101_table_by_full_training(tmp_path):
+    out = bench(
+        tmp_path,
+        "search_replay.py",
+        "replay",
+        "--table",
+        BENCHMARKS / "data" / "proxy_fidelity_food101-10.csv",
+        "--seeds",
+        1,
+        "--samplers",
+        "random",
+        "--policies",
+        "off,asha",
+    )
+    assert "judged by e24-nall-r64 full training" in out and "HV full at 50 %" in out
+    assert out.count("| random |") == 4 and "| asha |" in out
 
 
 def test_proxy_fidelity_measures_and_reports(tmp_path, food_root):
