@@ -33,6 +33,7 @@ from .base import Measurement, Meter, MeterError, MeterUnavailableError, WindowE
 from .estimate import EstimateMeter
 from .nvml import NvmlMeter, load_nvml
 from .rapl import RaplMeter
+from .spend import Ledger, MeterSpec, Spent
 
 BACKENDS: tuple[str, ...] = ("nvml", "rapl", "estimate")  # the order auto tries
 _CLASSES: dict[str, type[Meter]] = {"nvml": NvmlMeter, "rapl": RaplMeter, "estimate": EstimateMeter}
@@ -84,7 +85,7 @@ def create_meter(backend: str = "auto", device: str = "cpu", **options: Any) -> 
         backend: ``auto``, ``nvml``, ``rapl`` or ``estimate``.
         device: where the measured work runs.
         **options: backend options, each passed to the backends that take it — ``power_w``
-            (estimate), ``sysfs_root`` (rapl), ``nvml_module``/``poll_interval_s`` (nvml),
+            and ``threads`` (estimate), ``sysfs_root`` (rapl), ``nvml_module``/``poll_interval_s`` (nvml),
             ``idle_window_s``, ``environ``, ``synchronize``.
 
     Raises:
@@ -132,12 +133,15 @@ def available_backends(device: str = "cpu", **options: Any) -> list[tuple[str, b
 __all__ = [
     "BACKENDS",
     "EstimateMeter",
+    "Ledger",
     "Measurement",
     "Meter",
     "MeterError",
+    "MeterSpec",
     "MeterUnavailableError",
     "NvmlMeter",
     "RaplMeter",
+    "Spent",
     "WindowError",
     "available_backends",
     "create_meter",

@@ -68,12 +68,14 @@ class EstimateMeter(Meter):
         device: ``"cpu"`` or ``"cuda[:N]"``; picks the default model and environment variable.
         environ: where to read the override variables (``os.environ`` by default).
         synchronize: called at window edges (``torch.cuda.synchronize`` on a GPU).
+        threads: the busy cores of the CPU model (``None``: the intra-op threads torch uses now); a
+            meter built outside the work it measures names the threads that work runs with.
     """
 
     name = "estimate"
     is_estimate = True
     measures_idle = False
-    OPTIONS = frozenset({"power_w", "environ", "synchronize"})
+    OPTIONS = frozenset({"power_w", "environ", "synchronize", "threads"})
 
     def __init__(
         self,
@@ -81,6 +83,7 @@ class EstimateMeter(Meter):
         device: str = "cpu",
         environ: Mapping[str, str] | None = None,
         synchronize: Callable[[], Any] | None = None,
+        threads: int | None = None,
     ) -> None:
         super().__init__(synchronize=synchronize)
         environ = os.environ if environ is None else environ
@@ -95,7 +98,7 @@ class EstimateMeter(Meter):
         elif on_gpu:
             self.power_w, self.model = GPU_POWER_W, " P100 TDP model"
         else:
-            self.power_w, self.model = cpu_tdp_model_w(), " TDP model"
+            self.power_w, self.model = cpu_tdp_model_w(threads), " TDP model"
 
     @property
     def label(self) -> str:
