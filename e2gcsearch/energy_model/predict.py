@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 from collections.abc import Callable, Sequence
@@ -299,13 +300,19 @@ def calibration_configs(space: Space, num_classes: int) -> list[ArchConfig]:
 
 
 def load_or_calibrate(
-    space: Space, num_classes: int, profile_config: Any, path: str | None = None, progress: Progress | None = None
+    space: Space,
+    num_classes: int,
+    profile_config: Any,
+    path: str | None = None,
+    progress: Progress | None = None,
+    ledger: Any = None,
 ) -> DeviceProfile:
     """The device profile at ``path`` (default: this device's calibration at this resolution, kept beside
     the profile cache in ``device-profiles/``), or a new one from a short calibration sweep
     (:func:`calibration_configs`), saved there for the next run. Without the profile cache
     (``profile_config.use_cache`` false, ``--no-cache``) and no ``path``, the calibration runs afresh
-    and is not stored; a ``path`` given is read and written whatever the cache setting."""
+    and is not stored; a ``path`` given is read and written whatever the cache setting. A calibration
+    is metered as one phase of ``ledger`` (an :class:`e2gcsearch.energy.Ledger`), when one is given."""
     from ..profiling import ProfileCache, resolve_device
     from .data import run_sweep
     from .device_profile import current_fingerprint, default_profile_path, fit_device_profile
@@ -328,7 +335,9 @@ def load_or_calibrate(
     configs = calibration_configs(space, num_classes)
     why = "no profile for this device yet; calibrating" if cached else "--no-cache; calibrating afresh"
     say(f"energy model: {why} on {len(configs)} networks")
-    profile = fit_device_profile(run_sweep(configs, profile_config, progress=say), progress=say)
+    metered = ledger.phase("calibration", device, profile_config.threads) if ledger else contextlib.nullcontext()
+    with metered:
+        profile = fit_device_profile(run_sweep(configs, profile_config, progress=say), progress=say)
     if cached:
         profile.save(target)
         say(f"energy model: saved the device profile to {target}")

@@ -19,10 +19,12 @@ from typing import Any
 from optuna.trial import TrialState
 
 from ..config import ArchConfig
+from ..energy import Ledger, MeterSpec
 from ..energy_model import EpfDataset, EpfMeasurement
 from ..errors import DataError, UserError
 from ..profiling import DeviceFingerprint
 from ..store import record
+from ..store.lost import new_run_id
 from ..store.queue import enqueue_once
 from ..store.record import TrialRecord
 from ..store.storage import open_study
@@ -104,12 +106,16 @@ def warm_start_study(
     queued. Candidates ``keep`` rejects (:func:`~e2gcsearch.search.objectives.cost_feasible`: a params
     or MACs constraint) are not queued (see :func:`~e2gcsearch.energy_model.warm_start_configs`).
     ``mode`` ``auto``: a model that cannot be calibrated leaves the sampler alone, with a note;
-    ``model``: that is an error."""
+    ``model``: that is an error. A calibration's energy is recorded on the study (``spent:calibration:*``)."""
     from ..energy_model import load_or_calibrate, warm_start_configs
 
     say = say or (lambda line: None)
+    key = record.spent_key("calibration", new_run_id())
+    ledger = Ledger(
+        MeterSpec(profile_config.backend, profile_config.power_w), lambda phases: study.set_user_attr(key, phases)
+    )
     try:
-        profile = given or load_or_calibrate(space, num_classes, profile_config, progress=say)
+        profile = given or load_or_calibrate(space, num_classes, profile_config, progress=say, ledger=ledger)
         seeds = warm_start_configs(profile, space, num_classes, k=3, resolution=profile_config.resolution, keep=keep)
     except UserError as exc:
         if mode != "auto" or given:  # a profile given by name must serve, whatever the mode

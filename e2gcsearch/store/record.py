@@ -45,6 +45,10 @@ User attrs of a trial:
                        (a sampler may propose a point of a discrete space again; such a trial is told
                        the known result, is not charged to --trials and is not shown by front)
     settings           {"train": ..., "profile": ...}: the settings the trial ran with (threads resolved)
+    spent              [{"kind": "measurement" | "training", "energy_j", "time_s", "backend", "is_estimate",
+                         "label", "cached", "error"}]: every phase of work the trial ran, metered whole by
+                       the backend of its EPF (e2gcsearch.energy.spend); [] when it ran none, absent on
+                       trials from before it was recorded; a repeat of a measured point has none
     worker             {"run", "host", "pid"} of the process that ran it (finds trials of lost workers)
 
 User attrs of the study (written once by ``run``):
@@ -61,6 +65,10 @@ User attrs of the study (written once by ``run``):
     e2gcsearch_version version that created the study
     full:trial-<n>     full-training result of trial n written by ``validate`` (finished trials are
                        immutable in Optuna, so it lives on the study; see validate.full_result)
+    spent:<what>:<tag> the phases of work that belong to no trial, as a trial's ``spent``: the energy
+                       model's calibration (``spent:calibration:<run>``) and validate's full trainings
+                       and measurements (``spent:validate:<run>:trial-<n>``); one key per writer, so
+                       concurrent writers never overwrite each other
     confirm:trial-<n>  more measurements of trial n written by ``confirm``: {"epf": {"<B>": figures
                        pooled over every window so far}, "top1_seeds": [every seed so far]}; readers
                        use these pooled figures instead of the trial's own
@@ -96,6 +104,7 @@ BASELINE = "baseline"
 WARM_START = "warm_start"  # set on points queued by the energy model
 FLGC_STRUCTURE = "flgc_structure"
 DRAWN = "drawn_unmeasured"  # set on points queued because the sampler kept proposing measured ones
+SPENT = "spent"  # the energy and time of every phase of work the trial ran (see the module docstring)
 # Study user attrs.
 OBJECTIVES = "objectives"
 SPACE = "space"
@@ -103,6 +112,7 @@ DATA = "data"
 VERSION = "e2gcsearch_version"
 FULL = "full"  # prefix of the study attrs holding validate's results
 CONFIRM = "confirm"  # prefix of the study attrs holding confirm's pooled measurements
+SPENT_PREFIX = f"{SPENT}:"  # study attrs holding work that belongs to no trial (calibration, validate)
 # Optuna's own system attrs that e2gcsearch reads.
 METRIC_NAMES = "study:metric_names"  # where Study.set_metric_names keeps the names (study)
 FIXED_PARAMS = "fixed_params"  # the parameters of an enqueued trial that has not run yet (trial)
@@ -236,6 +246,11 @@ class TrialRecord:
 def full_key(number: int) -> str:
     """Study attr holding the full-training result of trial ``number`` (written by ``validate``)."""
     return f"{FULL}:trial-{number}"
+
+
+def spent_key(what: str, tag: str) -> str:
+    """Study attr holding the phases of work ``what`` (``calibration``, ``validate``) of one writer ``tag``."""
+    return f"{SPENT_PREFIX}{what}:{tag}"
 
 
 def confirm_key(number: int) -> str:

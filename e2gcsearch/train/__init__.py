@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -55,6 +56,7 @@ from .runtime import build_model, check_inputs, distributed, process_rank, threa
 from .threads import AUTO, ThreadChoice, choose_threads, resolve_layout, resolve_threads
 
 EpochCallback = Callable[[int, dict], Any]
+Metering = Callable[..., contextlib.AbstractContextManager[Any]]  # (device, threads) -> a context held over the run
 
 
 def train_model(
@@ -64,6 +66,7 @@ def train_model(
     on_epoch_end: EpochCallback | None = None,
     structure: dict[str, Any] | None = None,
     between_steps: Callable[[], None] | None = None,
+    metering: Metering | None = None,
 ) -> TrainResult:
     """Train ``arch_config`` on ``data`` and report validation accuracy, loss curve and throughput.
 
@@ -77,6 +80,9 @@ def train_model(
             another process measures energy on the device, see :mod:`e2gcsearch.profiling.lock`).
         structure: FLGC: start from these learned groups (a ``TrainResult.structure`` of an earlier run)
             instead of a random assignment; part of the checkpoint's identity.
+        metering: called as ``metering(device, threads)`` once the device and the thread count are
+            settled; the context it returns is held over the rest of the run (layout choice, model,
+            epochs), e.g. :meth:`e2gcsearch.energy.Ledger.metering` to record the energy it used.
 
     Returns:
         A :class:`TrainResult`; ``status`` is ``"non-finite loss"`` when the loss became NaN or inf;
@@ -91,27 +97,48 @@ def train_model(
     )
     with thread_limit(config.threads), distributed(device_type) as dist:
         device = torch.device(resolve_device(config.device, dist.local_rank))
-        identity = checkpoint.run_identity(arch_config, data, config)  # the layout as asked ("auto" too)
-        if structure is not None:
-            identity["structure"] = structure
-        if dist.active and config.layout == AUTO:
-            config = config.replace(layout="nchw")  # every process must run the same layout; no timing race
-        config = resolve_layout(config, arch_config, data, note if process_rank() == 0 else None)
-        folder = config.checkpoint_dir or (
-            str(checkpoint.default_checkpoint_dir(arch_config, identity)) if config.full else None
-        )
-        if config.resume and folder is None:
-            raise ConfigError("resume needs a checkpoint folder: pass --full or --checkpoint-dir DIR")
-        if folder is not None:  # a file there, a read-only disk: one line now, not an error after an epoch
-            probe_writable(folder, "the checkpoint folder")
-        model = build_model(arch_config, config.seed)
-        if structure is not None:
-            load_structure(model, structure)
-        trainer = Trainer(model, data, config, device, dist, label=arch_config.label())
-        trainer.between_steps = between_steps or trainer.between_steps
-        result = trainer.run(identity, folder, on_epoch_end)
-        result.structure = learned_structure(trainer.model)
+        threads = config.threads if isinstance(config.threads, int) else None
+        with (metering or _unmetered)(str(device), threads):
+            result = _run(arch_config, data, config, device, dist, on_epoch_end, structure, between_steps)
     result.wall_s = time.perf_counter() - started  # model build and data transfer included
+    return result
+
+
+def _unmetered(device: str, threads: int | None) -> contextlib.AbstractContextManager[Any]:
+    return contextlib.nullcontext()
+
+
+def _run(
+    arch_config: ArchConfig,
+    data: LoadedData,
+    config: TrainConfig,
+    device: torch.device,
+    dist: Any,
+    on_epoch_end: EpochCallback | None,
+    structure: dict[str, Any] | None,
+    between_steps: Callable[[], None] | None,
+) -> TrainResult:
+    """The run once threads and device are set: layout, checkpoint folder, model, epochs."""
+    identity = checkpoint.run_identity(arch_config, data, config)  # the layout as asked ("auto" too)
+    if structure is not None:
+        identity["structure"] = structure
+    if dist.active and config.layout == AUTO:
+        config = config.replace(layout="nchw")  # every process must run the same layout; no timing race
+    config = resolve_layout(config, arch_config, data, note if process_rank() == 0 else None)
+    folder = config.checkpoint_dir or (
+        str(checkpoint.default_checkpoint_dir(arch_config, identity)) if config.full else None
+    )
+    if config.resume and folder is None:
+        raise ConfigError("resume needs a checkpoint folder: pass --full or --checkpoint-dir DIR")
+    if folder is not None:  # a file there, a read-only disk: one line now, not an error after an epoch
+        probe_writable(folder, "the checkpoint folder")
+    model = build_model(arch_config, config.seed)
+    if structure is not None:
+        load_structure(model, structure)
+    trainer = Trainer(model, data, config, device, dist, label=arch_config.label())
+    trainer.between_steps = between_steps or trainer.between_steps
+    result = trainer.run(identity, folder, on_epoch_end)
+    result.structure = learned_structure(trainer.model)
     return result
 
 

@@ -33,12 +33,14 @@ import optuna
 from .. import checks
 from ..console import note
 from ..data import DataConfig, LoadedData, load_data
+from ..energy import Ledger, MeterSpec
 from ..errors import ConfigError
 from ..fidelity import agreement_sentence, kendall_tau  # re-exported: validate's API
-from ..profiling import ProfileConfig, profile_model
+from ..profiling import ProfileConfig, profile_model, resolve_device
 from ..profiling.implementations import layout_of
 from ..report import require_trials
-from ..store.record import ARCH_CONFIG, DUPLICATE_OF, TOP1, TrialRecord, full_key
+from ..store.lost import new_run_id
+from ..store.record import ARCH_CONFIG, DUPLICATE_OF, TOP1, TrialRecord, full_key, spent_key
 from ..store.results import front_info, get_trial, proxy_fidelity_note, search_implementation, trial_record
 from ..store.storage import studies_dir
 from ..train import FULL_RECIPE, TrainConfig, train_model
@@ -195,7 +197,7 @@ def reload(study: optuna.Study) -> optuna.Study:
 
 
 def _full_result(
-    record: TrialRecord, data: LoadedData, settings: ValidateSettings, folder: Path, say: Say
+    record: TrialRecord, data: LoadedData, settings: ValidateSettings, folder: Path, say: Say, ledger: Ledger
 ) -> dict[str, Any]:
     arch_config = record.arch_config
     if arch_config.num_classes != data.num_classes:
@@ -207,7 +209,7 @@ def _full_result(
     epochs = settings.epochs or FULL_RECIPE.epochs
     first_seed = settings.train.get("seed") or 0
     runs = [
-        _train_seed(record, arch_config, data, settings, seed_folder(folder, offset), first_seed + offset, say)
+        _train_seed(record, arch_config, data, settings, seed_folder(folder, offset), first_seed + offset, say, ledger)
         for offset in range(settings.full_seeds)
     ]
     top1 = [run.top1 for run in runs if run.ok]
@@ -231,9 +233,10 @@ def _full_result(
     }
     if settings.profile is not None:
         sizes = (settings.search_batch_sizes and tuple(sorted(record.epf))) or settings.profile.batch_sizes
-        measured = profile_model(
-            arch_config, dataclasses.replace(settings.profile, resolution=data.resolution, batch_sizes=sizes)
-        )
+        config = dataclasses.replace(settings.profile, resolution=data.resolution, batch_sizes=sizes)
+        with ledger.phase("full measurement", resolve_device(config.device), config.threads) as phase:
+            measured = profile_model(arch_config, config)
+            phase.cached = all(batch.cached for batch in measured.batches.values())
         full["epf"] = {
             str(b): {
                 "epf_mj": p.epf_mj,
@@ -242,6 +245,7 @@ def _full_result(
                 "status": p.status,
                 "impl": p.impl,
                 "measured_at": p.measured_at,
+                **p.load_figures(),
             }
             for b, p in sorted(measured.batches.items())
         }
@@ -262,6 +266,7 @@ def _train_seed(
     folder: Path,
     seed: int,
     say: Say,
+    ledger: Ledger,
 ) -> Any:
     if settings.retrain and (folder / "last.pt").exists():
         (folder / "last.pt").unlink()
@@ -275,7 +280,9 @@ def _train_seed(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="no checkpoint at", category=RuntimeWarning)
         try:
-            return train_model(arch_config, data, config, structure=record.flgc_structure)  # FLGC: learned groups
+            return train_model(  # FLGC: from the learned groups
+                arch_config, data, config, structure=record.flgc_structure, metering=ledger.metering("full training")
+            )
         except ConfigError as exc:  # e.g. a checkpoint left by a run with other settings
             reason = re.sub(r";[^;]*--checkpoint-dir[^;]*", "", str(exc))  # validate picks the folder itself
             raise ConfigError(
@@ -291,9 +298,13 @@ def validate_trials(
     checkpoints: Path,
     say: Say = note,
 ) -> None:
-    """Fully train and re-profile ``trials``, storing each result under the trial's ``full`` attr."""
+    """Fully train and re-profile ``trials``, storing each result under the trial's ``full`` attr and the
+    energy each training and measurement used under ``spent:validate:<run>:trial-<n>``."""
     settings = _with_search_implementation(study, settings, say)
     loaded: dict[DataConfig, LoadedData] = {}
+    run = new_run_id()
+    profile = settings.profile
+    spec = MeterSpec(profile.backend, profile.power_w) if profile is not None else MeterSpec()
     for trial in trials:
         record = trial_record(study, trial)
         full = full_result(study, trial)
@@ -312,7 +323,9 @@ def validate_trials(
         data_config = data_config_for(record, settings.data)
         if data_config not in loaded:
             loaded[data_config] = load_data(data_config)
-        full = _full_result(record, loaded[data_config], settings, checkpoints / f"trial-{record.number}", say)
+        key = spent_key("validate", f"{run}:trial-{record.number}")
+        ledger = Ledger(spec, lambda phases, key=key: study.set_user_attr(key, phases))
+        full = _full_result(record, loaded[data_config], settings, checkpoints / f"trial-{record.number}", say, ledger)
         store_full_result(study, trial, full)
         top1 = "failed: " + full["status"] if full["top1"] is None else f"{full['top1']:.2f} %"
         say(f"trial {record.number}: full top-1 {top1} (proxy {_percent(record.top1)})")
