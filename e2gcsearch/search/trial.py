@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 from ..cost import network_cost
 from ..data import LoadedData
 from ..devices import resolve_device
+from ..energy import Ledger, MeterSpec
 from ..metrics import MODES, Metric
 from ..models import validate_config
 from ..profiling import DeviceLock, ProfileCache, ProfileConfig, profile_model
@@ -136,6 +137,7 @@ class TrialRunner:
             trial.set_user_attr(record.LEFT_TO, running.number)
             raise optuna.TrialPruned(f"the same point is being measured by trial {running.number}")
         validate_config(arch_config)  # an impossible point fails here, before any work
+        ledger, device = spending_ledger(trial, settings.profile), resolve_device(settings.profile.device)
 
         start = time.perf_counter()
         cost = network_cost(arch_config, resolution)
@@ -145,9 +147,11 @@ class TrialRunner:
         # EPF is measured even when params/MACs already violate a constraint: it is cheap (cached),
         # the objectives need it, and it tells the user what the infeasible point would have cost.
         start, locked = time.perf_counter(), self._lock_counts()
-        profile = profile_model(
-            arch_config, dataclasses.replace(settings.profile, batch_sizes=settings.batch_sizes), lock=self.lock
-        )
+        with ledger.phase("measurement", device, settings.profile.threads) as phase:
+            profile = profile_model(
+                arch_config, dataclasses.replace(settings.profile, batch_sizes=settings.batch_sizes), lock=self.lock
+            )
+            phase.cached = all(batch.cached for batch in profile.batches.values())
         results["epf"] = {batch: epf_figures(result) for batch, result in profile.batches.items()}
         _set(
             trial,
@@ -158,11 +162,13 @@ class TrialRunner:
             latency_ms=_reference_latency(results["epf"], settings),
         )
         if settings.infer_batch_sizes:
-            inference = profile_model(
-                arch_config,
-                dataclasses.replace(settings.profile, mode="infer", batch_sizes=settings.infer_batch_sizes),
-                lock=self.lock,
-            )
+            with ledger.phase("measurement", device, settings.profile.threads) as phase:
+                inference = profile_model(
+                    arch_config,
+                    dataclasses.replace(settings.profile, mode="infer", batch_sizes=settings.infer_batch_sizes),
+                    lock=self.lock,
+                )
+                phase.cached = all(batch.cached for batch in inference.batches.values())
             results[record.EPF_INFER] = {batch: epf_figures(result) for batch, result in inference.batches.items()}
             _set(trial, epf_infer=results[record.EPF_INFER])
         wall["profile"] = time.perf_counter() - start
@@ -174,7 +180,7 @@ class TrialRunner:
             _set(trial, infeasible=True, violations=violations, train_status="skipped (infeasible)")
         elif settings.needs_training:
             start = time.perf_counter()
-            results["top1"] = self._train(trial, arch_config, layout, results)
+            results["top1"] = self._train(trial, arch_config, layout, results, ledger)
             wall["train"] = time.perf_counter() - start
         waited, paused = (now - then for now, then in zip(self._lock_counts(), locked))
         _set(trial, wall_s=wall, infeasible=bool(violations), device_lock={"waited_s": waited, "paused_s": paused})
@@ -183,9 +189,9 @@ class TrialRunner:
             trial.set_constraint(constraint.text, constraint.violation(value) if value is not None else 1.0)
         return [self._objective_value(o, results) for o in settings.objectives]
 
-    def _train(self, trial: Any, arch_config: Any, layout: str, results: dict[str, Any]) -> float:
-        """Proxy-train ``proxy_seeds`` times in ``layout``; record every seed's top-1 and their interval;
-        return the mean.
+    def _train(self, trial: Any, arch_config: Any, layout: str, results: dict[str, Any], ledger: Ledger) -> float:
+        """Proxy-train ``proxy_seeds`` times in ``layout``, each training metered by ``ledger``; record every
+        seed's top-1 and their interval; return the mean.
 
         With early stopping, a training that can no longer reach the front is stopped and the trial
         pruned (:mod:`.early_stop`, :mod:`.halving`)."""
@@ -194,7 +200,14 @@ class TrialRunner:
         for offset in range(self.settings.proxy_seeds):
             config = dataclasses.replace(self.settings.train, seed=self.settings.train.seed + offset, layout=layout)
             with self.lock.shared() if self.lock else contextlib.nullcontext(None) as step_boundary:
-                trained = train_model(arch_config, self.data, config, on_epoch_end=stop, between_steps=step_boundary)
+                trained = train_model(
+                    arch_config,
+                    self.data,
+                    config,
+                    on_epoch_end=stop,
+                    between_steps=step_boundary,
+                    metering=ledger.metering("training"),
+                )
             if trained.status == "stopped":
                 _set(
                     trial,
@@ -315,7 +328,7 @@ def running_twin(trial: Any, arch_config: Any) -> Any:
 def repeat(trial: Any, twin: Any) -> list[float]:
     """Give ``trial`` the results of ``twin`` and mark it as a repeat (an early-stopped twin: pruned again)."""
     for key, value in twin.user_attrs.items():
-        if key not in (record.BASELINE, record.WARM_START, record.DRAWN):  # how the twin was queued is its own story
+        if key not in (record.BASELINE, record.WARM_START, record.DRAWN, record.SPENT):  # its story, its bill
             trial.set_user_attr(key, value)
     trial.set_user_attr(record.DUPLICATE_OF, twin.number)
     if twin.state == TrialState.PRUNED:
@@ -323,6 +336,13 @@ def repeat(trial: Any, twin: Any) -> list[float]:
     for key, value in twin.constraints.items():
         trial.set_constraint(key, value)
     return list(twin.values)
+
+
+def spending_ledger(trial: Any, profile: ProfileConfig) -> Ledger:
+    """The ledger of ``trial``'s work, metered as its EPF is (backend, power model) and written to the
+    trial after every phase; the trial records that it spent nothing so far."""
+    trial.set_user_attr(record.SPENT, [])
+    return Ledger(MeterSpec(profile.backend, profile.power_w), lambda phases: trial.set_user_attr(record.SPENT, phases))
 
 
 def _set(trial: Any, **fields: Any) -> None:
