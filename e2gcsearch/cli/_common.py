@@ -53,6 +53,19 @@ def positive_int(text: str) -> int:
     return value
 
 
+def trial_number(text: str) -> int:
+    """A trial's number: a whole number from 0 (as 'e2gcsearch front --all' lists them)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a trial number (0, 1, 2, ...; 'e2gcsearch front --all' lists them), got {text!r}"
+        )
+    return value
+
+
 def resolution(text: str) -> int:
     """An image side in pixels: 8 to :data:`~e2gcsearch.checks.MAX_RESOLUTION`."""
     from ..checks import resolution as check

@@ -20,6 +20,7 @@ from ..search.space import SearchSpace
 from ..search.stagewise import StagewiseSearchSpace
 from ..search.trial import TrialSettings
 from ..store.results import front_info, front_notes
+from ..store.spending import break_even_notes, study_search_cost, with_break_even
 from ..train import TrainConfig, proxy_budget
 from ._common import HelpFormatter, emit, note
 from .configs import data_config, profile_config, training_layout
@@ -181,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
     if failures:
         note("\n".join(failures))
         note("fix the cause above and run again (e2gcsearch --debug run ... shows each trial's traceback)")
+        note(study_search_cost(outcome.study).line())
         return 1
     if args.confirm:
         settings = config.settings
@@ -188,11 +190,15 @@ def run(args: argparse.Namespace) -> int:
     front = front_info(outcome.study)
     if front.frame.empty:
         note("no feasible completed trial yet, so the front is empty; see the trial lines above")
+        note(study_search_cost(outcome.study).line())
         return 0
+    front = with_break_even(outcome.study, front)
     note("Pareto front (also: e2gcsearch front):")
     emit(render_front(front, args.format))
-    for line in front_notes(outcome.study, front):
+    total, *break_even = break_even_notes(front)  # the search's total comes last, as the run's last word
+    for line in front_notes(outcome.study, front) + break_even:
         note(f"note: {line}")
+    note(total)
     return 0
 
 

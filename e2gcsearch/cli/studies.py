@@ -1,4 +1,6 @@
-"""``e2gcsearch studies``: the studies in a storage, with their objectives and trial counts."""
+"""``e2gcsearch studies``: the studies in a storage, with their objectives, trial counts and what the
+search itself used: the energy of every training and measurement its trials, calibration and
+validation recorded (with the meter that read it: 'estimate' is time x a power model), and their time."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import argparse
 
 import optuna
 
+from ..report.search_cost import duration_text, energy_text
 from ..report.tables import render
 from ..store.storage import open_study, redact, studies_frame
 from ._common import HelpFormatter, emit, note
@@ -47,4 +50,16 @@ def run(args: argparse.Namespace) -> None:
     if frame.empty and args.format in ("table", "markdown"):
         note(f"{redact(args.storage)} holds no study yet; 'e2gcsearch run --storage {redact(args.storage)}' starts one")
         return
-    emit(render(frame, args.format))
+    emit(render(frame, args.format, FORMATTERS, HEADERS))
+
+
+def _energy(joules: float | None) -> str:
+    return "not recorded" if joules is None or joules != joules else energy_text(joules)  # NaN: not recorded
+
+
+def _time(seconds: float | None) -> str:
+    return "-" if seconds is None or seconds != seconds else duration_text(seconds)
+
+
+FORMATTERS = {"search_energy_j": _energy, "search_energy_source": lambda source: source or "-", "search_time_s": _time}
+HEADERS = {"search_energy_j": "search energy", "search_energy_source": "meter", "search_time_s": "search time"}

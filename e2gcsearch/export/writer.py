@@ -37,6 +37,7 @@ from ..profiling.implementations import layout_of
 from ..report.tables import human_count
 from ..store.record import TrialRecord, full_result
 from ..store.results import front_info, get_trial, require_architecture, study_objectives, trial_record
+from ..store.spending import with_break_even
 from ..version import __version__
 from . import template
 
@@ -103,12 +104,18 @@ def _data_summary(data: dict) -> str:
 
 
 def describe_trial(
-    record: TrialRecord, objectives: list, study: str = "", full: dict | None = None, front_row: dict | None = None
+    record: TrialRecord,
+    objectives: list,
+    study: str = "",
+    full: dict | None = None,
+    front_row: dict | None = None,
+    break_even: str | None = None,
 ) -> list[str]:
     """Sentences about a trial's measured figures (the exported docstring; plain text).
 
     ``front_row`` (the trial's row of the study's front data) supplies the values pooled over every
     measurement, their 95 % intervals and the front status; without it the trial's own values are used.
+    ``break_even`` is a sentence on what the search cost and when choosing this trial pays it back.
     """
     lines = [f"Trial {record.number} of study '{study}'." if study else f"Trial {record.number}."]
     if front_row:
@@ -156,6 +163,8 @@ def describe_trial(
         )
     if (full or {}).get("top1") is not None:
         lines.append(f"Full training ({full.get('epochs')} epochs, e2gcsearch validate): top-1 {full['top1']:.2f} %.")
+    if break_even:
+        lines.append(break_even)
     return lines
 
 
@@ -275,6 +284,7 @@ def export_model(
     weights: str | Path | None = None,
     full: dict | None = None,
     front_row: dict | None = None,
+    break_even: str | None = None,
 ) -> list[Path]:
     """Write ``arch_config`` to ``out`` in the format its suffix names; returns the files written.
 
@@ -293,7 +303,7 @@ def export_model(
         return [out]
     model = _trained_model(arch_config, state, str(weights), record)
     if suffix == ".py":
-        summary = describe_trial(record, objectives or [], study, full, front_row) if record is not None else []
+        summary = describe_trial(record, objectives or [], study, full, front_row, break_even) if record else []
         weights_file = out.with_suffix(".pth")
         _write_text(out, python_source(arch_config, summary, out.stem, weights_file.name, record))
         verify_python(out, arch_config)
@@ -349,8 +359,11 @@ def export_trial(study: optuna.Study, number: int, out: str | Path, weights: str
     """Export trial ``number`` of ``study`` (must be COMPLETE) to ``out``; returns the files written."""
     check_writable(out)
     record = trial_record(study, require_architecture(study, get_trial(study, number)))
-    frame = front_info(study, include_dominated=True).frame
-    rows = frame[frame["trial"] == number].to_dict(orient="records")
+    front = with_break_even(study, front_info(study, include_dominated=True))
+    rows = front.frame[front.frame["trial"] == number].to_dict(orient="records")
+    sentence = None
+    if rows and front.break_even is not None:
+        sentence = front.break_even.sentence(rows[0]["break_even_frames"], rows[0]["break_even_reference"])
     return export_model(
         record.arch_config,
         out,
@@ -360,6 +373,7 @@ def export_trial(study: optuna.Study, number: int, out: str | Path, weights: str
         weights,
         full_result(study, number),
         rows[0] if rows else None,
+        sentence,
     )
 
 

@@ -34,6 +34,7 @@ import pandas as pd
 from ..errors import DataError, UnknownNameError
 from ..metrics import Metric
 from .dominance import STATUSES, front_status
+from .search_cost import BreakEven, frames_text
 from .tables import fixed, human_count, render, to_json
 
 HV_MARGIN = 0.1  # reference point = nadir + 10 % of each objective's range
@@ -57,6 +58,8 @@ class FrontInfo:
         feasible: how many of those are feasible.
         states: trials of the study by state name (``{"complete": 7, "running": 1}``).
         include_dominated: whether dominated and infeasible rows were kept.
+        break_even: how the ``break_even_frames`` column was computed, when the frame has one
+            (:func:`e2gcsearch.store.spending.with_break_even` adds it with the search's cost).
     """
 
     frame: pd.DataFrame
@@ -67,6 +70,7 @@ class FrontInfo:
     feasible: int
     states: Mapping[str, int]
     include_dominated: bool = False
+    break_even: BreakEven | None = None
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -273,6 +277,7 @@ def render_front(front: FrontInfo, fmt: str) -> str:
                 "backend": backend,
                 "completed": front.completed,
                 "feasible": front.feasible,
+                **(_break_even_json(front.break_even) if front.break_even is not None else {}),
                 "rows": frame.to_dict(orient="records"),
             }
         )
@@ -286,6 +291,8 @@ def render_front(front: FrontInfo, fmt: str) -> str:
         shown[objective.name] = _with_interval(frame, objective)
     columns = ["trial", "arch", "module", "grouping", "width", "front_status", *[o.name for o in objectives]]
     columns += [c for c in ("params", "macs") if c not in columns] + epf_columns
+    if "break_even_frames" in frame and frame["break_even_frames"].notna().any():  # all unknown: a note says why
+        columns.append("break_even_frames")
     if backend == "mixed":
         columns.append("backend")
     if shown["note"].astype(bool).any():
@@ -296,11 +303,18 @@ def render_front(front: FrontInfo, fmt: str) -> str:
         "front_status": "status",
         **{o.name: f"{o.header(backend)} ± 95 %" if _has_interval(frame, o) else o.header(backend) for o in objectives},
         **{c: f"EPF@{c.split('@')[1]} (mJ/frame, {backend or 'unmeasured'})" for c in epf_columns},
+        "break_even_frames": front.break_even.header() if front.break_even is not None else "break-even (frames)",
     }
     formatters = {"width": fixed(2), "params": human_count, "macs": human_count, **{c: fixed(3) for c in epf_columns}}
+    formatters["break_even_frames"] = frames_text
     for objective in objectives:  # already text, with its interval (params and macs as objectives too)
         formatters.pop(objective.name, None)
     return render(shown[columns], fmt, formatters, headers)
+
+
+def _break_even_json(info: BreakEven) -> dict[str, Any]:
+    """The search's cost and how the break-even column was computed, for ``--format json``."""
+    return {"search_cost": info.cost.to_dict(), "break_even": info.to_dict()}
 
 
 def _objective_formatter(objective: Metric):

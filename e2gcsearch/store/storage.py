@@ -37,6 +37,7 @@ from ..paths import is_disk_full, probe_writable, write_problem
 from . import record
 from .journal import open_journal, require_journal
 from .lost import heartbeat_seconds, queue_retry
+from .spending import search_cost
 
 DEFAULT_STORAGE = "sqlite:///studies/e2gcsearch.db"
 DEFAULT_STUDY = "e2gcsearch"
@@ -335,12 +336,16 @@ def _objective_names(summary: Any, metric_names: list[str] | None) -> str:
 
 def studies_frame(storage: str | BaseStorage) -> pd.DataFrame:
     """One row per study: name, objectives, trial counts by state (``waiting``: queued, not yet
-    started; ``running``: started and not finished), start time."""
+    started; ``running``: started and not finished), start time, and what its recorded work used
+    (``search_energy_j``, ``None`` when nothing is on record; ``search_energy_source``: ``estimate``,
+    ``rapl``, ``nvml``; ``search_time_s``; see :mod:`.spending`)."""
     opened = get_storage(storage)
     rows = []
     for summary in optuna.get_all_study_summaries(storage=opened, include_best_trial=False):
         study_id = opened.get_study_id_from_name(summary.study_name)
-        states = [t.state for t in opened.get_all_trials(study_id, deepcopy=False)]
+        trials = opened.get_all_trials(study_id, deepcopy=False)
+        states = [t.state for t in trials]
+        cost = search_cost(trials, opened.get_study_user_attrs(study_id))
         start = summary.datetime_start
         rows.append(
             {
@@ -355,9 +360,13 @@ def studies_frame(storage: str | BaseStorage) -> pd.DataFrame:
                 "failed": states.count(TrialState.FAIL),
                 "pruned": states.count(TrialState.PRUNED),
                 "started": start.strftime("%Y-%m-%d %H:%M") if start else "",
+                "search_energy_j": cost.energy_j if cost.recorded else None,
+                "search_energy_source": cost.source if cost.recorded else None,
+                "search_time_s": cost.time_s if cost.recorded else None,
             }
         )
     columns = ["study", "objectives", "trials", "complete", "running", "waiting", "failed", "pruned", "started"]
+    columns += ["search_energy_j", "search_energy_source", "search_time_s"]
     return pd.DataFrame(rows, columns=columns).sort_values("study", ignore_index=True)
 
 
