@@ -3,16 +3,21 @@ rule in replayed searches that share or resume a study on SQLite and journal sto
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import multiprocessing
 
 import optuna
 import pytest
 from optuna.trial import TrialState
+from test_search_budget import FOUR_POINTS
+from test_search_run import TINY_DATA, tiny_config
 
 from e2gcsearch import ArchConfig
+from e2gcsearch.data import load_data
 from e2gcsearch.search.halving import HalvingRule, rungs, study_entries
 from e2gcsearch.search.replay import MeasuredPoint, MeasuredTable, replay
+from e2gcsearch.search.trial import TrialRunner
 from e2gcsearch.store import record
 
 
@@ -110,3 +115,36 @@ def _worker_by_kind(kind: str, url: str, seed: int) -> None:
     if kind == "journal":
         url = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))
     _worker(url, seed)
+
+
+def test_a_real_trial_is_stopped_at_its_rung_with_its_entry_and_reason(tmp_path):
+    config = tiny_config(tmp_path)
+    settings = dataclasses.replace(
+        config.settings,
+        space=FOUR_POINTS,
+        train=dataclasses.replace(config.settings.train, epochs=2, threads=1),
+        early_stop="asha",
+    )
+    study = optuna.create_study(
+        directions=["minimize", "maximize"],
+        sampler=optuna.samplers.PartialFixedSampler(
+            FOUR_POINTS.params_of(ArchConfig("mobilenet_v1", group_size=8, width=0.25)),
+            optuna.samplers.RandomSampler(seed=0),
+        ),
+    )
+    for group_size in (1, 2, 4, 8):  # four trials that cost nothing and reached 100 % after one epoch
+        arch_config = ArchConfig("mobilenet_v1", group_size=group_size, width=0.5, num_classes=10)
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={},
+                distributions={},
+                values=[1e-6, 100.0],
+                user_attrs=record.user_attrs(arch_config=arch_config, top1_curve=[100.0, 100.0], top1=100.0),
+            )
+        )
+    study.optimize(TrialRunner(settings, load_data(TINY_DATA, progress=False)), n_trials=1)
+    stopped = study.trials[-1]
+    assert stopped.state == TrialState.PRUNED
+    assert stopped.user_attrs[record.EARLY_STOP].startswith("stopped at rung 1 (epoch 1/2): Pareto position 5 of 5")
+    entry = stopped.user_attrs[record.HALVING]["1"]
+    assert entry["promoted"] is False and entry["of"] == 5 and len(stopped.user_attrs[record.TOP1_CURVE]) == 1
