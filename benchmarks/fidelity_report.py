@@ -161,7 +161,7 @@ def fmt(value: float, spec: str) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
 
 
-def report(table: Path, resamples: int = 2000, full_setting: str = "e12-nall-r64") -> list[dict]:
+def report(table: Path, resamples: int = 2000, full_setting: str = "e24-nall-r64") -> list[dict]:
     """Print the report of ``table`` against the full training ``full_setting``; return one dict of figures
     per proxy."""
     if not table.exists():

@@ -6,7 +6,7 @@ and skips every run already there, so the measurement spans sittings (``--max-se
 new runs; several processes can share the work: each claims its next run in a ``.claims`` file beside
 the table). The runs:
 
-  full    the reference recipe (``e2gcsearch.train.FULL_RECIPE``: 12 cosine epochs, all 300 images
+  full    the reference recipe (``e2gcsearch.train.FULL_RECIPE``: 24 cosine epochs, all 300 images
           per class, 64 px, random-resized crop + flip), seeds 0 to --full-seeds - 1, for the fidelity set: 26
           MobileNet-V1 networks (every E2GC G and FgGC g of the default space at widths 0.25 and 0.5,
           two FLGC networks, and E2GC G=8 / FgGC g=32 at width 0.75; six E2GC/FgGC pairs of MACs

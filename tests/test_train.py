@@ -41,7 +41,7 @@ def test_schedules_warm_up_then_decay() -> None:
     assert all(a >= b for a, b in zip(rates[10:], rates[11:])) and rates[-1] < 0.001
     recipe = TrainConfig.full_training()
     assert recipe.full and (recipe.epochs, recipe.schedule) == (FULL_RECIPE.epochs, FULL_RECIPE.schedule) == (
-        12,
+        24,
         "cosine",
     )
     step = TrainConfig.full_training(epochs=9, lr=0.1, warmup_epochs=0, schedule="step")

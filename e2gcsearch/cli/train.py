@@ -37,7 +37,7 @@ upsampled; works offline). Data root: --data-root, else $E2GCSEARCH_DATA, else ~
 (the folder holding food-101/). Decoded tensors are cached in <cache home>/tensors: --cache-dir, else
 $E2GCSEARCH_CACHE_DIR, else ~/.cache/e2gcsearch. --data-seed draws the subset and the split,
 --train-seed the initial weights, the batch order and the augmentation. Proxy runs use warm-up +
-cosine; --full trains the full recipe (12 cosine epochs unless --epochs) and checkpoints every epoch.
+cosine; --full trains the full recipe (24 cosine epochs unless --epochs) and checkpoints every epoch.
 """
 
 COLUMNS = [

@@ -1,6 +1,6 @@
 """``e2gcsearch validate``: full training of the front's members; does the proxy rank them right?
 
-Each chosen trial is trained with the full recipe (12 cosine epochs on every training image, random-
+Each chosen trial is trained with the full recipe (24 cosine epochs on every training image, random-
 resized crop + flip; a checkpoint every epoch under <studies dir>/checkpoints/<study>/trial-<n>; an
 interrupted run resumes where it stopped), its EPF is measured again, and both are stored on the
 trial (user attr "full"). Then proxy and full top-1 are printed side by side with Kendall's tau

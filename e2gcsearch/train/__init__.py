@@ -2,7 +2,7 @@
 training (longer, checkpointed every epoch, resumable, DistributedDataParallel under ``torchrun``).
 
 The optimiser follows the E2GC paper: SGD with Nesterov momentum 0.9 and weight decay 4e-5. The
-proxy uses a short linear warm-up then cosine decay; full training follows :data:`FULL_RECIPE` (12
+proxy uses a short linear warm-up then cosine decay; full training follows :data:`FULL_RECIPE` (24
 cosine epochs on every image, chosen on food101-10 by ``benchmarks/proxy_fidelity.py``). Images stay
 on the device as uint8 tensors; each batch is gathered, normalised and augmented there
 (:mod:`e2gcsearch.data.augment`), so there are no loader workers.
