@@ -1,11 +1,13 @@
 """The per-device measurement lock: a measurement never overlaps another process's training step, a
-measurement waiting for the device gets it while trainers keep stepping, and trials record the wait."""
+measurement waiting for the device gets it while trainers keep stepping, trials record the wait, and
+the lock is one per host whatever the user's cache folder."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import multiprocessing
+import stat
 import time
 import types
 from pathlib import Path
@@ -14,7 +16,7 @@ import torch
 
 from e2gcsearch import ArchConfig
 from e2gcsearch.profiling import DeviceLock, ProfileConfig, extend_measurement, profile_model
-from e2gcsearch.profiling.lock import device_key
+from e2gcsearch.profiling.lock import device_key, host_lock_folder
 
 STEP_S = 0.01
 
@@ -224,3 +226,27 @@ def test_a_pooled_measurement_lists_the_minute_of_every_sitting(tmp_path):
     assert pooled.repeats == 3 and pooled.measured_at[0] == "2026-01-01 00:00" and len(pooled.measured_at) == 2
     unknown = dataclasses.replace(earlier, measured_at=None)  # cached before the time was recorded
     assert extend_measurement(network, config, 2, windows=1, earlier=unknown).measured_at is None
+
+
+def test_the_lock_is_host_wide_whatever_the_cache_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("E2GCSEARCH_LOCK_DIR", str(tmp_path / "host-locks"))
+    first = DeviceLock.host_wide("cpu", tmp_path / "home-a" / "profiles")
+    second = DeviceLock.host_wide("cpu", tmp_path / "home-b" / "profiles")
+    with first.exclusive():
+        assert second.measurement_waiting()  # two caches (two users, two HOMEs), one lock
+    folder = host_lock_folder()
+    assert folder == tmp_path / "host-locks" and stat.S_IMODE(folder.stat().st_mode) == 0o1777
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o666 for p in folder.iterdir())
+    first.close(), second.close()
+
+
+def test_an_unusable_host_folder_falls_back_to_the_cache_with_a_note(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("E2GCSEARCH_LOCK_DIR", str(blocker))
+    lock = DeviceLock.host_wide("cpu", tmp_path / "profiles")
+    with lock.exclusive():
+        pass
+    assert lock.folder == tmp_path / "profiles" / ".locks" and any(lock.folder.iterdir())
+    assert "cannot be used" in capsys.readouterr().err
+    lock.close()

@@ -4,8 +4,13 @@ e2gcsearch process of the host trains on it.
 Energy counters read a whole device (NVML the whole board, RAPL the whole CPU package), and the
 estimate's clock slows down when another process shares the cores. A measurement window that overlaps
 another worker's training therefore charges that training to the measured network. So every process
-of a host coordinates through two lock files per device, kept beside the profile cache
-(``<profiles>/.locks/<device key>.{room,turnstile}``, the key naming the device model and board):
+of a host coordinates through two lock files per device (``<device key>.{room,turnstile}``, the key
+naming the device model and board), kept in one folder of the host that every user can open
+(:func:`host_lock_folder`: ``/tmp/e2gcsearch-locks``, or ``$E2GCSEARCH_LOCK_DIR``), so two users,
+or one user with two cache folders, still take turns. The folder is made like ``/tmp`` (mode 1777:
+anyone may create a file, no one may remove another's) and the files mode 666; where it cannot be
+made or opened, the lock falls back to ``<profiles>/.locks`` beside the profile cache, with a note
+(it then coordinates only the processes that share that cache):
 
 * a **trainer** holds ``room`` shared while it runs steps. Between two steps it probes ``turnstile``
   (shared, non-blocking); when a measurement holds it, the trainer lets go of ``room`` and waits on
@@ -22,11 +27,12 @@ The seconds a measurement waited for the device and the seconds a trainer stood 
 (:attr:`DeviceLock.waited_s`, :attr:`DeviceLock.paused_s`); a trial records them.
 
 Locks are ``flock`` locks on local files: they coordinate the processes of one host, which is what
-shares a device. A cache folder on a network file system may not honour them.
+shares a device. A lock folder on a network file system may not honour them. Processes that are not
+e2gcsearch's never take the lock; the windows record their load instead (:mod:`e2gcsearch.energy.load`).
 
 Example:
     >>> import tempfile
-    >>> lock = DeviceLock(tempfile.mkdtemp(), "cpu")
+    >>> lock = DeviceLock(tempfile.mkdtemp(), "cpu")   # DeviceLock.for_device("cpu"): the host-wide one
     >>> with lock.exclusive():
     ...     pass                                   # measure here: no trainer of this host runs
     >>> with lock.shared() as step_boundary:
@@ -43,18 +49,58 @@ import fcntl
 import hashlib
 import os
 import re
+import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
 
+from ..console import note
 from ..devices import cuda_uuid, parse_device
 from ..errors import DataError
 from ..paths import write_problem
 from .fingerprint import cpu_model
 
-LOCKS = ".locks"
+LOCKS = ".locks"  # the fallback folder's name under the profile cache
+LOCK_DIR_ENV = "E2GCSEARCH_LOCK_DIR"
+HOST_LOCKS = "e2gcsearch-locks"
+NAMES = ("turnstile", "room")
+
+
+def host_lock_folder(environ: dict[str, str] | None = None) -> Path:
+    """The host-wide lock folder: ``$E2GCSEARCH_LOCK_DIR``, else ``/tmp/e2gcsearch-locks`` (``/tmp``
+    itself, not ``$TMPDIR``, which may be private to one user, as on macOS)."""
+    environ = os.environ if environ is None else environ
+    return Path(environ.get(LOCK_DIR_ENV) or Path("/tmp") / HOST_LOCKS).expanduser()
+
+
+def _shared_folder(folder: Path) -> None:
+    """Make ``folder`` like /tmp (sticky, everyone may create files), unless it exists; a folder
+    that is a symbolic link is refused (another user could point it anywhere)."""
+    try:
+        folder.mkdir(mode=0o1777, parents=True)
+        os.chmod(folder, 0o1777)  # mkdir's mode passes through the umask
+    except FileExistsError:
+        pass
+    if not stat.S_ISDIR(os.lstat(folder).st_mode):
+        raise NotADirectoryError(f"{folder} is not a folder of its own")
+
+
+def _open_lock_file(path: Path) -> int:
+    """A descriptor of ``path`` for flock: created mode 666 so other users can lock it too; one made
+    by another user without write access for us is opened read-only (flock needs no more)."""
+    flags = os.O_CREAT | os.O_EXCL | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        handle = os.open(path, flags, 0o666)
+        os.fchmod(handle, 0o666)  # past the umask
+        return handle
+    except FileExistsError:
+        pass
+    try:
+        return os.open(path, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+    except PermissionError:
+        return os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
 
 
 def device_key(device: str) -> str:
@@ -75,17 +121,21 @@ class DeviceLock:
     """The measurement lock of one device (see the module docstring).
 
     Args:
-        directory: the profile cache folder; the lock files go to its ``.locks`` subfolder.
+        folder: where the lock files are (:func:`host_lock_folder` through :meth:`for_device`).
         key: the device's key (:func:`device_key`).
         device: the torch device (``cuda:N``): a trainer waits for its queued kernels before it
             stands aside, so that none of them runs inside another process's window.
+        fallback: the folder to use, with a note, when ``folder`` cannot be made or opened.
 
     Not for two threads of one process at once; a process measuring while it holds the shared lock
     lets go of it for the measurement (it cannot train and measure at the same time anyway).
     """
 
-    def __init__(self, directory: str | Path, key: str, device: str | None = None) -> None:
-        self.folder = Path(directory).expanduser() / LOCKS
+    def __init__(
+        self, folder: str | Path, key: str, device: str | None = None, fallback: str | Path | None = None
+    ) -> None:
+        self.folder = Path(folder).expanduser()
+        self.fallback = Path(fallback).expanduser() if fallback is not None else None
         self.key, self.device = key, device
         self.waited_s = 0.0  # seconds measurements of this process waited for the device
         self.paused_s = 0.0  # seconds trainers of this process stood aside for other measurements
@@ -93,19 +143,48 @@ class DeviceLock:
         self._sharing = False
 
     @classmethod
-    def for_device(cls, device: str, directory: str | Path) -> DeviceLock:
-        return cls(directory, device_key(device), device)
+    def for_device(
+        cls, device: str, folder: str | Path | None = None, *, fallback: str | Path | None = None
+    ) -> DeviceLock:
+        """The host-wide lock of ``device`` (in ``folder`` when given), falling back to ``fallback``
+        (e.g. ``<profile cache>/.locks``) when that folder cannot be used."""
+        return cls(folder if folder is not None else host_lock_folder(), device_key(device), device, fallback)
+
+    @classmethod
+    def host_wide(cls, device: str, profiles: str | Path) -> DeviceLock:
+        """The lock every e2gcsearch process of the host takes for ``device``, whatever its user or
+        cache; ``<profiles>/.locks`` (the profile cache's) when the host-wide folder cannot be used."""
+        return cls.for_device(device, fallback=Path(profiles).expanduser() / LOCKS)
 
     def _file(self, name: str) -> int:
-        if name not in self._files:
+        if not self._files:  # both files at once, so a fallback never splits them between two folders
             try:
-                self.folder.mkdir(parents=True, exist_ok=True)
-                self._files[name] = os.open(self.folder / f"{self.key}.{name}", os.O_RDWR | os.O_CREAT, 0o666)
-            except OSError as exc:  # e.g. --cache-dir names a file
-                raise DataError(
-                    write_problem(exc, self.folder, "the measurement lock folder (under --cache-dir)")
-                ) from None
+                self._open_in(self.folder, shared=self.folder == host_lock_folder())
+            except OSError as exc:
+                if self.fallback is None or self.fallback == self.folder:
+                    raise DataError(write_problem(exc, self.folder, "the measurement lock folder")) from None
+                note(
+                    f"note: the host-wide measurement lock folder {self.folder} cannot be used ({exc.strerror or exc}); "
+                    f"locking in {self.fallback} instead, which coordinates only processes sharing that cache"
+                )
+                self.folder, self.fallback = self.fallback, None
+                return self._file(name)
         return self._files[name]
+
+    def _open_in(self, folder: Path, shared: bool) -> None:
+        if shared:  # the host-wide folder: every user's processes create and lock files in it
+            _shared_folder(folder)
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+        files: dict[str, int] = {}
+        try:
+            for name in NAMES:
+                files[name] = _open_lock_file(folder / f"{self.key}.{name}")
+        except OSError:
+            for handle in files.values():
+                os.close(handle)
+            raise
+        self._files = files
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -180,6 +259,7 @@ class DeviceLock:
     def __getstate__(self) -> dict:  # a copy in another process opens its own files
         return {
             "folder": self.folder,
+            "fallback": self.fallback,
             "key": self.key,
             "device": self.device,
             "waited_s": 0.0,

@@ -322,7 +322,7 @@ def device_peaks(
             progress(f"measuring the device's peaks (matmul, conv, copy; {repeats} windows each)")
         with contextlib.ExitStack() as held:
             if config.device_lock:
-                lock = DeviceLock.for_device(device, ProfileCache(config.cache_dir).directory)
+                lock = DeviceLock.host_wide(device, ProfileCache(config.cache_dir).directory)
                 held.callback(lock.close)
                 held.enter_context(lock.exclusive())
             peaks = measure_peaks(device, config.dtype, repeats, sizes, min_window_s, timer)

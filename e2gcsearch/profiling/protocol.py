@@ -105,7 +105,7 @@ def profile_model(
         config: how to profile; defaults to :class:`ProfileConfig()`.
         progress: called with one status line per batch size (the CLI prints them on stderr).
         lock: the device's measurement lock (its ``waited_s`` counts the wait); ``None``: this
-            device's lock beside the cache, when ``config.device_lock``.
+            device's host-wide lock, when ``config.device_lock``.
 
     Raises:
         ConfigError: bad configuration (grouping, resolution, device, dtype).
@@ -121,7 +121,7 @@ def profile_model(
     try:
         with contextlib.ExitStack() as held:
             if config.device_lock and lock is None:
-                lock = DeviceLock.for_device(device, ProfileCache(config.cache_dir).directory)
+                lock = DeviceLock.host_wide(device, ProfileCache(config.cache_dir).directory)
                 held.callback(lock.close)
             claim = (lambda: held.enter_context(lock.exclusive())) if config.device_lock else (lambda: None)
             return _profile(arch_config, config, device, progress or (lambda line: None), claim)

@@ -106,7 +106,7 @@ class TrialRunner:
         self.data = data
         profile = settings.profile
         self.lock = (
-            DeviceLock.for_device(resolve_device(profile.device), ProfileCache(profile.cache_dir).directory)
+            DeviceLock.host_wide(resolve_device(profile.device), ProfileCache(profile.cache_dir).directory)
             if profile.device_lock
             else None
         )
