@@ -13,6 +13,7 @@ from ..profiling.attribution import Attribution, attribute_profile
 from ..profiling.layer_roofline import RooflineReport, attribution_roofline
 from ..profiling.peaks import device_peaks
 from ..profiling.probe import step_timer
+from ..profiling.protocol import load_text
 from ..report.roofline import roofline_text
 from ..report.tables import fixed, render, to_json
 from ..train import choose_threads
@@ -160,6 +161,11 @@ def run(args: argparse.Namespace) -> None:
         if batch.compile_s is not None:
             emit(
                 f"B={batch.batch_size}: compiled in {batch.compile_s:.1f} s (before the warm-up, outside every window)"
+            )
+        if batch.under_load:
+            emit(
+                f"B={batch.batch_size}: EPF measured {load_text(batch)}, so it may read high; "
+                "measure again when the machine is quiet (--no-cache)"
             )
     if layers:
         emit(per_layer_text(layers, args.format))

@@ -30,7 +30,10 @@ width-0.25 MobileNet at 64 px, B in (1, 4, 16), 3 repeats profiles in about 3 s 
 Steps 2 and 3, for one batch size, are :mod:`e2gcsearch.profiling.measure`. An out-of-memory batch
 size is reported with status ``"out of memory"`` and the others still run.
 Results are cached on disk (see :mod:`e2gcsearch.profiling.cache`). While a network is measured, no
-other e2gcsearch process of the host trains on the device (:mod:`e2gcsearch.profiling.lock`).
+other e2gcsearch process of the host trains on the device (:mod:`e2gcsearch.profiling.lock`), and every
+window records the load of the processes that are not e2gcsearch's; a window under such load is
+measured again, and a figure that could only be taken under load is flagged ``under_load``
+(:mod:`e2gcsearch.profiling.measure`). A flagged cache entry keeps its flag when it is reused.
 
 Example:
     >>> from e2gcsearch import ArchConfig
@@ -55,6 +58,7 @@ from torch import nn
 from ..config import ArchConfig
 from ..devices import resolve_device
 from ..energy import Meter, create_meter
+from ..energy.load import LoadReader, load_reader
 from ..models import check_resolution, validate_config
 from ..train.layout import Choice
 from .cache import ProfileCache, cache_key, choice_key
@@ -97,6 +101,7 @@ def profile_model(
     config: ProfileConfig | None = None,
     progress: Progress | None = None,
     lock: DeviceLock | None = None,
+    load: LoadReader | None = None,
 ) -> ProfileResult:
     """Profile ``arch_config`` per batch size (see the module docstring for the protocol).
 
@@ -106,6 +111,8 @@ def profile_model(
         progress: called with one status line per batch size (the CLI prints them on stderr).
         lock: the device's measurement lock (its ``waited_s`` counts the wait); ``None``: this
             device's host-wide lock, when ``config.device_lock``.
+        load: what reads other processes' load in every window; ``None``: the device's reader
+            (:func:`e2gcsearch.energy.load.load_reader`).
 
     Raises:
         ConfigError: bad configuration (grouping, resolution, device, dtype).
@@ -123,8 +130,11 @@ def profile_model(
             if config.device_lock and lock is None:
                 lock = DeviceLock.host_wide(device, ProfileCache(config.cache_dir).directory)
                 held.callback(lock.close)
+            if load is None:
+                load = load_reader(device)
+                held.callback(load.close)
             claim = (lambda: held.enter_context(lock.exclusive())) if config.device_lock else (lambda: None)
-            return _profile(arch_config, config, device, progress or (lambda line: None), claim)
+            return _profile(arch_config, config, device, progress or (lambda line: None), claim, load)
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -134,10 +144,16 @@ class _Bench:
     one implementation at a time."""
 
     def __init__(
-        self, arch_config: ArchConfig, config: ProfileConfig, device: str, meter: Meter, claim: Callable[[], None]
+        self,
+        arch_config: ArchConfig,
+        config: ProfileConfig,
+        device: str,
+        meter: Meter,
+        claim: Callable[[], None],
+        load: LoadReader | None = None,
     ) -> None:
         self.arch_config, self.config, self.device, self.meter = arch_config, config, device, meter
-        self.claim = claim
+        self.claim, self.load = claim, load
         self.base: nn.Module | None = None
         self.compiled: nn.Module | None = None
         self.idle_power_w: float | None = None
@@ -169,12 +185,13 @@ def _profile(
     device: str,
     progress: Progress,
     claim: Callable[[], None] = lambda: None,
+    load: LoadReader | None = None,
 ) -> ProfileResult:
     options = {} if config.power_w is None else {"power_w": config.power_w}
     with create_meter(config.backend, device, **options) as meter:
         fingerprint = device_fingerprint(device, config.dtype, config.impl, meter)
         cache = ProfileCache(config.cache_dir) if config.use_cache else None
-        bench = _Bench(arch_config, config, device, meter, claim)
+        bench = _Bench(arch_config, config, device, meter, claim, load)
         batches = {
             batch_size: _profile_batch(bench, batch_size, fingerprint, cache, progress)
             for batch_size in config.batch_sizes
@@ -231,6 +248,7 @@ def _profile_batch(
                 config,
                 bench.idle_power_w,
                 impl,
+                bench.load,
             ),
             isolated=config.device_lock,
         )
@@ -256,7 +274,18 @@ def _progress_line(arch_config: ArchConfig, batch: BatchProfile, meter: Meter) -
         source += f", compiled in {batch.compile_s:.1f} s before the windows"
     return (
         f"{arch_config.label()} B={batch.batch_size}: EPF {batch.epf_mj:.3f} mJ/frame ({meter.name}), "
-        f"CV {100 * batch.cv:.1f} %, {batch.latency_ms:.1f} ms/batch, {batch.impl} [{source}]"
+        f"CV {100 * batch.cv:.1f} %, {batch.latency_ms:.1f} ms/batch, {batch.impl} [{source}]{load_text(batch, ' - ')}"
+    )
+
+
+def load_text(batch: BatchProfile, prefix: str = "") -> str:
+    """``under load (1.40 busy cores from other processes, after 3 windows measured again)`` for a
+    flagged figure, else ``""``."""
+    if not batch.under_load:
+        return ""
+    return (
+        f"{prefix}under load ({batch.foreign_load:.2f} {batch.foreign_load_unit} from other processes, "
+        f"after {batch.load_retries} window{'s' if batch.load_retries != 1 else ''} measured again)"
     )
 
 
@@ -301,7 +330,7 @@ def extend_measurement(
         and b.repeats >= 1
         and b.impl == fresh.impl
         and not (config.device_lock and b.isolated is False)
-    ]  # no shared-device windows in a locked pool
+    ]  # no shared-device windows in a locked pool (loaded windows may pool: the pool keeps their flag)
     base = max(known, key=lambda b: b.repeats, default=None)  # whichever holds more windows
     pooled = base.pooled_with(fresh) if base is not None else fresh
     if cache is not None:

@@ -40,7 +40,11 @@ class BatchProfile:
     (``None`` when the implementation was asked by name); ``compile_s`` the seconds the first,
     compiling step of ``compile`` took, outside every window and not in ``wall_s``; ``measured_at``
     the UTC minute (``YYYY-MM-DD HH:MM``) of each sitting whose windows the figures pool, since EPF
-    drifts between sessions by more than one sitting's interval.
+    drifts between sessions by more than one sitting's interval. ``foreign_load`` is the most load
+    other processes put on the device in any kept window (busy cores on a CPU, % of the GPU's time:
+    ``foreign_load_unit``), ``load_retries`` the windows measured again because of it, and
+    ``under_load`` whether a kept window was still over the threshold (``None``: the load could not
+    be read, or the entry is older than the record); see :mod:`e2gcsearch.energy.load`.
     """
 
     batch_size: int
@@ -64,6 +68,10 @@ class BatchProfile:
     compile_s: float | None = None
     isolated: bool | None = None  # measured holding the device lock; None in entries cached before it was recorded
     measured_at: list[str] | None = None  # UTC minute of each sitting whose windows these are; None: not recorded
+    foreign_load: float | None = None  # None: unknown (not readable here, or not recorded)
+    foreign_load_unit: str | None = None
+    load_retries: int = 0
+    under_load: bool | None = None
 
     def epf(self) -> Summary:
         """EPF over the windows (mJ/frame): n, mean, std; ``.interval()`` is its 95 % interval."""
@@ -97,7 +105,19 @@ class BatchProfile:
             cached=False,
             isolated=None if None in (self.isolated, more.isolated) else self.isolated and more.isolated,
             measured_at=None if None in (self.measured_at, more.measured_at) else self.measured_at + more.measured_at,
+            **_pooled_load(self, more),
         )
+
+    def load_figures(self) -> dict[str, Any]:
+        """What a stored figure keeps of the foreign load (``{}`` when it was never read)."""
+        if self.foreign_load_unit is None:
+            return {}
+        return {
+            "under_load": self.under_load,
+            "foreign_load": self.foreign_load,
+            "foreign_load_unit": self.foreign_load_unit,
+            "load_retries": self.load_retries,
+        }
 
     @classmethod
     def failed(cls, batch_size: int, status: str, repeats: int, window_s: float, wall_s: float) -> BatchProfile:
@@ -152,6 +172,18 @@ class BatchProfile:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BatchProfile:
         return from_known_fields(cls, data)
+
+
+def _pooled_load(first: BatchProfile, second: BatchProfile) -> dict[str, Any]:
+    """The foreign load of two measurements pooled: the worst window, flagged when either was."""
+    loads = [b.foreign_load for b in (first, second)]
+    flags = [b.under_load for b in (first, second)]
+    return {
+        "foreign_load": None if None in loads else max(loads),
+        "foreign_load_unit": first.foreign_load_unit or second.foreign_load_unit,
+        "load_retries": first.load_retries + second.load_retries,
+        "under_load": True if True in flags else (None if None in flags else False),
+    }
 
 
 @dataclasses.dataclass

@@ -48,8 +48,9 @@ class FrontInfo:
         frame: one row per trial: trial, arch, module, value (G or g), grouping ("G=4"/"g=32"), width,
             one column per objective (named as the objective) with its 95 % interval
             (``<objective>_low``, ``<objective>_high``), params, macs, ``epf_mj@B`` per measured
-            batch size, backend, resolution, feasible, violations, baseline, dominated (by point
-            values), front_status. Sorted front first, then tied, dominated and infeasible rows,
+            batch size, backend, resolution, feasible, violations, baseline, under_load (the EPF
+            figures measured under other processes' load, as text; ``""`` when none), dominated (by
+            point values), front_status. Sorted front first, then tied, dominated and infeasible rows,
             each by the first objective (best first), then trial number.
         objectives: the study's objectives, in the study's order.
         backend: the single energy backend of the rows, ``"mixed"``, or ``None`` when none was measured.
@@ -263,6 +264,8 @@ def _note(row: pd.Series) -> str:
             notes.append(f"violates {row['violations']}")
     if isinstance(row["baseline"], str):
         notes.append(f"paper baseline {row['baseline']}")
+    if isinstance(row.get("under_load"), str) and row["under_load"]:  # measured beside other processes' work
+        notes.append(f"under load: {row['under_load']}")
     return ", ".join(notes)
 
 

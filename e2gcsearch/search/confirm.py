@@ -349,4 +349,8 @@ def _stored_batch(batch_size: int, figures: dict[str, Any]) -> BatchProfile | No
         latency_std_ms=figures.get("latency_std_ms"),
         impl=figures.get("impl") or "nchw",
         measured_at=figures.get("measured_at"),
+        foreign_load=figures.get("foreign_load"),
+        foreign_load_unit=figures.get("foreign_load_unit"),
+        load_retries=int(figures.get("load_retries") or 0),
+        under_load=figures.get("under_load"),
     )

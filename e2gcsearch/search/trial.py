@@ -366,6 +366,7 @@ def epf_figures(batch: Any) -> dict[str, Any]:
         "impl_choice": batch.impl_choice,
         "compile_s": batch.compile_s,
         "measured_at": batch.measured_at,
+        **batch.load_figures(),  # under_load, foreign_load, ...: when the load of others was read
     }
 
 

@@ -10,7 +10,11 @@ User attrs of a trial:
     resolution         input size the costs, EPF and training used
     epf                {"<B>": {"epf_mj", "epf_std_mj", "cv", "latency_ms", "latency_std_ms", "repeats",
                         "throughput_ips", "status", "measured_at"}}: means over ``repeats`` windows, their
-                        spread, and the UTC minute of each sitting
+                        spread, and the UTC minute of each sitting; and, where the load of other
+                        processes was read, "under_load" (a kept window was over the threshold: the
+                        figure could only be taken under load), "foreign_load" (the worst window's,
+                        None: unknown), "foreign_load_unit" ("busy cores", "% GPU") and "load_retries"
+                        (windows measured again); absent on figures from before it was recorded
     epf_infer          the same figures for inference (forward only, eval mode), at the batch sizes of the
                        epf_infer objectives and constraints; absent when none asks for it
     energy_backend     meter that produced every EPF figure ("estimate", "rapl", "nvml")
@@ -88,6 +92,7 @@ ARCH_CONFIG = "arch_config"
 PARAMS = "params"  # the network's parameter count: set once the trial has measured its cost
 EPF = "epf"
 EPF_INFER = "epf_infer"
+UNDER_LOAD = "under_load"  # in a batch size's EPF figures: measured under other processes' load
 ENERGY_BACKEND = "energy_backend"
 TOP1 = "top1"
 TOP1_SEEDS = "top1_seeds"
@@ -193,6 +198,17 @@ class TrialRecord:
         or not measured)."""
         figures = self.figures(metric)
         return list(figures["measured_at"]) if figures and figures.get("measured_at") else None
+
+    def under_load(self) -> dict[str, dict[str, Any]]:
+        """The EPF figures that could only be taken under other processes' load, by name
+        (``{"EPF@16": figures}``, ``EPF-infer@B`` for inference); ``{}`` when none was."""
+        measured = (("EPF", self.epf), ("EPF-infer", self.epf_infer))
+        return {
+            f"{name}@{batch}": figures
+            for name, by_batch in measured
+            for batch, figures in sorted(by_batch.items())
+            if figures.get(UNDER_LOAD)
+        }
 
     def epf_mj(self, batch_size: int) -> float | None:
         figures = self.epf.get(batch_size)

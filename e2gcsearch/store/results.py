@@ -178,7 +178,18 @@ def _row(
     row["feasible"] = is_feasible(trial)
     row["violations"] = "; ".join(stored.violations)
     row["baseline"] = baseline_label(stored)
+    row["under_load"] = under_load_text(stored)
     return row
+
+
+def under_load_text(stored: TrialRecord) -> str:
+    """``EPF@16 (1.40 busy cores)`` for every EPF figure of the trial that could only be measured under
+    other processes' load, ``; ``-joined (``""`` when none)."""
+    parts = []
+    for name, figures in stored.under_load().items():
+        load, unit = figures.get("foreign_load"), figures.get("foreign_load_unit") or ""
+        parts.append(f"{name} ({load:.2f} {unit})" if isinstance(load, int | float) else name)
+    return "; ".join(parts)
 
 
 def front_info(study: optuna.Study, include_dominated: bool = False) -> FrontInfo:
@@ -236,7 +247,23 @@ def front_notes(study: optuna.Study, front: FrontInfo) -> list[str]:
     """What a reader of the front should know: how far the data separate its points
     (:func:`e2gcsearch.report.noise_notes`) and how far its accuracy axis ranks like full training."""
     fidelity = proxy_fidelity_note(study)
-    return noise_notes(front.frame, front.objectives) + ([fidelity] if fidelity else [])
+    loaded = load_note(front)
+    return noise_notes(front.frame, front.objectives) + ([loaded] if loaded else []) + ([fidelity] if fidelity else [])
+
+
+def load_note(front: FrontInfo) -> str | None:
+    """The sentence for rows whose EPF could only be measured under other processes' load."""
+    if "under_load" not in front.frame:
+        return None
+    flagged = [int(t) for t, text in zip(front.frame["trial"], front.frame["under_load"]) if text]
+    if not flagged:
+        return None
+    trials = ", ".join(map(str, flagged))
+    return (
+        f"EPF of trial{'s' if len(flagged) > 1 else ''} {trials} was measured while other processes loaded the "
+        "device (marked 'under load'), so it may read high; measure again on a quiet machine with "
+        "'e2gcsearch confirm --remeasure-epf'"
+    )
 
 
 def proxy_fidelity_note(study: optuna.Study) -> str | None:
