@@ -27,7 +27,7 @@ from e2gcsearch.fidelity import (
     tau_difference,
 )
 
-FIRST_SEEDS = ("0", "1")  # a network is judged once it has these; further seeds count once every judged one has them
+FIRST_SEEDS = 2  # a network is judged once it has seeds 0..FIRST_SEEDS-1; more count once every judged one has them
 
 
 def read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -41,7 +41,7 @@ def read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 class Pivot:
     """The table by network: full top-1 per seed, each proxy's value, seconds, EPF."""
 
-    def __init__(self, rows: list[dict[str, str]], full_setting: str) -> None:
+    def __init__(self, rows: list[dict[str, str]], full_setting: str, required_seeds: int = FIRST_SEEDS) -> None:
         self.info: dict[str, dict[str, str]] = {}
         self.full: dict[str, dict[str, float]] = defaultdict(dict)
         self.full_s: dict[str, list[float]] = defaultdict(list)
@@ -71,7 +71,8 @@ class Pivot:
             elif row["kind"] == "epf":
                 self.epf[label] = float(row["value_out"])
                 self.epf_backend = row["unit"]
-        self.judged = [label for label in self.info if all(seed in self.full[label] for seed in FIRST_SEEDS)]
+        required = [str(seed) for seed in range(required_seeds)]
+        self.judged = [label for label in self.info if all(seed in self.full[label] for seed in required)]
         common = set.intersection(*(set(self.full[label]) for label in self.judged)) if self.judged else set()
         self.seeds = sorted(common, key=int)
         for name in ("params", "macs"):
@@ -161,14 +162,16 @@ def fmt(value: float, spec: str) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
 
 
-def report(table: Path, resamples: int = 2000, full_setting: str = "e24-nall-r64") -> list[dict]:
-    """Print the report of ``table`` against the full training ``full_setting``; return one dict of figures
-    per proxy."""
+def report(
+    table: Path, resamples: int = 2000, full_setting: str = "e24-nall-r64", required_seeds: int = FIRST_SEEDS
+) -> list[dict]:
+    """Print the report of ``table`` against the full training ``full_setting``, over the networks with at
+    least ``required_seeds`` of its seeds; return one dict of figures per proxy."""
     if not table.exists():
         print(f"no table at {table} yet: measure first (python benchmarks/proxy_fidelity.py)")
         return []
     notes, rows = read_table(table)
-    pivot = Pivot(rows, full_setting)
+    pivot = Pivot(rows, full_setting, required_seeds)
     labels = pivot.judged
     print("\n".join(f"# {note}" for note in notes[:2]))
     if len(labels) < 3:

@@ -450,7 +450,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=FULL_SEEDS,
         help=f"full-training seeds per network, 0 to N-1 (default {FULL_SEEDS}; 4 lets the report "
-        "measure how well a two-seed reference agrees with another)",
+        "measure how well a two-seed reference agrees with another); the report judges the networks "
+        "that have N seeds",
     )
     parser.add_argument("--limit", type=int, help="only the first N networks of the fidelity set (smoke runs)")
     parser.add_argument("--workers", type=int, default=1, help="measuring processes (one torch thread each)")
@@ -494,7 +495,7 @@ def main(argv: list[str] | None = None) -> None:
             measure(args)
     if not args.no_report:
         print(f"load average now: {load_average()} on {os.cpu_count()} cores")
-        report(args.table, args.bootstrap, full_setting(args))
+        report(args.table, args.bootstrap, full_setting(args), args.full_seeds)
 
 
 if __name__ == "__main__":
