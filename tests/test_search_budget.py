@@ -259,7 +259,10 @@ def test_the_rule_never_stops_a_trial_that_would_reach_the_front():
 def test_an_early_stopped_trial_is_pruned_with_its_reason_and_partial_curve(tmp_path):
     config = tiny_config(tmp_path)
     settings = dataclasses.replace(
-        config.settings, space=FOUR_POINTS, train=dataclasses.replace(config.settings.train, epochs=2, threads=1)
+        config.settings,
+        space=FOUR_POINTS,
+        train=dataclasses.replace(config.settings.train, epochs=2, threads=1),
+        early_stop="rule",
     )
     data = load_data(TINY_DATA, progress=False)
     study = optuna.create_study(
@@ -329,7 +332,7 @@ def test_replay_with_early_stopping_saves_time_and_keeps_the_front():
     table = six_point_table()
     hopeless = ArchConfig("mobilenet_v1", group_size=4, width=0.5, num_classes=10)
     assert table.front_status(table.points)[hopeless] == "dominated"
-    runs = [replay(table, "random", seed, trials=6) for seed in range(6)]
+    runs = [replay(table, "random", seed, trials=6, early_stop="rule") for seed in range(6)]
     assert all(r.hypervolume_ratio == pytest.approx(1.0) for r in runs)  # the front is whole in every run
     late = [r for r in runs if r.measured.index(hopeless) >= MIN_COMPLETE]
     assert late and all(hopeless not in r.completed and r.train_s < 18.0 for r in late)

@@ -16,9 +16,10 @@ from ..profiling.implementations import AUTO_CANDIDATES, IMPL_CHOICES, MODES
 from ..profiling.settings import DTYPES
 from ..report.tables import FORMATS
 from ..search.objectives import DEFAULT_BATCH_SIZE
-from ..search.search_config import DEFAULT_EARLY_STOP, DEFAULT_TRIALS, EARLY_STOPS, WARM_STARTS
+from ..search.search_config import DEFAULT_TRIALS, WARM_STARTS
 from ..search.space import DEFAULT_WIDTHS, SearchSpace
 from ..search.study import SAMPLERS
+from ..search.trial import DEFAULT_EARLY_STOP, EARLY_STOPS
 from ..store.storage import DEFAULT_STORAGE, DEFAULT_STUDY
 from ..train import SCHEDULES, TrainConfig
 from ._common import (
@@ -354,16 +355,12 @@ OPTIONS: dict[str, Option] = {
         "--early-stop",
         choices=EARLY_STOPS,
         default=DEFAULT_EARLY_STOP,
-        help="stop proxy trainings early (the trial is PRUNED, with the reason): 'rule' once even its top-1 "
-        "+ the largest remaining gain seen in completed trials + the noise margin is beaten by a completed "
-        "trial with lower or equal EPF; 'asha' successive halving: at epochs E/2, E/4, ... a trial goes on "
-        "only if it is in the better half, by Pareto rank on the other objectives and top-1 so far, of the "
-        "trials that reached that epoch; 'off' trains every trial to its last epoch. Nothing is stopped "
-        "before 4 trials could be compared",
+        help="stop proxy trainings early (PRUNED, with the reason): 'asha' at epochs E/2, E/4, ... keeps the "
+        "better half, by Pareto rank on the other objectives and top-1 so far, of the trials that reached "
+        "it; 'rule' stops a trial that even its top-1 + the largest gain seen + noise leaves below a "
+        "completed trial of lower or equal EPF; 'off' (or --no-early-stop) trains every trial fully",
     ),
-    "no_early_stop": _option(
-        "--no-early-stop", action="store_true", help="the same as --early-stop off (the older spelling)"
-    ),
+    "no_early_stop": _option("--no-early-stop", action="store_true", help="the older spelling of --early-stop off"),
     "confirm": _option(
         "--confirm",
         type=positive_float,

@@ -261,7 +261,7 @@ def replay(
     seed: int,
     trials: int,
     warm_start: bool = False,
-    early_stop: str = "rule",
+    early_stop: str = "asha",
     baselines: bool = True,
     storage: str | optuna.storages.BaseStorage | None = None,
 ) -> Replay:

@@ -14,10 +14,6 @@ DEFAULT_TRIALS = (
     16  # one 'run' on the embedded digits: about 6 minutes on 2 cores, plus a minute of one-off calibration
 )
 WARM_STARTS = ("auto", "model", "none")  # the CLI's default is auto (see benchmarks/search_replay.py)
-# --early-stop: successive halving with Pareto promotion, the optimistic-completion rule, or none (the
-# default is the one benchmarks/search_replay.py shows best; docs/search-efficiency.md has the replay)
-EARLY_STOPS = ("asha", "rule", "off")
-DEFAULT_EARLY_STOP = "rule"
 
 
 @dataclasses.dataclass(frozen=True)
