@@ -17,10 +17,12 @@ import pytest
 from test_data import make_food101
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-# The scripts the tests below run; fidelity_report.py is proxy_fidelity.py's report, run by its ``report`` step.
+# The scripts the tests below run; fidelity_report.py is proxy_fidelity.py's report, run by its ``report`` step,
+# and fidelity_runs.py its runs, measured by its ``measure`` step.
 COVERED = {
     "energy_model_fit.py",
     "fidelity_report.py",
+    "fidelity_runs.py",
     "flgc_vs_fggc.py",
     "grouped_conv_impls.py",
     "measurement_isolation.py",
