@@ -95,6 +95,6 @@ def run(args: argparse.Namespace) -> int:
     confirm(study, data, train, profile, limits, remeasure=args.remeasure_epf)
     front = front_info(study)
     emit(render_front(front, args.format))
-    for line in noise_notes(front.frame, front.objectives):
+    for line in noise_notes(front.frame, front.objectives, front.paired):
         note(f"note: {line}")
     return 0

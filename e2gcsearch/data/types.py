@@ -4,6 +4,8 @@ with the default places data and decoded tensors live."""
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -117,6 +119,15 @@ class LoadedData:
         labels = self.train_labels if split == "train" else self.val_labels
         counts = torch.bincount(labels, minlength=self.num_classes).tolist()
         return dict(zip(self.class_names, counts))
+
+    @functools.cached_property
+    def val_order(self) -> str:
+        """A digest of the validation images and labels in the order they are judged: two per-image
+        results (:mod:`e2gcsearch.paired`) compare only when it is the same."""
+        digest = hashlib.sha256()
+        for tensor in (self.val_labels, self.val_images):
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
 
     def description(self) -> dict[str, Any]:
         """Everything a report needs to say which data a number came from."""

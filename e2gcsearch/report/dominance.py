@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import Metric
+from ..paired import INDEPENDENT, PAIRED, PairedDifference, PairedResults
 
 STATUSES = ("front", "tied", "dominated", "infeasible")
 SESSION_SPAN_S = 3600  # front figures measured further apart than this may come from different sessions
@@ -70,18 +71,18 @@ def _column(frame: pd.DataFrame, name: str, fallback: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(column), fallback, column)
 
 
-def front_status(frame: pd.DataFrame, objectives: Sequence[Metric]) -> list[str]:
-    """The status of every row of ``frame`` (see the module docstring); needs a ``feasible`` column."""
+def front_status(frame: pd.DataFrame, objectives: Sequence[Metric], paired: PairedResults | None = None) -> list[str]:
+    """The status of every row of ``frame`` (see the module docstring); needs a ``feasible`` column,
+    and a ``trial`` column when ``paired`` judges top-1 differences (:func:`status_tests`)."""
     if frame.empty:
         return []
     feasible = frame["feasible"].to_numpy(dtype=bool)
-    values, best, worst = bounds(frame, objectives)
+    judge = _Judge(frame, objectives, paired)
+    values = judge.values
     # dominates[j, i]: j is no worse than i everywhere and better somewhere (point values)
     dominates = (values[:, None, :] <= values[None, :, :]).all(axis=2) & (values[:, None, :] < values[None, :, :]).any(
         axis=2
     )
-    # beyond[j, i]: in some objective j's worst bound is better than i's best bound
-    beyond = (worst[:, None, :] < best[None, :, :]).any(axis=2)
     dominates &= feasible[:, None] & feasible[None, :]
     status = []
     for i in range(len(frame)):
@@ -90,25 +91,75 @@ def front_status(frame: pd.DataFrame, objectives: Sequence[Metric]) -> list[str]
         elif not dominates[:, i].any():
             status.append("front")
         else:
-            status.append("dominated" if (dominates[:, i] & beyond[:, i]).any() else "tied")
+            beyond = any(judge.beyond(j, i) for j in np.flatnonzero(dominates[:, i]))
+            status.append("dominated" if beyond else "tied")
     return status
 
 
-def contested_pairs(frame: pd.DataFrame, objectives: Sequence[Metric]) -> list[tuple[int, int, float]]:
+def status_tests(frame: pd.DataFrame, objectives: Sequence[Metric], paired: PairedResults | None) -> list[str]:
+    """Per row, the test its top-1 differences were judged by: ``paired`` (per-image results on the
+    study's validation images, :mod:`e2gcsearch.paired`) or ``independent`` (the two rows' own 95 %
+    intervals: no per-image results); ``""`` when no objective is top-1."""
+    if not any(o.metric == "top1" for o in objectives):
+        return [""] * len(frame)
+    return [PAIRED if paired is not None and trial in paired else INDEPENDENT for trial in frame.get("trial", [])]
+
+
+class _Judge:
+    """Whether one row is better than another beyond the noise, per objective: top-1 by the paired test
+    where both rows have per-image results, everything else (and top-1 without them) by disjoint
+    95 % intervals."""
+
+    def __init__(self, frame: pd.DataFrame, objectives: Sequence[Metric], paired: PairedResults | None) -> None:
+        self.values, self.best, self.worst = bounds(frame, objectives)
+        self.objectives = tuple(objectives)
+        self.trials = [int(t) for t in frame["trial"]] if "trial" in frame and paired is not None else None
+        self.paired = paired
+
+    def difference(self, k: int, j: int, i: int) -> PairedDifference | None:
+        """The paired top-1 difference of rows ``j`` − ``i`` when objective ``k`` is top-1 and both have
+        comparable per-image results."""
+        if self.trials is None or self.objectives[k].metric != "top1":
+            return None
+        return self.paired.difference(self.trials[j], self.trials[i])
+
+    def better(self, k: int, j: int, i: int) -> bool:
+        difference = self.difference(k, j, i)
+        if difference is None:
+            return bool(self.worst[j, k] < self.best[i, k])
+        return difference.low > 0 if self.objectives[k].direction == "maximize" else difference.high < 0
+
+    def beyond(self, j: int, i: int) -> bool:
+        """True when row ``j`` is better than row ``i`` beyond the noise in some objective."""
+        return any(self.better(k, j, i) for k in range(len(self.objectives)))
+
+    def overlap(self, k: int, a: int, b: int) -> float:
+        """How far rows ``a`` and ``b`` overlap in objective ``k`` (see :func:`contested_pairs`)."""
+        difference = self.difference(k, a, b)
+        if difference is None:
+            return _overlap(self.best[a, [k]], self.worst[a, [k]], self.best[b, [k]], self.worst[b, [k]])
+        half = (difference.high - difference.low) / 2
+        return 1.0 - min(1.0, abs(difference.diff) / half) if half > 0 else 1.0
+
+
+def contested_pairs(
+    frame: pd.DataFrame, objectives: Sequence[Metric], paired: PairedResults | None = None
+) -> list[tuple[int, int, float]]:
     """Neighbouring front/tied rows (positions in ``frame``, ordered by the first objective) that the
-    intervals cannot order: neither is better than the other beyond the intervals in any objective.
-    Each pair comes with its overlap (the mean, over objectives, of the overlap of the two intervals
-    as a fraction of the narrower one; 1 = one interval inside the other), largest first."""
+    data cannot order: neither is better than the other beyond the noise in any objective (top-1 by
+    the paired test where both have per-image results). Each pair comes with its overlap (the mean,
+    over objectives, of the overlap of the two intervals as a fraction of the narrower one, or for a
+    paired top-1 difference 1 − |difference| ÷ its half-width; 1 = no difference at all), largest first."""
     if frame.empty or "front_status" not in frame or not objectives:
         return []
-    values, best, worst = bounds(frame, objectives)
+    judge = _Judge(frame, objectives, paired)
     rows = [i for i, status in enumerate(frame["front_status"]) if status in ("front", "tied")]
-    rows.sort(key=lambda i: (values[i, 0], i))
+    rows.sort(key=lambda i: (judge.values[i, 0], i))
     pairs = []
     for a, b in zip(rows, rows[1:]):
-        if (worst[a] < best[b]).any() or (worst[b] < best[a]).any():
-            continue  # one of them is better beyond the intervals somewhere: the data order them
-        pairs.append((a, b, _overlap(best[a], worst[a], best[b], worst[b])))
+        if judge.beyond(a, b) or judge.beyond(b, a):
+            continue  # one of them is better beyond the noise somewhere: the data order them
+        pairs.append((a, b, float(np.mean([judge.overlap(k, a, b) for k in range(len(objectives))]))))
     return sorted(pairs, key=lambda pair: -pair[2])
 
 
@@ -124,7 +175,7 @@ def _overlap(best_a: np.ndarray, worst_a: np.ndarray, best_b: np.ndarray, worst_
     return float(np.mean(fraction)) if len(fraction) else 0.0
 
 
-def noise_notes(frame: pd.DataFrame, objectives: Sequence[Metric]) -> list[str]:
+def noise_notes(frame: pd.DataFrame, objectives: Sequence[Metric], paired: PairedResults | None = None) -> list[str]:
     """Sentences that say how far the data separate the front's points (empty when they all do).
 
     Example:
@@ -145,15 +196,16 @@ def noise_notes(frame: pd.DataFrame, objectives: Sequence[Metric]) -> list[str]:
             f"{'their' if tied > 1 else 'its'} disadvantage lies inside the 95 % intervals, "
             f"so {'they' if tied > 1 else 'it'} may belong on it"
         )
-    contested = contested_pairs(frame, objectives)
+    contested = contested_pairs(frame, objectives, paired)
     if contested:
         notes.append(
             f"{len(contested)} pair{'s' if len(contested) > 1 else ''} of front/tied trials cannot be told "
             "apart by the data; 'e2gcsearch confirm' measures them further (more EPF windows, more "
             "training seeds)"
         )
+    notes += paired_notes(frame, objectives, paired)
     for objective in objectives:
-        spread = _within_noise(frame, objective)
+        spread = _within_noise(frame, objective, paired)
         if spread:
             notes.append(spread)
         unknown = sum(
@@ -167,7 +219,8 @@ def noise_notes(frame: pd.DataFrame, objectives: Sequence[Metric]) -> list[str]:
                 "window, or by a version that did not record the windows; 'e2gcsearch confirm' adds windows"
             )
     accuracy = [o for o in objectives if o.is_accuracy]
-    if accuracy and "seeds" in frame and not (frame["seeds"].fillna(0) >= 2).any():
+    seeded = paired is not None and paired.seed_noise is not None
+    if accuracy and "seeds" in frame and not seeded and not (frame["seeds"].fillna(0) >= 2).any():
         notes.append(
             "top-1 intervals count the validation sample only: seed noise is not estimated yet "
             "(run with --proxy-seeds 2, or 'e2gcsearch confirm' adds seeds to contested trials)"
@@ -268,9 +321,46 @@ def _minute(text: str) -> datetime.datetime:
     return datetime.datetime.strptime(str(text), "%Y-%m-%d %H:%M")
 
 
-def _within_noise(frame: pd.DataFrame, objective: Metric) -> str | None:
-    """A sentence when every difference of ``objective`` among the front's rows lies inside the intervals."""
+def paired_notes(frame: pd.DataFrame, objectives: Sequence[Metric], paired: PairedResults | None) -> list[str]:
+    """How the front's top-1 differences were judged: by the paired test (on how many images, with
+    which seed noise), and which rows fell back to independent intervals."""
+    if frame.empty or not any(o.metric == "top1" for o in objectives) or "trial" not in frame:
+        return []
+    tests = status_tests(frame, objectives, paired)
+    missing = [int(t) for t, test in zip(frame["trial"], tests) if test != PAIRED]
+    notes = []
+    if len(missing) < len(frame):
+        noise = paired.seed_noise
+        seeds = f", with a seed noise of {noise.std:.2g} points ({noise.df} degrees of freedom)" if noise else ""
+        notes.append(
+            f"top-1 differences are judged by the paired test on the same {paired.images} validation images"
+            f"{seeds}; the ± shown per trial is its own interval, wider than a difference needs "
+            "(docs/accuracy.md#paired-comparisons)"
+        )
+    if missing:
+        shown = ", ".join(map(str, missing[:8])) + (", ..." if len(missing) > 8 else "")
+        notes.append(
+            f"trial{'s' if len(missing) > 1 else ''} {shown} {'have' if len(missing) > 1 else 'has'} no per-image "
+            "results (recorded by an older version), so top-1 differences with "
+            f"{'them' if len(missing) > 1 else 'it'} are judged by independent intervals, which separate fewer pairs"
+        )
+    return notes
+
+
+def _within_noise(frame: pd.DataFrame, objective: Metric, paired: PairedResults | None = None) -> str | None:
+    """A sentence when every difference of ``objective`` among the front's rows lies inside the noise."""
     rows = frame[frame["front_status"].isin(("front", "tied"))]
+    if objective.metric == "top1" and paired is not None and len(rows) >= 2 and "trial" in rows:
+        trials = [int(t) for t in rows["trial"]]
+        differences = [paired.difference(a, b) for k, a in enumerate(trials) for b in trials[k + 1 :]]
+        if None not in differences:
+            if any(d.separated for d in differences):
+                return None
+            return (
+                f"every {objective.name} difference between the front's {len(rows)} trials lies within the noise "
+                f"of the paired test ({rows[objective.name].min():.4g} to {rows[objective.name].max():.4g} %); "
+                "these differences are noise"
+            )
     low, high = f"{objective.name}_low", f"{objective.name}_high"
     if len(rows) < 2 or low not in rows or high not in rows or rows[[low, high]].isna().any().any():
         return None  # an unknown interval cannot show a difference to be noise

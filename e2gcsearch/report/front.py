@@ -33,7 +33,8 @@ import pandas as pd
 
 from ..errors import DataError, UnknownNameError
 from ..metrics import Metric
-from .dominance import STATUSES, front_status
+from ..paired import PairedResults
+from .dominance import STATUSES, front_status, status_tests
 from .search_cost import BreakEven, frames_text
 from .tables import fixed, human_count, render, to_json
 
@@ -61,6 +62,8 @@ class FrontInfo:
         include_dominated: whether dominated and infeasible rows were kept.
         break_even: how the ``break_even_frames`` column was computed, when the frame has one
             (:func:`e2gcsearch.store.spending.with_break_even` adds it with the search's cost).
+        paired: the trials' per-image top-1 results, which judged top-1 differences (the
+            ``status_test`` column says, per row, ``paired`` or ``independent``); ``None``: none.
     """
 
     frame: pd.DataFrame
@@ -72,6 +75,7 @@ class FrontInfo:
     states: Mapping[str, int]
     include_dominated: bool = False
     break_even: BreakEven | None = None
+    paired: PairedResults | None = None
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -112,9 +116,11 @@ def front_info_from_rows(
     study: str,
     states: Mapping[str, int],
     include_dominated: bool = False,
+    paired: PairedResults | None = None,
 ) -> FrontInfo:
     """Mark and sort ``rows`` (one per completed trial, columns as :attr:`FrontInfo.frame` less
-    ``dominated``); keep only the front unless ``include_dominated``."""
+    ``dominated``); keep only the front unless ``include_dominated``. ``paired`` holds per-image
+    top-1 results by trial number, which then judge top-1 differences (:mod:`.dominance`)."""
     objectives = tuple(objectives)
     frame = pd.DataFrame(list(rows))
     if frame.empty:
@@ -139,7 +145,8 @@ def front_info_from_rows(
             ]
         )
     else:
-        frame["front_status"] = front_status(frame, objectives)
+        frame["front_status"] = front_status(frame, objectives, paired)
+        frame["status_test"] = status_tests(frame, objectives, paired)
         frame["dominated"] = frame["front_status"] != "front"
         first = objectives[0]
         frame["_group"] = [STATUSES.index(status) for status in frame["front_status"]]
@@ -158,6 +165,7 @@ def front_info_from_rows(
         feasible=int(sum(bool(row["feasible"]) for row in rows)),
         states=dict(states),
         include_dominated=include_dominated,
+        paired=paired,
     )
 
 
@@ -293,6 +301,8 @@ def render_front(front: FrontInfo, fmt: str) -> str:
     for objective in objectives:
         shown[objective.name] = _with_interval(frame, objective)
     columns = ["trial", "arch", "module", "grouping", "width", "front_status", *[o.name for o in objectives]]
+    if "status_test" in frame and frame["status_test"].astype(bool).any():
+        columns.insert(columns.index("front_status") + 1, "status_test")
     columns += [c for c in ("params", "macs") if c not in columns] + epf_columns
     if "break_even_frames" in frame and frame["break_even_frames"].notna().any():  # all unknown: a note says why
         columns.append("break_even_frames")
@@ -304,6 +314,7 @@ def render_front(front: FrontInfo, fmt: str) -> str:
         "grouping": "G/g",
         "macs": "MACs",
         "front_status": "status",
+        "status_test": "top-1 test",
         **{o.name: f"{o.header(backend)} ± 95 %" if _has_interval(frame, o) else o.header(backend) for o in objectives},
         **{c: f"EPF@{c.split('@')[1]} (mJ/frame, {backend or 'unmeasured'})" for c in epf_columns},
         "break_even_frames": front.break_even.header() if front.break_even is not None else "break-even (frames)",

@@ -45,6 +45,20 @@ def backend_note(backend: str | None) -> str:
     return f"EPF backend: {backend}" if backend else "EPF: not measured"
 
 
+def status_test_note(frame: pd.DataFrame) -> str:
+    """Which test backed the front/tied/dominated status of the plotted trials on top-1 (``""`` when
+    no objective is top-1)."""
+    tests = [t for t in frame.get("status_test", []) if t]
+    if not tests:
+        return ""
+    paired = sum(t == "paired" for t in tests)
+    if paired == len(tests):
+        return "status: top-1 by the paired test on the same validation images"
+    if not paired:
+        return "status: top-1 by independent 95 % intervals (no per-image results)"
+    return f"status: top-1 by the paired test for {paired} of {len(tests)} trials, else independent intervals"
+
+
 def axis_label(objective: Metric) -> str:
     """The axis title of an objective (its header, with proxy accuracy spelled out)."""
     label = objective.header()

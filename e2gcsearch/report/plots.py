@@ -22,7 +22,16 @@ import pandas as pd
 from ..errors import DataError
 from ..metrics import Metric
 from .front import FrontInfo, HypervolumeHistory, plot_axes
-from .plot_style import INFEASIBLE_COLOR, STYLE, axis_label, backend_note, check_plot_path, error_bars, front_groups
+from .plot_style import (
+    INFEASIBLE_COLOR,
+    STYLE,
+    axis_label,
+    backend_note,
+    check_plot_path,
+    error_bars,
+    front_groups,
+    status_test_note,
+)
 from .plots_html import save_front_html, save_hypervolume_html
 
 
@@ -114,7 +123,7 @@ def save_front_plot(info: FrontInfo, path: str | Path) -> Path:
             facecolors="white",
             edgecolors="#555555",
             linewidths=1.4,
-            label="tied with the front (within the 95 % intervals)",
+            label="tied with the front (within the noise)",
         )
     if len(dominated):
         ax.scatter([], [], s=26, color="#9a9a9a", alpha=0.45, linewidths=0, label="dominated (faded colour)")
@@ -165,7 +174,9 @@ def save_front_plot(info: FrontInfo, path: str | Path) -> Path:
         fontsize=7.5,
         frameon=False,
         borderaxespad=0.0,
-        title=f"{info.completed} completed trials, {info.feasible} feasible",
+        title="\n".join(
+            filter(None, [f"{info.completed} completed trials, {info.feasible} feasible", status_test_note(frame)])
+        ),
         title_fontsize=7.5,
     )
     figure.suptitle(f"Study '{info.study}': {axis_label(y)} vs {axis_label(x)}", fontsize=10.5)

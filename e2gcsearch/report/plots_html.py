@@ -15,7 +15,7 @@ import pandas as pd
 from ..errors import ConfigError
 from ..models import get_entry
 from .front import FrontInfo, HypervolumeHistory, plot_axes
-from .plot_style import INFEASIBLE_COLOR, STYLE, axis_label, backend_note, error_bars, front_groups
+from .plot_style import INFEASIBLE_COLOR, STYLE, axis_label, backend_note, error_bars, front_groups, status_test_note
 
 
 def _plotly():
@@ -117,7 +117,7 @@ def save_front_html(info: FrontInfo, path: Path) -> Path:
             font={"size": 10},
         )
     figure.update_layout(
-        title=f"Study '{info.study}': {axis_label(y)} vs {axis_label(x)}<br><sup>{backend_note(backend)}</sup>",
+        title=f"Study '{info.study}': {axis_label(y)} vs {axis_label(x)}<br><sup>{'; '.join(filter(None, [backend_note(backend), status_test_note(frame)]))}</sup>",
         xaxis_title=x.header(backend),
         yaxis_title=axis_label(y),
         template="simple_white",

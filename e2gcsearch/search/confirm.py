@@ -29,6 +29,7 @@ from ..data import LoadedData
 from ..devices import resolve_device
 from ..errors import ConfigError
 from ..metrics import Metric
+from ..paired import PerImage
 from ..profiling import BatchProfile, ProfileConfig, extend_measurement
 from ..report import contested_pairs
 from ..report.front import FrontInfo
@@ -132,7 +133,7 @@ def confirm_study(
     exhausted: set[tuple[int, str]] = set()
     reason = "no contested pair left: the data order every pair of neighbouring front points"
     while True:
-        pairs = contested_pairs(front.frame, front.objectives)
+        pairs = contested_pairs(front.frame, front.objectives, front.paired)
         left = limits.budget_s - (time.perf_counter() - start)
         choice = _next_measurement(study, front, pairs, profile, limits, exhausted, left)
         if choice is None:
@@ -161,7 +162,7 @@ def confirm_study(
         tuple(steps),
         before,
         _statuses(front),
-        len(contested_pairs(front.frame, front.objectives)),
+        len(contested_pairs(front.frame, front.objectives, front.paired)),
         reason,
         time.perf_counter() - start,
     )
@@ -295,6 +296,9 @@ def _measure(
         trained = train_model(stored.arch_config, data, dataclasses.replace(train, seed=seed))
         if not trained.ok or trained.top1 != trained.top1:
             return None, front
+        earlier, more = PerImage.from_dict(confirmed.get(record.TOP1_CORRECT)), PerImage.of_runs([trained])
+        if more is not None:  # the new seed's images, after those of confirm's earlier seeds
+            confirmed[record.TOP1_CORRECT] = earlier.extended(PerImage.from_dict(more)).to_dict() if earlier else more
         confirmed[record.TOP1_SEEDS] = [*seeds, trained.top1]
         confirmed[record.TOP1_SEED_IDS] = [*used, seed]
         what = f"{len(seeds)} -> {len(seeds) + 1} seeds"

@@ -27,6 +27,7 @@ from ..devices import resolve_device
 from ..energy import Ledger, MeterSpec
 from ..metrics import MODES, Metric
 from ..models import validate_config
+from ..paired import PerImage
 from ..profiling import DeviceLock, ProfileCache, ProfileConfig, profile_model
 from ..profiling.implementations import layout_of
 from ..report.tables import human_count
@@ -236,6 +237,7 @@ class TrialRunner:
             trial,
             top1=interval.mean,
             top1_seeds=[run.top1 for run in runs],
+            top1_correct=PerImage.of_runs(runs),
             val_size=val_size,
             top1_low=interval.low,
             top1_high=interval.high,

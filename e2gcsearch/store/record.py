@@ -24,6 +24,9 @@ User attrs of a trial:
     top1, top5         proxy top-1 / top-5 in percent, the mean over the seeds (None when training was skipped)
     top1_seeds         proxy top-1 of each training seed (``--proxy-seeds K``)
     val_size           validation images the top-1 was measured on (for its binomial interval)
+    top1_correct       which validation images each seed's final proxy model got right: {"order": digest
+                       of the validation images in the order judged, "n": images, "seeds": [packed
+                       bitset per seed]} (e2gcsearch.paired); absent on trials from before it was recorded
     top1_low, top1_high  the trial's own 95 % interval of top1 when it finished (front recomputes it
                        with the seed noise pooled over the study)
     loss_curve         proxy training loss per epoch
@@ -74,7 +77,8 @@ User attrs of the study (written once by ``run``):
                        and measurements (``spent:validate:<run>:trial-<n>``); one key per writer, so
                        concurrent writers never overwrite each other
     confirm:trial-<n>  more measurements of trial n written by ``confirm``: {"epf": {"<B>": figures
-                       pooled over every window so far}, "top1_seeds": [every seed so far]}; readers
+                       pooled over every window so far}, "top1_seeds": [every seed so far],
+                       "top1_correct": the per-image results of confirm's seeds (as a trial's)}; readers
                        use these pooled figures instead of the trial's own
 """
 
@@ -85,6 +89,7 @@ from typing import Any
 
 from ..config import ArchConfig, field_names
 from ..metrics import Metric
+from ..paired import PerImage
 from ..stats import SeedNoise, SittingNoise, Summary, accuracy_interval, with_sitting_noise
 
 # Trial user attrs read or written outside this module (the rest go through TrialRecord / user_attrs).
@@ -97,6 +102,7 @@ ENERGY_BACKEND = "energy_backend"
 TOP1 = "top1"
 TOP1_SEEDS = "top1_seeds"
 TOP1_CURVE = "top1_curve"
+TOP1_CORRECT = "top1_correct"  # per-image results of every seed (e2gcsearch.paired.PerImage.to_dict)
 EARLY_STOP = "early_stop"
 HALVING = "halving"  # {"<epoch>": {known, top1, position, of, promoted}}: the rungs a trial passed (search/halving.py)
 TOP1_SEED_IDS = "top1_seed_ids"  # in a confirm attr: the training seed of every entry of top1_seeds
@@ -151,6 +157,7 @@ class TrialRecord:
     top1: float | None = None
     top5: float | None = None
     top1_seeds: list[float] = dataclasses.field(default_factory=list)
+    top1_correct: dict[str, Any] | None = None
     val_size: int | None = None
     top1_low: float | None = None
     top1_high: float | None = None
@@ -218,6 +225,10 @@ class TrialRecord:
         """Top-1 of every training seed (a trial from before ``top1_seeds`` was recorded has one)."""
         return list(self.top1_seeds) or ([] if self.top1 is None else [self.top1])
 
+    def per_image(self) -> PerImage | None:
+        """Which validation images each seed got right (``None`` for a trial from before it was recorded)."""
+        return PerImage.from_dict(self.top1_correct)
+
     def validation_images(self) -> int | None:
         return self.val_size or self.data.get("val_size")
 
@@ -256,7 +267,12 @@ class TrialRecord:
         epf.update({int(batch): dict(figures) for batch, figures in confirmed.get(EPF, {}).items()})
         seeds = [float(v) for v in confirmed.get(TOP1_SEEDS, [])] or self.top1_seeds
         top1 = sum(seeds) / len(seeds) if seeds else self.top1
-        return dataclasses.replace(self, epf=epf, top1_seeds=list(seeds), top1=top1)
+        per_image, more = self.per_image(), PerImage.from_dict(confirmed.get(TOP1_CORRECT))
+        if per_image is not None and more is not None and len(per_image.seeds) + len(more.seeds) == len(seeds):
+            correct = per_image.extended(more).to_dict()  # every seed's images, in the order of top1_seeds
+        else:  # confirm's seeds without theirs (an older confirm): the pooled top-1 has no per-image twin
+            correct = self.top1_correct if len(seeds) == len(self.top1_seeds) else None
+        return dataclasses.replace(self, epf=epf, top1_seeds=list(seeds), top1=top1, top1_correct=correct)
 
 
 def full_key(number: int) -> str:

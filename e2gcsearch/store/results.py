@@ -26,6 +26,7 @@ from ..errors import ConfigError, UnknownNameError
 from ..fidelity import fidelity_note
 from ..metrics import Metric
 from ..models import get_entry
+from ..paired import PairedResults
 from ..report.dominance import noise_notes
 from ..report.front import FrontInfo, HypervolumeHistory, front_info_from_rows
 from ..report.front import hypervolume_history as history_of_front
@@ -223,7 +224,8 @@ def front_info(study: optuna.Study, include_dominated: bool = False) -> FrontInf
         _row(t, stored, objectives, noise, bool(record.confirmation(study, t.number, study_attrs)), sittings)
         for t, stored in zip(trials, records)
     ]
-    return front_info_from_rows(rows, objectives, study.study_name, states, include_dominated)
+    paired = PairedResults.of({t.number: stored.per_image() for t, stored in zip(trials, records)})
+    return front_info_from_rows(rows, objectives, study.study_name, states, include_dominated, paired)
 
 
 def hypervolume_history(study: optuna.Study) -> HypervolumeHistory:
@@ -248,7 +250,7 @@ def front_notes(study: optuna.Study, front: FrontInfo) -> list[str]:
     (:func:`e2gcsearch.report.noise_notes`) and how far its accuracy axis ranks like full training."""
     fidelity = proxy_fidelity_note(study)
     loaded = load_note(front)
-    return noise_notes(front.frame, front.objectives) + ([loaded] if loaded else []) + ([fidelity] if fidelity else [])
+    return noise_notes(front.frame, front.objectives, front.paired) + ([loaded] if loaded else []) + ([fidelity] if fidelity else [])
 
 
 def load_note(front: FrontInfo) -> str | None:

@@ -156,6 +156,8 @@ class TrainResult:
     start_epoch: int = 0
     checkpoint: str | None = None
     structure: dict[str, Any] | None = None  # FLGC: the learned groups per layer (models.learned_structure)
+    correct: str | None = None  # which validation images the final model got right (e2gcsearch.paired.pack)
+    val_order: str | None = None  # the digest of those images' order (LoadedData.val_order)
 
     @property
     def ok(self) -> bool:

@@ -21,6 +21,7 @@ from ..data import LoadedData
 from ..data.augment import augment_batch, channel_stats, normalize_batch
 from ..data.cache import interactive
 from ..errors import ConfigError
+from ..paired import pack
 from . import checkpoint
 from .config import TrainConfig, TrainResult, augmentation_for, learning_rate
 from .layout import apply_layout, to_layout
@@ -72,6 +73,8 @@ class Trainer:
         self.batch = min(config.batch_size, local)
         self.steps_per_epoch = local // self.batch  # the last partial batch is dropped (BN needs > 1 image)
         self.history: dict[str, list] = {"loss": [], "top1": [], "top5": []}
+        self.right: torch.Tensor | None = None  # which validation images the last evaluation got right
+        self.val_order = data.val_order
         self.train_s, self.train_images, self.start_epoch = 0.0, 0, 0
         self.between_steps: Callable[[], None] = lambda: None  # e.g. stand aside for a measurement
 
@@ -195,6 +198,7 @@ class Trainer:
         self.between_steps()
         self.model.eval()
         counts = torch.zeros(3, dtype=torch.float64, device=self.device)  # correct@1, correct@5, images
+        right = torch.zeros(self.val_y.numel(), dtype=torch.uint8, device=self.device)  # top-1 per image
         local = torch.arange(self.dist.rank, self.val_y.numel(), self.dist.world_size, device=self.device)
         k = min(5, self.num_classes)
         for index in local.split(EVAL_BATCH):
@@ -203,6 +207,7 @@ class Trainer:
             with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp):
                 top = self.model(x).topk(k, dim=1).indices  # (b, k)
             y = self.val_y[index]
+            right[index] = (top[:, 0] == y).to(torch.uint8)
             counts += torch.stack(
                 [
                     (top[:, 0] == y).sum(),
@@ -214,7 +219,9 @@ class Trainer:
             import torch.distributed as dist
 
             dist.all_reduce(counts)
+            dist.all_reduce(right)  # each image was judged by one process
         self.model.train()
+        self.right = right.bool().cpu()
         correct1, correct5, total = counts.tolist()
         if total == 0:
             return math.nan, None
@@ -317,6 +324,8 @@ class Trainer:
                 if on_epoch_end is not None and on_epoch_end(epoch + 1, metrics) and epoch + 1 < self.config.epochs:
                     status = "stopped"
                     break
+        if status == "ok" and self.right is None and self.history["top1"]:
+            self.evaluate()  # a run resumed after its last epoch: the same model, so the same answers per image
         return self._result(status, time.perf_counter() - wall_start, path, first)
 
     def _result(self, status: str, wall_s: float, path: Path | None, first: int) -> TrainResult:
@@ -327,6 +336,8 @@ class Trainer:
             top5=self.history["top5"][-1] if finished else None,
             loss_curve=[float(v) for v in self.history["loss"]],
             val_curve=[float(v) for v in self.history["top1"]],
+            correct=pack(self.right.numpy()) if finished and self.right is not None else None,
+            val_order=self.val_order,
             wall_s=wall_s,
             images_per_s=self.train_images / self.train_s if self.train_s > 0 else 0.0,
             epochs_run=len(self.history["loss"]),

@@ -36,6 +36,7 @@ from ..data import DataConfig, LoadedData, load_data
 from ..energy import Ledger, MeterSpec
 from ..errors import ConfigError
 from ..fidelity import agreement_sentence, kendall_tau  # re-exported: validate's API
+from ..paired import PerImage
 from ..profiling import ProfileConfig, profile_model, resolve_device
 from ..profiling.implementations import layout_of
 from ..report import require_trials
@@ -220,6 +221,7 @@ def _full_result(
         "top5": trained.top5,
         "epochs": epochs,
         "top1_seeds": top1,
+        "top1_correct": PerImage.of_runs(runs) if len(top1) == len(runs) else None,
         "seeds": [first_seed + offset for offset in range(len(runs))],
         "recipe": f"{epochs} epochs, {runs[0].train_size} training images, {data.resolution} px",
         "status": next((run.status for run in runs if not run.ok), "ok"),
