@@ -7,6 +7,7 @@ more measurement windows (pooled with every earlier window; the profile cache ke
 measurement), top-1 one more proxy-training seed. The pooled figures are stored on the study, and
 'front', 'export' and the plots use them. Give the same data, training and measurement flags as the
 'run' that made the study (or its --config file), so the new seeds and windows measure the same thing.
+Their energy (the study's EPF meter) and time count in the study's search total ('front', 'studies').
 """
 
 from __future__ import annotations

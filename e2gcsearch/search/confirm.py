@@ -15,6 +15,9 @@ Finished Optuna trials are immutable, so the pooled figures are kept on the stud
 ``confirm:trial-<n>`` attrs of :mod:`e2gcsearch.store.record`); ``front``, ``export`` and the plots
 read them. A trial gets at most ``max_seeds`` seeds and ``max_windows`` windows: two networks that are
 equally good stay tied, and confirm says so instead of measuring forever.
+
+Every training and measurement confirm runs is metered like the search's, by the backend of the study's
+EPF, and added to the study's bill (``spent:confirm:<run>``; :mod:`e2gcsearch.store.spending`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import optuna
 
 from ..data import LoadedData
 from ..devices import resolve_device
+from ..energy import Ledger
 from ..errors import ConfigError
 from ..metrics import Metric
 from ..paired import PerImage
@@ -38,6 +42,7 @@ from ..store import record
 from ..store.fingerprint import study_fingerprint
 from ..store.record import TrialRecord
 from ..store.results import front_info, trial_record
+from ..store.spending import study_ledger
 from ..train import TrainConfig, train_model
 from .preflight import device_fingerprint_of
 from .remeasure import Say, moved_line, remeasure_epf
@@ -124,9 +129,10 @@ def confirm_study(
         "give confirm the training and measurement flags (or --config) the search ran with",
     )
     before = _statuses(front_info(study, include_dominated=True))  # the account counts what remeasuring changed
+    ledger = study_ledger(study, "confirm", profile)
     if remeasure:
         say("confirm: measuring the EPF of every trial again, in this session")
-        say(f"confirm: {moved_line(remeasure_epf(study, profile, say))}; the cache now holds these figures")
+        say(f"confirm: {moved_line(remeasure_epf(study, profile, say, ledger))}; the cache now holds these figures")
     start = time.perf_counter()
     front = front_info(study, include_dominated=True)
     steps: list[Step] = []
@@ -147,7 +153,7 @@ def confirm_study(
                 )
             break
         number, objective = choice
-        step, measured = _measure(study, front, number, objective, train, profile, data, limits)
+        step, measured = _measure(study, front, number, objective, train, profile, data, limits, ledger)
         if step is None:
             exhausted.add((number, objective.name))
             say(f"confirm: trial {number} {objective.name}: the measurement failed; not stored, not tried again")
@@ -281,9 +287,10 @@ def _measure(
     profile: ProfileConfig,
     data: LoadedData,
     limits: ConfirmLimits,
+    ledger: Ledger,
 ) -> tuple[Step | None, FrontInfo]:
-    """Measure once more and store the pooled figures; the step and the front after it (no step,
-    nothing stored, when the measurement failed)."""
+    """Measure once more, metered by ``ledger``, and store the pooled figures; the step and the front
+    after it (no step, nothing stored, when the measurement failed)."""
     stored = trial_record(study, _trial(study, number))
     row = front.frame[front.frame["trial"] == number].iloc[0]
     before = (float(row[objective.name]), float(row[f"{objective.name}_low"]), float(row[f"{objective.name}_high"]))
@@ -293,7 +300,8 @@ def _measure(
         seeds = stored.top1_values()
         used = confirmed.get(record.TOP1_SEED_IDS) or [train.seed + k for k in range(len(seeds))]
         seed = max(used) + 1
-        trained = train_model(stored.arch_config, data, dataclasses.replace(train, seed=seed))
+        config = dataclasses.replace(train, seed=seed)
+        trained = train_model(stored.arch_config, data, config, metering=ledger.metering("training"))
         if not trained.ok or trained.top1 != trained.top1:
             return None, front
         earlier, more = PerImage.from_dict(confirmed.get(record.TOP1_CORRECT)), PerImage.of_runs([trained])
@@ -306,7 +314,8 @@ def _measure(
         batch = objective.batch_size
         earlier = _stored_batch(batch, stored.epf.get(batch, {}))
         measuring = dataclasses.replace(profile, resolution=stored.resolution or profile.resolution)
-        pooled = extend_measurement(stored.arch_config, measuring, batch, limits.windows, earlier)
+        with ledger.phase("measurement", resolve_device(profile.device), profile.threads):
+            pooled = extend_measurement(stored.arch_config, measuring, batch, limits.windows, earlier)
         if pooled.status != "ok":
             return None, front
         confirmed.setdefault(record.EPF, {})[str(batch)] = epf_figures(pooled)

@@ -8,9 +8,12 @@ from __future__ import annotations
 import dataclasses
 import statistics
 from collections.abc import Callable
+from contextlib import nullcontext
 
 import optuna
 
+from ..devices import resolve_device
+from ..energy import Ledger
 from ..profiling import ProfileConfig, profile_model
 from ..store import record
 from ..store.results import trial_record
@@ -19,9 +22,12 @@ from .trial import epf_figures
 Say = Callable[[str], None]
 
 
-def remeasure_epf(study: optuna.Study, profile: ProfileConfig, say: Say | None = None) -> list[float]:
+def remeasure_epf(
+    study: optuna.Study, profile: ProfileConfig, say: Say | None = None, ledger: Ledger | None = None
+) -> list[float]:
     """Measure the training step's EPF of every completed trial of ``study`` again, now, and keep these
-    figures in place of whatever the trial and ``confirm`` had (``confirm --remeasure-epf``).
+    figures in place of whatever the trial and ``confirm`` had (``confirm --remeasure-epf``); each
+    trial's measurement is one phase of ``ledger``, when one is given.
 
     EPF drifts between sessions by more than one sitting's interval, and a study's figures may come
     from several (resumed runs, the profile cache): afterwards its front compares EPF measured in one
@@ -42,10 +48,9 @@ def remeasure_epf(study: optuna.Study, profile: ProfileConfig, say: Say | None =
         sizes = tuple(sorted(b for b, figures in stored.epf.items() if figures.get("status", "ok") == "ok"))
         if not sizes:
             continue
-        fresh = profile_model(
-            stored.arch_config,
-            dataclasses.replace(refresh, batch_sizes=sizes, resolution=stored.resolution or profile.resolution),
-        )
+        measuring = dataclasses.replace(refresh, batch_sizes=sizes, resolution=stored.resolution or profile.resolution)
+        with ledger.phase("measurement", resolve_device(profile.device), profile.threads) if ledger else nullcontext():
+            fresh = profile_model(stored.arch_config, measuring)
         confirmed = dict(record.confirmation(study, trial.number))
         confirmed[record.EPF] = {str(b): epf_figures(p) for b, p in fresh.batches.items() if p.status == "ok"}
         study.set_user_attr(record.confirm_key(trial.number), confirmed)

@@ -19,14 +19,13 @@ from typing import Any
 from optuna.trial import TrialState
 
 from ..config import ArchConfig
-from ..energy import Ledger, MeterSpec
 from ..energy_model import EpfDataset, EpfMeasurement
 from ..errors import DataError, UserError
 from ..profiling import DeviceFingerprint
 from ..store import record
-from ..store.lost import new_run_id
 from ..store.queue import enqueue_once
 from ..store.record import TrialRecord
+from ..store.spending import study_ledger
 from ..store.storage import open_study
 from .space import Space
 
@@ -110,10 +109,7 @@ def warm_start_study(
     from ..energy_model import load_or_calibrate, warm_start_configs
 
     say = say or (lambda line: None)
-    key = record.spent_key("calibration", new_run_id())
-    ledger = Ledger(
-        MeterSpec(profile_config.backend, profile_config.power_w), lambda phases: study.set_user_attr(key, phases)
-    )
+    ledger = study_ledger(study, "calibration", profile_config)
     try:
         profile = given or load_or_calibrate(space, num_classes, profile_config, progress=say, ledger=ledger)
         seeds = warm_start_configs(profile, space, num_classes, k=3, resolution=profile_config.resolution, keep=keep)

@@ -6,8 +6,9 @@ paid that bill back (:func:`~e2gcsearch.report.search_cost.break_even_frames`).
 What is counted is what the study's own processes ran and metered: each trial's EPF measurements
 and proxy trainings, the energy model's calibration when a run made one, and validate's full
 trainings and measurements. A measurement answered from the measurement cache costs only its
-look-up; a repeat of a measured point costs nothing. The idle time between phases, the storage
-server, pre-flight's single steps and ``confirm``'s work are not counted.
+look-up; a repeat of a measured point costs nothing. ``confirm``'s extra seeds and windows count too
+(:func:`study_ledger` meters such work of the study's own). The idle time between phases, the storage
+server and pre-flight's single steps are not counted.
 
 Example:
     >>> cost = study_search_cost(study)                        # doctest: +SKIP
@@ -26,10 +27,11 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from ..energy.spend import Spent
+from ..energy.spend import Ledger, MeterSpec, Spent
 from ..report.front import FrontInfo
 from ..report.search_cost import NEVER, BreakEven, SearchCost, break_even_frames
 from . import record
+from .lost import new_run_id
 from .record import TrialRecord
 from .results import baseline_label, get_trial, require_architecture, trial_record
 
@@ -65,6 +67,15 @@ def search_cost(trials: Iterable[FrozenTrial], study_attrs: Mapping[str, Any]) -
 def study_search_cost(study: optuna.Study) -> SearchCost:
     """What ``study``'s recorded work used, in all."""
     return search_cost(study.get_trials(deepcopy=False), study.user_attrs)
+
+
+def study_ledger(study: optuna.Study, what: str, profile: Any) -> Ledger:
+    """A ledger of work of ``study``'s own that belongs to no trial (``what``: ``calibration``, ``confirm``,
+    ``inference``), metered as the study's EPF is (``profile``: its
+    :class:`~e2gcsearch.profiling.ProfileConfig`) and written to the study's ``spent:<what>:<run>`` attr,
+    one per ledger, after every phase."""
+    key = record.spent_key(what, new_run_id())
+    return Ledger(MeterSpec(profile.backend, profile.power_w), lambda phases: study.set_user_attr(key, phases))
 
 
 def _baselines(study: optuna.Study, trials: list[FrozenTrial]) -> dict[str, TrialRecord]:
@@ -185,6 +196,7 @@ __all__ = [
     "break_even_notes",
     "recorded_phases",
     "search_cost",
+    "study_ledger",
     "study_search_cost",
     "with_break_even",
 ]
