@@ -118,6 +118,7 @@ SEARCH = Group(
         "early_stop",
         "no_early_stop",
         "confirm",
+        "no_break_even",
     ),
 )
 SPACE = Group("search space", ("space", "search_arch", "modules", "group_sizes", "search_groups", "widths"))

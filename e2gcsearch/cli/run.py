@@ -12,6 +12,7 @@ from ..data import DataConfig, load_data
 from ..errors import ConfigError
 from ..profiling import ProfileConfig
 from ..report import render_front
+from ..search.break_even import measure_break_even
 from ..search.confirm import ConfirmLimits, ConfirmReport, confirm_study
 from ..search.objectives import DEFAULT_BATCH_SIZE, parse_constraint, parse_objectives
 from ..search.run import SearchConfig, SearchInterrupted, search
@@ -60,7 +61,9 @@ resume with other training, measurement or device settings is refused (start a n
 answered from the study and not charged; when fewer than N unmeasured points remain, all are measured.
 A trial whose proxy training can no longer reach the front is stopped early (PRUNED, with the reason;
 --early-stop picks the rule or successive halving, --early-stop off trains every trial to the end). A run
-whose trials all fail exits with status 1.
+whose trials all fail exits with status 1. After the trials, a study with no epf_infer objective gets the
+inference EPF (batch 1) of its front and their paper baselines measured, for the front's break-even column
+(--no-break-even skips it); the run's last line is what the whole search used, that work included.
 While a trial measures energy, the other e2gcsearch processes of the host pause their training on that
 device (between two steps), so no window counts another worker's work; --no-device-lock turns it off.
 """
@@ -187,6 +190,8 @@ def run(args: argparse.Namespace) -> int:
     if args.confirm:
         settings = config.settings
         confirm(outcome.study, config.data, settings.train, settings.profile, ConfirmLimits(budget_s=args.confirm))
+    if not args.no_break_even:
+        measure_break_even(outcome.study, config.settings.profile, note)
     front = front_info(outcome.study)
     if front.frame.empty:
         note("no feasible completed trial yet, so the front is empty; see the trial lines above")

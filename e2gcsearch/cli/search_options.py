@@ -102,6 +102,12 @@ SEARCH_OPTIONS: dict[str, Option] = {
         help="after the trials, spend up to S seconds measuring contested front points further "
         "(as 'e2gcsearch confirm --budget-s S')",
     ),
+    "no_break_even": option(
+        "--no-break-even",
+        action="store_true",
+        help="after the trials, do not measure the inference EPF (batch 1, forward only) of the front and its "
+        "paper baselines that the front's break-even column needs when no epf_infer objective measured it",
+    ),
     # search space (run); --arch and --groups take lists here
     "space": option(
         "--space",

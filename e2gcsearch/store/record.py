@@ -74,12 +74,17 @@ User attrs of the study (written once by ``run``):
                        immutable in Optuna, so it lives on the study; see validate.full_result)
     spent:<what>:<tag> the phases of work that belong to no trial, as a trial's ``spent``: the energy
                        model's calibration (``spent:calibration:<run>``) and validate's full trainings
-                       and measurements (``spent:validate:<run>:trial-<n>``); one key per writer, so
-                       concurrent writers never overwrite each other
+                       and measurements (``spent:validate:<run>:trial-<n>``), confirm's extra seeds
+                       and windows (``spent:confirm:<run>``) and run's inference EPF for break-even
+                       (``spent:inference:<run>``); one key per writer, so concurrent writers never
+                       overwrite each other
     confirm:trial-<n>  more measurements of trial n written by ``confirm``: {"epf": {"<B>": figures
                        pooled over every window so far}, "top1_seeds": [every seed so far],
                        "top1_correct": the per-image results of confirm's seeds (as a trial's)}; readers
                        use these pooled figures instead of the trial's own
+    epf_infer:trial-<n> inference EPF of trial n measured by ``run`` after the search for the front's
+                       break-even column ({"<B>": figures}, as a trial's ``epf_infer``), when the trial
+                       measured none; readers add it to the trial's own
 """
 
 from __future__ import annotations
@@ -288,6 +293,16 @@ def spent_key(what: str, tag: str) -> str:
 def confirm_key(number: int) -> str:
     """Study attr holding ``confirm``'s pooled measurements of trial ``number``."""
     return f"{CONFIRM}:trial-{number}"
+
+
+def inference_key(number: int) -> str:
+    """Study attr holding the inference EPF ``run`` measured of trial ``number`` after the search."""
+    return f"{EPF_INFER}:trial-{number}"
+
+
+def inference(study_attrs: dict[str, Any], number: int) -> dict[int, dict[str, Any]]:
+    """The inference EPF measured of trial ``number`` after the search, by batch size (``{}`` when none)."""
+    return {int(batch): dict(figures) for batch, figures in (study_attrs.get(inference_key(number)) or {}).items()}
 
 
 def confirmation(study: Any, number: int, study_attrs: dict[str, Any] | None = None) -> dict[str, Any]:

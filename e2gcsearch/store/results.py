@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from typing import Any
@@ -108,10 +109,14 @@ def require_architecture(study: optuna.Study, trial: FrozenTrial) -> FrozenTrial
 
 
 def trial_record(study: optuna.Study, trial: FrozenTrial, study_attrs: dict[str, Any] | None = None) -> TrialRecord:
-    """The stored record of ``trial`` with what ``confirm`` has measured of it since."""
+    """The stored record of ``trial`` with what ``confirm`` has measured of it since, and the inference EPF
+    ``run`` measured of it after the search (its own figures first)."""
     stored = TrialRecord.from_trial(trial)
-    confirmed = record.confirmation(study, trial.number, study_attrs)
-    return stored.with_confirmation(confirmed) if confirmed else stored
+    attrs = study.user_attrs if study_attrs is None else study_attrs
+    confirmed = record.confirmation(study, trial.number, attrs)
+    stored = stored.with_confirmation(confirmed) if confirmed else stored
+    inferred = record.inference(attrs, trial.number)
+    return dataclasses.replace(stored, epf_infer={**inferred, **stored.epf_infer}) if inferred else stored
 
 
 def seed_noise(records: list[TrialRecord]) -> SeedNoise | None:

@@ -6,9 +6,10 @@ paid that bill back (:func:`~e2gcsearch.report.search_cost.break_even_frames`).
 What is counted is what the study's own processes ran and metered: each trial's EPF measurements
 and proxy trainings, the energy model's calibration when a run made one, and validate's full
 trainings and measurements. A measurement answered from the measurement cache costs only its
-look-up; a repeat of a measured point costs nothing. ``confirm``'s extra seeds and windows count too
-(:func:`study_ledger` meters such work of the study's own). The idle time between phases, the storage
-server and pre-flight's single steps are not counted.
+look-up; a repeat of a measured point costs nothing. ``confirm``'s extra seeds and windows and the
+inference EPF ``run`` measures for this column after the search count too (:func:`study_ledger` meters
+such work of the study's own). The idle time between phases, the storage server and pre-flight's single
+steps are not counted.
 
 Example:
     >>> cost = study_search_cost(study)                        # doctest: +SKIP
@@ -78,15 +79,17 @@ def study_ledger(study: optuna.Study, what: str, profile: Any) -> Ledger:
     return Ledger(MeterSpec(profile.backend, profile.power_w), lambda phases: study.set_user_attr(key, phases))
 
 
-def _baselines(study: optuna.Study, trials: list[FrozenTrial]) -> dict[str, TrialRecord]:
-    """Per network, the trial that reproduces its paper baseline: the one the search queued as such,
-    else one with the stock grouping, the widest first."""
+def paper_baselines(study: optuna.Study, trials: list[FrozenTrial] | None = None) -> dict[str, TrialRecord]:
+    """Per network, the trial that reproduces its paper baseline (the reference of its break-even): the
+    one the search queued as such, else one with the stock grouping, the widest first."""
+    trials = study.get_trials(deepcopy=False) if trials is None else trials
+    study_attrs = study.user_attrs
     best: dict[str, tuple[tuple[bool, float, int], TrialRecord]] = {}
     for trial in trials:
         attrs = trial.user_attrs
         if trial.state != TrialState.COMPLETE or record.ARCH_CONFIG not in attrs or record.DUPLICATE_OF in attrs:
             continue
-        stored = TrialRecord.from_trial(trial)
+        stored = trial_record(study, trial, study_attrs)
         if baseline_label(stored) is None:
             continue
         rank = (record.BASELINE in attrs, stored.arch_config.width, -trial.number)
@@ -141,12 +144,12 @@ def with_break_even(study: optuna.Study, front: FrontInfo, reference: int | None
         chosen = trial_record(study, require_architecture(study, get_trial(study, reference)))
         references = {None: chosen}
     else:
-        references = _baselines(study, trials)
+        references = paper_baselines(study, trials)
     batch = _batch_size(front, references.values())
-    by_number = {t.number: t for t in trials}
+    by_number, study_attrs = {t.number: t for t in trials}, study.user_attrs
     values, compared = [], []
     for _, row in front.frame.iterrows():
-        point = TrialRecord.from_trial(by_number[int(row["trial"])])
+        point = trial_record(study, by_number[int(row["trial"])], study_attrs)
         against = references.get(None) or references.get(point.arch_config.arch)
         values.append(_break_even(cost, against, point, batch))
         compared.append(against.number if against is not None else None)
@@ -176,8 +179,9 @@ def break_even_notes(front: FrontInfo) -> list[str]:
         return notes
     if info.batch_size is None:
         return notes + [
-            "break-even needs inference EPF, which this study did not measure: search with an epf_infer "
-            "objective or constraint (e.g. --objective epf_infer@1,top1)"
+            "break-even needs inference EPF, which this study did not measure: 'run' measures it for the "
+            "front unless --no-break-even, or search with an epf_infer objective or constraint (e.g. "
+            "--objective epf_infer@1,top1)"
         ]
     against = "its network's paper baseline" if info.reference is None else "the reference"
     against += f" ({'; '.join(info.compared)})" if info.compared else ""
@@ -194,6 +198,7 @@ def break_even_notes(front: FrontInfo) -> list[str]:
 
 __all__ = [
     "break_even_notes",
+    "paper_baselines",
     "recorded_phases",
     "search_cost",
     "study_ledger",
