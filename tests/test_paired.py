@@ -143,3 +143,15 @@ def test_training_records_which_validation_images_it_got_right(tmp_path):
     right = unpack(trained.correct, trained.val_size)
     assert 100 * right.mean() == pytest.approx(trained.top1)
     assert trained.val_order == data.val_order and len(data.val_order) == 16
+
+
+def test_the_stopping_rule_takes_its_margin_from_the_paired_test_where_both_have_per_image_results():
+    from e2gcsearch.search.early_stop import MIN_COMPLETE, Finished, StoppingRule
+
+    a, b = _planted(400, right_a=300, fewer=24)  # a finished at 75 %; the running model is at 69 % on a subset
+    finished = [Finished(i, (10.0 + i,), 75.0, (60.0, 72.0, 75.0), a[None]) for i in range(MIN_COMPLETE)]
+    rule = StoppingRule(finished, epochs=3, margin=lambda top1: 4.5)  # one trial's own interval at 400 images
+    # gain 3 points: 69 + 3 + 4.5 > 75 by its own interval; the paired margin (2.3) stops it
+    assert rule.verdict(2, top1=69.0, known=(20.0,)) is None
+    reason = rule.verdict(2, top1=69.0, known=(20.0,), right=b)
+    assert reason is not None and "(paired)" in reason

@@ -67,8 +67,9 @@ class HalvingRule:
     min_entries: int = MIN_COMPLETE
     passed: dict[int, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
-    def verdict(self, epoch: int, top1: float, known: Sequence[float]) -> str | None:
-        """Why the trial should stop after ``epoch`` (1-based) with ``top1`` %, or ``None`` to go on."""
+    def verdict(self, epoch: int, top1: float, known: Sequence[float], right: Any = None) -> str | None:
+        """Why the trial should stop after ``epoch`` (1-based) with ``top1`` %, or ``None`` to go on
+        (``right``, the per-image results, is the stopping rule's; a rung orders by top-1 alone)."""
         if epoch not in rungs(self.epochs, self.eta):
             return None
         others = list(self.entries(epoch))

@@ -267,7 +267,8 @@ class TrialRunner:
             for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if record.ARCH_CONFIG in t.user_attrs
         ]
-        rule = rule_for(study, objectives, self.settings.train.epochs, len(self.data.val_labels), seed_noise(records))
+        val_size, order = len(self.data.val_labels), self.data.val_order
+        rule = rule_for(study, objectives, self.settings.train.epochs, val_size, seed_noise(records), order=order)
         return _EpochCheck(rule, known)
 
     def _violations(self, results: dict[str, Any]) -> list[str]:
@@ -293,7 +294,7 @@ class _EpochCheck:
         self.rule, self.known, self.reason = rule, known, ""
 
     def __call__(self, epochs_done: int, metrics: dict[str, Any]) -> bool:
-        self.reason = self.rule.verdict(epochs_done, float(metrics["top1"]), self.known) or ""
+        self.reason = self.rule.verdict(epochs_done, float(metrics["top1"]), self.known, metrics.get("right")) or ""
         return bool(self.reason)
 
 

@@ -74,8 +74,9 @@ def train_model(
         arch_config: the network; ``arch_config.num_classes`` must equal ``data.num_classes``.
         data: from :func:`e2gcsearch.data.load_data`.
         config: budget and optimiser settings (default :class:`TrainConfig`).
-        on_epoch_end: called as ``on_epoch_end(epochs_done, {"loss", "top1", "top5", "lr"})`` after
-            every epoch; a true return value stops the run with status ``"stopped"`` (e.g. pruning).
+        on_epoch_end: called as ``on_epoch_end(epochs_done, {"loss", "top1", "top5", "lr", "right"})``
+            after every epoch (``right``: which validation images the model gets right, booleans in
+            their order); a true return value stops the run with status ``"stopped"`` (e.g. pruning).
         between_steps: called after every optimiser step (a search worker stands aside there while
             another process measures energy on the device, see :mod:`e2gcsearch.profiling.lock`).
         structure: FLGC: start from these learned groups (a ``TrainResult.structure`` of an earlier run)

@@ -320,6 +320,7 @@ class Trainer:
                     "top1": top1,
                     "top5": top5,
                     "lr": learning_rate(self.config, (epoch + 1) * self.steps_per_epoch - 1, self.steps_per_epoch),
+                    "right": self.right.numpy(),  # which validation images the model gets right now
                 }
                 if on_epoch_end is not None and on_epoch_end(epoch + 1, metrics) and epoch + 1 < self.config.epochs:
                     status = "stopped"
