@@ -21,7 +21,7 @@ Example:
     >>> rule = StoppingRule([Finished(trial=0, known=(10.0,), top1=95.0, curve=(40.0, 80.0, 95.0))] * 4,
     ...                     epochs=3, margin=lambda top1: 2.0)
     >>> rule.verdict(2, top1=60.0, known=(12.0,))          # 60 + 15 + 2 = 77 < 95 at lower EPF
-    'stopped after epoch 2/3: top-1 60.0 % + largest remaining gain 15.0 + noise 2.0 (interval) = 77.0 % is below trial 0 (95.0 %), which is no worse in every other objective'
+    'stopped after epoch 2/3: top-1 60.0 % + largest remaining gain 15.0 + noise 2.0 (interval) = 77.0 % is below trial 0 (95.0 %), ...'
     >>> rule.verdict(2, top1=60.0, known=(9.0,)) is None   # cheaper than every completed trial
     True
 """
