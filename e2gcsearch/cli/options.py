@@ -118,6 +118,7 @@ SEARCH = Group(
         "early_stop",
         "no_early_stop",
         "confirm",
+        "no_noise_probes",
         "no_break_even",
     ),
 )

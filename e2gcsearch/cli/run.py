@@ -15,6 +15,7 @@ from ..report import render_front
 from ..search.break_even import measure_break_even
 from ..search.confirm import ConfirmLimits, ConfirmReport, confirm_study
 from ..search.objectives import DEFAULT_BATCH_SIZE, parse_constraint, parse_objectives
+from ..search.probes import run_probes
 from ..search.run import SearchConfig, SearchInterrupted, search
 from ..search.search_config import DEFAULT_TRIALS
 from ..search.space import SearchSpace
@@ -59,6 +60,9 @@ once (measured and trained) on the device; a failure there is one line and nothi
 resume with other training, measurement or device settings is refused (start a new --study NAME).
 --trials N means N new points, the queued baselines included: a proposal that repeats a measured point is
 answered from the study and not charged; when fewer than N unmeasured points remain, all are measured.
+After the trials, a few completed points are trained again with another seed and a few points' EPF is
+measured again in a sitting of their own, so the front's intervals hold the study's seed noise and EPF
+scatter between sittings (at most 15 % of the search's time; --no-noise-probes skips it).
 A trial whose proxy training can no longer reach the front is stopped early (PRUNED, with the reason;
 --early-stop picks the rule or successive halving, --early-stop off trains every trial to the end). A run
 whose trials all fail exits with status 1. After the trials, a study with no epf_infer objective gets the
@@ -187,6 +191,9 @@ def run(args: argparse.Namespace) -> int:
         note("fix the cause above and run again (e2gcsearch --debug run ... shows each trial's traceback)")
         note(study_search_cost(outcome.study).line())
         return 1
+    if not args.no_noise_probes:
+        data = load_data(config.data, progress=False)
+        run_probes(outcome.study, config.settings, data, outcome.wall_s, note)
     if args.confirm:
         settings = config.settings
         confirm(outcome.study, config.data, settings.train, settings.profile, ConfirmLimits(budget_s=args.confirm))

@@ -102,6 +102,13 @@ SEARCH_OPTIONS: dict[str, Option] = {
         help="after the trials, spend up to S seconds measuring contested front points further "
         "(as 'e2gcsearch confirm --budget-s S')",
     ),
+    "no_noise_probes": option(
+        "--no-noise-probes",
+        action="store_true",
+        help="after the trials, do not train a few completed points again with another seed and measure a "
+        "few points' EPF again in a sitting of their own (the study's seed noise and EPF scatter between "
+        "sittings, which the front's intervals then include; at most 15 %% of the search's time)",
+    ),
     "no_break_even": option(
         "--no-break-even",
         action="store_true",

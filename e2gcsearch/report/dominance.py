@@ -223,7 +223,8 @@ def noise_notes(frame: pd.DataFrame, objectives: Sequence[Metric], paired: Paire
     if accuracy and "seeds" in frame and not seeded and not (frame["seeds"].fillna(0) >= 2).any():
         notes.append(
             "top-1 intervals count the validation sample only: seed noise is not estimated yet "
-            "(run with --proxy-seeds 2, or 'e2gcsearch confirm' adds seeds to contested trials)"
+            "('e2gcsearch run' trains a few points again unless --no-noise-probes or over its budget; "
+            "--proxy-seeds 2, or 'e2gcsearch confirm' adds seeds to contested trials)"
         )
     notes += sitting_notes(frame, objectives)
     session = session_note(frame)
@@ -244,8 +245,9 @@ def sitting_notes(frame: pd.DataFrame, objectives: Sequence[Metric]) -> list[str
         if cv.empty:
             notes.append(
                 f"{objective.name} intervals count one sitting's windows only, and between sittings EPF "
-                "scatters by more (docs/energy.md#how-far-one-measurement-can-be-trusted); 'e2gcsearch "
-                "confirm --remeasure-epf' measures every trial again and puts that scatter into them"
+                "scatters by more (docs/energy.md#how-far-one-measurement-can-be-trusted); 'e2gcsearch run' "
+                "measures a few points again unless --no-noise-probes or over its budget, and 'e2gcsearch "
+                "confirm --remeasure-epf' measures every trial again; either puts that scatter into them"
             )
         else:
             notes.append(
@@ -335,7 +337,7 @@ def paired_notes(frame: pd.DataFrame, objectives: Sequence[Metric], paired: Pair
         notes.append(
             f"top-1 differences are judged by the paired test on the same {paired.images} validation images"
             f"{seeds}; the ± shown per trial is its own interval, wider than a difference needs "
-            "(docs/accuracy.md#paired-comparisons)"
+            "(docs/front.md#paired-comparisons)"
         )
     if missing:
         shown = ", ".join(map(str, missing[:8])) + (", ..." if len(missing) > 8 else "")

@@ -33,7 +33,6 @@ from ..devices import resolve_device
 from ..energy import Ledger
 from ..errors import ConfigError
 from ..metrics import Metric
-from ..paired import PerImage
 from ..profiling import BatchProfile, ProfileConfig, extend_measurement
 from ..report import contested_pairs
 from ..report.front import FrontInfo
@@ -43,8 +42,9 @@ from ..store.fingerprint import study_fingerprint
 from ..store.record import TrialRecord
 from ..store.results import front_info, trial_record
 from ..store.spending import study_ledger
-from ..train import TrainConfig, train_model
+from ..train import TrainConfig
 from .preflight import device_fingerprint_of
+from .probes import with_seed
 from .remeasure import Say, moved_line, remeasure_epf
 from .run import data_key
 from .study import check_comparable
@@ -297,19 +297,11 @@ def _measure(
     confirmed = dict(record.confirmation(study, number))
     start = time.perf_counter()
     if objective.metric == "top1":
-        seeds = stored.top1_values()
-        used = confirmed.get(record.TOP1_SEED_IDS) or [train.seed + k for k in range(len(seeds))]
-        seed = max(used) + 1
-        config = dataclasses.replace(train, seed=seed)
-        trained = train_model(stored.arch_config, data, config, metering=ledger.metering("training"))
-        if not trained.ok or trained.top1 != trained.top1:
+        seeds = len(stored.top1_values())
+        confirmed = with_seed(stored, confirmed, train, data, ledger)
+        if confirmed is None:
             return None, front
-        earlier, more = PerImage.from_dict(confirmed.get(record.TOP1_CORRECT)), PerImage.of_runs([trained])
-        if more is not None:  # the new seed's images, after those of confirm's earlier seeds
-            confirmed[record.TOP1_CORRECT] = earlier.extended(PerImage.from_dict(more)).to_dict() if earlier else more
-        confirmed[record.TOP1_SEEDS] = [*seeds, trained.top1]
-        confirmed[record.TOP1_SEED_IDS] = [*used, seed]
-        what = f"{len(seeds)} -> {len(seeds) + 1} seeds"
+        what = f"{seeds} -> {seeds + 1} seeds"
     else:
         batch = objective.batch_size
         earlier = _stored_batch(batch, stored.epf.get(batch, {}))

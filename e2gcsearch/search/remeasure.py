@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import nullcontext
 
 import optuna
+from optuna.trial import TrialState
 
 from ..devices import resolve_device
 from ..energy import Ledger
@@ -23,7 +24,12 @@ Say = Callable[[str], None]
 
 
 def remeasure_epf(
-    study: optuna.Study, profile: ProfileConfig, say: Say | None = None, ledger: Ledger | None = None
+    study: optuna.Study,
+    profile: ProfileConfig,
+    say: Say | None = None,
+    ledger: Ledger | None = None,
+    numbers: Collection[int] | None = None,
+    batch_sizes: Collection[int] | None = None,
 ) -> list[float]:
     """Measure the training step's EPF of every completed trial of ``study`` again, now, and keep these
     figures in place of whatever the trial and ``confirm`` had (``confirm --remeasure-epf``); each
@@ -32,27 +38,40 @@ def remeasure_epf(
     EPF drifts between sessions by more than one sitting's interval, and a study's figures may come
     from several (resumed runs, the profile cache): afterwards its front compares EPF measured in one
     session. The cache entries are replaced too (``ProfileConfig.refresh``), so a later ``confirm``
-    pools with these. No training; a constraint on EPF is not judged again. Returns, per trial
+    pools with these. No training; a constraint on EPF is not judged again. ``numbers`` and
+    ``batch_sizes`` narrow it to those trials (a trial stopped early among them) and those batch sizes. Returns, per trial
     measured, how far its EPF at its largest batch size moved (new / old - 1; see :func:`moved_line`).
     """
     say = say or (lambda line: None)
+    states = (TrialState.COMPLETE,) if numbers is None else (TrialState.COMPLETE, TrialState.PRUNED)
     trials = [
         t
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        if record.ARCH_CONFIG in t.user_attrs and record.DUPLICATE_OF not in t.user_attrs
+        for t in study.get_trials(deepcopy=False, states=states)
+        if record.ARCH_CONFIG in t.user_attrs
+        and record.DUPLICATE_OF not in t.user_attrs
+        and (numbers is None or t.number in numbers)
     ]
     refresh = dataclasses.replace(profile, use_cache=True, refresh=True)
     moved: list[float] = []
     for index, trial in enumerate(trials, 1):
         stored = trial_record(study, trial)
-        sizes = tuple(sorted(b for b, figures in stored.epf.items() if figures.get("status", "ok") == "ok"))
+        sizes = tuple(
+            sorted(
+                b
+                for b, figures in stored.epf.items()
+                if figures.get("status", "ok") == "ok" and (batch_sizes is None or b in batch_sizes)
+            )
+        )
         if not sizes:
             continue
         measuring = dataclasses.replace(refresh, batch_sizes=sizes, resolution=stored.resolution or profile.resolution)
         with ledger.phase("measurement", resolve_device(profile.device), profile.threads) if ledger else nullcontext():
             fresh = profile_model(stored.arch_config, measuring)
         confirmed = dict(record.confirmation(study, trial.number))
-        confirmed[record.EPF] = {str(b): epf_figures(p) for b, p in fresh.batches.items() if p.status == "ok"}
+        confirmed[record.EPF] = {
+            **confirmed.get(record.EPF, {}),
+            **{str(b): epf_figures(p) for b, p in fresh.batches.items() if p.status == "ok"},
+        }
         study.set_user_attr(record.confirm_key(trial.number), confirmed)
         largest = sizes[-1]
         before, now = stored.epf_mj(largest), fresh.batches[largest]

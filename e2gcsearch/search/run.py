@@ -118,6 +118,7 @@ class SearchOutcome:
 
     study: optuna.Study
     ran: list[FrozenTrial]
+    wall_s: float = 0.0  # seconds the trials took
 
     def failure_summary(self) -> list[str]:
         """One line per distinct reason when every trial of this run failed (else nothing)."""
@@ -184,7 +185,7 @@ def search(config: SearchConfig) -> SearchOutcome:
         )
         + (f"; {unbuilt} proposal(s) failed before measuring (see the FAILED lines), not charged" if unbuilt else "")
     )
-    return SearchOutcome(study, ran)
+    return SearchOutcome(study, ran, time.perf_counter() - start)
 
 
 def _fit_budget(config: SearchConfig, study: optuna.Study, num_classes: int) -> SearchConfig:

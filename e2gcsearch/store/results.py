@@ -224,7 +224,14 @@ def front_info(study: optuna.Study, include_dominated: bool = False) -> FrontInf
     }
     study_attrs = study.user_attrs
     records = [trial_record(study, t, study_attrs) for t in trials]
-    noise, sittings = seed_noise(records), sitting_noises(trials, records, objectives)
+    # Any trial that measured EPF tells the scatter between sittings, also one whose training stopped early.
+    stopped = [
+        t
+        for t in every
+        if t.state == TrialState.PRUNED and record.EPF in t.user_attrs and record.DUPLICATE_OF not in t.user_attrs
+    ]
+    measured = (trials + stopped, records + [trial_record(study, t, study_attrs) for t in stopped])
+    noise, sittings = seed_noise(records), sitting_noises(*measured, objectives)
     rows = [
         _row(t, stored, objectives, noise, bool(record.confirmation(study, t.number, study_attrs)), sittings)
         for t, stored in zip(trials, records)
@@ -255,7 +262,11 @@ def front_notes(study: optuna.Study, front: FrontInfo) -> list[str]:
     (:func:`e2gcsearch.report.noise_notes`) and how far its accuracy axis ranks like full training."""
     fidelity = proxy_fidelity_note(study)
     loaded = load_note(front)
-    return noise_notes(front.frame, front.objectives, front.paired) + ([loaded] if loaded else []) + ([fidelity] if fidelity else [])
+    return (
+        noise_notes(front.frame, front.objectives, front.paired)
+        + ([loaded] if loaded else [])
+        + ([fidelity] if fidelity else [])
+    )
 
 
 def load_note(front: FrontInfo) -> str | None:

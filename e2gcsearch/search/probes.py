@@ -1,0 +1,197 @@
+"""Noise probes: what every ``run`` measures after its search so that the front's intervals hold the
+study's own seed noise and EPF scatter between sittings, without ``--proxy-seeds`` or ``confirm``.
+
+Two estimates need repeated measurements of the same networks:
+
+* **seed noise** (top-1): :data:`SEED_PROBES` completed trials are trained once more with the next
+  seed, so the study has that many degrees of freedom (:data:`~e2gcsearch.stats.MIN_POOLED_DF`). With
+  their per-image results the paired test separates the seed noise on the population of images from
+  the images the seeds disagree on (:func:`e2gcsearch.paired.population_seed_noise`);
+* **scatter between sittings** (EPF): :data:`SITTING_PROBES` trials have their EPF at the objectives'
+  batch sizes measured again, after the search, in a sitting of their own
+  (:func:`e2gcsearch.stats.sitting_noise`; one more network than degrees of freedom).
+
+Both are stored as ``confirm`` stores its measurements (``confirm:trial-<n>``), so ``front``, ``export``
+and ``confirm`` read them with no code of their own; the work is metered into the study's bill
+(``spent:probes:<run>``). The probes pick the cheapest networks (by the seconds their own training and
+measurement took) and stop before their estimated cost passes :data:`PROBE_SHARE` of the search's
+time, saying what they left out. A study whose estimates already rest on enough degrees of freedom
+(``--proxy-seeds 2``, an earlier run's probes, ``confirm``) gets no probe of that kind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from ..data import LoadedData
+from ..energy import Ledger
+from ..paired import PerImage
+from ..report.front import FrontInfo
+from ..stats import MIN_POOLED_DF
+from ..store import record
+from ..store.record import TrialRecord
+from ..store.results import front_info, trial_record
+from ..store.spending import study_ledger
+from ..train import TrainConfig, train_model
+from .remeasure import remeasure_epf
+from .trial import TrialSettings
+
+PROBE_SHARE = 0.15  # the probes' estimated cost stays below this share of the search's seconds
+SEED_PROBES = MIN_POOLED_DF  # networks trained again: one degree of freedom each
+SITTING_PROBES = MIN_POOLED_DF + 1  # networks measured again: degrees of freedom = networks - 1
+
+Say = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeReport:
+    """What the probes did: trials trained again, trials measured again, seconds, and what was left out."""
+
+    trained: tuple[int, ...]
+    measured: tuple[int, ...]
+    seconds: float
+    search_s: float
+    left_out: tuple[str, ...] = ()
+
+    def line(self) -> str:
+        done = []
+        if self.trained:
+            done.append(f"trained {len(self.trained)} trial(s) again with another seed")
+        if self.measured:
+            done.append(f"measured the EPF of {len(self.measured)} trial(s) again in a sitting of their own")
+        what = " and ".join(done) or "nothing to measure"
+        share = f" ({100 * self.seconds / self.search_s:.0f} % of the search's {self.search_s:.0f} s)" if done else ""
+        left = f"; {'; '.join(self.left_out)}" if self.left_out else ""
+        return f"noise probes: {what} in {self.seconds:.0f} s{share}{left}"
+
+
+def run_probes(
+    study: optuna.Study, settings: TrialSettings, data: LoadedData, search_s: float, say: Say
+) -> ProbeReport:
+    """Measure what the study needs for its seed noise and EPF sitting scatter (module docstring)."""
+    start = time.perf_counter()
+    budget = PROBE_SHARE * search_s
+    attrs = study.user_attrs
+    records = {t.number: trial_record(study, t, attrs) for t in _measured(study)}
+    completed = {n: stored for n, stored in records.items() if stored.state == "COMPLETE"}
+    front = front_info(study, include_dominated=True)
+    ledger = study_ledger(study, "probes", settings.profile)
+    left_out: list[str] = []
+    seeds = _seed_candidates(front, completed) if settings.needs_training else []
+    sittings = _sitting_candidates(front, records, settings)
+    seed_cost = sum(_train_s(records[n]) for n in seeds)
+    sitting_cost = sum(_measure_s(records[n], records.values(), settings) for n in sittings)
+    if seeds and seed_cost > budget:  # an estimate needs every probe of its kind: drop a kind that cannot fit
+        left_out.append(f"seed noise left to 'confirm' (about {seed_cost:.0f} s of training, over the budget)")
+        seeds, seed_cost = [], 0.0
+    if sittings and seed_cost + sitting_cost > budget:
+        left_out.append("EPF scatter between sittings left to 'confirm --remeasure-epf' (over the budget)")
+        sittings = []
+    trained = [n for n in seeds if _train_again(study, records[n], settings.train, data, ledger)]
+    if sittings:
+        sizes = _epf_batches(settings)
+        remeasure_epf(study, settings.profile, ledger=ledger, numbers=sittings, batch_sizes=sizes)
+    report = ProbeReport(tuple(trained), tuple(sittings), time.perf_counter() - start, search_s, tuple(left_out))
+    say(report.line())
+    return report
+
+
+def with_seed(
+    stored: TrialRecord, confirmed: dict[str, Any], train: TrainConfig, data: LoadedData, ledger: Ledger
+) -> dict[str, Any] | None:
+    """Trial ``stored``'s ``confirm`` attr ``confirmed`` with one more training: the next seed it has not
+    used, metered by ``ledger``, its top-1 and per-image results added; ``None`` when the training did
+    not finish. Nothing is stored here."""
+    confirmed = dict(confirmed)
+    seeds = stored.top1_values()
+    used = confirmed.get(record.TOP1_SEED_IDS) or [train.seed + k for k in range(len(seeds))]
+    seed = max(used) + 1
+    trained = train_model(
+        stored.arch_config, data, dataclasses.replace(train, seed=seed), metering=ledger.metering("training")
+    )
+    if not trained.ok or trained.top1 != trained.top1:
+        return None
+    earlier, more = PerImage.from_dict(confirmed.get(record.TOP1_CORRECT)), PerImage.of_runs([trained])
+    if more is not None:  # the new seed's images, after those of confirm's earlier seeds
+        confirmed[record.TOP1_CORRECT] = earlier.extended(PerImage.from_dict(more)).to_dict() if earlier else more
+    confirmed[record.TOP1_SEEDS] = [*seeds, trained.top1]
+    confirmed[record.TOP1_SEED_IDS] = [*used, seed]
+    return confirmed
+
+
+def _train_again(
+    study: optuna.Study, stored: TrialRecord, train: TrainConfig, data: LoadedData, ledger: Ledger
+) -> bool:
+    confirmed = with_seed(stored, record.confirmation(study, stored.number), train, data, ledger)
+    if confirmed is not None:
+        study.set_user_attr(record.confirm_key(stored.number), confirmed)
+    return confirmed is not None
+
+
+def _measured(study: optuna.Study) -> list[Any]:
+    """The trials that measured a point: completed and feasible, or stopped early (EPF without top-1)."""
+    return [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        if record.ARCH_CONFIG in t.user_attrs
+        and record.DUPLICATE_OF not in t.user_attrs
+        and not t.user_attrs.get(record.INFEASIBLE)
+    ]
+
+
+def _seed_candidates(front: FrontInfo, records: dict[int, TrialRecord]) -> list[int]:
+    """The cheapest trials to train again (those with per-image results first), as many as the seed
+    noise still lacks degrees of freedom; none when fewer trials than that can take a probe."""
+    noise = front.paired.seed_noise if front.paired is not None else None
+    need = SEED_PROBES - (noise.df if noise is not None else 0)
+    single = [n for n, stored in records.items() if len(stored.top1_values()) == 1]
+    if need <= 0 or len(single) < need:
+        return []
+    return sorted(single, key=lambda n: (records[n].per_image() is None, _train_s(records[n]), n))[:need]
+
+
+def _sitting_candidates(front: FrontInfo, records: dict[int, TrialRecord], settings: TrialSettings) -> list[int]:
+    """The cheapest trials to measure again in a sitting of their own (measured in an earlier minute than
+    this one), unless every EPF objective's scatter between sittings is known already."""
+    batches = _epf_batches(settings)
+    known = [f"epf@{b}_sitting_cv" for b in batches]
+    if not batches or all(c in front.frame and front.frame[c].notna().any() for c in known):
+        return []
+    now = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+    objectives = [o for o in settings.objectives if o.metric == "epf" and o.batch_size in batches]
+    earlier = [
+        n
+        for n, stored in records.items()
+        if all(stored.epf_mj(b) is not None for b in batches)
+        and all(now not in (stored.measured_at(o) or [now]) for o in objectives)
+    ]
+    if len(earlier) < SITTING_PROBES:
+        return []
+    cost = {n: _measure_s(records[n], records.values(), settings) for n in earlier}
+    return sorted(earlier, key=lambda n: (cost[n], n))[:SITTING_PROBES]
+
+
+def _epf_batches(settings: TrialSettings) -> tuple[int, ...]:
+    return tuple(sorted({o.batch_size for o in settings.objectives if o.metric == "epf" and o.batch_size}))
+
+
+def _train_s(stored: TrialRecord) -> float:
+    return float(stored.wall_s.get("train") or 0.0) / max(1, len(stored.top1_values()))
+
+
+def _measure_s(stored: TrialRecord, every: Iterable[TrialRecord], settings: TrialSettings) -> float:
+    """The seconds a sitting at the objectives' batch sizes takes, estimated from the trial's own
+    measurement (one answered from the profile cache took none: then the median of the others)."""
+    share = len(_epf_batches(settings)) / max(1, len(settings.batch_sizes))
+    own = float(stored.wall_s.get("profile") or 0.0)
+    if own <= 0:
+        others = [float(r.wall_s.get("profile") or 0.0) for r in every]
+        own = statistics.median([s for s in others if s > 0] or [0.0])
+    return own * share
