@@ -191,9 +191,8 @@ def run(args: argparse.Namespace) -> int:
         note("fix the cause above and run again (e2gcsearch --debug run ... shows each trial's traceback)")
         note(study_search_cost(outcome.study).line())
         return 1
-    if not args.no_noise_probes:
-        data = load_data(config.data, progress=False)
-        run_probes(outcome.study, config.settings, data, outcome.wall_s, note)
+    if not args.no_noise_probes and outcome.settings is not None and outcome.data is not None:
+        run_probes(outcome.study, outcome.settings, outcome.data, outcome.wall_s, note)
     if args.confirm:
         settings = config.settings
         confirm(outcome.study, config.data, settings.train, settings.profile, ConfirmLimits(budget_s=args.confirm))

@@ -33,6 +33,7 @@ from optuna.trial import TrialState
 from ..data import LoadedData
 from ..energy import Ledger
 from ..paired import PerImage
+from ..profiling.implementations import layout_of
 from ..report.front import FrontInfo
 from ..stats import MIN_POOLED_DF
 from ..store import record
@@ -113,9 +114,8 @@ def with_seed(
     seeds = stored.top1_values()
     used = confirmed.get(record.TOP1_SEED_IDS) or [train.seed + k for k in range(len(seeds))]
     seed = max(used) + 1
-    trained = train_model(
-        stored.arch_config, data, dataclasses.replace(train, seed=seed), metering=ledger.metering("training")
-    )
+    config = dataclasses.replace(train, seed=seed, layout=_layout(stored, train.layout))
+    trained = train_model(stored.arch_config, data, config, metering=ledger.metering("training"))
     if not trained.ok or trained.top1 != trained.top1:
         return None
     earlier, more = PerImage.from_dict(confirmed.get(record.TOP1_CORRECT)), PerImage.of_runs([trained])
@@ -124,6 +124,15 @@ def with_seed(
     confirmed[record.TOP1_SEEDS] = [*seeds, trained.top1]
     confirmed[record.TOP1_SEED_IDS] = [*used, seed]
     return confirmed
+
+
+def _layout(stored: TrialRecord, layout: str) -> str:
+    """The layout the trial trained in: as asked, or for ``auto`` that of the implementation its training
+    step was measured with at its largest batch size (as the search chose it, so it is not timed again)."""
+    if layout != "auto":
+        return layout
+    measured = [figures for _, figures in sorted(stored.epf.items()) if figures.get("impl")]
+    return layout_of(measured[-1]["impl"]) if measured else layout
 
 
 def _train_again(

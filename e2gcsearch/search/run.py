@@ -33,7 +33,7 @@ from .loop import on_device, optimize, quiet_optuna
 from .preflight import check_search
 from .search_config import SearchConfig
 from .study import enqueue_baselines, open_search_study
-from .trial import TrialRunner
+from .trial import TrialRunner, TrialSettings
 from .warm_start import warm_start_study
 from .workers import run_workers
 
@@ -119,6 +119,8 @@ class SearchOutcome:
     study: optuna.Study
     ran: list[FrozenTrial]
     wall_s: float = 0.0  # seconds the trials took
+    settings: TrialSettings | None = None  # as the trials ran them (threads and devices resolved)
+    data: LoadedData | None = None  # the data they trained on
 
     def failure_summary(self) -> list[str]:
         """One line per distinct reason when every trial of this run failed (else nothing)."""
@@ -185,7 +187,7 @@ def search(config: SearchConfig) -> SearchOutcome:
         )
         + (f"; {unbuilt} proposal(s) failed before measuring (see the FAILED lines), not charged" if unbuilt else "")
     )
-    return SearchOutcome(study, ran, time.perf_counter() - start)
+    return SearchOutcome(study, ran, time.perf_counter() - start, config.settings, data)
 
 
 def _fit_budget(config: SearchConfig, study: optuna.Study, num_classes: int) -> SearchConfig:
