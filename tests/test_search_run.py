@@ -174,16 +174,13 @@ def test_two_workers_share_a_journal_storage(tmp_path):
         t.state == TrialState.COMPLETE or (t.state == TrialState.PRUNED and record.LEFT_TO in t.user_attrs)
         for t in trials
     ), [(t.number, t.state, t.user_attrs.get(record.FAIL_REASON)) for t in trials]
-    # No point is measured twice, except by two trials that started in the same instant: each recorded its
-    # point after the other looked for a twin (the documented limit of leaving a point to another worker).
+    # No point is measured twice: of two trials that record one point in the same instant, the later
+    # number sees the other once both records have settled, and leaves it.
     by_point: dict[str, list] = {}
     for t in trials:
         if record.DUPLICATE_OF not in t.user_attrs:
             by_point.setdefault(json.dumps(t.user_attrs[record.ARCH_CONFIG], sort_keys=True), []).append(t)
-    twice = [group for group in by_point.values() if len(group) > 1]
-    assert len(twice) <= 1 and all(len(group) == 2 for group in twice), twice
-    for first, second in twice:
-        assert abs((second.datetime_start - first.datetime_start).total_seconds()) < 2.0, (first, second)
+    assert all(len(group) == 1 for group in by_point.values()), [g for g in by_point.values() if len(g) > 1]
     assert sum(record.BASELINE in t.user_attrs for t in trials) == 1
 
 

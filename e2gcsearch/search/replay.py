@@ -44,7 +44,7 @@ from .early_stop import known_losses, rule_for, top1_margin
 from .halving import halving_rule
 from .space import SearchSpace
 from .study import create_sampler, enqueue_baselines, sampler_seed
-from .trial import measured_twin, repeat
+from .twins import measured_twin, repeat
 from .warm_start import enqueue_warm_start
 
 

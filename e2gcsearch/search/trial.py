@@ -40,6 +40,7 @@ from .early_stop import known_losses, rule_for
 from .halving import halving_rule
 from .objectives import Constraint
 from .space import Space
+from .twins import measured_twin, repeat, running_twin
 
 # --early-stop: successive halving with Pareto promotion, the optimistic-completion rule, or none. The
 # default is the one benchmarks/search_replay.py shows best: judged by full training on food101-10 it keeps
@@ -136,9 +137,7 @@ class TrialRunner:
             return repeat(trial, twin)
         resolution = settings.profile.resolution
         _set(trial, arch_config=arch_config, resolution=resolution, data=self.data.description())
-        # Checked after recording ours: a twin that started measuring earlier is seen; two that start in
-        # the same instant may still both measure (wasted time, never a wrong result).
-        running = running_twin(trial, arch_config)
+        running = running_twin(trial, arch_config)  # checked after recording ours
         if running is not None:
             trial.set_user_attr(record.DUPLICATE_OF, running.number)
             trial.set_user_attr(record.LEFT_TO, running.number)
@@ -296,55 +295,6 @@ class _EpochCheck:
     def __call__(self, epochs_done: int, metrics: dict[str, Any]) -> bool:
         self.reason = self.rule.verdict(epochs_done, float(metrics["top1"]), self.known, metrics.get("right")) or ""
         return bool(self.reason)
-
-
-MEASURED = (TrialState.COMPLETE, TrialState.PRUNED)  # a point with one of these states is never run again
-
-
-def _twin(trial: Any, arch_config: Any, states: tuple[TrialState, ...], earlier: bool) -> Any:
-    """Another trial of ``states`` that measured (or measures) the point ``arch_config`` itself (not as a
-    repeat); with ``earlier``, only one numbered before ``trial``."""
-    study = getattr(trial, "study", None)
-    if study is None:  # e.g. optuna.trial.FixedTrial
-        return None
-    wanted = arch_config.to_dict()
-    for other in study.get_trials(deepcopy=False, states=states):
-        attrs = other.user_attrs
-        if (
-            (other.number < trial.number if earlier else other.number != trial.number)
-            and record.DUPLICATE_OF not in attrs
-            and attrs.get(record.ARCH_CONFIG) == wanted
-        ):
-            return other
-    return None
-
-
-def measured_twin(trial: Any, arch_config: Any) -> Any:
-    """An earlier complete (or early-stopped) trial of the same point ``arch_config``, if any.
-
-    Samplers of a discrete space propose a point again now and then; measuring it again would spend
-    the budget on a result the study already has (EPF is cached and training is seeded).
-    """
-    return _twin(trial, arch_config, MEASURED, earlier=False)
-
-
-def running_twin(trial: Any, arch_config: Any) -> Any:
-    """An earlier-numbered RUNNING trial of the same point ``arch_config`` (another worker measuring it
-    now), if any: this trial then leaves the point to it, uncharged, instead of measuring it twice."""
-    return _twin(trial, arch_config, (TrialState.RUNNING,), earlier=True)
-
-
-def repeat(trial: Any, twin: Any) -> list[float]:
-    """Give ``trial`` the results of ``twin`` and mark it as a repeat (an early-stopped twin: pruned again)."""
-    for key, value in twin.user_attrs.items():
-        if key not in (record.BASELINE, record.WARM_START, record.DRAWN, record.SPENT):  # its story, its bill
-            trial.set_user_attr(key, value)
-    trial.set_user_attr(record.DUPLICATE_OF, twin.number)
-    if twin.state == TrialState.PRUNED:
-        raise optuna.TrialPruned(twin.user_attrs.get(record.EARLY_STOP, f"as trial {twin.number}"))
-    for key, value in twin.constraints.items():
-        trial.set_constraint(key, value)
-    return list(twin.values)
 
 
 def spending_ledger(trial: Any, profile: ProfileConfig) -> Ledger:
