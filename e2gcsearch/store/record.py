@@ -37,7 +37,8 @@ User attrs of a trial:
     train_status       "ok", "non-finite loss", "skipped (infeasible)" or "stopped early"
     early_stop         why the trial was stopped early (PRUNED trials; see search/early_stop.py)
     halving            the rungs of successive halving the trial passed, each with its entry (known
-                       objectives, top-1), Pareto position and whether it went on (search/halving.py)
+                       objectives, top-1), Pareto position and whether it went on (search/halving.py);
+                       rung "0", before training, holds the training-free score and its name instead of top-1
     data               dataset + subset description
     wall_s             {"cost", "profile", "train"} seconds per phase
     device_lock        {"waited_s", "paused_s"}: seconds the measurement waited for other processes of
@@ -109,7 +110,7 @@ TOP1_SEEDS = "top1_seeds"
 TOP1_CURVE = "top1_curve"
 TOP1_CORRECT = "top1_correct"  # per-image results of every seed (e2gcsearch.paired.PerImage.to_dict)
 EARLY_STOP = "early_stop"
-HALVING = "halving"  # {"<epoch>": {known, top1, position, of, promoted}}: the rungs a trial passed (search/halving.py)
+HALVING = "halving"  # {"<epoch>": {known, top1 | score + score_name, position, of, promoted}} (search/halving.py)
 TOP1_SEED_IDS = "top1_seed_ids"  # in a confirm attr: the training seed of every entry of top1_seeds
 INFEASIBLE = "infeasible"
 VIOLATIONS = "violations"
