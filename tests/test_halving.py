@@ -15,7 +15,7 @@ from test_search_run import TINY_DATA, tiny_config
 
 from e2gcsearch import ArchConfig
 from e2gcsearch.data import load_data
-from e2gcsearch.search.halving import HalvingRule, rungs, study_entries
+from e2gcsearch.search.halving import HalvingRule, RungScore, rungs, study_entries
 from e2gcsearch.search.replay import MeasuredPoint, MeasuredTable, replay
 from e2gcsearch.search.trial import TrialRunner
 from e2gcsearch.store import record
@@ -117,13 +117,16 @@ def _worker_by_kind(kind: str, url: str, seed: int) -> None:
     _worker(url, seed)
 
 
-def test_a_real_trial_is_stopped_at_its_rung_with_its_entry_and_reason(tmp_path):
+def _run_after_four_planted(tmp_path, halving=None, **changes):
+    """One real trial of the tiny data (MobileNet-V1 G=8 w=0.25, 2 epochs) after four planted trials that cost
+    nothing and reached 100 % after one epoch (with ``halving`` as each one's rung entries); the trial."""
     config = tiny_config(tmp_path)
     settings = dataclasses.replace(
         config.settings,
         space=FOUR_POINTS,
         train=dataclasses.replace(config.settings.train, epochs=2, threads=1),
         early_stop="asha",
+        **changes,
     )
     study = optuna.create_study(
         directions=["minimize", "maximize"],
@@ -132,19 +135,84 @@ def test_a_real_trial_is_stopped_at_its_rung_with_its_entry_and_reason(tmp_path)
             optuna.samplers.RandomSampler(seed=0),
         ),
     )
-    for group_size in (1, 2, 4, 8):  # four trials that cost nothing and reached 100 % after one epoch
+    for group_size in (1, 2, 4, 8):
         arch_config = ArchConfig("mobilenet_v1", group_size=group_size, width=0.5, num_classes=10)
-        study.add_trial(
-            optuna.trial.create_trial(
-                params={},
-                distributions={},
-                values=[1e-6, 100.0],
-                user_attrs=record.user_attrs(arch_config=arch_config, top1_curve=[100.0, 100.0], top1=100.0),
-            )
-        )
+        attrs = record.user_attrs(arch_config=arch_config, top1_curve=[100.0, 100.0], top1=100.0)
+        if halving is not None:
+            attrs[record.HALVING] = halving
+        study.add_trial(optuna.trial.create_trial(params={}, distributions={}, values=[1e-6, 100.0], user_attrs=attrs))
     study.optimize(TrialRunner(settings, load_data(TINY_DATA, progress=False)), n_trials=1)
-    stopped = study.trials[-1]
+    return study.trials[-1]
+
+
+def test_a_real_trial_is_stopped_at_its_rung_with_its_entry_and_reason(tmp_path):
+    stopped = _run_after_four_planted(tmp_path)
     assert stopped.state == TrialState.PRUNED
     assert stopped.user_attrs[record.EARLY_STOP].startswith("stopped at rung 1 (epoch 1/2): Pareto position 5 of 5")
     entry = stopped.user_attrs[record.HALVING]["1"]
     assert entry["promoted"] is False and entry["of"] == 5 and len(stopped.user_attrs[record.TOP1_CURVE]) == 1
+
+
+def test_rung_0_ranks_by_the_score_before_training_and_writes_its_entry():
+    written = []
+    others = [((float(epf),), score) for epf, score in [(1, 40.0), (2, 50.0), (3, 60.0), (4, 70.0), (5, 80.0)]]
+    computed = []
+
+    def score(value: float) -> RungScore:
+        return RungScore("grad_norm", lambda: computed.append(value) or value)
+
+    rule = HalvingRule(4, lambda epoch: others if epoch == 0 else [], written.append, eta=2, score=score(45.0))
+    reason = rule.before_training((6.0,))  # dearer than all five and scored below four of them
+    assert reason.startswith("stopped at rung 0 (before training): Pareto position 6 of 6")
+    assert "grad_norm at initialisation" in reason and computed == [45.0]
+    assert written[-1] == {
+        0: {"known": [6.0], "score": 45.0, "score_name": "grad_norm", "position": 6, "of": 6, "promoted": False}
+    }
+    kept = HalvingRule(4, lambda epoch: others, written.append, eta=2, score=score(90.0))
+    assert kept.before_training((6.0,)) is None and written[-1][0]["promoted"] is True  # the best score
+    few = HalvingRule(4, lambda epoch: others[:3], eta=2, score=score(0.0))
+    assert few.before_training((9.0,)) is None and few.passed[0]["promoted"] is True  # three others: too few
+    unscored = HalvingRule(4, lambda epoch: others, written.append, eta=2)
+    assert unscored.before_training((9.0,)) is None and len(computed) == 3 and not unscored.passed
+
+
+def test_rung_0_counts_only_the_trials_scored_by_the_same_score():
+    study = optuna.create_study(directions=["minimize", "maximize"])
+    arch_config = ArchConfig("mobilenet_v1", group_size=1, width=0.5, num_classes=10)
+    for number, name in enumerate(("grad_norm", "naswot", None)):
+        attrs = record.user_attrs(arch_config=arch_config, top1_curve=[50.0, 60.0], top1=60.0)
+        if name is not None:
+            attrs[record.HALVING] = {"0": {"known": [1.0], "score": float(number), "score_name": name}}
+        study.add_trial(optuna.trial.create_trial(params={}, distributions={}, values=[1.0, 60.0], user_attrs=attrs))
+    entries = study_entries(study, table().objectives, own=-1, score_name="grad_norm")
+    assert entries(0) == [((1.0,), 0.0)]  # the naswot entry and the trial of an older study are not counted
+    assert len(entries(1)) == 3  # at the epoch rungs every completed curve counts, as before
+
+
+def test_a_replay_with_rung_0_stops_trials_before_training_and_charges_the_scores():
+    scored = dataclasses.replace(
+        table(),
+        points=tuple(dataclasses.replace(p, scores={"grad_norm": (p.top1(), 0.5)}) for p in table().points),
+    )
+    asha = replay(scored, "random", seed=0, trials=12, early_stop="asha")
+    first = replay(scored, "random", seed=0, trials=12, early_stop="asha", rung0_score="grad_norm")
+    assert len(set(first.measured)) == 12 and len(first.completed) < 12
+    assert first.train_s < asha.train_s
+    dear = dataclasses.replace(
+        scored, points=tuple(dataclasses.replace(p, scores={"grad_norm": (1.0, 100.0)}) for p in scored.points)
+    )
+    assert replay(dear, "random", seed=0, trials=12, rung0_score="grad_norm").train_s >= 12 * 100.0
+    with pytest.raises(ValueError, match="naswot score"):
+        replay(scored, "random", seed=0, trials=4, rung0_score="naswot")
+
+
+def test_a_real_trial_is_stopped_at_rung_0_without_training(tmp_path):
+    planted = {"0": {"known": [1e-6], "score": 1e12, "score_name": "grad_norm", "promoted": True}}  # far above
+    stopped = _run_after_four_planted(tmp_path, planted, rung0_score="grad_norm")
+    assert stopped.state == TrialState.PRUNED
+    reason = stopped.user_attrs[record.EARLY_STOP]
+    assert reason.startswith("stopped at rung 0 (before training): Pareto position 5 of 5")
+    entry = stopped.user_attrs[record.HALVING]["0"]
+    assert entry["promoted"] is False and entry["score_name"] == "grad_norm" and 0 < entry["score"] < 1e12
+    assert set(stopped.user_attrs[record.HALVING]) == {"0"}  # never reached an epoch
+    assert stopped.user_attrs[record.TOP1_CURVE] == [] and "loss_curve" not in stopped.user_attrs

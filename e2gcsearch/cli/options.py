@@ -117,6 +117,7 @@ SEARCH = Group(
         "proxy_seeds",
         "early_stop",
         "no_early_stop",
+        "rung0_score",
         "confirm",
         "no_noise_probes",
         "no_break_even",

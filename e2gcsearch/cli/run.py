@@ -122,6 +122,16 @@ def _early_stop(args: argparse.Namespace) -> str:
     return "off" if args.no_early_stop else args.early_stop
 
 
+def _rung0_score(args: argparse.Namespace, early_stop: str) -> str | None:
+    """--rung0-score, which belongs to successive halving ('none' and any score under another policy: None)."""
+    if "rung0_score" in args.chosen and args.rung0_score != "none" and early_stop != "asha":
+        raise ConfigError(
+            f"--rung0-score {args.rung0_score} ranks trials at rung 0 of successive halving, but --early-stop is "
+            f"{early_stop}; add --early-stop asha or drop --rung0-score"
+        )
+    return args.rung0_score if args.rung0_score != "none" and early_stop == "asha" else None
+
+
 def search_config(args: argparse.Namespace) -> SearchConfig:
     if args.warm_start == "none" and args.warm_start_profile:
         raise ConfigError(
@@ -157,6 +167,7 @@ def search_config(args: argparse.Namespace) -> SearchConfig:
         train=proxy_train_config(args, data),
         proxy_seeds=args.proxy_seeds,
         early_stop=_early_stop(args),
+        rung0_score=_rung0_score(args, _early_stop(args)),
     )
     return SearchConfig(
         settings=settings,

@@ -9,7 +9,8 @@ from ..search.objectives import DEFAULT_BATCH_SIZE
 from ..search.search_config import DEFAULT_TRIALS, WARM_STARTS
 from ..search.space import DEFAULT_WIDTHS, SearchSpace
 from ..search.study import SAMPLERS
-from ..search.trial import DEFAULT_EARLY_STOP, EARLY_STOPS
+from ..search.trial import DEFAULT_EARLY_STOP, DEFAULT_RUNG0_SCORE, EARLY_STOPS
+from ..train.scores import SCORES
 from ._common import float_list, index_list, int_list, name_list, positive_float, positive_int, seed
 from .option_base import Option, option
 
@@ -95,6 +96,15 @@ SEARCH_OPTIONS: dict[str, Option] = {
         "completed trial of lower or equal EPF; 'off' (or --no-early-stop) trains every trial fully",
     ),
     "no_early_stop": option("--no-early-stop", action="store_true", help="the older spelling of --early-stop off"),
+    "rung0_score": option(
+        "--rung0-score",
+        choices=(*SCORES, "none"),
+        default=DEFAULT_RUNG0_SCORE or "none",
+        help="with --early-stop asha, a rung 0 before any training: each trial's training-free score at "
+        "initialisation (a few seconds on one minibatch) ranks it, by Pareto rank with the other objectives, "
+        "among the trials scored so far, and a trial outside the better half is PRUNED without training "
+        "(grad_norm is the score the food101-10 measurement favours); none: no rung 0",
+    ),
     "confirm": option(
         "--confirm",
         type=positive_float,

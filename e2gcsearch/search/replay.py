@@ -41,7 +41,7 @@ from ..stats import Summary, accuracy_interval
 from ..store import record
 from .budget import NewPoints
 from .early_stop import known_losses, rule_for, top1_margin
-from .halving import halving_rule
+from .halving import RungScore, halving_rule
 from .space import SearchSpace
 from .study import create_sampler, enqueue_baselines, sampler_seed
 from .twins import measured_twin, repeat
@@ -61,6 +61,7 @@ class MeasuredPoint:
     epf_std_mj: dict[int, float] = dataclasses.field(default_factory=dict)
     repeats: int = 3  # measurement windows behind each EPF figure
     truth_top1: float | None = None  # full-training top-1 (%) where measured: what the search is judged by
+    scores: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)  # name: (value, seconds)
 
     def top1(self, truth: bool = False) -> float:
         """The final proxy top-1, or the full-training top-1 with ``truth``."""
@@ -264,11 +265,16 @@ def replay(
     early_stop: str = "asha",
     baselines: bool = True,
     storage: str | optuna.storages.BaseStorage | None = None,
+    rung0_score: str | None = None,
 ) -> Replay:
-    """Replay ``e2gcsearch run --sampler SAMPLER --seed SEED --trials TRIALS --early-stop EARLY_STOP`` on
-    ``table``, with ``--warm-start model`` when ``warm_start`` (the CLI's default, auto) and ``--warm-start
-    none`` otherwise. With ``storage`` (an Optuna storage URL) the replay joins the study ``replay`` there,
-    as a second worker or a resumed run would; the result counts the trials added since it joined."""
+    """Replay ``e2gcsearch run --sampler SAMPLER --seed SEED --trials TRIALS --early-stop EARLY_STOP
+    --rung0-score RUNG0_SCORE`` on ``table``, with ``--warm-start model`` when ``warm_start`` (the CLI's
+    default, auto) and ``--warm-start none`` otherwise. A rung-0 score is looked up in the points' ``scores``
+    and its seconds count as training seconds. With ``storage`` (an Optuna storage URL) the replay joins the
+    study ``replay`` there, as a second worker or a resumed run would; the result counts the trials added
+    since it joined."""
+    if rung0_score is not None and any(rung0_score not in p.scores for p in table.points):
+        raise ValueError(f"the table does not hold every point's {rung0_score} score; replay without a rung 0")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space, num_classes = table.space, table.points[0].arch_config.num_classes
     study = optuna.create_study(
@@ -285,7 +291,9 @@ def replay(
         _enqueue_warm_start(study, table)
     budget = NewPoints(space, trials, num_classes, sampler_seed(seed, len(study.trials)), study)  # as run does
     spent = {"train_s": 0.0}
-    study.optimize(lambda trial: _objective(trial, table, early_stop, spent), n_trials=None, callbacks=[budget])
+    study.optimize(
+        lambda trial: _objective(trial, table, early_stop, rung0_score, spent), n_trials=None, callbacks=[budget]
+    )
     new = [
         t
         for t in study.get_trials(deepcopy=False)
@@ -305,7 +313,9 @@ def replay(
     )
 
 
-def _objective(trial: Any, table: MeasuredTable, early_stop: str, spent: dict[str, float]) -> list[float]:
+def _objective(
+    trial: Any, table: MeasuredTable, early_stop: str, rung0_score: str | None, spent: dict[str, float]
+) -> list[float]:
     arch_config = table.space.sample(trial, table.points[0].arch_config.num_classes)
     twin = measured_twin(trial, arch_config)
     if twin is not None:
@@ -314,21 +324,37 @@ def _objective(trial: Any, table: MeasuredTable, early_stop: str, spent: dict[st
     epf = point.epf_mj[table.batch_size]
     trial.set_user_attr(record.ARCH_CONFIG, arch_config.to_dict())
     epochs = len(point.top1_curve)
+    score = None
+    if rung0_score is not None:
+        value, seconds = point.scores[rung0_score]
+
+        def computed() -> float:  # looked up, not computed: its seconds are charged as training seconds
+            spent["train_s"] += seconds
+            return value
+
+        score = RungScore(rung0_score, computed)
     rule = {
         "rule": lambda: rule_for(trial.study, table.objectives, epochs, point.val_size),
-        "asha": lambda: halving_rule(trial, table.objectives, epochs),
+        "asha": lambda: halving_rule(trial, table.objectives, epochs, score=score),
         "off": lambda: None,
     }[early_stop]()
     known = known_losses(table.objectives, [epf, 0.0])
+    if early_stop == "asha":
+        _stop_if(trial, rule.before_training(known), [])
     for epoch, top1 in enumerate(point.top1_curve, start=1):
         spent["train_s"] += point.epoch_s[epoch - 1]
-        reason = rule.verdict(epoch, top1, known) if rule is not None else None
-        if reason:
-            for key, value in record.user_attrs(top1_curve=list(point.top1_curve[:epoch]), early_stop=reason).items():
-                trial.set_user_attr(key, value)
-            raise optuna.TrialPruned(reason)
+        if rule is not None:
+            _stop_if(trial, rule.verdict(epoch, top1, known), list(point.top1_curve[:epoch]))
     trial.set_user_attr(record.TOP1_CURVE, list(point.top1_curve))
     return [epf, point.top1_curve[-1]]
+
+
+def _stop_if(trial: Any, reason: str | None, curve: list[float]) -> None:
+    """Prune ``trial`` with ``reason`` (and its curve so far), if there is one."""
+    if reason:
+        for key, value in record.user_attrs(top1_curve=curve, early_stop=reason).items():
+            trial.set_user_attr(key, value)
+        raise optuna.TrialPruned(reason)
 
 
 def _enqueue_warm_start(study: optuna.Study, table: MeasuredTable) -> None:

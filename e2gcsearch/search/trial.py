@@ -37,16 +37,19 @@ from ..store.lost import interruption_reason
 from ..store.results import seed_noise, trial_record
 from ..train import TrainConfig, train_model
 from .early_stop import known_losses, rule_for
-from .halving import halving_rule
+from .halving import halving_rule, rung0_score
 from .objectives import Constraint
 from .space import Space
 from .twins import measured_twin, repeat, running_twin
 
-# --early-stop: successive halving with Pareto promotion, the optimistic-completion rule, or none. The
-# default is the one benchmarks/search_replay.py shows best: judged by full training on food101-10 it keeps
-# >= 0.97 of the hypervolume at every budget with 30-46 % less training (docs/search-efficiency.md).
+# --early-stop: successive halving with Pareto promotion, the optimistic-completion rule, or none; and
+# --rung0-score: the training-free score of halving's rung 0, before any training. The defaults are the ones
+# benchmarks/search_replay.py shows best: judged by full training on food101-10, halving with a grad_norm
+# rung 0 keeps >= 0.98 of the hypervolume of training every trial with 0.41-0.51 of its training seconds
+# at half the grid and 0.31-0.38 over the whole grid (docs/search-efficiency.md).
 EARLY_STOPS = ("asha", "rule", "off")
 DEFAULT_EARLY_STOP = "asha"
+DEFAULT_RUNG0_SCORE = "grad_norm"
 
 INFEASIBLE_TOP1 = 0.0  # reported for trials whose training a violated constraint skipped
 
@@ -68,6 +71,9 @@ class TrialSettings:
     # stop a proxy training early: "rule" (one that can no longer reach the front, search/early_stop.py),
     # "asha" (successive halving with Pareto promotion, search/halving.py) or "off"
     early_stop: str = DEFAULT_EARLY_STOP
+    # "asha" only: a training-free score (train/scores.py) that ranks trials before they train; None: no rung 0
+    # (run's default is DEFAULT_RUNG0_SCORE; settings built by hand have no rung 0 unless they ask)
+    rung0_score: str | None = None
 
     @property
     def batch_sizes(self) -> tuple[int, ...]:
@@ -202,7 +208,7 @@ class TrialRunner:
         With early stopping, a training that can no longer reach the front is stopped and the trial
         pruned (:mod:`.early_stop`, :mod:`.halving`)."""
         runs = []
-        stop = self._stopping(trial, results)
+        stop = self._stopping(trial, results, arch_config, ledger)
         for offset in range(self.settings.proxy_seeds):
             config = dataclasses.replace(self.settings.train, seed=self.settings.train.seed + offset, layout=layout)
             with self.lock.shared() if self.lock else contextlib.nullcontext(None) as step_boundary:
@@ -250,8 +256,9 @@ class TrialRunner:
     def _lock_counts(self) -> tuple[float, float]:
         return (self.lock.waited_s, self.lock.paused_s) if self.lock else (0.0, 0.0)
 
-    def _stopping(self, trial: Any, results: dict[str, Any]) -> _EpochCheck | None:
-        """The per-epoch check of the early-stopping rule (``None`` when it is off or cannot apply)."""
+    def _stopping(self, trial: Any, results: dict[str, Any], arch_config: Any, ledger: Ledger) -> _EpochCheck | None:
+        """The per-epoch check of the early-stopping rule (``None`` when it is off or cannot apply), once
+        successive halving's rung 0 has let the trial train."""
         study = getattr(trial, "study", None)
         if self.settings.early_stop == "off" or study is None:
             return None
@@ -260,7 +267,13 @@ class TrialRunner:
             objectives, [0.0 if o.is_accuracy else self._objective_value(o, results) for o in objectives]
         )
         if self.settings.early_stop == "asha":
-            return _EpochCheck(halving_rule(trial, objectives, self.settings.train.epochs), known)
+            score = rung0_score(self.settings.rung0_score, arch_config, self.data, self.settings.train.seed, ledger)
+            rule = halving_rule(trial, objectives, self.settings.train.epochs, score=score)
+            reason = rule.before_training(known)
+            if reason:
+                _set(trial, train_status="stopped early", early_stop=reason, top1_curve=[])
+                raise optuna.TrialPruned(reason)
+            return _EpochCheck(rule, known)
         records = [
             trial_record(study, t)
             for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
