@@ -12,7 +12,8 @@ are skipped, and ``--max-seconds`` stops starting new points, so the measurement
 several quiet windows (run it under ``flock -x`` so that EPF and epoch times are not shared).
 
 ``replay`` runs, without training, each sampler (tpe, nsga2, gp, random) with and without
-``--warm-start model`` and under each ``--early-stop`` policy (off, the stopping rule, successive halving)
+``--warm-start model`` and under each ``--early-stop`` policy (off, the stopping rule, successive halving,
+and successive halving with a rung 0 before training, ``asha+grad_norm``: ``--rung0-score grad_norm``)
 over ``--seeds`` seeds: the search loop of ``e2gcsearch run`` (baselines queued first, repeats not
 charged, the same stopping rules), with each trial's objectives looked up in the table. It prints the
 hypervolume of the front found after 25 %, 50 % and 100 % of the grid ÷ the exhaustive front's (mean ±
@@ -24,7 +25,9 @@ Given ``benchmarks/data/proxy_fidelity_food101-10.csv`` (the table of ``proxy_fi
 runs on its E2GC/FgGC points at the widths where every point has full training, with the ``--proxy``
 budget's per-epoch curves as the search sees them, and also judges the front each search shows by
 full-training top-1 (``--truth``, the mean over every seed the points share): "HV full" is that front's
-hypervolume ÷ the exhaustive full-training front's.
+hypervolume ÷ the exhaustive full-training front's. Only this table holds training-free scores (its
+``score`` rows, each with its seconds, which a rung 0 charges as training seconds); on the digits table
+the ``asha+…`` policies are skipped.
 
 Run from the repository root:
     flock -x /tmp/quiet.lock python benchmarks/search_replay.py measure --max-seconds 420
@@ -189,13 +192,14 @@ def measure_point(arch_config, data, train, profile) -> dict[str, object]:
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
 
 
-POLICIES = ("off", "rule", "asha")  # --early-stop of e2gcsearch run
+POLICIES = ("off", "rule", "asha", "asha+grad_norm")  # --early-stop of e2gcsearch run[+ its --rung0-score]
 
 
 def read_fidelity_table(path: Path, proxy: str, truth: str):
     """The default space as ``benchmarks/proxy_fidelity.py`` measured it on food101-10: each E2GC/FgGC
     point's ``proxy`` curve (seed 0) and EPF, and its full-training top-1 (``truth``, the mean over the seeds
-    every point has) as the truth the replay is judged by. Only widths where every point has the truth."""
+    every point has) as the truth the replay is judged by, and its training-free scores at initialisation
+    (seed 0, with their seconds) for a rung 0. Only widths where every point has the truth."""
     from e2gcsearch.config import ArchConfig
     from e2gcsearch.search.replay import MeasuredPoint, MeasuredTable
 
@@ -227,6 +231,11 @@ def read_fidelity_table(path: Path, proxy: str, truth: str):
                 int(trained["val_size"]),
                 {int(b): float(std) for b, _, std, _ in figures},
                 truth_top1=sum(full) / len(full) if seeds and len(full) == len(seeds) else None,
+                scores={
+                    key.split("|")[1]: (float(row["value_out"]), float(row["train_s"]))
+                    for key, row in runs.items()
+                    if key.startswith("score|") and key.endswith("|0")
+                },
             )
         )
     widths = {p.arch_config.width for p in points}
@@ -262,6 +271,11 @@ def replay_all(args: argparse.Namespace) -> None:
         )
         + "; training s = ÷ the same search without early stopping"
     )
+    policies = args.policies.split(",")
+    unscored = [p for p in policies if "+" in p and any(p.split("+")[1] not in q.scores for q in table.points)]
+    if unscored:
+        print(f"skipped {', '.join(unscored)}: the table holds no training-free scores")
+        policies = [p for p in policies if p not in unscored]
     judged = ("HV", "HV full") if table.has_truth else ("HV",)
     print(
         "\n| sampler | warm start | early stop | "
@@ -275,10 +289,11 @@ def replay_all(args: argparse.Namespace) -> None:
     for sampler in args.samplers.split(","):
         for warm in (False, True):
             spent = {}
-            for policy in args.policies.split(","):
+            for policy in policies:
+                early_stop, _, score = policy.partition("+")
                 runs = {
                     name: [
-                        replay(table, sampler, seed, trials, warm_start=warm, early_stop=policy)
+                        replay(table, sampler, seed, trials, warm, early_stop, rung0_score=score or None)
                         for seed in range(args.seeds)
                     ]
                     for name, trials in budgets.items()
@@ -349,7 +364,11 @@ def main() -> None:
     replaying.add_argument("--seeds", type=int, default=30)
     replaying.add_argument("--samplers", default=",".join(SAMPLERS), help="comma list")
     replaying.add_argument("--modules", help="replay the rows of these modules only (e.g. E2GC: --modules E2GC)")
-    replaying.add_argument("--policies", default=",".join(POLICIES), help="early-stop policies, comma list")
+    replaying.add_argument(
+        "--policies",
+        default=",".join(POLICIES),
+        help="early-stop policies, comma list; asha+SCORE adds a rung 0 ranked by a training-free score",
+    )
     replaying.add_argument("--proxy", default="e4-n100-r64", help="a proxy_fidelity table's proxy budget replayed")
     replaying.add_argument("--truth", default="e24-nall-r64", help="a proxy_fidelity table's full training")
     replaying.set_defaults(func=replay_all)
