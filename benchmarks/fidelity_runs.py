@@ -90,6 +90,8 @@ def train_row(job: Job, data, config) -> dict:
         "train_s": f"{sum(epoch_s):.2f}",
         "status": result.status,
         "val_size": result.val_size,
+        "val_order": result.val_order,  # per-image results, for paired_separation.py's table
+        "correct": result.correct,
     }
 
 

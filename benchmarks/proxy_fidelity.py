@@ -211,7 +211,7 @@ def append(table: Path, row: dict, header: list[str]) -> None:
         with table.open("a") as handle:
             if new:
                 handle.writelines(f"# {line}\n" for line in header)
-            writer = csv.DictWriter(handle, COLUMNS)
+            writer = csv.DictWriter(handle, COLUMNS, extrasaction="ignore")  # no per-image columns here
             if new:
                 writer.writeheader()
             writer.writerow(row)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_data import make_food101
 
@@ -26,6 +27,7 @@ COVERED = {
     "flgc_vs_fggc.py",
     "grouped_conv_impls.py",
     "measurement_isolation.py",
+    "paired_separation.py",
     "profile_stability.py",
     "proxy_fidelity.py",
     "search_replay.py",
@@ -233,6 +235,42 @@ def test_fidelity_report_reads_the_stored_table(tmp_path):
     shutil.copy(BENCHMARKS / "data" / "proxy_fidelity_food101-10.csv", table)
     out = bench(tmp_path, "proxy_fidelity.py", "report", "--table", table, "--bootstrap", 20)
     assert "| network | MMACs |" in out and "noise ceiling" in out
+
+
+def _cells(out: str, first: str) -> list[str]:
+    """The cells of the markdown row of ``out`` that begins with ``first``."""
+    line = next(line for line in out.splitlines() if line.startswith(f"| {first} |"))
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_paired_separation_reports_a_made_up_table(tmp_path):
+    """Six networks on 400 images, each right on its first k images (so any two disagree one way only):
+    EPF orders them A, B, C, F, D, E and the front is A-B-C-D-E. The seeds 0/1 of D differ by 8 images,
+    the rest are identical: σ ≈ 0.6 points. B/C and D/E are 4 points apart, within two intervals but
+    apart on the 16 images they disagree on; A has seeds 0-5: pairs 0/1 and 2/3 identical, 4/5 apart
+    by 6 images, which only the images alone (no seed noise) separate."""
+    from e2gcsearch.paired import pack
+
+    n, epf = 400, {"A": 1, "B": 2, "C": 3, "F": 3.5, "D": 4, "E": 5}
+    right = {"A": [160] * 4 + [160, 166], "B": [240] * 2, "C": [256] * 2, "F": [120] * 2, "D": [320, 328]}
+    right["E"] = [336] * 2
+    table, fidelity = tmp_path / "paired.csv", tmp_path / "fidelity.csv"
+    with table.open("w") as handle:
+        handle.write("# made up\nlabel,seed,top1,val_size,val_order,correct,status\n")
+        for label, counts in right.items():
+            for seed, count in enumerate(counts):
+                bits = pack(np.arange(n) < count)
+                handle.write(f"{label},{seed},{100 * count / n:.4f},{n},abc,{bits},ok\n")
+    fidelity.write_text("label,kind,value_out\n" + "".join(f"{k},epf,{v}\n" for k, v in epf.items()))
+    out = bench(tmp_path, "paired_separation.py", "report", "--table", table, "--fidelity-table", fidelity)
+    assert "16 rows" in out and "6 with seed 0, 6 with seed 1" in out
+    assert _cells(out, "Pareto-front neighbours")[1:5] == ["4", "2", "4", "2.0x"]
+    assert _cells(out, "all neighbours in EPF order")[1:5] == ["5", "3", "5", "1.7x"]
+    assert "3 disjoint same-network pairs" in out
+    assert _cells(out, "(a) paired, σ from the space's seeds 0/1")[2:] == ["0", "3"]
+    assert _cells(out, "(b) paired, the images only")[2:] == ["1", "3"]
+    assert _cells(out, "(c) independent intervals")[2:] == ["0", "3"]
+    assert "(a) is within that range" in out
 
 
 @pytest.mark.slow
