@@ -20,7 +20,20 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "e2gcsearch"
 LAYERS: tuple[tuple[str, ...], ...] = (  # bottom first
-    ("config", "errors", "checks", "paths", "console", "devices", "metrics", "stats", "pareto", "fidelity", "version"),
+    (
+        "config",
+        "errors",
+        "checks",
+        "paths",
+        "console",
+        "devices",
+        "metrics",
+        "stats",
+        "paired",
+        "pareto",
+        "fidelity",
+        "version",
+    ),
     ("models", "data", "energy", "cost"),
     ("profiling", "train", "energy_model", "paper"),
     ("report",),
