@@ -249,8 +249,9 @@ def test_compile_time_is_reported_apart_from_the_windows():
     with create_meter("estimate", "cpu") as meter:
         batch = measure_batch(prepare(tiny, "compile", "train"), meter, TINY, 2, "cpu", config, None, "compile")
     assert batch.status == "ok" and batch.impl == "compile"
-    # The first step compiled (seconds); the windows hold only compiled steps (microseconds each).
-    assert batch.compile_s > 100 * batch.latency_ms / 1000
+    # The first step compiled (seconds); the windows hold only compiled steps (milliseconds each, tens of
+    # them on a loaded machine): a window holding the compilation would take about as long as it.
+    assert batch.compile_s > 10 * batch.latency_ms / 1000
     assert batch.measured_s < batch.compile_s and batch.wall_s < batch.compile_s
 
 
