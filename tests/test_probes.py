@@ -95,17 +95,19 @@ def test_probes_give_the_front_seed_noise_and_sitting_scatter_within_their_budge
     assert any("seed noise is not estimated" in line for line in before)
     assert any("count one sitting's windows only" in line for line in before)
     lines: list[str] = []
-    report = run_probes(study, _settings(tmp_path), data, search_s=1000.0, say=lines.append)
+    report = run_probes(study, _settings(tmp_path), data, run_s=1000.0, say=lines.append)
     assert len(report.trained) == SEED_PROBES == 4
     assert len(report.measured) == SITTING_PROBES == 5  # stopped trials' EPF counts too
-    assert report.trained == (0, 1, 2, 3)  # the cheapest trainings first
-    for number in report.trained:
+    # the cheapest plan: the two cheapest trainings (1 and 2 s) twice each, not four of 1-4 s once
+    assert report.trained == (0, 0, 1, 1)
+    for number in (0, 1):
         stored = confirmation(study, number)
-        assert len(stored["top1_seeds"]) == 2 and len(stored["top1_correct"]["seeds"]) == 1
-    assert lines == [report.line()] and "noise probes:" in lines[0] and "% of the search's 1000 s" in lines[0]
+        assert stored["top1_seed_ids"] == [0, 1, 2] and len(stored["top1_correct"]["seeds"]) == 2
+    assert lines == [report.line()] and "trained 2 trial(s) again with 4 more seed(s)" in lines[0]
+    assert "% of the run's 10" in lines[0]
     front = front_info(study, include_dominated=True)
     assert front.paired.seed_noise is not None and front.paired.seed_noise.df == 4
-    assert (front.frame["seeds"] == 2).all()
+    assert sorted(front.frame["seeds"]) == [1, 1, 3, 3]
     assert front.frame["epf@4_sitting_cv"].notna().all()
     after = front_notes(study, front)
     assert not any("seed noise is not estimated" in line for line in after)
@@ -113,14 +115,14 @@ def test_probes_give_the_front_seed_noise_and_sitting_scatter_within_their_budge
     spent = [key for key in study.user_attrs if key.startswith("spent:probes:")]
     assert spent and {p["kind"] for p in study.user_attrs[spent[0]]} == {"training", "measurement"}
     # a second run finds both estimates known and probes nothing
-    again = run_probes(study, _settings(tmp_path), data, search_s=1000.0, say=lines.append)
+    again = run_probes(study, _settings(tmp_path), data, run_s=1000.0, say=lines.append)
     assert not again.trained and not again.measured
 
 
 def test_probes_over_their_budget_leave_the_estimates_to_confirm_and_say_so(tmp_path):
     data = _data(tmp_path)
     study = _study(tmp_path, data, trials=6)
-    report = run_probes(study, _settings(tmp_path), data, search_s=10.0, say=lambda line: None)
+    report = run_probes(study, _settings(tmp_path), data, run_s=10.0, say=lambda line: None)
     assert not report.trained and not report.measured
     assert any("seed noise left to 'confirm'" in line for line in report.left_out)
     assert any("confirm --remeasure-epf" in line for line in report.left_out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import optuna
@@ -188,6 +189,7 @@ def search_config(args: argparse.Namespace) -> SearchConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
     spec = load_spec(args.config, RUN_GROUPS) if args.config is not None else {}
     args = complete(args, RUN_GROUPS, RUN_DEFAULTS, spec)
     config = search_config(args)
@@ -203,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         note(study_search_cost(outcome.study).line())
         return 1
     if not args.no_noise_probes and outcome.settings is not None and outcome.data is not None:
-        run_probes(outcome.study, outcome.settings, outcome.data, outcome.wall_s, note)
+        run_probes(outcome.study, outcome.settings, outcome.data, time.perf_counter() - started, note)
     if args.confirm:
         settings = config.settings
         confirm(outcome.study, config.data, settings.train, settings.profile, ConfirmLimits(budget_s=args.confirm))

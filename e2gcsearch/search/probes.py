@@ -3,10 +3,12 @@ study's own seed noise and EPF scatter between sittings, without ``--proxy-seeds
 
 Two estimates need repeated measurements of the same networks:
 
-* **seed noise** (top-1): :data:`SEED_PROBES` completed trials are trained once more with the next
-  seed, so the study has that many degrees of freedom (:data:`~e2gcsearch.stats.MIN_POOLED_DF`). With
-  their per-image results the paired test separates the seed noise on the population of images from
-  the images the seeds disagree on (:func:`e2gcsearch.paired.population_seed_noise`);
+* **seed noise** (top-1): completed trials are trained again with seeds they have not used,
+  :data:`SEED_PROBES` extra trainings in all, so the study has that many degrees of freedom
+  (:data:`~e2gcsearch.stats.MIN_POOLED_DF`); the cheapest plan that spreads them over two or more
+  trials, at most :data:`MAX_EXTRA_SEEDS` each. With their per-image results the paired test separates
+  the seed noise on the population of images from the images the seeds disagree on
+  (:func:`e2gcsearch.paired.population_seed_noise`);
 * **scatter between sittings** (EPF): :data:`SITTING_PROBES` trials have their EPF at the objectives'
   batch sizes measured again, after the search, in a sitting of their own
   (:func:`e2gcsearch.stats.sitting_noise`; one more network than degrees of freedom).
@@ -14,8 +16,8 @@ Two estimates need repeated measurements of the same networks:
 Both are stored as ``confirm`` stores its measurements (``confirm:trial-<n>``), so ``front``, ``export``
 and ``confirm`` read them with no code of their own; the work is metered into the study's bill
 (``spent:probes:<run>``). The probes pick the cheapest networks (by the seconds their own training and
-measurement took) and stop before their estimated cost passes :data:`PROBE_SHARE` of the search's
-time, saying what they left out. A study whose estimates already rest on enough degrees of freedom
+measurement took) and keep their estimated cost under :data:`PROBE_SHARE` of the whole run (the
+probes included), saying what they left out. A study whose estimates already rest on enough degrees of freedom
 (``--proxy-seeds 2``, an earlier run's probes, ``confirm``) gets no probe of that kind.
 """
 
@@ -44,8 +46,9 @@ from ..train import TrainConfig, train_model
 from .remeasure import remeasure_epf
 from .trial import TrialSettings
 
-PROBE_SHARE = 0.15  # the probes' estimated cost stays below this share of the search's seconds
-SEED_PROBES = MIN_POOLED_DF  # networks trained again: one degree of freedom each
+PROBE_SHARE = 0.15  # the probes' estimated cost stays below this share of the run's seconds, theirs included
+SEED_PROBES = MIN_POOLED_DF  # extra seeds: one degree of freedom each
+MAX_EXTRA_SEEDS = 2  # per trial: the seed noise rests on two or more networks
 SITTING_PROBES = MIN_POOLED_DF + 1  # networks measured again: degrees of freedom = networks - 1
 
 Say = Callable[[str], None]
@@ -55,30 +58,32 @@ Say = Callable[[str], None]
 class ProbeReport:
     """What the probes did: trials trained again, trials measured again, seconds, and what was left out."""
 
-    trained: tuple[int, ...]
+    trained: tuple[int, ...]  # a trial trained with two more seeds is named twice
     measured: tuple[int, ...]
     seconds: float
-    search_s: float
+    run_s: float  # what the run had taken before the probes
     left_out: tuple[str, ...] = ()
 
     def line(self) -> str:
         done = []
         if self.trained:
-            done.append(f"trained {len(self.trained)} trial(s) again with another seed")
+            trials = len(set(self.trained))
+            done.append(f"trained {trials} trial(s) again with {len(self.trained)} more seed(s)")
         if self.measured:
             done.append(f"measured the EPF of {len(self.measured)} trial(s) again in a sitting of their own")
         what = " and ".join(done) or "nothing to measure"
-        share = f" ({100 * self.seconds / self.search_s:.0f} % of the search's {self.search_s:.0f} s)" if done else ""
+        total = self.run_s + self.seconds
+        share = f" ({100 * self.seconds / total:.0f} % of the run's {total:.0f} s)" if done else ""
         left = f"; {'; '.join(self.left_out)}" if self.left_out else ""
         return f"noise probes: {what} in {self.seconds:.0f} s{share}{left}"
 
 
-def run_probes(
-    study: optuna.Study, settings: TrialSettings, data: LoadedData, search_s: float, say: Say
-) -> ProbeReport:
-    """Measure what the study needs for its seed noise and EPF sitting scatter (module docstring)."""
+def run_probes(study: optuna.Study, settings: TrialSettings, data: LoadedData, run_s: float, say: Say) -> ProbeReport:
+    """Measure what the study needs for its seed noise and EPF sitting scatter (module docstring);
+    ``run_s``: the seconds the run has taken so far, of which the probes may add :data:`PROBE_SHARE`
+    of the total."""
     start = time.perf_counter()
-    budget = PROBE_SHARE * search_s
+    budget = PROBE_SHARE / (1 - PROBE_SHARE) * run_s
     attrs = study.user_attrs
     records = {t.number: trial_record(study, t, attrs) for t in _measured(study)}
     completed = {n: stored for n, stored in records.items() if stored.state == "COMPLETE"}
@@ -95,11 +100,12 @@ def run_probes(
     if sittings and seed_cost + sitting_cost > budget:
         left_out.append("EPF scatter between sittings left to 'confirm --remeasure-epf' (over the budget)")
         sittings = []
-    trained = [n for n in seeds if _train_again(study, records[n], settings.train, data, ledger)]
+    trials = {t.number: t for t in _measured(study)}
+    trained = [n for n in seeds if _train_again(study, trials[n], settings.train, data, ledger)]
     if sittings:
         sizes = _epf_batches(settings)
         remeasure_epf(study, settings.profile, ledger=ledger, numbers=sittings, batch_sizes=sizes)
-    report = ProbeReport(tuple(trained), tuple(sittings), time.perf_counter() - start, search_s, tuple(left_out))
+    report = ProbeReport(tuple(trained), tuple(sittings), time.perf_counter() - start, run_s, tuple(left_out))
     say(report.line())
     return report
 
@@ -135,9 +141,8 @@ def _layout(stored: TrialRecord, layout: str) -> str:
     return layout_of(measured[-1]["impl"]) if measured else layout
 
 
-def _train_again(
-    study: optuna.Study, stored: TrialRecord, train: TrainConfig, data: LoadedData, ledger: Ledger
-) -> bool:
+def _train_again(study: optuna.Study, trial: Any, train: TrainConfig, data: LoadedData, ledger: Ledger) -> bool:
+    stored = trial_record(study, trial)  # read again: an earlier probe may have added a seed
     confirmed = with_seed(stored, record.confirmation(study, stored.number), train, data, ledger)
     if confirmed is not None:
         study.set_user_attr(record.confirm_key(stored.number), confirmed)
@@ -156,14 +161,22 @@ def _measured(study: optuna.Study) -> list[Any]:
 
 
 def _seed_candidates(front: FrontInfo, records: dict[int, TrialRecord]) -> list[int]:
-    """The cheapest trials to train again (those with per-image results first), as many as the seed
-    noise still lacks degrees of freedom; none when fewer trials than that can take a probe."""
+    """The trials to train again, one entry per extra seed, as many as the seed noise still lacks
+    degrees of freedom: the cheapest plan that spreads them over two or more trials, each trained at
+    most :data:`MAX_EXTRA_SEEDS` more times (those with per-image results first); ``[]`` when the
+    study has too few trials."""
     noise = front.paired.seed_noise if front.paired is not None else None
     need = SEED_PROBES - (noise.df if noise is not None else 0)
     single = [n for n, stored in records.items() if len(stored.top1_values()) == 1]
-    if need <= 0 or len(single) < need:
-        return []
-    return sorted(single, key=lambda n: (records[n].per_image() is None, _train_s(records[n]), n))[:need]
+    single.sort(key=lambda n: (records[n].per_image() is None, _train_s(records[n]), n))
+    plans = []
+    for count in range(2, need + 1):
+        if len(single) < count or count * MAX_EXTRA_SEEDS < need:
+            continue
+        chosen = single[:count]
+        plan = [chosen[k % count] for k in range(need)]  # round robin: the cheapest trials get the extra seeds
+        plans.append((sum(_train_s(records[n]) for n in plan), sorted(plan)))
+    return min(plans)[1] if need > 0 and plans else []
 
 
 def _sitting_candidates(front: FrontInfo, records: dict[int, TrialRecord], settings: TrialSettings) -> list[int]:

@@ -118,7 +118,6 @@ class SearchOutcome:
 
     study: optuna.Study
     ran: list[FrozenTrial]
-    wall_s: float = 0.0  # seconds the trials took
     settings: TrialSettings | None = None  # as the trials ran them (threads and devices resolved)
     data: LoadedData | None = None  # the data they trained on
 
@@ -187,7 +186,7 @@ def search(config: SearchConfig) -> SearchOutcome:
         )
         + (f"; {unbuilt} proposal(s) failed before measuring (see the FAILED lines), not charged" if unbuilt else "")
     )
-    return SearchOutcome(study, ran, time.perf_counter() - start, config.settings, data)
+    return SearchOutcome(study, ran, config.settings, data)
 
 
 def _fit_budget(config: SearchConfig, study: optuna.Study, num_classes: int) -> SearchConfig:
