@@ -67,7 +67,14 @@ def _study(tmp_path, data, trials: int = 6, stopped: int = 0) -> optuna.Study:
         arch_config = ArchConfig("mobilenet_v1", group_size=2**k, width=0.25, num_classes=3)
         right = rng.random(n) < 0.5
         epf = 2.0 + k
-        figures = {"epf_mj": epf, "epf_std_mj": 0.05, "repeats": 2, "status": "ok", "measured_at": [EARLIER]}
+        figures = {
+            "epf_mj": epf,
+            "epf_std_mj": 0.05,
+            "repeats": 2,
+            "status": "ok",
+            "measured_at": [EARLIER],
+            "impl": "channels_last",
+        }
         attrs = user_attrs(
             arch_config=arch_config,
             params=1000,
@@ -105,6 +112,8 @@ def test_probes_give_the_front_seed_noise_and_sitting_scatter_within_their_budge
         assert stored["top1_seed_ids"] == [0, 1, 2] and len(stored["top1_correct"]["seeds"]) == 2
     assert lines == [report.line()] and "trained 2 trial(s) again with 4 more seed(s)" in lines[0]
     assert "% of the run's 10" in lines[0]
+    for number in report.measured:  # measured again with the kernels of its first sitting, not timed again
+        assert confirmation(study, number)["epf"]["4"]["impl"] == "channels_last"
     front = front_info(study, include_dominated=True)
     assert front.paired.seed_noise is not None and front.paired.seed_noise.df == 4
     assert sorted(front.frame["seeds"]) == [1, 1, 3, 3]

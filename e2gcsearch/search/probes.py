@@ -104,7 +104,7 @@ def run_probes(study: optuna.Study, settings: TrialSettings, data: LoadedData, r
     trained = [n for n in seeds if _train_again(study, trials[n], settings.train, data, ledger)]
     if sittings:
         sizes = _epf_batches(settings)
-        remeasure_epf(study, settings.profile, ledger=ledger, numbers=sittings, batch_sizes=sizes)
+        remeasure_epf(study, settings.profile, ledger=ledger, numbers=sittings, batch_sizes=sizes, same_impl=True)
     report = ProbeReport(tuple(trained), tuple(sittings), time.perf_counter() - start, run_s, tuple(left_out))
     say(report.line())
     return report

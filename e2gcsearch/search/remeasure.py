@@ -30,6 +30,7 @@ def remeasure_epf(
     ledger: Ledger | None = None,
     numbers: Collection[int] | None = None,
     batch_sizes: Collection[int] | None = None,
+    same_impl: bool = False,
 ) -> list[float]:
     """Measure the training step's EPF of every completed trial of ``study`` again, now, and keep these
     figures in place of whatever the trial and ``confirm`` had (``confirm --remeasure-epf``); each
@@ -39,7 +40,9 @@ def remeasure_epf(
     from several (resumed runs, the profile cache): afterwards its front compares EPF measured in one
     session. The cache entries are replaced too (``ProfileConfig.refresh``), so a later ``confirm``
     pools with these. No training; a constraint on EPF is not judged again. ``numbers`` and
-    ``batch_sizes`` narrow it to those trials (a trial stopped early among them) and those batch sizes. Returns, per trial
+    ``batch_sizes`` narrow it to those trials (a trial stopped early among them) and those batch sizes;
+    ``same_impl`` measures each trial with the implementation its figures were measured with (no
+    ``--impl auto`` timing again, and the same kernels in both sittings). Returns, per trial
     measured, how far its EPF at its largest batch size moved (new / old - 1; see :func:`moved_line`).
     """
     say = say or (lambda line: None)
@@ -65,6 +68,9 @@ def remeasure_epf(
         if not sizes:
             continue
         measuring = dataclasses.replace(refresh, batch_sizes=sizes, resolution=stored.resolution or profile.resolution)
+        impls = {stored.epf[b].get("impl") for b in sizes}
+        if same_impl and len(impls) == 1 and None not in impls:
+            measuring = dataclasses.replace(measuring, impl=impls.pop())
         with ledger.phase("measurement", resolve_device(profile.device), profile.threads) if ledger else nullcontext():
             fresh = profile_model(stored.arch_config, measuring)
         confirmed = dict(record.confirmation(study, trial.number))
