@@ -48,7 +48,7 @@ from .trial import TrialSettings
 
 PROBE_SHARE = 0.15  # the probes' estimated cost stays below this share of the run's seconds, theirs included
 SEED_PROBES = MIN_POOLED_DF  # extra seeds: one degree of freedom each
-MAX_EXTRA_SEEDS = 2  # per trial: the seed noise rests on two or more networks
+MAX_EXTRA_SEEDS = 3  # per trial; and two or more trials, so the seed noise rests on more than one network
 SITTING_PROBES = MIN_POOLED_DF + 1  # networks measured again: degrees of freedom = networks - 1
 
 Say = Callable[[str], None]
@@ -173,9 +173,12 @@ def _seed_candidates(front: FrontInfo, records: dict[int, TrialRecord]) -> list[
     for count in range(2, need + 1):
         if len(single) < count or count * MAX_EXTRA_SEEDS < need:
             continue
-        chosen = single[:count]
-        plan = [chosen[k % count] for k in range(need)]  # round robin: the cheapest trials get the extra seeds
-        plans.append((sum(_train_s(records[n]) for n in plan), sorted(plan)))
+        extra = dict.fromkeys(single[:count], 1)  # one each, then the rest to the cheapest, up to the cap
+        for number in single[:count]:
+            more = min(MAX_EXTRA_SEEDS - 1, need - sum(extra.values()))
+            extra[number] += more
+        plan = sorted(n for n, k in extra.items() for _ in range(k))
+        plans.append((sum(_train_s(records[n]) for n in plan), plan))
     return min(plans)[1] if need > 0 and plans else []
 
 
