@@ -34,11 +34,9 @@ Run from the repository root:
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import os
 import shlex
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -49,8 +47,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from fidelity_runs import Job, load_average, parse_proxy, run_job  # noqa: E402
-from proxy_fidelity import DEFAULT_DATA, claim_next, locked, read_rows, row_key  # noqa: E402
+from fidelity_runs import Job, load_average, parse_proxy  # noqa: E402
+from proxy_fidelity import DEFAULT_DATA, data_classes, measure_in_workers, measure_jobs, read_rows  # noqa: E402
 from proxy_fidelity import DEFAULT_TABLE as FIDELITY_TABLE  # noqa: E402
 
 DEFAULT_TABLE = ROOT / "benchmarks" / "data" / "paired_food101-10.csv"
@@ -145,47 +143,8 @@ def header_lines(args: argparse.Namespace) -> list[str]:
     ]
 
 
-def append(table: Path, row: dict, header: list[str]) -> None:
-    with locked(table):
-        new = not table.exists()
-        with table.open("a") as handle:
-            if new:
-                handle.writelines(f"# {line}\n" for line in header)
-            writer = csv.DictWriter(handle, COLUMNS, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-
-
 def measure(args: argparse.Namespace) -> None:
-    import torch
-
-    from e2gcsearch.data import DataConfig, load_data
-
-    torch.set_num_threads(1)
-    probe = load_data(DataConfig(name="food101", root=str(args.data_root), resolution=32, seed=0), progress=False)
-    jobs = plan(args, probe.num_classes)
-    done = {row_key(row) for row in read_rows(args.table)}
-    print(f"{sum(job.key in done for job in jobs)} of {len(jobs)} runs in {args.table}", file=sys.stderr)
-    memo, header = {}, header_lines(args)
-    while (job := claim_next(args.table, jobs)) is not None:
-        row = run_job(job, args, memo)
-        append(args.table, row, header)
-        print(f"[{os.getpid()}] {job.key}: {row['top1']} ({row['train_s']} s)", file=sys.stderr, flush=True)
-
-
-def measure_in_workers(args: argparse.Namespace) -> None:
-    """``--workers`` processes share the plan through the claims file; this one only waits."""
-    argv = sys.argv[1:]
-    if "--workers" in argv:
-        del argv[argv.index("--workers") : argv.index("--workers") + 2]
-    argv = [arg for arg in argv if not arg.startswith("--workers=")]
-    command = [sys.executable, __file__, *argv, "--workers", "1", "--no-report"]
-    environment = {**os.environ, COMMAND_VARIABLE: shlex.join(sys.argv[1:])}
-    children = [subprocess.Popen(command, env=environment) for _ in range(args.workers)]
-    codes = [child.wait() for child in children]
-    if any(codes):
-        raise SystemExit(max(codes))
+    measure_jobs(args.table, plan(args, data_classes(args.data_root)), args, header_lines(args), COLUMNS)
 
 
 # --- the report -------------------------------------------------------------------------------------
@@ -379,7 +338,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"paired_separation: no Food-101 at {args.data_root}; pass --data-root DIR", file=sys.stderr)
             raise SystemExit(2)
         started = time.perf_counter()
-        measure_in_workers(args) if args.workers > 1 else measure(args)
+        measure_in_workers(args.workers, __file__, COMMAND_VARIABLE) if args.workers > 1 else measure(args)
         print(f"measured for {time.perf_counter() - started:.0f} s", file=sys.stderr)
     if not args.no_report:
         report(args.table, args.fidelity_table)

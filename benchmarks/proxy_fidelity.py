@@ -205,13 +205,14 @@ def claim_next(table: Path, jobs: list[Job]) -> Job | None:
         return job
 
 
-def append(table: Path, row: dict, header: list[str]) -> None:
+def append(table: Path, row: dict, header: list[str], columns: list[str] = COLUMNS) -> None:
+    """Add ``row`` to ``table`` (its ``columns``; others left out), with ``header`` when it is new."""
     with locked(table):
         new = not table.exists()
         with table.open("a") as handle:
             if new:
                 handle.writelines(f"# {line}\n" for line in header)
-            writer = csv.DictWriter(handle, COLUMNS, extrasaction="ignore")  # no per-image columns here
+            writer = csv.DictWriter(handle, columns, extrasaction="ignore")
             if new:
                 writer.writeheader()
             writer.writerow(row)
@@ -239,24 +240,51 @@ def header_lines(args: argparse.Namespace) -> list[str]:
     ]
 
 
-def measure(args: argparse.Namespace) -> None:
+def data_classes(data_root: Path) -> int:
+    """How many classes the Food-101 subset at ``data_root`` has (what the plans are made for)."""
     from e2gcsearch.data import DataConfig, load_data
 
+    return load_data(DataConfig(name="food101", root=str(data_root), resolution=32, seed=0), progress=False).num_classes
+
+
+def measure_jobs(
+    table: Path, jobs: list[Job], args: argparse.Namespace, header: list[str], columns: list[str] = COLUMNS
+) -> None:
+    """Run the ``jobs`` not yet in ``table``, one at a time (other processes take others), appending a
+    row each, until none is left or ``args.max_seconds`` (when given) have passed; one torch thread."""
     torch.set_num_threads(1)
-    probe = load_data(DataConfig(name="food101", root=str(args.data_root), resolution=32, seed=0), progress=False)
-    jobs = plan(args, probe.num_classes)
-    done = {row_key(row) for row in read_rows(args.table)}
-    print(f"{sum(job.key in done for job in jobs)} of {len(jobs)} runs in {args.table}", file=sys.stderr)
-    started, memo, header = time.perf_counter(), {}, header_lines(args)
-    while time.perf_counter() - started < args.max_seconds:
-        job = claim_next(args.table, jobs)
+    done = {row_key(row) for row in read_rows(table)}
+    print(f"{sum(job.key in done for job in jobs)} of {len(jobs)} runs in {table}", file=sys.stderr)
+    started, memo, limit = time.perf_counter(), {}, getattr(args, "max_seconds", None) or float("inf")
+    while time.perf_counter() - started < limit:
+        job = claim_next(table, jobs)
         if job is None:
             return
         row = run_job(job, args, memo)
-        append(args.table, row, header)
+        append(table, row, header, columns)
         shown = row.get("top1") or row.get("value_out")
         print(f"[{os.getpid()}] {job.key}: {shown} ({row.get('train_s') or '-'} s)", file=sys.stderr, flush=True)
-    print(f"stopped starting runs after {args.max_seconds:g} s; run again to go on", file=sys.stderr)
+    print(f"stopped starting runs after {limit:g} s; run again to go on", file=sys.stderr)
+
+
+def measure_in_workers(workers: int, script: str, command_variable: str) -> None:
+    """Run ``script`` again as ``workers`` processes with this command's arguments and ``--workers 1
+    --no-report``: they share the plan through the claims file, and only this process reports. Each
+    child finds this command in ``command_variable`` (for the table's header)."""
+    argv = sys.argv[1:]
+    if "--workers" in argv:
+        del argv[argv.index("--workers") : argv.index("--workers") + 2]
+    argv = [a for a in argv if not a.startswith("--workers=")]
+    command = [sys.executable, script, *argv, "--workers", "1", "--no-report"]
+    environment = {**os.environ, command_variable: shlex.join(sys.argv[1:])}
+    children = [subprocess.Popen(command, env=environment) for _ in range(workers)]
+    codes = [child.wait() for child in children]
+    if any(codes):
+        raise SystemExit(max(codes))
+
+
+def measure(args: argparse.Namespace) -> None:
+    measure_jobs(args.table, plan(args, data_classes(args.data_root)), args, header_lines(args))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -324,16 +352,7 @@ def main(argv: list[str] | None = None) -> None:
             )
             raise SystemExit(2)
         if args.workers > 1:
-            argv = sys.argv[1:]
-            if "--workers" in argv:  # the children measure; only this process reports
-                del argv[argv.index("--workers") : argv.index("--workers") + 2]
-            argv = [a for a in argv if not a.startswith("--workers=")]
-            command = [sys.executable, __file__, *argv, "--workers", "1", "--no-report"]
-            environment = {**os.environ, COMMAND_VARIABLE: shlex.join(sys.argv[1:])}
-            children = [subprocess.Popen(command, env=environment) for _ in range(args.workers)]
-            codes = [child.wait() for child in children]
-            if any(codes):
-                raise SystemExit(max(codes))
+            measure_in_workers(args.workers, __file__, COMMAND_VARIABLE)
         else:
             measure(args)
     if not args.no_report:
