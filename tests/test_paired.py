@@ -155,3 +155,20 @@ def test_the_stopping_rule_takes_its_margin_from_the_paired_test_where_both_have
     assert rule.verdict(2, top1=69.0, known=(20.0,)) is None
     reason = rule.verdict(2, top1=69.0, known=(20.0,), right=b)
     assert reason is not None and "(paired)" in reason
+
+
+def test_a_training_resumed_after_its_last_epoch_gives_the_same_answers_per_image(tmp_path):
+    data = load_data(
+        DataConfig(
+            name="digits", classes=3, train_per_class=8, val_per_class=6, resolution=32, cache_dir=str(tmp_path)
+        ),
+        progress=False,
+    )
+    arch_config = ArchConfig("mobilenet_v1", group_size=1, width=0.25, num_classes=3)
+    config = TrainConfig(epochs=2, batch_size=8, threads=1, progress=False, checkpoint_dir=str(tmp_path / "ck"))
+    first = train_model(arch_config, data, config)
+    again = train_model(arch_config, data, config.replace(resume=True))  # nothing left to train
+    assert again.epochs_run == 2 and again.top1 == first.top1
+    assert again.correct == first.correct and 100 * unpack(again.correct, again.val_size).mean() == pytest.approx(
+        again.top1
+    )

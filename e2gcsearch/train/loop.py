@@ -326,7 +326,12 @@ class Trainer:
                     status = "stopped"
                     break
         if status == "ok" and self.right is None and self.history["top1"]:
-            self.evaluate()  # a run resumed after its last epoch: the same model, so the same answers per image
+            # A run resumed after its last epoch: judge the restored model again, with the BatchNorm draw of
+            # that last evaluation (its seed counts the evaluations before it), so the answers per image are
+            # the ones its top-1 counted.
+            last = self.history["top1"].pop()
+            self.evaluate()
+            self.history["top1"].append(last)
         return self._result(status, time.perf_counter() - wall_start, path, first)
 
     def _result(self, status: str, wall_s: float, path: Path | None, first: int) -> TrainResult:
