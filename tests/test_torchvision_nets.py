@@ -225,6 +225,9 @@ def test_search_and_export_of_torchvision_networks(tmp_path, capsys):
                 "random",
                 "--warm-start",
                 "none",
+                "--early-stop",  # every network must finish, to be exported: no rung may stop one
+                "off",
+                "--no-noise-probes",
                 "--objective",
                 "epf@2,top1",
                 "--modules",
