@@ -40,6 +40,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -193,12 +194,9 @@ class PairedResults:
     @classmethod
     def of(cls, results: Mapping[Any, PerImage | None]) -> PairedResults:
         known = {key: result for key, result in results.items() if result is not None}
-        orders = sorted(
-            {(r.order, r.n) for r in known.values()}, key=lambda o: -sum(r.order == o[0] for r in known.values())
-        )
-        if not orders:
+        if not known:
             return cls({}, None, 0)
-        order, n = orders[0]
+        ((order, n), _), *_ = Counter((r.order, r.n) for r in known.values()).most_common(1)
         matrices = {key: r.matrix() for key, r in known.items() if (r.order, r.n) == (order, n)}
         return cls(matrices, population_seed_noise(m for m in matrices.values() if len(m) >= 2), n)
 

@@ -85,7 +85,8 @@ def run_probes(study: optuna.Study, settings: TrialSettings, data: LoadedData, r
     start = time.perf_counter()
     budget = PROBE_SHARE / (1 - PROBE_SHARE) * run_s
     attrs = study.user_attrs
-    records = {t.number: trial_record(study, t, attrs) for t in _measured(study)}
+    trials = {t.number: t for t in _measured(study)}
+    records = {number: trial_record(study, t, attrs) for number, t in trials.items()}
     completed = {n: stored for n, stored in records.items() if stored.state == "COMPLETE"}
     front = front_info(study, include_dominated=True)
     ledger = study_ledger(study, "probes", settings.profile)
@@ -100,7 +101,6 @@ def run_probes(study: optuna.Study, settings: TrialSettings, data: LoadedData, r
     if sittings and seed_cost + sitting_cost > budget:
         left_out.append("EPF scatter between sittings left to 'confirm --remeasure-epf' (over the budget)")
         sittings = []
-    trials = {t.number: t for t in _measured(study)}
     trained = [n for n in seeds if _train_again(study, trials[n], settings.train, data, ledger)]
     if sittings:
         sizes = _epf_batches(settings)
