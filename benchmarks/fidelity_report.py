@@ -22,6 +22,7 @@ from e2gcsearch.fidelity import (
     pareto_front,
     pareto_layers,
     rank_agreement,
+    reference_noise,
     seed_splits,
     tau_against_halves,
     tau_difference,
@@ -206,6 +207,7 @@ def report(
             f"noise ceiling, the mean of {half} seeds against the mean of {half} others: Kendall {ceiling.text()}, "
             f"Spearman {ceiling.rho:+.2f} (mean over {len(seed_splits(len(per_seed)))} splits)"
         )
+    print(f"where the ceiling comes from: {reference_noise(per_seed).text()}")
     print(
         f"{pair_order_share(*halves, pairs) * 100 if pairs else math.nan:.0f} % of {len(pairs)} E2GC/FgGC pairs of "
         f"comparable MACs ordered alike by seeds {'+'.join(pivot.seeds[s] for s in first)} and "

@@ -1,5 +1,5 @@
-"""How far a proxy's ranking of networks can be trusted: rank agreement with full training, the noise
-ceiling full training sets itself, and the proxy fidelity measured for each dataset's proxy budget.
+"""How far a proxy's ranking of networks can be trusted: rank agreement with full training, and the noise
+ceiling full training sets itself.
 
 A proxy (a short training, or a score computed at initialisation) is judged by how it orders networks
 against the order full training gives them:
@@ -15,10 +15,12 @@ against the order full training gives them:
   comparison), the share whose order the proxy gets right.
 * :func:`front_recovery` — the share of the full-training Pareto front (lower energy, higher top-1)
   that the proxy's front also holds.
+* :class:`ReferenceNoise` (:func:`reference_noise`) — why full training disagrees with itself: the
+  seed noise against the networks' spread, which predicts the ceiling of a reference of any number of
+  seeds and how many seeds it needs to rank networks alike.
 
-:data:`MEASURED` records what ``benchmarks/proxy_fidelity.py`` measured for a proxy budget on a named
-dataset; ``front`` and ``validate`` quote it for studies on that data, and say that the fidelity was
-not measured for any other.
+What the tool says about a measured fidelity, and the fidelity measured for each dataset's proxy
+budget, are in :mod:`.fidelity_notes`.
 
 Example:
     >>> agreement = rank_agreement([1, 2, 3, 4, 5, 6], [1, 3, 2, 4, 6, 5], resamples=500)
@@ -34,7 +36,6 @@ import dataclasses
 import itertools
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from scipy import stats as _scipy
@@ -134,6 +135,57 @@ def noise_ceiling(
     return RankAgreement(statistic(every), low, high, statistic(every, _rho), values.shape[1])
 
 
+@dataclasses.dataclass(frozen=True)
+class ReferenceNoise:
+    """Why full training disagrees with itself: each network's top-1 moves by ``seed_sd`` points from
+    seed to seed, while the networks' true top-1 (what infinitely many seeds would average to) spread
+    by ``spread_sd`` points; estimated from ``seeds`` seeds of ``networks`` networks.
+
+    Two references that average ``k`` seeds each correlate by ``r = spread² / (spread² + seed² / k)``;
+    for normal noise Kendall's tau is then ``2 / pi * asin(r)`` (Greiner's relation). This predicts the
+    measured noise ceilings and says how many seeds a reference needs to rank networks alike."""
+
+    seed_sd: float
+    spread_sd: float
+    seeds: int
+    networks: int
+
+    def tau(self, k: int) -> float:
+        """The expected tau between two independent references of ``k`` seeds each."""
+        total = self.spread_sd**2 + self.seed_sd**2 / k
+        return 2 / math.pi * math.asin(self.spread_sd**2 / total) if total > 0 else math.nan
+
+    def seeds_for(self, tau: float) -> float:
+        """How many seeds each of two references needs to agree to ``tau`` (``inf`` when the networks do
+        not differ at all)."""
+        r = math.sin(math.pi * tau / 2)
+        return self.seed_sd**2 * r / (self.spread_sd**2 * (1 - r)) if self.spread_sd > 0 else math.inf
+
+    def text(self) -> str:
+        """``seed std 2.09 points against a spread of 2.70 (4 seeds of 26 networks): ...``."""
+        k = self.seeds_for(0.7)
+        needed = (
+            "no number of seeds reaches tau +0.70" if math.isinf(k) else f"tau +0.70 needs {math.ceil(k)} seeds each"
+        )
+        return (
+            f"seed std {self.seed_sd:.2f} points against a spread of the networks' true top-1 of "
+            f"{self.spread_sd:.2f} ({self.seeds} seeds of {self.networks} networks): references of one seed "
+            f"are expected to agree to tau {self.tau(1):+.2f}, of two seeds to {self.tau(2):+.2f}; {needed}"
+        )
+
+
+def reference_noise(per_seed: Sequence[Sequence[float]]) -> ReferenceNoise:
+    """The seed noise and the networks' spread behind :func:`noise_ceiling` (``per_seed[s][i]``: seed
+    ``s``, network ``i``; two or more seeds): the pooled within-network variance over seeds, and the
+    variance of the networks' seed means less the part of it those seeds' noise explains (one-way
+    analysis of variance; a spread below zero is read as none)."""
+    values = np.asarray(per_seed, dtype=float)
+    seeds, networks = values.shape
+    seed_var = float(values.var(axis=0, ddof=1).mean())
+    spread_var = float(values.mean(axis=0).var(ddof=1)) - seed_var / seeds
+    return ReferenceNoise(math.sqrt(seed_var), math.sqrt(max(spread_var, 0.0)), seeds, networks)
+
+
 def tau_against_halves(proxy: Sequence[float], per_seed: Sequence[Sequence[float]], half: int | None = None) -> float:
     """Kendall's tau of ``proxy`` against the mean of ``half`` seeds, averaged over every group of seeds that
     :func:`noise_ceiling` uses: the proxy's side of a like-for-like ``tau / ceiling``."""
@@ -224,158 +276,3 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> tuple[float, int, int
     same_order = np.sign(xs[:, None] - xs[None, :]) * np.sign(ys[:, None] - ys[None, :]) > 0
     concordant = int(np.triu(same_order, k=1).sum())
     return float(_scipy.kendalltau(xs, ys).statistic), pairs, concordant
-
-
-def agreement_sentence(
-    tau: float, trials: int, concordant: int, pairs: int, interval: tuple[float, float] = (math.nan, math.nan)
-) -> str:
-    """What ``tau`` over ``trials`` validated trials means for trusting the proxy, in plain words."""
-    if trials < 2 or math.isnan(tau):
-        return "Kendall's tau needs two or more validated trials with different accuracies; validate more trials."
-    low, high = interval
-    shown = "" if math.isnan(low) else f", 95 % interval {low:+.2f} to {high:+.2f}"
-    head = f"Kendall's tau = {tau:+.2f} over {trials} trials ({concordant} of {pairs} pairs ordered alike{shown}): "
-    if not math.isnan(low) and low <= 0 <= high and trials >= 4:
-        return head + (
-            "the interval includes 0, so these trials cannot tell the proxy's ranking from chance; "
-            "validate more trials, or lengthen the proxy (more epochs or images), before trusting the "
-            "front's accuracy axis."
-        )
-    if trials < 4:
-        return head + (
-            f"with so few trials tau says little (one swapped pair moves it by {2 / max(pairs, 1):.2f}), "
-            "so it neither confirms nor refutes the proxy; validate 4 or more trials (e.g. --top 5)."
-        )
-    if tau >= 0.7:
-        verdict = "the proxy ranks these networks almost as full training does, so picking by proxy top-1 is safe."
-    elif tau >= 0.3:
-        verdict = (
-            "the proxy gets most pairs right but not all; use it to shortlist, then validate the "
-            "shortlist before choosing."
-        )
-    elif tau > -0.3:
-        verdict = (
-            "the proxy ranking is close to unrelated to the full-training ranking; do not pick by proxy "
-            "top-1 alone: lengthen the proxy (more epochs or images) or validate more trials."
-        )
-    else:
-        verdict = (
-            "the proxy ranks these networks largely in reverse; its accuracy objective is misleading here, "
-            "so rethink the proxy budget before trusting the front's accuracy axis."
-        )
-    return head + verdict
-
-
-def ceiling_sentence(ceiling: RankAgreement, tau: float, half: int = 1) -> str:
-    """The noise ceiling (of references of ``half`` seeds each), and ``tau`` read against it: the proxy's
-    tau against references of the same size (:func:`tau_against_halves`), like for like."""
-    who = (
-        "two full-training seeds agree" if half == 1 else f"the means of two groups of {half} full-training seeds agree"
-    )
-    text = f"Noise ceiling: {who} to Kendall {ceiling.text()}"
-    if math.isnan(ceiling.tau) or ceiling.tau <= 0 or math.isnan(tau):
-        return text + "; full training does not rank these trials consistently, so no proxy can be judged on them."
-    against = "one seed" if half == 1 else f"the mean of {half} seeds"
-    return text + f"; against {against} the proxy reaches tau {tau:+.2f}, {tau / ceiling.tau:.2f} of it."
-
-
-@dataclasses.dataclass(frozen=True)
-class MeasuredFidelity:
-    """What ``benchmarks/proxy_fidelity.py`` measured for one proxy budget on one dataset.
-
-    Attributes:
-        data: the dataset it was measured on (``food101-10``).
-        signature: the fields of a study's data description that identify that dataset (``dataset``,
-            ``classes``, ``train_size``, ``val_size``).
-        epochs, resolution: the proxy budget measured.
-        agreement: the proxy's rank agreement with the mean full top-1 over every seed.
-        ceiling: the noise ceiling (:func:`noise_ceiling`) between references of ``ceiling_seeds`` seeds.
-        ratio: the proxy's tau against references of that size (:func:`tau_against_halves`) / the ceiling.
-        cost_ratio: proxy training seconds / full training seconds, same networks.
-        reference: the full training it was judged against.
-    """
-
-    data: str
-    signature: dict[str, Any]
-    epochs: int
-    resolution: int
-    agreement: RankAgreement
-    ceiling: RankAgreement
-    ceiling_seeds: int
-    ratio: float
-    cost_ratio: float
-    reference: str
-
-    def sentence(self) -> str:
-        """One line for ``front`` and ``validate``."""
-        a, c = self.agreement, self.ceiling
-        who = "two seeds" if self.ceiling_seeds == 1 else f"the means of two groups of {self.ceiling_seeds} seeds"
-        return (
-            f"proxy fidelity measured on {self.data}: Kendall {a.text()} against full training "
-            f"({self.reference}); {self.ratio:.2f} of the noise ceiling ({who} agree to tau {c.tau:+.2f} "
-            f"[{c.low:+.2f}, {c.high:+.2f}]), at {100 * self.cost_ratio:.0f} % of full training's cost "
-            "(docs/accuracy.md)"
-        )
-
-    def short(self) -> str:
-        """``food101-10: Kendall tau +0.37 [+0.10, +0.63] over 23 networks (4 epochs, 64 px)``."""
-        return f"{self.data}: Kendall {self.agreement.text()} ({self.epochs} epochs, {self.resolution} px)"
-
-    def matches(self, data: dict[str, Any], training: dict[str, Any]) -> bool:
-        """True when a study's data description (``dataset``, ``classes``, sizes, ``resolution``) and proxy
-        training (``epochs``) are the ones this fidelity was measured with."""
-        wanted = {**self.signature, "resolution": self.resolution}
-        return all(data.get(key) == value for key, value in wanted.items()) and training.get("epochs") == self.epochs
-
-
-FOOD101_10_CLASSES = (
-    "apple_pie",
-    "baby_back_ribs",
-    "baklava",
-    "beef_carpaccio",
-    "beef_tartare",
-    "beet_salad",
-    "beignets",
-    "bibimbap",
-    "bread_pudding",
-    "breakfast_burrito",
-)
-
-# What benchmarks/proxy_fidelity.py measured (docs/accuracy.md has the table, its command and the load):
-# the photos' proxy budget (4 epochs, at most 100 images per class, 64 px) on food101-10, the 23 MobileNet-V1
-# networks with four seeds of the 24-epoch reference (FULL_RECIPE), against the mean of those seeds; the
-# ceiling is the mean of two seeds against the mean of the other two; benchmarks/data/proxy_fidelity_food101-10.csv.
-MEASURED: tuple[MeasuredFidelity, ...] = (
-    MeasuredFidelity(
-        data="food101-10",
-        signature={"dataset": "food101", "classes": list(FOOD101_10_CLASSES), "train_size": 1000, "val_size": 750},
-        epochs=4,
-        resolution=64,
-        agreement=RankAgreement(tau=0.366, low=0.099, high=0.633, rho=0.478, n=23),
-        ceiling=RankAgreement(tau=0.574, low=0.377, high=0.735, rho=0.742, n=23),
-        ceiling_seeds=2,
-        ratio=0.61,
-        cost_ratio=0.084,
-        reference="24 cosine epochs on every image, 64 px, mean of four seeds",
-    ),
-)
-
-
-def fidelity_note(
-    data: dict[str, Any], training: dict[str, Any], measurements: Sequence[MeasuredFidelity] = MEASURED
-) -> str:
-    """What is known about the fidelity of a study's proxy: the measurement for its data and budget, or
-    that none was made (with the measurement there is and how to measure it on the study)."""
-    for measured in measurements:
-        if measured.matches(data, training):
-            return measured.sentence()
-    where = (
-        f"{data.get('dataset', 'unknown data')}, {len(data.get('classes') or [])} classes, "
-        f"{data.get('train_size', '?')} training images, {data.get('resolution', '?')} px"
-    )
-    known = f"; measured elsewhere: {measurements[0].short()} (docs/accuracy.md)" if measurements else ""
-    return (
-        f"the proxy's ranking fidelity was not measured for this data and budget ({where}, "
-        f"{training.get('epochs', '?')} epochs){known}; 'e2gcsearch validate --top 3 --spread 6 --full-seeds 2' "
-        "measures it on this study"
-    )

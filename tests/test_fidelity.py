@@ -1,16 +1,16 @@
-"""Rank agreement, the E2GC/FgGC pairs of comparable MACs, front recovery and the fidelity note."""
+"""Rank agreement, the noise ceiling and its sources, the E2GC/FgGC pairs of comparable MACs, front recovery and
+the fidelity note."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
+import numpy as np
 import pytest
 
 from e2gcsearch.fidelity import (
-    FOOD101_10_CLASSES,
-    MeasuredFidelity,
     RankAgreement,
-    fidelity_note,
     front_recovery,
     matched_pairs,
     noise_ceiling,
@@ -18,9 +18,11 @@ from e2gcsearch.fidelity import (
     pareto_front,
     pareto_layers,
     rank_agreement,
+    reference_noise,
     tau_against_halves,
     tau_difference,
 )
+from e2gcsearch.fidelity_notes import FOOD101_10_CLASSES, MeasuredFidelity, ceiling_sentence, fidelity_note
 
 
 def test_rank_agreement_on_known_rankings():
@@ -136,3 +138,32 @@ def test_pareto_layers_peel_fronts_in_order():
     assert pareto_layers(cost, accuracy) == [0, 0, 0, 1, 3, 2]
     assert pareto_front(cost, accuracy) == {0, 1, 2}
     assert pareto_layers([], []) == []
+
+
+def test_reference_noise_recovers_planted_seed_noise_and_spread_and_predicts_the_ceiling():
+    rng = np.random.default_rng(0)
+    true = rng.normal(40.0, 3.0, 400)  # 400 networks whose true top-1 spread by 3 points
+    per_seed = true + rng.normal(0.0, 2.0, (4, 400))  # four seeds, each moving top-1 by 2 points
+    noise = reference_noise(per_seed)
+    assert (noise.seeds, noise.networks) == (4, 400)
+    assert noise.seed_sd == pytest.approx(2.0, rel=0.05) and noise.spread_sd == pytest.approx(3.0, rel=0.1)
+    # r = 9 / (9 + 4 / k): the measured ceilings of one and of two seeds follow Greiner's relation
+    assert noise.tau(1) == pytest.approx(2 / math.pi * math.asin(9 / 13), abs=0.03)
+    assert noise_ceiling(per_seed, half=1, resamples=50).tau == pytest.approx(noise.tau(1), abs=0.03)
+    assert noise_ceiling(per_seed, resamples=50).tau == pytest.approx(noise.tau(2), abs=0.03)
+    assert noise.tau(noise.seeds_for(0.7)) == pytest.approx(0.7)
+    assert "tau +0.70 needs" in noise.text()
+
+
+def test_reference_noise_of_networks_that_do_not_differ_has_no_spread():
+    rng = np.random.default_rng(1)
+    noise = reference_noise(rng.normal(40.0, 2.0, (4, 30)))  # the same network 30 times, four seeds each
+    assert noise.spread_sd < 0.6
+    flat = dataclasses.replace(noise, spread_sd=0.0)
+    assert flat.tau(4) == 0.0 and math.isinf(flat.seeds_for(0.5)) and "no number of seeds" in flat.text()
+
+
+def test_the_ceiling_sentence_says_where_the_ceiling_comes_from():
+    noise = reference_noise([[30.0, 35.0, 40.0, 45.0], [31.0, 34.0, 42.0, 44.0]])
+    sentence = ceiling_sentence(RankAgreement(0.67, 0.2, 1.0, 0.8, 4), 0.5, 1, noise)
+    assert "seed std" in sentence and "of 4 networks" in sentence and sentence.endswith("0.75 of it.")

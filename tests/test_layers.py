@@ -32,6 +32,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (  # bottom first
         "paired",
         "pareto",
         "fidelity",
+        "fidelity_notes",
         "version",
     ),
     ("models", "data", "energy", "cost"),

@@ -66,6 +66,7 @@ def test_the_table_is_resumable_and_the_report_judges_every_proxy(bench, tmp_pat
     assert "made by: python benchmarks/proxy_fidelity.py --data-root" in table.read_text().splitlines()[0]
     out = capsys.readouterr().out
     assert "noise ceiling, one seed against another: Kendall tau" in out
+    assert "where the ceiling comes from: seed std" in out and "(2 seeds of 3 networks)" in out
     assert "front axis: EPF, mJ/frame@16 (estimate) x top-1" in out
     for name in ("e1-n4-r32", "synflow", "naswot", "grad_norm", "snip", "params", "macs"):
         assert f"| {name} | 3 |" in out

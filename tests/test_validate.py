@@ -152,6 +152,7 @@ def test_two_full_seeds_give_the_noise_ceiling(url, tmp_path):
     assert report.ceiling is not None and report.ceiling.n == 3
     assert report.ceiling.tau == expected or (math.isnan(report.ceiling.tau) and math.isnan(expected))
     assert "Noise ceiling" in report.sentence and "fidelity was not measured for this data" in report.sentence
+    assert "seed std" in report.sentence and "(2 seeds of 3 networks)" in report.sentence
 
 
 def test_validate_trains_profiles_and_stores_results_on_the_trials(url, tmp_path):

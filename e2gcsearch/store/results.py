@@ -24,7 +24,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import ConfigError, UnknownNameError
-from ..fidelity import fidelity_note
+from ..fidelity_notes import fidelity_note
 from ..metrics import Metric
 from ..models import get_entry
 from ..paired import PairedResults

@@ -208,7 +208,7 @@ class ProxyBudget:
 # on two cores (but every grouping scores within noise of the others: see docs/searching.md). Photos (Food-101,
 # imagefolder): 4 epochs on at most 100 images per class at 64 px, the proxy with the best tau per
 # second among those whose interval excludes 0 on food101-10 (benchmarks/proxy_fidelity.py; the
-# figures are e2gcsearch.fidelity.MEASURED and docs/accuracy.md); the 8 epochs on every image it
+# figures are e2gcsearch.fidelity_notes.MEASURED and docs/accuracy.md); the 8 epochs on every image it
 # replaces cost 0.65 of full training.
 PHOTO_BUDGET = ProxyBudget(resolution=64, epochs=4, train_per_class=100)
 PROXY_BUDGETS = {

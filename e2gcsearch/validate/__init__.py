@@ -35,7 +35,8 @@ from ..console import note
 from ..data import DataConfig, LoadedData, load_data
 from ..energy import Ledger, MeterSpec
 from ..errors import ConfigError
-from ..fidelity import agreement_sentence, kendall_tau  # re-exported: validate's API
+from ..fidelity import kendall_tau
+from ..fidelity_notes import agreement_sentence  # re-exported: validate's API
 from ..paired import PerImage
 from ..profiling import ProfileConfig, profile_model, resolve_device
 from ..profiling.implementations import layout_of

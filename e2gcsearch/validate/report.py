@@ -11,7 +11,7 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from .. import fidelity
+from .. import fidelity, fidelity_notes
 from ..report.tables import fixed, render, to_json
 from ..stats import bootstrap_tau
 from ..store.record import full_result as record_full_result
@@ -81,12 +81,13 @@ def rank_agreement(frame: pd.DataFrame) -> ValidationReport:
     proxy, full = list(both.get("proxy_top1", [])), list(both.get("full_top1", []))
     tau, pairs, concordant = fidelity.kendall_tau(proxy, full)
     low, high = (math.nan, math.nan) if math.isnan(tau) else bootstrap_tau(proxy, full)[:2]
-    sentence = fidelity.agreement_sentence(tau, len(both), concordant, pairs, (low, high))
+    sentence = fidelity_notes.agreement_sentence(tau, len(both), concordant, pairs, (low, high))
     ceiling = noise_ceiling(both)
     if ceiling is not None:
         proxies, per_seed = _seeded(both)
         half = len(per_seed) // 2
-        sentence += " " + fidelity.ceiling_sentence(ceiling, fidelity.tau_against_halves(proxies, per_seed), half)
+        tau_like = fidelity.tau_against_halves(proxies, per_seed)
+        sentence += " " + fidelity_notes.ceiling_sentence(ceiling, tau_like, half, fidelity.reference_noise(per_seed))
     return ValidationReport(frame, tau, pairs, concordant, sentence, low, high, ceiling)
 
 
