@@ -275,3 +275,52 @@ def report(
     for index, (label, m) in enumerate(zip(labels, macs)):
         print(f"| {label} | {m / 1e6:.2f} | " + " | ".join(f"{values[index]:.1f}" for values in per_seed) + " |")
     return lines
+
+
+def read_fidelity_table(path: Path, proxy: str, truth: str):
+    """The default space as ``benchmarks/proxy_fidelity.py`` measured it on food101-10: each E2GC/FgGC
+    point's ``proxy`` curve (seed 0) and EPF, and its full-training top-1 (``truth``, the mean over the seeds
+    every point has) as the truth the replay is judged by, and its training-free scores at initialisation
+    (seed 0, with their seconds) for a rung 0. Only widths where every point has the truth."""
+    from e2gcsearch.config import ArchConfig
+    from e2gcsearch.search.replay import MeasuredPoint, MeasuredTable
+
+    _, rows = read_table(path)
+    by_label: dict[str, dict[str, dict]] = {}
+    for row in rows:
+        if row["status"] == "ok" and row["module"] in ("E2GC", "FgGC"):
+            by_label.setdefault(row["label"], {})[f"{row['kind']}|{row['setting']}|{row['seed']}"] = row
+    seeds = None
+    for runs in by_label.values():
+        found = {key.rsplit("|", 1)[1] for key in runs if key.startswith(f"full|{truth}|")}
+        seeds = found if seeds is None else seeds & found if found else seeds
+    points = []
+    for runs in by_label.values():
+        trained, epf = runs.get(f"proxy|{proxy}|0"), runs.get("epf|epf|0")
+        if trained is None or epf is None:
+            continue
+        full = [float(runs[f"full|{truth}|{seed}"]["top1"]) for seed in seeds or () if f"full|{truth}|{seed}" in runs]
+        figures = [part.split(":") for part in epf["epoch_s"].split(";")]
+        family = "group_size" if trained["module"] == "E2GC" else "groups"
+        points.append(
+            MeasuredPoint(
+                ArchConfig(
+                    trained["arch"], width=float(trained["width"]), num_classes=10, **{family: int(trained["value"])}
+                ),
+                {int(b): float(mean) for b, mean, _, _ in figures},
+                tuple(float(v) for v in trained["top1_curve"].split(";")),
+                tuple(float(v) for v in trained["epoch_s"].split(";")),
+                int(trained["val_size"]),
+                {int(b): float(std) for b, _, std, _ in figures},
+                truth_top1=sum(full) / len(full) if seeds and len(full) == len(seeds) else None,
+                scores={
+                    key.split("|")[1]: (float(row["value_out"]), float(row["train_s"]))
+                    for key, row in runs.items()
+                    if key.startswith("score|") and key.endswith("|0")
+                },
+            )
+        )
+    widths = {p.arch_config.width for p in points}
+    widths -= {p.arch_config.width for p in points if p.truth_top1 is None}
+    kept = [p for p in points if p.arch_config.width in widths]
+    return MeasuredTable.of(kept, resolution=int(rows[0]["resolution"] or 64)), sorted(seeds or (), key=int)

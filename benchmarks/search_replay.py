@@ -25,9 +25,10 @@ Given ``benchmarks/data/proxy_fidelity_food101-10.csv`` (the table of ``proxy_fi
 runs on its E2GC/FgGC points at the widths where every point has full training, with the ``--proxy``
 budget's per-epoch curves as the search sees them, and also judges the front each search shows by
 full-training top-1 (``--truth``, the mean over every seed the points share): "HV full" is that front's
-hypervolume ÷ the exhaustive full-training front's. Only this table holds training-free scores (its
-``score`` rows, each with its seconds, which a rung 0 charges as training seconds); on the digits table
-the ``asha+…`` policies are skipped.
+hypervolume ÷ the exhaustive full-training front's. Both tables hold each point's training-free scores
+at initialisation with their seconds (this one as ``score`` rows, the digits table as ``score_<name>``
+columns, which ``measure`` adds to rows measured before it recorded them), so the ``asha+…`` policies
+replay rung 0 on both, charging each score's seconds as training seconds.
 
 Run from the repository root:
     flock -x /tmp/quiet.lock python benchmarks/search_replay.py measure --max-seconds 420
@@ -48,6 +49,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from e2gcsearch.train.scores import SCORES  # rung 0's choices; measure adds each to the table
 
 DEFAULT_TABLE = Path(__file__).resolve().parent / "data" / "search_space_digits.csv"
 
@@ -73,6 +76,7 @@ def _columns(epochs: int, batch_sizes: tuple[int, ...]) -> list[str]:
         + ["epf_repeats", "backend", "val_size", "hold"]
         + [f"top1_e{e}" for e in range(1, epochs + 1)]
         + [f"epoch_s_e{e}" for e in range(1, epochs + 1)]
+        + [f"score_{name}{part}" for name in SCORES for part in ("", "_s")]
     )
 
 
@@ -98,6 +102,18 @@ def measure(args: argparse.Namespace) -> None:
     if args.redo_shared:  # measured under another job's load: measure again, now that the hold is exclusive
         _rewrite(args.out, columns, [row for row in rows if row.get("hold", "exclusive") != "shared"])
         rows = _read_rows(args.out)
+    unscored = [row for row in rows if not row.get("score_grad_norm")]
+    if unscored:  # training-free scores, added to the table after it was measured; they need no quiet machine
+        by_label = {p.label(): p for p in points}
+        for row in unscored:
+            row.update(score_columns(by_label[row["label"]], data, train.seed))
+        note = (
+            f"then: python benchmarks/search_replay.py {' '.join(shlex.quote(a) for a in sys.argv[1:])} "
+            f"({datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC): training-free scores of {len(unscored)} "
+            f"point(s) at initialisation (seed {train.seed}, a batch of 64 training images), with their seconds"
+        )
+        _rewrite(args.out, columns, rows, note)
+        print(f"added the training-free scores of {len(unscored)} point(s) to {args.out}", file=sys.stderr)
     done = {row["label"] for row in rows}
     if not args.out.exists():
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -138,9 +154,10 @@ def measure(args: argparse.Namespace) -> None:
         )
 
 
-def _rewrite(path: Path, columns: list[str], rows: list[dict[str, str]]) -> None:
-    """Keep the header notes, write ``rows`` under them."""
+def _rewrite(path: Path, columns: list[str], rows: list[dict[str, str]], note: str | None = None) -> None:
+    """Keep the header notes (and add ``note``), write ``rows`` under them."""
     notes = [line for line in path.read_text().splitlines(keepends=True) if line.startswith("#")]
+    notes += [f"# {note}\n"] if note else []
     with path.open("w") as handle:
         handle.writelines(notes)
         writer = csv.DictWriter(handle, columns)
@@ -184,7 +201,20 @@ def measure_point(arch_config, data, train, profile) -> dict[str, object]:
     for epoch, (top1, begin, end) in enumerate(zip(curve, ticks, ticks[1:]), start=1):
         row[f"top1_e{epoch}"] = f"{top1:.2f}"
         row[f"epoch_s_e{epoch}"] = f"{end - begin:.3f}"
-    return row
+    return {**row, **score_columns(arch_config, data, train.seed)}
+
+
+def score_columns(arch_config, data, seed: int) -> dict[str, str]:
+    """Each training-free score of ``arch_config`` at initialisation from ``seed`` (what ``run``'s rung 0
+    computes), with its seconds."""
+    from e2gcsearch.train.scores import score_network
+
+    columns = {}
+    for name in SCORES:
+        begin = time.perf_counter()
+        columns[f"score_{name}"] = f"{score_network(name, arch_config, data, seed):.6g}"
+        columns[f"score_{name}_s"] = f"{time.perf_counter() - begin:.3f}"
+    return columns
 
 
 # --- replay --------------------------------------------------------------------------------------------
@@ -195,56 +225,9 @@ SAMPLERS = ("tpe", "nsga2", "gp", "random")
 POLICIES = ("off", "rule", "asha", "asha+grad_norm")  # --early-stop of e2gcsearch run[+ its --rung0-score]
 
 
-def read_fidelity_table(path: Path, proxy: str, truth: str):
-    """The default space as ``benchmarks/proxy_fidelity.py`` measured it on food101-10: each E2GC/FgGC
-    point's ``proxy`` curve (seed 0) and EPF, and its full-training top-1 (``truth``, the mean over the seeds
-    every point has) as the truth the replay is judged by, and its training-free scores at initialisation
-    (seed 0, with their seconds) for a rung 0. Only widths where every point has the truth."""
-    from e2gcsearch.config import ArchConfig
-    from e2gcsearch.search.replay import MeasuredPoint, MeasuredTable
-
-    rows = _read_rows(path)
-    by_label: dict[str, dict[str, dict]] = {}
-    for row in rows:
-        if row["status"] == "ok" and row["module"] in ("E2GC", "FgGC"):
-            by_label.setdefault(row["label"], {})[f"{row['kind']}|{row['setting']}|{row['seed']}"] = row
-    seeds = None
-    for runs in by_label.values():
-        found = {key.rsplit("|", 1)[1] for key in runs if key.startswith(f"full|{truth}|")}
-        seeds = found if seeds is None else seeds & found if found else seeds
-    points = []
-    for runs in by_label.values():
-        trained, epf = runs.get(f"proxy|{proxy}|0"), runs.get("epf|epf|0")
-        if trained is None or epf is None:
-            continue
-        full = [float(runs[f"full|{truth}|{seed}"]["top1"]) for seed in seeds or () if f"full|{truth}|{seed}" in runs]
-        figures = [part.split(":") for part in epf["epoch_s"].split(";")]
-        family = "group_size" if trained["module"] == "E2GC" else "groups"
-        points.append(
-            MeasuredPoint(
-                ArchConfig(
-                    trained["arch"], width=float(trained["width"]), num_classes=10, **{family: int(trained["value"])}
-                ),
-                {int(b): float(mean) for b, mean, _, _ in figures},
-                tuple(float(v) for v in trained["top1_curve"].split(";")),
-                tuple(float(v) for v in trained["epoch_s"].split(";")),
-                int(trained["val_size"]),
-                {int(b): float(std) for b, _, std, _ in figures},
-                truth_top1=sum(full) / len(full) if seeds and len(full) == len(seeds) else None,
-                scores={
-                    key.split("|")[1]: (float(row["value_out"]), float(row["train_s"]))
-                    for key, row in runs.items()
-                    if key.startswith("score|") and key.endswith("|0")
-                },
-            )
-        )
-    widths = {p.arch_config.width for p in points}
-    widths -= {p.arch_config.width for p in points if p.truth_top1 is None}
-    kept = [p for p in points if p.arch_config.width in widths]
-    return MeasuredTable.of(kept, resolution=int(rows[0]["resolution"] or 64)), sorted(seeds or (), key=int)
-
-
 def replay_all(args: argparse.Namespace) -> None:
+    from fidelity_report import read_fidelity_table
+
     from e2gcsearch.search.replay import MeasuredTable, replay, summary
 
     if "kind" in (_read_rows(args.table)[:1] or [{}])[0]:  # a proxy_fidelity table: judged by full training

@@ -169,6 +169,19 @@ def test_search_replay_measures_into_the_table_it_is_given(tmp_path):
     assert lines[0].startswith("# made by: python benchmarks/search_replay.py measure")
     rows = list(csv.DictReader(line for line in lines if not line.startswith("#")))
     assert len(rows) == 1 and rows[0]["hold"] == "shared" and float(rows[0]["epf_mj_b16"]) > 0
+    assert float(rows[0]["score_grad_norm"]) > 0 and float(rows[0]["score_naswot_s"]) >= 0
+    # A table measured before the scores were recorded gets them on the next measure, and a note says so.
+    columns = [name for name in rows[0] if not name.startswith("score_")]
+    with table.open("w") as handle:
+        handle.writelines(line + "\n" for line in lines if line.startswith("#"))
+        writer = csv.DictWriter(handle, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    bench(tmp_path, "search_replay.py", "measure", "--out", table, "--limit", 0)
+    lines = table.read_text().splitlines()
+    again = list(csv.DictReader(line for line in lines if not line.startswith("#")))
+    assert again[0]["score_grad_norm"] == rows[0]["score_grad_norm"] and again[0]["hold"] == "shared"
+    assert any("training-free scores of 1 point(s)" in line for line in lines if line.startswith("#"))
 
 
 def test_search_replay_replays_the_stored_table(tmp_path):
@@ -183,7 +196,8 @@ def test_search_replay_replays_the_stored_table(tmp_path):
         "--samplers",
         "random",
     )
-    assert "| sampler | warm start |" in out and out.count("| random |") == 6 and "replay took" in out  # 3 policies
+    assert "| sampler | warm start |" in out and "replay took" in out
+    assert out.count("| random |") == 8 and "| asha+grad_norm |" in out  # 4 policies: the table holds scores
 
 
 def test_search_replay_judges_the_food101_table_by_full_training(tmp_path):

@@ -89,8 +89,9 @@ class MeasuredTable:
         batch_size: int = 16,
         modules: Sequence[str] | None = None,
     ) -> MeasuredTable:
-        """Read a table written by ``benchmarks/search_replay.py measure`` (lines starting with # are notes),
-        keeping the rows of ``modules`` (default: all)."""
+        """Read a table written by ``benchmarks/search_replay.py measure`` (lines starting with # are notes;
+        ``score_<name>`` and ``score_<name>_s`` columns, where present, are a training-free score and its
+        seconds), keeping the rows of ``modules`` (default: all)."""
         with Path(path).open() as handle:
             rows = list(csv.DictReader(line for line in handle if not line.startswith("#")))
         points = []
@@ -121,6 +122,11 @@ class MeasuredTable:
                         if key.startswith("epf_std_mj_b") and value
                     },
                     int(row.get("epf_repeats") or 3),
+                    scores={
+                        key[len("score_") :]: (float(value), float(row[f"{key}_s"]))
+                        for key, value in row.items()
+                        if key.startswith("score_") and not key.endswith("_s") and value
+                    },
                 )
             )
         kept = [p for p in points if modules is None or p.arch_config.module in modules]
