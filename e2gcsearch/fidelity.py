@@ -162,15 +162,17 @@ class ReferenceNoise:
         return self.seed_sd**2 * r / (self.spread_sd**2 * (1 - r)) if self.spread_sd > 0 else math.inf
 
     def text(self) -> str:
-        """``seed std 2.09 points against a spread of 2.70 (4 seeds of 26 networks): ...``."""
+        """``seed std 2.09 points against a spread of 2.70 points in the networks' true top-1 (4 seeds of 23
+        networks): references of one seed are expected to agree to tau +0.43, of two seeds to +0.56, and
+        tau +0.70 needs 5 seeds each``."""
         k = self.seeds_for(0.7)
         needed = (
             "no number of seeds reaches tau +0.70" if math.isinf(k) else f"tau +0.70 needs {math.ceil(k)} seeds each"
         )
         return (
-            f"seed std {self.seed_sd:.2f} points against a spread of the networks' true top-1 of "
-            f"{self.spread_sd:.2f} ({self.seeds} seeds of {self.networks} networks): references of one seed "
-            f"are expected to agree to tau {self.tau(1):+.2f}, of two seeds to {self.tau(2):+.2f}; {needed}"
+            f"seed std {self.seed_sd:.2f} points against a spread of {self.spread_sd:.2f} points in the networks' "
+            f"true top-1 ({self.seeds} seeds of {self.networks} networks): references of one seed are expected to "
+            f"agree to tau {self.tau(1):+.2f}, of two seeds to {self.tau(2):+.2f}, and {needed}"
         )
 
 

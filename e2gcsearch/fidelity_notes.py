@@ -65,13 +65,12 @@ def ceiling_sentence(ceiling: RankAgreement, tau: float, half: int = 1, noise: R
         "two full-training seeds agree" if half == 1 else f"the means of two groups of {half} full-training seeds agree"
     )
     text = f"Noise ceiling: {who} to Kendall {ceiling.text()}"
-    why = "" if noise is None else f" ({noise.text()})"
+    why = "" if noise is None else f" Where the ceiling comes from: {noise.text()}."
     if math.isnan(ceiling.tau) or ceiling.tau <= 0 or math.isnan(tau):
-        return (
-            text + why + "; full training does not rank these trials consistently, so no proxy can be judged on them."
-        )
+        text += "; full training does not rank these trials consistently, so no proxy can be judged on them."
+        return text + why
     against = "one seed" if half == 1 else f"the mean of {half} seeds"
-    return text + why + f"; against {against} the proxy reaches tau {tau:+.2f}, {tau / ceiling.tau:.2f} of it."
+    return text + f"; against {against} the proxy reaches tau {tau:+.2f}, {tau / ceiling.tau:.2f} of it." + why
 
 
 @dataclasses.dataclass(frozen=True)
