@@ -172,3 +172,24 @@ def test_a_training_resumed_after_its_last_epoch_gives_the_same_answers_per_imag
     assert again.correct == first.correct and 100 * unpack(again.correct, again.val_size).mean() == pytest.approx(
         again.top1
     )
+
+
+def test_the_stopping_rule_counts_the_seeds_confirm_and_the_probes_added(tmp_path):
+    from e2gcsearch.search.early_stop import rule_for
+    from e2gcsearch.stats import MIN_POOLED_DF
+    from e2gcsearch.store.record import TOP1_CORRECT, TOP1_CURVE, confirm_key
+
+    rng = np.random.default_rng(3)
+    networks = _networks(rng, MIN_POOLED_DF, 2, sigma=0.03, n=400)  # two seeds of each network
+    storage = get_storage(f"sqlite:///{tmp_path / 's.db'}", create=True)
+    study = optuna.create_study(directions=["minimize", "maximize"], storage=storage)
+    for i, net in enumerate(networks):  # each trial trained its first seed
+        top1 = 100 * float(net[0].mean())
+        attrs = {TOP1_CURVE: [top1], TOP1_CORRECT: PerImage("order", 400, (pack(net[0]),)).to_dict()}
+        study.add_trial(create_trial(values=[1.0 + i, top1], user_attrs=attrs))
+    assert rule_for(study, OBJECTIVES, 1, 400, order="order").population_noise is None
+    for trial, net in zip(study.trials, networks):  # the second seed came from confirm or the probes
+        more = PerImage("order", 400, (pack(net[1]),)).to_dict()
+        study.set_user_attr(confirm_key(trial.number), {TOP1_CORRECT: more})
+    noise = rule_for(study, OBJECTIVES, 1, 400, order="order").population_noise
+    assert noise is not None and noise.df == MIN_POOLED_DF

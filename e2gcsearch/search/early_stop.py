@@ -132,7 +132,7 @@ def rule_for(
     """The rule made from ``study``'s completed feasible trials that record a full top-1 curve; their
     per-image results take part when they were judged on the images of digest ``order``."""
     accuracy = [i for i, objective in enumerate(objectives) if objective.is_accuracy]
-    finished = []
+    finished, confirmed = [], study.user_attrs
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         attrs = trial.user_attrs
         curve = attrs.get(record.TOP1_CURVE) or []
@@ -150,14 +150,17 @@ def rule_for(
                 known_losses(objectives, trial.values),
                 float(trial.values[accuracy[0]]),
                 tuple(float(v) for v in curve),
-                _right(attrs, order),
+                _right(attrs, order, confirmed.get(record.confirm_key(trial.number)) or {}),
             )
         )
     noise = population_seed_noise(f.right for f in finished if f.right is not None and len(f.right) >= 2)
     return StoppingRule(finished, epochs, top1_margin(val_size, seed_noise), min_complete, noise)
 
 
-def _right(attrs: dict[str, Any], order: str | None) -> np.ndarray | None:
-    """A trial's stored per-image results, when they were judged on the images of digest ``order``."""
+def _right(attrs: dict[str, Any], order: str | None, confirmed: dict[str, Any]) -> np.ndarray | None:
+    """A trial's stored per-image results with those of the seeds ``confirm`` or the noise probes added
+    (``confirmed``, their study attr), when they were judged on the images of digest ``order``."""
     stored = PerImage.from_dict(attrs.get(record.TOP1_CORRECT))
-    return stored.matrix() if stored is not None and order is not None and stored.order == order else None
+    if stored is None or order is None or stored.order != order:
+        return None
+    return stored.extended(PerImage.from_dict(confirmed.get(record.TOP1_CORRECT))).matrix()
