@@ -12,38 +12,14 @@ from e2gcsearch.config import ArchConfig
 from e2gcsearch.data import DataConfig, load_data
 from e2gcsearch.metrics import Metric
 from e2gcsearch.paired import PerImage, pack
-from e2gcsearch.profiling import ProfileConfig
-from e2gcsearch.search.objectives import parse_objectives
 from e2gcsearch.search.probes import SEED_PROBES, SITTING_PROBES, run_probes
-from e2gcsearch.search.space import SearchSpace
-from e2gcsearch.search.trial import TrialSettings
 from e2gcsearch.store.record import confirmation, user_attrs
 from e2gcsearch.store.results import front_info, front_notes
 from e2gcsearch.store.storage import get_storage
-from e2gcsearch.train import TrainConfig
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 OBJECTIVES = (Metric.of("epf", 4), Metric.of("top1"))
 EARLIER = "2026-01-01 10:00"  # the trials' own sitting, long before the probes'
-
-
-def _settings(tmp_path) -> TrialSettings:
-    profile = ProfileConfig(
-        batch_sizes=(4,),
-        resolution=32,
-        backend="estimate",
-        repeats=2,
-        min_window_s=0.02,
-        threads=1,
-        cache_dir=str(tmp_path / "profiles"),
-    )
-    return TrialSettings(
-        objectives=parse_objectives("epf@4,top1"),
-        constraints=(),
-        space=SearchSpace(widths=(0.25,)),
-        profile=profile,
-        train=TrainConfig(epochs=1, batch_size=8, threads=1, progress=False),
-    )
 
 
 def _data(tmp_path):
@@ -95,14 +71,14 @@ def _study(tmp_path, data, trials: int = 6, stopped: int = 0) -> optuna.Study:
     return study
 
 
-def test_probes_give_the_front_seed_noise_and_sitting_scatter_within_their_budget(tmp_path):
+def test_probes_give_the_front_seed_noise_and_sitting_scatter_within_their_budget(tmp_path, tiny_settings):
     data = _data(tmp_path)
     study = _study(tmp_path, data, trials=4, stopped=2)
     before = front_notes(study, front_info(study))
     assert any("seed noise is not estimated" in line for line in before)
     assert any("count one sitting's windows only" in line for line in before)
     lines: list[str] = []
-    report = run_probes(study, _settings(tmp_path), data, run_s=1000.0, say=lines.append)
+    report = run_probes(study, tiny_settings, data, run_s=1000.0, say=lines.append)
     assert len(report.trained) == SEED_PROBES == 4
     assert len(report.measured) == SITTING_PROBES == 5  # stopped trials' EPF counts too
     # the cheapest plan: the cheapest training (1 s) three more times and the next (2 s) once, not four of
@@ -125,14 +101,14 @@ def test_probes_give_the_front_seed_noise_and_sitting_scatter_within_their_budge
     spent = [key for key in study.user_attrs if key.startswith("spent:probes:")]
     assert spent and {p["kind"] for p in study.user_attrs[spent[0]]} == {"training", "measurement"}
     # a second run finds both estimates known and probes nothing
-    again = run_probes(study, _settings(tmp_path), data, run_s=1000.0, say=lines.append)
+    again = run_probes(study, tiny_settings, data, run_s=1000.0, say=lines.append)
     assert not again.trained and not again.measured
 
 
-def test_probes_over_their_budget_leave_the_estimates_to_confirm_and_say_so(tmp_path):
+def test_probes_over_their_budget_leave_the_estimates_to_confirm_and_say_so(tmp_path, tiny_settings):
     data = _data(tmp_path)
     study = _study(tmp_path, data, trials=6)
-    report = run_probes(study, _settings(tmp_path), data, run_s=10.0, say=lambda line: None)
+    report = run_probes(study, tiny_settings, data, run_s=10.0, say=lambda line: None)
     assert not report.trained and not report.measured
     assert any("seed noise left to 'confirm'" in line for line in report.left_out)
     assert any("confirm --remeasure-epf" in line for line in report.left_out)

@@ -11,7 +11,7 @@ import json
 
 import pytest
 from test_search_cost import KnownJoules, known_joules  # noqa: F401 - the fixture is used by name
-from test_uncertainty import _planted_tie, _tiny_settings
+from test_uncertainty import _planted_tie
 
 from e2gcsearch.cli import main
 from e2gcsearch.data import DataConfig, load_data
@@ -30,7 +30,7 @@ def phases_of(study, what):
     return keys, [phase for key in keys for phase in study.user_attrs[key]]
 
 
-def test_confirms_seeds_and_windows_are_on_the_bill(tmp_path, known_joules, capsys):  # noqa: F811
+def test_confirms_seeds_and_windows_are_on_the_bill(tmp_path, tiny_settings, known_joules, capsys):  # noqa: F811
     study, url = _planted_tie(tmp_path)
     before = study_search_cost(study)
     assert not before.recorded  # the planted trials recorded no work: all that follows is confirm's
@@ -38,7 +38,7 @@ def test_confirms_seeds_and_windows_are_on_the_bill(tmp_path, known_joules, caps
         DataConfig(name="digits", classes=3, train_per_class=8, val_per_class=4, resolution=32),
         progress=False,
     )
-    settings = _tiny_settings(tmp_path)
+    settings = tiny_settings
     report = confirm_study(
         study, settings.train, settings.profile, data, ConfirmLimits(budget_s=5, windows=2, max_seeds=2), remeasure=True
     )

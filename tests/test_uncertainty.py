@@ -18,17 +18,13 @@ from e2gcsearch.cli import main
 from e2gcsearch.data import DataConfig, load_data
 from e2gcsearch.errors import ConfigError
 from e2gcsearch.metrics import Metric
-from e2gcsearch.profiling import ProfileConfig
 from e2gcsearch.report import contested_pairs, front_status
 from e2gcsearch.search.confirm import ConfirmLimits, confirm_study
 from e2gcsearch.search.objectives import parse_objectives
-from e2gcsearch.search.space import SearchSpace
-from e2gcsearch.search.trial import TrialSettings
 from e2gcsearch.stats import Summary, accuracy_interval, pool, pooled_std, wilson_interval
 from e2gcsearch.store.record import confirmation, user_attrs
 from e2gcsearch.store.results import front_info
 from e2gcsearch.store.storage import get_storage
-from e2gcsearch.train import TrainConfig
 
 OBJECTIVES = (Metric.of("epf", 4), Metric.of("top1"))
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
@@ -93,25 +89,6 @@ def test_two_trials_whose_intervals_overlap_never_dominate_each_other():
             assert "dominated" not in front_status(frame, OBJECTIVES)
 
 
-def _tiny_settings(tmp_path) -> TrialSettings:
-    profile = ProfileConfig(
-        batch_sizes=(4,),
-        resolution=32,
-        backend="estimate",
-        repeats=2,
-        min_window_s=0.02,
-        threads=1,
-        cache_dir=str(tmp_path / "profiles"),
-    )
-    return TrialSettings(
-        objectives=parse_objectives("epf@4,top1"),
-        constraints=(),
-        space=SearchSpace(widths=(0.25,)),
-        profile=profile,
-        train=TrainConfig(epochs=1, batch_size=8, threads=1, progress=False),
-    )
-
-
 def _planted_tie(tmp_path, measured_at=(None, None)) -> tuple[optuna.Study, str]:
     """Two trials whose EPF and top-1 intervals overlap (few windows, one seed each), their EPF
     measured at ``measured_at`` (UTC minutes, or ``None``: not recorded)."""
@@ -157,7 +134,7 @@ def test_front_json_carries_the_intervals_and_status(tmp_path, capsys):
     assert rows[0]["epf@4_low"] < rows[0]["epf@4"] < rows[0]["epf@4_high"]
 
 
-def test_confirm_measures_a_planted_tie_until_separated_or_says_it_is_still_tied(tmp_path):
+def test_confirm_measures_a_planted_tie_until_separated_or_says_it_is_still_tied(tmp_path, tiny_settings):
     study, _ = _planted_tie(tmp_path)
     data = load_data(
         DataConfig(
@@ -171,7 +148,7 @@ def test_confirm_measures_a_planted_tie_until_separated_or_says_it_is_still_tied
         progress=False,
     )
     lines: list[str] = []
-    settings = _tiny_settings(tmp_path)
+    settings = tiny_settings
     report = confirm_study(
         study,
         settings.train,
@@ -242,7 +219,7 @@ def test_the_front_says_when_its_epf_was_measured_hours_apart(tmp_path, capsys):
     assert "record when" not in capsys.readouterr().err
 
 
-def test_confirm_remeasure_epf_measures_every_trial_again_in_one_session(tmp_path):
+def test_confirm_remeasure_epf_measures_every_trial_again_in_one_session(tmp_path, tiny_settings):
     from e2gcsearch.profiling import profile_model
     from e2gcsearch.report import noise_notes
 
@@ -260,7 +237,7 @@ def test_confirm_remeasure_epf_measures_every_trial_again_in_one_session(tmp_pat
         ),
         progress=False,
     )
-    settings = _tiny_settings(tmp_path)
+    settings = tiny_settings
     lines: list[str] = []
     confirm_study(
         study, settings.train, settings.profile, data, ConfirmLimits(budget_s=0.001), say=lines.append, remeasure=True
@@ -323,7 +300,7 @@ def test_a_trial_from_before_windows_were_recorded_shows_an_unknown_interval(tmp
     assert "± ?" in captured.out and "without an interval" in captured.err
 
 
-def test_confirm_refuses_data_other_than_the_search_used(tmp_path):
+def test_confirm_refuses_data_other_than_the_search_used(tmp_path, tiny_settings):
     study, _ = _planted_tie(tmp_path)
     study.set_user_attr("data", {"dataset": "food101", "resolution": 64})
     data = load_data(
@@ -337,18 +314,18 @@ def test_confirm_refuses_data_other_than_the_search_used(tmp_path):
         ),
         progress=False,
     )
-    settings = _tiny_settings(tmp_path)
+    settings = tiny_settings
     with pytest.raises(ConfigError, match="other data"):
         confirm_study(study, settings.train, settings.profile, data, ConfirmLimits(budget_s=5))
     assert not confirmation(study, 0)
 
 
-def test_confirm_refuses_training_or_measurement_other_than_the_search_used(tmp_path):
+def test_confirm_refuses_training_or_measurement_other_than_the_search_used(tmp_path, tiny_settings):
     from e2gcsearch.search.preflight import device_fingerprint_of
     from e2gcsearch.store.fingerprint import study_fingerprint
 
     study, _ = _planted_tie(tmp_path)
-    settings = _tiny_settings(tmp_path)
+    settings = tiny_settings
     searched = study_fingerprint(settings.train, settings.profile, "digits", device_fingerprint_of(settings.profile))
     for key, value in searched.items():
         study.set_user_attr(key, value)
