@@ -50,7 +50,7 @@ from pathlib import Path
 
 import torch
 
-from e2gcsearch.train.scores import SCORES  # rung 0's choices; measure adds each to the table
+from e2gcsearch.train.scores import SCORES, score_network  # rung 0's choices; measure adds each to the table
 
 DEFAULT_TABLE = Path(__file__).resolve().parent / "data" / "search_space_digits.csv"
 
@@ -207,8 +207,6 @@ def measure_point(arch_config, data, train, profile) -> dict[str, object]:
 def score_columns(arch_config, data, seed: int) -> dict[str, str]:
     """Each training-free score of ``arch_config`` at initialisation from ``seed`` (what ``run``'s rung 0
     computes), with its seconds."""
-    from e2gcsearch.train.scores import score_network
-
     columns = {}
     for name in SCORES:
         begin = time.perf_counter()
