@@ -50,6 +50,9 @@ def load_average() -> str:
     return "/".join(f"{value:.2f}" for value in os.getloadavg())
 
 
+NETWORK_COLUMNS = ["label", "arch", "module", "value", "width"]  # the first columns of every row: which network
+
+
 def base_row(arch, job: Job, hold: str) -> dict:
     from e2gcsearch import network_cost
 

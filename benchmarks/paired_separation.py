@@ -47,18 +47,14 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from fidelity_runs import Job, load_average, parse_proxy  # noqa: E402
+from fidelity_runs import NETWORK_COLUMNS, Job, load_average, parse_proxy  # noqa: E402
 from proxy_fidelity import DEFAULT_DATA, data_classes, measure_in_workers, measure_jobs, read_rows  # noqa: E402
 from proxy_fidelity import DEFAULT_TABLE as FIDELITY_TABLE  # noqa: E402
 
 DEFAULT_TABLE = ROOT / "benchmarks" / "data" / "paired_food101-10.csv"
 DEFAULT_PROXY = "e4-n100-r64"
 COLUMNS = [
-    "label",
-    "arch",
-    "module",
-    "value",
-    "width",
+    *NETWORK_COLUMNS,
     "kind",
     "setting",
     "seed",

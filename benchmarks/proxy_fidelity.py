@@ -53,17 +53,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from fidelity_report import report  # noqa: E402  (the statistics, kept apart so that tests import them)
-from fidelity_runs import Job, Proxy, load_average, parse_proxy, run_job  # noqa: E402
+from fidelity_runs import NETWORK_COLUMNS, Job, Proxy, load_average, parse_proxy, run_job  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "food101-10"
 DEFAULT_TABLE = ROOT / "benchmarks" / "data" / "proxy_fidelity_food101-10.csv"
 KINDS = ("score", "proxy", "full", "epf")
 COLUMNS = [
-    "label",
-    "arch",
-    "module",
-    "value",
-    "width",
+    *NETWORK_COLUMNS,
     "params",
     "macs",
     "kind",
