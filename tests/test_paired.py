@@ -9,6 +9,7 @@ import numpy as np
 import optuna
 import pytest
 from optuna.trial import create_trial
+from test_uncertainty import planted_attrs
 
 from e2gcsearch.cli import main
 from e2gcsearch.config import ArchConfig
@@ -16,7 +17,6 @@ from e2gcsearch.data import DataConfig, load_data
 from e2gcsearch.metrics import Metric
 from e2gcsearch.paired import PairedResults, PerImage, pack, paired_difference, population_seed_noise, unpack
 from e2gcsearch.stats import wilson_interval
-from e2gcsearch.store.record import user_attrs
 from e2gcsearch.store.results import front_info
 from e2gcsearch.store.storage import get_storage
 from e2gcsearch.train import TrainConfig, train_model
@@ -90,14 +90,9 @@ def _study_with_per_image(tmp_path, results: dict[int, tuple[float, list[np.ndar
     study.set_user_attr("objectives", [o.to_dict() for o in OBJECTIVES])
     for group_size, (epf, seeds) in results.items():
         top1 = [100 * float(s.mean()) for s in seeds]
-        attrs = user_attrs(
-            arch_config=ArchConfig("mobilenet_v1", group_size=group_size, width=0.25, num_classes=3),
-            params=1000,
-            macs=10000,
-            resolution=32,
-            epf={4: {"epf_mj": epf, "epf_std_mj": 1.0, "repeats": 5, "status": "ok", "latency_ms": 1.0}},
-            energy_backend="estimate",
-            energy_is_estimate=True,
+        attrs = planted_attrs(
+            ArchConfig("mobilenet_v1", group_size=group_size, width=0.25, num_classes=3),
+            {"epf_mj": epf, "epf_std_mj": 1.0, "repeats": 5, "status": "ok", "latency_ms": 1.0},
             top1=float(np.mean(top1)),
             top1_seeds=top1,
             val_size=len(seeds[0]),

@@ -7,13 +7,14 @@ import numpy as np
 import optuna
 import pytest
 from optuna.trial import create_trial
+from test_uncertainty import planted_attrs
 
 from e2gcsearch.config import ArchConfig
 from e2gcsearch.data import DataConfig, load_data
 from e2gcsearch.metrics import Metric
 from e2gcsearch.paired import PerImage, pack
 from e2gcsearch.search.probes import SEED_PROBES, SITTING_PROBES, run_probes
-from e2gcsearch.store.record import confirmation, user_attrs
+from e2gcsearch.store.record import confirmation
 from e2gcsearch.store.results import front_info, front_notes
 from e2gcsearch.store.storage import get_storage
 
@@ -51,16 +52,7 @@ def _study(tmp_path, data, trials: int = 6, stopped: int = 0) -> optuna.Study:
             "measured_at": [EARLIER],
             "impl": "channels_last",
         }
-        attrs = user_attrs(
-            arch_config=arch_config,
-            params=1000,
-            macs=10000,
-            resolution=32,
-            epf={4: figures},
-            energy_backend="estimate",
-            energy_is_estimate=True,
-            wall_s={"train": 1.0 + k, "profile": 0.5},
-        )
+        attrs = planted_attrs(arch_config, figures, wall_s={"train": 1.0 + k, "profile": 0.5})
         if k >= trials:  # stopped early: its EPF was measured, its training not finished
             study.add_trial(create_trial(state=optuna.trial.TrialState.PRUNED, user_attrs=attrs))
             continue

@@ -89,6 +89,21 @@ def test_two_trials_whose_intervals_overlap_never_dominate_each_other():
             assert "dominated" not in front_status(frame, OBJECTIVES)
 
 
+def planted_attrs(arch_config: ArchConfig, figures: dict, **more) -> dict:
+    """The stored attrs of a planted trial: a network of 1,000 params and 10,000 MACs at 32 px whose EPF at
+    B = 4 is ``figures`` (an estimate), with ``more`` (top-1, per-image results, seconds)."""
+    return user_attrs(
+        arch_config=arch_config,
+        params=1000,
+        macs=10000,
+        resolution=32,
+        epf={4: figures},
+        energy_backend="estimate",
+        energy_is_estimate=True,
+        **more,
+    )
+
+
 def _planted_tie(tmp_path, measured_at=(None, None)) -> tuple[optuna.Study, str]:
     """Two trials whose EPF and top-1 intervals overlap (few windows, one seed each), their EPF
     measured at ``measured_at`` (UTC minutes, or ``None``: not recorded)."""
@@ -108,19 +123,7 @@ def _planted_tie(tmp_path, measured_at=(None, None)) -> tuple[optuna.Study, str]
             "status": "ok",
             "measured_at": when,
         }
-        attrs = user_attrs(
-            arch_config=arch_config,
-            params=1000,
-            macs=10000,
-            resolution=32,
-            epf={4: figures},
-            energy_backend="estimate",
-            energy_is_estimate=True,
-            top1=top1,
-            top1_seeds=[top1],
-            val_size=12,
-            wall_s={"train": 1.0},
-        )
+        attrs = planted_attrs(arch_config, figures, top1=top1, top1_seeds=[top1], val_size=12, wall_s={"train": 1.0})
         study.add_trial(create_trial(values=[epf, top1], user_attrs=attrs))
     return study, url
 
@@ -378,18 +381,7 @@ def _two_sittings(tmp_path, factors, pooled=False) -> optuna.Study:
         )
         epf, top1 = 10.0 + number, 40.0 + number
         first = {"epf_mj": epf, "epf_std_mj": 0.1, "repeats": 3, "status": "ok", "measured_at": ["2026-01-01 00:00"]}
-        attrs = user_attrs(
-            arch_config=arch_config,
-            params=1000,
-            macs=10000,
-            resolution=32,
-            epf={4: first},
-            energy_backend="estimate",
-            energy_is_estimate=True,
-            top1=top1,
-            top1_seeds=[top1],
-            val_size=12,
-        )
+        attrs = planted_attrs(arch_config, first, top1=top1, top1_seeds=[top1], val_size=12)
         study.add_trial(create_trial(values=[epf, top1], user_attrs=attrs))
         again = dict(
             first, epf_mj=epf * factor, measured_at=(["2026-01-01 00:00"] if pooled else []) + ["2026-01-02 00:00"]
