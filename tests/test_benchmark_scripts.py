@@ -19,7 +19,7 @@ from test_data import make_food101
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 # The scripts the tests below run; fidelity_report.py is proxy_fidelity.py's report, run by its ``report`` step,
-# and fidelity_runs.py its runs, measured by its ``measure`` step.
+# fidelity_runs.py its runs, measured by its ``measure`` step, and paired_report.py paired_separation.py's report.
 COVERED = {
     "energy_model_fit.py",
     "fidelity_report.py",
@@ -27,6 +27,7 @@ COVERED = {
     "flgc_vs_fggc.py",
     "grouped_conv_impls.py",
     "measurement_isolation.py",
+    "paired_report.py",
     "paired_separation.py",
     "profile_stability.py",
     "proxy_fidelity.py",
@@ -262,11 +263,11 @@ def test_paired_separation_reports_a_made_up_table(tmp_path):
     EPF orders them A, B, C, F, D, E and the front is A-B-C-D-E. The seeds 0/1 of D differ by 8 images,
     the rest are identical: σ ≈ 0.6 points. B/C and D/E are 4 points apart, within two intervals but
     apart on the 16 images they disagree on; A has seeds 0-5: pairs 0/1 and 2/3 identical, 4/5 apart
-    by 6 images, which only the images alone (no seed noise) separate."""
+    by 6 images, which only the images alone (no seed noise) separate. Full training reverses C and D."""
     from e2gcsearch.paired import pack
 
     n, epf = 400, {"A": 1, "B": 2, "C": 3, "F": 3.5, "D": 4, "E": 5}
-    right = {"A": [160] * 4 + [160, 166], "B": [240] * 2, "C": [256] * 2, "F": [120] * 2, "D": [320, 328]}
+    right = {"A": [160] * 4 + [160, 166], "B": [240] * 2, "C": [256] * 2, "F": [128] * 2, "D": [320, 328]}
     right["E"] = [336] * 2
     table, fidelity = tmp_path / "paired.csv", tmp_path / "fidelity.csv"
     with table.open("w") as handle:
@@ -275,11 +276,18 @@ def test_paired_separation_reports_a_made_up_table(tmp_path):
             for seed, count in enumerate(counts):
                 bits = pack(np.arange(n) < count)
                 handle.write(f"{label},{seed},{100 * count / n:.4f},{n},abc,{bits},ok\n")
-    fidelity.write_text("label,kind,value_out\n" + "".join(f"{k},epf,{v}\n" for k, v in epf.items()))
+    full = {"A": 50, "B": 60, "C": 70, "F": 40, "D": 65, "E": 90}  # full training orders C above D
+    lines = [f"{k},epf,,{v},,ok\n" for k, v in epf.items()] + [
+        f"{k},full,e24-nall-r64,,{v},ok\n" for k, v in full.items()
+    ]
+    fidelity.write_text("label,kind,setting,value_out,top1,status\n" + "".join(lines))
     out = bench(tmp_path, "paired_separation.py", "report", "--table", table, "--fidelity-table", fidelity)
     assert "16 rows" in out and "6 with seed 0, 6 with seed 1" in out
     assert _cells(out, "Pareto-front neighbours")[1:5] == ["4", "2", "4", "2.0x"]
     assert _cells(out, "all neighbours in EPF order")[1:5] == ["5", "3", "5", "1.7x"]
+    # every pair: two intervals miss B/C, D/E (4 points apart) and A/F (8), their difference only B/C and D/E
+    assert _cells(out, "0") == ["0", "15", "12", "13", "15", "1.2x", "15 of 15", "14 of 15"]
+    assert _cells(out, "0 and 1")[1:7] == ["15", "12", "13", "15", "1.2x", "-"]
     assert "3 disjoint same-network pairs" in out
     assert _cells(out, "(a) paired, σ from the space's seeds 0/1")[2:] == ["0", "3"]
     assert _cells(out, "(b) paired, the images only")[2:] == ["1", "3"]
