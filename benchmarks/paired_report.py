@@ -106,22 +106,26 @@ def neighbours(runs: Runs, epf: dict[str, float], labels: list[str]) -> None:
     both = len(runs.with_seeds(labels, *SPACE_SEEDS))
     print(f"σ between seeds, from the {both} networks with seeds 0 and 1: pooled std of top-1 {noise_text(pooled)}")
     print(f"(independent intervals); population_seed_noise {noise_text(population)} (paired test)\n")
-    front_index = sorted(pareto_front([epf[label] for label in ranked], [runs.top1[label][0] for label in ranked]))
-    front = [ranked[i] for i in front_index]
-    sets = {
-        "Pareto-front neighbours": list(zip(front, front[1:])),
-        "all neighbours in EPF order": list(zip(ranked, ranked[1:])),
-    }
     print("| pairs | count | separated, independent intervals | separated, paired test | paired ÷ independent ", end="")
     print("| median size of Δ top-1 / Δ needed: independent / paired (points) |\n|---|---:|---:|---:|---:|---:|")
-    judged = {}
-    for name, pairs in sets.items():
-        judged[name] = [(a, b, separated(runs, (a, (0,)), (b, (0,)), pooled, population)) for a, b in pairs]
-        independent = sum(j.independent for *_, j in judged[name])
-        paired = sum(j.paired.separated for *_, j in judged[name])
-        line = f"| {name} | {len(pairs)} | {independent} | {paired} | {ratio(paired, independent)} |"
-        medians = [np.median([f(j) for *_, j in judged[name]]) if pairs else np.nan for f in MEDIANS]
-        print(f"{line} {' / '.join(f'{m:.2f}' for m in medians)} |")
+    judged, fronts = {}, {}
+    for seeds, suffix in (((0,), ""), (SPACE_SEEDS, ", mean of seeds 0 and 1")):
+        ranked_here = runs.with_seeds(ranked, *seeds)
+        top1 = [float(np.mean([runs.top1[label][s] for s in seeds])) for label in ranked_here]
+        on_front = sorted(pareto_front([epf[label] for label in ranked_here], top1))
+        front = fronts[seeds] = [ranked_here[i] for i in on_front]
+        sets = {
+            f"Pareto-front neighbours{suffix}": list(zip(front, front[1:])),
+            f"all neighbours in EPF order{suffix}": list(zip(ranked_here, ranked_here[1:])),
+        }
+        for name, pairs in sets.items():
+            judged[name] = [(a, b, separated(runs, (a, seeds), (b, seeds), pooled, population)) for a, b in pairs]
+            independent = sum(j.independent for *_, j in judged[name])
+            paired = sum(j.paired.separated for *_, j in judged[name])
+            line = f"| {name} | {len(pairs)} | {independent} | {paired} | {ratio(paired, independent)} |"
+            medians = [np.median([f(j) for *_, j in judged[name]]) if pairs else np.nan for f in MEDIANS]
+            print(f"{line} {' / '.join(f'{m:.2f}' for m in medians)} |")
+    front = fronts[(0,)]
     print(f"\nThe front by EPF@16 ({len(front)} networks), its neighbours (top-1 %, difference in points):\n")
     print("| a | b | EPF@16 a / b (mJ) | top-1 a / b | b − a, paired 95 % | discordant | independent | paired |")
     print("|---|---|---|---|---|---:|---|---|")

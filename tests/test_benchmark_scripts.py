@@ -285,6 +285,7 @@ def test_paired_separation_reports_a_made_up_table(tmp_path):
     assert "16 rows" in out and "6 with seed 0, 6 with seed 1" in out
     assert _cells(out, "Pareto-front neighbours")[1:5] == ["4", "2", "4", "2.0x"]
     assert _cells(out, "all neighbours in EPF order")[1:5] == ["5", "3", "5", "1.7x"]
+    assert _cells(out, "Pareto-front neighbours, mean of seeds 0 and 1")[1:5] == ["4", "2", "4", "2.0x"]
     # every pair: two intervals miss B/C, D/E (4 points apart) and A/F (8), their difference only B/C and D/E
     assert _cells(out, "0") == ["0", "15", "12", "13", "15", "1.2x", "15 of 15", "14 of 15"]
     assert _cells(out, "0 and 1")[1:7] == ["15", "12", "13", "15", "1.2x", "-"]
