@@ -23,7 +23,9 @@ from typing import NamedTuple
 import numpy as np
 from proxy_fidelity import read_rows
 
-SPACE_SEEDS = (0, 1)  # the seeds every network of the space trains with
+SPACE_SEEDS = (0, 1)  # the seeds every network of the space trains with; σ comes from them
+SEED_SETS = {(0,): "seed 0", SPACE_SEEDS: "mean of seeds 0 and 1", (0, 1, 2, 3): "mean of seeds 0-3"}  # judged on
+SPACE_MOST = max(map(len, SEED_SETS))  # a network with more seeds than this is a replay
 REPLAY_SEEDS = 50  # seeds 0..49 of the replayed networks: 25 disjoint same-network pairs per network
 TRUTH = "e24-nall-r64"  # proxy_fidelity.py's reference full training, the order a separation is held to
 MEDIANS = (  # per pair of neighbours: the difference, and the difference each test needs to separate it
@@ -109,8 +111,10 @@ def neighbours(runs: Runs, epf: dict[str, float], labels: list[str]) -> None:
     print("| pairs | count | separated, independent intervals | separated, paired test | paired ÷ independent ", end="")
     print("| median size of Δ top-1 / Δ needed: independent / paired (points) |\n|---|---:|---:|---:|---:|---:|")
     judged, fronts = {}, {}
-    for seeds, suffix in (((0,), ""), (SPACE_SEEDS, ", mean of seeds 0 and 1")):
-        ranked_here = runs.with_seeds(ranked, *seeds)
+    for seeds, said in SEED_SETS.items():
+        ranked_here, suffix = runs.with_seeds(ranked, *seeds), "" if seeds == (0,) else f", {said}"
+        if len(ranked_here) < 2:
+            continue
         top1 = [float(np.mean([runs.top1[label][s] for s in seeds])) for label in ranked_here]
         on_front = sorted(pareto_front([epf[label] for label in ranked_here], top1))
         front = fronts[seeds] = [ranked_here[i] for i in on_front]
@@ -155,48 +159,71 @@ def every_pair(runs: Runs, labels: list[str], truth: dict[str, float]) -> None:
         "| paired test | paired ÷ independent | paired separations seed 1 orders alike | … full training orders alike |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for seeds in ((0,), SPACE_SEEDS):
+    for seeds, said in SEED_SETS.items():
         pairs = list(itertools.combinations(runs.with_seeds(labels, *seeds), 2))
+        if not pairs:
+            continue
         judged = [(a, b, separated(runs, (a, seeds), (b, seeds), pooled, population)) for a, b in pairs]
         counts = [sum(getattr(j, field) for *_, j in judged) for field in ("independent", "unpaired")]
         split = [(a, b, j) for a, b, j in judged if j.paired.separated]
         again = (
             kept(split, {label: runs.top1[label][1] for label in runs.with_seeds(labels, 1)}) if seeds == (0,) else "-"
         )
-        line = f"| {' and '.join(map(str, seeds))} | {len(pairs)} | {counts[0]} | {counts[1]} | {len(split)} |"
+        line = f"| {said} | {len(pairs)} | {counts[0]} | {counts[1]} | {len(split)} |"
         print(f"{line} {ratio(len(split), counts[0])} | {again} | {kept(split, truth)} |")
+
+
+def same_network_pairs(runs: Runs, replays: list[str], k: int) -> list[tuple]:
+    """Disjoint pairs of a replayed network against itself: seeds 2jk..2jk+k-1 against the next k."""
+    pairs = []
+    for label in replays:
+        for j in range(REPLAY_SEEDS // (2 * k)):
+            first, second = tuple(range(2 * j * k, 2 * j * k + k)), tuple(range(2 * j * k + k, 2 * j * k + 2 * k))
+            if all(seed in runs.top1[label] for seed in first + second):
+                pairs.append(((label, first), (label, second)))
+    return pairs
 
 
 def false_separation(runs: Runs, labels: list[str]) -> None:
     from scipy.stats import binom
 
     pooled, population = runs.seed_noise(labels)
-    replays = [label for label, seeds in runs.top1.items() if len(seeds) > len(SPACE_SEEDS)]
-    pairs = [((label, 2 * k), (label, 2 * k + 1)) for label in replays for k in range(REPLAY_SEEDS // 2)]
-    pairs = [(a, b) for a, b in pairs if a[1] in runs.top1[a[0]] and b[1] in runs.top1[b[0]]]
-    print(f"\n## False separation ({len(pairs)} disjoint same-network pairs, seed 2k against 2k + 1)\n")
-    if not pairs:
-        print("No network has seed pairs beyond 0/1 yet (plan `replays`).")
+    replays = [label for label, seeds in runs.top1.items() if len(seeds) > SPACE_MOST]
+    sizes = [len(seeds) for seeds in SEED_SETS]
+    by_size = {k: same_network_pairs(runs, replays, k) for k in sizes}
+    print(f"\n## False separation (disjoint pairs of a network against itself: {len(by_size[1])} of one seed each)\n")
+    if not by_size[1]:
+        print(f"No network has more than {SPACE_MOST} seeds yet (plan `replays`).")
         return
-    counts = {"images": 0, "space": 0, "independent": 0}
-    for (label, first), (_, second) in pairs:
-        a, b = (label, (first,)), (label, (second,))
-        with_space = separated(runs, a, b, pooled, population)
-        counts["space"] += with_space.paired.separated
-        counts["images"] += separated(runs, a, b, pooled, None).paired.separated
-        counts["independent"] += with_space.independent
-    low, high = binom.interval(0.95, len(pairs), 0.05)
-    print("| test | σ between seeds | separated | of pairs |")
-    print("|---|---|---:|---:|")
-    print(f"| (a) paired, σ from the space's seeds 0/1 | {noise_text(population)} | {counts['space']} | {len(pairs)} |")
-    print(f"| (b) paired, the images only | none | {counts['images']} | {len(pairs)} |")
-    print(f"| (c) independent intervals | {noise_text(pooled)} | {counts['independent']} | {len(pairs)} |")
-    expected = f"{0.05 * len(pairs):g} of {len(pairs)} on average, {low:.0f}–{high:.0f} in 95 % of studies"
-    verdict = "within that range"
-    if not low <= counts["space"] <= high:
-        verdict = "below that range: it is conservative" if counts["space"] < low else "above that range: it is not"
-    print(f"\nA test at the 5 % level separates {expected} (binomial); (a) is {verdict}.\n")
-    print("| network | seeds | top-1 mean (%) | std between seeds (points) |")
+    counts = {k: {"images": 0, "space": 0, "independent": 0} for k in sizes}
+    for k, pairs in by_size.items():
+        for a, b in pairs:
+            with_space = separated(runs, a, b, pooled, population)
+            counts[k]["space"] += with_space.paired.separated
+            counts[k]["images"] += separated(runs, a, b, pooled, None).paired.separated
+            counts[k]["independent"] += with_space.independent
+    tests = {
+        "space": ("(a) paired, σ from the space's seeds 0/1", noise_text(population)),
+        "images": ("(b) paired, the images only", "none"),
+        "independent": ("(c) independent intervals", noise_text(pooled)),
+    }
+    named = {k: "one seed each" if k == 1 else f"means of {k} seeds each" for k in sizes}
+    print("| test | σ between seeds | " + " | ".join(f"separated, {named[k]}" for k in sizes) + " |")
+    print("|---|---|" + "---:|" * len(sizes))
+    for key, (name, sigma) in tests.items():
+        cells = [f"{counts[k][key]} of {len(by_size[k])}" if by_size[k] else "-" for k in sizes]
+        print(f"| {name} | {sigma} | {' | '.join(cells)} |")
+    print()
+    for k, pairs in by_size.items():
+        if not pairs:
+            continue
+        low, high = binom.interval(0.95, len(pairs), 0.05)
+        verdict = "within that range"
+        if not low <= counts[k]["space"] <= high:
+            verdict = "below: it is conservative" if counts[k]["space"] < low else "above: it is not"
+        expected = f"{0.05 * len(pairs):g} of {len(pairs)} on average, {low:.0f}–{high:.0f} in 95 % of studies"
+        print(f"{named[k].capitalize()}: a test at the 5 % level separates {expected} (binomial); (a) is {verdict}.")
+    print("\n| network | seeds | top-1 mean (%) | std between seeds (points) |")
     print("|---|---:|---:|---:|")
     for label in replays:
         values = list(runs.top1[label].values())

@@ -12,28 +12,32 @@ starts N measuring processes of one torch thread each (runs and claims as ``prox
 The plans (``--plans``):
 
   space    every configuration of the default space (E2GC G and FgGC g at widths 0.25/0.5/0.75)
-           that has an EPF row in proxy_fidelity.py's table, seeds 0 and 1
+           that has an EPF row in proxy_fidelity.py's table, seeds 0 and 1 (``--space-seeds 4``: 0-3)
   replays  four networks spread over the space x seeds 0-49: 100 disjoint pairs (seed 2k against
            2k + 1) of a network compared with itself
 
 ``report`` (also printed after ``measure``) reads the table and prints:
 
-* separation of neighbours: over the Pareto front of (EPF@16 from proxy_fidelity.py's table, seed-0
-  top-1) and over every pair adjacent in EPF order, how many pairs the seed-0 top-1 separates by
-  independent intervals (``accuracy_interval`` with the seed noise pooled over seeds 0/1, as the
-  front judged before per-image results) and by the paired test (``paired_difference`` with
+Each part judges seed 0, then the means of seeds 0 and 1 and of seeds 0-3 where the table has them
+(what ``--proxy-seeds 2`` and ``4`` compare); σ always comes from seeds 0 and 1:
+
+* separation of neighbours: over the Pareto front of (EPF@16 from proxy_fidelity.py's table, top-1)
+  and over every pair adjacent in EPF order, how many pairs independent intervals separate
+  (``accuracy_interval`` with the seed noise pooled over seeds 0/1, as the front judged before
+  per-image results) and how many the paired test does (``paired_difference`` with
   ``population_seed_noise`` from the seed-0/1 bitsets);
-* every pair of networks, on seed 0 and on the mean of seeds 0 and 1: separated by independent
-  intervals, by the difference of independent intervals (an unpaired test) and by the paired test;
-  and how many of the paired test's separations seed 1 orders alike, and the reference full training
-  of proxy_fidelity.py's table (the mean of its seeds);
-* false separation: how many of the same-network pairs of ``replays`` each test separates at the 5 %
-  level, against the binomial 95 % range of a test that holds its level.
+* every pair of networks: separated by independent intervals, by the difference of independent
+  intervals (an unpaired test) and by the paired test; and how many of the paired test's separations
+  seed 1 orders alike, and the reference full training of proxy_fidelity.py's table (its seeds' mean);
+* false separation: how many disjoint same-network pairs of ``replays`` (one seed, or means of 2 or 4
+  seeds each) each test separates at the 5 % level, against the binomial 95 % range of a test that
+  holds its level.
 
 The report is ``paired_report.py``.
 
 Run from the repository root:
     python benchmarks/paired_separation.py --plans space,replays --workers 2   # measure, then report
+    python benchmarks/paired_separation.py --plans space --space-seeds 4 --workers 2   # seeds 2 and 3
     python benchmarks/paired_separation.py report
 """
 
@@ -50,7 +54,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from fidelity_runs import NETWORK_COLUMNS, Job, load_average, parse_proxy  # noqa: E402
-from paired_report import REPLAY_SEEDS, SPACE_SEEDS, report  # noqa: E402
+from paired_report import REPLAY_SEEDS, SPACE_MOST, SPACE_SEEDS, report  # noqa: E402
 from proxy_fidelity import DEFAULT_DATA, data_classes, measure_in_workers, measure_jobs, read_rows  # noqa: E402
 from proxy_fidelity import DEFAULT_TABLE as FIDELITY_TABLE  # noqa: E402
 
@@ -108,7 +112,7 @@ def plan(args: argparse.Namespace, num_classes: int) -> list[Job]:
         jobs += [
             Job(arch, "proxy", setting, seed)
             for arch in space(args.fidelity_table, num_classes)
-            for seed in SPACE_SEEDS
+            for seed in range(args.space_seeds)
         ]
     if "replays" in args.plans:
         replays = [ArchConfig("mobilenet_v1", num_classes=num_classes, **fields) for fields in REPLAYS]
@@ -159,9 +163,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=PLANS,
         help="space,replays (default both)",
     )
+    parser.add_argument(
+        "--space-seeds",
+        type=int,
+        default=len(SPACE_SEEDS),
+        help=f"seeds 0..N-1 of every network of plan space (default {len(SPACE_SEEDS)}; the report judges means of 2 and 4)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="measuring processes, one torch thread each (default 2)")
     parser.add_argument("--no-report", action="store_true", help="measure only")
     args = parser.parse_args(argv)
+    if not len(SPACE_SEEDS) <= args.space_seeds <= SPACE_MOST:
+        parser.error(
+            f"--space-seeds must be {len(SPACE_SEEDS)} to {SPACE_MOST}: σ comes from seeds 0 and 1, more are replays"
+        )
     if set(args.plans) - set(PLANS):
         parser.error(f"unknown plans {sorted(set(args.plans) - set(PLANS))}; choose from {', '.join(PLANS)}")
     args.hold = "shared"  # run_job records it; this table has no column for it (see load)

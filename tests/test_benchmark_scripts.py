@@ -262,12 +262,12 @@ def test_paired_separation_reports_a_made_up_table(tmp_path):
     """Six networks on 400 images, each right on its first k images (so any two disagree one way only):
     EPF orders them A, B, C, F, D, E and the front is A-B-C-D-E. The seeds 0/1 of D differ by 8 images,
     the rest are identical: σ ≈ 0.6 points. B/C and D/E are 4 points apart, within two intervals but
-    apart on the 16 images they disagree on; A has seeds 0-5: pairs 0/1 and 2/3 identical, 4/5 apart
+    apart on the 16 images they disagree on; A has seeds 0-5 (B 0-3): pairs 0/1 and 2/3 identical, 4/5 apart
     by 6 images, which only the images alone (no seed noise) separate. Full training reverses C and D."""
     from e2gcsearch.paired import pack
 
     n, epf = 400, {"A": 1, "B": 2, "C": 3, "F": 3.5, "D": 4, "E": 5}
-    right = {"A": [160] * 4 + [160, 166], "B": [240] * 2, "C": [256] * 2, "F": [128] * 2, "D": [320, 328]}
+    right = {"A": [160] * 4 + [160, 166], "B": [240] * 4, "C": [256] * 2, "F": [128] * 2, "D": [320, 328]}
     right["E"] = [336] * 2
     table, fidelity = tmp_path / "paired.csv", tmp_path / "fidelity.csv"
     with table.open("w") as handle:
@@ -282,18 +282,20 @@ def test_paired_separation_reports_a_made_up_table(tmp_path):
     ]
     fidelity.write_text("label,kind,setting,value_out,top1,status\n" + "".join(lines))
     out = bench(tmp_path, "paired_separation.py", "report", "--table", table, "--fidelity-table", fidelity)
-    assert "16 rows" in out and "6 with seed 0, 6 with seed 1" in out
+    assert "18 rows" in out and "6 with seed 0, 6 with seed 1" in out
     assert _cells(out, "Pareto-front neighbours")[1:5] == ["4", "2", "4", "2.0x"]
     assert _cells(out, "all neighbours in EPF order")[1:5] == ["5", "3", "5", "1.7x"]
     assert _cells(out, "Pareto-front neighbours, mean of seeds 0 and 1")[1:5] == ["4", "2", "4", "2.0x"]
     # every pair: two intervals miss B/C, D/E (4 points apart) and A/F (8), their difference only B/C and D/E
-    assert _cells(out, "0") == ["0", "15", "12", "13", "15", "1.2x", "15 of 15", "14 of 15"]
-    assert _cells(out, "0 and 1")[1:7] == ["15", "12", "13", "15", "1.2x", "-"]
-    assert "3 disjoint same-network pairs" in out
-    assert _cells(out, "(a) paired, σ from the space's seeds 0/1")[2:] == ["0", "3"]
-    assert _cells(out, "(b) paired, the images only")[2:] == ["1", "3"]
-    assert _cells(out, "(c) independent intervals")[2:] == ["0", "3"]
-    assert "(a) is within that range" in out
+    assert _cells(out, "seed 0") == ["seed 0", "15", "12", "13", "15", "1.2x", "15 of 15", "14 of 15"]
+    assert _cells(out, "mean of seeds 0 and 1")[1:7] == ["15", "12", "13", "15", "1.2x", "-"]
+    assert _cells(out, "mean of seeds 0-3")[1:6] == ["1", "1", "1", "1", "1.0x"]  # A and B only
+    assert _cells(out, "Pareto-front neighbours, mean of seeds 0-3")[1:3] == ["1", "1"]
+    assert "against itself: 3 of one seed each" in out  # A's seeds 0/1, 2/3, 4/5; 0-1 against 2-3 as means of 2
+    assert _cells(out, "(a) paired, σ from the space's seeds 0/1")[2:] == ["0 of 3", "0 of 1", "-"]
+    assert _cells(out, "(b) paired, the images only")[2:] == ["1 of 3", "0 of 1", "-"]
+    assert _cells(out, "(c) independent intervals")[2:] == ["0 of 3", "0 of 1", "-"]
+    assert "One seed each: a test at the 5 % level separates 0.15 of 3" in out and "(a) is within that range" in out
 
 
 @pytest.mark.slow
