@@ -150,8 +150,9 @@ def kept(pairs: list, order: dict[str, float]) -> str:
 
 
 def every_pair(runs: Runs, labels: list[str], truth: dict[str, float]) -> None:
-    """Every pair of networks, judged on seed 0 and on the mean of seeds 0 and 1, each way; and whether
-    the order of a pair the paired test separates holds at another seed and under full training."""
+    """Every pair of networks, judged each way on every seed set of :data:`SEED_SETS` the table has; and
+    whether the order of a pair the paired test separates holds at seed 1 (for seed 0) and under full
+    training (``truth``: a mean top-1 per label)."""
     pooled, population = runs.seed_noise(labels)
     print(f"\n## Every pair of networks (σ as above; order held by the mean of {TRUTH}'s seeds)\n")
     print("| seeds per network | pairs | independent intervals | difference of independent intervals ", end="")
