@@ -132,7 +132,7 @@ def rule_for(
     """The rule made from ``study``'s completed feasible trials that record a full top-1 curve; their
     per-image results take part when they were judged on the images of digest ``order``."""
     accuracy = [i for i, objective in enumerate(objectives) if objective.is_accuracy]
-    finished, confirmed = [], study.user_attrs
+    finished, study_attrs = [], study.user_attrs  # one storage read for every trial's confirm attr
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         attrs = trial.user_attrs
         curve = attrs.get(record.TOP1_CURVE) or []
@@ -150,7 +150,7 @@ def rule_for(
                 known_losses(objectives, trial.values),
                 float(trial.values[accuracy[0]]),
                 tuple(float(v) for v in curve),
-                _right(attrs, order, confirmed.get(record.confirm_key(trial.number)) or {}),
+                _right(attrs, order, record.confirmation(study, trial.number, study_attrs)),
             )
         )
     noise = population_seed_noise(f.right for f in finished if f.right is not None and len(f.right) >= 2)
