@@ -83,8 +83,9 @@ class MeasuredFidelity:
             ``classes``, ``train_size``, ``val_size``).
         epochs, resolution: the proxy budget measured.
         agreement: the proxy's rank agreement with the mean full top-1 over every seed.
-        ceiling: the noise ceiling (:func:`noise_ceiling`) between references of ``ceiling_seeds`` seeds.
-        ratio: the proxy's tau against references of that size (:func:`tau_against_halves`) / the ceiling.
+        ceiling: the noise ceiling (:func:`~.fidelity.noise_ceiling`) between references of ``ceiling_seeds`` seeds.
+        ratio: the proxy's tau against references of that size (:func:`~.fidelity.tau_against_halves`) / the
+            ceiling.
         cost_ratio: proxy training seconds / full training seconds, same networks.
         reference: the full training it was judged against.
     """
