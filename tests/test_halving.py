@@ -18,6 +18,7 @@ from e2gcsearch.data import load_data
 from e2gcsearch.search.halving import HalvingRule, RungScore, rungs, study_entries
 from e2gcsearch.search.replay import MeasuredPoint, MeasuredTable, replay
 from e2gcsearch.search.trial import TrialRunner
+from e2gcsearch.search.twins import repeat
 from e2gcsearch.store import record
 
 
@@ -109,6 +110,30 @@ def test_workers_and_resumed_runs_share_the_rungs_each_trial_deciding_once(tmp_p
     later = max(decided, key=lambda t: t.number)
     entries = study_entries(study, table().objectives, later.number)(1)
     assert later.user_attrs[record.HALVING]["1"]["of"] <= len(entries) + 1 and len(entries) >= 6
+
+
+def test_a_repeat_is_marked_before_it_carries_its_twins_rung_entry():
+    """A repeat copies its twin's attrs one write at a time; a worker deciding a rung in between must
+    count the twin's entry once, never the repeat's copy as another point."""
+    study = optuna.create_study(directions=["minimize", "maximize"])
+    arch_config = ArchConfig("mobilenet_v1", group_size=8, width=0.25, num_classes=10)
+    twin = study.ask()
+    for key, value in record.user_attrs(arch_config=arch_config, top1_curve=[50.0, 60.0], top1=60.0).items():
+        twin.set_user_attr(key, value)
+    twin.set_user_attr(record.HALVING, {"1": {"known": [5.0], "top1": 50.0, "position": 1, "of": 1, "promoted": True}})
+    study.tell(twin, [5.0, 60.0])
+    deciding, repeating = study.ask(), study.ask()  # another worker at its rung; a repeat of the twin
+    entries = study_entries(study, table().objectives, deciding.number)
+    counted, write = [], repeating.set_user_attr
+
+    def watched(key, value):
+        write(key, value)
+        counted.append(len(entries(1)))
+
+    repeating.set_user_attr = watched
+    repeat(repeating, study.get_trials()[twin.number])
+    assert repeating.user_attrs[record.DUPLICATE_OF] == twin.number and record.HALVING in repeating.user_attrs
+    assert set(counted) == {1}  # the twin's own entry, after every single write
 
 
 def _worker_by_kind(kind: str, url: str, seed: int) -> None:

@@ -67,11 +67,15 @@ def running_twin(trial: Any, arch_config: Any) -> Any:
 
 
 def repeat(trial: Any, twin: Any) -> list[float]:
-    """Give ``trial`` the results of ``twin`` and mark it as a repeat (an early-stopped twin: pruned again)."""
+    """Give ``trial`` the results of ``twin`` and mark it as a repeat (an early-stopped twin: pruned again).
+
+    The mark is written first: every attr is a write of its own, and a worker reading the study in
+    between (successive halving counting the rung entries of running trials) must never take the
+    twin's copied entries for another point's."""
+    trial.set_user_attr(record.DUPLICATE_OF, twin.number)
     for key, value in twin.user_attrs.items():
         if key not in (record.BASELINE, record.WARM_START, record.DRAWN, record.SPENT):  # its story, its bill
             trial.set_user_attr(key, value)
-    trial.set_user_attr(record.DUPLICATE_OF, twin.number)
     if twin.state == TrialState.PRUNED:
         raise optuna.TrialPruned(twin.user_attrs.get(record.EARLY_STOP, f"as trial {twin.number}"))
     for key, value in twin.constraints.items():
