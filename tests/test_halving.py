@@ -83,11 +83,15 @@ def test_workers_and_resumed_runs_share_the_rungs_each_trial_deciding_once(tmp_p
     storage = (
         url if kind == "sqlite" else optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))
     )
-    _worker(url if kind == "sqlite" else storage, 0)  # a first run, then two workers resuming it at once
+    # A first run, then two more resuming it: at once on a journal; one after the other on SQLite, which
+    # 'run' refuses to share between workers (two processes there can pop one queued trial twice).
+    _worker(url if kind == "sqlite" else storage, 0)
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_worker_by_kind, args=(kind, url, seed)) for seed in (1, 2)]
     for worker in workers:
         worker.start()
+        if kind == "sqlite":
+            worker.join(120)
     for worker in workers:
         worker.join(120)
         assert worker.exitcode == 0
